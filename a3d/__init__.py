@@ -1,0 +1,8 @@
+"""a3d: one portrait in, a full 360° 3D Gaussian-splat head out.
+
+    import a3d
+    avatar = a3d.reconstruct("portrait.jpg")
+    avatar.save_ply("head.ply")
+    avatar.orbit_video("orbit.mp4")
+"""
+__version__ = "0.1.0"
