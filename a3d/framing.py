@@ -11,6 +11,8 @@ synthetic head's face lands in the front canonical camera (see :mod:`a3d.preproc
 """
 from __future__ import annotations
 
+import math
+
 CANONICAL_RADIUS: float = 2.7
 """Distance of the canonical cameras from the head centre, in head units."""
 
@@ -22,3 +24,47 @@ CANONICAL_VIEWS: tuple[str, ...] = ("front", "left", "right", "back")
 right -90°, back 180°."""
 
 CANONICAL_AZIMUTHS_DEG: tuple[float, ...] = (0.0, 90.0, -90.0, 180.0)
+
+# ---- where the face sits in the input image -----------------------------------------------------
+# The portrait is the front canonical view, so the framing of the face follows from the camera above
+# and from where a face sits on a head in head units. Three facial landmarks, which both the
+# synthetic heads (their mesh vertices) and the face detector on real photos (its keypoints)
+# provide, are pinned here in 3D; their 2D positions in the input image are derived from them by
+# :func:`face_anchors_uv`, so there is one source of truth for the training data and for
+# :mod:`a3d.preprocess`.
+#
+# The numbers: an adult head is about 23 cm from crown to chin, which is 1.1 head units, so one unit
+# is about 21 cm. The pupils are about 6.3 cm apart (±0.15 units) at the height of the origin, the
+# mouth (stomion) about 7 cm below them (-0.33 units), and the eyes' and lips' surfaces about 9 cm in
+# front of the ears (z ≈ 0.42 and 0.45). The synthetic data places each head by the similarity
+# transform that best maps its landmarks onto these anchors; preprocessing maps a photo's detected
+# landmarks onto their projections.
+
+FACE_ANCHORS_3D: dict[str, tuple[float, float, float]] = {
+    "right_eye": (-0.15, 0.0, 0.42),  # the subject's right eye: world -x, the left side of the front image
+    "left_eye": (0.15, 0.0, 0.42),
+    "mouth": (0.0, -0.33, 0.45),
+}
+"""Head-unit positions (world, y up, face toward +z) of the pupils and the mouth centre."""
+
+BACKGROUND: tuple[float, float, float] = (1.0, 1.0, 1.0)
+"""The model's background colour (RGB in [0, 1]): training views are rendered over it, and
+preprocessing composites a photo's masked-out background and any transparency onto it."""
+
+
+def face_anchors_uv(size: int, radius: float = CANONICAL_RADIUS, fov_deg: float = CANONICAL_FOV_DEG) -> dict[str, tuple[float, float]]:
+    """Pixel positions (u right, v down; pixel centres at +0.5) of :data:`FACE_ANCHORS_3D` in the
+    front canonical view of a ``size`` × ``size`` image: where preprocessing puts a photo's eyes
+    and mouth. With the default camera, for ``size`` = 1, the eyes land at (0.377, 0.5) and
+    (0.623, 0.5), the mouth at (0.5, 0.774): the eyes are 25% of the image apart, 27% above the mouth, and
+    the head (1.1 units tall) fills about 76% of its height.
+    """
+    if isinstance(size, bool) or not isinstance(size, (int, float)) or size <= 0:
+        raise ValueError(f"size: expected a positive image size in pixels, got {size!r}")
+    f = 0.5 * size / math.tan(math.radians(fov_deg) / 2)
+    out = {}
+    for name, (x, y, z) in FACE_ANCHORS_3D.items():
+        depth = radius - z  # the front camera sits at (0, 0, radius) looking along -z
+        # OpenCV camera axes for the front camera: x_cam = x_world, y_cam = -y_world.
+        out[name] = (0.5 * size + f * x / depth, 0.5 * size - f * y / depth)
+    return out
