@@ -171,7 +171,7 @@ def _tile_pairs(proj: Projection, width: int, height: int, tile: int) -> tuple[T
 
 
 def composite_reference(proj: Projection, opacities: Tensor, colors: Tensor, width: int, height: int,
-                        backgrounds: Tensor | None = None, tile_size: int = 16,
+                        backgrounds: Tensor | None = None, tile_size: int = 8,
                         max_elements: int = 1 << 22) -> tuple[Tensor, Tensor, Tensor]:
     """Composite projected Gaussians; pure PyTorch, differentiable.
 
@@ -281,7 +281,7 @@ def _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, 
 
 def rasterize_reference(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, colors: Tensor,
                         viewmats: Tensor, Ks: Tensor, width: int, height: int,
-                        backgrounds: Tensor | None = None, tile_size: int = 16) -> tuple[Tensor, Tensor, Tensor]:
+                        backgrounds: Tensor | None = None, tile_size: int = 8) -> tuple[Tensor, Tensor, Tensor]:
     """The pure-PyTorch rasterizer (the oracle and the fallback); arguments as :func:`rasterize`."""
     _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, height, backgrounds)
     proj = project(means, quats, scales, opacities, viewmats, Ks, width, height)
