@@ -1,0 +1,32 @@
+# Two entry points, each complete on a fresh machine:
+#   make run   - set everything up, then reconstruct the bundled example portrait into out/
+#   make test  - set everything up, then run the test suite (GPU tests skip without a GPU)
+PYTHON ?= python3
+VENV ?= .venv
+# The CPU wheel; on a CUDA machine use e.g. `make TORCH_SPEC="torch" run` to get the CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+
+.PHONY: setup run test test-gpu bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+setup: $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH_SPEC)" setuptools wheel ninja numpy
+	$(BIN)/pip install -q --no-build-isolation -e ".[dev,preprocess]"
+
+run: setup
+	$(BIN)/a3d render a3d/assets/example_head.ply -o out/orbit.mp4
+	@echo "wrote out/orbit.mp4"
+
+test: setup
+	bash demo/ci_setup.sh $(BIN)
+	bash scripts/pytest.sh $(BIN)/python
+
+bench: setup
+	$(BIN)/python bench/bench_rasterize.py
+
+clean:
+	rm -rf build *.egg-info a3d/_C*.so out
