@@ -161,6 +161,8 @@ def look_at(eye: Tensor, target: Tensor | Sequence[float] = (0.0, 0.0, 0.0),
         raise ValueError(f"eye: expected [C, 3] positions, got {_shape(eye)}")
     target = torch.as_tensor(target, dtype=eye.dtype, device=eye.device).expand_as(eye)
     up = torch.as_tensor(up, dtype=eye.dtype, device=eye.device).expand_as(eye)
+    if ((target - eye).norm(dim=-1) < 1e-9).any():
+        raise ValueError("eye: a camera sits at its target; expected eye != target")
     fwd = torch.nn.functional.normalize(target - eye, dim=-1)
     right = torch.linalg.cross(fwd, up, dim=-1)  # fwd x up points to the image right
     if (right.norm(dim=-1) < 1e-6).any():
@@ -198,11 +200,19 @@ def orbit_cameras(n: int, radius: float = framing.CANONICAL_RADIUS, elevation: f
             raise ValueError(f"n: expected a positive number of cameras, got {n!r}")
         azimuths = azimuth_start + 360.0 * torch.arange(n, dtype=torch.float64) / n
     azimuths = torch.as_tensor(azimuths, dtype=torch.float64).reshape(-1)
+    if len(azimuths) == 0:
+        raise ValueError("azimuths: expected at least one azimuth")
     if not radius > 0:
         raise ValueError(f"radius: expected a positive distance, got {radius}")
     if not -89.0 <= elevation <= 89.0:
         raise ValueError(f"elevation: expected degrees in [-89, 89], got {elevation}")
-    width, height = (size, size) if isinstance(size, int) else size
+    if not 0.0 < fov < 180.0:
+        raise ValueError(f"fov: expected a field of view in (0, 180) degrees, got {fov}")
+    if isinstance(size, int):
+        size = (size, size)
+    if not (isinstance(size, (tuple, list)) and len(size) == 2):
+        raise ValueError(f"size: expected an int or (width, height), got {size!r}")
+    width, height = size
     eye = _orbit_positions(azimuths, torch.full_like(azimuths, float(elevation)), radius).float()
     K = intrinsics(fov, width, height)
     return Cameras(look_at(eye), K.expand(len(azimuths), 3, 3).clone(), width, height)
@@ -289,6 +299,13 @@ def load_cameras_json(path: str | os.PathLike) -> tuple[Cameras, list[str]]:
             raise ValueError(f"{path}: frame {i}: missing or malformed field ({e!r})") from None
         if K.shape != (3, 3) or vm.shape != (4, 4) or not (torch.isfinite(K).all() and torch.isfinite(vm).all()):
             raise ValueError(f"{path}: frame {i}: K must be a finite 3x3 and world_to_camera a finite 4x4 matrix")
+        if not (K[0, 0] > 0 and K[1, 1] > 0 and K[1, 0] == 0 and K[2].tolist() == [0.0, 0.0, 1.0]):
+            raise ValueError(f"{path}: frame {i}: K must be [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0")
+        R = vm[:3, :3]
+        if vm[3].tolist() != [0.0, 0.0, 0.0, 1.0] or (R @ R.T - torch.eye(3, dtype=R.dtype)).abs().max() > 1e-3 \
+                or torch.linalg.det(R) < 0:
+            raise ValueError(f"{path}: frame {i}: world_to_camera must be a rigid transform "
+                             f"(rotation, translation, last row [0, 0, 0, 1])")
         names.append(str(fr.get("name", f"{i:03d}")))
         vms.append(vm)
         Ks.append(K)
