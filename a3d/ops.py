@@ -49,7 +49,10 @@ def has_kernel(op: str, device_type: str) -> bool:
     """Whether ``a3d::op`` has a compiled kernel for ``device_type`` ('cpu' or 'cuda')."""
     if not _load():
         return False
-    return torch._C._dispatch_has_kernel_for_dispatch_key(f"a3d::{op}", device_type.upper())
+    try:
+        return torch._C._dispatch_has_kernel_for_dispatch_key(f"a3d::{op}", device_type.upper())
+    except RuntimeError:  # the op is not defined by this build of the extension
+        return False
 
 
 def backend(device: torch.device | str | None = None, op: str = "plucker_rays") -> Backend:
