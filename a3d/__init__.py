@@ -6,3 +6,9 @@
     avatar.orbit_video("orbit.mp4")
 """
 __version__ = "0.1.0"
+
+from .cameras import Cameras, canonical_cameras, orbit_cameras
+from .gaussians import Gaussians
+from .io_ply import load_ply, save_ply, save_splat
+from .ops import backend
+from .render import orbit_video, render
