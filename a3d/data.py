@@ -1,0 +1,342 @@
+"""Multi-view head datasets on disk: the AnyHead layout (paper App. C.2) with a3d camera files.
+
+Layout (defined here once; docs/dataset.md shows it with an example)::
+
+    ROOT/                                   any folder; the three AnyHead subsets may sit under it
+      {HEAD_ID}/                            a capture without sub-levels (AI_Generated_Heads style)
+        CAMERA_PARAMETERS.json
+        {VIEW_ID}.png ...
+      {HEAD_ID}/{EXPRESSION_ID}/            Digital_Human_Heads style: one capture per expression
+        CAMERA_PARAMETERS.json
+        {VIEW_ID}.png ...
+      {HEAD_ID}/{ACCESSORY_ID}/             Accessory_Rich_Heads style: one capture per accessory
+        CAMERA_PARAMETERS.json
+        {VIEW_ID}.png ...
+
+A *capture* is every folder at most :data:`MAX_DEPTH` levels below ``ROOT`` that holds a
+``CAMERA_PARAMETERS.json``: so ``ROOT`` may be one head, one subset (``Digital_Human_Heads_Dataset``)
+or a folder holding all three subsets. The camera file follows the schema of :mod:`a3d.cameras`
+(OpenCV, world-to-camera, intrinsics in pixels); each frame's ``name`` is the stem of its image
+(``{name}.png``; ``.jpg``/``.jpeg`` are accepted for user captures). Cameras live in the a3d world
+frame of :mod:`a3d.framing`: head at the origin, y up, face toward +z, head units.
+
+Images are RGB or RGBA (8 or 16 bit). With an alpha channel, the colour is composited onto
+:data:`a3d.framing.BACKGROUND` and alpha is returned as the mask; without one the mask is all ones.
+Non-square images are centre-cropped to a square, then resized to the model resolution; the
+intrinsics follow (the principal point shifts by the crop, focal lengths and principal point scale
+by the resize).
+
+The input view of a capture: the frame named by an optional top-level ``"input"`` field of its
+``CAMERA_PARAMETERS.json`` (an a3d extension that :func:`a3d.cameras.load_cameras_json` ignores);
+otherwise the frame whose camera centre lies closest in direction to the front canonical camera
+(+z, azimuth 0, elevation 0), ties going to the first frame. Supervision views are sampled from the
+other frames.
+
+AVAS targets: for each canonical view (front, left, right, back; :mod:`a3d.framing`) the frame
+whose camera matches the canonical camera (centre within 2% of the canonical radius and the same
+focal length within 2% after the resize) is its target, and ``canonical_valid`` marks which exist;
+the trainer masks the AVAS loss and the flow-matching state by it.
+
+Robustness: a capture whose camera file is missing, unreadable or malformed is skipped when the
+dataset is indexed; a frame whose image is missing is dropped then. An image that fails to decode
+(truncated, corrupt, too large, wrong size) is skipped when an item is built: a supervision view is
+replaced by another frame, and if the input view fails the item falls back to the next capture.
+Nothing raises mid-epoch; every skip is counted, in :attr:`HeadDataset.index_skips` (indexing) and
+in each item's ``"skipped"`` entry (decoding), which the trainer sums and logs (a per-item count
+reaches the main process through DataLoader workers, a counter on the dataset object would not).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import framing
+from .cameras import Cameras, canonical_cameras, load_cameras_json
+
+__all__ = ["CAMERA_FILE", "MAX_DEPTH", "Capture", "HeadDataset", "find_captures", "load_view"]
+
+CAMERA_FILE = "CAMERA_PARAMETERS.json"
+MAX_DEPTH = 3
+"""How deep below the root captures are looked for: subset / head / expression-or-accessory."""
+IMAGE_EXTS = (".png", ".jpg", ".jpeg")
+MAX_IMAGE_PIXELS = 8192 * 8192
+"""Images whose header claims more pixels than this are skipped without being decoded."""
+_CANONICAL_POS_TOL = 0.02
+_CANONICAL_FOCAL_TOL = 0.02
+
+
+@dataclass
+class Capture:
+    """One capture folder: its cameras and the frames whose images exist.
+
+    Attributes:
+        folder: the capture's folder.
+        cameras: viewmats [V, 4, 4], Ks [V, 3, 3] at the file's image size.
+        names: V frame names (image stems).
+        paths: V image paths.
+        input_index: index of the input view in ``names``.
+    """
+
+    folder: str
+    cameras: Cameras
+    names: list[str]
+    paths: list[str]
+    input_index: int
+
+
+def _read_input_field(path: str) -> str | None:
+    """The optional top-level ``"input"`` frame name of a camera file (already size-checked by
+    :func:`a3d.cameras.load_cameras_json`)."""
+    with open(path) as f:
+        doc = json.load(f)
+    name = doc.get("input") if isinstance(doc, dict) else None
+    return str(name) if name is not None else None
+
+
+def _front_index(cams: Cameras) -> int:
+    centres = cams.centers.double()
+    d = centres / centres.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return int(torch.argmax(d[:, 2]).item())  # cos of the angle to +z; argmax returns the first of ties
+
+
+def find_captures(root: str | os.PathLike) -> tuple[list[Capture], Counter]:
+    """Index every capture below ``root`` (see the module docstring).
+
+    Returns:
+        (captures sorted by folder, a Counter of what was skipped: ``bad_camera_file`` for an
+        unreadable or malformed camera file, ``missing_image`` for a frame without its image,
+        ``too_few_views`` for a capture left with fewer than 2 frames, ``bad_input_field`` for an
+        ``"input"`` that names no frame, whereupon the front-most frame is used).
+    """
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        raise ValueError(f"root: expected a dataset folder, got {root!r} (not a directory)")
+    skips: Counter = Counter()
+    captures: list[Capture] = []
+    base_depth = root.rstrip(os.sep).count(os.sep)
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        if folder.rstrip(os.sep).count(os.sep) - base_depth >= MAX_DEPTH:
+            dirs[:] = []  # do not descend further
+        if CAMERA_FILE not in files:
+            continue
+        cam_path = os.path.join(folder, CAMERA_FILE)
+        try:
+            cams, names = load_cameras_json(cam_path)
+            input_name = _read_input_field(cam_path)
+        except (ValueError, OSError, UnicodeDecodeError):
+            skips["bad_camera_file"] += 1
+            continue
+        present = set(files)
+        keep, paths = [], []
+        for i, name in enumerate(names):
+            found = next((name + ext for ext in IMAGE_EXTS if name + ext in present), None)
+            if found is None:
+                skips["missing_image"] += 1
+                continue
+            keep.append(i)
+            paths.append(os.path.join(folder, found))
+        if len(keep) < 2:
+            skips["too_few_views"] += 1
+            continue
+        cams = cams[torch.tensor(keep)]
+        names = [names[i] for i in keep]
+        if input_name is not None and input_name in names:
+            input_index = names.index(input_name)
+        else:
+            if input_name is not None:
+                skips["bad_input_field"] += 1
+            input_index = _front_index(cams)
+        captures.append(Capture(folder, cams, names, paths, input_index))
+    captures.sort(key=lambda c: c.folder)
+    return captures, skips
+
+
+def load_view(path: str, size: int, expect_wh: tuple[int, int],
+              background: tuple[float, float, float] = framing.BACKGROUND) -> tuple[Tensor, Tensor]:
+    """Decode one view: -> (rgb [3, size, size] in [0, 1] composited on ``background``,
+    mask [1, size, size] in [0, 1]). The image is centre-cropped to a square and resized (bicubic
+    for colour, bilinear for the mask).
+
+    Raises ValueError (or OSError from the decoder) for an image that is too large, of another size
+    than its camera file says (``expect_wh`` = (width, height)), or that fails to decode.
+    """
+    from PIL import Image
+
+    try:
+        im = Image.open(path)  # lazy: reads the header only
+    except Image.DecompressionBombError as e:  # PIL's own, larger bound
+        raise ValueError(f"{path}: image exceeds the {MAX_IMAGE_PIXELS}-pixel limit ({e})") from None
+    with im:
+        w, h = im.size
+        if w * h > MAX_IMAGE_PIXELS:
+            raise ValueError(f"{path}: {w}x{h} pixels exceed the {MAX_IMAGE_PIXELS}-pixel limit")
+        if (w, h) != tuple(expect_wh):
+            raise ValueError(f"{path}: image is {w}x{h} but its camera file says {expect_wh[0]}x{expect_wh[1]}")
+        im.load()
+        has_alpha = "A" in im.getbands() or (im.mode == "P" and "transparency" in im.info)
+        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+            arr = np.asarray(im, dtype=np.float32) / 65535.0
+            arr = np.repeat(arr[..., None], 3, -1)
+            alpha = np.ones_like(arr[..., :1])
+        else:
+            rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
+            arr, alpha = rgba[..., :3], (rgba[..., 3:] if has_alpha else np.ones_like(rgba[..., 3:]))
+    bg = np.asarray(background, dtype=np.float32)
+    rgb = arr * alpha + bg * (1.0 - alpha)
+    s = min(w, h)
+    x0, y0 = (w - s) // 2, (h - s) // 2
+    rgb = torch.from_numpy(np.ascontiguousarray(rgb[y0:y0 + s, x0:x0 + s])).permute(2, 0, 1)
+    alpha = torch.from_numpy(np.ascontiguousarray(alpha[y0:y0 + s, x0:x0 + s])).permute(2, 0, 1)
+    if s != size:
+        rgb = torch.nn.functional.interpolate(rgb[None], size=(size, size), mode="bicubic", align_corners=False,
+                                              antialias=s > size)[0].clamp(0, 1)
+        alpha = torch.nn.functional.interpolate(alpha[None], size=(size, size), mode="bilinear",
+                                                align_corners=False, antialias=s > size)[0].clamp(0, 1)
+    return rgb.contiguous(), alpha.contiguous()
+
+
+def _resize_intrinsics(Ks: Tensor, width: int, height: int, size: int) -> Tensor:
+    """Intrinsics [V, 3, 3] of ``width`` x ``height`` images after the centre crop to a square and the
+    resize to ``size`` (see :func:`load_view`)."""
+    s = min(width, height)
+    x0, y0 = (width - s) // 2, (height - s) // 2
+    K = Ks.clone().double()
+    K[:, 0, 2] -= x0
+    K[:, 1, 2] -= y0
+    K[:, :2, :] *= size / s
+    return K.float()
+
+
+class HeadDataset(torch.utils.data.Dataset):
+    """Items for training from a folder in the layout of the module docstring.
+
+    Args:
+        root: the dataset folder.
+        size: the model resolution (square images of ``size`` pixels).
+        num_views: supervision views per item (drawn without replacement from the non-input frames
+            while enough remain, with replacement otherwise).
+        seed: base seed of the view sampling; an item's draw depends on (seed, epoch, index) only,
+            so it is the same in any worker and after a resume (:meth:`set_epoch`).
+        max_tries: captures tried before an item gives up on an unreadable input view and returns
+            the last fallback anyway (never raises; see ``"ok"``).
+
+    Each item is a dict of tensors:
+        ``input`` [3, S, S] RGB in [0, 1]; ``input_mask`` [1, S, S];
+        ``input_viewmat`` [4, 4]; ``input_K`` [3, 3];
+        ``images`` [N, 3, S, S]; ``masks`` [N, 1, S, S]; ``viewmats`` [N, 4, 4]; ``Ks`` [N, 3, 3];
+        ``canonical`` [4, 3, S, S] AVAS targets (background where invalid); ``canonical_valid`` [4] bool;
+        ``skipped`` int64 scalar: images that failed to decode while building this item;
+        ``ok`` bool scalar: False only if no capture within ``max_tries`` had a readable input
+        (then every image is background and the trainer drops the item).
+    """
+
+    def __init__(self, root: str | os.PathLike, size: int, num_views: int = 8, seed: int = 0, max_tries: int = 8):
+        if isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= 4096:
+            raise ValueError(f"size: expected an int image size in [8, 4096], got {size!r}")
+        if isinstance(num_views, bool) or not isinstance(num_views, int) or num_views < 1:
+            raise ValueError(f"num_views: expected a positive int, got {num_views!r}")
+        self.root = os.fspath(root)
+        self.size, self.num_views, self.seed, self.max_tries = size, num_views, seed, max(1, max_tries)
+        self.captures, self.index_skips = find_captures(self.root)
+        if not self.captures:
+            raise ValueError(f"root: no capture folder with a {CAMERA_FILE} and at least 2 images below "
+                             f"{self.root!r} (skipped: {dict(self.index_skips)})")
+        self.epoch = 0
+        canon = canonical_cameras(size)
+        self._canon_centres = canon.centers.double()  # [4, 3]
+        self._canon_focal = float(canon.Ks[0, 0, 0])
+        self._Ks = [_resize_intrinsics(c.cameras.Ks, c.cameras.width, c.cameras.height, size) for c in self.captures]
+        self._canon_match = [self._match_canonical(c, K) for c, K in zip(self.captures, self._Ks)]
+
+    def __len__(self) -> int:
+        return len(self.captures)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose view draws items return (call before each epoch, like a sampler's)."""
+        self.epoch = int(epoch)
+
+    def _match_canonical(self, cap: Capture, Ks: Tensor) -> list[int]:
+        """For each canonical view the index of the matching frame, or -1."""
+        centres = cap.cameras.centers.double()  # [V, 3]
+        dist = torch.cdist(self._canon_centres, centres)  # [4, V]
+        focal_ok = ((Ks[:, 0, 0].double() / self._canon_focal - 1).abs() < _CANONICAL_FOCAL_TOL) & (
+            (Ks[:, 1, 1].double() / self._canon_focal - 1).abs() < _CANONICAL_FOCAL_TOL)
+        dist[:, ~focal_ok] = math.inf
+        best = dist.min(dim=1)
+        tol = _CANONICAL_POS_TOL * framing.CANONICAL_RADIUS
+        return [int(i) if float(d) <= tol else -1 for d, i in zip(best.values, best.indices)]
+
+    def _load(self, cap: Capture, i: int) -> tuple[Tensor, Tensor] | None:
+        try:
+            return load_view(cap.paths[i], self.size, (cap.cameras.width, cap.cameras.height))
+        except (OSError, ValueError, SyntaxError, MemoryError):  # PIL raises all of these on bad files
+            return None
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        skipped = 0
+        for attempt in range(self.max_tries):
+            ci = (int(index) + attempt) % len(self.captures)
+            cap = self.captures[ci]
+            inp = self._load(cap, cap.input_index)
+            if inp is None:
+                skipped += 1
+                continue
+            item, s = self._build(ci, inp)
+            item["skipped"] = torch.tensor(skipped + s)
+            item["ok"] = torch.tensor(True)
+            return item
+        ci = int(index) % len(self.captures)
+        S = self.size
+        blank = torch.tensor(framing.BACKGROUND).view(3, 1, 1).expand(3, S, S).clone()
+        item, _ = self._build(ci, (blank, torch.zeros(1, S, S)), load_images=False)
+        item["skipped"] = torch.tensor(skipped)
+        item["ok"] = torch.tensor(False)
+        return item
+
+    def _build(self, ci: int, inp: tuple[Tensor, Tensor], load_images: bool = True) -> tuple[dict[str, Tensor], int]:
+        cap, Ks = self.captures[ci], self._Ks[ci]
+        S, N = self.size, self.num_views
+        rng = np.random.default_rng([self.seed, self.epoch, ci])
+        others = [i for i in range(len(cap.names)) if i != cap.input_index]
+        order = list(rng.permutation(others))
+        if len(order) < N:  # few frames: repeat draws
+            order += list(rng.choice(others, size=N - len(order)))
+        blank = torch.tensor(framing.BACKGROUND).view(3, 1, 1).expand(3, S, S)
+        cache: dict[int, tuple[Tensor, Tensor] | None] = {cap.input_index: inp}
+
+        def get(i: int) -> tuple[Tensor, Tensor] | None:
+            if i not in cache:
+                cache[i] = self._load(cap, i) if load_images else None
+            return cache[i]
+
+        picked: list[int] = []
+        for i in order:  # lazily: decode only until N readable frames are found
+            if len(picked) == N:
+                break
+            if get(int(i)) is not None:
+                picked.append(int(i))
+        if not picked:  # no readable supervision frame: supervise with the input view itself
+            picked = [cap.input_index]
+        picked = [picked[k % len(picked)] for k in range(N)]  # repeat readable frames when too few
+        canon = [get(k) if k >= 0 else None for k in self._canon_match[ci]]
+        skipped = sum(v is None for v in cache.values()) if load_images else 0
+        images = torch.stack([cache[i][0] for i in picked])
+        masks = torch.stack([cache[i][1] for i in picked])
+        idx = torch.tensor(picked)
+        item = {
+            "input": inp[0], "input_mask": inp[1],
+            "input_viewmat": cap.cameras.viewmats[cap.input_index], "input_K": Ks[cap.input_index],
+            "images": images, "masks": masks,
+            "viewmats": cap.cameras.viewmats[idx], "Ks": Ks[idx],
+            "canonical": torch.stack([blank if v is None else v[0] for v in canon]).contiguous(),
+            "canonical_valid": torch.tensor([v is not None for v in canon]),
+        }
+        return item, skipped
