@@ -47,6 +47,15 @@ FACE_ANCHORS_3D: dict[str, tuple[float, float, float]] = {
 }
 """Head-unit positions (world, y up, face toward +z) of the pupils and the mouth centre."""
 
+FACE_BOX_CENTER_UV: tuple[float, float] = (0.5, 0.62)
+"""Informative, derived from the anchors: the centre of the face box that MediaPipe's short-range
+detector draws on an image framed by :data:`FACE_ANCHORS_3D`, as fractions of the image width and
+height (measured on the public-domain astronaut portrait of scikit-image after framing). For tools
+that frame by a detector box rather than by landmarks; a3d itself frames by the landmarks."""
+
+FACE_BOX_FRACTION: float = 0.63
+"""Informative, as :data:`FACE_BOX_CENTER_UV`: that face box's side as a fraction of the image side."""
+
 BACKGROUND: tuple[float, float, float] = (1.0, 1.0, 1.0)
 """The model's background colour (RGB in [0, 1]): training views are rendered over it, and
 preprocessing composites a photo's masked-out background and any transparency onto it."""

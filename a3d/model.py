@@ -1,0 +1,533 @@
+"""The Any3DAvatar network: one portrait in, 4·H·W pixel-aligned 3D Gaussians out.
+
+Paper §3.1, §3.3, §3.4 and Algorithm 1, read as follows (shapes for batch B, image H × W, patch p,
+Nh = H/p, Nw = W/p, N = Nh·Nw tokens a view, D the token width):
+
+1. Image branch: the portrait (the front canonical view) ⊕ its Plücker rays, 9 × H × W, cut into
+   p × p patches, each patch → MLP → one context token: [B, N, D].
+2. Gaussian branch: for each of the 4 canonical views (front, left, right, back), the noisy state
+   g_t (3 channels, the image part of that view) ⊕ that view's Plücker rays → the same kind of
+   tokenizer (its own weights) → [B, 4N, D].
+3. Position embeddings (fixed 2D sin-cos over the Nh × Nw grid) and a learned view embedding
+   (context, front, left, right, back) are added; the sequence [context; Gaussian] of 5N tokens goes
+   through DiT blocks with joint self-attention (``F.scaled_dot_product_attention``) and adaLN
+   conditioned on the flow time t.
+4. Gaussian decoder: each output Gaussian token → linear "upsampling" into its p × p pixels → a
+   per-pixel MLP (which also sees the pixel's Plücker ray) → 12 raw numbers → activations in
+   :meth:`GaussianDecoder.activate`, the one place where raw outputs become Gaussians: a depth along
+   the pixel's ray (position = camera centre + depth · unit ray direction), scales, rotation,
+   opacity and colour. 4·H·W Gaussians a portrait.
+5. AVAS (§3.4): a light image decoder on the same Gaussian tokens predicts the 4 canonical views.
+   It exists only when the model is built with ``with_avas=True`` (training); inference never
+   builds or runs it.
+
+Flow matching, the paper's convention (Eq. 1-5), which is the reverse of the rectified-flow habit:
+**t = 0 is pure noise, t = 1 is clean**; g_t = (1 − t)·g0 + t·g1, the network predicts the clean
+target ĝ1 = f(g_t, t, x̃), the velocity is v_t = (ĝ1 − g_t) / (1 − t), and the N-step sampler walks
+t_k = k/N, g_{t_{k+1}} = g_{t_k} + (1/N)·v_{t_k} (Eq. 3). One step (t = 0, Eq. 5) gives ĝ1 directly.
+
+What the state g is: the paper builds g0 from "3-channel image noise" per canonical view and
+decodes ĝ1 as Gaussian parameters without saying how the two spaces meet in Eq. 3. Here the state
+is the 3-channel image of each canonical view, scaled to [-1, 1]: for training its clean value g1 is
+the ground-truth canonical view (:func:`images_to_state`), and the network's prediction of it is the
+colour of the view's pixel-aligned Gaussians (each canonical pixel owns one Gaussian). So the
+sampler's state update uses the predicted Gaussian colours, and the returned Gaussians are those of
+the last network call. With one step (the default) the state is only the input noise.
+
+Two deliberate departures from a literal DiT: the adaLN modulation is computed once from t and
+shared by all blocks plus a learned per-block table ("adaLN-single" of PixArt-α; the gates start at
+zero as in adaLN-Zero), which saves a quarter of the parameters so the tiny preset ships under
+16 MiB; and queries/keys are RMS-normalised per head, which keeps bf16 attention stable.
+"""
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import NamedTuple, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from huggingface_hub import PyTorchModelHubMixin
+from torch import Tensor, nn
+
+from . import framing
+from .cameras import canonical_cameras
+from .gaussians import Gaussians
+from .ops import plucker_rays
+
+__all__ = [
+    "ModelConfig", "PRESETS", "get_config", "A3DModel", "ModelOutput", "sample_t", "interpolate",
+    "velocity", "images_to_state", "state_to_images",
+]
+
+NUM_VIEWS = len(framing.CANONICAL_VIEWS)
+_RAW_CHANNELS = 12  # depth 1, scales 3, quaternion 4, opacity 1, colour 3
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of :class:`A3DModel`; flat and JSON-serialisable (``config.json``).
+
+    Attributes:
+        image_size: H = W of the portrait and of each canonical view, pixels (a multiple of patch_size).
+        patch_size: p, pixels a token side.
+        width: D, token width.
+        depth: number of DiT blocks.
+        heads: attention heads (width must divide into heads of an even size).
+        mlp_ratio: hidden width of the blocks' MLPs as a multiple of ``width``.
+        decoder_width: per-pixel feature width of the Gaussian decoder.
+        avas_width: hidden channels of the AVAS image decoder (built for training only).
+        camera_radius: distance of the canonical cameras from the head centre, head units.
+        camera_fov_deg: their field of view, degrees.
+        depth_range: Gaussians lie at ``camera_radius ± depth_range`` along each pixel's ray.
+        scale_min, scale_max: bounds of the Gaussians' standard deviations, head units.
+    """
+
+    image_size: int = 128
+    patch_size: int = 8
+    width: int = 256
+    depth: int = 8
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    decoder_width: int = 32
+    avas_width: int = 32
+    camera_radius: float = framing.CANONICAL_RADIUS
+    camera_fov_deg: float = framing.CANONICAL_FOV_DEG
+    depth_range: float = 1.0
+    scale_min: float = 1e-4
+    scale_max: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name in ("image_size", "patch_size", "width", "depth", "heads", "decoder_width", "avas_width"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise ValueError(f"ModelConfig.{name}: expected a positive int, got {v!r}")
+        for name in ("mlp_ratio", "camera_radius", "camera_fov_deg", "depth_range", "scale_min", "scale_max"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise ValueError(f"ModelConfig.{name}: expected a positive number, got {v!r}")
+            setattr(self, name, float(v))
+        if self.image_size % self.patch_size:
+            raise ValueError(f"ModelConfig: image_size {self.image_size} must be a multiple of patch_size {self.patch_size}")
+        if self.width % self.heads or (self.width // self.heads) % 2:
+            raise ValueError(f"ModelConfig: width {self.width} must split into {self.heads} heads of an even size")
+        if self.width % 4:
+            raise ValueError(f"ModelConfig.width: expected a multiple of 4 (2D sin-cos embedding), got {self.width}")
+        if self.depth_range >= self.camera_radius:
+            raise ValueError(f"ModelConfig.depth_range {self.depth_range} must be below camera_radius "
+                             f"{self.camera_radius} so that Gaussians stay in front of the cameras")
+        if self.scale_min >= self.scale_max:
+            raise ValueError(f"ModelConfig: scale_min {self.scale_min} must be below scale_max {self.scale_max}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        """Build from a dict with exactly the fields of ModelConfig (an unknown or missing key fails)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"config: expected a JSON object, got {type(d).__name__}")
+        names = {f.name for f in fields(cls)}
+        unknown, missing = sorted(set(d) - names), sorted(names - set(d))
+        if unknown or missing:
+            raise ValueError(f"config: keys do not match ModelConfig (unknown: {unknown}, missing: {missing})")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # 128², 1,280 tokens, ~7.9 M parameters: fp16 weights < 16 MiB, well under 3 s on a laptop CPU.
+    "tiny": ModelConfig(),
+    # The paper's scale (§4.1): 512², p = 8, width 1024, 24 blocks, 20,480 tokens.
+    "paper": ModelConfig(image_size=512, patch_size=8, width=1024, depth=24, heads=16, decoder_width=64,
+                         avas_width=64),
+}
+
+
+def get_config(name: str, **overrides) -> ModelConfig:
+    """A copy of the preset ``name`` ('tiny' or 'paper') with fields replaced by ``overrides``."""
+    if name not in PRESETS:
+        raise ValueError(f"name: unknown preset {name!r}; expected one of {sorted(PRESETS)}")
+    d = PRESETS[name].to_dict()
+    bad = sorted(set(overrides) - set(d))
+    if bad:
+        raise ValueError(f"overrides: unknown ModelConfig fields {bad}")
+    d.update(overrides)
+    return ModelConfig(**d)
+
+
+# ---- flow matching (paper convention: t = 0 noise, t = 1 clean) ------------------------------------
+
+def sample_t(batch: int, *, one_step_prob: float = 0.0, device: Union[torch.device, str, None] = None,
+             generator: Optional[torch.Generator] = None) -> Tensor:
+    """Training times t [batch]: U(0, 1) (the multi-step objective, Eq. 1), except that a fraction
+    ``one_step_prob`` of the samples gets exactly t = 0 (the one-step objective, Eq. 4)."""
+    if not 0.0 <= one_step_prob <= 1.0:
+        raise ValueError(f"one_step_prob: expected a probability in [0, 1], got {one_step_prob}")
+    gen_device = generator.device if generator is not None else device
+    t = torch.rand(batch, generator=generator, device=gen_device)
+    zero = torch.rand(batch, generator=generator, device=gen_device) < one_step_prob
+    return torch.where(zero, torch.zeros_like(t), t).to(device)
+
+
+def interpolate(g0: Tensor, g1: Tensor, t: Tensor) -> Tensor:
+    """g_t = (1 − t)·g0 + t·g1 with t [B] broadcast over the other dims of g0, g1 [B, ...]."""
+    t = t.reshape(t.shape + (1,) * (g0.dim() - t.dim())).to(g0.dtype)
+    return (1 - t) * g0 + t * g1
+
+
+def velocity(g1_hat: Tensor, g_t: Tensor, t: Tensor) -> Tensor:
+    """v_t = (ĝ1 − g_t) / (1 − t) (Eq. 2); t [B] in [0, 1)."""
+    t = t.reshape(t.shape + (1,) * (g_t.dim() - t.dim())).to(g_t.dtype)
+    return (g1_hat - g_t) / (1 - t)
+
+
+def images_to_state(images: Tensor) -> Tensor:
+    """Canonical view images [B, 4, 3, H, W] in [0, 1] → the flow state (same shape, in [-1, 1])."""
+    return images * 2 - 1
+
+
+def state_to_images(state: Tensor) -> Tensor:
+    """Inverse of :func:`images_to_state`."""
+    return (state + 1) / 2
+
+
+# ---- building blocks --------------------------------------------------------------------------------
+
+def _sincos_2d(grid: int, width: int) -> Tensor:
+    """Fixed 2D sin-cos position embedding [grid², width] (half the channels for y, half for x)."""
+    quarter = width // 4
+    omega = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float64) / quarter)
+    ys, xs = torch.meshgrid(torch.arange(grid, dtype=torch.float64), torch.arange(grid, dtype=torch.float64),
+                            indexing="ij")
+    out = []
+    for pos in (ys.reshape(-1), xs.reshape(-1)):
+        ang = pos[:, None] * omega[None]
+        out += [ang.sin(), ang.cos()]
+    return torch.cat(out, 1).float()
+
+
+def _timestep_features(t: Tensor, dim: int = 256) -> Tensor:
+    """Sinusoidal features [B, dim] of t [B] in [0, 1] (scaled by 1000, as DiT does with integer steps)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    ang = (t.float() * 1000.0)[:, None] * freqs[None]
+    return torch.cat([ang.cos(), ang.sin()], -1)
+
+
+def _modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+    return x * (1 + scale[:, None]) + shift[:, None]
+
+
+class PatchTokenizer(nn.Module):
+    """p × p patches of a [B, V, 9, H, W] input → MLP → tokens [B, V·Nh·Nw, D] (view-major)."""
+
+    def __init__(self, channels: int, patch: int, width: int):
+        super().__init__()
+        self.patch = patch
+        self.mlp = nn.Sequential(nn.Linear(channels * patch * patch, width), nn.SiLU(), nn.Linear(width, width))
+
+    def forward(self, x: Tensor) -> Tensor:
+        p = self.patch
+        x = rearrange(x, "b v c (h p) (w q) -> b (v h w) (c p q)", p=p, q=p)
+        return self.mlp(x)
+
+
+class Block(nn.Module):
+    """DiT block: adaLN-modulated joint self-attention and MLP, gated residuals."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.q_norm = nn.RMSNorm(width // heads, eps=1e-6)
+        self.k_norm = nn.RMSNorm(width // heads, eps=1e-6)
+        self.proj = nn.Linear(width, width)
+        self.norm2 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        hidden = int(width * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, width))
+        # per-block offsets of the shared modulation (shift, scale, gate) × (attention, MLP)
+        self.modulation = nn.Parameter(torch.zeros(6, width))
+
+    def forward(self, x: Tensor, mod: Tensor) -> Tensor:  # x [B, T, D], mod [B, 6, D]
+        shift1, scale1, gate1, shift2, scale2, gate2 = (mod + self.modulation).unbind(1)
+        h = _modulate(self.norm1(x), shift1, scale1)
+        q, k, v = rearrange(self.qkv(h), "b t (three h d) -> three b h t d", three=3, h=self.heads)
+        h = F.scaled_dot_product_attention(self.q_norm(q), self.k_norm(k), v)  # [B, heads, T, D/heads]
+        x = x + gate1[:, None] * self.proj(rearrange(h, "b h t d -> b t (h d)"))
+        h = _modulate(self.norm2(x), shift2, scale2)
+        return x + gate2[:, None] * self.mlp(h)
+
+
+class GaussianDecoder(nn.Module):
+    """Gaussian tokens [B, 4N, D] → 4·H·W pixel-aligned Gaussians (the paper's D_gs)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        p, c = cfg.patch_size, cfg.decoder_width
+        self.norm = nn.LayerNorm(cfg.width, elementwise_affine=False, eps=1e-6)
+        self.modulation = nn.Linear(cfg.width, 2 * cfg.width)  # adaLN shift, scale from t
+        self.upsample = nn.Linear(cfg.width, p * p * c)  # one token → its p × p pixels
+        self.pixel_mlp = nn.Sequential(nn.Linear(c + 6, c), nn.SiLU(), nn.Linear(c, _RAW_CHANNELS))
+
+    def raw(self, tokens: Tensor, temb: Tensor, rays: Tensor) -> Tensor:
+        """Raw per-pixel outputs [B, 4, H, W, 12] from tokens [B, 4N, D], t features [B, D], rays [4, H, W, 6]."""
+        cfg = self.cfg
+        n = cfg.image_size // cfg.patch_size
+        shift, scale = self.modulation(F.silu(temb)).chunk(2, -1)
+        h = self.upsample(_modulate(self.norm(tokens), shift, scale))
+        h = rearrange(h, "b (v h w) (p q c) -> b v (h p) (w q) c", v=NUM_VIEWS, h=n, w=n,
+                      p=cfg.patch_size, q=cfg.patch_size)
+        # The last MLP and the activations run in float32: a bf16 depth (8-bit mantissa) would put
+        # Gaussians a centimetre off their ray at the paper's resolution.
+        with torch.autocast(device_type=h.device.type, enabled=False):
+            h = torch.cat([h.float(), rays.expand(h.shape[0], *rays.shape)], -1)
+            return self.pixel_mlp(h)
+
+    def activate(self, raw: Tensor, origins: Tensor, dirs: Tensor) -> Gaussians:
+        """The only place where raw network outputs become Gaussians.
+
+        Args:
+            raw: [B, 4, H, W, 12] raw outputs.
+            origins: [4, 3] camera centres of the canonical views.
+            dirs: [4, H, W, 3] unit ray directions of their pixels (world).
+        Returns:
+            Gaussians [B, 4·H·W] (view-major, then row-major pixels), all values bounded:
+            depth along the ray in camera_radius ± depth_range, scales in (scale_min, scale_max),
+            unit quaternions, opacities and colours in (0, 1).
+        """
+        cfg = self.cfg
+        raw = raw.float()
+        depth = cfg.camera_radius + cfg.depth_range * torch.tanh(raw[..., 0:1])  # distance along the unit ray
+        means = origins[:, None, None, :] + depth * dirs  # [B, 4, H, W, 3]
+        scales = cfg.scale_min + (cfg.scale_max - cfg.scale_min) * torch.sigmoid(raw[..., 1:4])
+        quats = raw[..., 4:8] + raw.new_tensor([1.0, 0.0, 0.0, 0.0])  # identity rotation at zero output
+        quats = quats / quats.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+        opacities = torch.sigmoid(raw[..., 8])
+        colors = torch.sigmoid(raw[..., 9:12])
+        flat = lambda x: x.reshape(raw.shape[0], -1, *x.shape[4:])  # noqa: E731  [B, 4·H·W, ...]
+        return Gaussians(means=flat(means), quats=flat(quats), scales=flat(scales), opacities=flat(opacities),
+                         colors=flat(colors))
+
+    def init_output(self) -> None:
+        """Zero output weights; biases give a sensible start: Gaussians at the head's distance,
+        one pixel wide, faint and grey."""
+        cfg = self.cfg
+        last = self.pixel_mlp[-1]
+        nn.init.zeros_(last.weight)
+        pixel = 2 * cfg.camera_radius * math.tan(math.radians(cfg.camera_fov_deg) / 2) / cfg.image_size
+        s = min(max((pixel - cfg.scale_min) / (cfg.scale_max - cfg.scale_min), 1e-3), 1 - 1e-3)
+        bias = torch.zeros(_RAW_CHANNELS)
+        bias[1:4] = math.log(s / (1 - s))
+        bias[8] = math.log(0.1 / 0.9)
+        with torch.no_grad():
+            last.bias.copy_(bias)
+        nn.init.zeros_(self.modulation.weight)
+        nn.init.zeros_(self.modulation.bias)
+
+
+class AVASDecoder(nn.Module):
+    """Auxiliary view-conditioned appearance supervision (§3.4): Gaussian tokens → the 4 canonical
+    views [B, 4, 3, H, W] in (0, 1). Training only."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        c = cfg.avas_width
+        self.norm = nn.LayerNorm(cfg.width, eps=1e-6)
+        self.upsample = nn.Linear(cfg.width, cfg.patch_size * cfg.patch_size * c)
+        self.refine = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.SiLU(), nn.Conv2d(c, 3, 3, padding=1))
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        cfg = self.cfg
+        n = cfg.image_size // cfg.patch_size
+        h = self.upsample(self.norm(tokens))
+        h = rearrange(h, "b (v h w) (p q c) -> (b v) c (h p) (w q)", v=NUM_VIEWS, h=n, w=n,
+                      p=cfg.patch_size, q=cfg.patch_size)
+        img = torch.sigmoid(self.refine(h))
+        return rearrange(img, "(b v) c h w -> b v c h w", v=NUM_VIEWS)
+
+
+class ModelOutput(NamedTuple):
+    """What one network call returns.
+
+    gaussians: Gaussians [B, 4·H·W] (float32).
+    state: [B, 4, 3, H, W] the predicted clean state ĝ1 (the Gaussians' colours as 4 images, in [-1, 1]).
+    views: [B, 4, 3, H, W] AVAS images in (0, 1), or None when the model has no AVAS decoder.
+    """
+
+    gaussians: Gaussians
+    state: Tensor
+    views: Optional[Tensor]
+
+
+class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apache-2.0"):
+    """The Any3DAvatar denoiser with its Gaussian decoder (and, for training, its AVAS decoder).
+
+    ``A3DModel(get_config("tiny"))``; ``A3DModel.from_pretrained(folder)`` loads ``config.json`` +
+    ``model.safetensors`` strictly (a missing or unexpected weight fails, and so does an unknown
+    config key), except that AVAS weights in the file are dropped when the model is built without
+    AVAS (inference). ``save_pretrained(folder)`` writes both files; weights saved from a ``.half()``
+    model load into a float32 model.
+
+    Args:
+        config: the architecture.
+        with_avas: build the AVAS image decoder (training only).
+    """
+
+    def __init__(self, config: ModelConfig, with_avas: bool = False):
+        super().__init__()
+        if not isinstance(config, ModelConfig):
+            raise ValueError(f"config: expected a ModelConfig, got {type(config).__name__}")
+        self.config = config
+        cfg = config
+        n = cfg.image_size // cfg.patch_size
+        self.image_tokenizer = PatchTokenizer(9, cfg.patch_size, cfg.width)
+        self.gaussian_tokenizer = PatchTokenizer(9, cfg.patch_size, cfg.width)
+        self.view_embed = nn.Parameter(torch.zeros(1 + NUM_VIEWS, cfg.width))  # context, front, left, right, back
+        self.t_embed = nn.Sequential(nn.Linear(256, cfg.width), nn.SiLU(), nn.Linear(cfg.width, cfg.width))
+        self.t_modulation = nn.Linear(cfg.width, 6 * cfg.width)  # shared by all blocks (adaLN-single)
+        self.blocks = nn.ModuleList(Block(cfg.width, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
+        self.decoder = GaussianDecoder(cfg)
+        self.avas = AVASDecoder(cfg) if with_avas else None
+
+        # Fixed tensors derived from the config: not saved with the weights.
+        cams = canonical_cameras(cfg.image_size, radius=cfg.camera_radius, fov=cfg.camera_fov_deg)
+        rays = plucker_rays(cams.viewmats, cams.Ks, cfg.image_size, cfg.image_size)  # [4, H, W, 6]
+        self.register_buffer("rays", rays, persistent=False)
+        self.register_buffer("ray_origins", cams.centers, persistent=False)  # [4, 3]
+        self.register_buffer("pos_embed", _sincos_2d(n, cfg.width), persistent=False)  # [N, D]
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        """DiT initialisation in one place: xavier linears, zeroed modulation (adaLN-Zero gates) and
+        zeroed output layers."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        nn.init.normal_(self.view_embed, std=0.02)
+        for m in self.t_embed:
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=0.02)
+        nn.init.zeros_(self.t_modulation.weight)
+        nn.init.zeros_(self.t_modulation.bias)
+        for b in self.blocks:
+            nn.init.zeros_(b.modulation)
+        self.decoder.init_output()
+        if self.avas is not None:
+            nn.init.zeros_(self.avas.refine[-1].weight)
+            nn.init.zeros_(self.avas.refine[-1].bias)
+
+    # ---- the network ------------------------------------------------------------------------------
+    def forward(self, image: Tensor, g_t: Tensor, t: Tensor) -> ModelOutput:
+        """One denoising call ĝ1 = f(g_t, t, x̃) (Eq. 1).
+
+        Args:
+            image: [B, 3, H, W] the framed portrait, RGB in [0, 1] (the front canonical view).
+            g_t: [B, 4, 3, H, W] the noisy state of the 4 canonical views (front, left, right, back).
+            t: [B] flow time in [0, 1) (0 = noise).
+        """
+        cfg = self.config
+        S = cfg.image_size
+        B = image.shape[0]
+        if image.dim() != 4 or image.shape[1:] != (3, S, S):
+            raise ValueError(f"image: expected [B, 3, {S}, {S}] in [0, 1], got {tuple(image.shape)}")
+        if g_t.shape != (B, NUM_VIEWS, 3, S, S):
+            raise ValueError(f"g_t: expected [{B}, {NUM_VIEWS}, 3, {S}, {S}], got {tuple(g_t.shape)}")
+        if t.shape != (B,):
+            raise ValueError(f"t: expected [{B}], got {tuple(t.shape)}")
+        rays = rearrange(self.rays, "v h w c -> v c h w")  # [4, 6, H, W]
+        x = torch.cat([image * 2 - 1, rays[:1].expand(B, -1, -1, -1)], 1)[:, None]  # [B, 1, 9, H, W]
+        g = torch.cat([g_t, rays.expand(B, -1, -1, -1, -1).to(g_t.dtype)], 2)  # [B, 4, 9, H, W]
+        ctx = self.image_tokenizer(x.to(g.dtype)) + self.pos_embed + self.view_embed[0]  # [B, N, D]
+        gs = self.gaussian_tokenizer(g)  # [B, 4N, D]
+        gs = rearrange(gs, "b (v n) d -> b v n d", v=NUM_VIEWS) + self.pos_embed + self.view_embed[1:, None]
+        s = torch.cat([ctx, rearrange(gs, "b v n d -> b (v n) d")], 1)  # [B, 5N, D] = [ĉ; ĝ]
+        temb = self.t_embed(_timestep_features(t))  # [B, D]
+        mod = rearrange(self.t_modulation(F.silu(temb)), "b (six d) -> b six d", six=6)
+        for block in self.blocks:
+            s = block(s, mod)
+        z = s[:, ctx.shape[1]:]  # denoised Gaussian tokens z̃_g [B, 4N, D]
+        raw = self.decoder.raw(z, temb, self.rays)
+        gaussians = self.decoder.activate(raw, self.ray_origins, self.rays[..., 3:])
+        state = images_to_state(rearrange(gaussians.colors, "b (v h w) c -> b v c h w", v=NUM_VIEWS, h=S, w=S))
+        views = self.avas(z) if self.avas is not None else None
+        return ModelOutput(gaussians, state, views)
+
+    # ---- sampling ---------------------------------------------------------------------------------
+    def noise(self, batch: int, generator: Optional[torch.Generator] = None) -> Tensor:
+        """g0 [batch, 4, 3, H, W] ~ N(0, 1), drawn on the generator's device (CPU by default, so a
+        seed gives the same noise on every device) and moved to the model's device."""
+        S = self.config.image_size
+        dev = generator.device if generator is not None else torch.device("cpu")
+        g0 = torch.randn(batch, NUM_VIEWS, 3, S, S, generator=generator, device=dev)
+        return g0.to(self.rays.device)
+
+    def one_step(self, image: Tensor, g0: Tensor) -> Gaussians:
+        """The default inference path (Eq. 4-5): one call at t = 0 from the noise g0 [B, 4, 3, H, W]."""
+        t = torch.zeros(image.shape[0], device=image.device)
+        return self(image, g0, t).gaussians
+
+    def sample(self, image: Tensor, g0: Tensor, steps: int = 1) -> Gaussians:
+        """The N-step sampler of Eq. 3 from the noise g0; returns the Gaussians of the last call.
+
+        t_k = k/N; each call predicts ĝ1 and the state moves by (1/N)·(ĝ1 − g_{t_k})/(1 − t_k).
+        ``steps=1`` computes exactly :meth:`one_step`.
+        """
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 1000:
+            raise ValueError(f"steps: expected an int in [1, 1000], got {steps!r}")
+        g = g0
+        out = None
+        for k in range(steps):
+            t = torch.full((image.shape[0],), k / steps, device=image.device)
+            out = self(image, g, t)
+            if k + 1 < steps:
+                g = g + velocity(out.state.to(g.dtype), g, t) / steps
+        return out.gaussians
+
+    # ---- loading ----------------------------------------------------------------------------------
+    @classmethod
+    def _decode_arg(cls, expected_type, value):
+        if expected_type is ModelConfig:
+            return ModelConfig.from_dict(value)
+        return super()._decode_arg(expected_type, value)
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, revision, cache_dir, force_download, local_files_only, token,
+                         map_location: str = "cpu", strict: bool = True, **model_kwargs):
+        from safetensors.torch import load_file
+
+        if not strict:
+            raise ValueError("strict: a3d loads weights strictly; strict=False is not supported")
+        if Path(model_id).is_dir():
+            model_file = Path(model_id) / "model.safetensors"
+            if not model_file.is_file():
+                raise FileNotFoundError(f"{model_id}: no model.safetensors in this folder")
+        else:
+            from huggingface_hub import hf_hub_download
+            model_file = hf_hub_download(repo_id=model_id, filename="model.safetensors", revision=revision,
+                                         cache_dir=cache_dir, force_download=force_download, token=token,
+                                         local_files_only=local_files_only)
+        model = cls(**model_kwargs)
+        state = load_file(str(model_file), device=str(map_location))
+        if model.avas is None:  # training-only weights are not needed for inference
+            state = {k: v for k, v in state.items() if not k.startswith("avas.")}
+        expected = model.state_dict()
+        missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        if missing or unexpected:
+            raise ValueError(f"{model_file}: weights do not match the config "
+                             f"(missing: {missing[:8]}{' ...' if len(missing) > 8 else ''}, "
+                             f"unexpected: {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''})")
+        bad = [k for k in expected if expected[k].shape != state[k].shape]
+        if bad:
+            raise ValueError(f"{model_file}: weights of the wrong shape for the config: {bad[:8]}")
+        model.load_state_dict(state, strict=True)
+        model.to(map_location)
+        model.eval()
+        return model
+
+    def num_parameters(self, inference: bool = True) -> int:
+        """Parameter count (without the AVAS decoder when ``inference``)."""
+        return sum(p.numel() for n, p in self.named_parameters() if not (inference and n.startswith("avas.")))

@@ -1,0 +1,464 @@
+"""From a user's picture to the model's input: loading, face framing, background removal.
+
+Steps of :func:`preprocess` (``align=True``, the default of :func:`a3d.reconstruct`):
+
+1. :func:`load_image` reads a path, PIL image, numpy array or tensor in any mode PIL reads
+   (EXIF orientation applied, palette/grayscale/16-bit/CMYK converted, alpha kept), with bounds:
+   files over :data:`MAX_FILE_BYTES`, images over :data:`MAX_PIXELS` (checked from the header,
+   before decoding) and images under :data:`MIN_SIDE` pixels a side are refused.
+2. The face is found with MediaPipe's short-range face detector (BlazeFace, a ``.tflite`` run by
+   ``ai-edge-litert``); its eyes and mouth are mapped by a similarity transform (scale, rotation,
+   shift) onto where :func:`a3d.framing.face_anchors_uv` puts them in the front canonical view,
+   and the photo is resampled into that square frame. No face: :class:`NoFaceError`.
+3. The background: the image's own alpha channel if it has a non-trivial one, else MediaPipe's
+   selfie segmentation (256², coarse), upsampled and refined by a guided filter on the photo so the
+   edge follows the hair, then softly thresholded. Everything outside the person (and outside the
+   photo) becomes :data:`a3d.framing.BACKGROUND`.
+4. Resize to the model's resolution (area-averaged, no aliasing).
+
+Without ``ai-edge-litert`` (``pip install a3d[preprocess]``) step 2-3 cannot run: a warning says so
+once, and the documented fallback is used: the largest centred square, resized, alpha (if any)
+composited, no background removal. ``align=False`` (``preprocess=False``) is for images that are
+already framed like the model's input: the same centred square and resize, nothing else.
+"""
+from __future__ import annotations
+
+import io
+import math
+import os
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+from torch import Tensor
+
+from . import framing
+
+__all__ = ["ImageError", "NoFaceError", "Face", "Preprocessed", "load_image", "detect_face", "segment_person",
+           "preprocess", "has_face_models", "MAX_FILE_BYTES", "MAX_PIXELS", "MIN_SIDE"]
+
+MAX_FILE_BYTES = 50 * 2**20
+"""Largest image file accepted, bytes."""
+MAX_PIXELS = 40_000_000
+"""Largest image accepted, pixels (width × height), checked from the header before decoding."""
+MIN_SIDE = 32
+"""Smallest image side accepted, pixels."""
+
+_ASSETS = Path(__file__).resolve().parent / "assets" / "mediapipe"
+_DETECTOR_FILE = _ASSETS / "face_detection_short_range.tflite"
+_SEGMENTER_FILE = _ASSETS / "selfie_segmentation.tflite"
+_DETECT_SIZE = 128  # BlazeFace short-range input
+_SEGMENT_SIZE = 256  # selfie segmentation input
+_MIN_SCORE = 0.5
+
+ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, Tensor]
+
+
+class ImageError(ValueError):
+    """The input is not an image a3d can use (unreadable, truncated, too large, too small, ...)."""
+
+
+class NoFaceError(ValueError):
+    """Preprocessing found no face in the image."""
+
+
+# ---- loading ----------------------------------------------------------------------------------------
+
+def load_image(image: ImageLike) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read ``image`` into float32 RGB [H, W, 3] in [0, 1] and its alpha [H, W] in [0, 1] (None if opaque).
+
+    Accepts a file path, a PIL image (any mode PIL reads; EXIF orientation is applied), a numpy
+    array [H, W], [H, W, C] (C = 1, 2, 3, 4: gray, gray+alpha, RGB, RGBA) of uint8, uint16 (full
+    16-bit range), bool or floats in [0, 1], or a tensor [C, H, W] / [1, C, H, W] (uint8 or floats in
+    [0, 1]). Raises :class:`ImageError` naming the problem for anything else.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        return _from_pil(_open_file(image), str(image))
+    if isinstance(image, Image.Image):
+        _check_size(image.size, "image")
+        return _from_pil(image, "image")
+    if isinstance(image, Tensor):
+        t = image.detach().cpu()
+        if t.dim() == 4 and t.shape[0] == 1:
+            t = t[0]
+        if t.dim() == 3 and t.shape[0] in (1, 2, 3, 4):
+            t = t.permute(1, 2, 0)
+        elif t.dim() != 2:
+            raise ImageError(f"image: expected a tensor [C, H, W] or [1, C, H, W] with C in 1..4, got {tuple(image.shape)}")
+        if t.dtype == torch.bfloat16 or t.dtype == torch.float16:
+            t = t.float()
+        return _from_array(t.numpy(), "image")
+    if isinstance(image, np.ndarray):
+        return _from_array(image, "image")
+    raise ImageError(f"image: expected a path, PIL image, numpy array or tensor, got {type(image).__name__}")
+
+
+def _check_size(size: tuple[int, int], name: str) -> None:
+    w, h = size
+    if w * h > MAX_PIXELS:
+        raise ImageError(f"{name}: {w}×{h} is {w * h / 1e6:.0f} megapixels; a3d accepts at most "
+                         f"{MAX_PIXELS / 1e6:.0f} megapixels (downscale it first)")
+    if min(w, h) < MIN_SIDE:
+        raise ImageError(f"{name}: {w}×{h} is too small; a3d needs at least {MIN_SIDE} pixels a side")
+
+
+def _open_file(path: str | os.PathLike) -> Image.Image:
+    path = os.fspath(path)
+    try:
+        size = os.path.getsize(path)
+    except OSError as e:
+        raise ImageError(f"{path}: cannot read the file ({e.strerror or e})") from None
+    if size == 0:
+        raise ImageError(f"{path}: the file is empty")
+    if size > MAX_FILE_BYTES:
+        raise ImageError(f"{path}: {size / 2**20:.1f} MiB is over the {MAX_FILE_BYTES // 2**20} MiB limit for images")
+    with open(path, "rb") as f:
+        data = f.read()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(io.BytesIO(data))  # reads the header only
+        except Image.DecompressionBombError as e:
+            raise ImageError(f"{path}: the header claims an image too large to decode safely ({e})") from None
+        except (Image.UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+            raise ImageError(f"{path}: not an image file that PIL can read ({type(e).__name__})") from None
+        _check_size(img.size, path)  # before a single pixel is decoded
+        try:
+            img.load()
+        except Image.DecompressionBombError as e:
+            raise ImageError(f"{path}: image too large to decode safely ({e})") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            raise ImageError(f"{path}: the image data is truncated or corrupt ({e})") from None
+    return img
+
+
+def _from_pil(img: Image.Image, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # a malformed EXIF block must not stop an otherwise good image
+        pass
+    _check_size(img.size, name)
+    mode = img.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        a = np.asarray(img).astype(np.float32)
+        return _from_array(np.clip(a / 65535.0, 0.0, 1.0), name)
+    if mode == "F":
+        return _from_array(np.asarray(img, dtype=np.float32), name)
+    if mode == "1":
+        img = img.convert("L")
+    elif mode in ("P", "PA"):
+        img = img.convert("RGBA")
+    elif mode in ("LA", "La", "RGBa", "RGBA"):
+        img = img.convert("RGBA")
+    elif mode not in ("L", "RGB"):
+        img = img.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX, ...
+    return _from_array(np.asarray(img), name)
+
+
+def _from_array(a: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.shape[-1] not in (1, 2, 3, 4):
+        raise ImageError(f"{name}: expected an array [H, W] or [H, W, C] with C in 1..4, got shape {a.shape}")
+    _check_size((a.shape[1], a.shape[0]), name)
+    if a.dtype == np.uint8:
+        a = a.astype(np.float32) / 255.0
+    elif a.dtype == np.uint16:
+        a = a.astype(np.float32) / 65535.0
+    elif a.dtype == np.bool_:
+        a = a.astype(np.float32)
+    elif np.issubdtype(a.dtype, np.floating):
+        a = a.astype(np.float32)
+        if not np.isfinite(a).all():
+            raise ImageError(f"{name}: the image contains NaN or infinite values")
+        a = np.clip(a, 0.0, 1.0)
+    else:
+        raise ImageError(f"{name}: expected uint8, uint16, bool or float pixels, got {a.dtype}")
+    c = a.shape[-1]
+    rgb = np.repeat(a[..., :1], 3, -1) if c in (1, 2) else a[..., :3]
+    alpha = a[..., -1] if c in (2, 4) else None
+    if alpha is not None and alpha.min() >= 1.0:
+        alpha = None  # an opaque alpha channel carries no matte
+    return np.ascontiguousarray(rgb), alpha
+
+
+# ---- MediaPipe models through ai-edge-litert --------------------------------------------------------
+
+_lock = threading.Lock()
+_interpreters: dict[Path, Any] = {}
+_warned = False
+
+
+def has_face_models() -> bool:
+    """Whether face detection and segmentation can run (ai-edge-litert installed, models present)."""
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401
+    except ImportError:
+        return False
+    return _DETECTOR_FILE.is_file() and _SEGMENTER_FILE.is_file()
+
+
+def _run(model: Path, x: np.ndarray) -> list[np.ndarray]:
+    """Run a .tflite model on one float32 input; outputs in the model's order."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    with _lock:  # a LiteRT interpreter is not thread-safe
+        it = _interpreters.get(model)
+        if it is None:
+            it = Interpreter(model_path=str(model), num_threads=max(1, min(4, os.cpu_count() or 1)))
+            it.allocate_tensors()
+            _interpreters[model] = it
+        it.set_tensor(it.get_input_details()[0]["index"], x.astype(np.float32))
+        it.invoke()
+        return [it.get_tensor(d["index"]).copy() for d in it.get_output_details()]
+
+
+def _blazeface_anchors() -> np.ndarray:
+    """[896, 2] anchor centres of BlazeFace short range (normalised): a 16×16 grid of stride 8 with
+    2 anchors a cell, then an 8×8 grid of stride 16 with 6 anchors a cell (MediaPipe's SSD anchor
+    options for this model, with fixed anchor size)."""
+    out = []
+    for grid, per_cell in ((16, 2), (8, 6)):
+        ys, xs = np.meshgrid(np.arange(grid), np.arange(grid), indexing="ij")
+        c = np.stack([(xs + 0.5) / grid, (ys + 0.5) / grid], -1).reshape(-1, 1, 2)
+        out.append(np.repeat(c, per_cell, 1).reshape(-1, 2))
+    return np.concatenate(out).astype(np.float32)
+
+
+_ANCHORS = _blazeface_anchors()
+
+
+@dataclass
+class Face:
+    """A detected face in source pixels (u right, v down).
+
+    score: detector confidence in (0, 1).
+    box: (u0, v0, u1, v1).
+    keypoints: [6, 2]: right eye, left eye (the subject's), nose tip, mouth, right ear, left ear.
+    """
+
+    score: float
+    box: tuple[float, float, float, float]
+    keypoints: np.ndarray = field(repr=False)
+
+    def to_dict(self) -> dict:
+        return {"score": round(self.score, 4), "box": [round(v, 2) for v in self.box],
+                "keypoints": np.round(self.keypoints, 2).tolist()}
+
+
+def detect_face(rgb: np.ndarray) -> Face | None:
+    """The most prominent face in ``rgb`` [H, W, 3] (float in [0, 1]), or None.
+
+    BlazeFace short range on the image letterboxed to a square (it is meant for faces that fill a
+    good part of the picture, as in portraits). Among detections above 0.5 the largest one is kept,
+    its box and keypoints averaged with the detections that overlap it (weighted by score).
+    """
+    H, W = rgb.shape[:2]
+    side = max(H, W)
+    pad_u, pad_v = (side - W) / 2, (side - H) / 2
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+    x = F.pad(x, (int(pad_u), side - W - int(pad_u), int(pad_v), side - H - int(pad_v)))
+    x = F.interpolate(x, size=(_DETECT_SIZE, _DETECT_SIZE), mode="bilinear", antialias=True, align_corners=False)
+    x = (x[0].permute(1, 2, 0).numpy() * 2 - 1)[None]  # [1, 128, 128, 3] in [-1, 1]
+    reg, cls = _run(_DETECTOR_FILE, x)
+    reg, scores = reg[0], 0.5 * (1 + np.tanh(np.clip(cls[0, :, 0], -100, 100) / 2))  # sigmoid, overflow-free
+    keep = np.nonzero(scores >= _MIN_SCORE)[0]
+    if len(keep) == 0:
+        return None
+    reg, scores, anchors = reg[keep] / _DETECT_SIZE, scores[keep], _ANCHORS[keep]
+    centre = reg[:, :2] + anchors
+    half = reg[:, 2:4] / 2
+    boxes = np.concatenate([centre - half, centre + half], 1)  # normalised (u0, v0, u1, v1)
+    kps = reg[:, 4:16].reshape(-1, 6, 2) + anchors[:, None]
+    best = int(np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) * (scores > 0)))
+    group = _iou(boxes[best], boxes) > 0.3
+    w = scores[group][:, None]
+    box = (boxes[group] * w).sum(0) / w.sum()
+    kp = (kps[group] * w[:, :, None]).sum(0) / w.sum()
+    to_px = lambda p: p * side - np.array([pad_u, pad_v])  # noqa: E731
+    box_px = np.concatenate([to_px(box[:2]), to_px(box[2:])])
+    return Face(float(scores[best]), tuple(float(v) for v in box_px), to_px(kp).astype(np.float64))
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    lo, hi = np.maximum(a[:2], b[:, :2]), np.minimum(a[2:], b[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), 1)
+    area = lambda x: np.prod(np.clip(x[..., 2:] - x[..., :2], 0, None), -1)  # noqa: E731
+    return inter / np.maximum(area(a) + area(b) - inter, 1e-12)
+
+
+def segment_person(rgb: np.ndarray) -> np.ndarray:
+    """Foreground (person) matte [H, W] in [0, 1] for ``rgb`` [H, W, 3] in [0, 1].
+
+    MediaPipe selfie segmentation at 256², upsampled, refined with a guided filter whose guide is
+    the photo (so the edge follows hair and shoulders rather than the 256² grid), then softly
+    thresholded (smoothstep over 0.3-0.7) to clean the fringe.
+    """
+    H, W = rgb.shape[:2]
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+    small = F.interpolate(x, size=(_SEGMENT_SIZE, _SEGMENT_SIZE), mode="bilinear", antialias=True, align_corners=False)
+    (prob,) = _run(_SEGMENTER_FILE, small[0].permute(1, 2, 0).numpy()[None])  # input RGB in [0, 1]
+    p = torch.from_numpy(prob[0, :, :, 0]).clamp(0, 1)[None, None]
+    p = F.interpolate(p, size=(H, W), mode="bilinear", align_corners=False)[0, 0]
+    gray = x[0].mean(0)
+    q = _guided_filter(gray, p, radius=max(2, round(max(H, W) / 96)), eps=1e-3)
+    q = ((q - 0.3) / 0.4).clamp(0, 1)
+    return (q * q * (3 - 2 * q)).numpy()
+
+
+def _box_mean(x: Tensor, r: int) -> Tensor:
+    """Mean over a (2r+1)² window (clamped at the borders), x [H, W]."""
+    k = 2 * r + 1
+    pad = F.pad(x[None, None], (r, r, r, r), mode="replicate")
+    return F.avg_pool2d(pad, k, stride=1)[0, 0]
+
+
+def _guided_filter(guide: Tensor, src: Tensor, radius: int, eps: float) -> Tensor:
+    """He et al.'s guided filter with a grayscale guide: an edge-aware smoothing of ``src``."""
+    mean_i, mean_p = _box_mean(guide, radius), _box_mean(src, radius)
+    cov_ip = _box_mean(guide * src, radius) - mean_i * mean_p
+    var_i = _box_mean(guide * guide, radius) - mean_i * mean_i
+    a = cov_ip / (var_i + eps)
+    b = mean_p - a * mean_i
+    return _box_mean(a, radius) * guide + _box_mean(b, radius)
+
+
+# ---- framing ----------------------------------------------------------------------------------------
+
+def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (scale, rotation, shift) [2, 3] mapping points src [K, 2] onto dst [K, 2]."""
+    ms, md = src.mean(0), dst.mean(0)
+    s, d = src - ms, dst - md
+    a = (s * d).sum() / (s * s).sum()
+    b = (s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum() / (s * s).sum()
+    R = np.array([[a, -b], [b, a]])
+    return np.concatenate([R, (md - R @ ms)[:, None]], 1)
+
+
+def _warp(img: Tensor, M: np.ndarray, size: int) -> Tensor:
+    """Resample img [C, H, W] into a size × size frame where output pixel q shows source pixel
+    M⁻¹ q (M [2, 3] maps source to output pixel coordinates, continuous, centres at +0.5).
+    Outside the source gives 0. Downscaling is pre-filtered so that it does not alias."""
+    C, H, W = img.shape
+    scale = math.sqrt(abs(np.linalg.det(M[:, :2])))
+    if scale < 0.5:  # shrink the source first (area average), so bicubic sampling sees no aliasing
+        f = scale * 2
+        h2, w2 = max(1, round(H * f)), max(1, round(W * f))
+        img = F.interpolate(img[None], size=(h2, w2), mode="area")[0]
+        M = M @ np.diag([W / w2, H / h2, 1.0])
+        H, W = h2, w2
+    A = np.linalg.inv(np.vstack([M, [0, 0, 1]]))[:2]  # output → source pixels
+    c = torch.arange(size, dtype=torch.float64) + 0.5
+    v, u = torch.meshgrid(c, c, indexing="ij")
+    A_t = torch.from_numpy(A)
+    su = A_t[0, 0] * u + A_t[0, 1] * v + A_t[0, 2]
+    sv = A_t[1, 0] * u + A_t[1, 1] * v + A_t[1, 2]
+    grid = torch.stack([su / W * 2 - 1, sv / H * 2 - 1], -1).float()[None]  # align_corners=False coordinates
+    return F.grid_sample(img[None], grid, mode="bicubic", padding_mode="zeros", align_corners=False)[0]
+
+
+def _center_square(rgb: np.ndarray, alpha: np.ndarray | None) -> tuple[Tensor, Tensor | None]:
+    H, W = rgb.shape[:2]
+    s = min(H, W)
+    v0, u0 = (H - s) // 2, (W - s) // 2
+    t = torch.from_numpy(rgb[v0:v0 + s, u0:u0 + s]).permute(2, 0, 1)
+    a = None if alpha is None else torch.from_numpy(alpha[v0:v0 + s, u0:u0 + s])[None]
+    return t, a
+
+
+def _resize(x: Tensor, size: int) -> Tensor:
+    """[C, h, w] → [C, size, size]; area average when shrinking, bicubic when enlarging."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    if x.shape[-1] > size:
+        return F.interpolate(x[None], size=(size, size), mode="area")[0]
+    return F.interpolate(x[None], size=(size, size), mode="bicubic", align_corners=False)[0].clamp(0, 1)
+
+
+@dataclass
+class Preprocessed:
+    """The model's input and how it was made.
+
+    image: [3, S, S] RGB in [0, 1], background composited over :data:`a3d.framing.BACKGROUND`.
+    mask: [S, S] foreground matte in [0, 1], or None where no matte was made or given.
+    mode: 'aligned' (face framed by the convention), 'centre-crop' (fallback without the face
+        models), or 'as-is' (``align=False``: centred square, resized).
+    face: the detection in source pixels, or None.
+    seconds: wall time of the whole preprocessing.
+    """
+
+    image: Tensor
+    mask: Tensor | None
+    mode: str
+    face: Face | None
+    seconds: float
+
+
+def _warn_no_models() -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        warnings.warn("a3d: face detection is unavailable (install it with `pip install ai-edge-litert==2.3.0`, "
+                      "or `pip install a3d[preprocess]`); using a centred square crop without background "
+                      "removal, so frame the face yourself for best results", RuntimeWarning, stacklevel=3)
+
+
+def preprocess(image: ImageLike, size: int, *, align: bool = True,
+               background: Sequence[float] = framing.BACKGROUND) -> Preprocessed:
+    """Turn a user's picture into the model's [3, size, size] input (see the module docstring).
+
+    Args:
+        image: path, PIL image, numpy array or tensor (see :func:`load_image`).
+        size: the model's resolution, pixels.
+        align: find the face and frame it by the convention (``reconstruct(preprocess=True)``);
+            False keeps the centred square of an already framed image.
+        background: RGB in [0, 1] composited behind the person.
+    Raises:
+        ImageError for unusable input; NoFaceError when ``align`` and no face is found.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= 4096:
+        raise ValueError(f"size: expected an int in [16, 4096], got {size!r}")
+    start = time.perf_counter()
+    rgb, alpha = load_image(image)
+    bg = torch.tensor(background, dtype=torch.float32).reshape(3, 1, 1)
+    face = None
+    if align and has_face_models():
+        face = detect_face(rgb)
+        if face is None:
+            raise NoFaceError("no face was found in the image; a3d needs a portrait with the face clearly visible. "
+                              "If the image is already framed like the model's input (see a3d.framing), "
+                              "pass preprocess=False (CLI: --no-preprocess)")
+        work = max(size, _SEGMENT_SIZE)  # segment and refine at no less than the segmenter's resolution
+        anchors = framing.face_anchors_uv(work)
+        dst = np.array([anchors["right_eye"], anchors["left_eye"], anchors["mouth"]])
+        src = face.keypoints[[0, 1, 3]]
+        M = _similarity(src, dst)
+        planes = [torch.from_numpy(rgb).permute(2, 0, 1), torch.ones(1, *rgb.shape[:2])]
+        if alpha is not None:
+            planes.append(torch.from_numpy(alpha)[None])
+        warped = _warp(torch.cat(planes), M, work)
+        crop, inside = warped[:3].clamp(0, 1), warped[3:4].clamp(0, 1)
+        if alpha is not None:
+            matte = warped[4:5].clamp(0, 1)
+        else:
+            matte = torch.from_numpy(segment_person(crop.permute(1, 2, 0).contiguous().numpy()))[None]
+        matte = matte * inside
+        mode = "aligned"
+    else:
+        if align:
+            _warn_no_models()
+        crop, matte = _center_square(rgb, alpha)
+        work = crop.shape[-1]
+        mode = "centre-crop" if align else "as-is"
+    planes = _resize(torch.cat([crop] + ([matte] if matte is not None else [])), size)
+    img, mask = planes[:3], (planes[3].clamp(0, 1) if matte is not None else None)
+    if mask is not None:
+        img = img * mask + bg * (1 - mask)
+    return Preprocessed(img.clamp(0, 1).contiguous(), mask, mode, face, time.perf_counter() - start)
