@@ -20,7 +20,7 @@ or a folder holding all three subsets. The camera file follows the schema of :mo
 (``{name}.png``; ``.jpg``/``.jpeg`` are accepted for user captures). Cameras live in the a3d world
 frame of :mod:`a3d.framing`: head at the origin, y up, face toward +z, head units.
 
-Images are RGB or RGBA (8 or 16 bit). With an alpha channel, the colour is composited onto
+Images are RGB or RGBA (8 or 16 bit, at least 32 pixels a side; :func:`a3d.preprocess.load_image`). With an alpha channel, the colour is composited onto
 :data:`a3d.framing.BACKGROUND` and alpha is returned as the mask; without one the mask is all ones.
 Non-square images are centre-cropped to a square, then resized to the model resolution; the
 intrinsics follow (the principal point shifts by the crop, focal lengths and principal point scale
@@ -59,6 +59,7 @@ from torch import Tensor
 
 from . import framing
 from .cameras import Cameras, canonical_cameras, load_cameras_json
+from .preprocess import load_image
 
 __all__ = ["CAMERA_FILE", "MAX_DEPTH", "Capture", "HeadDataset", "find_captures", "load_view"]
 
@@ -66,8 +67,6 @@ CAMERA_FILE = "CAMERA_PARAMETERS.json"
 MAX_DEPTH = 3
 """How deep below the root captures are looked for: subset / head / expression-or-accessory."""
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
-MAX_IMAGE_PIXELS = 8192 * 8192
-"""Images whose header claims more pixels than this are skipped without being decoded."""
 _CANONICAL_POS_TOL = 0.02
 _CANONICAL_FOCAL_TOL = 0.02
 
@@ -165,32 +164,16 @@ def load_view(path: str, size: int, expect_wh: tuple[int, int],
     mask [1, size, size] in [0, 1]). The image is centre-cropped to a square and resized (bicubic
     for colour, bilinear for the mask).
 
-    Raises ValueError (or OSError from the decoder) for an image that is too large, of another size
-    than its camera file says (``expect_wh`` = (width, height)), or that fails to decode.
+    Decoding is :func:`a3d.preprocess.load_image`'s, with its bounds (file size, pixel count from the
+    header before decoding, smallest side). Raises ValueError for an image that it refuses, that fails
+    to decode, or whose size differs from its camera file's (``expect_wh`` = (width, height)).
     """
-    from PIL import Image
-
-    try:
-        im = Image.open(path)  # lazy: reads the header only
-    except Image.DecompressionBombError as e:  # PIL's own, larger bound
-        raise ValueError(f"{path}: image exceeds the {MAX_IMAGE_PIXELS}-pixel limit ({e})") from None
-    with im:
-        w, h = im.size
-        if w * h > MAX_IMAGE_PIXELS:
-            raise ValueError(f"{path}: {w}x{h} pixels exceed the {MAX_IMAGE_PIXELS}-pixel limit")
-        if (w, h) != tuple(expect_wh):
-            raise ValueError(f"{path}: image is {w}x{h} but its camera file says {expect_wh[0]}x{expect_wh[1]}")
-        im.load()
-        has_alpha = "A" in im.getbands() or (im.mode == "P" and "transparency" in im.info)
-        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-            arr = np.asarray(im, dtype=np.float32) / 65535.0
-            arr = np.repeat(arr[..., None], 3, -1)
-            alpha = np.ones_like(arr[..., :1])
-        else:
-            rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
-            arr, alpha = rgba[..., :3], (rgba[..., 3:] if has_alpha else np.ones_like(rgba[..., 3:]))
-    bg = np.asarray(background, dtype=np.float32)
-    rgb = arr * alpha + bg * (1.0 - alpha)
+    rgb, a = load_image(path)  # bounded: size checked from the header before decoding
+    h, w = rgb.shape[:2]
+    if (w, h) != tuple(expect_wh):
+        raise ValueError(f"{path}: image is {w}x{h} but its camera file says {expect_wh[0]}x{expect_wh[1]}")
+    alpha = np.ones((h, w, 1), np.float32) if a is None else a[..., None]
+    rgb = rgb * alpha + np.asarray(background, dtype=np.float32) * (1.0 - alpha)
     s = min(w, h)
     x0, y0 = (w - s) // 2, (h - s) // 2
     rgb = torch.from_numpy(np.ascontiguousarray(rgb[y0:y0 + s, x0:x0 + s])).permute(2, 0, 1)
@@ -277,7 +260,7 @@ class HeadDataset(torch.utils.data.Dataset):
     def _load(self, cap: Capture, i: int) -> tuple[Tensor, Tensor] | None:
         try:
             return load_view(cap.paths[i], self.size, (cap.cameras.width, cap.cameras.height))
-        except (OSError, ValueError, SyntaxError, MemoryError):  # PIL raises all of these on bad files
+        except (ValueError, OSError, MemoryError):  # load_image's ImageError is a ValueError
             return None
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:

@@ -46,14 +46,14 @@ def test_layout_levels_input_rule_and_resize(tmp_path):
     root = tmp_path / "AnyHead"
     # A head without sub-levels, a Digital_Human head with two expressions, an Accessory head.
     # Rings start at 40° so frame 0 is not the front; the front-most frame is 7 (azimuth -5°).
-    flat = _write_capture(root / "AI_Generated_Heads_Dataset" / "h0", _ring(8, 24, 40.0), rng)
-    _write_capture(root / "Digital_Human_Heads_Dataset" / "h1" / "smile", _ring(8, 24, 40.0), rng)
-    _write_capture(root / "Digital_Human_Heads_Dataset" / "h1" / "neutral", _ring(8, 24, 40.0), rng,
+    flat = _write_capture(root / "AI_Generated_Heads_Dataset" / "h0", _ring(8, 48, 40.0), rng)
+    _write_capture(root / "Digital_Human_Heads_Dataset" / "h1" / "smile", _ring(8, 48, 40.0), rng)
+    _write_capture(root / "Digital_Human_Heads_Dataset" / "h1" / "neutral", _ring(8, 48, 40.0), rng,
                    input_name="003")
-    _write_capture(root / "Accessory_Rich_Heads_Dataset" / "h2" / "glasses", _ring(8, 24, 40.0), rng)
+    _write_capture(root / "Accessory_Rich_Heads_Dataset" / "h2" / "glasses", _ring(8, 48, 40.0), rng)
     (root / "AI_Generated_Heads_Dataset" / "README.md").write_text("split: all train\n")
     # Deeper than MAX_DEPTH: ignored.
-    _write_capture(root / "a" / "b" / "c" / "d", _ring(4, 24), rng)
+    _write_capture(root / "a" / "b" / "c" / "d", _ring(4, 48), rng)
 
     caps, skips = find_captures(root)
     assert [os.path.relpath(c.folder, root) for c in caps] == [
@@ -84,7 +84,7 @@ def test_layout_levels_input_rule_and_resize(tmp_path):
     for k, i in enumerate(idx):
         torch.testing.assert_close(item["images"][k, :, 0, 0], torch.tensor(flat[f"{i:03d}"], dtype=torch.float32),
                                    atol=1e-5, rtol=0)
-    # Intrinsics follow the 24 -> 16 resize: equal to cameras made at 16 pixels.
+    # Intrinsics follow the 48 -> 16 resize: equal to cameras made at 16 pixels.
     torch.testing.assert_close(item["Ks"], ring16.Ks[idx], atol=1e-4, rtol=0)
     # The draw is a function of (seed, epoch, index): same again, another after set_epoch.
     torch.testing.assert_close(ds[0]["viewmats"], vm)
@@ -97,16 +97,16 @@ def test_layout_levels_input_rule_and_resize(tmp_path):
 
 def test_non_square_crop_and_rgba(tmp_path):
     rng = np.random.default_rng(1)
-    W, H = 32, 24
-    K = torch.tensor([[30.0, 0, 16.0], [0, 30.0, 12.0], [0, 0, 1]])
-    base = _ring(3, 24)
+    W, H = 64, 48
+    K = torch.tensor([[60.0, 0, 32.0], [0, 60.0, 24.0], [0, 0, 1]])
+    base = _ring(3, 48)
     cams = Cameras(base.viewmats, K.expand(3, 3, 3).clone(), W, H)
     colours = _write_capture(tmp_path / "h", cams, rng, rgba=True)
     ds = HeadDataset(tmp_path, size=12, num_views=2)
     item = ds[0]
-    # Crop 32x24 -> 24x24 at x0 = 4, then scale by 12/24.
+    # Crop 64x48 -> 48x48 at x0 = 8, then scale by 12/48.
     torch.testing.assert_close(item["Ks"][0], torch.tensor([[15.0, 0, 6.0], [0, 15.0, 6.0], [0, 0, 1]]))
-    # Cropped to columns 4..27 of which 4..15 are opaque: the left half of the 12-px image.
+    # Cropped to columns 8..55 of which 8..31 are opaque: the left half of the 12-px image.
     m = item["input_mask"][0]
     assert torch.all(m[:, :5] > 0.99) and torch.all(m[:, 7:] < 0.01)
     c = torch.tensor(colours[ds.captures[0].names[ds.captures[0].input_index]], dtype=torch.float32)
@@ -116,8 +116,8 @@ def test_non_square_crop_and_rgba(tmp_path):
 
 def test_canonical_targets(tmp_path):
     rng = np.random.default_rng(2)
-    canon = canonical_cameras(20)
-    cams = Cameras.cat([canon, _ring(4, 20, 45.0)])
+    canon = canonical_cameras(40)
+    cams = Cameras.cat([canon, _ring(4, 40, 45.0)])
     colours = _write_capture(tmp_path / "h", cams, rng)
     item = HeadDataset(tmp_path, size=20, num_views=3)[0]
     assert item["canonical_valid"].tolist() == [True] * 4
@@ -125,7 +125,7 @@ def test_canonical_targets(tmp_path):
         torch.testing.assert_close(item["canonical"][k, :, 5, 5], torch.tensor(colours[f"{k:03d}"], dtype=torch.float32),
                                    atol=1e-5, rtol=0)
     # A ring at another radius has no canonical match.
-    _write_capture(tmp_path / "g", orbit_cameras(4, radius=3.5, size=20), rng)
+    _write_capture(tmp_path / "g", orbit_cameras(4, radius=3.5, size=40), rng)
     ds = HeadDataset(tmp_path, size=20, num_views=3)
     assert ds[0]["canonical_valid"].tolist() == [False] * 4
 
@@ -133,27 +133,27 @@ def test_canonical_targets(tmp_path):
 def test_survives_corrupt_missing_and_broken(tmp_path):
     rng = np.random.default_rng(3)
     root = tmp_path / "ds"
-    _write_capture(root / "good", _ring(6, 16), rng)
+    _write_capture(root / "good", _ring(6, 32), rng)
     # Corrupt supervision PNGs (truncated, garbage) and one missing image.
     bad = root / "badviews"
-    _write_capture(bad, _ring(6, 16), rng)
+    _write_capture(bad, _ring(6, 32), rng)
     data = (bad / "001.png").read_bytes()
     (bad / "001.png").write_bytes(data[: len(data) // 2])
     (bad / "002.png").write_bytes(b"not a png at all")
     os.remove(bad / "003.png")
     # Wrong image size for its camera file.
-    Image.fromarray(np.zeros((9, 9, 3), np.uint8)).save(bad / "004.png")
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(bad / "004.png")
     # A broken camera file, a camera file with a missing field, and a capture whose input is corrupt.
     (root / "brokenjson").mkdir()
     (root / "brokenjson" / CAMERA_FILE).write_text('{"format": "a3d-cameras", "frames": [')
-    _write_capture(root / "nofield", _ring(3, 16), rng)
+    _write_capture(root / "nofield", _ring(3, 32), rng)
     doc = json.loads((root / "nofield" / CAMERA_FILE).read_text())
     del doc["frames"][0]["K"]
     (root / "nofield" / CAMERA_FILE).write_text(json.dumps(doc))
-    _write_capture(root / "badinput", _ring(4, 16), rng)
+    _write_capture(root / "badinput", _ring(4, 32), rng)
     (root / "badinput" / "000.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     # A PNG header claiming a huge image (never decoded).
-    _write_capture(root / "huge", _ring(3, 16), rng)
+    _write_capture(root / "huge", _ring(3, 32), rng)
     hdr = bytearray((root / "huge" / "001.png").read_bytes())
     hdr[16:24] = (30000).to_bytes(4, "big") + (30000).to_bytes(4, "big")
     hdr[29:33] = zlib.crc32(bytes(hdr[12:29])).to_bytes(4, "big")  # a valid IHDR: only the size lies
@@ -163,8 +163,8 @@ def test_survives_corrupt_missing_and_broken(tmp_path):
     assert ds.index_skips == {"bad_camera_file": 2, "missing_image": 1}
     names = [os.path.basename(c.folder) for c in ds.captures]
     assert names == ["badinput", "badviews", "good", "huge"]
-    with pytest.raises(ValueError, match="pixel limit"):
-        load_view(str(root / "huge" / "001.png"), 16, (16, 16))
+    with pytest.raises(ValueError, match="too large|megapixels"):
+        load_view(str(root / "huge" / "001.png"), 16, (32, 32))
 
     # Every item of several epochs builds; the skips are counted, never raised.
     loader = torch.utils.data.DataLoader(ds, batch_size=2, shuffle=False)
@@ -192,7 +192,7 @@ def test_survives_corrupt_missing_and_broken(tmp_path):
 
 def test_all_inputs_unreadable_gives_not_ok(tmp_path):
     rng = np.random.default_rng(4)
-    _write_capture(tmp_path / "h", _ring(3, 8), rng)
+    _write_capture(tmp_path / "h", _ring(3, 32), rng)
     for p in (tmp_path / "h").glob("*.png"):
         p.write_bytes(b"junk")
     ds = HeadDataset(tmp_path, size=8, num_views=2, max_tries=2)
