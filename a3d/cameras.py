@@ -149,12 +149,14 @@ def intrinsics(fov_deg: float, width: int, height: int | None = None) -> Tensor:
 
 def look_at(eye: Tensor, target: Tensor | Sequence[float] = (0.0, 0.0, 0.0),
             up: Tensor | Sequence[float] = (0.0, 1.0, 0.0)) -> Tensor:
-    """World-to-camera matrices [C, 4, 4] (OpenCV axes) for cameras at ``eye`` [C, 3] looking at ``target``.
+    """World-to-camera matrices [C, 4, 4] (OpenCV axes) for cameras at ``eye`` [C, 3] looking at ``target``,
+    in the dtype of ``eye`` (float32 unless it is a floating-point tensor).
 
     ``up`` is the world direction that appears up in the image (the camera's -y). A camera looking
     straight along ``up`` is ill-posed and raises.
     """
-    eye = torch.as_tensor(eye, dtype=torch.float32)
+    eye = torch.as_tensor(eye)
+    eye = eye if eye.is_floating_point() else eye.float()  # keeps float64 for precise work
     if eye.dim() == 1:
         eye = eye[None]
     if eye.dim() != 2 or eye.shape[-1] != 3:

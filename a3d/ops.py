@@ -92,6 +92,9 @@ def plucker_rays(viewmats: Tensor, Ks: Tensor, width: int, height: int) -> Tenso
     if viewmats.shape[-2:] != (4, 4) or Ks.shape[-2:] != (3, 3) or viewmats.shape[:-2] != Ks.shape[:-2]:
         raise ValueError(f"plucker_rays: expected viewmats [..., C, 4, 4] and Ks [..., C, 3, 3], "
                          f"got {tuple(viewmats.shape)} and {tuple(Ks.shape)}")
+    for name, v in (("width", width), ("height", height)):
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ValueError(f"{name}: expected a positive int number of pixels, got {v!r}")
     if backend(viewmats.device, "plucker_rays") == "torch":
         return plucker_rays_reference(viewmats, Ks, width, height)
     lead = viewmats.shape[:-2]
