@@ -12,3 +12,4 @@ from .gaussians import Gaussians
 from .io_ply import load_ply, save_ply, save_splat
 from .ops import backend
 from .render import orbit_video, render
+from .api import Avatar, load_model, reconstruct, reconstruct_many

@@ -14,6 +14,7 @@ import sys
 COMMANDS: dict[str, str] = {
     "render": "a3d.cli",
     "info": "a3d.cli",
+    "reconstruct": "a3d.api",
 }
 
 

@@ -1,0 +1,342 @@
+"""The one-call API: ``a3d.reconstruct(image) -> Avatar``, its batched form, model loading, and the
+``a3d reconstruct`` command.
+
+    import a3d
+    avatar = a3d.reconstruct("portrait.jpg")
+    avatar.save("out/")            # head.ply, head.splat, orbit.mp4, grid.png, input.png, cameras.json, metadata.json
+
+Outputs follow the conventions of :mod:`a3d.cameras` and :mod:`a3d.framing`: OpenCV cameras,
+world with the head at the origin, y up, face toward +z, lengths in head units (crown to chin ≈ 1.1).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence, Union
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+from . import __version__, framing
+from .cameras import Cameras, canonical_cameras, orbit_cameras, save_cameras_json
+from .gaussians import Gaussians
+from .model import A3DModel
+from .preprocess import ImageLike, NoFaceError, preprocess as _preprocess
+
+__all__ = ["Avatar", "NoWeightsError", "load_model", "reconstruct", "reconstruct_many", "DEFAULT_MODEL_DIR"]
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "models" / "tiny"
+"""The bundled default model: ``config.json`` + ``model.safetensors`` (the trainer's output folder)."""
+
+ModelLike = Union[None, str, os.PathLike, A3DModel]
+
+
+class NoWeightsError(FileNotFoundError):
+    """No trained weights are installed where the default model should be."""
+
+
+# ---- models -----------------------------------------------------------------------------------------
+
+_cache: dict[tuple[str, str], A3DModel] = {}
+
+
+def _default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_model(name_or_path: str | os.PathLike | None = None, *, device: str | torch.device | None = None) -> A3DModel:
+    """Load a model for inference (cached per source and device).
+
+    Args:
+        name_or_path: None or ``"tiny"`` for the bundled default (:data:`DEFAULT_MODEL_DIR`); a
+            folder with ``config.json`` + ``model.safetensors`` (what ``save_pretrained`` and the
+            trainer write); or a Hugging Face Hub repo id (downloads; needs network).
+        device: where to put it (default: CUDA if available, else CPU).
+    Returns:
+        An :class:`A3DModel` in eval mode, with ``model.source`` (where it came from) and
+        ``model.weights_sha256`` set.
+    Raises:
+        NoWeightsError when the default model has no trained weights installed.
+    """
+    device = torch.device(device) if device is not None else _default_device()
+    if name_or_path is None or str(name_or_path) == "tiny":
+        folder = DEFAULT_MODEL_DIR
+        if not (folder / "model.safetensors").is_file() or not (folder / "config.json").is_file():
+            raise NoWeightsError(
+                f"no trained weights are installed for a3d's default model (expected config.json and "
+                f"model.safetensors in {folder}). Pass model=<folder written by save_pretrained or the "
+                f"trainer> (CLI: --model DIR), or train one with `a3d train`.")
+        source = "a3d/tiny"
+    else:
+        folder = Path(name_or_path)
+        source = str(name_or_path)
+        if not folder.is_dir():
+            if os.path.exists(folder) or str(name_or_path).count("/") != 1:
+                raise FileNotFoundError(f"model: {name_or_path!r} is neither a model folder (config.json + "
+                                        f"model.safetensors) nor a Hub repo id 'owner/name'")
+    key = (str(folder.resolve()) if folder.is_dir() else source, str(device))
+    if key not in _cache:
+        model = A3DModel.from_pretrained(str(folder) if folder.is_dir() else source, map_location=str(device))
+        model.source = source
+        weights = folder / "model.safetensors"
+        model.weights_sha256 = _sha256(weights) if weights.is_file() else None
+        _cache[key] = model.eval().requires_grad_(False)
+    return _cache[key]
+
+
+# ---- the avatar -------------------------------------------------------------------------------------
+
+@dataclass
+class Avatar:
+    """One reconstructed head.
+
+    Attributes:
+        gaussians: Gaussians [N] (N = 4·H·W, one scene, float32), head units, world y up / face +z.
+        cameras: the 4 canonical cameras (front, left, right, back) of the model's resolution, OpenCV.
+        input_image: [3, S, S] the model's input after preprocessing, RGB in [0, 1].
+        metadata: conventions, model id and version, settings, and per-stage timings in seconds.
+    """
+
+    gaussians: Gaussians
+    cameras: Cameras
+    input_image: Tensor
+    metadata: dict = field(default_factory=dict)
+
+    def save_ply(self, path: str | os.PathLike) -> None:
+        """Inria 3DGS PLY (SuperSplat, SIBR, gradio Model3D)."""
+        self.gaussians.detach().to("cpu").save_ply(path)
+
+    def save_splat(self, path: str | os.PathLike) -> None:
+        """``.splat`` (32 bytes a splat) for web viewers."""
+        self.gaussians.detach().to("cpu").save_splat(path)
+
+    def render(self, cameras: Cameras | None = None, background: Sequence[float] = framing.BACKGROUND):
+        """Render from ``cameras`` (default: the canonical views) → :class:`a3d.render.RenderOutput`
+        with rgb [C, H, W, 3], alpha and depth."""
+        from .render import render
+
+        with torch.no_grad():
+            return render(self.gaussians, self.cameras if cameras is None else cameras, background)
+
+    def orbit_video(self, path: str | os.PathLike, frames: int = 120, fps: int = 30, size: int = 512,
+                    elevation: float = 10.0, progress: bool = True) -> str:
+        """A 360° turntable (.mp4 or .gif) around the head; returns the path written."""
+        from .render import orbit_video
+
+        return orbit_video(self.gaussians, path, frames=frames, fps=fps, size=size, elevation=elevation,
+                           background=framing.BACKGROUND, progress=progress)
+
+    def grid(self, views: int = 8, size: int = 256, elevation: float = 10.0, columns: int = 4) -> Image.Image:
+        """``views`` renders evenly spaced around the head (front first), tiled ``columns`` wide."""
+        from .render import to_uint8
+
+        if isinstance(views, bool) or not isinstance(views, int) or not 1 <= views <= 64:
+            raise ValueError(f"views: expected an int in [1, 64], got {views!r}")
+        if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
+            raise ValueError(f"columns: expected a positive int, got {columns!r}")
+        cams = orbit_cameras(views, elevation=elevation, size=size)
+        imgs = to_uint8(self.render(cams).rgb)  # [V, size, size, 3]
+        cols = min(columns, views)
+        rows = -(-views // cols)
+        sheet = Image.new("RGB", (cols * size, rows * size), tuple(int(255 * c) for c in framing.BACKGROUND))
+        for i, img in enumerate(imgs):
+            sheet.paste(Image.fromarray(img), ((i % cols) * size, (i // cols) * size))
+        return sheet
+
+    def save(self, folder: str | os.PathLike, *, ply: bool = True, splat: bool = True, video: bool = True,
+             grid: bool = True, video_frames: int = 120, video_size: int = 512) -> dict[str, str]:
+        """Write the outputs into ``folder`` (created): head.ply, head.splat, orbit.mp4, grid.png,
+        input.png, cameras.json (the canonical cameras) and metadata.json. Returns name → path."""
+        from .render import to_uint8
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        out: dict[str, str] = {}
+        if ply:
+            self.save_ply(folder / "head.ply")
+            out["ply"] = str(folder / "head.ply")
+        if splat:
+            self.save_splat(folder / "head.splat")
+            out["splat"] = str(folder / "head.splat")
+        if grid:
+            self.grid().save(folder / "grid.png")
+            out["grid"] = str(folder / "grid.png")
+        if video:
+            out["video"] = self.orbit_video(folder / "orbit.mp4", frames=video_frames, size=video_size,
+                                            progress=False)
+        Image.fromarray(to_uint8(self.input_image.permute(1, 2, 0))).save(folder / "input.png")
+        out["input"] = str(folder / "input.png")
+        save_cameras_json(folder / "cameras.json", self.cameras.to("cpu"), names=list(framing.CANONICAL_VIEWS))
+        out["cameras"] = str(folder / "cameras.json")
+        (folder / "metadata.json").write_text(json.dumps(self.metadata, indent=1))
+        out["metadata"] = str(folder / "metadata.json")
+        return out
+
+
+# ---- reconstruction ---------------------------------------------------------------------------------
+
+def _resolve(model: ModelLike, device) -> tuple[A3DModel, torch.device, float]:
+    start = time.perf_counter()
+    if isinstance(model, A3DModel):
+        dev = torch.device(device) if device is not None else next(model.parameters()).device
+        model = model.to(dev).eval()
+    else:
+        dev = torch.device(device) if device is not None else _default_device()
+        model = load_model(model, device=dev)
+    return model, dev, time.perf_counter() - start
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def reconstruct(image: ImageLike, model: ModelLike = None, *, steps: int = 1, seed: int | None = None,
+                device: str | torch.device | None = None, preprocess: bool = True) -> Avatar:
+    """One portrait → a 3D Gaussian head.
+
+    Args:
+        image: a path, PIL image, numpy array or tensor (see :func:`a3d.preprocess.load_image`).
+        model: None for the bundled default, a model folder or Hub id (see :func:`load_model`), or
+            an :class:`A3DModel` (moved to ``device`` if one is given).
+        steps: denoising steps (1, the paper's default, is one network call; Eq. 3 for more).
+        seed: seed of the initial noise (None: a random seed, recorded in the metadata).
+        device: torch device (default: the model's for an A3DModel, else CUDA if available).
+        preprocess: find and frame the face and remove the background; False for an image that is
+            already framed like the model's input (see :mod:`a3d.framing`).
+    Returns:
+        An :class:`Avatar`. Inference runs under bf16 autocast on CUDA and in float32 on CPU.
+    """
+    return reconstruct_many([image], model, batch_size=1, steps=steps, seed=seed, device=device,
+                            preprocess=preprocess, progress=False)[0]
+
+
+def reconstruct_many(images: Sequence[ImageLike], model: ModelLike = None, *, batch_size: int = 4, steps: int = 1,
+                     seed: int | None = None, device: str | torch.device | None = None, preprocess: bool = True,
+                     progress: bool = True) -> list[Avatar]:
+    """:func:`reconstruct` for many images, ``batch_size`` at a time through the network, with a
+    progress bar. Image i uses noise seed ``seed + i``, so results do not depend on the batching."""
+    from tqdm.auto import tqdm
+
+    if isinstance(images, (str, os.PathLike, Image.Image, Tensor)) or not isinstance(images, Sequence):
+        raise ValueError("images: expected a list of images (use reconstruct() for one)")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 1000:
+        raise ValueError(f"steps: expected an int in [1, 1000], got {steps!r}")
+    if seed is None:
+        seed = int(torch.randint(0, 2**31 - 1, ()).item())
+    elif isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed: expected an int or None, got {seed!r}")
+    net, dev, load_s = _resolve(model, device)
+    cfg = net.config
+    cams = canonical_cameras(cfg.image_size, radius=cfg.camera_radius, fov=cfg.camera_fov_deg).to(dev)
+    base_meta = {
+        "format": "a3d-avatar", "a3d_version": __version__,
+        "model": {"id": getattr(net, "source", "in-memory"), "weights_sha256": getattr(net, "weights_sha256", None),
+                  "config": cfg.to_dict()},
+        "convention": {"cameras": "OpenCV: world-to-camera, x right, y down, z forward; K in pixels, "
+                                  "pixel centres at +0.5",
+                       "world": "head centred at the origin, y up, face toward +z",
+                       "units": "head units (crown to chin ~ 1.1)",
+                       "canonical_views": list(framing.CANONICAL_VIEWS), "background": list(framing.BACKGROUND)},
+        "steps": steps, "device": str(dev), "dtype": "bfloat16 autocast" if dev.type == "cuda" else "float32",
+    }
+    avatars: list[Avatar] = []
+    with tqdm(total=len(images), desc="reconstruct", unit="image", disable=not progress) as bar:
+        for start in range(0, len(images), batch_size):
+            chunk = images[start:start + batch_size]
+            pre = []
+            for j, img in enumerate(chunk):
+                try:
+                    pre.append(_preprocess(img, cfg.image_size, align=preprocess))
+                except NoFaceError as e:  # name the image: it may be one of many
+                    name = os.fspath(img) if isinstance(img, (str, os.PathLike)) else f"image {start + j}"
+                    raise NoFaceError(f"{name}: {e}") from None
+            x = torch.stack([p.image for p in pre]).to(dev)
+            g0 = torch.cat([net.noise(1, torch.Generator().manual_seed(seed + start + i)) for i in range(len(chunk))])
+            _sync(dev)
+            t0 = time.perf_counter()
+            with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+                g = net.one_step(x, g0) if steps == 1 else net.sample(x, g0, steps)
+            _sync(dev)
+            infer_s = time.perf_counter() - t0
+            for i, p in enumerate(pre):
+                meta = dict(base_meta)
+                src = chunk[i]
+                meta.update({
+                    "source": os.fspath(src) if isinstance(src, (str, os.PathLike)) else type(src).__name__,
+                    "seed": seed + start + i, "num_gaussians": g.num_gaussians,
+                    "preprocess": {"mode": p.mode, "face": p.face.to_dict() if p.face is not None else None},
+                    "timings_s": {"load_model": round(load_s if start == 0 and i == 0 else 0.0, 4),
+                                  "preprocess": round(p.seconds, 4), "inference": round(infer_s, 4),
+                                  "inference_batch_size": len(chunk)},
+                })
+                avatars.append(Avatar(g.scene(i), cams, p.image, meta))
+            bar.update(len(chunk))
+    return avatars
+
+
+# ---- the command line -------------------------------------------------------------------------------
+
+def add_reconstruct_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("reconstruct", help="portraits → 3D Gaussian heads (PLY, .splat, turntable video)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="portrait image files")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (one subfolder per image)")
+    p.add_argument("--steps", type=int, default=1, help="denoising steps (default 1)")
+    p.add_argument("--video", action="store_true", help="write orbit.mp4")
+    p.add_argument("--ply", action="store_true", help="write head.ply")
+    p.add_argument("--splat", action="store_true", help="write head.splat")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--no-preprocess", action="store_true",
+                   help="the images are already framed like the model's input: no face detection or masking")
+    p.add_argument("--batch-size", type=int, default=4, help="images per network call")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (image i uses seed + i)")
+    p.add_argument("--model", default=None, metavar="DIR", help="model folder (default: the bundled model)")
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    """Without --ply/--splat/--video: write PLY, .splat and the grid; with any of them: just those.
+    cameras.json, metadata.json and input.png are always written."""
+    import sys
+
+    from .preprocess import ImageError
+
+    try:
+        model, dev, _ = _resolve(args.model, args.device)
+    except NoWeightsError as e:
+        print(f"a3d reconstruct: {e}", file=sys.stderr)
+        return 2
+    chosen = args.ply or args.splat or args.video
+    out = Path(args.output)
+    used: set[str] = set()
+    try:
+        avatars = reconstruct_many(args.images, model, batch_size=args.batch_size, steps=args.steps, seed=args.seed,
+                                   device=dev, preprocess=not args.no_preprocess, progress=True)
+    except (ImageError, NoFaceError) as e:
+        print(f"a3d reconstruct: {e}", file=sys.stderr)
+        return 1
+    for path, avatar in zip(args.images, avatars):
+        stem = Path(path).stem or "image"
+        name, k = stem, 1
+        while name in used:
+            name, k = f"{stem}_{k}", k + 1
+        used.add(name)
+        written = avatar.save(out / name, ply=args.ply or not chosen, splat=args.splat or not chosen,
+                              video=args.video, grid=not chosen)
+        print(f"{path} -> {out / name} ({', '.join(sorted(written))})")
+    return 0
