@@ -81,7 +81,7 @@ class LPIPS(nn.Module):
         self.eval()
 
     def features(self, x: Tensor) -> list[Tensor]:
-        """The five ReLU taps of the trunk for images already shifted and scaled: x [B, 3, H, W] -> [B, C_i, H_i, W_i]."""
+        """The five ReLU taps of the trunk for shifted, scaled images: x [B, 3, H, W] -> [B, C_i, H_i, W_i]."""
         taps = []
         for name, _, _, _, _, _, pool, tap in NETS[self.net]:
             if pool is not None:
@@ -111,8 +111,7 @@ class LPIPS(nn.Module):
         both = (both * 2.0 - 1.0 - self.shift) / self.scale
         total = both.new_zeros(b)
         for feat, head in zip(self.features(both), self.heads):
-            # vector_norm's backward is zero (not NaN) where a pixel's features are all zero after the ReLU.
-            feat = feat / (torch.linalg.vector_norm(feat, dim=1, keepdim=True) + _EPS)
+            feat = _unit_normalize(feat)
             diff = (feat[:b] - feat[b:]) ** 2  # [B, C, h, w]
             total = total + head(diff).mean(dim=(1, 2, 3))
         return total
@@ -141,6 +140,14 @@ def lpips(x: Tensor, y: Tensor, net: str = "alex") -> Tensor:
 @functools.lru_cache(maxsize=None)
 def _cached(net: str, device: torch.device, dtype: torch.dtype) -> LPIPS:
     return LPIPS(net).to(device=device, dtype=dtype)
+
+
+def _unit_normalize(feat: Tensor) -> Tensor:
+    """feat [B, C, h, w] divided by its channel norm at every pixel (+1e-10, as LPIPS).
+
+    vector_norm's backward is zero, not NaN as sqrt(sum(x^2))'s would be, where all channels are zero.
+    """
+    return feat / (torch.linalg.vector_norm(feat, dim=1, keepdim=True) + _EPS)
 
 
 def _load_weights(net: str) -> dict[str, Tensor]:

@@ -142,9 +142,10 @@ def write_safetensors(sd: dict[str, np.ndarray], net: str) -> list[Path]:
     for j in range(n):
         part = {k: sd[k].astype(STORE_DTYPE[net]) for k in keys[bounds[j]:bounds[j + 1]]}
         path = ASSETS / (f"{net}.safetensors" if n == 1 else f"{net}.{j}.safetensors")
-        save_file(part, str(path), metadata={"source": f"{SDIST} sdist ({PICKLES[net]}), sha256 {SDIST_SHA256}",
-                                             "what": f"LPIPS v0.1 {net} trunk and linear heads, OIHW",
-                                             "licence": "BSD-2-Clause, see LICENSE beside this file"})
+        save_file(part, str(path), metadata={
+            "source": f"{SDIST} sdist ({PICKLES[net]}), sha256 {SDIST_SHA256}",
+            "what": f"LPIPS v0.1 {net} trunk and linear heads, OIHW",
+            "licence": "LPIPS heads BSD-2-Clause, torchvision trunks BSD-3-Clause; see LICENSE beside this file"})
         mib = path.stat().st_size / 2**20
         if mib >= 16:
             raise SystemExit(f"{path} is {mib:.1f} MiB, over the 16 MiB limit")
