@@ -6,7 +6,7 @@ torch must be installed first and the build must see it: ``pip install --no-buil
 import glob
 import os
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 try:
     import torch
@@ -61,7 +61,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["a3d", "a3d.*"]),
+    packages=find_namespace_packages(include=["a3d", "a3d.*"]),  # asset folders ship as data packages
     include_package_data=True,
     package_data={"a3d": ["assets/*", "assets/**/*"]},
     install_requires=[
