@@ -386,3 +386,29 @@ def test_splat_malformed(tmp_path):
     g.quats[0] = 0.0
     with pytest.raises(ValueError, match="gaussians.quats"):
         save_splat(g, tmp_path / "z.splat")
+
+
+# ---- the bundled example head ------------------------------------------------------------------
+
+def test_example_head_asset_loads_and_matches_its_script():
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    asset = root / "a3d" / "assets" / "example_head.ply"
+    assert asset.stat().st_size < 3 * 2**20
+    g = load_ply(asset)
+    assert 20_000 <= g.num_gaussians <= 50_000 and g.sh_rest is None
+    # framing convention: centred, y up, face toward +z (the nose is the frontmost point)
+    lo, hi = g.means.min(0).values, g.means.max(0).values
+    assert (hi[0] + lo[0]).abs() < 0.02 and 0.45 < hi[0] < 0.55 and 0.5 < hi[2] < 0.6 and -0.6 < lo[2] < -0.5
+    front = g.means[g.means[:, 2].argmax()]
+    assert front[0].abs() < 0.02 and -0.2 < front[1] < 0.0
+    spec = importlib.util.spec_from_file_location("make_example_head", root / "scripts" / "make_example_head.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    fresh = mod.make_head()
+    assert fresh.num_gaussians == g.num_gaussians
+    torch.testing.assert_close(g.means, fresh.means, atol=1e-6, rtol=0)
+    torch.testing.assert_close(g.colors, fresh.colors, atol=1e-6, rtol=0)
+    torch.testing.assert_close(g.scales, fresh.scales, atol=0, rtol=1e-5)
