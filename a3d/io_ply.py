@@ -253,7 +253,8 @@ def load_ply(path: str | os.PathLike, max_vertices: int = 50_000_000) -> Gaussia
     log_s = cols(["scale_0", "scale_1", "scale_2"]).astype(np.float64)
     sh_rest = None
     if k:  # f_rest_{c*K + j} -> sh_rest[:, j, c]
-        sh_rest = torch.from_numpy(cols([f"f_rest_{i}" for i in range(3 * k)]).reshape(n, 3, k).transpose(0, 2, 1).copy())
+        rest = cols([f"f_rest_{i}" for i in range(3 * k)]).reshape(n, 3, k)  # [N, channel, coefficient]
+        sh_rest = torch.from_numpy(rest.transpose(0, 2, 1).copy())
     return Gaussians(
         means=torch.from_numpy(cols(["x", "y", "z"])),
         quats=torch.from_numpy(cols(["rot_0", "rot_1", "rot_2", "rot_3"])),
