@@ -158,9 +158,10 @@ class Avatar:
         return sheet
 
     def save(self, folder: str | os.PathLike, *, ply: bool = True, splat: bool = True, video: bool = True,
-             grid: bool = True, video_frames: int = 120, video_size: int = 512) -> dict[str, str]:
+             grid: bool = True, video_frames: int = 120, video_size: int = 512, grid_size: int = 256) -> dict[str, str]:
         """Write the outputs into ``folder`` (created): head.ply, head.splat, orbit.mp4, grid.png,
-        input.png, cameras.json (the canonical cameras) and metadata.json. Returns name → path."""
+        input.png, cameras.json (the canonical cameras) and metadata.json; ``grid_size`` is the side of
+        each of the grid's 8 views. Returns name → path."""
         from .render import to_uint8
 
         folder = Path(folder)
@@ -173,7 +174,7 @@ class Avatar:
             self.save_splat(folder / "head.splat")
             out["splat"] = str(folder / "head.splat")
         if grid:
-            self.grid().save(folder / "grid.png")
+            self.grid(size=grid_size).save(folder / "grid.png")
             out["grid"] = str(folder / "grid.png")
         if video:
             out["video"] = self.orbit_video(folder / "orbit.mp4", frames=video_frames, size=video_size,

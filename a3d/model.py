@@ -214,6 +214,11 @@ def _timestep_features(t: Tensor, dim: int = 256) -> Tensor:
     return torch.cat([ang.cos(), ang.sin()], -1)
 
 
+def _rms(norm: nn.RMSNorm, x: Tensor) -> Tensor:
+    """RMSNorm in the input's dtype (under bf16 autocast a float32 weight would force the slow path)."""
+    return F.rms_norm(x, norm.normalized_shape, norm.weight.to(x.dtype), norm.eps)
+
+
 def _modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
     return x * (1 + scale[:, None]) + shift[:, None]
 
@@ -253,7 +258,8 @@ class Block(nn.Module):
         shift1, scale1, gate1, shift2, scale2, gate2 = (mod + self.modulation).unbind(1)
         h = _modulate(self.norm1(x), shift1, scale1)
         q, k, v = rearrange(self.qkv(h), "b t (three h d) -> three b h t d", three=3, h=self.heads)
-        h = F.scaled_dot_product_attention(self.q_norm(q), self.k_norm(k), v)  # [B, heads, T, D/heads]
+        q, k = _rms(self.q_norm, q), _rms(self.k_norm, k)
+        h = F.scaled_dot_product_attention(q, k, v)  # [B, heads, T, D/heads]
         x = x + gate1[:, None] * self.proj(rearrange(h, "b h t d -> b t (h d)"))
         h = _modulate(self.norm2(x), shift2, scale2)
         return x + gate2[:, None] * self.mlp(h)
@@ -281,7 +287,7 @@ class GaussianDecoder(nn.Module):
                       p=cfg.patch_size, q=cfg.patch_size)
         # The last MLP and the activations run in float32: a bf16 depth (8-bit mantissa) would put
         # Gaussians a centimetre off their ray at the paper's resolution.
-        with torch.autocast(device_type=h.device.type, enabled=False):
+        with torch.autocast(device_type="cuda" if h.is_cuda else "cpu", enabled=False):
             h = torch.cat([h.float(), rays.expand(h.shape[0], *rays.shape)], -1)
             return self.pixel_mlp(h)
 
@@ -392,12 +398,16 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
         self.decoder = GaussianDecoder(cfg)
         self.avas = AVASDecoder(cfg) if with_avas else None
 
-        # Fixed tensors derived from the config: not saved with the weights.
-        cams = canonical_cameras(cfg.image_size, radius=cfg.camera_radius, fov=cfg.camera_fov_deg)
-        rays = plucker_rays(cams.viewmats, cams.Ks, cfg.image_size, cfg.image_size)  # [4, H, W, 6]
-        self.register_buffer("rays", rays, persistent=False)
-        self.register_buffer("ray_origins", cams.centers, persistent=False)  # [4, 3]
-        self.register_buffer("pos_embed", _sincos_2d(n, cfg.width), persistent=False)  # [N, D]
+        # Fixed tensors derived from the config, not saved with the weights; computed on the CPU
+        # and then moved to the ambient default device (which may be 'meta' for shape checks).
+        here = torch.empty(0).device
+        with torch.device("cpu"):
+            cams = canonical_cameras(cfg.image_size, radius=cfg.camera_radius, fov=cfg.camera_fov_deg)
+            rays = plucker_rays(cams.viewmats, cams.Ks, cfg.image_size, cfg.image_size)  # [4, H, W, 6]
+            pos = _sincos_2d(n, cfg.width)
+        self.register_buffer("rays", rays.to(here), persistent=False)
+        self.register_buffer("ray_origins", cams.centers.to(here), persistent=False)  # [4, 3]
+        self.register_buffer("pos_embed", pos.to(here), persistent=False)  # [N, D]
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
