@@ -1,0 +1,831 @@
+"""Training the Any3DAvatar model (paper §3.3-3.4, §4.1): ``a3d train`` and :func:`train`.
+
+One flat loop in the manner of nanoGPT:
+
+* Data: synthetic heads generated on the fly on the training device (:mod:`a3d.synth`, the default)
+  or a dataset folder in the AnyHead layout (:mod:`a3d.data`). Either way a batch holds the input
+  portrait (the front canonical view), the 4 canonical views (the flow-matching target and the AVAS
+  target) and ``num_views`` supervision views with their cameras.
+* Flow matching (paper convention, :mod:`a3d.model`): t ~ U(0, 1) except that a fraction
+  ``one_step_prob`` of the samples gets t = 0, the one-step objective used at inference;
+  g_t = (1 − t)·noise + t·(canonical views in [-1, 1]).
+* Loss (Eq. 6): ``lambda_l2``·L2 + ``lambda_lpips``·LPIPS on the ``num_views`` rendered views of
+  the predicted Gaussians, plus the same on the 4 AVAS views (§3.4), λ2 = 1, λp = 0.5.
+* AdamW, linear warmup then cosine decay to ``min_lr`` (:func:`get_lr`), bf16 autocast on CUDA
+  (the Gaussian decoder's last layer, the rasterizer and the losses run in float32), gradient
+  clipping, an EMA of the weights (what is evaluated and exported).
+* torchrun: DDP over the ranks, per-rank seeds, a DistributedSampler for folder data, logging,
+  evaluation and checkpoints on rank 0 only.
+* Checkpoints (``OUT/ckpt.pt``) are written atomically (temporary file + ``os.replace``) and hold the
+  model, optimizer, EMA, step, every rank's RNG states (torch, CUDA, numpy, python) and the config;
+  a run restarted with the same config continues exactly where the checkpoint left it (bitwise on
+  CPU). ``OUT/log.jsonl`` gets one JSON line per logged step and per evaluation.
+* Evaluation: held-out synthetic heads (a seed never used for training), the EMA model at one step,
+  ``eval_views`` views on a horizontal circle that skips the input azimuth; PSNR, SSIM (Gaussian
+  window 11, σ 1.5) and LPIPS (AlexNet), per view-angle bucket: front (|azimuth| ≤ 45°), side,
+  back (|azimuth| ≥ 135°).
+* Export: the EMA weights without the training-only AVAS decoder, in float16, through
+  ``save_pretrained`` (config.json + model.safetensors), loadable by :func:`a3d.api.load_model`.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import framing
+from .cameras import Cameras, canonical_cameras, intrinsics, look_at, orbit_cameras
+from .gaussians import Gaussians
+from .lpips import lpips
+from .model import A3DModel, ModelConfig, get_config, images_to_state, interpolate, sample_t
+from .render import render
+
+__all__ = ["TrainConfig", "get_lr", "ssim", "psnr", "train", "evaluate", "export", "add_train_parser",
+           "cmd_train", "plot_log"]
+
+CKPT_NAME = "ckpt.pt"
+LOG_NAME = "log.jsonl"
+EVAL_NAME = "eval.json"
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; flat, JSON-serialisable, saved in every checkpoint.
+
+    Model: ``preset`` ('tiny' or 'paper') with ``model_overrides`` (ModelConfig fields, e.g.
+    ``{"image_size": 32}``). Data: ``data`` is ``"synthetic"`` or a dataset folder.
+    Schedule: ``max_steps`` optimizer steps (the cosine runs over them) and an optional wall-clock
+    stop ``max_minutes`` after which the run checkpoints, evaluates and exports, whatever the step.
+    """
+
+    # model
+    preset: str = "tiny"
+    model_overrides: dict = field(default_factory=dict)
+    # data
+    data: str = "synthetic"
+    num_views: int = 8  # rendered supervision views a sample (paper: 8)
+    num_workers: int = 4  # DataLoader workers for folder data
+    elevation_range: float = 20.0  # supervision cameras at elevations in ±this, degrees (paper: ±20°)
+    # optimisation
+    batch_size: int = 8  # per rank
+    max_steps: int = 20000
+    max_minutes: float = 0.0  # 0: no wall-clock stop
+    lr: float = 4e-4
+    min_lr: float = 4e-5
+    warmup_steps: int = 500
+    weight_decay: float = 0.05
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    # objective
+    lambda_l2: float = 1.0
+    lambda_lpips: float = 0.5
+    avas: bool = True
+    one_step_prob: float = 0.5
+    lpips_net: str = "alex"
+    # system
+    bf16: bool = True  # autocast on CUDA
+    seed: int = 0
+    device: str = ""  # "" = cuda if available, else cpu
+    out_dir: str = "runs/tiny"
+    log_every: int = 20
+    ckpt_every: int = 1000
+    eval_every: int = 2000  # 0: only at the end
+    eval_heads: int = 16
+    eval_views: int = 16
+    eval_seed: int = 987_654_321  # held-out heads: a seed no training rank uses
+    export_dir: str = ""  # after training: EMA weights (float16) written here with save_pretrained
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        ints = ("num_views", "num_workers", "batch_size", "max_steps", "warmup_steps", "log_every", "ckpt_every",
+                "eval_every", "eval_heads", "eval_views")
+        for name in ints:
+            v = getattr(self, name)
+            low = 1 if name in ("num_views", "batch_size", "max_steps", "log_every", "ckpt_every") else 0
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ValueError(f"TrainConfig.{name}: expected an int >= {low}, got {v!r}")
+        for name in ("lr", "min_lr", "weight_decay", "grad_clip", "lambda_l2", "lambda_lpips", "max_minutes",
+                     "elevation_range"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"TrainConfig.{name}: expected a finite number >= 0, got {v!r}")
+        for name in ("ema_decay", "beta1", "beta2", "one_step_prob"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"TrainConfig.{name}: expected a number in [0, 1], got {v!r}")
+        if not isinstance(self.model_overrides, dict):
+            raise ValueError(f"TrainConfig.model_overrides: expected a dict of ModelConfig fields, "
+                             f"got {type(self.model_overrides).__name__}")
+        if self.min_lr > self.lr:
+            raise ValueError(f"TrainConfig.min_lr {self.min_lr} must not exceed lr {self.lr}")
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> "TrainConfig":
+        """Read a JSON object of TrainConfig fields (unknown keys fail)."""
+        with open(path) as f:
+            d = json.load(f)
+        return cls.from_dict(d)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        bad = sorted(set(d) - names)
+        if bad:
+            raise ValueError(f"config: unknown TrainConfig fields {bad}")
+        return cls(**d)
+
+    def model_config(self) -> ModelConfig:
+        return get_config(self.preset, **self.model_overrides)
+
+
+def get_lr(step: int, cfg: TrainConfig) -> float:
+    """Learning rate of optimizer step ``step`` (0-based): linear warmup over ``warmup_steps``, then a
+    cosine from ``lr`` down to ``min_lr`` at ``max_steps``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if step >= cfg.max_steps:
+        return cfg.min_lr
+    ratio = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+    coeff = 0.5 * (1.0 + math.cos(math.pi * ratio))  # 1 -> 0
+    return cfg.min_lr + coeff * (cfg.lr - cfg.min_lr)
+
+
+# ---- metrics --------------------------------------------------------------------------------------
+
+def _gaussian_window(size: int, sigma: float, device, dtype) -> Tensor:
+    x = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
+    g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
+    g = g / g.sum()
+    return g
+
+
+def ssim(x: Tensor, y: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
+    """Structural similarity (Wang et al. 2004) of image pairs: Gaussian window ``window`` × ``window``
+    with std ``sigma``, constants (0.01·1)² and (0.03·1)² for a data range of 1, statistics over
+    the valid region (no padding), averaged over channels and pixels.
+
+    Args:
+        x, y: [B, 3, H, W] images in [0, 1], H, W >= ``window``.
+    Returns:
+        [B] SSIM values (1 for identical images).
+    """
+    if x.shape != y.shape or x.dim() != 4:
+        raise ValueError(f"x, y: expected two [B, C, H, W] tensors of one shape, got {tuple(x.shape)}, {tuple(y.shape)}")
+    if min(x.shape[-2:]) < window:
+        raise ValueError(f"x: images of {tuple(x.shape[-2:])} are smaller than the {window}-pixel window")
+    x, y = x.float(), y.float()
+    C = x.shape[1]
+    g = _gaussian_window(window, sigma, x.device, x.dtype)
+    def blur(t: Tensor) -> Tensor:  # separable Gaussian filter, valid region  # noqa: E306
+        t = F.conv2d(t, g.view(1, 1, 1, -1).expand(C, 1, 1, window), groups=C)
+        return F.conv2d(t, g.view(1, 1, -1, 1).expand(C, 1, window, 1), groups=C)
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    mx, my = blur(x), blur(y)
+    sxx = blur(x * x) - mx * mx
+    syy = blur(y * y) - my * my
+    sxy = blur(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return s.mean(dim=(1, 2, 3))
+
+
+def psnr(x: Tensor, y: Tensor) -> Tensor:
+    """PSNR in dB of [B, C, H, W] images in [0, 1] -> [B] (capped at 100 dB for identical images)."""
+    mse = ((x.float() - y.float()) ** 2).mean(dim=(1, 2, 3))
+    return (-10 * torch.log10(mse.clamp_min(1e-10))).clamp(max=100.0)
+
+
+# ---- data -------------------------------------------------------------------------------------------
+
+def _views_nchw(rgb: Tensor) -> Tensor:
+    """[B, V, H, W, 3] renders -> [B, V, 3, H, W]."""
+    return rgb.permute(0, 1, 4, 2, 3)
+
+
+def random_cameras(batch: int, views: int, size: int, elevation_range: float, generator: torch.Generator,
+                   device: torch.device) -> Cameras:
+    """Cameras [batch, views] on the canonical sphere (radius and field of view of :mod:`a3d.framing`)
+    at uniform azimuths and elevations uniform in ±``elevation_range`` degrees, looking at the head."""
+    u = torch.rand(batch * views, 2, generator=generator, device=generator.device, dtype=torch.float64).cpu()
+    az = torch.deg2rad(360.0 * u[:, 0])
+    el = torch.deg2rad(elevation_range * (2 * u[:, 1] - 1))
+    r = framing.CANONICAL_RADIUS
+    eye = r * torch.stack([torch.cos(el) * torch.sin(az), torch.sin(el), torch.cos(el) * torch.cos(az)], -1)
+    vm = look_at(eye.float()).reshape(batch, views, 4, 4)
+    K = intrinsics(framing.CANONICAL_FOV_DEG, size).expand(batch, views, 3, 3).clone()
+    return Cameras(vm.to(device), K.to(device), size, size)
+
+
+class SyntheticBatches:
+    """Training batches rendered on the fly from :class:`a3d.synth.SyntheticHeads` on ``device``.
+
+    A batch is a function of (seed, step) alone, so a resumed run sees the same data: the head
+    generator and the camera generator are re-seeded from them at every step.
+    """
+
+    def __init__(self, size: int, batch: int, num_views: int, elevation_range: float, seed: int,
+                 device: torch.device):
+        from .synth import SyntheticHeads
+
+        self.size, self.batch, self.num_views, self.elevation_range = size, batch, num_views, elevation_range
+        self.seed, self.device = seed, device
+        self.heads = SyntheticHeads(device, seed=seed)
+        self.canonical = canonical_cameras(size).to(device)
+        self.gen = torch.Generator(device=device)
+
+    def _heads(self, step_seed: int, batch: int) -> Gaussians:
+        _reseed_heads(self.heads, step_seed)
+        return _as_gaussians(self.heads.sample(batch))
+
+    def get(self, step: int) -> dict[str, Tensor]:
+        step_seed = _mix(self.seed, step)
+        g = self._heads(step_seed, self.batch)
+        self.gen.manual_seed(_mix(step_seed, 1))
+        cams = random_cameras(self.batch, self.num_views, self.size, self.elevation_range, self.gen, self.device)
+        return render_batch(g, self.canonical, cams)
+
+
+def _mix(a: int, b: int) -> int:
+    """A 62-bit seed from two ints (splitmix-style), so (seed, step) pairs do not collide."""
+    x = (a * 0x9E3779B97F4A7C15 + b * 0xBF58476D1CE4E5B9 + 0x94D049BB133111EB) & (2**64 - 1)
+    x ^= x >> 31
+    return x & (2**62 - 1)
+
+
+def _reseed_heads(heads: Any, seed: int) -> None:
+    """Re-seed a SyntheticHeads generator (its ``seed(s)`` method, or its torch.Generator)."""
+    if callable(getattr(heads, "manual_seed", None)):
+        heads.manual_seed(seed)
+    elif isinstance(getattr(heads, "generator", None), torch.Generator):
+        heads.generator.manual_seed(seed)
+    else:
+        raise RuntimeError("a3d.synth.SyntheticHeads exposes neither manual_seed() nor a generator attribute; "
+                           "the trainer needs one to make batches a function of the step")
+
+
+def _as_gaussians(sample: Any) -> Gaussians:
+    g = sample if isinstance(sample, Gaussians) else getattr(sample, "gaussians", None)
+    if not isinstance(g, Gaussians):
+        raise RuntimeError(f"a3d.synth: expected sample() to give Gaussians, got {type(sample).__name__}")
+    return g
+
+
+@torch.no_grad()
+def render_batch(heads: Gaussians, canonical: Cameras, cams: Cameras) -> dict[str, Tensor]:
+    """Ground truth for Gaussians [B, N] (synthetic heads): the 4 canonical views (the front one is
+    the input portrait) and supervision views from ``cams`` [B, V]; the layout of a HeadDataset batch."""
+    B = heads.means.shape[0]
+    bg = framing.BACKGROUND
+    canon = render(heads, canonical, bg)  # [B, 4, S, S, ·]
+    sup = render(heads, cams, bg)  # [B, V, S, S, ·]
+    canon_rgb = _views_nchw(canon.rgb).clamp(0, 1)
+    return {
+        "input": canon_rgb[:, 0].contiguous(),
+        "images": _views_nchw(sup.rgb).clamp(0, 1).contiguous(),
+        "viewmats": cams.viewmats, "Ks": cams.Ks,
+        "canonical": canon_rgb.contiguous(),
+        "canonical_valid": torch.ones(B, 4, dtype=torch.bool, device=canon_rgb.device),
+        "ok": torch.ones(B, dtype=torch.bool, device=canon_rgb.device),
+        "skipped": torch.zeros(B, dtype=torch.long, device=canon_rgb.device),
+    }
+
+
+class _ResumableSampler(torch.utils.data.DistributedSampler):
+    """DistributedSampler that can start an epoch part-way (after a resume) without loading the
+    skipped items."""
+
+    def __init__(self, dataset, num_replicas: int, rank: int, seed: int):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        self.start = 0
+
+    def __iter__(self):
+        it = list(super().__iter__())
+        return iter(it[self.start:])
+
+
+class FolderBatches:
+    """Training batches from a dataset folder (:class:`a3d.data.HeadDataset`) through a DataLoader;
+    the batch of a step is a function of (seed, step), also after a resume."""
+
+    def __init__(self, root: str, size: int, batch: int, num_views: int, seed: int, rank: int, world: int,
+                 workers: int, device: torch.device):
+        from .data import HeadDataset
+
+        self.dataset = HeadDataset(root, size=size, num_views=num_views, seed=seed)
+        self.sampler = _ResumableSampler(self.dataset, world, rank, seed)
+        self.per_epoch = len(self.sampler) // batch
+        if self.per_epoch < 1:
+            raise ValueError(f"data: {len(self.dataset)} captures give no full batch of {batch} per rank "
+                             f"over {world} ranks; lower batch_size")
+        self.batch, self.workers, self.device = batch, workers, device
+        self.iter = None
+        self.epoch, self._next_step = -1, -1
+
+    def _start(self, epoch: int, offset_batches: int) -> None:
+        self.epoch = epoch
+        self.sampler.set_epoch(epoch)
+        self.dataset.set_epoch(epoch)
+        self.sampler.start = offset_batches * self.batch
+        # The loader's own generator: creating an iterator must not draw from the global RNG, or a
+        # resumed run (which starts its iterator mid-epoch) would diverge from an uninterrupted one.
+        gen = torch.Generator().manual_seed(_mix(self.sampler.seed, epoch))
+        loader = torch.utils.data.DataLoader(self.dataset, batch_size=self.batch, sampler=self.sampler,
+                                             num_workers=self.workers, drop_last=True, generator=gen,
+                                             pin_memory=self.device.type == "cuda")
+        self.iter = iter(loader)
+
+    def get(self, step: int) -> dict[str, Tensor]:
+        epoch, k = divmod(step, self.per_epoch)
+        if self.iter is None or epoch != self.epoch or self._next_step != step:
+            self._start(epoch, k)
+        self._next_step = step + 1
+        batch = next(self.iter)
+        keys = ("input", "images", "viewmats", "Ks", "canonical", "canonical_valid", "ok", "skipped")
+        return {key: batch[key].to(self.device, non_blocking=True) for key in keys}
+
+
+# ---- the objective --------------------------------------------------------------------------------
+
+def _weighted_mean(per_sample: Tensor, w: Tensor) -> Tensor:
+    return (per_sample * w).sum() / w.sum().clamp_min(1.0)
+
+
+def compute_loss(model: torch.nn.Module, batch: dict[str, Tensor], cfg: TrainConfig, mcfg: ModelConfig,
+                 autocast: bool) -> tuple[Tensor, dict[str, float]]:
+    """Eq. 6 on one batch. Returns (loss, float parts for the log).
+
+    The flow state's clean value g1 is the canonical views; samples without all 4 canonical targets
+    (folder data whose cameras do not match them) train at t = 0 (pure noise in) with their AVAS
+    terms masked out.
+    """
+    image = batch["input"]
+    B = image.shape[0]
+    dev = image.device
+    valid = batch["canonical_valid"]  # [B, 4]
+    ok = batch["ok"].float()
+    S = mcfg.image_size
+    t = sample_t(B, one_step_prob=cfg.one_step_prob, device=dev)
+    t = torch.where(valid.all(1), t, torch.zeros_like(t))
+    g0 = torch.randn(B, 4, 3, S, S, device=dev)
+    g_t = interpolate(g0, images_to_state(batch["canonical"]), t)
+    with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=autocast):
+        out = model(image, g_t, t)
+    g = out.gaussians.float()
+    V = batch["images"].shape[1]
+    cams = Cameras(batch["viewmats"], batch["Ks"], S, S)
+    pred = _views_nchw(render(g, cams, framing.BACKGROUND).rgb)  # [B, V, 3, S, S]
+    target = batch["images"]
+    l2 = ((pred - target) ** 2).mean(dim=(1, 2, 3, 4))  # [B]
+    lp = lpips(pred.reshape(B * V, 3, S, S), target.reshape(B * V, 3, S, S), cfg.lpips_net).view(B, V).mean(1)
+    loss = cfg.lambda_l2 * _weighted_mean(l2, ok) + cfg.lambda_lpips * _weighted_mean(lp, ok)
+    parts = {"l2": _weighted_mean(l2, ok).item(), "lpips": _weighted_mean(lp, ok).item()}
+    if out.views is not None:
+        views = out.views.float()  # [B, 4, 3, S, S]
+        w = valid.float() * ok[:, None]  # [B, 4]
+        a_l2 = ((views - batch["canonical"]) ** 2).mean(dim=(2, 3, 4))  # [B, 4]
+        a_lp = lpips(views.reshape(B * 4, 3, S, S), batch["canonical"].reshape(B * 4, 3, S, S),
+                     cfg.lpips_net).view(B, 4)
+        a_l2, a_lp = _weighted_mean(a_l2.flatten(), w.flatten()), _weighted_mean(a_lp.flatten(), w.flatten())
+        loss = loss + cfg.lambda_l2 * a_l2 + cfg.lambda_lpips * a_lp
+        parts.update(avas_l2=a_l2.item(), avas_lpips=a_lp.item())
+    parts["loss"] = loss.item()
+    return loss, parts
+
+
+# ---- evaluation -----------------------------------------------------------------------------------
+
+def eval_azimuths(n: int) -> list[float]:
+    """``n`` azimuths (degrees, in (-180, 180]) evenly around the head, offset by half a step so that
+    none is the input (front) view."""
+    return [((180.0 / n + 360.0 * k / n + 180.0) % 360.0) - 180.0 for k in range(n)]
+
+
+def bucket(azimuth: float) -> str:
+    """View-angle bucket of an azimuth in degrees: 'front' (|az| ≤ 45), 'back' (|az| ≥ 135), else 'side'."""
+    a = abs(((azimuth + 180.0) % 360.0) - 180.0)
+    return "front" if a <= 45.0 else ("back" if a >= 135.0 else "side")
+
+
+@torch.no_grad()
+def make_eval_set(cfg: TrainConfig, size: int, device: torch.device) -> dict[str, Tensor]:
+    """Held-out synthetic heads and their ground truth: input [H, 3, S, S], views [H, V, 3, S, S]
+    from :func:`eval_azimuths` at elevation 0 (canonical radius and field of view)."""
+    from .synth import SyntheticHeads
+
+    heads = SyntheticHeads(device, seed=cfg.eval_seed)
+    _reseed_heads(heads, cfg.eval_seed)
+    g = _as_gaussians(heads.sample(cfg.eval_heads))
+    az = eval_azimuths(cfg.eval_views)
+    cams = orbit_cameras(len(az), size=size, azimuths=az).to(device)
+    canon = canonical_cameras(size).to(device)
+    bg = framing.BACKGROUND
+    inp = _views_nchw(render(g, canon[0:1], bg).rgb)[:, 0].clamp(0, 1)
+    views = _views_nchw(render(g, cams, bg).rgb).clamp(0, 1)
+    return {"input": inp, "views": views, "viewmats": cams.viewmats, "Ks": cams.Ks,
+            "azimuths": torch.tensor(az)}
+
+
+@torch.no_grad()
+def evaluate(model: A3DModel, eval_set: dict[str, Tensor], lpips_net: str = "alex", seed: int = 0,
+             chunk: int = 4) -> dict[str, Any]:
+    """PSNR / SSIM / LPIPS of one-step reconstructions of the eval set, overall and per bucket.
+
+    Returns a dict: ``{"all": {...}, "front": {...}, "side": {...}, "back": {...}, "heads": H,
+    "views": V}``, each bucket with mean ``psnr``, ``ssim``, ``lpips`` and its ``count`` of views.
+    """
+    was_training = model.training
+    model.eval()
+    S = model.config.image_size
+    inp, views = eval_set["input"], eval_set["views"]
+    H, V = views.shape[:2]
+    cams = Cameras(eval_set["viewmats"], eval_set["Ks"], S, S)
+    gen = torch.Generator().manual_seed(seed)
+    g0_all = model.noise(H, generator=gen)
+    rows = {"psnr": [], "ssim": [], "lpips": []}
+    for i in range(0, H, chunk):
+        g = model.one_step(inp[i:i + chunk], g0_all[i:i + chunk]).float()
+        pred = _views_nchw(render(g, cams, framing.BACKGROUND).rgb).clamp(0, 1)  # [h, V, 3, S, S]
+        gt = views[i:i + chunk]
+        p, t = pred.reshape(-1, 3, S, S), gt.reshape(-1, 3, S, S)
+        rows["psnr"].append(psnr(p, t).view(-1, V))
+        rows["ssim"].append(ssim(p, t).view(-1, V))
+        rows["lpips"].append(lpips(p, t, lpips_net).float().view(-1, V))
+    metrics = {k: torch.cat(v).cpu() for k, v in rows.items()}  # [H, V]
+    buckets = [bucket(float(a)) for a in eval_set["azimuths"]]
+    result: dict[str, Any] = {"heads": H, "views": V}
+    for name in ("all", "front", "side", "back"):
+        cols = [j for j, b in enumerate(buckets) if name == "all" or b == name]
+        if cols:
+            result[name] = {k: float(v[:, cols].mean()) for k, v in metrics.items()} | {"count": H * len(cols)}
+    model.train(was_training)
+    return result
+
+
+# ---- checkpoints, EMA, export ---------------------------------------------------------------------
+
+def _rng_state() -> dict[str, Any]:
+    """This process's RNG states in types that ``torch.load(weights_only=True)`` reads back."""
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]),
+                  float(np_state[4])],
+        "python": _py_state_to_list(random.getstate()),
+    }
+
+
+def _py_state_to_list(s) -> list:
+    return [s[0], list(s[1]), s[2]]
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if torch.cuda.is_available() and state["cuda"]:
+        torch.cuda.set_rng_state_all(state["cuda"])
+    n = state["numpy"]
+    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
+    p = state["python"]
+    random.setstate((p[0], tuple(p[1]), p[2]))
+
+
+def _atomic_save(obj: Any, path: str) -> None:
+    tmp = f"{path}.tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    e = [p for p in ema.parameters()]
+    m = [p.detach() for p in model.parameters()]
+    torch._foreach_lerp_(e, m, 1.0 - decay)
+
+
+def export(ema: A3DModel, folder: str | os.PathLike, fp16: bool = True) -> str:
+    """Write ``ema``'s weights without the AVAS decoder (float16 when ``fp16``) with
+    ``save_pretrained`` to ``folder`` (config.json + model.safetensors); returns the folder."""
+    model = A3DModel(ema.config, with_avas=False)
+    state = {k: v for k, v in ema.state_dict().items() if not k.startswith("avas.")}
+    model.load_state_dict(state, strict=True)
+    if fp16:
+        model = model.half()
+    os.makedirs(folder, exist_ok=True)
+    model.save_pretrained(str(folder))
+    return os.fspath(folder)
+
+
+# ---- the loop -------------------------------------------------------------------------------------
+
+def _dist_info() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment (0, 1, 0 without it)."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def _log(path: str, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _truncate_log(path: str, step: int) -> None:
+    """Drop log lines after ``step`` (written by a run that died after its last checkpoint)."""
+    if not os.path.exists(path):
+        return
+    keep = []
+    with open(path) as f:
+        for line in f:
+            try:
+                if json.loads(line).get("step", 0) <= step:
+                    keep.append(line)
+            except json.JSONDecodeError:
+                pass
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.writelines(keep)
+    os.replace(tmp, path)
+
+
+def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Run (or resume) training as configured; returns the final evaluation (empty when disabled).
+
+    ``on_step(step)`` is called after each optimizer step and checkpoint (tests use it to interrupt
+    a run). Under torchrun every rank calls this; rank 0 logs, evaluates, checkpoints and exports.
+    """
+    t_start = time.time()
+    rank, world, local_rank = _dist_info()
+    ddp = world > 1
+    if cfg.device:
+        device = torch.device(cfg.device)
+    else:
+        device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if ddp:
+        import torch.distributed as dist
+
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    master = rank == 0
+    autocast = cfg.bf16 and device.type == "cuda"
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    rank_seed = _mix(cfg.seed, 1000 + rank)  # per-rank seeds: each rank draws its own noise and data
+    torch.manual_seed(rank_seed)
+    np.random.seed(rank_seed % 2**32)
+    random.seed(rank_seed)
+
+    mcfg = cfg.model_config()
+    model = A3DModel(mcfg, with_avas=cfg.avas).to(device)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    decay, no_decay = [], []
+    for n, p in model.named_parameters():
+        (decay if p.dim() >= 2 else no_decay).append(p)  # no weight decay on biases, norms, embeddings rows
+    optim = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                               {"params": no_decay, "weight_decay": 0.0}],
+                              lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=device.type == "cuda")
+
+    os.makedirs(cfg.out_dir, exist_ok=True)
+    ckpt_path = os.path.join(cfg.out_dir, CKPT_NAME)
+    log_path = os.path.join(cfg.out_dir, LOG_NAME)
+    step = 0
+    elapsed_before = 0.0
+    if os.path.exists(ckpt_path):
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if ck["config"] != asdict(cfg) and master:
+            print(f"note: resuming {ckpt_path} written with another config; using the current one")
+        model.load_state_dict(ck["model"])
+        ema.load_state_dict(ck["ema"])
+        optim.load_state_dict(ck["optimizer"])
+        step = int(ck["step"])
+        elapsed_before = float(ck.get("elapsed", 0.0))
+        rng = ck["rng"]
+        _set_rng_state(rng[rank] if rank < len(rng) else rng[0])
+        if master:
+            _truncate_log(log_path, step)
+            print(f"resumed from {ckpt_path} at step {step}")
+    if master:
+        with open(os.path.join(cfg.out_dir, "train_config.json"), "w") as f:
+            json.dump(asdict(cfg), f, indent=1)
+
+    train_model = model
+    if ddp:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        train_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    S = mcfg.image_size
+    if cfg.data == "synthetic":
+        source: Any = SyntheticBatches(S, cfg.batch_size, cfg.num_views, cfg.elevation_range,
+                                       _mix(cfg.seed, 2000 + rank), device)
+    else:
+        source = FolderBatches(cfg.data, S, cfg.batch_size, cfg.num_views, cfg.seed, rank, world,
+                               cfg.num_workers, device)
+    eval_set = make_eval_set(cfg, S, device) if (master and cfg.eval_heads > 0) else None
+
+    def save_checkpoint() -> None:
+        rng = [_rng_state()]
+        if ddp:
+            import torch.distributed as dist
+
+            gathered: list = [None] * world
+            dist.all_gather_object(gathered, rng[0])
+            rng = gathered
+        if master:
+            _atomic_save({"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optim.state_dict(),
+                          "step": step, "config": asdict(cfg), "model_config": mcfg.to_dict(), "rng": rng,
+                          "elapsed": elapsed_before + time.time() - t_start}, ckpt_path)
+
+    def run_eval() -> dict[str, Any]:
+        if eval_set is None:
+            return {}
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # training RNG untouched
+            res = evaluate(ema, eval_set, cfg.lpips_net, seed=cfg.eval_seed)
+        _log(log_path, {"step": step, "eval": res})
+        return res
+
+    bar = None
+    if master and cfg.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
+    deadline = t_start + 60.0 * cfg.max_minutes if cfg.max_minutes > 0 else math.inf
+    skipped_total = 0
+    t_last, samples_since = time.time(), 0
+    model.train()
+    stopped_by_clock = False
+    while step < cfg.max_steps:
+        batch = source.get(step)
+        lr = get_lr(step, cfg)
+        for group in optim.param_groups:
+            group["lr"] = lr
+        loss, parts = compute_loss(train_model, batch, cfg, mcfg, autocast)
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0 else None
+        optim.step()
+        # EMA warm-up: a short average early on so that the EMA is useful before 1/(1-decay) steps
+        _ema_update(ema, model, min(cfg.ema_decay, (1.0 + step) / (10.0 + step)))
+        step += 1
+        skipped_total += int(batch["skipped"].sum())
+        samples_since += cfg.batch_size * world
+        if master and (step % cfg.log_every == 0 or step == cfg.max_steps):
+            now = time.time()
+            rec = {"step": step, "lr": lr, **parts, "grad_norm": float(grad_norm) if grad_norm is not None else None,
+                   "samples_per_s": samples_since / max(now - t_last, 1e-9), "skipped_files": skipped_total,
+                   "elapsed_s": elapsed_before + now - t_start}
+            _log(log_path, rec)
+            t_last, samples_since = now, 0
+            if bar is not None:
+                bar.set_postfix(loss=f"{parts['loss']:.4f}", sps=f"{rec['samples_per_s']:.1f}")
+        if bar is not None:
+            bar.update(1)
+        # All ranks agree on the wall-clock stop (rank 0's clock decides).
+        stop = time.time() > deadline
+        if ddp and math.isfinite(deadline):
+            import torch.distributed as dist
+
+            flag = torch.tensor([float(stop)], device=device)
+            dist.broadcast(flag, 0)
+            stop = bool(flag.item())
+        if step % cfg.ckpt_every == 0 and not stop and step < cfg.max_steps:
+            save_checkpoint()
+        if master and cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.max_steps and not stop:
+            run_eval()
+        if on_step is not None:
+            on_step(step)
+        if stop:
+            stopped_by_clock = True
+            break
+    if bar is not None:
+        bar.close()
+    save_checkpoint()
+    result: dict[str, Any] = {}
+    if master:
+        result = run_eval()
+        summary = {"step": step, "stopped_by_clock": stopped_by_clock, "skipped_files": skipped_total,
+                   "elapsed_s": elapsed_before + time.time() - t_start, "eval": result, "config": asdict(cfg)}
+        with open(os.path.join(cfg.out_dir, EVAL_NAME), "w") as f:
+            json.dump(summary, f, indent=1)
+        if cfg.export_dir:
+            export(ema, cfg.export_dir)
+            print(f"exported the EMA weights to {cfg.export_dir}")
+    if ddp:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+    return result
+
+
+# ---- the training curve ---------------------------------------------------------------------------
+
+def plot_log(log_path: str | os.PathLike, png_path: str | os.PathLike, size: tuple[int, int] = (900, 420)) -> str:
+    """Plot a run's loss curve (and its evaluations' PSNR) from ``log.jsonl`` to a PNG with PIL."""
+    from PIL import Image, ImageDraw
+
+    steps, losses, ev = [], [], []
+    with open(log_path) as f:
+        for line in f:
+            r = json.loads(line)
+            if "loss" in r:
+                steps.append(r["step"])
+                losses.append(r["loss"])
+            elif "eval" in r and "all" in r["eval"]:
+                ev.append((r["step"], r["eval"]["all"]["psnr"]))
+    if not steps:
+        raise ValueError(f"log_path: {log_path} holds no logged loss")
+    W, H = size
+    img = Image.new("RGB", (W, H), "white")
+    d = ImageDraw.Draw(img)
+    L, R, T, B = 70, 70, 30, 50
+    x0, x1 = 0, max(steps)
+    lo, hi = min(losses), max(losses)
+    ly = lambda v: T + (H - T - B) * (1 - (math.log(v) - math.log(lo)) / max(math.log(hi) - math.log(lo), 1e-9))  # noqa: E731
+    lx = lambda s: L + (W - L - R) * (s - x0) / max(x1 - x0, 1)  # noqa: E731
+    d.rectangle([L, T, W - R, H - B], outline="black")
+    for k in range(5):  # y ticks (log scale)
+        v = math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * k / 4)
+        d.text((5, ly(v) - 6), f"{v:.3g}", fill="black")
+        d.line([L - 4, ly(v), L, ly(v)], fill="black")
+    for k in range(6):
+        s = x0 + (x1 - x0) * k / 5
+        d.text((lx(s) - 12, H - B + 6), f"{int(s)}", fill="black")
+    d.text((W // 2 - 20, H - 22), "step", fill="black")
+    d.text((L, 8), "training loss (Eq. 6, log scale)", fill=(30, 80, 200))
+    d.line([(lx(s), ly(v)) for s, v in zip(steps, losses)], fill=(30, 80, 200), width=2)
+    if ev:
+        p_lo, p_hi = min(p for _, p in ev) - 0.5, max(p for _, p in ev) + 0.5
+        py = lambda p: T + (H - T - B) * (1 - (p - p_lo) / (p_hi - p_lo))  # noqa: E731
+        pts = [(lx(s), py(p)) for s, p in ev]
+        if len(pts) > 1:
+            d.line(pts, fill=(200, 60, 30), width=2)
+        for x, y in pts:
+            d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=(200, 60, 30))
+        for k in range(3):
+            p = p_lo + (p_hi - p_lo) * k / 2
+            d.text((W - R + 6, py(p) - 6), f"{p:.1f}", fill=(200, 60, 30))
+        d.text((W - 260, 8), "held-out PSNR dB (EMA, right axis)", fill=(200, 60, 30))
+    img.save(png_path)
+    return os.fspath(png_path)
+
+
+# ---- CLI ------------------------------------------------------------------------------------------
+
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
+    """``a3d train``: every TrainConfig field is a flag (``--max-steps 100``, ``--no-bf16``)."""
+    p = sub.add_parser("train", help="train the reconstruction model (torchrun for several GPUs)",
+                       description="Train A3DModel. Flags override --config, which overrides the defaults.")
+    p.add_argument("--config", help="JSON file of TrainConfig fields")
+    p.add_argument("--export-only", action="store_true",
+                   help="write the EMA weights of OUT_DIR/ckpt.pt to --export-dir and exit")
+    p.add_argument("--plot", metavar="PNG", help="after training, plot OUT_DIR/log.jsonl to this PNG")
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        elif f.name == "model_overrides":
+            p.add_argument(flag, type=json.loads, default=None, help='JSON object, e.g. \'{"image_size": 64}\'')
+        else:
+            typ = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
+            p.add_argument(flag, type=typ, default=None)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    d = asdict(TrainConfig.from_json(args.config)) if args.config else {}
+    for f in dataclasses.fields(TrainConfig):
+        v = getattr(args, f.name, None)
+        if v is not None:
+            d[f.name] = v
+    return TrainConfig.from_dict(d)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    if args.export_only:
+        if not cfg.export_dir:
+            raise SystemExit("--export-only needs --export-dir")
+        ck = torch.load(os.path.join(cfg.out_dir, CKPT_NAME), map_location="cpu", weights_only=True)
+        ema = A3DModel(ModelConfig.from_dict(ck["model_config"]), with_avas=cfg.avas)
+        ema.load_state_dict(ck["ema"])
+        print(f"exported step {ck['step']} to {export(ema, cfg.export_dir)}")
+        return 0
+    res = train(cfg)
+    if res and _dist_info()[0] == 0:
+        print(json.dumps(res, indent=1))
+    if args.plot and _dist_info()[0] == 0:
+        print(f"wrote {plot_log(os.path.join(cfg.out_dir, LOG_NAME), args.plot)}")
+    return 0

@@ -1,0 +1,196 @@
+"""The trainer: schedule, metrics, the loss going down, exact resume, export, CLI (CPU, small)."""
+import argparse
+import json
+import math
+import os
+
+import pytest
+import torch
+from PIL import Image
+
+from a3d.cameras import Cameras, canonical_cameras, orbit_cameras, save_cameras_json
+from a3d.data import CAMERA_FILE
+from a3d.gaussians import Gaussians
+from a3d.model import A3DModel
+from a3d.render import render
+from a3d.train import (CKPT_NAME, LOG_NAME, FolderBatches, TrainConfig, add_train_parser, bucket, compute_loss,
+                       config_from_args, eval_azimuths, export, get_lr, plot_log, psnr, ssim, train)
+
+TINY = dict(image_size=32, width=64, depth=2, heads=2, decoder_width=16, avas_width=8)
+
+
+def _blob_head(n: int, seed: int) -> Gaussians:
+    """A head-sized ellipsoid shell of coloured blobs."""
+    g = torch.Generator().manual_seed(seed)
+    d = torch.nn.functional.normalize(torch.randn(n, 3, generator=g), dim=-1)
+    colors = (torch.rand(1, 3, generator=g) * 0.6 + 0.2 + 0.2 * d).clamp(0, 1)
+    return Gaussians(d * torch.tensor([0.45, 0.55, 0.5]), torch.tensor([1.0, 0, 0, 0]).expand(n, 4).clone(),
+                     torch.full((n, 3), 0.09), torch.full((n,), 0.9), colors)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """Two captures in the documented layout: the 4 canonical views and 4 others at 32²."""
+    root = tmp_path_factory.mktemp("heads")
+    for h in range(2):
+        cams = Cameras.cat([canonical_cameras(32), orbit_cameras(4, size=32, azimuth_start=30.0, elevation=10.0)])
+        rgb = render(_blob_head(150, h), cams, (1.0, 1.0, 1.0)).rgb
+        folder = root / f"head{h}"
+        folder.mkdir()
+        save_cameras_json(folder / CAMERA_FILE, cams)
+        for i, im in enumerate(rgb):
+            Image.fromarray((im.clamp(0, 1) * 255 + 0.5).byte().numpy()).save(folder / f"{i:03d}.png")
+    return str(root)
+
+
+def _cfg(data, out, **kw) -> TrainConfig:
+    base = dict(model_overrides=TINY, data=data, num_views=2, num_workers=0, batch_size=1, max_steps=6,
+                warmup_steps=2, lr=3e-3, min_lr=3e-4, log_every=1, ckpt_every=3, eval_every=0, eval_heads=0,
+                out_dir=str(out), progress=False, ema_decay=0.9)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_get_lr_warmup_and_cosine():
+    cfg = TrainConfig(lr=1e-3, min_lr=1e-4, warmup_steps=10, max_steps=110)
+    lrs = [get_lr(s, cfg) for s in range(120)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)  # linear warmup to the peak
+    assert all(a <= b for a, b in zip(lrs[:10], lrs[1:10]))
+    assert all(a >= b for a, b in zip(lrs[10:110], lrs[11:110]))  # cosine decay
+    assert lrs[60] == pytest.approx(0.5 * (1e-3 + 1e-4))  # half way down the cosine
+    assert lrs[110] == lrs[119] == pytest.approx(1e-4)
+
+
+def _ssim_direct(x, y, win=11, sigma=1.5):
+    """SSIM with an explicit 2D window at every valid position (no separable filtering)."""
+    r = torch.arange(win, dtype=torch.float64) - (win - 1) / 2
+    g = torch.exp(-r ** 2 / (2 * sigma ** 2))
+    w = (g[:, None] * g[None]) / (g.sum() ** 2)
+    B, C, H, W = x.shape
+    vals = []
+    for i in range(H - win + 1):
+        for j in range(W - win + 1):
+            a, b = x[..., i:i + win, j:j + win], y[..., i:i + win, j:j + win]
+            ma, mb = (a * w).sum((-1, -2)), (b * w).sum((-1, -2))
+            va = (a * a * w).sum((-1, -2)) - ma ** 2
+            vb = (b * b * w).sum((-1, -2)) - mb ** 2
+            cov = (a * b * w).sum((-1, -2)) - ma * mb
+            vals.append(((2 * ma * mb + 1e-4) * (2 * cov + 9e-4)) / ((ma ** 2 + mb ** 2 + 1e-4) * (va + vb + 9e-4)))
+    return torch.stack(vals, -1).mean((-1, -2))
+
+
+def test_ssim_psnr(seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(2, 3, 16, 18, generator=g, dtype=torch.float64)
+    y = (x + 0.1 * torch.randn(2, 3, 16, 18, generator=g, dtype=torch.float64)).clamp(0, 1)
+    torch.testing.assert_close(ssim(x, y).double(), _ssim_direct(x, y), atol=1e-5, rtol=0)
+    assert torch.allclose(ssim(x, x), torch.ones(2))
+    assert torch.allclose(ssim(x, y), ssim(y, x))
+    noisier = (x + 0.3 * torch.randn(2, 3, 16, 18, generator=g, dtype=torch.float64)).clamp(0, 1)
+    assert (ssim(x, noisier) < ssim(x, y)).all()
+    mse = ((x - y) ** 2).mean((1, 2, 3))
+    torch.testing.assert_close(psnr(x, y).double(), -10 * torch.log10(mse), atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="window"):
+        ssim(x[..., :8, :8], y[..., :8, :8])
+
+
+def test_eval_views_and_buckets():
+    az = eval_azimuths(16)
+    assert len(az) == 16 and min(abs(a) for a in az) == pytest.approx(11.25)  # the input azimuth is skipped
+    names = [bucket(a) for a in az]
+    assert names.count("front") == 4 and names.count("back") == 4 and names.count("side") == 8
+    assert bucket(0) == "front" and bucket(180) == "back" and bucket(-90) == "side" and bucket(200) == "back"
+
+
+def _fixed_loss(model, cfg, batch):
+    with torch.random.fork_rng():
+        torch.manual_seed(123)
+        loss, _ = compute_loss(model, batch, cfg, model.config, autocast=False)
+    return float(loss)
+
+
+def test_training_reduces_loss(dataset, tmp_path):
+    cfg = _cfg(dataset, tmp_path / "run", max_steps=8, one_step_prob=1.0, export_dir=str(tmp_path / "export"))
+    torch.manual_seed(0)
+    batch = FolderBatches(dataset, 32, 2, 2, seed=7, rank=0, world=1, workers=0, device=torch.device("cpu")).get(0)
+    model = A3DModel(cfg.model_config(), with_avas=True)
+    with torch.no_grad():
+        before = _fixed_loss(model, cfg, batch)
+    train(cfg)
+    ck = torch.load(tmp_path / "run" / CKPT_NAME, map_location="cpu", weights_only=True)
+    assert ck["step"] == 8
+    model.load_state_dict(ck["model"])
+    with torch.no_grad():
+        after = _fixed_loss(model, cfg, batch)
+    assert after < 0.8 * before, (before, after)
+    log = [json.loads(line) for line in open(tmp_path / "run" / LOG_NAME)]
+    assert [r["step"] for r in log] == list(range(1, 9))
+    assert all(math.isfinite(r["loss"]) and r["skipped_files"] == 0 for r in log)
+    assert {"l2", "lpips", "avas_l2", "avas_lpips", "lr", "samples_per_s"} <= set(log[0])
+    # The export holds the EMA weights without AVAS, in float16, and loads strictly.
+    from safetensors.torch import load_file
+
+    weights = load_file(str(tmp_path / "export" / "model.safetensors"))
+    assert weights and all(v.dtype == torch.float16 for v in weights.values())
+    assert not any(k.startswith("avas.") for k in weights)
+    loaded = A3DModel.from_pretrained(str(tmp_path / "export"))
+    ema = {k: v for k, v in ck["ema"].items() if not k.startswith("avas.")}
+    for k, v in loaded.state_dict().items():
+        torch.testing.assert_close(v, ema[k].half().float(), atol=0, rtol=0)
+    png = plot_log(tmp_path / "run" / LOG_NAME, tmp_path / "curve.png")
+    assert Image.open(png).size == (900, 420)
+
+
+def test_resume_is_exact(dataset, tmp_path):
+    """A run killed after its step-3 checkpoint and restarted ends with the same bits as one that ran
+    straight through."""
+    straight = _cfg(dataset, tmp_path / "a")
+    train(straight)
+
+    killed = _cfg(dataset, tmp_path / "b")
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_4(step):
+        if step == 4:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(killed, on_step=kill_at_4)
+    ck = torch.load(tmp_path / "b" / CKPT_NAME, map_location="cpu", weights_only=True)
+    assert ck["step"] == 3
+    train(killed)  # resumes from step 3
+
+    a = torch.load(tmp_path / "a" / CKPT_NAME, map_location="cpu", weights_only=True)
+    b = torch.load(tmp_path / "b" / CKPT_NAME, map_location="cpu", weights_only=True)
+    assert a["step"] == b["step"] == 6
+    for key in ("model", "ema"):
+        assert a[key].keys() == b[key].keys()
+        for k in a[key]:
+            assert torch.equal(a[key][k], b[key][k]), (key, k)
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        for k in sa:
+            assert torch.equal(sa[k], sb[k])
+    assert torch.equal(a["rng"][0]["torch"], b["rng"][0]["torch"])
+    steps = [json.loads(line)["step"] for line in open(tmp_path / "b" / LOG_NAME)]
+    assert steps == list(range(1, 7))  # the lines of the killed run after its checkpoint were dropped
+
+
+def test_config_cli_and_errors(tmp_path):
+    parser = argparse.ArgumentParser()
+    add_train_parser(parser.add_subparsers(dest="command"))
+    (tmp_path / "c.json").write_text(json.dumps({"lr": 1e-3, "batch_size": 4}))
+    args = parser.parse_args(["train", "--config", str(tmp_path / "c.json"), "--batch-size", "2", "--no-bf16",
+                              "--model-overrides", '{"image_size": 64}', "--max-minutes", "8.5"])
+    cfg = config_from_args(args)
+    assert (cfg.lr, cfg.batch_size, cfg.bf16, cfg.max_minutes) == (1e-3, 2, False, 8.5)
+    assert cfg.model_config().image_size == 64
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
+        TrainConfig.from_dict({"learning_rate": 1})
+    with pytest.raises(ValueError, match="min_lr"):
+        TrainConfig(lr=1e-4, min_lr=1e-3)
+    with pytest.raises(ValueError, match="overrides"):
+        TrainConfig(model_overrides={"nope": 1}).model_config()
