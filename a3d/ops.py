@@ -15,6 +15,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from .rasterize import DEPTH_ALPHA_EPS
 from .rays import plucker_rays_reference
 
 Backend = Literal["cuda", "cpu", "torch"]
@@ -40,6 +41,7 @@ def _load() -> bool:
         try:
             importlib.import_module("a3d._C")
             _ext_loaded = True
+            _register_rasterizer()
         except (ImportError, OSError) as e:  # missing or built against another torch
             _ext_error = e
     return _ext_loaded
@@ -120,3 +122,86 @@ def _safe_backend(device: str) -> str:
         return backend(device)
     except RuntimeError as e:
         return f"error: {e}"
+
+
+# --- Rasterizer ------------------------------------------------------------------------------------------
+# a3d::rasterize_fwd / a3d::rasterize_bwd (schemas in csrc/ops.cpp; kernels in csrc/rasterize_{cpu,cuda}*).
+# The forward op also returns what its backward needs (projections, the per-tile depth-ordered lists, the
+# per-pixel count of list entries up to the last included Gaussian and the final transmittance); the
+# autograd formula below turns the gradients of (rgb, alpha, depth) into those of the kernel's outputs.
+
+
+def rasterize_compiled(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, colors: Tensor,
+                       viewmats: Tensor, Ks: Tensor, width: int, height: int,
+                       backgrounds: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """The compiled rasterizer (CUDA kernel, or the C++ CPU kernel); same contract as
+    :func:`a3d.rasterize.rasterize` (shapes there: Gaussians [B, N, ...], cameras [B, C, ...]).
+
+    Returns rgb [B, C, H, W, 3], alpha [B, C, H, W, 1], depth [B, C, H, W, 1]. Differentiable w.r.t. means,
+    quats, scales, opacities, colors and backgrounds on both devices (the CPU backward is C++ too, parallel
+    over tiles). All scenes × views run in one call; the CUDA forward synchronises with the host once (to size
+    the (Gaussian, tile) list). float32 or float64.
+    """
+    if not _load():
+        raise RuntimeError(f"rasterize_compiled: the a3d extension failed to load ({_ext_error}). {_BUILD_HINT}")
+    dtype = means.dtype
+    if backgrounds is not None:
+        backgrounds = backgrounds.to(dtype)
+    out = torch.ops.a3d.rasterize_fwd(means, quats, scales, opacities, colors, viewmats.to(dtype), Ks.to(dtype),
+                                      backgrounds, int(width), int(height))
+    return out[0], out[1], out[2]
+
+
+def _rasterize_setup_context(ctx, inputs, output):
+    means, quats, scales, opacities, colors, viewmats, Ks, backgrounds, width, height = inputs
+    rgb, alpha, depth, proj, tile_ranges, isect_gids, last, T_final = output
+    ctx.mark_non_differentiable(proj, tile_ranges, isect_gids, last, T_final)
+    ctx.size = (width, height)
+    ctx.has_bg = backgrounds is not None
+    ctx.save_for_backward(means, quats, scales, opacities, colors, viewmats, Ks, backgrounds, alpha, depth, proj,
+                          tile_ranges, isect_gids, last, T_final)
+
+
+def _rasterize_backward(ctx, v_rgb, v_alpha, v_depth, *_unused):
+    (means, quats, scales, opacities, colors, viewmats, Ks, backgrounds, alpha, depth, proj, tile_ranges,
+     isect_gids, last, T_final) = ctx.saved_tensors
+    width, height = ctx.size
+    v_rgb = torch.zeros_like(alpha).expand(*alpha.shape[:-1], 3) if v_rgb is None else v_rgb
+    v_alpha = torch.zeros_like(alpha) if v_alpha is None else v_alpha
+    v_depth = torch.zeros_like(depth) if v_depth is None else v_depth
+    # depth = dsum / max(alpha, eps): the kernel takes d/d dsum; the part through the normalisation joins alpha.
+    denom = alpha.clamp_min(DEPTH_ALPHA_EPS)
+    v_dsum = (v_depth / denom)[..., 0]
+    v_alpha_total = (v_alpha - torch.where(alpha > DEPTH_ALPHA_EPS, v_depth * depth / denom,
+                                           torch.zeros_like(alpha)))[..., 0]
+    v_means, v_quats, v_scales, v_opac, v_colors = torch.ops.a3d.rasterize_bwd(
+        means, quats, scales, opacities, colors, viewmats, Ks, backgrounds, width, height, proj, tile_ranges,
+        isect_gids, last, T_final, v_rgb.contiguous(), v_alpha_total.contiguous(), v_dsum.contiguous())
+    v_bg = (v_rgb * T_final[..., None]).sum((2, 3)) if ctx.has_bg else None
+    return v_means, v_quats, v_scales, v_opac, v_colors, None, None, v_bg, None, None
+
+
+def _register_rasterizer() -> None:
+    """Autograd and fake (meta) kernels of the rasterizer ops; runs once the extension is loaded."""
+    if not hasattr(torch.ops.a3d, "rasterize_fwd") or getattr(_register_rasterizer, "done", False):
+        return
+    _register_rasterizer.done = True
+
+    @torch.library.register_fake("a3d::rasterize_fwd")
+    def _fwd_fake(means, quats, scales, opacities, colors, viewmats, Ks, backgrounds, width, height):
+        B, C, N = means.shape[0], viewmats.shape[1], means.shape[1]
+        tiles = ((width + 15) // 16) * ((height + 15) // 16)
+        P = torch.library.get_ctx().new_dynamic_size()
+        img = means.new_empty
+        return (img(B, C, height, width, 3), img(B, C, height, width, 1), img(B, C, height, width, 1),
+                img(B, C, N, 8), means.new_empty(B * C * tiles, 2, dtype=torch.int32),
+                means.new_empty(P, dtype=torch.int32), means.new_empty(B, C, height, width, dtype=torch.int32),
+                img(B, C, height, width))
+
+    @torch.library.register_fake("a3d::rasterize_bwd")
+    def _bwd_fake(means, quats, scales, opacities, colors, viewmats, Ks, backgrounds, width, height, proj,
+                  tile_ranges, isect_gids, last, T_final, v_rgb, v_alpha, v_dsum):
+        return (torch.empty_like(means), torch.empty_like(quats), torch.empty_like(scales),
+                torch.empty_like(opacities), torch.empty_like(colors))
+
+    torch.library.register_autograd("a3d::rasterize_fwd", _rasterize_backward, setup_context=_rasterize_setup_context)
