@@ -38,7 +38,7 @@ import os
 import random
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import framing
-from .cameras import Cameras, canonical_cameras, intrinsics, look_at, orbit_cameras
+from .cameras import Cameras, canonical_cameras, orbit_cameras
 from .gaussians import Gaussians
 from .lpips import lpips
 from .model import A3DModel, ModelConfig, get_config, images_to_state, interpolate, sample_t
@@ -77,7 +77,7 @@ class TrainConfig:
     data: str = "synthetic"
     num_views: int = 8  # rendered supervision views a sample (paper: 8)
     num_workers: int = 4  # DataLoader workers for folder data
-    elevation_range: float = 20.0  # supervision cameras at elevations in ±this, degrees (paper: ±20°)
+    synth_gaussians: int = 80_000  # Gaussians a synthetic head (the generator's floor is 2,000)
     # optimisation
     batch_size: int = 8  # per rank
     max_steps: int = 20000
@@ -106,20 +106,22 @@ class TrainConfig:
     eval_every: int = 2000  # 0: only at the end
     eval_heads: int = 16
     eval_views: int = 16
-    eval_seed: int = 987_654_321  # held-out heads: a seed no training rank uses
+    eval_seed: int = 987_654_321  # held-out heads: a generator seed no training rank uses (_mix never gives it
+    # in practice; the generator's head streams of two seeds do not overlap within 1,000,003 heads)
+    gallery_images: int = 2  # PNGs of 3 held-out heads each written at the end (gallery_K.png)
     export_dir: str = ""  # after training: EMA weights (float16) written here with save_pretrained
     progress: bool = True
 
     def __post_init__(self) -> None:
         ints = ("num_views", "num_workers", "batch_size", "max_steps", "warmup_steps", "log_every", "ckpt_every",
-                "eval_every", "eval_heads", "eval_views")
+                "eval_every", "eval_heads", "eval_views", "synth_gaussians", "gallery_images")
         for name in ints:
             v = getattr(self, name)
             low = 1 if name in ("num_views", "batch_size", "max_steps", "log_every", "ckpt_every") else 0
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise ValueError(f"TrainConfig.{name}: expected an int >= {low}, got {v!r}")
         for name in ("lr", "min_lr", "weight_decay", "grad_clip", "lambda_l2", "lambda_lpips", "max_minutes",
-                     "elevation_range"):
+                     ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise ValueError(f"TrainConfig.{name}: expected a finite number >= 0, got {v!r}")
@@ -215,72 +217,44 @@ def _views_nchw(rgb: Tensor) -> Tensor:
     return rgb.permute(0, 1, 4, 2, 3)
 
 
-def random_cameras(batch: int, views: int, size: int, elevation_range: float, generator: torch.Generator,
-                   device: torch.device) -> Cameras:
-    """Cameras [batch, views] on the canonical sphere (radius and field of view of :mod:`a3d.framing`)
-    at uniform azimuths and elevations uniform in ±``elevation_range`` degrees, looking at the head."""
-    u = torch.rand(batch * views, 2, generator=generator, device=generator.device, dtype=torch.float64).cpu()
-    az = torch.deg2rad(360.0 * u[:, 0])
-    el = torch.deg2rad(elevation_range * (2 * u[:, 1] - 1))
-    r = framing.CANONICAL_RADIUS
-    eye = r * torch.stack([torch.cos(el) * torch.sin(az), torch.sin(el), torch.cos(el) * torch.cos(az)], -1)
-    vm = look_at(eye.float()).reshape(batch, views, 4, 4)
-    K = intrinsics(framing.CANONICAL_FOV_DEG, size).expand(batch, views, 3, 3).clone()
-    return Cameras(vm.to(device), K.to(device), size, size)
-
-
 class SyntheticBatches:
     """Training batches rendered on the fly from :class:`a3d.synth.SyntheticHeads` on ``device``.
 
-    A batch is a function of (seed, step) alone, so a resumed run sees the same data: the head
-    generator and the camera generator are re-seeded from them at every step.
+    Step ``k`` takes heads ``k·B … k·B + B − 1`` of the generator's stream ``seed`` (a head is a
+    function of its seed and index alone) and draws its supervision views from a generator seeded
+    by (seed, k), so a batch is a function of (seed, step) and a resumed run sees the same data.
+    Supervision views: ``num_views`` of each head's 80 cameras (40 fixed circular + 40 random, paper
+    App. C), the input view excluded; the canonical views are rendered from
+    :func:`a3d.cameras.canonical_cameras`.
     """
 
-    def __init__(self, size: int, batch: int, num_views: int, elevation_range: float, seed: int,
-                 device: torch.device):
+    def __init__(self, size: int, batch: int, num_views: int, num_gaussians: int, seed: int, device: torch.device):
         from .synth import SyntheticHeads
 
-        self.size, self.batch, self.num_views, self.elevation_range = size, batch, num_views, elevation_range
-        self.seed, self.device = seed, device
-        self.heads = SyntheticHeads(device, seed=seed)
+        self.batch, self.num_views, self.seed, self.device = batch, num_views, seed, device
+        self.heads = SyntheticHeads(device, seed=seed, num_gaussians=num_gaussians, image_size=size)
         self.canonical = canonical_cameras(size).to(device)
         self.gen = torch.Generator(device=device)
 
-    def _heads(self, step_seed: int, batch: int) -> Gaussians:
-        _reseed_heads(self.heads, step_seed)
-        return _as_gaussians(self.heads.sample(batch))
-
     def get(self, step: int) -> dict[str, Tensor]:
-        step_seed = _mix(self.seed, step)
-        g = self._heads(step_seed, self.batch)
-        self.gen.manual_seed(_mix(step_seed, 1))
-        cams = random_cameras(self.batch, self.num_views, self.size, self.elevation_range, self.gen, self.device)
-        return render_batch(g, self.canonical, cams)
+        B, V = self.batch, self.num_views
+        sample = self.heads.sample(B, head_ids=list(range(step * B, (step + 1) * B)))
+        self.gen.manual_seed(_mix(self.seed, step))
+        cams = sample.cameras
+        score = torch.rand(B, len(cams), generator=self.gen, device=self.device)
+        score[:, sample.input_view] = 2.0  # never the input view itself
+        idx = score.argsort(dim=1)[:, :V]  # V distinct random views a head
+        vm = cams.viewmats.gather(1, idx[..., None, None].expand(B, V, 4, 4))
+        K = cams.Ks.gather(1, idx[..., None, None].expand(B, V, 3, 3))
+        return render_batch(sample.gaussians, self.canonical, Cameras(vm, K, cams.width, cams.height))
 
 
 def _mix(a: int, b: int) -> int:
-    """A 62-bit seed from two ints (splitmix-style), so (seed, step) pairs do not collide."""
+    """A 31-bit seed from two ints (splitmix-style), so (seed, step) pairs do not collide in practice."""
     x = (a * 0x9E3779B97F4A7C15 + b * 0xBF58476D1CE4E5B9 + 0x94D049BB133111EB) & (2**64 - 1)
     x ^= x >> 31
-    return x & (2**62 - 1)
-
-
-def _reseed_heads(heads: Any, seed: int) -> None:
-    """Re-seed a SyntheticHeads generator (its ``seed(s)`` method, or its torch.Generator)."""
-    if callable(getattr(heads, "manual_seed", None)):
-        heads.manual_seed(seed)
-    elif isinstance(getattr(heads, "generator", None), torch.Generator):
-        heads.generator.manual_seed(seed)
-    else:
-        raise RuntimeError("a3d.synth.SyntheticHeads exposes neither manual_seed() nor a generator attribute; "
-                           "the trainer needs one to make batches a function of the step")
-
-
-def _as_gaussians(sample: Any) -> Gaussians:
-    g = sample if isinstance(sample, Gaussians) else getattr(sample, "gaussians", None)
-    if not isinstance(g, Gaussians):
-        raise RuntimeError(f"a3d.synth: expected sample() to give Gaussians, got {type(sample).__name__}")
-    return g
+    x = (x * 0x94D049BB133111EB) & (2**64 - 1)
+    return (x ^ (x >> 29)) & (2**31 - 1)
 
 
 @torch.no_grad()
@@ -425,9 +399,8 @@ def make_eval_set(cfg: TrainConfig, size: int, device: torch.device) -> dict[str
     from :func:`eval_azimuths` at elevation 0 (canonical radius and field of view)."""
     from .synth import SyntheticHeads
 
-    heads = SyntheticHeads(device, seed=cfg.eval_seed)
-    _reseed_heads(heads, cfg.eval_seed)
-    g = _as_gaussians(heads.sample(cfg.eval_heads))
+    heads = SyntheticHeads(device, seed=cfg.eval_seed, num_gaussians=cfg.synth_gaussians, image_size=size)
+    g = heads.sample(cfg.eval_heads).gaussians
     az = eval_azimuths(cfg.eval_views)
     cams = orbit_cameras(len(az), size=size, azimuths=az).to(device)
     canon = canonical_cameras(size).to(device)
@@ -472,6 +445,33 @@ def evaluate(model: A3DModel, eval_set: dict[str, Tensor], lpips_net: str = "ale
             result[name] = {k: float(v[:, cols].mean()) for k, v in metrics.items()} | {"count": H * len(cols)}
     model.train(was_training)
     return result
+
+
+@torch.no_grad()
+def save_gallery(model: A3DModel, eval_set: dict[str, Tensor], path: str | os.PathLike, heads: Sequence[int],
+                 every: int = 2, seed: int = 0) -> str:
+    """A PNG of held-out heads: for each head a row of ground truth (the input portrait, then every
+    ``every``-th eval view) above a row of the one-step reconstruction's renders of the same views
+    (the input cell shows the reconstruction's front view)."""
+    from PIL import Image
+
+    S = model.config.image_size
+    heads = [h for h in heads if h < eval_set["input"].shape[0]]
+    idx = list(range(0, eval_set["views"].shape[1], every))
+    cams = Cameras(eval_set["viewmats"][idx], eval_set["Ks"][idx], S, S)
+    front = canonical_cameras(S).to(cams.device)[0:1]
+    gen = torch.Generator().manual_seed(seed)
+    g0 = model.noise(eval_set["input"].shape[0], generator=gen)[heads]
+    was_training = model.training
+    model.eval()
+    g = model.one_step(eval_set["input"][heads], g0).float()
+    model.train(was_training)
+    pred = _views_nchw(render(g, Cameras.cat([front, cams]), framing.BACKGROUND).rgb).clamp(0, 1)
+    gt = torch.cat([eval_set["input"][heads][:, None], eval_set["views"][heads][:, idx]], 1)
+    rows = torch.stack([gt, pred], 1).flatten(0, 1)  # [2·heads, 1 + len(idx), 3, S, S]
+    grid = rows.permute(0, 3, 1, 4, 2).reshape(rows.shape[0] * S, rows.shape[1] * S, 3)
+    Image.fromarray((grid * 255 + 0.5).to(torch.uint8).cpu().numpy()).save(path)
+    return os.fspath(path)
 
 
 # ---- checkpoints, EMA, export ---------------------------------------------------------------------
@@ -629,7 +629,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
 
     S = mcfg.image_size
     if cfg.data == "synthetic":
-        source: Any = SyntheticBatches(S, cfg.batch_size, cfg.num_views, cfg.elevation_range,
+        source: Any = SyntheticBatches(S, cfg.batch_size, cfg.num_views, cfg.synth_gaussians,
                                        _mix(cfg.seed, 2000 + rank), device)
     else:
         source = FolderBatches(cfg.data, S, cfg.batch_size, cfg.num_views, cfg.seed, rank, world,
@@ -723,6 +723,10 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
         if cfg.export_dir:
             export(ema, cfg.export_dir)
             print(f"exported the EMA weights to {cfg.export_dir}")
+        if eval_set is not None:
+            for k in range(cfg.gallery_images):
+                save_gallery(ema, eval_set, os.path.join(cfg.out_dir, f"gallery_{k}.png"), range(3 * k, 3 * k + 3),
+                             seed=cfg.eval_seed)
     if ddp:
         import torch.distributed as dist
 

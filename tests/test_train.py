@@ -2,7 +2,6 @@
 import argparse
 import json
 import math
-import os
 
 import pytest
 import torch
@@ -14,7 +13,7 @@ from a3d.gaussians import Gaussians
 from a3d.model import A3DModel
 from a3d.render import render
 from a3d.train import (CKPT_NAME, LOG_NAME, FolderBatches, TrainConfig, add_train_parser, bucket, compute_loss,
-                       config_from_args, eval_azimuths, export, get_lr, plot_log, psnr, ssim, train)
+                       config_from_args, eval_azimuths, get_lr, plot_log, psnr, ssim, train)
 
 TINY = dict(image_size=32, width=64, depth=2, heads=2, decoder_width=16, avas_width=8)
 
