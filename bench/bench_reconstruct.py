@@ -1,0 +1,160 @@
+"""Time a3d.reconstruct(): the network alone, the whole call, and preprocessing, per preset.
+
+    python bench/bench_reconstruct.py                       # tiny and paper on CUDA (tiny only on CPU)
+    python bench/bench_reconstruct.py --presets tiny --device cpu
+    python bench/bench_reconstruct.py --compile             # also time torch.compile (GPU)
+
+Weights are random (timing does not depend on them). "network" is one A3DModel.one_step call
+(bf16 autocast on CUDA, float32 on CPU), timed with CUDA events (GPU) or perf_counter (CPU);
+"reconstruct" is the whole a3d.reconstruct(image, preprocess=False) call from a numpy image (noise,
+transfers, the network, splitting into an Avatar); "preprocess" is face detection + framing +
+matting of a real portrait (CPU work, reported apart). Median over --iters runs after --warmup.
+Prints a markdown table for BENCHMARKS.md and writes JSON with --json.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import a3d  # noqa: E402
+from a3d.model import A3DModel, get_config  # noqa: E402
+from a3d.preprocess import has_face_models, preprocess  # noqa: E402
+
+PORTRAIT = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "astronaut_256.jpg"
+
+
+def _median_ms(fn, iters: int, warmup: int, device: torch.device) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iters):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end))
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def _wall_ms(fn, iters: int, warmup: int, device: torch.device) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iters):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def bench_preset(name: str, device: torch.device, iters: int, warmup: int, compile_: bool) -> dict:
+    cfg = get_config(name)
+    with torch.device(device):
+        model = A3DModel(cfg).eval().requires_grad_(False)
+    S = cfg.image_size
+    image = torch.rand(1, 3, S, S, device=device)
+    g0 = model.noise(1, torch.Generator().manual_seed(0))
+    use_bf16 = device.type == "cuda"
+
+    def network(m=model):
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            return m.one_step(image, g0)
+
+    row = {"preset": name, "device": str(device), "params_M": round(model.num_parameters() / 1e6, 2),
+           "gaussians": 4 * S * S, "tokens": 5 * (S // cfg.patch_size) ** 2}
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    row["network_ms"] = round(_median_ms(network, iters, warmup, device), 2)
+    framed = (np.random.default_rng(0).random((S, S, 3)) * 255).astype(np.uint8)
+    row["reconstruct_ms"] = round(_wall_ms(lambda: a3d.reconstruct(framed, model, seed=0, preprocess=False),
+                                           max(3, iters // 2), 2, device), 2)
+    if device.type == "cuda":
+        row["peak_GiB"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    if compile_ and device.type == "cuda":
+        # tiny: the whole model with CUDA graphs (it is launch-bound); paper: each DiT block
+        # compiled (one compiled code shared by the 24 blocks, so compiling stays quick).
+        try:
+            t0 = time.perf_counter()
+            if name == "tiny":
+                compiled = torch.compile(model, mode="reduce-overhead")
+            else:
+                for block in model.blocks:
+                    block.compile()
+                compiled = model
+            for _ in range(3):
+                network(compiled)
+            torch.cuda.synchronize()
+            row["compile_s"] = round(time.perf_counter() - t0, 1)
+            row["network_compiled_ms"] = round(_median_ms(lambda: network(compiled), iters, warmup, device), 2)
+        except Exception as e:  # report, do not hide: the eager figure stands
+            row["compile_error"] = f"{type(e).__name__}: {str(e)[:200]}"
+    del model
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return row
+
+
+def bench_preprocess(iters: int) -> dict:
+    if not has_face_models():
+        return {"preprocess_ms": None, "note": "ai-edge-litert not installed"}
+    preprocess(PORTRAIT, 128)  # load the interpreters
+    t = [preprocess(PORTRAIT, size).seconds * 1e3 for size in (128, 512) for _ in range(iters)]
+    return {"preprocess_128_ms": round(statistics.median(t[:iters]), 1),
+            "preprocess_512_ms": round(statistics.median(t[iters:]), 1)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--presets", default=None, help="comma-separated presets (default: tiny,paper on CUDA, tiny on CPU)")
+    ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
+    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile (GPU)")
+    ap.add_argument("--json", default=None, help="write the results here")
+    args = ap.parse_args()
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    presets = (args.presets or ("tiny,paper" if device.type == "cuda" else "tiny")).split(",")
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    header = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "device": name, "torch": torch.__version__, "a3d": a3d.__version__,
+              "command": "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])}
+    rows = [bench_preset(p, device, args.iters, args.warmup, args.compile) for p in presets]
+    pre = bench_preprocess(5)
+    print(f"\n{header['date']} · {header['device']} · torch {header['torch']} · `{header['command']}`\n")
+    print("| preset | params (M) | Gaussians | tokens | network ms | reconstruct() ms | peak GiB | compiled ms |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        comp = r.get("network_compiled_ms", r.get("compile_error", "-"))
+        print(f"| {r['preset']} | {r['params_M']} | {r['gaussians']:,} | {r['tokens']:,} | {r['network_ms']} | "
+              f"{r['reconstruct_ms']} | {r.get('peak_GiB', '-')} | {comp} |")
+    print(f"\npreprocessing (CPU, astronaut 256² portrait): {pre}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"header": header, "rows": rows, "preprocess": pre}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
