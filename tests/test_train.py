@@ -109,7 +109,7 @@ def _fixed_loss(model, cfg, batch):
 
 
 def test_training_reduces_loss(dataset, tmp_path):
-    cfg = _cfg(dataset, tmp_path / "run", max_steps=8, one_step_prob=1.0, export_dir=str(tmp_path / "export"))
+    cfg = _cfg(dataset, tmp_path / "run", max_steps=20, one_step_prob=1.0, export_dir=str(tmp_path / "export"))
     torch.manual_seed(0)
     batch = FolderBatches(dataset, 32, 2, 2, seed=7, rank=0, world=1, workers=0, device=torch.device("cpu")).get(0)
     model = A3DModel(cfg.model_config(), with_avas=True)
@@ -117,13 +117,13 @@ def test_training_reduces_loss(dataset, tmp_path):
         before = _fixed_loss(model, cfg, batch)
     train(cfg)
     ck = torch.load(tmp_path / "run" / CKPT_NAME, map_location="cpu", weights_only=True)
-    assert ck["step"] == 8
+    assert ck["step"] == 20
     model.load_state_dict(ck["model"])
     with torch.no_grad():
         after = _fixed_loss(model, cfg, batch)
-    assert after < 0.8 * before, (before, after)
+    assert after < 0.7 * before, (before, after)
     log = [json.loads(line) for line in open(tmp_path / "run" / LOG_NAME)]
-    assert [r["step"] for r in log] == list(range(1, 9))
+    assert [r["step"] for r in log] == list(range(1, 21))
     assert all(math.isfinite(r["loss"]) and r["skipped_files"] == 0 for r in log)
     assert {"l2", "lpips", "avas_l2", "avas_lpips", "lr", "samples_per_s"} <= set(log[0])
     # The export holds the EMA weights without AVAS, in float16, and loads strictly.
