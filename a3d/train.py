@@ -78,6 +78,7 @@ class TrainConfig:
     num_views: int = 8  # rendered supervision views a sample (paper: 8)
     num_workers: int = 4  # DataLoader workers for folder data
     synth_gaussians: int = 80_000  # Gaussians a synthetic head (the generator's floor is 2,000)
+    synth_pool: int = 0  # > 0: generate this many heads a rank once and draw batches from them
     # optimisation
     batch_size: int = 8  # per rank
     max_steps: int = 20000
@@ -114,7 +115,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         ints = ("num_views", "num_workers", "batch_size", "max_steps", "warmup_steps", "log_every", "ckpt_every",
-                "eval_every", "eval_heads", "eval_views", "synth_gaussians", "gallery_images")
+                "eval_every", "eval_heads", "eval_views", "synth_gaussians", "gallery_images", "synth_pool")
         for name in ints:
             v = getattr(self, name)
             low = 1 if name in ("num_views", "batch_size", "max_steps", "log_every", "ckpt_every") else 0
@@ -220,33 +221,57 @@ def _views_nchw(rgb: Tensor) -> Tensor:
 class SyntheticBatches:
     """Training batches rendered on the fly from :class:`a3d.synth.SyntheticHeads` on ``device``.
 
-    Step ``k`` takes heads ``k·B … k·B + B − 1`` of the generator's stream ``seed`` (a head is a
-    function of its seed and index alone) and draws its supervision views from a generator seeded
-    by (seed, k), so a batch is a function of (seed, step) and a resumed run sees the same data.
-    Supervision views: ``num_views`` of each head's 80 cameras (40 fixed circular + 40 random, paper
-    App. C), the input view excluded; the canonical views are rendered from
-    :func:`a3d.cameras.canonical_cameras`.
+    Heads: with ``pool`` = 0, step ``k`` takes heads ``k·B … k·B + B − 1`` of the generator's stream
+    ``seed`` (a head is a function of its seed and index alone); with ``pool`` = P > 0, heads
+    0 … P − 1 are generated once up front and each step draws B of them (generation is then paid
+    once, rendering new views every step). Views: ``num_views`` of each head's 80 cameras (40 fixed
+    circular + 40 random, paper App. C), the input view excluded, drawn by a generator seeded by
+    (seed, k); the canonical views come from :func:`a3d.cameras.canonical_cameras`. So a batch is a
+    function of (seed, step), and a resumed run sees the same data.
     """
 
-    def __init__(self, size: int, batch: int, num_views: int, num_gaussians: int, seed: int, device: torch.device):
+    def __init__(self, size: int, batch: int, num_views: int, num_gaussians: int, seed: int, device: torch.device,
+                 pool: int = 0, progress: bool = False):
         from .synth import SyntheticHeads
 
         self.batch, self.num_views, self.seed, self.device = batch, num_views, seed, device
         self.heads = SyntheticHeads(device, seed=seed, num_gaussians=num_gaussians, image_size=size)
         self.canonical = canonical_cameras(size).to(device)
         self.gen = torch.Generator(device=device)
+        self.pool = None
+        if pool > 0:
+            from tqdm.auto import tqdm
+
+            parts, chunk = [], 16
+            for start in tqdm(range(0, pool, chunk), desc="synthetic head pool", unit="chunk", disable=not progress):
+                s = self.heads.sample(min(chunk, pool - start), head_ids=list(range(start, min(pool, start + chunk))))
+                parts.append(s)
+            g = Gaussians(**{k: torch.cat([getattr(p.gaussians, k) for p in parts]) for k in
+                             ("means", "quats", "scales", "opacities", "colors")})
+            cams = Cameras(torch.cat([p.cameras.viewmats for p in parts]), torch.cat([p.cameras.Ks for p in parts]),
+                           size, size)
+            self.pool = (g, cams, parts[0].input_view)
+
+    def _heads(self, step: int) -> tuple[Gaussians, Cameras, int]:
+        B = self.batch
+        if self.pool is None:
+            s = self.heads.sample(B, head_ids=list(range(step * B, (step + 1) * B)))
+            return s.gaussians, s.cameras, s.input_view
+        g, cams, input_view = self.pool
+        idx = torch.randint(len(g.means), (B,), generator=self.gen, device=self.device)
+        pick = Gaussians(**{k: getattr(g, k)[idx] for k in ("means", "quats", "scales", "opacities", "colors")})
+        return pick, Cameras(cams.viewmats[idx], cams.Ks[idx], cams.width, cams.height), input_view
 
     def get(self, step: int) -> dict[str, Tensor]:
         B, V = self.batch, self.num_views
-        sample = self.heads.sample(B, head_ids=list(range(step * B, (step + 1) * B)))
         self.gen.manual_seed(_mix(self.seed, step))
-        cams = sample.cameras
+        g, cams, input_view = self._heads(step)
         score = torch.rand(B, len(cams), generator=self.gen, device=self.device)
-        score[:, sample.input_view] = 2.0  # never the input view itself
+        score[:, input_view] = 2.0  # never the input view itself
         idx = score.argsort(dim=1)[:, :V]  # V distinct random views a head
         vm = cams.viewmats.gather(1, idx[..., None, None].expand(B, V, 4, 4))
         K = cams.Ks.gather(1, idx[..., None, None].expand(B, V, 3, 3))
-        return render_batch(sample.gaussians, self.canonical, Cameras(vm, K, cams.width, cams.height))
+        return render_batch(g, self.canonical, Cameras(vm, K, cams.width, cams.height))
 
 
 def _mix(a: int, b: int) -> int:
@@ -630,7 +655,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
     S = mcfg.image_size
     if cfg.data == "synthetic":
         source: Any = SyntheticBatches(S, cfg.batch_size, cfg.num_views, cfg.synth_gaussians,
-                                       _mix(cfg.seed, 2000 + rank), device)
+                                       _mix(cfg.seed, 2000 + rank), device, cfg.synth_pool, master and cfg.progress)
     else:
         source = FolderBatches(cfg.data, S, cfg.batch_size, cfg.num_views, cfg.seed, rank, world,
                                cfg.num_workers, device)
@@ -833,3 +858,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.plot and _dist_info()[0] == 0:
         print(f"wrote {plot_log(os.path.join(cfg.out_dir, LOG_NAME), args.plot)}")
     return 0
+
+
+if __name__ == "__main__":  # `python -m a3d.train ...` / `torchrun --nproc_per_node=N -m a3d.train ...`
+    _parser = argparse.ArgumentParser(prog="a3d.train")
+    add_train_parser(_parser.add_subparsers(dest="command"))
+    import sys
+
+    raise SystemExit(cmd_train(_parser.parse_args(["train", *sys.argv[1:]])))
