@@ -363,8 +363,9 @@ def _weighted_mean(per_sample: Tensor, w: Tensor) -> Tensor:
 
 
 def compute_loss(model: torch.nn.Module, batch: dict[str, Tensor], cfg: TrainConfig, mcfg: ModelConfig,
-                 autocast: bool) -> tuple[Tensor, dict[str, float]]:
-    """Eq. 6 on one batch. Returns (loss, float parts for the log).
+                 autocast: bool) -> tuple[Tensor, dict[str, Tensor]]:
+    """Eq. 6 on one batch. Returns (loss, its detached parts for the log; tensors, so that no step
+    waits for the GPU).
 
     The flow state's clean value g1 is the canonical views; samples without all 4 canonical targets
     (folder data whose cameras do not match them) train at t = 0 (pure noise in) with their AVAS
@@ -390,7 +391,7 @@ def compute_loss(model: torch.nn.Module, batch: dict[str, Tensor], cfg: TrainCon
     l2 = ((pred - target) ** 2).mean(dim=(1, 2, 3, 4))  # [B]
     lp = lpips(pred.reshape(B * V, 3, S, S), target.reshape(B * V, 3, S, S), cfg.lpips_net).view(B, V).mean(1)
     loss = cfg.lambda_l2 * _weighted_mean(l2, ok) + cfg.lambda_lpips * _weighted_mean(lp, ok)
-    parts = {"l2": _weighted_mean(l2, ok).item(), "lpips": _weighted_mean(lp, ok).item()}
+    parts = {"l2": _weighted_mean(l2, ok).detach(), "lpips": _weighted_mean(lp, ok).detach()}
     if out.views is not None:
         views = out.views.float()  # [B, 4, 3, S, S]
         w = valid.float() * ok[:, None]  # [B, 4]
@@ -399,8 +400,8 @@ def compute_loss(model: torch.nn.Module, batch: dict[str, Tensor], cfg: TrainCon
                      cfg.lpips_net).view(B, 4)
         a_l2, a_lp = _weighted_mean(a_l2.flatten(), w.flatten()), _weighted_mean(a_lp.flatten(), w.flatten())
         loss = loss + cfg.lambda_l2 * a_l2 + cfg.lambda_lpips * a_lp
-        parts.update(avas_l2=a_l2.item(), avas_lpips=a_lp.item())
-    parts["loss"] = loss.item()
+        parts.update(avas_l2=a_l2.detach(), avas_lpips=a_lp.detach())
+    parts["loss"] = loss.detach()
     return loss, parts
 
 
@@ -705,17 +706,18 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
         # EMA warm-up: a short average early on so that the EMA is useful before 1/(1-decay) steps
         _ema_update(ema, model, min(cfg.ema_decay, (1.0 + step) / (10.0 + step)))
         step += 1
-        skipped_total += int(batch["skipped"].sum())
+        skipped_total = skipped_total + batch["skipped"].sum()  # a tensor: read only when logged
         samples_since += cfg.batch_size * world
         if master and (step % cfg.log_every == 0 or step == cfg.max_steps):
             now = time.time()
-            rec = {"step": step, "lr": lr, **parts, "grad_norm": float(grad_norm) if grad_norm is not None else None,
-                   "samples_per_s": samples_since / max(now - t_last, 1e-9), "skipped_files": skipped_total,
+            rec = {"step": step, "lr": lr, **{k: float(v) for k, v in parts.items()},
+                   "grad_norm": float(grad_norm) if grad_norm is not None else None,
+                   "samples_per_s": samples_since / max(now - t_last, 1e-9), "skipped_files": int(skipped_total),
                    "elapsed_s": elapsed_before + now - t_start}
             _log(log_path, rec)
             t_last, samples_since = now, 0
             if bar is not None:
-                bar.set_postfix(loss=f"{parts['loss']:.4f}", sps=f"{rec['samples_per_s']:.1f}")
+                bar.set_postfix(loss=f"{rec['loss']:.4f}", sps=f"{rec['samples_per_s']:.1f}")
         if bar is not None:
             bar.update(1)
         # All ranks agree on the wall-clock stop (rank 0's clock decides).
@@ -741,7 +743,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
     result: dict[str, Any] = {}
     if master:
         result = run_eval()
-        summary = {"step": step, "stopped_by_clock": stopped_by_clock, "skipped_files": skipped_total,
+        summary = {"step": step, "stopped_by_clock": stopped_by_clock, "skipped_files": int(skipped_total),
                    "elapsed_s": elapsed_before + time.time() - t_start, "eval": result, "config": asdict(cfg)}
         with open(os.path.join(cfg.out_dir, EVAL_NAME), "w") as f:
             json.dump(summary, f, indent=1)
