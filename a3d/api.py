@@ -43,7 +43,7 @@ class NoWeightsError(FileNotFoundError):
 
 # ---- models -----------------------------------------------------------------------------------------
 
-_cache: dict[tuple[str, str], A3DModel] = {}
+_cache: dict[tuple[str, str, bool], A3DModel] = {}
 
 
 def _default_device() -> torch.device:
@@ -58,14 +58,17 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def load_model(name_or_path: str | os.PathLike | None = None, *, device: str | torch.device | None = None) -> A3DModel:
-    """Load a model for inference (cached per source and device).
+def load_model(name_or_path: str | os.PathLike | None = None, *, device: str | torch.device | None = None,
+               compile: bool = False) -> A3DModel:
+    """Load a model for inference (cached per source, device and ``compile``).
 
     Args:
         name_or_path: None or ``"tiny"`` for the bundled default (:data:`DEFAULT_MODEL_DIR`); a
             folder with ``config.json`` + ``model.safetensors`` (what ``save_pretrained`` and the
             trainer write); or a Hugging Face Hub repo id (downloads; needs network).
         device: where to put it (default: CUDA if available, else CPU).
+        compile: torch.compile the DiT blocks (:meth:`A3DModel.compile_blocks`): a few seconds
+            once, then about 17% faster at the paper's scale on a GPU; needs a working triton.
     Returns:
         An :class:`A3DModel` in eval mode, with ``model.source`` (where it came from) and
         ``model.weights_sha256`` set.
@@ -88,13 +91,14 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, device: str | t
             if os.path.exists(folder) or str(name_or_path).count("/") != 1:
                 raise FileNotFoundError(f"model: {name_or_path!r} is neither a model folder (config.json + "
                                         f"model.safetensors) nor a Hub repo id 'owner/name'")
-    key = (str(folder.resolve()) if folder.is_dir() else source, str(device))
+    key = (str(folder.resolve()) if folder.is_dir() else source, str(device), bool(compile))
     if key not in _cache:
         model = A3DModel.from_pretrained(str(folder) if folder.is_dir() else source, map_location=str(device))
         model.source = source
         weights = folder / "model.safetensors"
         model.weights_sha256 = _sha256(weights) if weights.is_file() else None
-        _cache[key] = model.eval().requires_grad_(False)
+        model = model.eval().requires_grad_(False)
+        _cache[key] = model.compile_blocks() if compile else model
     return _cache[key]
 
 
@@ -269,7 +273,8 @@ def reconstruct_many(images: Sequence[ImageLike], model: ModelLike = None, *, ba
                     name = os.fspath(img) if isinstance(img, (str, os.PathLike)) else f"image {start + j}"
                     raise NoFaceError(f"{name}: {e}") from None
             x = torch.stack([p.image for p in pre]).to(dev)
-            g0 = torch.cat([net.noise(1, torch.Generator().manual_seed(seed + start + i)) for i in range(len(chunk))])
+            # noise drawn where the model runs (a 512² preset's noise would take ~15 ms on the CPU)
+            g0 = torch.cat([net.noise(1, torch.Generator(dev).manual_seed(seed + start + i)) for i in range(len(chunk))])
             _sync(dev)
             t0 = time.perf_counter()
             with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):

@@ -220,7 +220,8 @@ def _rms(norm: nn.RMSNorm, x: Tensor) -> Tensor:
 
 
 def _modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
-    return x * (1 + scale[:, None]) + shift[:, None]
+    """x · (1 + scale) + shift, per sample (one fused kernel over x)."""
+    return torch.addcmul(shift[:, None], x, 1 + scale[:, None])
 
 
 class PatchTokenizer(nn.Module):
@@ -260,9 +261,9 @@ class Block(nn.Module):
         q, k, v = rearrange(self.qkv(h), "b t (three h d) -> three b h t d", three=3, h=self.heads)
         q, k = _rms(self.q_norm, q), _rms(self.k_norm, k)
         h = F.scaled_dot_product_attention(q, k, v)  # [B, heads, T, D/heads]
-        x = x + gate1[:, None] * self.proj(rearrange(h, "b h t d -> b t (h d)"))
+        x = torch.addcmul(x, gate1[:, None], self.proj(rearrange(h, "b h t d -> b t (h d)")))
         h = _modulate(self.norm2(x), shift2, scale2)
-        return x + gate2[:, None] * self.mlp(h)
+        return torch.addcmul(x, gate2[:, None], self.mlp(h))
 
 
 class GaussianDecoder(nn.Module):
@@ -468,8 +469,9 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
 
     # ---- sampling ---------------------------------------------------------------------------------
     def noise(self, batch: int, generator: Optional[torch.Generator] = None) -> Tensor:
-        """g0 [batch, 4, 3, H, W] ~ N(0, 1), drawn on the generator's device (CPU by default, so a
-        seed gives the same noise on every device) and moved to the model's device."""
+        """g0 [batch, 4, 3, H, W] ~ N(0, 1), drawn on the generator's device (CPU without one) and
+        moved to the model's device. A seeded generator gives the same noise on every device of its
+        type (a CPU generator: everywhere; a CUDA one: on any CUDA device)."""
         S = self.config.image_size
         dev = generator.device if generator is not None else torch.device("cpu")
         g0 = torch.randn(batch, NUM_VIEWS, 3, S, S, generator=generator, device=dev)
@@ -537,6 +539,14 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
         model.to(map_location)
         model.eval()
         return model
+
+    def compile_blocks(self) -> "A3DModel":
+        """torch.compile each DiT block (one compiled code shared by all blocks: a few seconds on
+        the first call). Worth it at the paper's scale on a GPU (about 17% faster on an H100, see
+        BENCHMARKS.md); the small preset gains nothing. Returns self."""
+        for block in self.blocks:
+            block.compile()
+        return self
 
     def num_parameters(self, inference: bool = True) -> int:
         """Parameter count (without the AVAS decoder when ``inference``)."""
