@@ -12,9 +12,11 @@ import sys
 
 # name -> module that defines add_<name>_parser and cmd_<name>
 COMMANDS: dict[str, str] = {
-    "render": "a3d.cli",
-    "info": "a3d.cli",
     "reconstruct": "a3d.api",
+    "render": "a3d.cli",
+    "synth": "a3d.synth",
+    "train": "a3d.train",
+    "info": "a3d.cli",
 }
 
 
