@@ -1,0 +1,270 @@
+"""a3d's Gradio demo (a Hugging Face Space): one portrait in, a turntable video, an interactive 3D
+Gaussian splat, a multi-view grid and downloads out.
+
+    python demo/app.py                 # http://127.0.0.1:7860
+    python demo/app.py --port 8080 --host 0.0.0.0
+
+Importing this module has no side effects: :func:`build_demo` makes the app, ``__main__`` launches it.
+
+Each request works in its own ``tempfile.mkdtemp`` folder under :data:`RESULTS_ROOT`; folders older
+than :data:`RESULTS_TTL_S` are swept at the start of every request (and Gradio's own copies of the
+outputs by ``delete_cache``). The queue runs :data:`CONCURRENCY` reconstructions at a time and keeps
+at most :data:`QUEUE_SIZE` waiting; uploads are capped at :data:`MAX_UPLOAD` and anything that is not a
+readable image is refused with a message in the page. An exception in one request becomes a message
+in that request's page, never a dead server.
+
+Environment:
+    A3D_DEMO_DEVICE: torch device (default: cuda if available, else cpu).
+    A3D_DEMO_CONCURRENCY: reconstructions run at once (default 1 on CPU, 2 on CUDA).
+    A3D_DEMO_RANDOM_INIT=1: TESTS ONLY. When no trained weights are installed, use a randomly
+        initialised tiny model so the whole pipeline runs end to end. Its output is noise, and the
+        page says so.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import gradio as gr
+import torch
+
+from a3d import framing
+from a3d.api import NoWeightsError, load_model, reconstruct
+from a3d.cameras import save_cameras_json
+from a3d.model import A3DModel, get_config
+from a3d.preprocess import ImageError, NoFaceError
+from a3d.render import to_uint8
+
+HERE = Path(__file__).resolve().parent
+EXAMPLES = [HERE / "examples" / "astronaut.jpg"]
+RESULTS_ROOT = Path(tempfile.gettempdir()) / "a3d-demo"
+RESULTS_TTL_S = 3600  # a request's folder lives at least this long (the page links to its files)
+MAX_UPLOAD = "10mb"  # Gradio refuses bigger uploads; a3d.preprocess bounds pixels and bytes again
+QUEUE_SIZE = 16
+MAX_STEPS = 8
+NOT_AN_IMAGE = "That file is not an image a3d can read. Upload a portrait photo (JPEG, PNG or WebP, at most 10 MB)."
+RANDOM_INIT_ENV = "A3D_DEMO_RANDOM_INIT"
+
+
+def _device() -> torch.device:
+    name = os.environ.get("A3D_DEMO_DEVICE")
+    return torch.device(name if name else ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def _render_settings(device: torch.device, test_mode: bool) -> tuple[dict, dict]:
+    """(turntable, grid) settings: full quality on a GPU, lighter on a CPU (a free Space has 2 cores),
+    lightest in test mode (random weights: the pictures are noise, only the pipeline matters)."""
+    if test_mode:
+        return {"frames": 12, "fps": 12, "size": 128}, {"views": 4, "size": 128}
+    if device.type == "cuda":
+        return {"frames": 120, "fps": 30, "size": 512}, {"views": 8, "size": 256}
+    return {"frames": 48, "fps": 24, "size": 256}, {"views": 8, "size": 192}
+
+
+# ---- the model ------------------------------------------------------------------------------------------
+
+class ModelSlot:
+    """The model the demo runs, loaded once when the app is built.
+
+    ``status`` is 'trained' (the bundled weights), 'random' (no weights and A3D_DEMO_RANDOM_INIT=1:
+    tests only) or 'missing' (no weights: the page says why and requests are refused with :attr:`error`).
+    """
+
+    def __init__(self, device: torch.device, random_init: bool):
+        self.device = device
+        self.model: A3DModel | None = None
+        self.error: str | None = None
+        try:
+            self.model = load_model(device=device)
+            self.status = "trained"
+        except NoWeightsError as e:
+            self.error = str(e)
+            self.status = "random" if random_init else "missing"
+        if self.status == "random":
+            torch.manual_seed(0)
+            self.model = A3DModel(get_config("tiny")).to(device).eval().requires_grad_(False)
+
+    def get(self) -> A3DModel:
+        if self.model is None:
+            raise gr.Error(f"This demo cannot reconstruct yet: {self.error}", title="No trained weights")
+        return self.model
+
+
+def _banner(slot: ModelSlot) -> str:
+    if slot.status == "trained":
+        return ""
+    if slot.status == "random":
+        return ("> **Test mode** (`A3D_DEMO_RANDOM_INIT=1`): no trained weights are installed, so a "
+                "*randomly initialised* tiny model runs. The pipeline is real; the heads it makes are noise.")
+    return (f"> **No trained weights are installed**, so this demo cannot reconstruct yet.\n>\n> {slot.error}")
+
+
+# ---- per-request folders ----------------------------------------------------------------------------------
+
+def sweep_results(root: Path, ttl_s: float, now: float | None = None) -> int:
+    """Remove request folders in ``root`` last modified more than ``ttl_s`` seconds ago; returns how many."""
+    now = time.time() if now is None else now
+    removed = 0
+    if not root.is_dir():
+        return 0
+    for d in root.iterdir():
+        try:
+            if d.is_dir() and not d.is_symlink() and now - d.stat().st_mtime > ttl_s:
+                shutil.rmtree(d, ignore_errors=True)
+                removed += 1
+        except FileNotFoundError:  # another request swept it first
+            pass
+    return removed
+
+
+def new_request_folder(root: Path = RESULTS_ROOT, ttl_s: float = RESULTS_TTL_S) -> Path:
+    """Sweep old results, then make this request's own folder (no two requests share a name)."""
+    root.mkdir(parents=True, exist_ok=True)
+    sweep_results(root, ttl_s)
+    return Path(tempfile.mkdtemp(prefix="req-", dir=root))
+
+
+# ---- the request ------------------------------------------------------------------------------------------
+
+class PortraitImage(gr.Image):
+    """gr.Image whose unreadable uploads get a readable message in the page (gr.Image alone shows a
+    bare 'Error' when PIL cannot open a file that passed the browser's file-type check)."""
+
+    is_template = True  # the frontend draws it as a plain gr.Image
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except gr.Error:
+            raise
+        except Exception as e:  # noqa: BLE001 - any failure to read the upload means "not an image"
+            raise gr.Error(NOT_AN_IMAGE, title="Not an image") from e
+
+
+def _readable(e: Exception, path: str) -> str:
+    """The library's message with the server's temporary path replaced by the file's name."""
+    return str(e).replace(path, Path(path).name)
+
+
+def make_handler(slot: ModelSlot):
+    """The Reconstruct button's function: (image path, steps, elevation) → the page's outputs."""
+    video_settings, grid_settings = _render_settings(slot.device, slot.status == "random")
+
+    def run(image_path: str | None, steps: float, elevation: float, progress=gr.Progress()):
+        if not image_path:
+            raise gr.Error("Upload a portrait or click the example first.", title="No image")
+        model = slot.get()
+        steps = int(steps)
+        if not 1 <= steps <= MAX_STEPS:
+            raise gr.Error(f"Steps must be between 1 and {MAX_STEPS}.")
+        elevation = float(elevation)
+        if not -60.0 <= elevation <= 60.0:
+            raise gr.Error("Elevation must be between -60 and 60 degrees.")
+        folder = new_request_folder()
+        try:
+            progress(0.05, desc="preprocessing and reconstruction")
+            try:
+                avatar = reconstruct(image_path, model, steps=steps, seed=0, device=slot.device)
+            except ImageError as e:
+                raise gr.Error(f"{NOT_AN_IMAGE} ({_readable(e, image_path)})", title="Not an image") from None
+            except NoFaceError as e:
+                raise gr.Error(_readable(e, image_path), title="No face found") from None
+            timings = dict(avatar.metadata.get("timings_s", {}))
+            timings.pop("inference_batch_size", None)
+            stages = [[k, float(v)] for k, v in timings.items()]
+
+            def timed(name, fn):
+                t0 = time.perf_counter()
+                out = fn()
+                stages.append([name, round(time.perf_counter() - t0, 4)])
+                return out
+
+            progress(0.4, desc="writing PLY and .splat")
+            ply, splat = folder / "head.ply", folder / "head.splat"
+            timed("save PLY", lambda: avatar.save_ply(ply))
+            timed("save .splat", lambda: avatar.save_splat(splat))
+            cams = folder / "cameras.json"
+            save_cameras_json(cams, avatar.cameras.to("cpu"), names=list(framing.CANONICAL_VIEWS))
+            progress(0.5, desc="rendering the multi-view grid")
+            grid = timed("render grid", lambda: avatar.grid(elevation=elevation, **grid_settings))
+            progress(0.6, desc="rendering the turntable")
+            video = timed("render turntable", lambda: avatar.orbit_video(
+                folder / "orbit.mp4", elevation=elevation, progress=False, **video_settings))
+            stages.append(["total", round(sum(s for _, s in stages), 4)])
+            inp = to_uint8(avatar.input_image.permute(1, 2, 0))
+            meta = avatar.metadata
+            summary = (f"**{meta['num_gaussians']:,} Gaussians** on `{meta['device']}`, {steps} step(s), "
+                       f"preprocessing: {meta['preprocess']['mode']}.")
+            return inp, video, str(splat), grid, [str(ply), str(splat), str(cams)], stages, summary
+        except gr.Error:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        except Exception as e:  # noqa: BLE001 - one request's failure must not reach the server loop
+            shutil.rmtree(folder, ignore_errors=True)
+            traceback.print_exc()
+            raise gr.Error(f"Reconstruction failed ({type(e).__name__}: {e}).", title="Error") from None
+
+    return run
+
+
+# ---- the page ---------------------------------------------------------------------------------------------
+
+def build_demo(device: torch.device | str | None = None) -> gr.Blocks:
+    """The Gradio app (not launched). ``device``: default A3D_DEMO_DEVICE, else cuda if available, else cpu."""
+    device = torch.device(device) if device is not None else _device()
+    slot = ModelSlot(device, random_init=os.environ.get(RANDOM_INIT_ENV) == "1")
+    with gr.Blocks(title="a3d: one portrait to a 3D head", delete_cache=(1800, RESULTS_TTL_S)) as demo:
+        gr.Markdown("# a3d: one portrait → a 360° 3D Gaussian head\n"
+                    "Upload a portrait (or click the example), then **Reconstruct**. You get the model's "
+                    "input after face framing and background removal, a turntable, an interactive splat "
+                    "(drag to orbit), a multi-view grid and the files.")
+        banner = _banner(slot)
+        gr.Markdown(banner, visible=bool(banner), elem_id="model-banner")
+        with gr.Row():
+            with gr.Column(scale=1, min_width=300):
+                image = PortraitImage(type="filepath", image_mode=None, sources=["upload", "clipboard"], elem_id="portrait",
+                                      label="Portrait (JPEG, PNG or WebP, ≤ 10 MB)", height=320)
+                gr.Examples([[str(p)] for p in EXAMPLES], inputs=[image], label="Example (public domain)")
+                steps = gr.Slider(1, MAX_STEPS, value=1, step=1, label="Denoising steps (1 = the paper's one-step)")
+                elevation = gr.Slider(-30, 45, value=10, step=1, label="Orbit elevation (degrees)")
+                go = gr.Button("Reconstruct", variant="primary", interactive=slot.status != "missing")
+                summary = gr.Markdown(elem_id="summary")
+            with gr.Column(scale=2):
+                with gr.Row():
+                    prepared = gr.Image(label="Model input (framed, background removed)", interactive=False,
+                                        height=256)
+                    video = gr.Video(label="Turntable", interactive=False, autoplay=True, loop=True, height=256,
+                                     elem_id="turntable")
+                splat = gr.Model3D(label="3D Gaussian splat (drag to orbit)", clear_color=(1.0, 1.0, 1.0, 1.0),
+                                   height=360, elem_id="splat-view")
+                grid = gr.Image(label="Views around the head", interactive=False, elem_id="grid")
+                with gr.Row():
+                    files = gr.File(label="Downloads (PLY, .splat, cameras JSON)", file_count="multiple",
+                                    interactive=False, elem_id="downloads")
+                    timings = gr.Dataframe(headers=["stage", "seconds"], datatype=["str", "number"],
+                                           label="Time per stage", interactive=False, elem_id="timings")
+        go.click(make_handler(slot), inputs=[image, steps, elevation],
+                 outputs=[prepared, video, splat, grid, files, timings, summary])
+    default = 2 if device.type == "cuda" else 1
+    demo.queue(default_concurrency_limit=int(os.environ.get("A3D_DEMO_CONCURRENCY", default)), max_size=QUEUE_SIZE)
+    return demo
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="a3d's Gradio demo")
+    p.add_argument("--host", default=None, help="address to listen on (default: GRADIO_SERVER_NAME or 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default: GRADIO_SERVER_PORT or 7860)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    args = p.parse_args(argv)
+    RESULTS_ROOT.mkdir(parents=True, exist_ok=True)
+    build_demo(args.device).launch(server_name=args.host, server_port=args.port, max_file_size=MAX_UPLOAD,
+                                   allowed_paths=[str(HERE / "examples"), str(RESULTS_ROOT)])
+
+
+if __name__ == "__main__":
+    main()
