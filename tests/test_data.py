@@ -208,3 +208,23 @@ def test_bad_arguments(tmp_path):
         HeadDataset(tmp_path, size=16)
     with pytest.raises(ValueError, match="size"):
         HeadDataset(tmp_path, size=3)
+
+
+def test_reads_what_synth_exports(tmp_path):
+    """a3d.synth.export_dataset writes the layout this loader reads (RGBA, "input" field)."""
+    from a3d.synth import INPUT_VIEW, export_dataset
+
+    export_dataset(tmp_path, num_heads=2, views=6, size=32, seed=3, device="cpu", num_gaussians=10_000,
+                   progress=False)
+    ds = HeadDataset(tmp_path, size=32, num_views=3)
+    assert len(ds) == 2 and not ds.index_skips
+    cap = ds.captures[0]
+    assert cap.names[cap.input_index] == f"{INPUT_VIEW:03d}"
+    item = ds[1]
+    assert bool(item["ok"]) and int(item["skipped"]) == 0
+    assert item["images"].shape == (3, 3, 32, 32)
+    # The input portrait is the front canonical view: its camera sits at (0, 0, radius).
+    centre = -(item["input_viewmat"][:3, :3].T @ item["input_viewmat"][:3, 3])
+    torch.testing.assert_close(centre, torch.tensor([0.0, 0.0, framing.CANONICAL_RADIUS]), atol=1e-4, rtol=0)
+    # Straight alpha composited on the model background: the corners are background.
+    torch.testing.assert_close(item["input"][:, 0, 0], torch.tensor(framing.BACKGROUND), atol=2e-2, rtol=0)
