@@ -17,12 +17,14 @@ Environment:
     A3D_DEMO_DEVICE: torch device (default: cuda if available, else cpu).
     A3D_DEMO_CONCURRENCY: reconstructions run at once (default 1 on CPU, 2 on CUDA).
     A3D_DEMO_RANDOM_INIT=1: TESTS ONLY. When no trained weights are installed, use a randomly
-        initialised tiny model so the whole pipeline runs end to end. Its output is noise, and the
-        page says so.
+        initialised tiny model so the whole pipeline runs end to end, with small renders. Its output
+        is noise, and the page says so. Without weights and without this, the page says that no
+        trained weights are installed and the Reconstruct button is disabled.
 """
 from __future__ import annotations
 
 import argparse
+import html
 import os
 import shutil
 import tempfile
@@ -96,12 +98,14 @@ class ModelSlot:
 
 
 def _banner(slot: ModelSlot) -> str:
+    """Markdown shown above the inputs when the demo does not run trained weights ('' when it does)."""
     if slot.status == "trained":
         return ""
     if slot.status == "random":
         return ("> **Test mode** (`A3D_DEMO_RANDOM_INIT=1`): no trained weights are installed, so a "
                 "*randomly initialised* tiny model runs. The pipeline is real; the heads it makes are noise.")
-    return (f"> **No trained weights are installed**, so this demo cannot reconstruct yet.\n>\n> {slot.error}")
+    return ("> **No trained weights are installed**, so this demo cannot reconstruct yet. "
+            "The library says:\n>\n> " + html.escape(slot.error or "", quote=False))
 
 
 # ---- per-request folders ----------------------------------------------------------------------------------

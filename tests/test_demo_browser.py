@@ -183,12 +183,18 @@ def test_example_portrait_end_to_end(page, server, tmp_path):
     assert shot.stat().st_size > 10_000
 
 
-def test_refuses_files_that_are_not_images(page, server, tmp_path):
+def test_refuses_files_that_are_not_images_or_too_big(page, server, tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("a shopping list, not a portrait\n")
     # The browser refuses the .txt by its type, with a message in the page.
     page.locator("#portrait input[type=file]").set_input_files(str(text))
     expect(page.get_by_text("Invalid file type", exact=False).first).to_be_visible()
+
+    # Over the upload limit: refused before it reaches the app.
+    big = tmp_path / "huge.jpg"
+    big.write_bytes(os.urandom(11 * 2**20))
+    page.locator("#portrait input[type=file]").set_input_files(str(big))
+    expect(page.get_by_text("maximum allowed size", exact=False).first).to_be_visible()
 
     # A text file named like an image passes the browser's check; the server refuses it with the demo's message.
     disguised = tmp_path / "portrait.png"
