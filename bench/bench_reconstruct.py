@@ -66,7 +66,8 @@ def _wall_ms(fn, iters: int, warmup: int, device: torch.device) -> float:
     return statistics.median(times)
 
 
-def bench_preset(name: str, device: torch.device, iters: int, warmup: int, compile_: bool) -> dict:
+def bench_preset(name: str, device: torch.device, iters: int, warmup: int, compile_: bool,
+                 profile: bool = False) -> dict:
     cfg = get_config(name)
     with torch.device(device):
         model = A3DModel(cfg).eval().requires_grad_(False)
@@ -91,24 +92,36 @@ def bench_preset(name: str, device: torch.device, iters: int, warmup: int, compi
     if device.type == "cuda":
         row["peak_GiB"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     if compile_ and device.type == "cuda":
-        # tiny: the whole model with CUDA graphs (it is launch-bound); paper: each DiT block
-        # compiled (one compiled code shared by the 24 blocks, so compiling stays quick).
+        # tiny: the whole forward with CUDA graphs (it is launch-bound: ~1 ms of GPU work in
+        # ~6-11 ms of host time); nn.Module.compile() so that one_step's self(...) runs the compiled
+        # forward (outputs then live in graph buffers that the next call overwrites: fine for
+        # timing only). paper: each DiT block compiled (one code shared by the 24 blocks).
         try:
             t0 = time.perf_counter()
             if name == "tiny":
-                compiled = torch.compile(model, mode="reduce-overhead")
+                model.compile(mode="reduce-overhead")
             else:
-                compiled = model.compile_blocks()
+                model.compile_blocks()
+            compiled = model
             for _ in range(3):
                 network(compiled)
             torch.cuda.synchronize()
             row["compile_s"] = round(time.perf_counter() - t0, 1)
             row["network_compiled_ms"] = round(_median_ms(lambda: network(compiled), iters, warmup, device), 2)
-            if isinstance(compiled, A3DModel):
-                row["reconstruct_compiled_ms"] = round(_wall_ms(
-                    lambda: a3d.reconstruct(framed, compiled, seed=0, preprocess=False), max(3, iters // 2), 2, device), 2)
+            row["reconstruct_compiled_ms"] = round(_wall_ms(
+                lambda: a3d.reconstruct(framed, compiled, seed=0, preprocess=False), max(3, iters // 2), 2, device), 2)
         except Exception as e:  # report, do not hide: the eager figure stands
             row["compile_error"] = f"{type(e).__name__}: {str(e)[:200]}"
+    if profile:
+        from torch.profiler import ProfilerActivity, profile as torch_profile
+
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        with torch_profile(activities=acts) as prof:
+            network()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+        key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+        print(f"\n{name}: top ops of one network call\n" + prof.key_averages().table(sort_by=key, row_limit=14))
     del model
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -131,6 +144,7 @@ def main() -> int:
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (GPU)")
+    ap.add_argument("--profile", action="store_true", help="print the top ops of one eager network call")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args()
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -142,7 +156,7 @@ def main() -> int:
     header = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "device": name, "torch": torch.__version__, "a3d": a3d.__version__,
               "command": "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])}
-    rows = [bench_preset(p, device, args.iters, args.warmup, args.compile) for p in presets]
+    rows = [bench_preset(p, device, args.iters, args.warmup, args.compile, args.profile) for p in presets]
     pre = bench_preprocess(5)
     print(f"\n{header['date']} · {header['device']} · torch {header['torch']} · `{header['command']}`\n")
     print("| preset | params (M) | Gaussians | tokens | network ms | reconstruct() ms | peak GiB "
