@@ -23,6 +23,7 @@ already framed like the model's input: the same centred square and resize, nothi
 """
 from __future__ import annotations
 
+import importlib.util
 import io
 import math
 import os
@@ -198,9 +199,7 @@ _warned = False
 
 def has_face_models() -> bool:
     """Whether face detection and segmentation can run (ai-edge-litert installed, models present)."""
-    try:
-        import ai_edge_litert.interpreter  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("ai_edge_litert") is None:
         return False
     return _DETECTOR_FILE.is_file() and _SEGMENTER_FILE.is_file()
 

@@ -122,7 +122,7 @@ def bench_preset(name: str, device: torch.device, iters: int, warmup: int, compi
                 torch.cuda.synchronize()
         key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
         print(f"\n{name}: top ops of one network call\n" + prof.key_averages().table(sort_by=key, row_limit=14))
-    del model
+    model = compiled = None  # free the weights before the next preset
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return row
