@@ -304,9 +304,11 @@ def add_reconstruct_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="portrait image files")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (one subfolder per image)")
     p.add_argument("--steps", type=int, default=1, help="denoising steps (default 1)")
-    p.add_argument("--video", action="store_true", help="write orbit.mp4")
+    p.add_argument("--video", action="store_true", help="write orbit.mp4 (a 512² turntable; slow without a GPU)")
     p.add_argument("--ply", action="store_true", help="write head.ply")
     p.add_argument("--splat", action="store_true", help="write head.splat")
+    p.epilog = ("Without --ply/--splat/--video each image's folder gets head.ply, head.splat and grid.png; with any "
+                "of them, just those. input.png, cameras.json and metadata.json are always written.")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--no-preprocess", action="store_true",
                    help="the images are already framed like the model's input: no face detection or masking")
