@@ -291,6 +291,15 @@ def _interp(x: Tensor, xp: Sequence[float], fp: Tensor) -> Tensor:
     return f0 + (f1 - f0) * ((x - x0) / (x1 - x0)).clamp(0, 1)
 
 
+def _head_seed(seed: int, head: int) -> int:
+    """A 63-bit generator seed for head ``head`` of stream ``seed`` (splitmix64 of both): nearby
+    (seed, head) pairs must not give nearby seeds, whose Mersenne-twister streams stay correlated."""
+    x = (seed * 0x9E3779B97F4A7C15 + head * 0xD1B54A32D192ED03 + 0x632BE59BD9B4E019) & (2**64 - 1)
+    for shift, mul in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+        x = ((x ^ (x >> shift)) * mul) & (2**64 - 1)
+    return (x ^ (x >> 31)) & (2**63 - 1)
+
+
 class _Rng:
     """A head's random stream: thin helpers over one torch.Generator on the generator's device."""
 
@@ -396,7 +405,7 @@ class SynthConfig:
     hat_p: float = 0.15
     earrings_p: float = 0.2
     dyed_hair_p: float = 0.05
-    ambient: tuple[float, float] = (0.35, 0.65)
+    ambient: tuple[float, float] = (0.4, 0.7)
     num_random_views: int = 40
 
     def __post_init__(self) -> None:
@@ -495,23 +504,27 @@ class SyntheticHeads:
             ids = [int(i) for i in torch.as_tensor(head_ids).reshape(-1).tolist()]
             if len(ids) != batch or min(ids) < 0:
                 raise ValueError(f"head_ids: expected {batch} non-negative ids, got {ids}")
-        rngs = [_Rng((self.seed * 1_000_003 + i) % (2**63 - 1), self.device) for i in ids]
-        return self._build(rngs, ids)
+        return self._build(ids)
 
     # ---- construction -------------------------------------------------------------------------
     @torch.no_grad()
-    def _build(self, rngs: list[_Rng], ids: list[int]) -> HeadSample:
+    def _build(self, ids: list[int]) -> HeadSample:
         cfg, b = self.config, self.basis
-        B = len(rngs)
-        attrs = [self._sample_attributes(r) for r in rngs]
+        B = len(ids)
+        # three independent streams a head: attributes, geometry, cameras (so that the attributes and
+        # the cameras of a head do not depend on num_gaussians)
+        seeds = [_head_seed(self.seed, i) for i in ids]
+        attrs = [self._sample_attributes(_Rng(_head_seed(h, 0), self.device)) for h in seeds]
         parts, cams, verts = [], [], []
         for i in range(B):  # head by head, so that a head does not depend on its batch (to the bit)
             v = b.vertices(attrs[i].pop("_identity")[None], attrs[i].pop("_expression")[None])
             s, R, t = _umeyama(b.landmarks(v)[:, :3], self._anchors[None])
             v = s[:, None, None] * v @ R.transpose(-1, -2) + t[:, None]
             verts.append(v[0])
-            parts.append(self._head_gaussians(rngs[i], attrs[i], v[0], _vertex_normals(v, b.faces)[0]))
-            rand = random_cameras(rngs[i], cfg.num_random_views, cfg.image_size) if cfg.num_random_views else None
+            geom = _Rng(_head_seed(seeds[i], 1), self.device)
+            parts.append(self._head_gaussians(geom, attrs[i], v[0], _vertex_normals(v, b.faces)[0]))
+            cam_rng = _Rng(_head_seed(seeds[i], 2), self.device)
+            rand = random_cameras(cam_rng, cfg.num_random_views, cfg.image_size) if cfg.num_random_views else None
             cams.append(Cameras.cat([self._fixed, rand]) if rand is not None else self._fixed)
         g = Gaussians(**{k: torch.stack([getattr(p, k) for p in parts]) for k in
                          ("means", "quats", "scales", "opacities", "colors")})
@@ -761,8 +774,7 @@ class SyntheticHeads:
         weight = (self.basis.regions[:, 0] * 0 + scalp)[self.basis.faces].mean(1)
         weight = torch.where(weight > 0.3, weight, torch.zeros_like(weight))
         if a["hat"] != "none":  # no need to spend hair under the hat's crown
-            band = self._hat_band(a)
-            weight = weight * (self._canon_centroid[:, 1] < band + 0.05)
+            weight = weight * (self._canon_centroid[:, 1] < self._hat_band(a, self._canon_centroid) + 0.05)
             if float(weight.sum()) <= 0:
                 weight = torch.where(self._canon_centroid[:, 1] > 0.0, torch.ones_like(weight), torch.zeros_like(weight))
         fi, bary, tri, pos, nrm, spacing = self._sample_mesh(rng, verts, normals, weight, n_shell)
@@ -875,18 +887,22 @@ class SyntheticHeads:
         spacing = torch.full((n,), math.sqrt(2 * math.pi * r0 * length / n), device=p.device)
         return self._strands(rng, a, p, radial, tang, spacing, rr / r0, length=0.05, opacity=0.9)
 
-    def _hat_band(self, a: dict) -> float:
-        return {"beanie": 0.28, "cap": 0.3, "brimmed": 0.3}.get(a["hat"], 1.0)
+    _HAT_BANDS = {"beanie": (0.22, 0.42), "cap": (0.3, 0.35), "brimmed": (0.3, 0.3)}
+
+    def _hat_band(self, a: dict, canon: Tensor) -> Tensor:
+        """[n] height of the hat's lower edge above canonical points [n, 3]: lower toward the back."""
+        front, drop = self._HAT_BANDS[a["hat"]]
+        phi = torch.atan2(canon[:, 0], canon[:, 2]).abs()
+        return front - drop * (phi / math.pi) ** 2
 
     def _hat(self, rng, a, verts, normals, lm, n) -> Gaussians:
         b = self.basis
-        band = self._hat_band(a)
+        band = self._HAT_BANDS[a["hat"]][0]
         col = _FABRIC[rng.choice([1.0] * len(_FABRIC))].to(verts.device)
         col2 = _FABRIC[rng.choice([1.0] * len(_FABRIC))].to(verts.device)
         # band height in canonical coordinates, lower at the back
         c = self._canon_centroid
-        phi = torch.atan2(c[:, 0], c[:, 2]).abs()
-        h = band - 0.3 * (phi / math.pi) ** 2
+        h = self._hat_band(a, c)
         weight = (c[:, 1] > h).float() * (1 - b.regions[b.faces][:, :, b.region("ears")].mean(1))
         hair_t = a["hair_thickness"] + 0.025
         parts = []
@@ -894,10 +910,8 @@ class SyntheticHeads:
             n_crown = n if a["hat"] == "beanie" else int(n * 0.7)
             fi, bary, tri, pos, nrm, spacing = self._sample_mesh(rng, verts, normals, weight, n_crown)
             p = pos + nrm * hair_t
-            cy = (b.mean[tri][:, :, 1] * bary).sum(-1)
-            cphi = phi[fi]
-            hband = band - 0.3 * (cphi / math.pi) ** 2
-            cuff = (cy < hband + 0.08).float()
+            canon = (b.mean[tri] * bary[..., None]).sum(1)
+            cuff = (canon[:, 1] < self._hat_band(a, canon) + 0.08).float()
             p = p + nrm * (0.012 * cuff)[:, None]
             rib = 1 + 0.12 * torch.sin(torch.atan2(p[:, 0], p[:, 2]) * 90)
             albedo = col * torch.where(cuff[:, None] > 0, torch.ones_like(p), rib[:, None] * 0.92)
@@ -909,10 +923,12 @@ class SyntheticHeads:
                 prof = self._head_profile(verts, band - 0.05, band + 0.05, 64)
                 ang = (rng.rand(nv) * 2 - 1) * 1.2
                 k = ((ang + math.pi) / (2 * math.pi) * 64).long().clamp(0, 63)
-                rr = prof[k] + hair_t + rng.rand(nv) * 0.28 * torch.cos(ang * 0.9)
-                y = band + 0.02 - 0.12 * (rr - prof[k]) ** 2
+                out = rng.rand(nv) * 0.28 * torch.cos(ang * 0.9)  # the visor's length, shorter at its sides
+                rr = prof[k] + hair_t + out
+                y = band + 0.02 - 0.3 * out  # drooping about 17°
                 p = torch.stack([rr * torch.sin(ang), y, rr * torch.cos(ang)], -1)
-                nrm = torch.tensor([0.0, 1.0, 0.0], device=p.device).expand_as(p)
+                nrm = F.normalize(torch.stack([0.3 * torch.sin(ang), torch.ones_like(ang), 0.3 * torch.cos(ang)], -1),
+                                  dim=-1)
                 area = 0.28 * 2.4 * 0.5
                 sp = torch.full((nv,), math.sqrt(area / nv), device=p.device)
                 parts.append(self._discs(rng, a, p, nrm, sp * 1.3, col2.expand_as(p), 0.98))
@@ -1038,7 +1054,11 @@ class SyntheticHeads:
         else:
             tint = torch.tensor([0.85, 0.9, 0.95], device=dev)
             target = rng.uniform(0.08, 0.18)
-        opac = 1 - (1 - target) ** (1 / 3)  # about three discs overlap a pixel
+        # Overlapping faint discs compose like an absorbing layer: 1 − T ≈ 1 − exp(−Σ α). A disc of
+        # opacity o and std σ contributes o·2πσ² of Σα per unit area, and there are 1/sp² discs per
+        # unit area, so o = −ln(1 − target)·sp² / (2πσ²) gives the lens the target opacity.
+        sigma_over_sp = 0.75 * 1.3
+        opac = min(0.95, -math.log(1 - target) / (2 * math.pi * sigma_over_sp ** 2))
         for k, sign in enumerate((-1.0, 1.0)):
             m = n_lens // 2 if k == 0 else n_lens - n_lens // 2
             r = rng.rand(m).sqrt() * 0.97
@@ -1050,7 +1070,8 @@ class SyntheticHeads:
             p = torch.stack([x, y, z], -1)
             nrm = torch.tensor([0.0, 0.0, 1.0], device=dev).expand_as(p)
             sp = math.sqrt(math.pi * half_w * half_h / m)
-            g = self._discs(rng, a, p, nrm, torch.full((m,), sp * 1.3, device=dev), tint.expand_as(p), opac)
+            g = self._discs(rng, a, p, nrm, torch.full((m,), sp * sigma_over_sp / 0.75, device=dev), tint.expand_as(p),
+                            opac)
             parts.append(g)
         return Gaussians.cat(parts)
 
