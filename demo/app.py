@@ -126,8 +126,10 @@ def sweep_results(root: Path, ttl_s: float, now: float | None = None) -> int:
     return removed
 
 
-def new_request_folder(root: Path = RESULTS_ROOT, ttl_s: float = RESULTS_TTL_S) -> Path:
-    """Sweep old results, then make this request's own folder (no two requests share a name)."""
+def new_request_folder(root: Path | None = None, ttl_s: float = RESULTS_TTL_S) -> Path:
+    """Sweep old results, then make this request's own folder (no two requests share a name).
+    ``root``: default :data:`RESULTS_ROOT`."""
+    root = RESULTS_ROOT if root is None else root
     root.mkdir(parents=True, exist_ok=True)
     sweep_results(root, ttl_s)
     return Path(tempfile.mkdtemp(prefix="req-", dir=root))
@@ -135,38 +137,40 @@ def new_request_folder(root: Path = RESULTS_ROOT, ttl_s: float = RESULTS_TTL_S) 
 
 # ---- the request ------------------------------------------------------------------------------------------
 
-class PortraitImage(gr.Image):
-    """gr.Image whose unreadable uploads get a readable message in the page (gr.Image alone shows a
-    bare 'Error' when PIL cannot open a file that passed the browser's file-type check)."""
+def _upload_path(payload) -> tuple[str | None, str]:
+    """(server path, name the user knows) of the image input's raw value.
 
-    is_template = True  # the frontend draws it as a plain gr.Image
+    The button runs with ``preprocess=False`` so that a file the browser let through but PIL cannot
+    read reaches :func:`a3d.reconstruct`, whose loader says what is wrong (gr.Image's own
+    preprocessing would show a bare "Error"). Gradio has already checked that the path is an upload
+    in its cache, so no request can point the app at other files of the server.
+    """
+    if not isinstance(payload, dict) or not payload.get("path"):
+        return None, ""
+    path = str(payload["path"])
+    return path, str(payload.get("orig_name") or Path(path).name)
 
-    def preprocess(self, payload):
-        try:
-            return super().preprocess(payload)
-        except gr.Error:
-            raise
-        except Exception as e:  # noqa: BLE001 - any failure to read the upload means "not an image"
-            raise gr.Error(NOT_AN_IMAGE, title="Not an image") from e
 
-
-def _readable(e: Exception, path: str) -> str:
+def _readable(e: Exception, path: str, name: str) -> str:
     """The library's message with the server's temporary path replaced by the file's name."""
-    return str(e).replace(path, Path(path).name)
+    return str(e).replace(path, name)
 
 
 def make_handler(slot: ModelSlot):
-    """The Reconstruct button's function: (image path, steps, elevation) → the page's outputs."""
+    """The Reconstruct button's function: (image upload, steps, elevation) → the page's outputs."""
     video_settings, grid_settings = _render_settings(slot.device, slot.status == "random")
 
-    def run(image_path: str | None, steps: float, elevation: float, progress=gr.Progress()):
+    def run(image: dict | None, steps: float, elevation: float, progress=gr.Progress()):
+        image_path, name = _upload_path(image)
         if not image_path:
             raise gr.Error("Upload a portrait or click the example first.", title="No image")
         model = slot.get()
-        steps = int(steps)
+        try:  # raw values (preprocess=False): an API client may send anything
+            steps, elevation = int(steps), float(elevation)
+        except (TypeError, ValueError):
+            raise gr.Error("Steps and elevation must be numbers.") from None
         if not 1 <= steps <= MAX_STEPS:
             raise gr.Error(f"Steps must be between 1 and {MAX_STEPS}.")
-        elevation = float(elevation)
         if not -60.0 <= elevation <= 60.0:
             raise gr.Error("Elevation must be between -60 and 60 degrees.")
         folder = new_request_folder()
@@ -175,9 +179,9 @@ def make_handler(slot: ModelSlot):
             try:
                 avatar = reconstruct(image_path, model, steps=steps, seed=0, device=slot.device)
             except ImageError as e:
-                raise gr.Error(f"{NOT_AN_IMAGE} ({_readable(e, image_path)})", title="Not an image") from None
+                raise gr.Error(f"{NOT_AN_IMAGE} ({_readable(e, image_path, name)})", title="Not an image") from None
             except NoFaceError as e:
-                raise gr.Error(_readable(e, image_path), title="No face found") from None
+                raise gr.Error(_readable(e, image_path, name), title="No face found") from None
             timings = dict(avatar.metadata.get("timings_s", {}))
             timings.pop("inference_batch_size", None)
             stages = [[k, float(v)] for k, v in timings.items()]
@@ -231,7 +235,7 @@ def build_demo(device: torch.device | str | None = None) -> gr.Blocks:
         gr.Markdown(banner, visible=bool(banner), elem_id="model-banner")
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
-                image = PortraitImage(type="filepath", image_mode=None, sources=["upload", "clipboard"], elem_id="portrait",
+                image = gr.Image(type="filepath", sources=["upload", "clipboard"], elem_id="portrait",
                                       label="Portrait (JPEG, PNG or WebP, ≤ 10 MB)", height=320)
                 gr.Examples([[str(p)] for p in EXAMPLES], inputs=[image], label="Example (public domain)")
                 steps = gr.Slider(1, MAX_STEPS, value=1, step=1, label="Denoising steps (1 = the paper's one-step)")
@@ -253,7 +257,7 @@ def build_demo(device: torch.device | str | None = None) -> gr.Blocks:
                     timings = gr.Dataframe(headers=["stage", "seconds"], datatype=["str", "number"],
                                            label="Time per stage", interactive=False, elem_id="timings")
         go.click(make_handler(slot), inputs=[image, steps, elevation],
-                 outputs=[prepared, video, splat, grid, files, timings, summary])
+                 outputs=[prepared, video, splat, grid, files, timings, summary], preprocess=False)
     default = 2 if device.type == "cuda" else 1
     demo.queue(default_concurrency_limit=int(os.environ.get("A3D_DEMO_CONCURRENCY", default)), max_size=QUEUE_SIZE)
     return demo

@@ -53,7 +53,7 @@ def test_without_weights_the_page_says_so_and_requests_are_refused(app, tmp_path
     banner = app._banner(slot)
     assert "No trained weights are installed" in banner and "no_model_here" in banner
     with pytest.raises(gr.Error, match="no trained weights"):
-        app.make_handler(slot)(str(EXAMPLE), 1, 10.0, progress=_no_progress)
+        app.make_handler(slot)(_upload(EXAMPLE), 1, 10.0, progress=_no_progress)
     demo = app.build_demo("cpu")
     buttons = [c for c in demo.config["components"] if c.get("props", {}).get("value") == "Reconstruct"]
     assert len(buttons) == 1 and buttons[0]["props"]["interactive"] is False
@@ -67,23 +67,35 @@ def test_random_init_only_when_asked(app, tmp_path, monkeypatch):
     assert "Test mode" in app._banner(slot)
 
 
-def test_upload_that_is_not_an_image_gets_the_readable_message(app, tmp_path):
-    from gradio.data_classes import ImageData
+def _upload(path: Path, name: str | None = None) -> dict:
+    """The image input's raw value, as Gradio hands it to the handler (preprocess=False)."""
+    return {"path": str(path), "orig_name": name or path.name, "meta": {"_type": "gradio.FileData"}}
 
-    fake = tmp_path / "portrait.png"
+
+def test_upload_that_is_not_an_image_gets_the_readable_message(app, tmp_path, monkeypatch):
+    monkeypatch.setattr(a3d.api, "DEFAULT_MODEL_DIR", tmp_path / "no_model_here")
+    monkeypatch.setattr(app, "RESULTS_ROOT", tmp_path / "results")
+    run = app.make_handler(app.ModelSlot(torch.device("cpu"), random_init=True))
+    fake = tmp_path / "upload_3f9a.png"
     fake.write_text("not pixels\n")
-    component = app.PortraitImage(type="filepath", image_mode=None)
+    with pytest.raises(gr.Error, match="not an image a3d can read") as info:
+        run(_upload(fake, "holiday.png"), 1, 10.0, progress=_no_progress)
+    assert "holiday.png" in info.value.message and str(tmp_path) not in info.value.message
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
     with pytest.raises(gr.Error, match="not an image a3d can read"):
-        component.preprocess(ImageData(path=str(fake), orig_name="portrait.png"))
-    assert component.preprocess(ImageData(path=str(EXAMPLE), orig_name="astronaut.jpg")) == str(EXAMPLE)
+        run(_upload(empty), 1, 10.0, progress=_no_progress)
 
 
-def test_bad_slider_values_are_refused(app, tmp_path, monkeypatch):
+def test_bad_inputs_are_refused(app, tmp_path, monkeypatch):
     monkeypatch.setattr(a3d.api, "DEFAULT_MODEL_DIR", tmp_path / "no_model_here")
     run = app.make_handler(app.ModelSlot(torch.device("cpu"), random_init=True))
-    with pytest.raises(gr.Error, match="Steps"):
-        run(str(EXAMPLE), 0, 10.0, progress=_no_progress)
+    with pytest.raises(gr.Error, match="Steps must be between"):
+        run(_upload(EXAMPLE), 0, 10.0, progress=_no_progress)
     with pytest.raises(gr.Error, match="Elevation"):
-        run(str(EXAMPLE), 1, 90.0, progress=_no_progress)
-    with pytest.raises(gr.Error, match="Upload a portrait"):
-        run(None, 1, 10.0, progress=_no_progress)
+        run(_upload(EXAMPLE), 1, 90.0, progress=_no_progress)
+    with pytest.raises(gr.Error, match="must be numbers"):
+        run(_upload(EXAMPLE), "many", 10.0, progress=_no_progress)
+    for nothing in (None, {}, {"path": None}, "a string"):
+        with pytest.raises(gr.Error, match="Upload a portrait"):
+            run(nothing, 1, 10.0, progress=_no_progress)
