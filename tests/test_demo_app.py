@@ -1,9 +1,12 @@
-"""demo/app.py without a browser: result sweeping, the no-weights page, refusing what is not an image.
+"""demo/app.py without a browser: result sweeping, the no-weights page, refusing bad input, and the
+Hugging Face Space folder (metadata, requirements, the a3d copy that make_space.sh puts beside app.py).
 (tests/test_demo_browser.py drives the whole app in Chromium.)"""
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -99,3 +102,47 @@ def test_bad_inputs_are_refused(app, tmp_path, monkeypatch):
     for nothing in (None, {}, {"path": None}, "a string"):
         with pytest.raises(gr.Error, match="Upload a portrait"):
             run(nothing, 1, 10.0, progress=_no_progress)
+
+
+def _front_matter(readme: Path) -> dict[str, str]:
+    text = readme.read_text(encoding="utf-8")
+    assert text.startswith("---\n"), "demo/README.md must open with the Space's YAML front matter"
+    block = text[4:text.index("\n---\n", 4)]
+    return {k.strip(): v.strip().strip('"') for k, v in (line.split(":", 1) for line in block.splitlines()
+                                                           if ":" in line and not line.startswith(" "))}
+
+
+def test_space_metadata_and_requirements_agree_with_the_repo():
+    meta = _front_matter(REPO / "demo" / "README.md")
+    assert meta["sdk"] == "gradio" and meta["license"] == "apache-2.0"
+    assert (REPO / "demo" / meta["app_file"]).is_file()
+    assert len(meta["short_description"]) <= 60  # the Hub's limit
+    reqs = {}
+    for line in (REPO / "demo" / "requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name = re.split(r"[<>=!~\[ ]", line, maxsplit=1)[0].lower()
+            reqs[name] = line
+    assert reqs["gradio"] == f"gradio=={meta['sdk_version']}"  # the Space's gradio is the tested one
+    assert "ai-edge-litert" in reqs
+    setup = (REPO / "setup.py").read_text()
+    install_requires = re.search(r"install_requires=\[(.*?)\]", setup, re.S).group(1)
+    for spec in re.findall(r'"([^"]+)"', install_requires):
+        name = re.split(r"[<>=!~\[ ]", spec, maxsplit=1)[0].lower()
+        assert name in reqs, f"demo/requirements.txt lacks {name!r}, a runtime dependency of a3d"
+
+
+def test_space_folder_runs_its_own_copy_of_a3d(tmp_path):
+    out = tmp_path / "space"
+    subprocess.run(["bash", str(REPO / "demo" / "make_space.sh"), str(out)], check=True, capture_output=True)
+    assert {"app.py", "README.md", "requirements.txt", "LICENSE", "examples", "a3d"} <= {p.name for p in out.iterdir()}
+    assert (out / "examples" / "astronaut.jpg").is_file() and not list(out.rglob("*.so"))
+    # As on the Space: no editable install of the repository, the package beside app.py, no extension.
+    code = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in getattr(f, '__module__', '')];"
+            "import app, a3d, a3d.ops; print(a3d.__file__); print(a3d.ops.backend('cpu', 'rasterize_fwd'))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=out, capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, PYTHONPATH=""))
+    assert r.returncode == 0, r.stderr[-3000:]
+    where, backend = r.stdout.split()[-2:]
+    assert Path(where).parent == out / "a3d" and backend == "torch"
+    assert not (out / "app.pyi").exists()  # importing the app writes nothing beside it
