@@ -198,7 +198,7 @@ def _resolve(model: ModelLike, device) -> tuple[A3DModel, torch.device, float]:
     start = time.perf_counter()
     if isinstance(model, A3DModel):
         dev = torch.device(device) if device is not None else next(model.parameters()).device
-        model = model.to(dev).eval()
+        model = model.to(dev)  # no .eval(): the network behaves the same in both modes
     else:
         dev = torch.device(device) if device is not None else _default_device()
         model = load_model(model, device=dev)

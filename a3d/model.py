@@ -361,7 +361,7 @@ class ModelOutput(NamedTuple):
 
     gaussians: Gaussians [B, 4·H·W] (float32).
     state: [B, 4, 3, H, W] the predicted clean state ĝ1 (the Gaussians' colours as 4 images, in [-1, 1]).
-    views: [B, 4, 3, H, W] AVAS images in (0, 1), or None when the model has no AVAS decoder.
+    views: [B, 4, 3, H, W] AVAS images in (0, 1), or None (no AVAS decoder, or called with views=False).
     """
 
     gaussians: Gaussians
@@ -432,13 +432,15 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
             nn.init.zeros_(self.avas.refine[-1].bias)
 
     # ---- the network ------------------------------------------------------------------------------
-    def forward(self, image: Tensor, g_t: Tensor, t: Tensor) -> ModelOutput:
+    def forward(self, image: Tensor, g_t: Tensor, t: Tensor, views: bool = True) -> ModelOutput:
         """One denoising call ĝ1 = f(g_t, t, x̃) (Eq. 1).
 
         Args:
             image: [B, 3, H, W] the framed portrait, RGB in [0, 1] (the front canonical view).
             g_t: [B, 4, 3, H, W] the noisy state of the 4 canonical views (front, left, right, back).
             t: [B] flow time in [0, 1) (0 = noise).
+            views: run the AVAS decoder when the model has one (the sampling paths pass False:
+                AVAS never runs at inference).
         """
         cfg = self.config
         S = cfg.image_size
@@ -464,8 +466,8 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
         raw = self.decoder.raw(z, temb, self.rays)
         gaussians = self.decoder.activate(raw, self.ray_origins, self.rays[..., 3:])
         state = images_to_state(rearrange(gaussians.colors, "b (v h w) c -> b v c h w", v=NUM_VIEWS, h=S, w=S))
-        views = self.avas(z) if self.avas is not None else None
-        return ModelOutput(gaussians, state, views)
+        avas = self.avas(z) if views and self.avas is not None else None
+        return ModelOutput(gaussians, state, avas)
 
     # ---- sampling ---------------------------------------------------------------------------------
     def noise(self, batch: int, generator: Optional[torch.Generator] = None) -> Tensor:
@@ -480,7 +482,7 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
     def one_step(self, image: Tensor, g0: Tensor) -> Gaussians:
         """The default inference path (Eq. 4-5): one call at t = 0 from the noise g0 [B, 4, 3, H, W]."""
         t = torch.zeros(image.shape[0], device=image.device)
-        return self(image, g0, t).gaussians
+        return self(image, g0, t, views=False).gaussians
 
     def sample(self, image: Tensor, g0: Tensor, steps: int = 1) -> Gaussians:
         """The N-step sampler of Eq. 3 from the noise g0; returns the Gaussians of the last call.
@@ -494,7 +496,7 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
         out = None
         for k in range(steps):
             t = torch.full((image.shape[0],), k / steps, device=image.device)
-            out = self(image, g, t)
+            out = self(image, g, t, views=False)
             if k + 1 < steps:
                 g = g + velocity(out.state.to(g.dtype), g, t) / steps
         return out.gaussians

@@ -159,6 +159,15 @@ def test_avas_training_branch(seed, tmp_path):
     loss = out.views.square().mean() + out.gaussians.colors.mean() + out.gaussians.means.square().mean()
     loss.backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    # The sampling paths never run AVAS, even on a training model.
+    def no_avas(*args):
+        raise AssertionError("AVAS ran at inference")
+
+    model.avas.forward = no_avas
+    with torch.no_grad():
+        model.one_step(torch.rand(1, 3, 32, 32), torch.randn(1, 4, 3, 32, 32))
+        model.sample(torch.rand(1, 3, 32, 32), torch.randn(1, 4, 3, 32, 32), steps=2)
+    del model.avas.forward
     # A training checkpoint loads for inference without its AVAS weights ...
     model.save_pretrained(tmp_path / "train")
     inf = A3DModel.from_pretrained(tmp_path / "train")
