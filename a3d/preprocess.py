@@ -7,9 +7,12 @@ Steps of :func:`preprocess` (``align=True``, the default of :func:`a3d.reconstru
    files over :data:`MAX_FILE_BYTES`, images over :data:`MAX_PIXELS` (checked from the header,
    before decoding) and images under :data:`MIN_SIDE` pixels a side are refused.
 2. The face is found with MediaPipe's short-range face detector (BlazeFace, a ``.tflite`` run by
-   ``ai-edge-litert``); its eyes and mouth are mapped by a similarity transform (scale, rotation,
-   shift) onto where :func:`a3d.framing.face_anchors_uv` puts them in the front canonical view,
-   and the photo is resampled into that square frame. No face: :class:`NoFaceError`.
+   ``ai-edge-litert``; zoomed in on its first guess so that small and very large faces are
+   located well, see :func:`detect_face`); its eyes and mouth are mapped by a least-squares
+   similarity transform (scale, rotation, shift) onto where :func:`a3d.framing.face_anchors_uv`
+   puts them in the front canonical view, and the photo is resampled into that square frame
+   (bicubic, pre-filtered when shrinking; outside the photo counts as background). No face:
+   :class:`NoFaceError`.
 3. The background: the image's own alpha channel if it has a non-trivial one, else MediaPipe's
    selfie segmentation (256², coarse), upsampled and refined by a guided filter on the photo so the
    edge follows the hair, then softly thresholded. Everything outside the person (and outside the
