@@ -569,7 +569,9 @@ class SyntheticHeads:
         if a["masculine"] and style in ("bun", "ponytail", "long") and rng.bernoulli(0.5):
             style = "short"
         a["hair_style"] = style
-        if rng.bernoulli(cfg.dyed_hair_p):
+        dyed = rng.bernoulli(cfg.dyed_hair_p)
+        hi = 0
+        if dyed:
             hair = _DYED_HAIR[rng.choice([1.0] * len(_DYED_HAIR))].to(self.device)
         else:
             hi = rng.choice(_HAIR_COLOUR_P)
@@ -577,8 +579,8 @@ class SyntheticHeads:
                 hi = 9 + rng.choice([0.6, 0.4])  # grey or white
             hair = _HAIR_COLOURS[hi].to(self.device)
         a["hair"] = (hair * (1 + 0.08 * rng.randn(1)) * (1 + 0.03 * rng.randn(3))).clamp(0.01, 1)
-        brow = a["hair"] * 0.7 if float(a["hair"].mean()) < 0.6 else a["hair"] * 0.55
-        a["brow"] = brow
+        natural = _HAIR_COLOURS[hi].to(self.device) if not dyed else _HAIR_COLOURS[2].to(self.device)
+        a["brow"] = natural * (0.7 if float(natural.mean()) < 0.6 else 0.55)
         a["brow_thickness"] = rng.uniform(0.0, 1.0)
         a["brow_arch"] = rng.uniform(0.3, 1.0)
         a["brow_height"] = rng.uniform(-0.012, 0.012)
@@ -722,7 +724,7 @@ class SyntheticHeads:
         lips_col = a["skin"] * torch.tensor([0.82, 0.52, 0.52], device=skin.device) if a["lipstick"] is None \
             else a["lipstick"]
         albedo = torch.lerp(albedo, lips_col * (1 + 0.05 * high(canon)[:, None]), _smoothstep(0.25, 0.7, r("lips"))[:, None])
-        albedo = torch.lerp(albedo, a["brow"], (self._brows(a, canon) * (0.8 + 0.2 * high(canon * 2.5)).clamp(0, 1)
+        albedo = torch.lerp(albedo, a["brow"], (self._brows(a, canon) * (0.85 + 0.15 * high(canon)).clamp(0, 1)
                                                 * 0.9)[:, None])
         albedo = albedo * (1 - 0.12 * _smoothstep(0.2, 0.8, r("eyelids"))[:, None])
         # eyes: sclera, iris with radial streaks and a dark limbus, pupil
@@ -749,7 +751,7 @@ class SyntheticHeads:
         colors = self._light(a, albedo.clamp(0, 1), nrm, occlusion)
         # flat discs in the tangent plane, random in-plane orientation
         tang = torch.linalg.cross(nrm, rng.randn(n, 3), dim=-1)
-        s_t = 0.8 * spacing * (0.85 + 0.3 * rng.rand(n))
+        s_t = spacing * (0.9 + 0.2 * rng.rand(n))  # σ ≈ the spacing: no gaps even where a triangle got one point less
         scales = torch.stack([s_t, s_t * (0.8 + 0.2 * rng.rand(n)), 0.08 * s_t], -1)
         opac = torch.full((n,), 0.97, device=pos.device)
         return Gaussians(pos, _frame_quats(tang, nrm), scales, opac, colors)
@@ -835,12 +837,15 @@ class SyntheticHeads:
         k = ((phi + math.pi) / (2 * math.pi) * bins).long().clamp(0, bins - 1)
         v = rng.rand(n)
         ragged = 0.04 * torch.sin(phi * 9 + 1.3) + 0.05 * rng.rand(n) + 0.1 * (1 - (phi.abs() - front) / (math.pi - front))
+        if a["hat"] != "none":  # the hair comes out under the hat's edge
+            ring = torch.stack([torch.sin(phi), torch.zeros_like(phi), torch.cos(phi)], -1)
+            y_top = (self._hat_band(a, ring) - 0.03).clamp(max=y_top)
         y = y_top - v * (y_top - (y_end + ragged))
         depth = rng.rand(n) * (thick + 0.02)
-        radius = prof[k] + thick + 0.01 - depth + 0.04 * (y_top - y).clamp(min=0)
+        radius = prof[k] + thick + 0.01 - depth + 0.04 * (0.2 - y).clamp(min=0)
         p = torch.stack([radius * torch.sin(phi), y, radius * torch.cos(phi)], -1)
         nrm = torch.stack([torch.sin(phi), torch.full_like(phi, 0.15), torch.cos(phi)], -1)
-        area = 2 * (math.pi - front) * float(prof.mean()) * (y_top - y_end)
+        area = 2 * (math.pi - front) * float(prof.mean()) * (float(torch.as_tensor(y_top).mean()) - y_end)
         spacing = torch.full((n,), math.sqrt(area * 2.5 / n), device=p.device)
         layer = 1 - depth / (thick + 0.02)
         flow = torch.tensor([0.0, -1.0, 0.0], device=p.device).expand_as(p) + 0.1 * nrm
@@ -1053,7 +1058,7 @@ class SyntheticHeads:
             target = rng.uniform(0.8, 0.92)
         else:
             tint = torch.tensor([0.85, 0.9, 0.95], device=dev)
-            target = rng.uniform(0.08, 0.18)
+            target = rng.uniform(0.04, 0.1)
         # Overlapping faint discs compose like an absorbing layer: 1 − T ≈ 1 − exp(−Σ α). A disc of
         # opacity o and std σ contributes o·2πσ² of Σα per unit area, and there are 1/sp² discs per
         # unit area, so o = −ln(1 − target)·sp² / (2πσ²) gives the lens the target opacity.
