@@ -88,8 +88,9 @@ class ModelSlot:
             self.error = str(e)
             self.status = "random" if random_init else "missing"
         if self.status == "random":
-            torch.manual_seed(0)
-            self.model = A3DModel(get_config("tiny")).to(device).eval().requires_grad_(False)
+            with torch.random.fork_rng(devices=[]):  # the same random weights every run, global RNG untouched
+                torch.manual_seed(0)
+                self.model = A3DModel(get_config("tiny")).to(device).eval().requires_grad_(False)
 
     def get(self) -> A3DModel:
         if self.model is None:
@@ -167,7 +168,7 @@ def make_handler(slot: ModelSlot):
         model = slot.get()
         try:  # raw values (preprocess=False): an API client may send anything
             steps, elevation = int(steps), float(elevation)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise gr.Error("Steps and elevation must be numbers.") from None
         if not 1 <= steps <= MAX_STEPS:
             raise gr.Error(f"Steps must be between 1 and {MAX_STEPS}.")
@@ -186,10 +187,10 @@ def make_handler(slot: ModelSlot):
             timings.pop("inference_batch_size", None)
             stages = [[k, float(v)] for k, v in timings.items()]
 
-            def timed(name, fn):
+            def timed(stage, fn):
                 t0 = time.perf_counter()
                 out = fn()
-                stages.append([name, round(time.perf_counter() - t0, 4)])
+                stages.append([stage, round(time.perf_counter() - t0, 4)])
                 return out
 
             progress(0.4, desc="writing PLY and .splat")
@@ -215,7 +216,8 @@ def make_handler(slot: ModelSlot):
         except Exception as e:  # noqa: BLE001 - one request's failure must not reach the server loop
             shutil.rmtree(folder, ignore_errors=True)
             traceback.print_exc()
-            raise gr.Error(f"Reconstruction failed ({type(e).__name__}: {e}).", title="Error") from None
+            raise gr.Error(f"Reconstruction failed ({type(e).__name__}: {_readable(e, image_path, name)}).",
+                           title="Error") from None
 
     return run
 

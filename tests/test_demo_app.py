@@ -138,7 +138,8 @@ def test_space_folder_runs_its_own_copy_of_a3d(tmp_path):
     assert {"app.py", "README.md", "requirements.txt", "LICENSE", "examples", "a3d"} <= {p.name for p in out.iterdir()}
     assert (out / "examples" / "astronaut.jpg").is_file() and not list(out.rglob("*.so"))
     # As on the Space: no editable install of the repository, the package beside app.py, no extension.
-    code = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in getattr(f, '__module__', '')];"
+    code = ("import sys; "
+            "sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in getattr(f, '__module__', '')]; "
             "import app, a3d, a3d.ops; print(a3d.__file__); print(a3d.ops.backend('cpu', 'rasterize_fwd'))")
     r = subprocess.run([sys.executable, "-c", code], cwd=out, capture_output=True, text=True, timeout=300,
                        env=dict(os.environ, PYTHONPATH=""))
