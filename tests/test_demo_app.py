@@ -63,6 +63,17 @@ def test_without_weights_the_page_says_so_and_requests_are_refused(app, tmp_path
     assert any("No trained weights" in str(c.get("props", {}).get("value")) for c in demo.config["components"])
 
 
+def test_queue_bounds_concurrency_and_waiting(app, monkeypatch):
+    monkeypatch.delenv("A3D_DEMO_CONCURRENCY", raising=False)
+    demo = app.build_demo("cpu")
+    assert demo._queue.default_concurrency_limit == 1 and demo._queue.max_size == app.QUEUE_SIZE
+    (run,) = [fn for fn in demo.fns.values() if fn.name == "run"]
+    assert run.concurrency_limit == "default"  # i.e. the queue's bound above
+    assert demo.delete_cache[1] == app.RESULTS_TTL_S
+    monkeypatch.setenv("A3D_DEMO_CONCURRENCY", "3")
+    assert app.build_demo("cpu")._queue.default_concurrency_limit == 3
+
+
 def test_random_init_only_when_asked(app, tmp_path, monkeypatch):
     monkeypatch.setattr(a3d.api, "DEFAULT_MODEL_DIR", tmp_path / "no_model_here")
     slot = app.ModelSlot(torch.device("cpu"), random_init=True)
