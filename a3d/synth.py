@@ -715,7 +715,7 @@ class SyntheticHeads:
         if a["stubble"] > 0:
             beard = _smoothstep(-0.12, -0.2, canon[:, 1]) * _smoothstep(-0.05, 0.15, canon[:, 2]) \
                 * (1 - r("neck")) * (1 - _smoothstep(0.2, 0.6, r("lips")))
-            beard = beard * (0.6 + 0.4 * high(canon * 1.7)).clamp(0, 1)
+            beard = beard * (0.75 + 0.25 * mid(canon)).clamp(0, 1)
             skin = torch.lerp(skin, torch.minimum(a["hair"] * 0.6, skin * 0.7), (a["stubble"] * beard)[:, None])
         albedo = skin
         # scalp under hair: the hair colour shows through the gaps

@@ -161,17 +161,19 @@ def main(argv: list[str] | None = None) -> int:
         m[F[face_mask].reshape(-1)] = True
         return m[used]
 
-    uv_all = model.texture_coordinates.double()
-    ftc = model.face_texture_coordinate_indices.long()
-    uv_sum = torch.zeros(len(v0), 2, dtype=torch.float64)
-    uv_cnt = torch.zeros(len(v0), dtype=torch.float64)
-    uv_sum.index_add_(0, F.reshape(-1), uv_all[ftc.reshape(-1)])
-    uv_cnt.index_add_(0, F.reshape(-1), torch.ones(F.numel(), dtype=torch.float64))
-    uv = (uv_sum / uv_cnt.clamp_min(1)[:, None])[used].numpy()
+    # A vertex on a UV seam has several texture coordinates: sample the mask at every face corner
+    # and average the samples per vertex (averaging the coordinates would land between islands).
+    corner_uv = model.texture_coordinates.double()[model.face_texture_coordinate_indices.long().reshape(-1)].numpy()
+    corner_cnt = torch.zeros(len(v0), dtype=torch.float64)
+    corner_cnt.index_add_(0, F.reshape(-1), torch.ones(F.numel(), dtype=torch.float64))
     tex = root / "data/mpfb2/textures"
-    lips = torch.from_numpy(_sample_uv_mask(str(tex / "mpfb_lips.jpg"), uv))
-    ears = torch.from_numpy(_sample_uv_mask(str(tex / "mpfb_ears.jpg"), uv))
-    eyelids = torch.from_numpy(_sample_uv_mask(str(tex / "mpfb_eyelids.jpg"), uv))
+
+    def uv_mask(name: str) -> torch.Tensor:
+        per_corner = torch.from_numpy(_sample_uv_mask(str(tex / name), corner_uv)).double()
+        acc = torch.zeros(len(v0), dtype=torch.float64).index_add_(0, F.reshape(-1), per_corner)
+        return (acc / corner_cnt.clamp_min(1))[used]
+
+    lips, ears, eyelids = uv_mask("mpfb_lips.jpg"), uv_mask("mpfb_ears.jpg"), uv_mask("mpfb_eyelids.jpg")
     eyes = (vertex_mask(seg["eye_front.L"]) | vertex_mask(seg["eye_front.R"])).double()
     sockets = (vertex_mask(seg["eye_cavity.L"]) | vertex_mask(seg["eye_cavity.R"])).double() * (1 - eyes)
     mouth = vertex_mask(seg["mouth_cavity"]).double()
