@@ -8,7 +8,7 @@ Importing this module has no side effects: :func:`build_demo` makes the app, ``_
 
 Each request works in its own ``tempfile.mkdtemp`` folder under :data:`RESULTS_ROOT`; folders older
 than :data:`RESULTS_TTL_S` are swept at the start of every request (and Gradio's own copies of the
-outputs by ``delete_cache``). The queue runs :data:`CONCURRENCY` reconstructions at a time and keeps
+outputs by ``delete_cache``). The queue runs A3D_DEMO_CONCURRENCY reconstructions at a time and keeps
 at most :data:`QUEUE_SIZE` waiting; uploads are capped at :data:`MAX_UPLOAD` and anything that is not a
 readable image is refused with a message in the page. An exception in one request becomes a message
 in that request's page, never a dead server.
