@@ -17,6 +17,7 @@ import torch
 gr = pytest.importorskip("gradio", reason="the demo needs gradio (`bash demo/ci_setup.sh` installs it)")
 
 import a3d.api  # noqa: E402
+import a3d.model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "demo" / "examples" / "astronaut.jpg"
@@ -72,6 +73,15 @@ def test_queue_bounds_concurrency_and_waiting(app, monkeypatch):
     assert demo.delete_cache[1] == app.RESULTS_TTL_S
     monkeypatch.setenv("A3D_DEMO_CONCURRENCY", "3")
     assert app.build_demo("cpu")._queue.default_concurrency_limit == 3
+
+
+def test_installed_weights_are_used_and_no_banner_shown(app, tmp_path, monkeypatch):
+    folder = tmp_path / "tiny"
+    a3d.api.A3DModel(a3d.model.get_config("tiny")).save_pretrained(folder)
+    monkeypatch.setattr(a3d.api, "DEFAULT_MODEL_DIR", folder)
+    slot = app.ModelSlot(torch.device("cpu"), random_init=True)  # weights win over the test switch
+    assert slot.status == "trained" and app._banner(slot) == ""
+    assert slot.get().weights_sha256 is not None
 
 
 def test_random_init_only_when_asked(app, tmp_path, monkeypatch):
