@@ -78,7 +78,7 @@ setup(
     ],
     extras_require={
         "preprocess": ["ai-edge-litert==2.3.0"],
-        "demo": ["gradio>=5"],
+        "demo": ["gradio==6.31.0"],  # the version the browser test runs against
         "dev": ["pytest>=8", "pytest-timeout"],
     },
     entry_points={"console_scripts": ["a3d=a3d.cli:main"]},
