@@ -283,11 +283,12 @@ def _smoothstep(e0: float | Tensor, e1: float | Tensor, x: Tensor) -> Tensor:
     return t * t * (3 - 2 * t)
 
 
-def _interp(x: Tensor, xp: Sequence[float], fp: Tensor) -> Tensor:
+def _interp(x: Tensor, xp: Sequence[float], fp: Sequence[float]) -> Tensor:
     """Piecewise-linear interpolation of knots (xp [K] ascending, fp [K]) at x (any shape)."""
     xp_t = torch.tensor(xp, device=x.device, dtype=x.dtype)
+    fp_t = torch.tensor(fp, device=x.device, dtype=x.dtype)
     i = torch.searchsorted(xp_t, x.contiguous().clamp(xp[0], xp[-1]), right=True).clamp(1, len(xp) - 1)
-    x0, x1, f0, f1 = xp_t[i - 1], xp_t[i], fp[i - 1], fp[i]
+    x0, x1, f0, f1 = xp_t[i - 1], xp_t[i], fp_t[i - 1], fp_t[i]
     return f0 + (f1 - f0) * ((x - x0) / (x1 - x0)).clamp(0, 1)
 
 
@@ -479,18 +480,29 @@ class SyntheticHeads:
         self.basis = (basis or load_head_basis()).to(self.device)
         self._next = 0
         b = self.basis
-        self._anchors = torch.tensor([framing.FACE_ANCHORS_3D[n] for n in ("right_eye", "left_eye", "mouth")],
-                                     device=self.device)
+        self._consts: dict[tuple[float, ...], Tensor] = {}
+        self._anchors64 = torch.tensor([framing.FACE_ANCHORS_3D[n] for n in ("right_eye", "left_eye", "mouth")],
+                                       dtype=torch.float64)
         self._lm = {n: i for i, n in enumerate(b.landmark_names)}
-        self._fixed = fixed_cameras(config.image_size).to(self.device)
+        self._fixed = fixed_cameras(config.image_size)  # on the host: a batch's cameras are copied once
         self._view_names = [f"{i:03d}" for i in range(NUM_FIXED_VIEWS + config.num_random_views)]
+        self._mouth_canon = b.landmarks(b.mean)[self._lm["mouth"]]
         # per-triangle constants of the canonical (mean) mesh
-        fcanon = b.mean[b.faces]  # [F, 3, 3]
-        self._canon_centroid = fcanon.mean(1)
+        self._canon_centroid = b.mean[b.faces].mean(1)  # [F, 3]
         reg = b.regions[b.faces].mean(1)  # [F, R]
         r = b.region
         # sampling density per unit area: hidden inner surfaces get fewer Gaussians
         self._face_density = 1.0 - 0.7 * (reg[:, r("sockets")] + reg[:, r("mouth")] + reg[:, r("tongue")]).clamp(0, 1)
+        self._not_ears = 1 - reg[:, r("ears")]
+        # per vertex: where hair never grows (features, ears, neck)
+        features = b.regions[:, [r(k) for k in ("ears", "eyes", "sockets", "mouth", "tongue", "lips", "brows", "eyelids")]]
+        self._hairless = (1 - features.sum(-1).clamp(0, 1)) * (1 - b.regions[:, r("neck")])
+        # the hairline's height over each vertex's azimuth (0 front, pi back) is h0 + hairline * h1: the
+        # front part follows the sampled hairline, the temples, sideburns, ears and nape are fixed
+        phi = torch.atan2(b.mean[:, 0], b.mean[:, 2]).abs()
+        knots = [0.0, 0.5, 1.0, 1.3, 1.55, 1.85, 2.3, math.pi]
+        self._hairline = (_interp(phi, knots, [0.0, 0.02, -0.06, 0.02, 0.12, 0.08, -0.2, -0.36]),
+                          _interp(phi, knots, [1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]))
 
     # ---- public API ---------------------------------------------------------------------------
     def sample(self, batch: int, head_ids: Sequence[int] | Tensor | None = None) -> HeadSample:
@@ -507,115 +519,184 @@ class SyntheticHeads:
         return self._build(ids)
 
     # ---- construction -------------------------------------------------------------------------
+    def _vec(self, *xs: float) -> Tensor:
+        """A small constant tensor on the device, made once (a fresh host-to-device copy would
+        stall the GPU queue every time)."""
+        t = self._consts.get(xs)
+        if t is None:
+            t = self._consts[xs] = torch.tensor(xs, dtype=torch.float32, device=self.device)
+        return t
+
     @torch.no_grad()
     def _build(self, ids: list[int]) -> HeadSample:
-        cfg, b = self.config, self.basis
-        B = len(ids)
-        # three independent streams a head: attributes, geometry, cameras (so that the attributes and
-        # the cameras of a head do not depend on num_gaussians)
+        """Heads ``ids``. Each head is built on its own (so it does not depend on its batch, to the
+        bit) from three streams: attributes and cameras on a CPU generator (device-independent
+        draws, no GPU syncs), geometry on a generator of the device. The host waits for the device
+        twice a batch: once for the landmarks that frame the heads, once for a few measurements of
+        the framed heads that place the accessories."""
+        cfg, b, dev = self.config, self.basis, self.device
+        cpu = torch.device("cpu")
         seeds = [_head_seed(self.seed, i) for i in ids]
-        attrs = [self._sample_attributes(_Rng(_head_seed(h, 0), self.device)) for h in seeds]
-        parts, cams, verts = [], [], []
-        for i in range(B):  # head by head, so that a head does not depend on its batch (to the bit)
-            v = b.vertices(attrs[i].pop("_identity")[None], attrs[i].pop("_expression")[None])
-            s, R, t = _umeyama(b.landmarks(v)[:, :3], self._anchors[None])
-            v = s[:, None, None] * v @ R.transpose(-1, -2) + t[:, None]
-            verts.append(v[0])
-            geom = _Rng(_head_seed(seeds[i], 1), self.device)
-            parts.append(self._head_gaussians(geom, attrs[i], v[0], _vertex_normals(v, b.faces)[0]))
-            cam_rng = _Rng(_head_seed(seeds[i], 2), self.device)
-            rand = random_cameras(cam_rng, cfg.num_random_views, cfg.image_size) if cfg.num_random_views else None
+        attrs = [self._sample_attributes(_Rng(_head_seed(h, 0), cpu)) for h in seeds]
+        dattrs = [_attributes_to(a, dev) for a in attrs]
+        raw = [b.vertices(d["identity_coeffs"][None], d["expression_coeffs"][None])[0] for d in dattrs]
+        lm3 = torch.stack([b.landmarks(v)[:3] for v in raw]).double().cpu()  # host sync 1
+        affine = []
+        for i in range(len(ids)):
+            s, R, t = _umeyama(lm3[i:i + 1], self._anchors64[None])
+            affine.append(torch.cat([s[0] * R[0], t[0, :, None]], 1))
+        affine = torch.stack(affine).float().to(dev)  # [B, 3, 4]
+        verts = [raw[i] @ affine[i, :, :3].T + affine[i, :, 3] for i in range(len(ids))]
+        geo = [self._measure(v, d) for v, d in zip(verts, dattrs)]
+        packed = torch.stack([g.pop("_pack") for g in geo]).cpu()  # host sync 2
+        parts = []
+        for i in range(len(ids)):
+            geo[i].update(self._unpack(packed[i]))
+            rng = _Rng(_head_seed(seeds[i], 1), dev)
+            normals = _vertex_normals(verts[i][None], b.faces)[0]
+            parts.append(self._head_gaussians(rng, dattrs[i], verts[i], normals, geo[i]))
+        cams = []
+        for h in seeds:
+            rand = random_cameras(_Rng(_head_seed(h, 2), cpu), cfg.num_random_views, cfg.image_size) \
+                if cfg.num_random_views else None
             cams.append(Cameras.cat([self._fixed, rand]) if rand is not None else self._fixed)
         g = Gaussians(**{k: torch.stack([getattr(p, k) for p in parts]) for k in
                          ("means", "quats", "scales", "opacities", "colors")})
-        cameras = Cameras(torch.stack([c.viewmats for c in cams]), torch.stack([c.Ks for c in cams]),
+        cameras = Cameras(torch.stack([c.viewmats for c in cams]).to(dev), torch.stack([c.Ks for c in cams]).to(dev),
                           cfg.image_size, cfg.image_size)
-        for a in attrs:
-            a["identity"] = [round(float(x), 4) for x in a["identity"]]
         return HeadSample(g, cameras, list(self._view_names), INPUT_VIEW,
                           torch.tensor(ids, dtype=torch.int64), torch.stack(verts), attrs)
 
     def _sample_attributes(self, rng: _Rng) -> dict:
+        """Everything random about a head but its Gaussians' positions: python scalars, strings and
+        small CPU tensors (the JSON of an exported head)."""
         cfg, b = self.config, self.basis
         K, E = b.shape_basis.shape[0], b.expr_basis.shape[0]
         a: dict = {}
-        ident = rng.randn(K) * cfg.identity_scale
-        expr = torch.zeros(E, device=self.device)
+        a["identity_coeffs"] = rng.randn(K) * cfg.identity_scale
+        expr = torch.zeros(E)
         name = "neutral"
         if rng.bernoulli(cfg.expression_p):
-            p = torch.tensor(_EXPRESSION_P[1:])
-            name = list(_EXPRESSIONS)[1 + rng.choice(p)]
+            name = list(_EXPRESSIONS)[1 + rng.choice(_EXPRESSION_P[1:])]
         intensity = rng.uniform(0.3, 1.0)
         for act, w in _EXPRESSIONS[name].items():
             expr[b.expressions.index(act)] = w * intensity
         jitter = rng.rand(E) < 0.06  # a few random extra actions, weakly
-        expr = (expr + jitter * rng.rand(E) * 0.25).clamp(0, 1)
-        a["_identity"], a["_expression"] = ident, expr
-        a["identity"] = ident.tolist()
+        a["expression_coeffs"] = (expr + jitter * rng.rand(E) * 0.25).clamp(0, 1)
         a["expression"] = name
-        a["expression_intensity"] = round(intensity, 3)
+        a["expression_intensity"] = intensity
         # skin
         tone = rng.uniform(0.0, 1.0)
         x = tone * (len(_SKIN_TONES) - 1)
         i0 = min(int(x), len(_SKIN_TONES) - 2)
-        skin = torch.lerp(_SKIN_TONES[i0], _SKIN_TONES[i0 + 1], x - i0).to(self.device)
-        skin = (skin * (1 + 0.05 * rng.randn(3))).clamp(0.05, 1)
-        a["skin_tone"] = round(tone, 3)
-        a["skin"] = skin
+        skin = torch.lerp(_SKIN_TONES[i0], _SKIN_TONES[i0 + 1], x - i0)
+        a["skin_tone"] = tone
+        a["skin"] = (skin * (1 + 0.05 * rng.randn(3))).clamp(0.05, 1)
+        a["redness"] = rng.uniform(0.5, 1.5)
         a["masculine"] = rng.bernoulli(0.5)
         a["age"] = rng.uniform(0.0, 1.0)
         # hair
         style = HAIR_STYLES[rng.choice(cfg.hair_style_p)]
         if a["masculine"] and style in ("bun", "ponytail", "long") and rng.bernoulli(0.5):
             style = "short"
-        a["hair_style"] = style
         dyed = rng.bernoulli(cfg.dyed_hair_p)
-        hi = 0
+        hi = 2
         if dyed:
-            hair = _DYED_HAIR[rng.choice([1.0] * len(_DYED_HAIR))].to(self.device)
+            hair = _DYED_HAIR[rng.choice([1.0] * len(_DYED_HAIR))]
         else:
             hi = rng.choice(_HAIR_COLOUR_P)
             if a["age"] > 0.8 and rng.bernoulli(0.6):
                 hi = 9 + rng.choice([0.6, 0.4])  # grey or white
-            hair = _HAIR_COLOURS[hi].to(self.device)
+            hair = _HAIR_COLOURS[hi]
         a["hair"] = (hair * (1 + 0.08 * rng.randn(1)) * (1 + 0.03 * rng.randn(3))).clamp(0.01, 1)
-        natural = _HAIR_COLOURS[hi].to(self.device) if not dyed else _HAIR_COLOURS[2].to(self.device)
+        natural = _HAIR_COLOURS[hi]  # brows keep a natural colour under dyed hair
         a["brow"] = natural * (0.7 if float(natural.mean()) < 0.6 else 0.55)
         a["brow_thickness"] = rng.uniform(0.0, 1.0)
         a["brow_arch"] = rng.uniform(0.3, 1.0)
         a["brow_height"] = rng.uniform(-0.012, 0.012)
         a["hairline"] = rng.uniform(0.26, 0.40) + (0.1 * rng.uniform(0, 1) if a["masculine"] and a["age"] > 0.5 else 0.0)
-        a["hair_thickness"] = {"bald": 0.0, "buzz": 0.006, "short": rng.uniform(0.02, 0.05),
-                               "bob": rng.uniform(0.03, 0.06), "long": rng.uniform(0.03, 0.07),
-                               "bun": rng.uniform(0.015, 0.03), "ponytail": rng.uniform(0.015, 0.03)}[style]
+        thickness = {"bald": (0.0, 0.0), "buzz": (0.006, 0.006), "short": (0.02, 0.05), "bob": (0.03, 0.06),
+                     "long": (0.03, 0.07), "bun": (0.015, 0.03), "ponytail": (0.015, 0.03)}
+        a["hair_thickness"] = rng.uniform(*thickness[style])
         a["hair_length"] = {"bob": rng.uniform(-0.55, -0.3), "long": rng.uniform(-1.1, -0.6)}.get(style, 0.0)
+        a["curtain_front"] = rng.uniform(1.1, 1.5)  # azimuth (rad) where a curtain of long hair begins
+        a["bun"] = [rng.uniform(0.15, 0.45), rng.uniform(0.12, 0.18)]  # height, radius
+        a["ponytail"] = [rng.uniform(0.05, 0.35), rng.uniform(0.5, 0.9), rng.uniform(0.06, 0.1)]  # height, length, radius
         a["stubble"] = rng.uniform(0.1, 0.45) if a["masculine"] and rng.bernoulli(0.4) else 0.0
-        a["iris"] = (_IRIS_COLOURS[rng.choice(_IRIS_P)].to(self.device) * (1 + 0.1 * rng.randn(3))).clamp(0, 1)
-        lipstick = torch.tensor([0.6, 0.08, 0.15], device=self.device) * (1 + 0.25 * rng.randn(3))
-        a["lipstick"] = lipstick.clamp(0.02, 0.9) if (not a["masculine"] and rng.bernoulli(0.25)) else None
+        a["iris"] = (_IRIS_COLOURS[rng.choice(_IRIS_P)] * (1 + 0.1 * rng.randn(3))).clamp(0, 1)
+        lipstick = (torch.tensor([0.6, 0.08, 0.15]) * (1 + 0.25 * rng.randn(3))).clamp(0.02, 0.9)
+        a["lipstick"] = lipstick if (not a["masculine"] and rng.bernoulli(0.25)) else None
         # accessories
         a["glasses"] = rng.bernoulli(cfg.glasses_p)
         a["sunglasses"] = a["glasses"] and rng.bernoulli(0.25)
+        a["glasses_shape"] = [rng.uniform(0.07, 0.1), rng.uniform(-0.01, 0.02), rng.uniform(-0.005, 0.015),
+                              rng.uniform(0.06, 0.1), rng.uniform(2.0, 5.0), rng.uniform(0.004, 0.012)]
+        # (lens depth in front of the pupils, height and width offsets, half height, superellipse
+        #  exponent: 2 round … 5 rounded rectangle, frame thickness)
+        a["frame_colour"] = _FRAME_COLOURS[rng.choice([1.0] * len(_FRAME_COLOURS))]
+        dark = torch.tensor([0.05, 0.05, 0.06]) + 0.1 * rng.rand(3)
+        a["lens_tint"] = dark if a["sunglasses"] else torch.tensor([0.85, 0.9, 0.95])
+        a["lens_opacity"] = rng.uniform(0.8, 0.92) if a["sunglasses"] else rng.uniform(0.04, 0.1)
         a["hat"] = HATS[1 + rng.choice([1.0] * (len(HATS) - 1))] if rng.bernoulli(cfg.hat_p) else "none"
         if a["hat"] != "none" and style in ("bun", "ponytail"):
-            a["hair_style"] = "short"
+            style = "short"
             a["hair_thickness"] = rng.uniform(0.02, 0.04)
+        a["hair_style"] = style
+        a["hat_colours"] = torch.stack([_FABRIC[rng.choice([1.0] * len(_FABRIC))] for _ in range(2)])
+        a["hat_size"] = [rng.uniform(0.03, 0.1), rng.uniform(0.15, 0.35)]  # brimmed: crown height, brim width
         a["earrings"] = EARRINGS[1 + rng.choice([1.0] * (len(EARRINGS) - 1))] \
             if rng.bernoulli(cfg.earrings_p * (0.4 if a["masculine"] else 1.6)) else "none"
-        # lighting: key light from the upper front hemisphere, random azimuth
+        a["earring_metal"] = _METALS[rng.choice([1.0] * len(_METALS))]
+        # lighting: a key light from the front hemisphere, mostly from above
         az = rng.uniform(-2.0, 2.0)
         el = rng.uniform(-0.2, 1.1)
-        a["light_dir"] = torch.tensor([math.cos(el) * math.sin(az), math.sin(el), math.cos(el) * math.cos(az)],
-                                      device=self.device)
+        a["light_dir"] = torch.tensor([math.cos(el) * math.sin(az), math.sin(el), math.cos(el) * math.cos(az)])
         a["ambient"] = rng.uniform(*cfg.ambient)
         a["light_colour"] = (1 + 0.08 * rng.randn(3)).clamp(0.85, 1.15)
         return a
 
+    # ---- measurements of a framed head that place hair and accessories ----------------------------
+    _BINS = 64
+
+    def _measure(self, verts: Tensor, a: dict) -> dict:
+        """Device-side measurements of a framed head; ``_pack`` holds those the host needs."""
+        lm = self.basis.landmarks(verts)
+        eye_level = ((verts[:, 1] - 0.03).abs() < 0.05) & (verts[:, 2] > 0.1)
+        half_width = torch.where(eye_level, verts[:, 0].abs(), torch.zeros_like(verts[:, 0])).max()
+        band = self._HAT_BANDS.get(a["hat"], (0.3, 0.0))[0]
+        prof_curtain = self._head_profile(verts, -0.15, 0.25)
+        prof_hat = self._head_profile(verts, band - 0.05, band + (0.1 if a["hat"] == "brimmed" else 0.05))
+        out = {"lm": lm, "prof_curtain": prof_curtain, "prof_hat": prof_hat,
+               "back_bun": self._back_point(verts, a["bun"][0]), "back_tail": self._back_point(verts, a["ponytail"][0])}
+        out["_pack"] = torch.cat([lm.reshape(-1), half_width[None], prof_curtain.mean()[None], prof_hat])
+        return out
+
+    def _unpack(self, p: Tensor) -> dict:
+        L = len(self.basis.landmark_names)
+        return {"lm_host": p[:3 * L].reshape(L, 3), "half_width": float(p[3 * L]), "prof_curtain_mean": float(p[3 * L + 1]),
+                "prof_hat_host": p[3 * L + 2:]}
+
+    def _head_profile(self, verts: Tensor, y0: float, y1: float) -> Tensor:
+        """[64] largest horizontal distance from the y axis of the vertices with y in (y0, y1), per azimuth bin."""
+        bins = self._BINS
+        sel = (verts[:, 1] > y0) & (verts[:, 1] < y1)
+        phi = torch.atan2(verts[:, 0], verts[:, 2])
+        k = ((phi + math.pi) / (2 * math.pi) * bins).long().clamp(0, bins - 1)
+        r = verts[:, [0, 2]].norm(dim=-1) * sel
+        prof = torch.zeros(bins, device=verts.device).scatter_reduce(0, k, r, reduce="amax", include_self=True)
+        for _ in range(4):  # fill empty bins from their neighbours
+            prof = torch.where(prof > 0, prof, torch.maximum(prof.roll(1), prof.roll(-1)))
+        return prof
+
+    def _back_point(self, verts: Tensor, y: float) -> Tensor:
+        """The back of the head at height y on the midline (the rearmost vertex near (0, y))."""
+        sel = (verts[:, 0].abs() < 0.06) & ((verts[:, 1] - y).abs() < 0.06)
+        z = torch.where(sel, verts[:, 2], torch.full_like(verts[:, 2], float("inf")))
+        return torch.where(sel.any(), verts[z.argmin()], self._vec(0.0, y, -0.5))
+
     # ---- one head -------------------------------------------------------------------------------
-    def _head_gaussians(self, rng: _Rng, a: dict, verts: Tensor, normals: Tensor) -> Gaussians:
+    def _head_gaussians(self, rng: _Rng, a: dict, verts: Tensor, normals: Tensor, geo: dict) -> Gaussians:
         N = self.config.num_gaussians
-        b = self.basis
-        lm = b.landmarks(verts)
         style = a["hair_style"]
         frac = {"hair": {"bald": 0.0, "buzz": 0.12, "short": 0.3, "bob": 0.4, "long": 0.45, "bun": 0.33,
                          "ponytail": 0.35}[style],
@@ -627,19 +708,20 @@ class SyntheticHeads:
         scalp = self._scalp_mask(a)
         parts = [self._face(rng, a, verts, normals, scalp, counts["face"])]
         if counts["hair"]:
-            parts.append(self._hair(rng, a, verts, normals, scalp, lm, counts["hair"]))
+            parts.append(self._hair(rng, a, verts, normals, scalp, geo, counts["hair"]))
         if counts["hat"]:
-            parts.append(self._hat(rng, a, verts, normals, lm, counts["hat"]))
+            parts.append(self._hat(rng, a, verts, normals, geo, counts["hat"]))
         if counts["glasses"]:
-            parts.append(self._glasses(rng, a, verts, lm, counts["glasses"]))
+            parts.append(self._glasses(rng, a, geo, counts["glasses"]))
         if counts["earrings"]:
-            parts.append(self._earrings(rng, a, lm, counts["earrings"]))
+            parts.append(self._earrings(rng, a, geo, counts["earrings"]))
         g = Gaussians.cat(parts)
         assert g.means.shape[0] == N
-        # Bake the lighting: Lambert key light + ambient; normals were carried in g.colors' place.
         return g
 
     def _light(self, a: dict, albedo: Tensor, normal: Tensor, occlusion: Tensor | float = 1.0) -> Tensor:
+        """Bake the lighting: wrapped Lambert from the key light plus an ambient term that is a
+        little brighter from above (sky) than from below."""
         ndl = (F.normalize(normal, dim=-1) * a["light_dir"]).sum(-1, keepdim=True)
         wrap = ((ndl + 0.15) / 1.15).clamp(min=0)  # slightly wrapped Lambert: softer terminator, like skin
         amb = a["ambient"]
@@ -650,17 +732,8 @@ class SyntheticHeads:
     def _scalp_mask(self, a: dict) -> Tensor:
         """[V] soft mask of where hair grows, from canonical (mean-mesh) coordinates."""
         b = self.basis
-        c = b.mean
-        phi = torch.atan2(c[:, 0], c[:, 2]).abs()  # 0 front, pi back
-        yf = a["hairline"]
-        knots = [0.0, 0.5, 1.0, 1.3, 1.55, 1.85, 2.3, math.pi]
-        heights = torch.tensor([yf, yf + 0.02, yf - 0.06, 0.02, 0.12, 0.08, -0.2, -0.36], device=c.device)
-        h = _interp(phi, knots, heights)
-        m = _smoothstep(h - 0.015, h + 0.025, c[:, 1])
-        r = b.region
-        not_skin = b.regions[:, [r("ears"), r("eyes"), r("sockets"), r("mouth"), r("tongue"), r("lips"),
-                                 r("brows"), r("eyelids")]].sum(-1).clamp(0, 1)
-        return m * (1 - not_skin) * (1 - b.regions[:, r("neck")])
+        h = self._hairline[0] + a["hairline"] * self._hairline[1]
+        return _smoothstep(h - 0.015, h + 0.025, b.mean[:, 1]) * self._hairless
 
     def _sample_mesh(self, rng: _Rng, verts: Tensor, normals: Tensor, weight: Tensor, n: int):
         """``n`` points spread over the mesh with density ∝ ``weight`` [F] per unit area.
@@ -679,12 +752,11 @@ class SyntheticHeads:
         cdf = torch.cumsum(w, 0)
         total = cdf[-1]
         pos_ = (torch.arange(n, device=w.device, dtype=torch.float64) + rng.rand(1).double()) * (total / n)
-        fi = torch.searchsorted(cdf, pos_, right=True).clamp(max=len(w) - 1)
-        counts = torch.bincount(fi, minlength=len(w))
-        start = torch.cumsum(counts, 0) - counts
+        fi = torch.searchsorted(cdf, pos_, right=True).clamp(max=len(w) - 1)  # ascending
+        start = torch.searchsorted(fi, torch.arange(len(w), device=w.device))  # first point of each triangle
         j = torch.arange(n, device=w.device) - start[fi]  # index of the point within its triangle
         shift = rng.rand(len(w), 2)
-        u = torch.frac(shift[fi] + j[:, None].float() * torch.tensor([0.7548776662, 0.5698402910], device=w.device))
+        u = torch.frac(shift[fi] + j[:, None].float() * self._vec(0.7548776662, 0.5698402910))
         flip = u.sum(-1) > 1
         u = torch.where(flip[:, None], 1 - u, u)
         bary = torch.stack([1 - u[:, 0] - u[:, 1], u[:, 0], u[:, 1]], -1)
@@ -709,20 +781,17 @@ class SyntheticHeads:
         # redness on the cheeks, nose and ears
         cheeks = torch.exp(-(((canon[:, 0].abs() - 0.22) ** 2 + (canon[:, 1] + 0.14) ** 2) / 0.012)) * (canon[:, 2] > 0.2)
         nose = torch.exp(-((canon[:, 0] ** 2 + (canon[:, 1] + 0.2) ** 2) / 0.006)) * (canon[:, 2] > 0.4)
-        red = (0.12 * cheeks + 0.12 * nose + 0.12 * r("ears")) * (0.5 + rng.uniform(0, 1))
-        skin = skin * (1 - red[:, None] * torch.tensor([0.0, 0.25, 0.22], device=skin.device))
-        # stubble on the lower face
-        if a["stubble"] > 0:
+        red = (0.12 * cheeks + 0.12 * nose + 0.12 * r("ears")) * a["redness"]
+        skin = skin * (1 - red[:, None] * self._vec(0.0, 0.25, 0.22))
+        if a["stubble"] > 0:  # on the lower face
             beard = _smoothstep(-0.12, -0.2, canon[:, 1]) * _smoothstep(-0.05, 0.15, canon[:, 2]) \
                 * (1 - r("neck")) * (1 - _smoothstep(0.2, 0.6, r("lips")))
             beard = beard * (0.75 + 0.25 * mid(canon)).clamp(0, 1)
             skin = torch.lerp(skin, torch.minimum(a["hair"] * 0.6, skin * 0.7), (a["stubble"] * beard)[:, None])
         albedo = skin
-        # scalp under hair: the hair colour shows through the gaps
-        if a["hair_style"] != "bald":
+        if a["hair_style"] != "bald":  # scalp under hair: the hair colour shows through the gaps
             albedo = torch.lerp(albedo, a["hair"] * 0.8, (0.9 * sc)[:, None])
-        lips_col = a["skin"] * torch.tensor([0.82, 0.52, 0.52], device=skin.device) if a["lipstick"] is None \
-            else a["lipstick"]
+        lips_col = a["skin"] * self._vec(0.82, 0.52, 0.52) if a["lipstick"] is None else a["lipstick"]
         albedo = torch.lerp(albedo, lips_col * (1 + 0.05 * high(canon)[:, None]), _smoothstep(0.25, 0.7, r("lips"))[:, None])
         albedo = torch.lerp(albedo, a["brow"], (self._brows(a, canon) * (0.85 + 0.15 * high(canon)).clamp(0, 1)
                                                 * 0.9)[:, None])
@@ -732,21 +801,19 @@ class SyntheticHeads:
         ang = torch.atan2(eye[:, 1], eye[:, 0])
         iris_r = 0.45
         streak = 1 + 0.2 * torch.sin(ang * 23 + 4 * rad) * torch.sin(ang * 7)
-        sclera = torch.tensor([0.93, 0.9, 0.86], device=skin.device) * (1 - 0.15 * _smoothstep(0.6, 1.0, rad)[:, None])
+        sclera = self._vec(0.93, 0.9, 0.86) * (1 - 0.15 * _smoothstep(0.6, 1.0, rad)[:, None])
         iris = a["iris"] * streak[:, None] * (1 - 0.5 * _smoothstep(iris_r - 0.08, iris_r, rad)[:, None])
         eye_col = torch.where((rad < iris_r)[:, None], iris, sclera)
         eye_col = torch.where((rad < 0.18)[:, None], torch.full_like(eye_col, 0.02), eye_col)
-        ew = _smoothstep(0.5, 0.95, r("eyes"))
-        albedo = torch.lerp(albedo, eye_col, ew[:, None])
+        albedo = torch.lerp(albedo, eye_col, _smoothstep(0.5, 0.95, r("eyes"))[:, None])
         # inside: sockets, mouth (teeth at its front), tongue
-        dark = torch.tensor([0.35, 0.12, 0.12], device=skin.device)
+        dark = self._vec(0.35, 0.12, 0.12)
         albedo = torch.lerp(albedo, a["skin"] * 0.45 + dark * 0.2, r("sockets")[:, None])
-        mouth_lm = b.landmarks(b.mean)[self._lm["mouth"]]
-        teeth = (canon[:, 2] > mouth_lm[2] - 0.07) & ((canon[:, 1] - mouth_lm[1]).abs() < 0.06) \
-            & (canon[:, 0].abs() < 0.13)
-        mouth_col = torch.where(teeth[:, None], torch.tensor([0.88, 0.85, 0.76], device=skin.device), dark * 0.6)
+        m = self._mouth_canon
+        teeth = (canon[:, 2] > m[2] - 0.07) & ((canon[:, 1] - m[1]).abs() < 0.06) & (canon[:, 0].abs() < 0.13)
+        mouth_col = torch.where(teeth[:, None], self._vec(0.88, 0.85, 0.76), dark * 0.6)
         albedo = torch.lerp(albedo, mouth_col, r("mouth")[:, None])
-        albedo = torch.lerp(albedo, torch.tensor([0.72, 0.36, 0.36], device=skin.device), r("tongue")[:, None])
+        albedo = torch.lerp(albedo, self._vec(0.72, 0.36, 0.36), r("tongue")[:, None])
         occlusion = 1 - 0.5 * (r("sockets") + r("mouth") + r("tongue")).clamp(0, 1)
         colors = self._light(a, albedo.clamp(0, 1), nrm, occlusion)
         # flat discs in the tangent plane, random in-plane orientation
@@ -759,123 +826,93 @@ class SyntheticHeads:
     def _brows(self, a: dict, canon: Tensor) -> Tensor:
         """[n] brow mask at canonical positions: an arched band above each eye, thinning outward."""
         u = (canon[:, 0].abs() - 0.035) / 0.25  # 0 at the inner end, 1 at the outer end
-        arch = a["brow_arch"]
-        yc = 0.1 + a["brow_height"] + arch * 0.035 * torch.sin(math.pi * (u * 1.15).clamp(0, 1)) - 0.015 * u
+        yc = 0.1 + a["brow_height"] + a["brow_arch"] * 0.035 * torch.sin(math.pi * (u * 1.15).clamp(0, 1)) - 0.015 * u
         half = (0.016 + 0.02 * a["brow_thickness"]) * (1 - 0.55 * u.clamp(0, 1))
         m = _smoothstep(half + 0.006, half - 0.006, (canon[:, 1] - yc).abs())
         return m * _smoothstep(-0.06, 0.02, u) * _smoothstep(1.05, 0.9, u) * (canon[:, 2] > 0.28)
 
-    def _hair(self, rng, a, verts, normals, scalp, lm, n) -> Gaussians:
+    def _hair(self, rng, a, verts, normals, scalp, geo, n) -> Gaussians:
         style = a["hair_style"]
         parts = []
         n_curtain = int(n * 0.55) if style in ("bob", "long") else 0
         n_extra = int(n * 0.3) if style in ("bun", "ponytail") else 0
         n_shell = n - n_curtain - n_extra
         thick = max(a["hair_thickness"], 0.004)
-        # --- shell over the scalp
-        weight = (self.basis.regions[:, 0] * 0 + scalp)[self.basis.faces].mean(1)
+        # --- a shell over the scalp
+        weight = scalp[self.basis.faces].mean(1)
         weight = torch.where(weight > 0.3, weight, torch.zeros_like(weight))
         if a["hat"] != "none":  # no need to spend hair under the hat's crown
             weight = weight * (self._canon_centroid[:, 1] < self._hat_band(a, self._canon_centroid) + 0.05)
-            if float(weight.sum()) <= 0:
-                weight = torch.where(self._canon_centroid[:, 1] > 0.0, torch.ones_like(weight), torch.zeros_like(weight))
+        weight = weight + 1e-6 * (self._canon_centroid[:, 1] > 0)  # never all zero
         fi, bary, tri, pos, nrm, spacing = self._sample_mesh(rng, verts, normals, weight, n_shell)
         scal = (scalp[tri] * bary).sum(-1)
         depth = rng.rand(n_shell) ** 0.7 * thick * (0.35 + 0.65 * _smoothstep(0.3, 0.9, scal))
         p = pos + nrm * (depth + 0.002)[:, None]
-        whorl = torch.tensor([0.0, 0.45, -0.3], device=p.device) if style in ("short", "buzz") \
-            else torch.tensor([0.0, 0.7, 0.15], device=p.device)
-        flow = p - whorl
-        if style in ("bun", "ponytail"):
-            flow = lm[self._lm["crown"]] + torch.tensor([0.0, -0.2, -0.5], device=p.device) - p
-            flow = -flow
-        flow = flow + torch.tensor([0.0, -0.3, 0.0], device=p.device)
-        layer = depth / thick
-        parts.append(self._strands(rng, a, p, nrm, flow, spacing, layer, length=0.012 if style == "buzz" else 0.035,
-                                   opacity=0.8 if style == "buzz" else 0.9))
-        # --- curtain of long hair
+        if style in ("bun", "ponytail"):  # pulled back toward the tie
+            flow = p - (geo["lm"][self._lm["crown"]] + self._vec(0.0, -0.2, -0.5))
+        else:  # away from a whorl at the crown (short) or a parting on top (longer styles)
+            flow = p - (self._vec(0.0, 0.45, -0.3) if style in ("short", "buzz") else self._vec(0.0, 0.7, 0.15))
+        flow = flow + self._vec(0.0, -0.3, 0.0)
+        parts.append(self._strands(rng, a, p, nrm, flow, spacing, depth / thick,
+                                   length=0.012 if style == "buzz" else 0.035, opacity=0.8 if style == "buzz" else 0.9))
         if n_curtain:
-            parts.append(self._curtain(rng, a, verts, n_curtain, thick))
+            parts.append(self._curtain(rng, a, geo, n_curtain, thick))
         if style == "bun" and n_extra:
-            parts.append(self._bun(rng, a, verts, lm, n_extra))
+            parts.append(self._bun(rng, a, geo, n_extra))
         if style == "ponytail" and n_extra:
-            parts.append(self._ponytail(rng, a, verts, lm, n_extra))
+            parts.append(self._ponytail(rng, a, geo, n_extra))
         return Gaussians.cat(parts)
 
     def _strands(self, rng, a, p, nrm, flow, spacing, layer, length, opacity) -> Gaussians:
+        """Hair Gaussians at ``p``: needles along ``flow``, darker in the inner ``layer`` (0) than the outer (1)."""
         n = p.shape[0]
-        noise = _Noise(rng, 90.0)
-        strand = 0.75 + 0.25 * noise(p)[:, None] + 0.12 * rng.randn(n, 1)
+        strand = 0.75 + 0.25 * _Noise(rng, 90.0)(p)[:, None] + 0.12 * rng.randn(n, 1)
         albedo = (a["hair"] * strand * (0.55 + 0.45 * layer[:, None])).clamp(0, 1)
         colors = self._light(a, albedo, nrm)
         s_across = (0.45 * spacing).clamp(max=0.01)
-        scales = torch.stack([torch.full_like(s_across, length) * (0.6 + 0.8 * rng.rand(n)), s_across,
-                              0.6 * s_across], -1)
-        quats = _frame_quats(flow, nrm)
-        return Gaussians(p, quats, scales, torch.full((n,), opacity, device=p.device), colors)
+        scales = torch.stack([length * (0.6 + 0.8 * rng.rand(n)), s_across, 0.6 * s_across], -1)
+        return Gaussians(p, _frame_quats(flow, nrm), scales, torch.full((n,), opacity, device=p.device), colors)
 
-    def _head_profile(self, verts: Tensor, y0: float, y1: float, bins: int = 64) -> Tensor:
-        """[bins] largest horizontal distance from the y axis of vertices with y in [y0, y1], per azimuth bin."""
-        sel = (verts[:, 1] > y0) & (verts[:, 1] < y1)
-        v = verts[sel]
-        phi = torch.atan2(v[:, 0], v[:, 2])
-        k = ((phi + math.pi) / (2 * math.pi) * bins).long().clamp(0, bins - 1)
-        r = v[:, [0, 2]].norm(dim=-1)
-        prof = torch.zeros(bins, device=verts.device).scatter_reduce(0, k, r, reduce="amax", include_self=True)
-        # fill empty bins from their neighbours
-        for _ in range(4):
-            prof = torch.where(prof > 0, prof, torch.maximum(prof.roll(1), prof.roll(-1)))
-        return prof
-
-    def _curtain(self, rng, a, verts, n, thick) -> Gaussians:
-        bins = 64
-        prof = self._head_profile(verts, -0.15, 0.25, bins)
+    def _curtain(self, rng, a, geo, n, thick) -> Gaussians:
+        """Long hair hanging from the sides and the back of the head down to ``hair_length``."""
+        bins = self._BINS
+        prof = geo["prof_curtain"]
         y_top, y_end = 0.2, a["hair_length"]
-        front = rng.uniform(1.1, 1.5)  # azimuth where the curtain starts (covers the ears)
+        front = a["curtain_front"]
         u = rng.rand(n)
         phi = torch.sign(u - 0.5) * (front + (math.pi - front) * (2 * (u - 0.5)).abs())
         k = ((phi + math.pi) / (2 * math.pi) * bins).long().clamp(0, bins - 1)
         v = rng.rand(n)
         ragged = 0.04 * torch.sin(phi * 9 + 1.3) + 0.05 * rng.rand(n) + 0.1 * (1 - (phi.abs() - front) / (math.pi - front))
+        top = torch.full_like(phi, y_top)
         if a["hat"] != "none":  # the hair comes out under the hat's edge
             ring = torch.stack([torch.sin(phi), torch.zeros_like(phi), torch.cos(phi)], -1)
-            y_top = (self._hat_band(a, ring) - 0.03).clamp(max=y_top)
-        y = y_top - v * (y_top - (y_end + ragged))
+            top = (self._hat_band(a, ring) - 0.03).clamp(max=y_top)
+        y = top - v * (top - (y_end + ragged))
         depth = rng.rand(n) * (thick + 0.02)
-        radius = prof[k] + thick + 0.01 - depth + 0.04 * (0.2 - y).clamp(min=0)
+        radius = prof[k] + thick + 0.01 - depth + 0.04 * (y_top - y).clamp(min=0)
         p = torch.stack([radius * torch.sin(phi), y, radius * torch.cos(phi)], -1)
         nrm = torch.stack([torch.sin(phi), torch.full_like(phi, 0.15), torch.cos(phi)], -1)
-        area = 2 * (math.pi - front) * float(prof.mean()) * (float(torch.as_tensor(y_top).mean()) - y_end)
+        area = 2 * (math.pi - front) * geo["prof_curtain_mean"] * (y_top - y_end)
         spacing = torch.full((n,), math.sqrt(area * 2.5 / n), device=p.device)
-        layer = 1 - depth / (thick + 0.02)
-        flow = torch.tensor([0.0, -1.0, 0.0], device=p.device).expand_as(p) + 0.1 * nrm
-        g = self._strands(rng, a, p, nrm, flow, spacing, layer, length=0.05, opacity=0.85)
+        flow = nrm * 0.1 + self._vec(0.0, -1.0, 0.0)
+        g = self._strands(rng, a, p, nrm, flow, spacing, 1 - depth / (thick + 0.02), length=0.05, opacity=0.85)
         end_fade = _smoothstep(y_end - 0.02, y_end + 0.12, y)
         return Gaussians(g.means, g.quats, g.scales, (g.opacities * (0.3 + 0.7 * end_fade)).clamp(0.05, 0.99), g.colors)
 
-    def _back_point(self, verts: Tensor, y: float) -> Tensor:
-        """The back of the head at height y on the midline."""
-        sel = (verts[:, 0].abs() < 0.06) & ((verts[:, 1] - y).abs() < 0.06)
-        v = verts[sel]
-        return v[torch.argmin(v[:, 2])] if len(v) else torch.tensor([0.0, y, -0.5], device=verts.device)
-
-    def _bun(self, rng, a, verts, lm, n) -> Gaussians:
-        y = rng.uniform(0.15, 0.45)
-        rad = rng.uniform(0.12, 0.18)
-        back = self._back_point(verts, y)
-        centre = back + torch.tensor([0.0, 0.02, -0.6 * rad], device=back.device)
+    def _bun(self, rng, a, geo, n) -> Gaussians:
+        rad = a["bun"][1]
+        centre = geo["back_bun"] + self._vec(0.0, 0.02, -0.6 * rad)
         d = F.normalize(rng.randn(n, 3), dim=-1)
         rr = rad * (1 - 0.35 * rng.rand(n) ** 2)
-        p = centre + d * rr[:, None] * torch.tensor([1.1, 0.9, 0.8], device=d.device)
-        flow = torch.linalg.cross(d, torch.tensor([0.0, 0.0, 1.0], device=d.device).expand_as(d), dim=-1) + 0.2 * d
+        p = centre + d * rr[:, None] * self._vec(1.1, 0.9, 0.8)
+        flow = torch.linalg.cross(d, self._vec(0.0, 0.0, 1.0).expand_as(d), dim=-1) + 0.2 * d
         spacing = torch.full((n,), math.sqrt(4 * math.pi * rad * rad * 1.5 / n), device=p.device)
         return self._strands(rng, a, p, d, flow, spacing, rr / rad, length=0.03, opacity=0.9)
 
-    def _ponytail(self, rng, a, verts, lm, n) -> Gaussians:
-        y = rng.uniform(0.05, 0.35)
-        length = rng.uniform(0.5, 0.9)
-        r0 = rng.uniform(0.06, 0.1)
-        back = self._back_point(verts, y)
+    def _ponytail(self, rng, a, geo, n) -> Gaussians:
+        _, length, r0 = a["ponytail"]
+        back = geo["back_tail"]
         s = rng.rand(n)
         # a curve from the attachment falling down and slightly back
         centre = back + torch.stack([torch.zeros_like(s), -length * s ** 1.3 + 0.05 * s,
@@ -883,9 +920,8 @@ class SyntheticHeads:
         tang = F.normalize(torch.stack([torch.zeros_like(s), -1.3 * length * s.clamp(min=0.05) ** 0.3 + 0.05,
                                         -0.18 * 0.7 * math.pi * torch.cos(s * math.pi * 0.7)], -1), dim=-1)
         th = rng.rand(n) * 2 * math.pi
-        side = F.normalize(torch.linalg.cross(tang, torch.tensor([1.0, 0.0, 0.0], device=s.device).expand_as(tang),
-                                              dim=-1), dim=-1)
-        ex = torch.tensor([1.0, 0.0, 0.0], device=s.device).expand_as(tang)
+        ex = self._vec(1.0, 0.0, 0.0).expand_as(tang)
+        side = F.normalize(torch.linalg.cross(tang, ex, dim=-1), dim=-1)
         radial = torch.cos(th)[:, None] * ex + torch.sin(th)[:, None] * side
         rr = r0 * (1 - 0.6 * s) * rng.rand(n).sqrt()
         p = centre + radial * rr[:, None]
@@ -893,6 +929,7 @@ class SyntheticHeads:
         return self._strands(rng, a, p, radial, tang, spacing, rr / r0, length=0.05, opacity=0.9)
 
     _HAT_BANDS = {"beanie": (0.22, 0.42), "cap": (0.3, 0.35), "brimmed": (0.3, 0.3)}
+    """Per hat: height of the lower edge at the front, and how much lower it is at the back."""
 
     def _hat_band(self, a: dict, canon: Tensor) -> Tensor:
         """[n] height of the hat's lower edge above canonical points [n, 3]: lower toward the back."""
@@ -900,49 +937,46 @@ class SyntheticHeads:
         phi = torch.atan2(canon[:, 0], canon[:, 2]).abs()
         return front - drop * (phi / math.pi) ** 2
 
-    def _hat(self, rng, a, verts, normals, lm, n) -> Gaussians:
+    def _hat(self, rng, a, verts, normals, geo, n) -> Gaussians:
         b = self.basis
         band = self._HAT_BANDS[a["hat"]][0]
-        col = _FABRIC[rng.choice([1.0] * len(_FABRIC))].to(verts.device)
-        col2 = _FABRIC[rng.choice([1.0] * len(_FABRIC))].to(verts.device)
-        # band height in canonical coordinates, lower at the back
+        col, col2 = a["hat_colours"][0], a["hat_colours"][1]
         c = self._canon_centroid
-        h = self._hat_band(a, c)
-        weight = (c[:, 1] > h).float() * (1 - b.regions[b.faces][:, :, b.region("ears")].mean(1))
-        hair_t = a["hair_thickness"] + 0.025
+        weight = (c[:, 1] > self._hat_band(a, c)).float() * self._not_ears
+        hair_t = a["hair_thickness"] + 0.025  # over the hair
         parts = []
-        if a["hat"] in ("beanie", "cap"):
+        if a["hat"] in ("beanie", "cap"):  # a shell over the head, with a folded cuff on beanies
             n_crown = n if a["hat"] == "beanie" else int(n * 0.7)
             fi, bary, tri, pos, nrm, spacing = self._sample_mesh(rng, verts, normals, weight, n_crown)
-            p = pos + nrm * hair_t
             canon = (b.mean[tri] * bary[..., None]).sum(1)
             cuff = (canon[:, 1] < self._hat_band(a, canon) + 0.08).float()
-            p = p + nrm * (0.012 * cuff)[:, None]
-            rib = 1 + 0.12 * torch.sin(torch.atan2(p[:, 0], p[:, 2]) * 90)
-            albedo = col * torch.where(cuff[:, None] > 0, torch.ones_like(p), rib[:, None] * 0.92)
-            if a["hat"] == "cap":
+            p = pos + nrm * (hair_t + 0.012 * cuff)[:, None]
+            if a["hat"] == "beanie":
+                rib = 1 + 0.12 * torch.sin(torch.atan2(p[:, 0], p[:, 2]) * 90)
+                albedo = col * torch.where(cuff[:, None] > 0, torch.ones_like(p), rib[:, None] * 0.92)
+            else:
                 albedo = col.expand_as(p) * (1 + 0.04 * rng.randn(n_crown, 1))
             parts.append(self._discs(rng, a, p, nrm, spacing * 1.1, albedo, 0.98))
-            if a["hat"] == "cap":
+            if a["hat"] == "cap":  # the visor
                 nv = n - n_crown
-                prof = self._head_profile(verts, band - 0.05, band + 0.05, 64)
+                prof = geo["prof_hat"]
                 ang = (rng.rand(nv) * 2 - 1) * 1.2
-                k = ((ang + math.pi) / (2 * math.pi) * 64).long().clamp(0, 63)
+                k = ((ang + math.pi) / (2 * math.pi) * self._BINS).long().clamp(0, self._BINS - 1)
                 out = rng.rand(nv) * 0.28 * torch.cos(ang * 0.9)  # the visor's length, shorter at its sides
                 rr = prof[k] + hair_t + out
                 y = band + 0.02 - 0.3 * out  # drooping about 17°
                 p = torch.stack([rr * torch.sin(ang), y, rr * torch.cos(ang)], -1)
                 nrm = F.normalize(torch.stack([0.3 * torch.sin(ang), torch.ones_like(ang), 0.3 * torch.cos(ang)], -1),
                                   dim=-1)
-                area = 0.28 * 2.4 * 0.5
-                sp = torch.full((nv,), math.sqrt(area / nv), device=p.device)
+                sp = torch.full((nv,), math.sqrt(0.28 * 2.4 * 0.5 / nv), device=p.device)
                 parts.append(self._discs(rng, a, p, nrm, sp * 1.3, col2.expand_as(p), 0.98))
-        else:  # brimmed hat: a crown of revolution and a brim
-            prof = self._head_profile(verts, band - 0.05, band + 0.1, 64)
-            rx = float(prof[[16, 48]].mean()) + hair_t + 0.03  # azimuth ±90°: half width
-            rz = float(prof[[0, 32, 63]].mean()) + hair_t + 0.03
-            top = float(lm[self._lm["crown"], 1]) + hair_t + rng.uniform(0.03, 0.1)
-            width = rng.uniform(0.15, 0.35)
+        else:  # brimmed hat: an elliptic crown of revolution, its top, and a brim
+            prof = geo["prof_hat_host"]
+            B = self._BINS
+            rx = float(prof[[B // 4, 3 * B // 4]].mean()) + hair_t + 0.03  # azimuth ±90°: half width
+            rz = float(prof[[0, B // 2, B - 1]].mean()) + hair_t + 0.03
+            top = float(geo["lm_host"][self._lm["crown"], 1]) + hair_t + a["hat_size"][0]
+            width = a["hat_size"][1]
             y_band = band - 0.06
             n_crown = int(n * 0.55)
             n_top = int(n * 0.1)
@@ -957,21 +991,22 @@ class SyntheticHeads:
             rt = rng.rand(n_top).sqrt() * 0.88
             tt = rng.rand(n_top) * 2 * math.pi
             p2 = torch.stack([rx * rt * torch.sin(tt), torch.full_like(tt, top), rz * rt * torch.cos(tt)], -1)
-            n2 = torch.tensor([0.0, 1.0, 0.0], device=p2.device).expand_as(p2)
             tb = rng.rand(n_brim) * 2 * math.pi
             rb = 1 + (width / min(rx, rz)) * rng.rand(n_brim).sqrt()
             p3 = torch.stack([rx * rb * torch.sin(tb), y_band - 0.04 * (rb - 1), rz * rb * torch.cos(tb)], -1)
-            n3 = torch.tensor([0.0, 1.0, 0.0], device=p3.device).expand_as(p3)
+            up = self._vec(0.0, 1.0, 0.0)
             area_c = 2 * math.pi * 0.5 * (rx + rz) * (top - y_band)
             area_b = math.pi * ((rx + width) * (rz + width) - rx * rz)
             area_t = math.pi * rx * rz
-            for p_, n_, alb, area in ((p1, n1, alb1, area_c), (p2, n2, col.expand_as(p2), area_t),
-                                      (p3, n3, col.expand_as(p3), area_b)):
+            for p_, n_, alb, area in ((p1, n1, alb1, area_c), (p2, up.expand_as(p2), col.expand_as(p2), area_t),
+                                      (p3, up.expand_as(p3), col.expand_as(p3), area_b)):
                 sp = torch.full((p_.shape[0],), math.sqrt(area / max(p_.shape[0], 1)), device=p_.device)
-                parts.append(self._discs(rng, a, p_, n_, sp * 1.2, alb * (1 + 0.05 * _Noise(rng, 60.0)(p_)[:, None]), 0.98))
+                alb = alb * (1 + 0.05 * _Noise(rng, 60.0)(p_)[:, None])
+                parts.append(self._discs(rng, a, p_, n_, sp * 1.2, alb, 0.98))
         return Gaussians.cat(parts)
 
     def _discs(self, rng, a, p, nrm, spacing, albedo, opacity) -> Gaussians:
+        """Flat lit discs at ``p`` facing ``nrm``, σ = 0.75 ``spacing``."""
         n = p.shape[0]
         nrm = F.normalize(nrm, dim=-1)
         tang = torch.linalg.cross(nrm, rng.randn(n, 3), dim=-1)
@@ -980,125 +1015,118 @@ class SyntheticHeads:
         colors = self._light(a, albedo.clamp(0, 1), nrm)
         return Gaussians(p, _frame_quats(tang, nrm), scales, torch.full((n,), opacity, device=p.device), colors)
 
-    def _tube(self, rng, a, pts: Tensor, radius: float, n: int, albedo: Tensor, opacity: float = 0.95) -> Gaussians:
-        """Gaussians along a polyline pts [M, 3] (a frame, an arm, a hoop) of tube ``radius``."""
+    def _tube(self, rng, a, pts: Tensor, length: float, radius: float, n: int, albedo: Tensor,
+              opacity: float = 0.95) -> Gaussians:
+        """Gaussians along a polyline pts [M, 3] of total ``length`` (a frame, an arm, a hoop),
+        filling a tube of ``radius``."""
         if n <= 0:
             z = pts.new_zeros(0, 3)
             return Gaussians(z, pts.new_zeros(0, 4), z, pts.new_zeros(0), z)
         seg = pts[1:] - pts[:-1]
-        L = seg.norm(dim=-1)
-        si = torch.multinomial(L / L.sum(), n, replacement=True, generator=rng.g)
-        t = rng.rand(n)
-        centre = pts[si] + seg[si] * t[:, None]
+        si = torch.multinomial(seg.norm(dim=-1), n, replacement=True, generator=rng.g)
+        centre = pts[si] + seg[si] * rng.rand(n)[:, None]
         tang = F.normalize(seg[si], dim=-1)
-        off = torch.linalg.cross(tang, rng.randn(n, 3), dim=-1)
-        off = F.normalize(off, dim=-1) * radius * rng.rand(n).sqrt()[:, None]
-        p = centre + off
-        nrm = F.normalize(off, dim=-1)
-        along = max(float(L.sum()) / n * 2.0, radius)
-        scales = torch.stack([torch.full((n,), along), torch.full((n,), radius * 0.5),
-                              torch.full((n,), radius * 0.5)], -1).to(p)
-        colors = self._light(a, albedo.expand_as(p) * (1 + 0.08 * nrm[:, 1:2]), nrm)
-        return Gaussians(p, _frame_quats(tang, nrm), scales, torch.full((n,), opacity, device=p.device), colors)
+        off = F.normalize(torch.linalg.cross(tang, rng.randn(n, 3), dim=-1), dim=-1)
+        p = centre + off * radius * rng.rand(n).sqrt()[:, None]
+        along = max(length / n * 2.0, radius)
+        scales = torch.stack([torch.full((n,), along, device=p.device), torch.full((n,), radius * 0.5, device=p.device),
+                              torch.full((n,), radius * 0.5, device=p.device)], -1)
+        colors = self._light(a, albedo.expand_as(p) * (1 + 0.08 * off[:, 1:2]), off)
+        return Gaussians(p, _frame_quats(tang, off), scales, torch.full((n,), opacity, device=p.device), colors)
 
-    def _glasses(self, rng, a, verts, lm, n) -> Gaussians:
-        dev = verts.device
+    def _glasses(self, rng, a, geo, n) -> Gaussians:
+        """Rims and temple arms as tubes, lenses as faint (or, for sunglasses, dark) discs. The
+        frame's polylines are laid out on the host from the landmarks, then copied once."""
+        dev = self.device
+        lm = geo["lm_host"].double()
         re_, le = lm[self._lm["right_eye"]], lm[self._lm["left_eye"]]
         ear_r, ear_l = lm[self._lm["right_ear"]], lm[self._lm["left_ear"]]
-        sel = ((verts[:, 1] - 0.03).abs() < 0.05) & (verts[:, 2] > 0.1)
-        hw = float(verts[sel, 0].abs().max()) if bool(sel.any()) else 0.36
-        z_lens = float((re_[2] + le[2]) / 2) + rng.uniform(0.07, 0.1)
-        yc = float((re_[1] + le[1]) / 2) + rng.uniform(-0.01, 0.02)
-        xc = float((le[0] - re_[0]) / 2) + rng.uniform(-0.005, 0.015)
-        half_w = min(max(hw + 0.02 - xc, 0.09), 0.15)
-        half_h = rng.uniform(0.06, 0.1)
-        expo = rng.uniform(2.0, 5.0)  # superellipse: round (2) to rounded rectangle (5)
-        thick = rng.uniform(0.004, 0.012)
-        frame = _FRAME_COLOURS[rng.choice([1.0] * len(_FRAME_COLOURS))].to(dev)
-        th = torch.linspace(0, 2 * math.pi, 65, device=dev)
+        dz, dy, dx, half_h, expo, thick = a["glasses_shape"]
+        z_lens = float(re_[2] + le[2]) / 2 + dz
+        yc = float(re_[1] + le[1]) / 2 + dy
+        xc = float(le[0] - re_[0]) / 2 + dx
+        half_w = min(max(geo["half_width"] + 0.02 - xc, 0.09), 0.15)
+        th = torch.linspace(0, 2 * math.pi, 65, dtype=torch.float64)
         ct, st = torch.cos(th), torch.sin(th)
-        ex = ct.abs() ** (2 / expo) * torch.sign(ct)
-        ey = st.abs() ** (2 / expo) * torch.sign(st)
+        ex, ey = ct.abs() ** (2 / expo) * torch.sign(ct), st.abs() ** (2 / expo) * torch.sign(st)
 
-        def rim(sign: float) -> Tensor:
+        def lens_z(x: Tensor, sign: float) -> Tensor:  # wrap a little toward the temples
+            return z_lens - 0.02 * (x - sign * xc) * sign / half_w - 0.03 * x ** 2
+
+        rims = []
+        for sign in (-1.0, 1.0):
             x = sign * xc + half_w * ex
-            y = yc + half_h * ey
-            z = z_lens - 0.02 * (x - sign * xc) * sign / half_w - 0.03 * (x ** 2)  # wrap a little toward the temples
-            return torch.stack([x, y, z], -1)
-
-        rims = [rim(-1.0), rim(1.0)]
+            rims.append(torch.stack([x, yc + half_h * ey, lens_z(x, sign)], -1))
         inner_x = xc - half_w
-        bridge = torch.stack([torch.linspace(-inner_x - 0.002, inner_x + 0.002, 9, device=dev),
-                              yc + 0.3 * half_h + 0.012 * torch.cos(torch.linspace(-1.5, 1.5, 9, device=dev)),
-                              torch.full((9,), z_lens + 0.005, device=dev)], -1)
+        bx = torch.linspace(-inner_x - 0.002, inner_x + 0.002, 9, dtype=torch.float64)
+        bridge = torch.stack([bx, yc + 0.3 * half_h + 0.012 * torch.cos(torch.linspace(-1.5, 1.5, 9, dtype=torch.float64)),
+                              torch.full((9,), z_lens + 0.005, dtype=torch.float64)], -1)
         arms = []
         for sign, ear in ((-1.0, ear_r), (1.0, ear_l)):
-            rim_z = rims[1][0, 2]  # the outer edge of a rim (theta = 0 on the left rim; symmetric)
-            start = torch.stack([torch.tensor(sign * (xc + half_w), device=dev), torch.tensor(yc + 0.3 * half_h, device=dev),
-                                 rim_z])
-            end = torch.stack([torch.tensor(sign * (abs(float(ear[0])) - 0.02), device=dev), ear[1] + 0.1, ear[2] - 0.03])
-            tail = end + torch.tensor([0.0, -0.08, -0.06], device=dev)
-            arms.append(torch.stack([start, end, tail]))
+            start = [sign * (xc + half_w), yc + 0.3 * half_h, float(lens_z(torch.tensor(sign * (xc + half_w)), sign))]
+            end = [sign * (abs(float(ear[0])) - 0.02), float(ear[1]) + 0.1, float(ear[2]) - 0.03]
+            tail = [end[0], end[1] - 0.08, end[2] - 0.06]
+            arms.append(torch.tensor([start, end, tail], dtype=torch.float64))
+        lines = rims + [bridge] + arms
+        lengths = [float((q[1:] - q[:-1]).norm(dim=-1).sum()) for q in lines]
+        lines_dev = torch.cat(lines).float().to(dev).split([len(q) for q in lines])  # one copy
         n_lens = int(n * 0.5)
         n_frame = n - n_lens
-        lens_len = sum(float((r[1:] - r[:-1]).norm(dim=-1).sum()) for r in rims)
-        arm_len = sum(float((r[1:] - r[:-1]).norm(dim=-1).sum()) for r in arms)
-        br_len = float((bridge[1:] - bridge[:-1]).norm(dim=-1).sum())
-        tot = lens_len + arm_len + br_len
-        n_r = int(n_frame * lens_len / tot / 2)
-        n_b = int(n_frame * br_len / tot)
-        n_a = (n_frame - 2 * n_r - n_b) // 2
-        n_a2 = n_frame - 2 * n_r - n_b - n_a
-        parts = [self._tube(rng, a, rims[0], thick, n_r, frame), self._tube(rng, a, rims[1], thick, n_r, frame),
-                 self._tube(rng, a, bridge, thick * 0.8, n_b, frame), self._tube(rng, a, arms[0], thick * 0.8, n_a, frame),
-                 self._tube(rng, a, arms[1], thick * 0.8, n_a2, frame)]
-        # lenses: discs inside each rim, tinted
-        if a["sunglasses"]:
-            tint = torch.tensor([0.05, 0.05, 0.06], device=dev) + 0.1 * rng.rand(3)
-            target = rng.uniform(0.8, 0.92)
-        else:
-            tint = torch.tensor([0.85, 0.9, 0.95], device=dev)
-            target = rng.uniform(0.04, 0.1)
-        # Overlapping faint discs compose like an absorbing layer: 1 − T ≈ 1 − exp(−Σ α). A disc of
-        # opacity o and std σ contributes o·2πσ² of Σα per unit area, and there are 1/sp² discs per
+        tot = sum(lengths)
+        counts = [int(n_frame * L / tot) for L in lengths]
+        counts[-1] += n_frame - sum(counts)
+        radii = [thick, thick, thick * 0.8, thick * 0.8, thick * 0.8]
+        frame = a["frame_colour"]
+        parts = [self._tube(rng, a, q, L, r, c, frame) for q, L, r, c in zip(lines_dev, lengths, radii, counts)]
+        # Lenses. Overlapping faint discs compose like an absorbing layer: 1 − T ≈ 1 − exp(−Σ α). A
+        # disc of opacity o and std σ adds o·2πσ² to Σα per unit area, and there are 1/sp² discs per
         # unit area, so o = −ln(1 − target)·sp² / (2πσ²) gives the lens the target opacity.
-        sigma_over_sp = 0.75 * 1.3
-        opac = min(0.95, -math.log(1 - target) / (2 * math.pi * sigma_over_sp ** 2))
+        sigma_over_sp = 0.975
+        opac = min(0.95, -math.log(1 - a["lens_opacity"]) / (2 * math.pi * sigma_over_sp ** 2))
         for k, sign in enumerate((-1.0, 1.0)):
             m = n_lens // 2 if k == 0 else n_lens - n_lens // 2
             r = rng.rand(m).sqrt() * 0.97
             tt = rng.rand(m) * 2 * math.pi
-            ct, st = torch.cos(tt), torch.sin(tt)
-            x = sign * xc + half_w * r * ct.abs() ** (2 / expo) * torch.sign(ct)
-            y = yc + half_h * r * st.abs() ** (2 / expo) * torch.sign(st)
-            z = z_lens - 0.02 * (x - sign * xc) * sign / half_w - 0.03 * (x ** 2)
-            p = torch.stack([x, y, z], -1)
-            nrm = torch.tensor([0.0, 0.0, 1.0], device=dev).expand_as(p)
+            ct_, st_ = torch.cos(tt), torch.sin(tt)
+            x = sign * xc + half_w * r * ct_.abs() ** (2 / expo) * torch.sign(ct_)
+            y = yc + half_h * r * st_.abs() ** (2 / expo) * torch.sign(st_)
+            p = torch.stack([x, y, lens_z(x, sign)], -1)
             sp = math.sqrt(math.pi * half_w * half_h / m)
-            g = self._discs(rng, a, p, nrm, torch.full((m,), sp * sigma_over_sp / 0.75, device=dev), tint.expand_as(p),
-                            opac)
-            parts.append(g)
+            parts.append(self._discs(rng, a, p, self._vec(0.0, 0.0, 1.0).expand_as(p),
+                                     torch.full((m,), sp * sigma_over_sp / 0.75, device=dev),
+                                     a["lens_tint"].expand_as(p), opac))
         return Gaussians.cat(parts)
 
-    def _earrings(self, rng, a, lm, n) -> Gaussians:
-        dev = lm.device
-        metal = _METALS[rng.choice([1.0] * len(_METALS))].to(dev)
+    def _earrings(self, rng, a, geo, n) -> Gaussians:
+        metal = a["earring_metal"]
         parts = []
         for k, (name, sign) in enumerate((("right_earlobe", -1.0), ("left_earlobe", 1.0))):
             m = n // 2 if k == 0 else n - n // 2
-            lobe = lm[self._lm[name]] + torch.tensor([sign * 0.012, -0.01, 0.0], device=dev)
+            lobe = geo["lm"][self._lm[name]] + self._vec(sign * 0.012, -0.01, 0.0)
             if a["earrings"] == "studs":
                 rad = 0.012
                 d = F.normalize(rng.randn(m, 3), dim=-1)
                 p = lobe + d * rad * rng.rand(m)[:, None] ** 0.3
-                sp = torch.full((m,), math.sqrt(4 * math.pi * rad * rad / m), device=dev)
+                sp = torch.full((m,), math.sqrt(4 * math.pi * rad * rad / m), device=p.device)
                 parts.append(self._discs(rng, a, p, d, sp * 1.5, metal.expand_as(p) * (0.8 + 0.3 * d[:, 1:2]), 0.98))
-            else:
+            else:  # a hoop hanging from the lobe, in the plane facing sideways
                 rad = 0.045
-                th = torch.linspace(0, 2 * math.pi, 33, device=dev)
+                th = torch.linspace(0, 2 * math.pi, 33, device=self.device)
                 ring = lobe + torch.stack([torch.zeros_like(th), -rad + rad * torch.cos(th), rad * torch.sin(th)], -1)
-                parts.append(self._tube(rng, a, ring, 0.004, m, metal, 0.98))
+                parts.append(self._tube(rng, a, ring, 2 * math.pi * rad, 0.004, m, metal, 0.98))
         return Gaussians.cat(parts)
+
+
+def _attributes_to(a: dict, device: torch.device) -> dict:
+    """The attributes with their tensors on ``device``, copied in one transfer."""
+    keys = [k for k, v in a.items() if isinstance(v, Tensor)]
+    if device.type == "cpu" or not keys:
+        return dict(a)
+    flat = torch.cat([a[k].reshape(-1).float() for k in keys]).to(device)
+    out = dict(a)
+    for k, t in zip(keys, flat.split([a[k].numel() for k in keys])):
+        out[k] = t.reshape(a[k].shape)
+    return out
 
 
 # =================================================================================================

@@ -12,7 +12,7 @@ from PIL import Image
 from a3d import framing
 from a3d.cameras import canonical_cameras, load_cameras_json
 from a3d.rasterize import quat_to_rotmat
-from a3d.synth import (INPUT_VIEW, NUM_FIXED_VIEWS, SynthConfig, SyntheticHeads, _rotmat_to_quat, _select_views,
+from a3d.synth import (EARRINGS, HAIR_STYLES, HATS, INPUT_VIEW, NUM_FIXED_VIEWS, SynthConfig, SyntheticHeads, _rotmat_to_quat, _select_views,
                        add_synth_parser, cmd_synth, export_dataset, fixed_cameras, load_head_basis, random_cameras,
                        render_views)
 
@@ -144,7 +144,9 @@ def test_rotmat_to_quat_round_trip():
     assert torch.allclose(quat_to_rotmat(_rotmat_to_quat(R)), R, atol=1e-5)
 
 
-def test_front_view_centres_the_face(gen):
+def test_front_view_centres_the_face():
+    # no hats here: a wide brim may reach past the top corners of the frame
+    gen = SyntheticHeads("cpu", seed=3, num_gaussians=N, image_size=48, num_random_views=0, hat_p=0.0)
     s = gen.sample(1, head_ids=[5])
     out = render_views(s, [s.input_view])
     a = out.alpha[0, 0, ..., 0]
@@ -197,7 +199,7 @@ def test_export_layout(tmp_path):
         assert img.shape == (32, 32, 4) and img.dtype == np.uint8
         assert img[..., 3].max() == 255 and img[..., 3].min() == 0
         attrs = json.load(open(os.path.join(d, "ATTRIBUTES.json")))
-        assert attrs["hair_style"] and len(attrs["identity"]) == 32
+        assert attrs["hair_style"] in HAIR_STYLES and len(attrs["identity_coeffs"]) == 32
     # the input view's camera is the front canonical camera
     cams, names = load_cameras_json(os.path.join(dirs[0], "CAMERA_PARAMETERS.json"))
     i = names.index(f"{INPUT_VIEW:03d}")
@@ -212,3 +214,30 @@ def test_cli(tmp_path):
     assert cmd_synth(args) == 0
     assert sorted(os.listdir(tmp_path / "o" / "000000")) == ["016.png", "040.png", "ATTRIBUTES.json",
                                                               "CAMERA_PARAMETERS.json"]
+
+
+def _check_valid(g):
+    for k in ("means", "quats", "scales", "opacities", "colors"):
+        assert torch.isfinite(getattr(g, k)).all(), k
+    assert (g.scales > 0).all() and (g.opacities > 0).all() and (g.opacities < 1).all()
+    assert (g.colors >= 0).all() and (g.colors <= 1).all()
+
+
+@pytest.mark.parametrize("style", HAIR_STYLES)
+def test_every_hair_style_builds(style):
+    p = tuple(float(s == style) for s in HAIR_STYLES)
+    s = SyntheticHeads("cpu", seed=1, num_gaussians=3000, image_size=32, num_random_views=1, hair_style_p=p,
+                       hat_p=0.0).sample(4)
+    # (a masculine head turns long hair, buns and ponytails into short hair half of the time)
+    assert style in {a["hair_style"] for a in s.attributes}
+    _check_valid(s.gaussians)
+
+
+def test_every_accessory_builds():
+    # seed 48 with these probabilities draws every hat, both earrings, clear glasses and sunglasses
+    s = SyntheticHeads("cpu", seed=48, num_gaussians=3000, image_size=32, num_random_views=1, glasses_p=1.0,
+                       hat_p=0.6, earrings_p=0.5).sample(8)
+    assert {a["hat"] for a in s.attributes} == set(HATS)
+    assert {a["earrings"] for a in s.attributes} == set(EARRINGS)
+    assert {a["sunglasses"] for a in s.attributes} == {False, True}
+    _check_valid(s.gaussians)

@@ -1,0 +1,69 @@
+"""Timing of the synthetic head generator (a3d.synth): building heads and rendering their views.
+
+    python bench/bench_synth.py [--device cuda] [--batch 8] [--gaussians 200000] [--size 256] [--views 8]
+
+Prints one JSON line per measurement: median wall-clock milliseconds (synchronised) over --repeats
+calls after --warmup calls, and the rasterizer backend that ran.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from a3d import ops
+from a3d.synth import SyntheticHeads, render_views
+
+
+def _timed(fn, device: torch.device, warmup: int, repeats: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--gaussians", type=int, default=200_000)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--views", type=int, default=8)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    dev = torch.device(args.device)
+    gen = SyntheticHeads(dev, seed=0, num_gaussians=args.gaussians, image_size=args.size)
+    step = [0]
+
+    def build():
+        step[0] += 1
+        return gen.sample(args.batch, head_ids=range(step[0] * args.batch, (step[0] + 1) * args.batch))
+
+    ms = _timed(build, dev, args.warmup, args.repeats)
+    print(json.dumps({"what": "sample", "device": str(dev), "batch": args.batch, "gaussians": args.gaussians,
+                      "ms": round(ms, 2), "ms_per_head": round(ms / args.batch, 2)}), flush=True)
+    sample = build()
+    views = list(range(16, 16 + args.views)) if args.views <= 64 else list(range(min(args.views, 80)))
+    ms = _timed(lambda: render_views(sample, views), dev, args.warmup, args.repeats)
+    print(json.dumps({"what": "render", "device": str(dev), "backend": ops.backend(dev, "rasterize_fwd"),
+                      "batch": args.batch, "views": args.views, "size": args.size, "gaussians": args.gaussians,
+                      "ms": round(ms, 2)}), flush=True)
+    if dev.type == "cuda":
+        print(json.dumps({"what": "peak_memory_gib", "value": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+                          "gpu": torch.cuda.get_device_name()}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
