@@ -661,13 +661,24 @@ class SyntheticHeads:
     def _measure(self, verts: Tensor, a: dict) -> dict:
         """Device-side measurements of a framed head; ``_pack`` holds those the host needs."""
         lm = self.basis.landmarks(verts)
-        eye_level = ((verts[:, 1] - 0.03).abs() < 0.05) & (verts[:, 2] > 0.1)
-        half_width = torch.where(eye_level, verts[:, 0].abs(), torch.zeros_like(verts[:, 0])).max()
-        band = self._HAT_BANDS.get(a["hat"], (0.3, 0.0))[0]
-        prof_curtain = self._head_profile(verts, -0.15, 0.25)
-        prof_hat = self._head_profile(verts, band - 0.05, band + (0.1 if a["hat"] == "brimmed" else 0.05))
-        out = {"lm": lm, "prof_curtain": prof_curtain, "prof_hat": prof_hat,
-               "back_bun": self._back_point(verts, a["bun"][0]), "back_tail": self._back_point(verts, a["ponytail"][0])}
+        zero = torch.zeros_like(verts[:, 0])
+        if a["glasses"]:
+            eye_level = ((verts[:, 1] - 0.03).abs() < 0.05) & (verts[:, 2] > 0.1)
+            half_width = torch.where(eye_level, verts[:, 0].abs(), zero).max()
+        else:
+            half_width = zero[0]
+        bins = verts.new_zeros(self._BINS)
+        prof_curtain = self._head_profile(verts, -0.15, 0.25) if a["hair_style"] in ("bob", "long") else bins
+        if a["hat"] != "none":
+            band = self._HAT_BANDS[a["hat"]][0]
+            prof_hat = self._head_profile(verts, band - 0.05, band + (0.1 if a["hat"] == "brimmed" else 0.05))
+        else:
+            prof_hat = bins
+        out = {"lm": lm, "prof_curtain": prof_curtain, "prof_hat": prof_hat}
+        if a["hair_style"] == "bun":
+            out["back_bun"] = self._back_point(verts, a["bun"][0])
+        if a["hair_style"] == "ponytail":
+            out["back_tail"] = self._back_point(verts, a["ponytail"][0])
         out["_pack"] = torch.cat([lm.reshape(-1), half_width[None], prof_curtain.mean()[None], prof_hat])
         return out
 
