@@ -23,11 +23,14 @@ constexpr double kExtentMax = 3.33;
 constexpr double kFovMargin = 0.3;
 constexpr double kDepthEps = 1e-10;
 
-#ifdef __CUDACC__
-template <typename T> A3D_HD bool finite(T v) { return isfinite(v); }
+template <typename T>
+A3D_HD bool finite(T v) {
+#ifdef __CUDA_ARCH__
+  return isfinite(v);
 #else
-template <typename T> inline bool finite(T v) { return std::isfinite(v); }
+  return std::isfinite(v);
 #endif
+}
 
 // One Gaussian in world space: the sanitised inputs and R(q) S. `ok` is False for NaN/inf inputs, zero or
 // negative scales, a zero quaternion or opacity below 1/255 (culled in every view).
@@ -244,9 +247,42 @@ A3D_HD int for_each_tile(const T* pj, T o, int width, int height, F&& f) {
 
 // Per-pixel Gaussian weight: returns the raw o·exp(-power) (unclamped) and sets power; the caller skips
 // power < 0 and min(0.99, raw) < 1/255. d = centre - pixel centre.
+// Round-to-nearest products and sums that the CUDA compiler may not fuse into FMAs: the forward and backward
+// kernels must take the same per-pixel decisions (alpha >= 1/255) from the same inputs.
+A3D_HD float mul_rn(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+A3D_HD double mul_rn(double a, double b) {
+#ifdef __CUDA_ARCH__
+  return __dmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+A3D_HD float add_rn(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+A3D_HD double add_rn(double a, double b) {
+#ifdef __CUDA_ARCH__
+  return __dadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+
 template <typename T>
 A3D_HD T gauss_raw(T a, T b, T c, T o, T dx, T dy, T* power) {
-  *power = T(0.5) * (a * (dx * dx) + c * (dy * dy)) + b * dx * dy;  // the reference's operation order
+  // 0.5 (a dx² + c dy²) + b dx dy, in the reference's operation order
+  *power = add_rn(mul_rn(T(0.5), add_rn(mul_rn(a, mul_rn(dx, dx)), mul_rn(c, mul_rn(dy, dy)))),
+                  mul_rn(mul_rn(b, dx), dy));
   return o * exp(-*power);
 }
 

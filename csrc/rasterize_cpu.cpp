@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <tuple>
 #include <vector>
 
 #include "rasterize.h"
@@ -369,8 +370,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
 rasterize_fwd_cpu(const at::Tensor& means, const at::Tensor& quats, const at::Tensor& scales,
                   const at::Tensor& opacities, const at::Tensor& colors, const at::Tensor& viewmats,
                   const at::Tensor& Ks, const c10::optional<at::Tensor>& backgrounds, int64_t width, int64_t height) {
-  const auto [B, N, C] =
-      check_rasterize_args(means, quats, scales, opacities, colors, viewmats, Ks, backgrounds, width, height);
+  int64_t B, N, C;
+  std::tie(B, N, C) = check_rasterize_args(means, quats, scales, opacities, colors, viewmats, Ks, backgrounds, width, height);
   std::vector<at::Tensor> r;
   AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "rasterize_fwd_cpu", [&] {
     r = rasterize_fwd_impl<scalar_t>(means.contiguous(), quats.contiguous(), scales.contiguous(),
@@ -386,8 +387,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> rasterize
     const c10::optional<at::Tensor>& backgrounds, int64_t width, int64_t height, const at::Tensor& proj,
     const at::Tensor& tile_ranges, const at::Tensor& isect_gids, const at::Tensor& last, const at::Tensor& T_final,
     const at::Tensor& v_rgb, const at::Tensor& v_alpha, const at::Tensor& v_dsum) {
-  const auto [B, N, C] =
-      check_rasterize_args(means, quats, scales, opacities, colors, viewmats, Ks, backgrounds, width, height);
+  int64_t B, N, C;
+  std::tie(B, N, C) = check_rasterize_args(means, quats, scales, opacities, colors, viewmats, Ks, backgrounds, width, height);
   std::vector<at::Tensor> r;
   AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "rasterize_bwd_cpu", [&] {
     r = rasterize_bwd_impl<scalar_t>(means.contiguous(), quats.contiguous(), scales.contiguous(),
