@@ -37,6 +37,7 @@ import argparse
 import json
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -1223,7 +1224,10 @@ def export_dataset(root: str | os.PathLike, num_heads: int, views: int = 80, siz
     os.makedirs(root, exist_ok=True)
     _write_readme(root, num_heads, len(sel), size, seed, num_gaussians)
     out = []
-    with tqdm(total=num_heads, desc="synth", unit="head", disable=not progress) as bar:
+    # PNG encoding (zlib, which releases the GIL) runs on a few threads while the device renders on
+    pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
+    pending: list = []
+    with pool, tqdm(total=num_heads, desc="synth", unit="head", disable=not progress) as bar:
         for start in range(0, num_heads, batch):
             ids = list(range(start, min(num_heads, start + batch)))
             sample = gen.sample(len(ids), head_ids=ids)
@@ -1238,7 +1242,8 @@ def export_dataset(root: str | os.PathLike, num_heads: int, views: int = 80, siz
                     d = os.path.join(root, f"{hid:06d}")
                     os.makedirs(d, exist_ok=True)
                     for ci, v in enumerate(vi):
-                        Image.fromarray(rgba[bi, ci], "RGBA").save(os.path.join(d, f"{sample.view_names[v]}.png"))
+                        img = Image.fromarray(rgba[bi, ci], "RGBA")
+                        pending.append(pool.submit(img.save, os.path.join(d, f"{sample.view_names[v]}.png")))
             for bi, hid in enumerate(ids):
                 d = os.path.join(root, f"{hid:06d}")
                 cams = Cameras(sample.cameras.viewmats[bi, sel], sample.cameras.Ks[bi, sel], size, size)
@@ -1254,6 +1259,9 @@ def export_dataset(root: str | os.PathLike, num_heads: int, views: int = 80, siz
                 with open(os.path.join(d, "ATTRIBUTES.json"), "w") as f:
                     json.dump(attrs, f, indent=1)
                 out.append(d)
+            for f in pending:  # surfaces write errors; bounds the images in flight to one batch
+                f.result()
+            pending.clear()
             bar.update(len(ids))
     return out
 
