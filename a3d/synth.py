@@ -583,7 +583,12 @@ class SyntheticHeads:
         for act, w in _EXPRESSIONS[name].items():
             expr[b.expressions.index(act)] = w * intensity
         jitter = rng.rand(E) < 0.06  # a few random extra actions, weakly
-        a["expression_coeffs"] = (expr + jitter * rng.rand(E) * 0.25).clamp(0, 1)
+        expr = expr + jitter * rng.rand(E) * 0.25
+        if name not in ("blink", "wink"):  # the mean head's eyes are narrow: open them a little, both alike
+            wide = rng.uniform(0.1, 0.6)
+            for act in ("eyeWideLeft", "eyeWideRight"):
+                expr[b.expressions.index(act)] += wide
+        a["expression_coeffs"] = expr.clamp(0, 1)
         a["expression"] = name
         a["expression_intensity"] = intensity
         # skin
@@ -653,7 +658,7 @@ class SyntheticHeads:
         el = rng.uniform(-0.2, 1.1)
         a["light_dir"] = torch.tensor([math.cos(el) * math.sin(az), math.sin(el), math.cos(el) * math.cos(az)])
         a["ambient"] = rng.uniform(*cfg.ambient)
-        a["light_colour"] = (1 + 0.08 * rng.randn(3)).clamp(0.85, 1.15)
+        a["light_colour"] = (torch.tensor([1.02, 1.0, 0.97]) + 0.04 * rng.randn(3)).clamp(0.9, 1.1)
         return a
 
     # ---- measurements of a framed head that place hair and accessories ----------------------------
@@ -789,7 +794,7 @@ class SyntheticHeads:
         sc = interp(scalp[:, None])[:, 0]
         r = lambda name: reg[:, b.region(name)]  # noqa: E731
         low, mid, high = _Noise(rng, 6.0), _Noise(rng, 25.0), _Noise(rng, 140.0)
-        skin = a["skin"] * (1 + 0.06 * low(canon)[:, None] + 0.025 * mid(canon)[:, None] + 0.03 * high(canon)[:, None])
+        skin = a["skin"] * (1 + 0.035 * low(canon)[:, None] + 0.015 * mid(canon)[:, None] + 0.02 * high(canon)[:, None])
         # redness on the cheeks, nose and ears
         cheeks = torch.exp(-(((canon[:, 0].abs() - 0.22) ** 2 + (canon[:, 1] + 0.14) ** 2) / 0.012)) * (canon[:, 2] > 0.2)
         nose = torch.exp(-((canon[:, 0] ** 2 + (canon[:, 1] + 0.2) ** 2) / 0.006)) * (canon[:, 2] > 0.4)
@@ -803,7 +808,7 @@ class SyntheticHeads:
         albedo = skin
         if a["hair_style"] != "bald":  # scalp under hair: the hair colour shows through the gaps
             albedo = torch.lerp(albedo, a["hair"] * 0.8, (0.9 * sc)[:, None])
-        lips_col = a["skin"] * self._vec(0.82, 0.52, 0.52) if a["lipstick"] is None else a["lipstick"]
+        lips_col = a["skin"] * self._vec(0.86, 0.6, 0.6) if a["lipstick"] is None else a["lipstick"]
         albedo = torch.lerp(albedo, lips_col * (1 + 0.05 * high(canon)[:, None]), _smoothstep(0.25, 0.7, r("lips"))[:, None])
         albedo = torch.lerp(albedo, a["brow"], (self._brows(a, canon) * (0.85 + 0.15 * high(canon)).clamp(0, 1)
                                                 * 0.9)[:, None])
@@ -976,7 +981,7 @@ class SyntheticHeads:
                 k = ((ang + math.pi) / (2 * math.pi) * self._BINS).long().clamp(0, self._BINS - 1)
                 out = rng.rand(nv) * 0.28 * torch.cos(ang * 0.9)  # the visor's length, shorter at its sides
                 rr = prof[k] + hair_t + out
-                y = band + 0.02 - 0.3 * out  # drooping about 17°
+                y = band + 0.02 - 0.45 * out  # drooping about 24°
                 p = torch.stack([rr * torch.sin(ang), y, rr * torch.cos(ang)], -1)
                 nrm = F.normalize(torch.stack([0.3 * torch.sin(ang), torch.ones_like(ang), 0.3 * torch.cos(ang)], -1),
                                   dim=-1)
