@@ -72,8 +72,8 @@ INPUT_VIEW = CIRCLE_ELEVATIONS.index(0.0) * _VIEWS_PER_RING
 
 # ---- palettes (sRGB albedo) ---------------------------------------------------------------------
 _SKIN_TONES = torch.tensor([
-    [0.97, 0.83, 0.73], [0.93, 0.76, 0.64], [0.87, 0.67, 0.54], [0.80, 0.58, 0.45], [0.70, 0.49, 0.36],
-    [0.58, 0.39, 0.27], [0.45, 0.30, 0.20], [0.34, 0.22, 0.15], [0.25, 0.16, 0.11],
+    [0.98, 0.82, 0.72], [0.94, 0.74, 0.62], [0.88, 0.65, 0.52], [0.81, 0.57, 0.43], [0.71, 0.48, 0.34],
+    [0.59, 0.38, 0.26], [0.46, 0.29, 0.19], [0.35, 0.21, 0.14], [0.26, 0.16, 0.11],
 ])
 _HAIR_COLOURS = torch.tensor([
     [0.04, 0.035, 0.03], [0.10, 0.07, 0.05], [0.20, 0.13, 0.08], [0.32, 0.21, 0.12], [0.48, 0.34, 0.20],
@@ -597,7 +597,9 @@ class SyntheticHeads:
         i0 = min(int(x), len(_SKIN_TONES) - 2)
         skin = torch.lerp(_SKIN_TONES[i0], _SKIN_TONES[i0 + 1], x - i0)
         a["skin_tone"] = tone
-        a["skin"] = (skin * (1 + 0.05 * rng.randn(3))).clamp(0.05, 1)
+        # brightness, and a tilt along the warm (red-yellow) - cool axis only: never green or blue skin
+        warm = 0.03 * float(rng.randn(1))
+        a["skin"] = (skin * (1 + 0.05 * float(rng.randn(1))) * torch.tensor([1 + warm, 1.0, 1 - warm])).clamp(0.05, 1)
         a["redness"] = rng.uniform(0.5, 1.5)
         a["masculine"] = rng.bernoulli(0.5)
         a["age"] = rng.uniform(0.0, 1.0)
@@ -653,6 +655,9 @@ class SyntheticHeads:
         a["earrings"] = EARRINGS[1 + rng.choice([1.0] * (len(EARRINGS) - 1))] \
             if rng.bernoulli(cfg.earrings_p * (0.4 if a["masculine"] else 1.6)) else "none"
         a["earring_metal"] = _METALS[rng.choice([1.0] * len(_METALS))]
+        a["shirt"] = _FABRIC[rng.choice([1.0] * len(_FABRIC))] * rng.uniform(0.8, 1.1)
+        a["neckline"] = rng.uniform(-0.88, -0.8)  # height of the collar at the back of the neck
+        a["neckline_scoop"] = rng.uniform(0.02, 0.15)  # how much lower it is at the front
         # lighting: a key light from the front hemisphere, mostly from above
         az = rng.uniform(-2.0, 2.0)
         el = rng.uniform(-0.2, 1.1)
@@ -736,13 +741,17 @@ class SyntheticHeads:
         assert g.means.shape[0] == N
         return g
 
-    def _light(self, a: dict, albedo: Tensor, normal: Tensor, occlusion: Tensor | float = 1.0) -> Tensor:
+    def _light(self, a: dict, albedo: Tensor, normal: Tensor, occlusion: Tensor | float = 1.0,
+               skin: bool = False) -> Tensor:
         """Bake the lighting: wrapped Lambert from the key light plus an ambient term that is a
-        little brighter from above (sky) than from below."""
+        little brighter from above (sky) than from below. ``skin``: shadows turn warmer (red light
+        scatters further under the skin), by raising the shading to a per-channel power."""
         ndl = (F.normalize(normal, dim=-1) * a["light_dir"]).sum(-1, keepdim=True)
         wrap = ((ndl + 0.15) / 1.15).clamp(min=0)  # slightly wrapped Lambert: softer terminator, like skin
         amb = a["ambient"]
         shade = amb * (0.75 + 0.25 * normal[..., 1:2].clamp(-1, 1)) + (1 - amb) * wrap * a["light_colour"]
+        if skin:
+            shade = shade.clamp(1e-4, 1.0) ** self._vec(0.8, 1.0, 1.1) * shade.clamp(min=1.0)
         occ = occlusion if isinstance(occlusion, float) else occlusion[..., None]
         return (albedo * shade * occ).clamp(0.0, 1.0)
 
@@ -806,6 +815,11 @@ class SyntheticHeads:
             beard = beard * (0.75 + 0.25 * mid(canon)).clamp(0, 1)
             skin = torch.lerp(skin, torch.minimum(a["hair"] * 0.6, skin * 0.7), (a["stubble"] * beard)[:, None])
         albedo = skin
+        # clothing at the bottom of the neck: a crew or scoop neckline, lower at the front
+        front = canon[:, 2] / canon[:, [0, 2]].norm(dim=-1).clamp(min=1e-6)
+        line = a["neckline"] - a["neckline_scoop"] * front.clamp(min=0) ** 2
+        shirt = _smoothstep(line + 0.012, line - 0.012, canon[:, 1]) * r("neck")
+        albedo = torch.lerp(albedo, a["shirt"] * (1 + 0.05 * mid(canon * 3.0))[:, None], shirt[:, None])
         if a["hair_style"] != "bald":  # scalp under hair: the hair colour shows through the gaps
             albedo = torch.lerp(albedo, a["hair"] * 0.8, (0.9 * sc)[:, None])
         lips_col = a["skin"] * self._vec(0.86, 0.6, 0.6) if a["lipstick"] is None else a["lipstick"]
@@ -832,7 +846,7 @@ class SyntheticHeads:
         albedo = torch.lerp(albedo, mouth_col, r("mouth")[:, None])
         albedo = torch.lerp(albedo, self._vec(0.72, 0.36, 0.36), r("tongue")[:, None])
         occlusion = 1 - 0.5 * (r("sockets") + r("mouth") + r("tongue")).clamp(0, 1)
-        colors = self._light(a, albedo.clamp(0, 1), nrm, occlusion)
+        colors = self._light(a, albedo.clamp(0, 1), nrm, occlusion, skin=True)
         # flat discs in the tangent plane, random in-plane orientation
         tang = torch.linalg.cross(nrm, rng.randn(n, 3), dim=-1)
         s_t = spacing * (0.9 + 0.2 * rng.rand(n))  # σ ≈ the spacing: no gaps even where a triangle got one point less
