@@ -38,7 +38,7 @@ import json
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Sequence
 
 import numpy as np
@@ -293,6 +293,39 @@ def _interp(x: Tensor, xp: Sequence[float], fp: Sequence[float]) -> Tensor:
     return f0 + (f1 - f0) * ((x - x0) / (x1 - x0)).clamp(0, 1)
 
 
+@dataclass
+class _Splats:
+    """Gaussians before their frames become quaternions and their albedo is lit (done once for a
+    whole batch): centres, tangent and normal directions (scales lie along tangent, normal × tangent,
+    normal), scales, opacities, albedo, ambient occlusion and a skin flag (warm shadows), all [n, ·]."""
+
+    means: Tensor
+    tangents: Tensor
+    normals: Tensor
+    scales: Tensor
+    opacities: Tensor
+    albedo: Tensor
+    occlusion: Tensor
+    skin: Tensor
+
+    @staticmethod
+    def make(means, tangents, normals, scales, opacities, albedo, occlusion=None, skin: bool = False) -> "_Splats":
+        n = means.shape[0]
+        one = torch.ones(n, device=means.device)
+        if not isinstance(opacities, Tensor):
+            opacities = one * opacities
+        return _Splats(means, tangents, normals, scales, opacities, albedo.expand(n, 3),
+                       one if occlusion is None else occlusion, one if skin else torch.zeros_like(one))
+
+    @staticmethod
+    def cat(parts: Sequence["_Splats"]) -> "_Splats":
+        return _Splats(*(torch.cat([getattr(p, f.name) for p in parts]) for f in fields(_Splats)))
+
+    @staticmethod
+    def stack(parts: Sequence["_Splats"]) -> "_Splats":
+        return _Splats(*(torch.stack([getattr(p, f.name) for p in parts]) for f in fields(_Splats)))
+
+
 def _head_seed(seed: int, head: int) -> int:
     """A 63-bit generator seed for head ``head`` of stream ``seed`` (splitmix64 of both): nearby
     (seed, head) pairs must not give nearby seeds, whose Mersenne-twister streams stay correlated."""
@@ -303,12 +336,15 @@ def _head_seed(seed: int, head: int) -> int:
 
 
 class _Rng:
-    """A head's random stream: thin helpers over one torch.Generator on the generator's device."""
+    """A head's random stream: thin helpers over one torch.Generator on the generator's device.
+    Scalar draws (``uniform``, ``choice``, ``bernoulli``) come from a block of uniforms drawn at
+    once and read on the host: meant for a CPU generator (attributes, cameras)."""
 
     def __init__(self, seed: int, device: torch.device):
         self.g = torch.Generator(device=device)
         self.g.manual_seed(seed)
         self.device = device
+        self._block: list[float] = []
 
     def rand(self, *shape: int) -> Tensor:
         return torch.rand(shape, generator=self.g, device=self.device)
@@ -316,27 +352,41 @@ class _Rng:
     def randn(self, *shape: int) -> Tensor:
         return torch.randn(shape, generator=self.g, device=self.device)
 
+    def _u(self) -> float:
+        if not self._block:
+            self._block = self.rand(128).tolist()[::-1]
+        return self._block.pop()
+
     def uniform(self, lo: float, hi: float) -> float:
-        return lo + (hi - lo) * float(self.rand(1))
+        return lo + (hi - lo) * self._u()
 
     def choice(self, p: Sequence[float] | Tensor) -> int:
-        p = torch.as_tensor(p, dtype=torch.float32, device=self.device)
-        return int(torch.multinomial(p / p.sum(), 1, generator=self.g))
+        w = [float(x) for x in (p.tolist() if isinstance(p, Tensor) else p)]
+        u, acc = self._u() * sum(w), 0.0
+        for i, x in enumerate(w):
+            acc += x
+            if u < acc:
+                return i
+        return max(i for i, x in enumerate(w) if x > 0)
 
     def bernoulli(self, p: float) -> bool:
-        return float(self.rand(1)) < p
+        return self._u() < p
 
 
-class _Noise:
-    """Smooth random scalar fields on R^3 (sums of random sinusoids) in [-1, 1]-ish, per octave."""
+class _Noises:
+    """Several smooth random scalar fields on R^3 at once (one per frequency), [n, k]."""
 
-    def __init__(self, rng: _Rng, freq: float, waves: int = 12):
-        self.dirs = F.normalize(rng.randn(waves, 3), dim=-1) * freq * (0.6 + 0.8 * rng.rand(waves, 1))
-        self.phase = rng.rand(waves) * 2 * math.pi
+    def __init__(self, rng: _Rng, freqs: Sequence[float], waves: int = 12):
+        k = len(freqs)
+        scale = torch.cat([torch.full((waves, 1), float(f), device=rng.device) for f in freqs])  # no host copy
+        self.dirs = F.normalize(rng.randn(k * waves, 3), dim=-1) * scale * (0.6 + 0.8 * rng.rand(k * waves, 1))
+        self.phase = rng.rand(k * waves) * 2 * math.pi
+        self.k, self.waves = k, waves
         self.amp = math.sqrt(2.0 / waves)
 
     def __call__(self, p: Tensor) -> Tensor:
-        return torch.sin(p @ self.dirs.T + self.phase).sum(-1) * self.amp
+        w = torch.sin(p @ self.dirs.T + self.phase)
+        return w.reshape(*p.shape[:-1], self.k, self.waves).sum(-1) * self.amp
 
 
 # =================================================================================================
@@ -495,6 +545,7 @@ class SyntheticHeads:
         # sampling density per unit area: hidden inner surfaces get fewer Gaussians
         self._face_density = 1.0 - 0.7 * (reg[:, r("sockets")] + reg[:, r("mouth")] + reg[:, r("tongue")]).clamp(0, 1)
         self._not_ears = 1 - reg[:, r("ears")]
+        self._vfeat = self._vertex_features()
         # per vertex: where hair never grows (features, ears, neck)
         features = b.regions[:, [r(k) for k in ("ears", "eyes", "sockets", "mouth", "tongue", "lips", "brows", "eyelids")]]
         self._hairless = (1 - features.sum(-1).clamp(0, 1)) * (1 - b.regions[:, r("neck")])
@@ -561,8 +612,7 @@ class SyntheticHeads:
             rand = random_cameras(_Rng(_head_seed(h, 2), cpu), cfg.num_random_views, cfg.image_size) \
                 if cfg.num_random_views else None
             cams.append(Cameras.cat([self._fixed, rand]) if rand is not None else self._fixed)
-        g = Gaussians(**{k: torch.stack([getattr(p, k) for p in parts]) for k in
-                         ("means", "quats", "scales", "opacities", "colors")})
+        g = self._finish(_Splats.stack(parts), dattrs)
         cameras = Cameras(torch.stack([c.viewmats for c in cams]).to(dev), torch.stack([c.Ks for c in cams]).to(dev),
                           cfg.image_size, cfg.image_size)
         return HeadSample(g, cameras, list(self._view_names), INPUT_VIEW,
@@ -662,7 +712,7 @@ class SyntheticHeads:
         az = rng.uniform(-2.0, 2.0)
         el = rng.uniform(-0.2, 1.1)
         a["light_dir"] = torch.tensor([math.cos(el) * math.sin(az), math.sin(el), math.cos(el) * math.cos(az)])
-        a["ambient"] = rng.uniform(*cfg.ambient)
+        a["ambient"] = torch.tensor(rng.uniform(*cfg.ambient))
         a["light_colour"] = (torch.tensor([1.02, 1.0, 0.97]) + 0.04 * rng.randn(3)).clamp(0.9, 1.1)
         return a
 
@@ -717,7 +767,7 @@ class SyntheticHeads:
         return torch.where(sel.any(), verts[z.argmin()], self._vec(0.0, y, -0.5))
 
     # ---- one head -------------------------------------------------------------------------------
-    def _head_gaussians(self, rng: _Rng, a: dict, verts: Tensor, normals: Tensor, geo: dict) -> Gaussians:
+    def _head_gaussians(self, rng: _Rng, a: dict, verts: Tensor, normals: Tensor, geo: dict) -> _Splats:
         N = self.config.num_gaussians
         style = a["hair_style"]
         frac = {"hair": {"bald": 0.0, "buzz": 0.12, "short": 0.3, "bob": 0.4, "long": 0.45, "bun": 0.33,
@@ -737,23 +787,27 @@ class SyntheticHeads:
             parts.append(self._glasses(rng, a, geo, counts["glasses"]))
         if counts["earrings"]:
             parts.append(self._earrings(rng, a, geo, counts["earrings"]))
-        g = Gaussians.cat(parts)
+        g = _Splats.cat(parts)
         assert g.means.shape[0] == N
         return g
 
-    def _light(self, a: dict, albedo: Tensor, normal: Tensor, occlusion: Tensor | float = 1.0,
-               skin: bool = False) -> Tensor:
-        """Bake the lighting: wrapped Lambert from the key light plus an ambient term that is a
-        little brighter from above (sky) than from below. ``skin``: shadows turn warmer (red light
-        scatters further under the skin), by raising the shading to a per-channel power."""
-        ndl = (F.normalize(normal, dim=-1) * a["light_dir"]).sum(-1, keepdim=True)
+    def _finish(self, sp: _Splats, attrs: list[dict]) -> Gaussians:
+        """[B, N] splats -> Gaussians: frames to quaternions, and the lighting baked into the colours.
+
+        Lighting: wrapped Lambert from each head's key light plus an ambient term a little brighter
+        from above (sky) than from below; on skin, shadows turn warmer (red light scatters further
+        under the skin), by raising the shading to a per-channel power."""
+        light_dir = torch.stack([a["light_dir"] for a in attrs])[:, None]  # [B, 1, 3]
+        light_col = torch.stack([a["light_colour"] for a in attrs])[:, None]
+        amb = torch.stack([a["ambient"] for a in attrs])[:, None, None]  # [B, 1, 1]
+        normal = F.normalize(sp.normals, dim=-1)
+        ndl = (normal * light_dir).sum(-1, keepdim=True)
         wrap = ((ndl + 0.15) / 1.15).clamp(min=0)  # slightly wrapped Lambert: softer terminator, like skin
-        amb = a["ambient"]
-        shade = amb * (0.75 + 0.25 * normal[..., 1:2].clamp(-1, 1)) + (1 - amb) * wrap * a["light_colour"]
-        if skin:
-            shade = shade.clamp(1e-4, 1.0) ** self._vec(0.8, 1.0, 1.1) * shade.clamp(min=1.0)
-        occ = occlusion if isinstance(occlusion, float) else occlusion[..., None]
-        return (albedo * shade * occ).clamp(0.0, 1.0)
+        shade = amb * (0.75 + 0.25 * normal[..., 1:2]) + (1 - amb) * wrap * light_col
+        warm = shade.clamp(1e-4, 1.0) ** self._vec(0.8, 1.0, 1.1) * shade.clamp(min=1.0)
+        shade = torch.where(sp.skin[..., None] > 0, warm, shade)
+        colors = (sp.albedo.clamp(0, 1) * shade * sp.occlusion[..., None]).clamp(0.0, 1.0)
+        return Gaussians(sp.means, _frame_quats(sp.tangents, normal), sp.scales, sp.opacities, colors)
 
     def _scalp_mask(self, a: dict) -> Tensor:
         """[V] soft mask of where hair grows, from canonical (mean-mesh) coordinates."""
@@ -793,66 +847,78 @@ class SyntheticHeads:
         spacing = density.clamp(min=1e-12).rsqrt()
         return fi, bary, tri, pos, nrm, spacing
 
-    def _face(self, rng, a, verts, normals, scalp, n) -> Gaussians:
+    # columns of the per-vertex features interpolated at every skin sample (see __init__)
+    _VF = {name: i for i, name in enumerate(
+        ("x", "y", "z", "eye_u", "eye_v", "red", "beard", "front", "neck", "lips", "eyelid_dark", "eyes", "sockets",
+         "mouth", "tongue", "teeth", "occlusion"))}
+
+    def _vertex_features(self) -> Tensor:
+        """[V, 17] what the skin shader needs of the canonical mesh, per vertex (columns: _VF)."""
         b = self.basis
-        fi, bary, tri, pos, nrm, spacing = self._sample_mesh(rng, verts, normals, self._face_density, n)
-        interp = lambda x: (x[tri] * bary[..., None]).sum(1)  # noqa: E731
-        reg = interp(b.regions)
-        canon = interp(b.mean)
-        eye = interp(b.eye_coord)
-        sc = interp(scalp[:, None])[:, 0]
+        c, reg = b.mean, b.regions
         r = lambda name: reg[:, b.region(name)]  # noqa: E731
-        low, mid, high = _Noise(rng, 6.0), _Noise(rng, 25.0), _Noise(rng, 140.0)
-        skin = a["skin"] * (1 + 0.035 * low(canon)[:, None] + 0.015 * mid(canon)[:, None] + 0.02 * high(canon)[:, None])
-        # redness on the cheeks, nose and ears
-        cheeks = torch.exp(-(((canon[:, 0].abs() - 0.22) ** 2 + (canon[:, 1] + 0.14) ** 2) / 0.012)) * (canon[:, 2] > 0.2)
-        nose = torch.exp(-((canon[:, 0] ** 2 + (canon[:, 1] + 0.2) ** 2) / 0.006)) * (canon[:, 2] > 0.4)
-        red = (0.12 * cheeks + 0.12 * nose + 0.12 * r("ears")) * a["redness"]
-        skin = skin * (1 - red[:, None] * self._vec(0.0, 0.25, 0.22))
+        x, y, z = c.unbind(-1)
+        cheeks = torch.exp(-(((x.abs() - 0.22) ** 2 + (y + 0.14) ** 2) / 0.012)) * (z > 0.2)
+        nose = torch.exp(-((x ** 2 + (y + 0.2) ** 2) / 0.006)) * (z > 0.4)
+        red = 0.12 * (cheeks + nose + r("ears"))
+        beard = _smoothstep(-0.12, -0.2, y) * _smoothstep(-0.05, 0.15, z) * (1 - r("neck")) \
+            * (1 - _smoothstep(0.2, 0.6, r("lips")))
+        front = (z / c[:, [0, 2]].norm(dim=-1).clamp(min=1e-6)).clamp(min=0) ** 2
+        m = self._mouth_canon
+        teeth = ((z > m[2] - 0.07) & ((y - m[1]).abs() < 0.06) & (x.abs() < 0.13)).float()
+        occlusion = 1 - 0.5 * (r("sockets") + r("mouth") + r("tongue")).clamp(0, 1)
+        cols = [x, y, z, b.eye_coord[:, 0], b.eye_coord[:, 1], red, beard, front, r("neck"),
+                _smoothstep(0.25, 0.7, r("lips")), 1 - 0.12 * _smoothstep(0.2, 0.8, r("eyelids")),
+                _smoothstep(0.5, 0.95, r("eyes")), r("sockets"), r("mouth"), r("tongue"), teeth, occlusion]
+        return torch.stack(cols, -1)
+
+    def _face(self, rng, a, verts, normals, scalp, n) -> _Splats:
+        """The skin and the face's other surfaces as flat discs, with the procedural albedo."""
+        fi, bary, tri, pos, nrm, spacing = self._sample_mesh(rng, verts, normals, self._face_density, n)
+        vf = torch.cat([self._vfeat, scalp[:, None]], -1)
+        f = (vf[tri] * bary[..., None]).sum(1)  # [n, 18]: every feature interpolated at once
+        col = lambda name: f[:, self._VF[name]]  # noqa: E731
+        canon, sc = f[:, :3], f[:, -1]
+        low, mid, high = _Noises(rng, (6.0, 25.0, 140.0))(canon).unbind(-1)
+        skin = a["skin"] * (1 + 0.035 * low + 0.015 * mid + 0.02 * high)[:, None]
+        skin = skin * (1 - (col("red") * a["redness"])[:, None] * self._vec(0.0, 0.25, 0.22))  # cheeks, nose, ears
         if a["stubble"] > 0:  # on the lower face
-            beard = _smoothstep(-0.12, -0.2, canon[:, 1]) * _smoothstep(-0.05, 0.15, canon[:, 2]) \
-                * (1 - r("neck")) * (1 - _smoothstep(0.2, 0.6, r("lips")))
-            beard = beard * (0.75 + 0.25 * mid(canon)).clamp(0, 1)
+            beard = col("beard") * (0.75 + 0.25 * mid).clamp(0, 1)
             skin = torch.lerp(skin, torch.minimum(a["hair"] * 0.6, skin * 0.7), (a["stubble"] * beard)[:, None])
         albedo = skin
         # clothing at the bottom of the neck: a crew or scoop neckline, lower at the front
-        front = canon[:, 2] / canon[:, [0, 2]].norm(dim=-1).clamp(min=1e-6)
-        line = a["neckline"] - a["neckline_scoop"] * front.clamp(min=0) ** 2
-        shirt = _smoothstep(line + 0.012, line - 0.012, canon[:, 1]) * r("neck")
-        albedo = torch.lerp(albedo, a["shirt"] * (1 + 0.05 * mid(canon * 3.0))[:, None], shirt[:, None])
+        line = a["neckline"] - a["neckline_scoop"] * col("front")
+        shirt = _smoothstep(line + 0.012, line - 0.012, canon[:, 1]) * col("neck")
+        albedo = torch.lerp(albedo, a["shirt"] * (1 + 0.05 * mid)[:, None], shirt[:, None])
         if a["hair_style"] != "bald":  # scalp under hair: the hair colour shows through the gaps
             albedo = torch.lerp(albedo, a["hair"] * 0.8, (0.9 * sc)[:, None])
         lips_col = a["skin"] * self._vec(0.86, 0.6, 0.6) if a["lipstick"] is None else a["lipstick"]
-        albedo = torch.lerp(albedo, lips_col * (1 + 0.05 * high(canon)[:, None]), _smoothstep(0.25, 0.7, r("lips"))[:, None])
-        albedo = torch.lerp(albedo, a["brow"], (self._brows(a, canon) * (0.85 + 0.15 * high(canon)).clamp(0, 1)
-                                                * 0.9)[:, None])
-        albedo = albedo * (1 - 0.12 * _smoothstep(0.2, 0.8, r("eyelids"))[:, None])
+        albedo = torch.lerp(albedo, lips_col * (1 + 0.05 * high)[:, None], col("lips")[:, None])
+        albedo = torch.lerp(albedo, a["brow"], (self._brows(a, canon) * (0.77 + 0.13 * high))[:, None])
+        albedo = albedo * col("eyelid_dark")[:, None]
         # eyes: sclera, iris with radial streaks and a dark limbus, pupil
-        rad = eye.norm(dim=-1)
-        ang = torch.atan2(eye[:, 1], eye[:, 0])
+        eu, ev = col("eye_u"), col("eye_v")
+        rad = torch.sqrt(eu * eu + ev * ev)
+        ang = torch.atan2(ev, eu)
         iris_r = 0.45
         streak = 1 + 0.2 * torch.sin(ang * 23 + 4 * rad) * torch.sin(ang * 7)
         sclera = self._vec(0.93, 0.9, 0.86) * (1 - 0.15 * _smoothstep(0.6, 1.0, rad)[:, None])
-        iris = a["iris"] * streak[:, None] * (1 - 0.5 * _smoothstep(iris_r - 0.08, iris_r, rad)[:, None])
+        iris = a["iris"] * (streak * (1 - 0.5 * _smoothstep(iris_r - 0.08, iris_r, rad)))[:, None]
         eye_col = torch.where((rad < iris_r)[:, None], iris, sclera)
         eye_col = torch.where((rad < 0.18)[:, None], torch.full_like(eye_col, 0.02), eye_col)
-        albedo = torch.lerp(albedo, eye_col, _smoothstep(0.5, 0.95, r("eyes"))[:, None])
+        albedo = torch.lerp(albedo, eye_col, col("eyes")[:, None])
         # inside: sockets, mouth (teeth at its front), tongue
         dark = self._vec(0.35, 0.12, 0.12)
-        albedo = torch.lerp(albedo, a["skin"] * 0.45 + dark * 0.2, r("sockets")[:, None])
-        m = self._mouth_canon
-        teeth = (canon[:, 2] > m[2] - 0.07) & ((canon[:, 1] - m[1]).abs() < 0.06) & (canon[:, 0].abs() < 0.13)
-        mouth_col = torch.where(teeth[:, None], self._vec(0.88, 0.85, 0.76), dark * 0.6)
-        albedo = torch.lerp(albedo, mouth_col, r("mouth")[:, None])
-        albedo = torch.lerp(albedo, self._vec(0.72, 0.36, 0.36), r("tongue")[:, None])
-        occlusion = 1 - 0.5 * (r("sockets") + r("mouth") + r("tongue")).clamp(0, 1)
-        colors = self._light(a, albedo.clamp(0, 1), nrm, occlusion, skin=True)
+        albedo = torch.lerp(albedo, a["skin"] * 0.45 + dark * 0.2, col("sockets")[:, None])
+        mouth_col = torch.lerp(dark * 0.6, self._vec(0.88, 0.85, 0.76), col("teeth")[:, None])
+        albedo = torch.lerp(albedo, mouth_col, col("mouth")[:, None])
+        albedo = torch.lerp(albedo, self._vec(0.72, 0.36, 0.36), col("tongue")[:, None])
         # flat discs in the tangent plane, random in-plane orientation
         tang = torch.linalg.cross(nrm, rng.randn(n, 3), dim=-1)
-        s_t = spacing * (0.9 + 0.2 * rng.rand(n))  # σ ≈ the spacing: no gaps even where a triangle got one point less
-        scales = torch.stack([s_t, s_t * (0.8 + 0.2 * rng.rand(n)), 0.08 * s_t], -1)
-        opac = torch.full((n,), 0.97, device=pos.device)
-        return Gaussians(pos, _frame_quats(tang, nrm), scales, opac, colors)
+        jit = rng.rand(n, 2)
+        s_t = spacing * (0.9 + 0.2 * jit[:, 0])  # σ ≈ the spacing: no gaps even where a triangle got one point less
+        scales = torch.stack([s_t, s_t * (0.8 + 0.2 * jit[:, 1]), 0.08 * s_t], -1)
+        return _Splats.make(pos, tang, nrm, scales, 0.97, albedo, col("occlusion"), skin=True)
 
     def _brows(self, a: dict, canon: Tensor) -> Tensor:
         """[n] brow mask at canonical positions: an arched band above each eye, thinning outward."""
@@ -862,7 +928,7 @@ class SyntheticHeads:
         m = _smoothstep(half + 0.006, half - 0.006, (canon[:, 1] - yc).abs())
         return m * _smoothstep(-0.06, 0.02, u) * _smoothstep(1.05, 0.9, u) * (canon[:, 2] > 0.28)
 
-    def _hair(self, rng, a, verts, normals, scalp, geo, n) -> Gaussians:
+    def _hair(self, rng, a, verts, normals, scalp, geo, n) -> _Splats:
         style = a["hair_style"]
         parts = []
         n_curtain = int(n * 0.55) if style in ("bob", "long") else 0
@@ -892,19 +958,18 @@ class SyntheticHeads:
             parts.append(self._bun(rng, a, geo, n_extra))
         if style == "ponytail" and n_extra:
             parts.append(self._ponytail(rng, a, geo, n_extra))
-        return Gaussians.cat(parts)
+        return _Splats.cat(parts)
 
-    def _strands(self, rng, a, p, nrm, flow, spacing, layer, length, opacity) -> Gaussians:
+    def _strands(self, rng, a, p, nrm, flow, spacing, layer, length, opacity) -> _Splats:
         """Hair Gaussians at ``p``: needles along ``flow``, darker in the inner ``layer`` (0) than the outer (1)."""
         n = p.shape[0]
-        strand = 0.75 + 0.25 * _Noise(rng, 90.0)(p)[:, None] + 0.12 * rng.randn(n, 1)
-        albedo = (a["hair"] * strand * (0.55 + 0.45 * layer[:, None])).clamp(0, 1)
-        colors = self._light(a, albedo, nrm)
+        strand = 0.75 + 0.25 * _Noises(rng, (90.0,))(p) + 0.12 * rng.randn(n, 1)
+        albedo = a["hair"] * strand * (0.55 + 0.45 * layer[:, None])
         s_across = (0.45 * spacing).clamp(max=0.01)
         scales = torch.stack([length * (0.6 + 0.8 * rng.rand(n)), s_across, 0.6 * s_across], -1)
-        return Gaussians(p, _frame_quats(flow, nrm), scales, torch.full((n,), opacity, device=p.device), colors)
+        return _Splats.make(p, flow, nrm, scales, opacity, albedo)
 
-    def _curtain(self, rng, a, geo, n, thick) -> Gaussians:
+    def _curtain(self, rng, a, geo, n, thick) -> _Splats:
         """Long hair hanging from the sides and the back of the head down to ``hair_length``."""
         bins = self._BINS
         prof = geo["prof_curtain"]
@@ -929,9 +994,10 @@ class SyntheticHeads:
         flow = nrm * 0.1 + self._vec(0.0, -1.0, 0.0)
         g = self._strands(rng, a, p, nrm, flow, spacing, 1 - depth / (thick + 0.02), length=0.05, opacity=0.85)
         end_fade = _smoothstep(y_end - 0.02, y_end + 0.12, y)
-        return Gaussians(g.means, g.quats, g.scales, (g.opacities * (0.3 + 0.7 * end_fade)).clamp(0.05, 0.99), g.colors)
+        g.opacities = (g.opacities * (0.3 + 0.7 * end_fade)).clamp(0.05, 0.99)
+        return g
 
-    def _bun(self, rng, a, geo, n) -> Gaussians:
+    def _bun(self, rng, a, geo, n) -> _Splats:
         rad = a["bun"][1]
         centre = geo["back_bun"] + self._vec(0.0, 0.02, -0.6 * rad)
         d = F.normalize(rng.randn(n, 3), dim=-1)
@@ -941,7 +1007,7 @@ class SyntheticHeads:
         spacing = torch.full((n,), math.sqrt(4 * math.pi * rad * rad * 1.5 / n), device=p.device)
         return self._strands(rng, a, p, d, flow, spacing, rr / rad, length=0.03, opacity=0.9)
 
-    def _ponytail(self, rng, a, geo, n) -> Gaussians:
+    def _ponytail(self, rng, a, geo, n) -> _Splats:
         _, length, r0 = a["ponytail"]
         back = geo["back_tail"]
         s = rng.rand(n)
@@ -968,7 +1034,7 @@ class SyntheticHeads:
         phi = torch.atan2(canon[:, 0], canon[:, 2]).abs()
         return front - drop * (phi / math.pi) ** 2
 
-    def _hat(self, rng, a, verts, normals, geo, n) -> Gaussians:
+    def _hat(self, rng, a, verts, normals, geo, n) -> _Splats:
         b = self.basis
         band = self._HAT_BANDS[a["hat"]][0]
         col, col2 = a["hat_colours"][0], a["hat_colours"][1]
@@ -1032,27 +1098,24 @@ class SyntheticHeads:
             for p_, n_, alb, area in ((p1, n1, alb1, area_c), (p2, up.expand_as(p2), col.expand_as(p2), area_t),
                                       (p3, up.expand_as(p3), col.expand_as(p3), area_b)):
                 sp = torch.full((p_.shape[0],), math.sqrt(area / max(p_.shape[0], 1)), device=p_.device)
-                alb = alb * (1 + 0.05 * _Noise(rng, 60.0)(p_)[:, None])
+                alb = alb * (1 + 0.05 * _Noises(rng, (60.0,))(p_))
                 parts.append(self._discs(rng, a, p_, n_, sp * 1.2, alb, 0.98))
-        return Gaussians.cat(parts)
+        return _Splats.cat(parts)
 
-    def _discs(self, rng, a, p, nrm, spacing, albedo, opacity) -> Gaussians:
-        """Flat lit discs at ``p`` facing ``nrm``, σ = 0.75 ``spacing``."""
+    def _discs(self, rng, a, p, nrm, spacing, albedo, opacity) -> _Splats:
+        """Flat discs at ``p`` facing ``nrm``, σ = 0.75 ``spacing``."""
         n = p.shape[0]
-        nrm = F.normalize(nrm, dim=-1)
         tang = torch.linalg.cross(nrm, rng.randn(n, 3), dim=-1)
         s = 0.75 * spacing
-        scales = torch.stack([s, s, 0.08 * s], -1)
-        colors = self._light(a, albedo.clamp(0, 1), nrm)
-        return Gaussians(p, _frame_quats(tang, nrm), scales, torch.full((n,), opacity, device=p.device), colors)
+        return _Splats.make(p, tang, nrm, torch.stack([s, s, 0.08 * s], -1), opacity, albedo)
 
     def _tube(self, rng, a, pts: Tensor, length: float, radius: float, n: int, albedo: Tensor,
-              opacity: float = 0.95) -> Gaussians:
+              opacity: float = 0.95) -> _Splats:
         """Gaussians along a polyline pts [M, 3] of total ``length`` (a frame, an arm, a hoop),
         filling a tube of ``radius``."""
         if n <= 0:
             z = pts.new_zeros(0, 3)
-            return Gaussians(z, pts.new_zeros(0, 4), z, pts.new_zeros(0), z)
+            return _Splats.make(z, z, z, z, 1.0, albedo)
         seg = pts[1:] - pts[:-1]
         si = torch.multinomial(seg.norm(dim=-1), n, replacement=True, generator=rng.g)
         centre = pts[si] + seg[si] * rng.rand(n)[:, None]
@@ -1062,14 +1125,13 @@ class SyntheticHeads:
         along = max(length / n * 2.0, radius)
         scales = torch.stack([torch.full((n,), along, device=p.device), torch.full((n,), radius * 0.5, device=p.device),
                               torch.full((n,), radius * 0.5, device=p.device)], -1)
-        colors = self._light(a, albedo.expand_as(p) * (1 + 0.08 * off[:, 1:2]), off)
-        return Gaussians(p, _frame_quats(tang, off), scales, torch.full((n,), opacity, device=p.device), colors)
+        return _Splats.make(p, tang, off, scales, opacity, albedo * (1 + 0.08 * off[:, 1:2]))
 
-    def _glasses(self, rng, a, geo, n) -> Gaussians:
+    def _glasses(self, rng, a, geo, n) -> _Splats:
         """Rims and temple arms as tubes, lenses as faint (or, for sunglasses, dark) discs. The
         frame's polylines are laid out on the host from the landmarks, then copied once."""
         dev = self.device
-        lm = geo["lm_host"].double()
+        lm = geo["lm_host"].double().numpy()  # host arithmetic in numpy: cheaper per op than torch
         re_, le = lm[self._lm["right_eye"]], lm[self._lm["left_eye"]]
         ear_r, ear_l = lm[self._lm["right_ear"]], lm[self._lm["left_ear"]]
         dz, dy, dx, half_h, expo, thick = a["glasses_shape"]
@@ -1077,30 +1139,28 @@ class SyntheticHeads:
         yc = float(re_[1] + le[1]) / 2 + dy
         xc = float(le[0] - re_[0]) / 2 + dx
         half_w = min(max(geo["half_width"] + 0.02 - xc, 0.09), 0.15)
-        th = torch.linspace(0, 2 * math.pi, 65, dtype=torch.float64)
-        ct, st = torch.cos(th), torch.sin(th)
-        ex, ey = ct.abs() ** (2 / expo) * torch.sign(ct), st.abs() ** (2 / expo) * torch.sign(st)
+        th = np.linspace(0, 2 * math.pi, 65)
+        ex = np.abs(np.cos(th)) ** (2 / expo) * np.sign(np.cos(th))
+        ey = np.abs(np.sin(th)) ** (2 / expo) * np.sign(np.sin(th))
 
-        def lens_z(x: Tensor, sign: float) -> Tensor:  # wrap a little toward the temples
+        def lens_z(x, sign: float):  # wrap a little toward the temples
             return z_lens - 0.02 * (x - sign * xc) * sign / half_w - 0.03 * x ** 2
 
         rims = []
         for sign in (-1.0, 1.0):
             x = sign * xc + half_w * ex
-            rims.append(torch.stack([x, yc + half_h * ey, lens_z(x, sign)], -1))
+            rims.append(np.stack([x, yc + half_h * ey, lens_z(x, sign)], -1))
         inner_x = xc - half_w
-        bx = torch.linspace(-inner_x - 0.002, inner_x + 0.002, 9, dtype=torch.float64)
-        bridge = torch.stack([bx, yc + 0.3 * half_h + 0.012 * torch.cos(torch.linspace(-1.5, 1.5, 9, dtype=torch.float64)),
-                              torch.full((9,), z_lens + 0.005, dtype=torch.float64)], -1)
+        bridge = np.stack([np.linspace(-inner_x - 0.002, inner_x + 0.002, 9),
+                           yc + 0.3 * half_h + 0.012 * np.cos(np.linspace(-1.5, 1.5, 9)), np.full(9, z_lens + 0.005)], -1)
         arms = []
         for sign, ear in ((-1.0, ear_r), (1.0, ear_l)):
-            start = [sign * (xc + half_w), yc + 0.3 * half_h, float(lens_z(torch.tensor(sign * (xc + half_w)), sign))]
-            end = [sign * (abs(float(ear[0])) - 0.02), float(ear[1]) + 0.1, float(ear[2]) - 0.03]
-            tail = [end[0], end[1] - 0.08, end[2] - 0.06]
-            arms.append(torch.tensor([start, end, tail], dtype=torch.float64))
+            start = [sign * (xc + half_w), yc + 0.3 * half_h, lens_z(sign * (xc + half_w), sign)]
+            end = [sign * (abs(ear[0]) - 0.02), ear[1] + 0.1, ear[2] - 0.03]
+            arms.append(np.array([start, end, [end[0], end[1] - 0.08, end[2] - 0.06]]))
         lines = rims + [bridge] + arms
-        lengths = [float((q[1:] - q[:-1]).norm(dim=-1).sum()) for q in lines]
-        lines_dev = torch.cat(lines).float().to(dev).split([len(q) for q in lines])  # one copy
+        lengths = [float(np.linalg.norm(q[1:] - q[:-1], axis=-1).sum()) for q in lines]
+        lines_dev = torch.from_numpy(np.concatenate(lines)).float().to(dev).split([len(q) for q in lines])  # one copy
         n_lens = int(n * 0.5)
         n_frame = n - n_lens
         tot = sum(lengths)
@@ -1126,9 +1186,9 @@ class SyntheticHeads:
             parts.append(self._discs(rng, a, p, self._vec(0.0, 0.0, 1.0).expand_as(p),
                                      torch.full((m,), sp * sigma_over_sp / 0.75, device=dev),
                                      a["lens_tint"].expand_as(p), opac))
-        return Gaussians.cat(parts)
+        return _Splats.cat(parts)
 
-    def _earrings(self, rng, a, geo, n) -> Gaussians:
+    def _earrings(self, rng, a, geo, n) -> _Splats:
         metal = a["earring_metal"]
         parts = []
         for k, (name, sign) in enumerate((("right_earlobe", -1.0), ("left_earlobe", 1.0))):
@@ -1145,7 +1205,7 @@ class SyntheticHeads:
                 th = torch.linspace(0, 2 * math.pi, 33, device=self.device)
                 ring = lobe + torch.stack([torch.zeros_like(th), -rad + rad * torch.cos(th), rad * torch.sin(th)], -1)
                 parts.append(self._tube(rng, a, ring, 2 * math.pi * rad, 0.004, m, metal, 0.98))
-        return Gaussians.cat(parts)
+        return _Splats.cat(parts)
 
 
 def _attributes_to(a: dict, device: torch.device) -> dict:
@@ -1199,7 +1259,7 @@ def _select_views(views: int, num_fixed: int, num_random: int) -> list[int]:
 
 def _jsonable(v):
     if isinstance(v, Tensor):
-        return [round(float(x), 4) for x in v.reshape(-1).tolist()]
+        return round(float(v), 4) if v.dim() == 0 else [round(float(x), 4) for x in v.reshape(-1).tolist()]
     if isinstance(v, float):
         return round(v, 4)
     return v
