@@ -592,7 +592,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
     """
     t_start = time.time()
     rank, world, local_rank = _dist_info()
-    ddp = world > 1
+    ddp = "LOCAL_RANK" in os.environ  # launched by torchrun (also with one process: same code path)
     if cfg.device:
         device = torch.device(cfg.device)
     else:
@@ -661,6 +661,8 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
         source = FolderBatches(cfg.data, S, cfg.batch_size, cfg.num_views, cfg.seed, rank, world,
                                cfg.num_workers, device)
     eval_set = make_eval_set(cfg, S, device) if (master and cfg.eval_heads > 0) else None
+    if master:
+        _log(log_path, {"step": step, "setup_s": time.time() - t_start})  # model, data source (head pool), eval set
 
     def save_checkpoint() -> None:
         rng = [_rng_state()]
