@@ -695,6 +695,7 @@ class SyntheticHeads:
         dark = torch.tensor([0.05, 0.05, 0.06]) + 0.1 * rng.rand(3)
         a["lens_tint"] = dark if a["sunglasses"] else torch.tensor([0.85, 0.9, 0.95])
         a["lens_opacity"] = rng.uniform(0.8, 0.92) if a["sunglasses"] else rng.uniform(0.04, 0.1)
+        a["lens_shift"] = [rng.uniform(0, 1), rng.uniform(0, 1)]
         a["hat"] = HATS[1 + rng.choice([1.0] * (len(HATS) - 1))] if rng.bernoulli(cfg.hat_p) else "none"
         if a["hat"] != "none" and style in ("bun", "ponytail"):
             style = "short"
@@ -1160,9 +1161,23 @@ class SyntheticHeads:
             arms.append(np.array([start, end, [end[0], end[1] - 0.08, end[2] - 0.06]]))
         lines = rims + [bridge] + arms
         lengths = [float(np.linalg.norm(q[1:] - q[:-1], axis=-1).sum()) for q in lines]
-        lines_dev = torch.from_numpy(np.concatenate(lines)).float().to(dev).split([len(q) for q in lines])  # one copy
+        # Lens centres: an R2 low-discrepancy sequence over the lens's box, randomly shifted, keeping the
+        # points inside the superellipse: even coverage, so a dark lens has no see-through blotches.
         n_lens = int(n * 0.5)
         n_frame = n - n_lens
+        lens_pts, spacing = [], []
+        for k, sign in enumerate((-1.0, 1.0)):
+            m = n_lens // 2 if k == 0 else n_lens - n_lens // 2
+            j = np.arange(int(m * 1.45) + 16)[:, None]
+            uv = 2 * np.mod(np.array(a["lens_shift"]) + j * np.array([0.7548776662, 0.5698402910]), 1.0) - 1
+            inside = (np.abs(uv) ** expo).sum(-1) <= 0.97 ** expo
+            uv = uv[inside][:m]
+            x = sign * xc + half_w * uv[:, 0]
+            lens_pts.append(np.stack([x, yc + half_h * uv[:, 1], lens_z(x, sign)], -1))
+            spacing.append(math.sqrt(4 * half_w * half_h * inside.mean() / m))
+        host = np.concatenate(lines + lens_pts)
+        dev_all = torch.from_numpy(host).float().to(dev).split([len(q) for q in lines + lens_pts])  # one copy
+        lines_dev, lens_dev = dev_all[:len(lines)], dev_all[len(lines):]
         tot = sum(lengths)
         counts = [int(n_frame * L / tot) for L in lengths]
         counts[-1] += n_frame - sum(counts)
@@ -1174,18 +1189,10 @@ class SyntheticHeads:
         # unit area, so o = −ln(1 − target)·sp² / (2πσ²) gives the lens the target opacity.
         sigma_over_sp = 0.975
         opac = min(0.95, -math.log(1 - a["lens_opacity"]) / (2 * math.pi * sigma_over_sp ** 2))
-        for k, sign in enumerate((-1.0, 1.0)):
-            m = n_lens // 2 if k == 0 else n_lens - n_lens // 2
-            r = rng.rand(m).sqrt() * 0.97
-            tt = rng.rand(m) * 2 * math.pi
-            ct_, st_ = torch.cos(tt), torch.sin(tt)
-            x = sign * xc + half_w * r * ct_.abs() ** (2 / expo) * torch.sign(ct_)
-            y = yc + half_h * r * st_.abs() ** (2 / expo) * torch.sign(st_)
-            p = torch.stack([x, y, lens_z(x, sign)], -1)
-            sp = math.sqrt(math.pi * half_w * half_h / m)
+        for p, sp in zip(lens_dev, spacing):
             parts.append(self._discs(rng, a, p, self._vec(0.0, 0.0, 1.0).expand_as(p),
-                                     torch.full((m,), sp * sigma_over_sp / 0.75, device=dev),
-                                     a["lens_tint"].expand_as(p), opac))
+                                     torch.full((len(p),), sp * sigma_over_sp / 0.75, device=dev),
+                                     a["lens_tint"], opac))
         return _Splats.cat(parts)
 
     def _earrings(self, rng, a, geo, n) -> _Splats:
