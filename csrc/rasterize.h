@@ -224,9 +224,9 @@ A3D_HD int for_each_tile(const T* pj, T o, int width, int height, F&& f) {
   int box[4];
   pixel_box(pj, width, height, box);
   if (box[0] > box[1] || box[2] > box[3]) return 0;
-  T thr = log(o / T(kAlphaMin));
-  thr = thr * T(1.001) + T(1e-3);
   const int tx0 = box[0] / kTile, tx1 = box[1] / kTile, ty0 = box[2] / kTile, ty1 = box[3] / kTile;
+  const bool single = tx0 == tx1 && ty0 == ty1;  // one tile: nothing to prune
+  const T thr = single ? T(0) : log(o / T(kAlphaMin)) * T(1.001) + T(1e-3);
   int n = 0;
   for (int ty = ty0; ty <= ty1; ++ty) {
     const int v0 = ty * kTile > box[2] ? ty * kTile : box[2];
@@ -234,7 +234,6 @@ A3D_HD int for_each_tile(const T* pj, T o, int width, int height, F&& f) {
     for (int tx = tx0; tx <= tx1; ++tx) {
       const int u0 = tx * kTile > box[0] ? tx * kTile : box[0];
       const int u1 = tx * kTile + kTile - 1 < box[1] ? tx * kTile + kTile - 1 : box[1];
-      const bool single = tx0 == tx1 && ty0 == ty1;  // one tile: nothing to prune
       if (single || ellipse_hits_rect(pj[2], pj[3], pj[4], T(u0) + T(0.5) - pj[0], T(u1) + T(0.5) - pj[0],
                                       T(v0) + T(0.5) - pj[1], T(v1) + T(0.5) - pj[1], thr)) {
         f(tx, ty);

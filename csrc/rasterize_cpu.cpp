@@ -6,6 +6,8 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cstring>
+#include <type_traits>
 #include <numeric>
 #include <tuple>
 #include <vector>
@@ -82,44 +84,60 @@ void project_all(const T* means, const T* quats, const T* scales, const T* opac,
   });
 }
 
-// Per image: valid Gaussians in (depth, index) order, appended to the list of each tile they reach.
-// Fills tile_ranges [B*C*tiles, 2] and returns the concatenated lists (flat ids into B*C*N).
+// Every tile's list of the valid Gaussians reaching it, in (depth, index) order. Fills tile_ranges
+// [B*C*tiles, 2] and returns the concatenated lists (flat ids bc * N + n). Binning runs in index order
+// (sequential reads of proj; a counting pass gives every (chunk, tile) its slice of the output), then each
+// tile sorts its own (depth, index) keys: no global sort and no random access in depth order.
 template <typename T>
 std::vector<int32_t> bin_tiles(const T* proj, const uint8_t* valid, const T* opac, int64_t B, int64_t C, int64_t N,
                                int W, int H, int tiles_x, int tiles_y, int32_t* tile_ranges) {
-  const int64_t BC = B * C, TT = int64_t(tiles_x) * tiles_y;
-  std::vector<std::vector<std::vector<int32_t>>> lists(BC);
-  at::parallel_for(0, BC, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t bc = begin; bc < end; ++bc) {
-      const int64_t b = bc / C;
-      std::vector<int32_t> order;
-      for (int64_t n = 0; n < N; ++n)
-        if (valid[bc * N + n]) order.push_back(int32_t(bc * N + n));
-      std::sort(order.begin(), order.end(), [&](int32_t x, int32_t y) {
-        const T zx = proj[int64_t(kProj) * x + 5], zy = proj[int64_t(kProj) * y + 5];
-        return zx < zy || (zx == zy && x < y);
-      });
-      auto& L = lists[bc];
-      L.assign(TT, {});
-      for (int32_t gid : order) {
-        const T* pj = proj + int64_t(kProj) * gid;
-        for_each_tile(pj, opac[b * N + gid % N], W, H, [&](int tx, int ty) { L[ty * tiles_x + tx].push_back(gid); });
-      }
+  const int64_t BC = B * C, TT = int64_t(tiles_x) * tiles_y, BCN = BC * N;
+  const int64_t nch = std::max<int64_t>(1, std::min<int64_t>({64, 4 * at::get_num_threads(), BCN}));
+  std::vector<int64_t> slot(nch * BC * TT, 0);  // [chunk][bc * TT + tile]: count, then write position
+  auto each_tile = [&](int64_t gid, auto&& f) {
+    const int64_t bc = gid / N, n = gid - bc * N;
+    for_each_tile(proj + kProj * gid, opac[bc / C * N + n], W, H,
+                  [&](int tx, int ty) { f(bc * TT + ty * tiles_x + tx); });
+  };
+  at::parallel_for(0, nch, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t ch = begin; ch < end; ++ch) {
+      int64_t* cnt = slot.data() + ch * BC * TT;
+      for (int64_t gid = BCN * ch / nch; gid < BCN * (ch + 1) / nch; ++gid)
+        if (valid[gid]) each_tile(gid, [&](int64_t t) { ++cnt[t]; });
     }
   });
   int64_t total = 0;
-  for (int64_t bc = 0; bc < BC; ++bc)
-    for (int64_t t = 0; t < TT; ++t) {
-      tile_ranges[2 * (bc * TT + t)] = int32_t(total);
-      total += int64_t(lists[bc][t].size());
-      tile_ranges[2 * (bc * TT + t) + 1] = int32_t(total);
+  for (int64_t t = 0; t < BC * TT; ++t) {
+    tile_ranges[2 * t] = int32_t(total);
+    for (int64_t ch = 0; ch < nch; ++ch) {
+      int64_t& s = slot[ch * BC * TT + t];
+      const int64_t c = s;
+      s = total;
+      total += c;
     }
-  TORCH_CHECK(total < (int64_t(1) << 31), "rasterize: more than 2^31 (Gaussian, tile) pairs");
+    TORCH_CHECK(total < (int64_t(1) << 31), "rasterize: more than 2^31 (Gaussian, tile) pairs");
+    tile_ranges[2 * t + 1] = int32_t(total);
+  }
+  struct Entry {
+    T z;
+    int32_t gid;
+    bool operator<(const Entry& o) const { return z < o.z || (z == o.z && gid < o.gid); }
+  };
+  std::vector<Entry> entries(total);
+  at::parallel_for(0, nch, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t ch = begin; ch < end; ++ch) {
+      int64_t* pos = slot.data() + ch * BC * TT;
+      for (int64_t gid = BCN * ch / nch; gid < BCN * (ch + 1) / nch; ++gid)
+        if (valid[gid])
+          each_tile(gid, [&](int64_t t) { entries[pos[t]++] = Entry{proj[kProj * gid + 5], int32_t(gid)}; });
+    }
+  });
   std::vector<int32_t> gids(total);
-  at::parallel_for(0, BC * TT, 64, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const auto& l = lists[i / TT][i % TT];
-      std::copy(l.begin(), l.end(), gids.begin() + tile_ranges[2 * i]);
+  at::parallel_for(0, BC * TT, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      auto first = entries.begin() + tile_ranges[2 * t], last = entries.begin() + tile_ranges[2 * t + 1];
+      std::sort(first, last);  // gid = bc * N + n: one image per tile, so ties go by n
+      for (auto it = first; it != last; ++it) gids[it - entries.begin()] = it->gid;
     }
   });
   return gids;
