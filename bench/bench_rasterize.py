@@ -253,25 +253,26 @@ def run_cpu(reps: int) -> str:
     g = [t[None] for t in head_gaussians(n, "cpu")]
     vm, K = cameras(1, res, "cpu")
     args = (*g, vm[None], K[None], res, res)
+    # This 2-core machine is shared: interleave the two and keep each one's best (least disturbed) time.
+    tk, tr = [], []
     with torch.no_grad():
         ops.rasterize_compiled(*args)
-        tk = []
-        for _ in range(reps):
+        for i in range(reps):
             t = time.perf_counter()
             out = ops.rasterize_compiled(*args)
             tk.append(time.perf_counter() - t)
-        tr = []
-        for _ in range(2):
-            t = time.perf_counter()
-            ref = rasterize_reference(*args)
-            tr.append(time.perf_counter() - t)
+            if i % 3 == 0:
+                t = time.perf_counter()
+                ref = rasterize_reference(*args)
+                tr.append(time.perf_counter() - t)
     err = max(float((a - b).abs().max()) for a, b in zip(out[:2], ref[:2]))
-    kernel_ms, ref_ms = 1000 * statistics.median(tk), 1000 * min(tr)
+    kernel_ms, ref_ms = 1000 * min(tk), 1000 * min(tr)
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     cpu = platform.processor() or platform.machine()
     return (f"**CPU ({cpu}, {torch.get_num_threads()} threads), torch {torch.__version__}, {when}**, "
             f"`python bench/bench_rasterize.py --cpu`: N=262,144 head, 256², 1 view, float32, forward: "
-            f"C++ kernel {kernel_ms:.0f} ms (median of {reps}), PyTorch reference {ref_ms:.0f} ms (best of 2): "
+            f"C++ kernel {kernel_ms:.0f} ms, PyTorch reference {ref_ms:.0f} ms (best of {len(tk)} and {len(tr)}, "
+            f"interleaved; medians {1000 * statistics.median(tk):.0f} and {1000 * statistics.median(tr):.0f} ms): "
             f"**{ref_ms / kernel_ms:.1f}×** (target ≥ 10×); max |Δ| rgb/alpha {err:.1e} (target ≤ 1e-5).")
 
 
