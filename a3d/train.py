@@ -79,6 +79,7 @@ class TrainConfig:
     num_workers: int = 4  # DataLoader workers for folder data
     synth_gaussians: int = 80_000  # Gaussians a synthetic head (the generator's floor is 2,000)
     synth_pool: int = 0  # > 0: generate this many heads a rank once and draw batches from them
+    synth_refresh: int = 0  # with a pool: heads of the pool replaced by new ones after every step
     # optimisation
     batch_size: int = 8  # per rank
     max_steps: int = 20000
@@ -115,7 +116,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         ints = ("num_views", "num_workers", "batch_size", "max_steps", "warmup_steps", "log_every", "ckpt_every",
-                "eval_every", "eval_heads", "eval_views", "synth_gaussians", "gallery_images", "synth_pool")
+                "eval_every", "eval_heads", "eval_views", "synth_gaussians", "gallery_images", "synth_pool", "synth_refresh")
         for name in ints:
             v = getattr(self, name)
             low = 1 if name in ("num_views", "batch_size", "max_steps", "log_every", "ckpt_every") else 0
@@ -222,56 +223,92 @@ class SyntheticBatches:
     """Training batches rendered on the fly from :class:`a3d.synth.SyntheticHeads` on ``device``.
 
     Heads: with ``pool`` = 0, step ``k`` takes heads ``k·B … k·B + B − 1`` of the generator's stream
-    ``seed`` (a head is a function of its seed and index alone); with ``pool`` = P > 0, heads
-    0 … P − 1 are generated once up front and each step draws B of them (generation is then paid
-    once, rendering new views every step). Views: ``num_views`` of each head's 80 cameras (40 fixed
-    circular + 40 random, paper App. C), the input view excluded, drawn by a generator seeded by
-    (seed, k); the canonical views come from :func:`a3d.cameras.canonical_cameras`. So a batch is a
-    function of (seed, step), and a resumed run sees the same data.
+    ``seed`` (a head is a function of its seed and index alone). With ``pool`` = P > 0, heads
+    0 … P − 1 are generated up front and each step draws B of them, so generation is paid once and
+    rendering new views every step; ``refresh`` = r > 0 then replaces r pool entries after every
+    step with the next heads of the stream (head P + k·r + i goes to slot (k·r + i) mod P), so the
+    pool keeps changing at the cost of r generated heads a step. Views: ``num_views`` of each head's
+    80 cameras (40 fixed circular + 40 random, paper App. C), the input view excluded, drawn by a
+    generator seeded by (seed, k); the canonical views come from
+    :func:`a3d.cameras.canonical_cameras`. A batch is a function of (seed, step) alone, so a resumed
+    run sees the same data (the pool of step k is rebuilt directly when a run starts there).
     """
 
     def __init__(self, size: int, batch: int, num_views: int, num_gaussians: int, seed: int, device: torch.device,
-                 pool: int = 0, progress: bool = False):
+                 pool: int = 0, refresh: int = 0, progress: bool = False):
         from .synth import SyntheticHeads
 
+        if refresh and not pool:
+            raise ValueError("refresh: replacing pool entries needs a pool (pool > 0)")
         self.batch, self.num_views, self.seed, self.device = batch, num_views, seed, device
+        self.pool_size, self.refresh, self.progress = pool, refresh, progress
         self.heads = SyntheticHeads(device, seed=seed, num_gaussians=num_gaussians, image_size=size)
         self.canonical = canonical_cameras(size).to(device)
         self.gen = torch.Generator(device=device)
-        self.pool = None
+        self.pool: tuple[Gaussians, Cameras] | None = None
+        self.pool_step = 0  # the step whose pool ``self.pool`` holds
         if pool > 0:
-            from tqdm.auto import tqdm
+            self.pool = self._generate(self.pool_ids(0))
 
-            parts, chunk = [], 16
-            for start in tqdm(range(0, pool, chunk), desc="synthetic head pool", unit="chunk", disable=not progress):
-                s = self.heads.sample(min(chunk, pool - start), head_ids=list(range(start, min(pool, start + chunk))))
-                parts.append(s)
-            g = Gaussians(**{k: torch.cat([getattr(p.gaussians, k) for p in parts]) for k in
-                             ("means", "quats", "scales", "opacities", "colors")})
-            cams = Cameras(torch.cat([p.cameras.viewmats for p in parts]), torch.cat([p.cameras.Ks for p in parts]),
-                           size, size)
-            self.pool = (g, cams, parts[0].input_view)
+    def pool_ids(self, step: int) -> list[int]:
+        """Head ids in the pool's slots at the start of step ``step``."""
+        P, r = self.pool_size, self.refresh
+        end = P + step * r  # ids P .. end-1 have been added; id h sits in slot (h - P) mod P
+        return [j if end - P - j <= 0 else P + j + (end - P - j - 1) // P * P for j in range(P)]
 
-    def _heads(self, step: int) -> tuple[Gaussians, Cameras, int]:
+    def _generate(self, ids: list[int]) -> tuple[Gaussians, Cameras]:
+        from tqdm.auto import tqdm
+
+        parts, chunk = [], 16
+        for start in tqdm(range(0, len(ids), chunk), desc="synthetic heads", unit="chunk",
+                          disable=not self.progress or len(ids) <= chunk):
+            parts.append(self.heads.sample(len(ids[start:start + chunk]), head_ids=ids[start:start + chunk]))
+        self.input_view = parts[0].input_view
+        g = Gaussians(**{k: torch.cat([getattr(p.gaussians, k) for p in parts]) for k in _FIELDS})
+        cams = Cameras(torch.cat([p.cameras.viewmats for p in parts]), torch.cat([p.cameras.Ks for p in parts]),
+                       parts[0].cameras.width, parts[0].cameras.height)
+        return g, cams
+
+    def _heads(self, step: int) -> tuple[Gaussians, Cameras]:
         B = self.batch
         if self.pool is None:
-            s = self.heads.sample(B, head_ids=list(range(step * B, (step + 1) * B)))
-            return s.gaussians, s.cameras, s.input_view
-        g, cams, input_view = self.pool
+            return self._generate(list(range(step * B, (step + 1) * B)))
+        if self.refresh and step != self.pool_step:  # a resumed run: rebuild the pool of this step
+            self.pool, self.pool_step = self._generate(self.pool_ids(step)), step
+        g, cams = self.pool
         idx = torch.randint(len(g.means), (B,), generator=self.gen, device=self.device)
-        pick = Gaussians(**{k: getattr(g, k)[idx] for k in ("means", "quats", "scales", "opacities", "colors")})
-        return pick, Cameras(cams.viewmats[idx], cams.Ks[idx], cams.width, cams.height), input_view
+        pick = Gaussians(**{k: getattr(g, k)[idx] for k in _FIELDS})
+        return pick, Cameras(cams.viewmats[idx], cams.Ks[idx], cams.width, cams.height)
+
+    def _refresh(self, step: int) -> None:
+        """Replace the pool entries that step ``step`` hands over to the next heads of the stream."""
+        P, r = self.pool_size, self.refresh
+        ids = [P + step * r + i for i in range(r)]
+        slots = torch.tensor([(h - P) % P for h in ids], device=self.device)
+        new_g, new_c = self._generate(ids)
+        g, cams = self.pool
+        for k in _FIELDS:
+            getattr(g, k)[slots] = getattr(new_g, k)
+        cams.viewmats[slots] = new_c.viewmats
+        cams.Ks[slots] = new_c.Ks
+        self.pool_step = step + 1
 
     def get(self, step: int) -> dict[str, Tensor]:
         B, V = self.batch, self.num_views
         self.gen.manual_seed(_mix(self.seed, step))
-        g, cams, input_view = self._heads(step)
+        g, cams = self._heads(step)
         score = torch.rand(B, len(cams), generator=self.gen, device=self.device)
-        score[:, input_view] = 2.0  # never the input view itself
+        score[:, self.input_view] = 2.0  # never the input view itself
         idx = score.argsort(dim=1)[:, :V]  # V distinct random views a head
         vm = cams.viewmats.gather(1, idx[..., None, None].expand(B, V, 4, 4))
         K = cams.Ks.gather(1, idx[..., None, None].expand(B, V, 3, 3))
-        return render_batch(g, self.canonical, Cameras(vm, K, cams.width, cams.height))
+        batch = render_batch(g, self.canonical, Cameras(vm, K, cams.width, cams.height))
+        if self.refresh:
+            self._refresh(step)
+        return batch
+
+
+_FIELDS = ("means", "quats", "scales", "opacities", "colors")
 
 
 def _mix(a: int, b: int) -> int:
@@ -656,7 +693,8 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
     S = mcfg.image_size
     if cfg.data == "synthetic":
         source: Any = SyntheticBatches(S, cfg.batch_size, cfg.num_views, cfg.synth_gaussians,
-                                       _mix(cfg.seed, 2000 + rank), device, cfg.synth_pool, master and cfg.progress)
+                                       _mix(cfg.seed, 2000 + rank), device, cfg.synth_pool, cfg.synth_refresh,
+                                       master and cfg.progress)
     else:
         source = FolderBatches(cfg.data, S, cfg.batch_size, cfg.num_views, cfg.seed, rank, world,
                                cfg.num_workers, device)

@@ -12,7 +12,7 @@ from a3d.data import CAMERA_FILE
 from a3d.gaussians import Gaussians
 from a3d.model import A3DModel
 from a3d.render import render
-from a3d.train import (CKPT_NAME, LOG_NAME, FolderBatches, TrainConfig, add_train_parser, bucket, compute_loss,
+from a3d.train import (CKPT_NAME, LOG_NAME, FolderBatches, SyntheticBatches, TrainConfig, add_train_parser, bucket, compute_loss,
                        config_from_args, eval_azimuths, get_lr, plot_log, psnr, ssim, train)
 
 TINY = dict(image_size=32, width=64, depth=2, heads=2, decoder_width=16, avas_width=8)
@@ -232,3 +232,19 @@ def test_bundled_model_is_trained_tiny_fp16():
     torch.manual_seed(0)
     untrained = evaluate(A3DModel(get_config("tiny")), eval_set)["all"]
     assert trained["psnr"] > untrained["psnr"] + 3 and trained["lpips"] < untrained["lpips"] - 0.2, (trained, untrained)
+
+
+def test_synthetic_pool_refresh_is_a_function_of_the_step():
+    """With a refreshing head pool, the batch of step k built directly (a resumed run) equals the one
+    reached by running steps 0 .. k."""
+    kw = dict(size=32, batch=2, num_views=2, num_gaussians=10_000, seed=11, device=torch.device("cpu"), pool=2,
+              refresh=1)
+    run = SyntheticBatches(**kw)
+    assert [run.pool_ids(k) for k in range(4)] == [[0, 1], [2, 1], [2, 3], [4, 3]]
+    batches = [run.get(k) for k in range(3)]
+    resumed = SyntheticBatches(**kw).get(2)
+    for key, value in batches[2].items():
+        assert torch.equal(value, resumed[key]), key
+    assert not torch.equal(batches[0]["input"], batches[2]["input"])  # the pool of step 2 holds heads 2 and 3
+    with pytest.raises(ValueError, match="refresh"):
+        SyntheticBatches(**(kw | {"pool": 0}))
