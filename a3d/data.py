@@ -20,8 +20,9 @@ or a folder holding all three subsets. The camera file follows the schema of :mo
 (``{name}.png``; ``.jpg``/``.jpeg`` are accepted for user captures). Cameras live in the a3d world
 frame of :mod:`a3d.framing`: head at the origin, y up, face toward +z, head units.
 
-Images are RGB or RGBA (8 or 16 bit, at least 32 pixels a side; :func:`a3d.preprocess.load_image`). With an alpha channel, the colour is composited onto
-:data:`a3d.framing.BACKGROUND` and alpha is returned as the mask; without one the mask is all ones.
+Images are RGB or RGBA (8 or 16 bit, at least 32 pixels a side; :func:`a3d.preprocess.load_image`).
+With an alpha channel, the colour is composited onto :data:`a3d.framing.BACKGROUND` and alpha is
+returned as the mask; without one the mask is all ones.
 Non-square images are centre-cropped to a square, then resized to the model resolution; the
 intrinsics follow (the principal point shifts by the crop, focal lengths and principal point scale
 by the resize).

@@ -116,7 +116,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         ints = ("num_views", "num_workers", "batch_size", "max_steps", "warmup_steps", "log_every", "ckpt_every",
-                "eval_every", "eval_heads", "eval_views", "synth_gaussians", "gallery_images", "synth_pool", "synth_refresh")
+                "eval_every", "eval_heads", "eval_views", "synth_gaussians", "gallery_images", "synth_pool",
+                "synth_refresh")
         for name in ints:
             v = getattr(self, name)
             low = 1 if name in ("num_views", "batch_size", "max_steps", "log_every", "ckpt_every") else 0
@@ -188,7 +189,8 @@ def ssim(x: Tensor, y: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
         [B] SSIM values (1 for identical images).
     """
     if x.shape != y.shape or x.dim() != 4:
-        raise ValueError(f"x, y: expected two [B, C, H, W] tensors of one shape, got {tuple(x.shape)}, {tuple(y.shape)}")
+        raise ValueError(f"x, y: expected two [B, C, H, W] tensors of one shape, "
+                         f"got {tuple(x.shape)}, {tuple(y.shape)}")
     if min(x.shape[-2:]) < window:
         raise ValueError(f"x: images of {tuple(x.shape[-2:])} are smaller than the {window}-pixel window")
     x, y = x.float(), y.float()
@@ -825,7 +827,8 @@ def plot_log(log_path: str | os.PathLike, png_path: str | os.PathLike, size: tup
     L, R, T, B = 70, 70, 30, 50
     x0, x1 = 0, max(steps)
     lo, hi = min(losses), max(losses)
-    ly = lambda v: T + (H - T - B) * (1 - (math.log(v) - math.log(lo)) / max(math.log(hi) - math.log(lo), 1e-9))  # noqa: E731
+    span = max(math.log(hi) - math.log(lo), 1e-9)
+    ly = lambda v: T + (H - T - B) * (1 - (math.log(v) - math.log(lo)) / span)  # noqa: E731
     lx = lambda s: L + (W - L - R) * (s - x0) / max(x1 - x0, 1)  # noqa: E731
     d.rectangle([L, T, W - R, H - B], outline="black")
     for k in range(5):  # y ticks (log scale)

@@ -74,8 +74,8 @@ def test_layout_levels_input_rule_and_resize(tmp_path):
     assert item["canonical"].shape == (4, 3, 16, 16) and item["canonical_valid"].shape == (4,)
     assert int(item["skipped"]) == 0 and bool(item["ok"])
     # Constant colours survive the resize; the input is frame 007's colour.
-    torch.testing.assert_close(item["input"], torch.tensor(flat["007"], dtype=torch.float32).view(3, 1, 1).expand(3, 16, 16),
-                               atol=1e-5, rtol=0)
+    expect = torch.tensor(flat["007"], dtype=torch.float32).view(3, 1, 1).expand(3, 16, 16)
+    torch.testing.assert_close(item["input"], expect, atol=1e-5, rtol=0)
     # Supervision views are distinct non-input frames (7 candidates >= 5) with their own cameras.
     ring16 = _ring(8, 16, 40.0)
     vm = item["viewmats"]
@@ -122,8 +122,8 @@ def test_canonical_targets(tmp_path):
     item = HeadDataset(tmp_path, size=20, num_views=3)[0]
     assert item["canonical_valid"].tolist() == [True] * 4
     for k in range(4):
-        torch.testing.assert_close(item["canonical"][k, :, 5, 5], torch.tensor(colours[f"{k:03d}"], dtype=torch.float32),
-                                   atol=1e-5, rtol=0)
+        expect = torch.tensor(colours[f"{k:03d}"], dtype=torch.float32)
+        torch.testing.assert_close(item["canonical"][k, :, 5, 5], expect, atol=1e-5, rtol=0)
     # A ring at another radius has no canonical match.
     _write_capture(tmp_path / "g", orbit_cameras(4, radius=3.5, size=40), rng)
     ds = HeadDataset(tmp_path, size=20, num_views=3)

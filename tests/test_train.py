@@ -12,8 +12,8 @@ from a3d.data import CAMERA_FILE
 from a3d.gaussians import Gaussians
 from a3d.model import A3DModel
 from a3d.render import render
-from a3d.train import (CKPT_NAME, LOG_NAME, FolderBatches, SyntheticBatches, TrainConfig, add_train_parser, bucket, compute_loss,
-                       config_from_args, eval_azimuths, get_lr, plot_log, psnr, ssim, train)
+from a3d.train import (CKPT_NAME, LOG_NAME, FolderBatches, SyntheticBatches, TrainConfig, add_train_parser, bucket,
+                       compute_loss, config_from_args, eval_azimuths, get_lr, plot_log, psnr, ssim, train)
 
 TINY = dict(image_size=32, width=64, depth=2, heads=2, decoder_width=16, avas_width=8)
 
