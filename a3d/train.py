@@ -808,7 +808,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
 
 def plot_log(log_path: str | os.PathLike, png_path: str | os.PathLike, size: tuple[int, int] = (900, 420)) -> str:
     """Plot a run's loss curve (and its evaluations' PSNR) from ``log.jsonl`` to a PNG with PIL."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
     steps, losses, ev = [], [], []
     with open(log_path) as f:
@@ -824,6 +824,10 @@ def plot_log(log_path: str | os.PathLike, png_path: str | os.PathLike, size: tup
     W, H = size
     img = Image.new("RGB", (W, H), "white")
     d = ImageDraw.Draw(img)
+    try:
+        d.font = ImageFont.load_default(size=13)  # a scalable font where PIL has FreeType
+    except (TypeError, ImportError, OSError):
+        pass  # PIL's small bitmap font
     L, R, T, B = 70, 70, 30, 50
     x0, x1 = 0, max(steps)
     lo, hi = min(losses), max(losses)
