@@ -298,8 +298,8 @@ def write_section(body: str, which: str) -> None:
     part = f"{start}\n{body}\n{end}"
     if SECTION_START not in text:
         header = ("## Rasterizer: a3d kernels vs gsplat 1.5.3 (issue 3)\n\n"
-                  "Script: `bench/bench_rasterize.py` (this section is rewritten by it); design, per-stage analysis and "
-                  "what was tried: `docs/kernels.md`.\n\n")
+                  "Script: `bench/bench_rasterize.py` (it rewrites the marked parts of this section); design, per-stage\n"
+                  "analysis, what was tried and the predicted GPU figures: `docs/kernels.md`.\n\n")
         text = text.rstrip() + f"\n\n{SECTION_START}\n{header}{SECTION_END}\n"
     head, rest = text.split(SECTION_START, 1)
     inner, tail = rest.split(SECTION_END, 1)

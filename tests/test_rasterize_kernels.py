@@ -345,15 +345,13 @@ def opcheck_args(device):
 def test_opcheck(device):
     need_kernel(device)
     args = opcheck_args(device)
-    torch.library.opcheck(torch.ops.a3d.rasterize_fwd.default, args,
-                          test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+    torch.library.opcheck(torch.ops.a3d.rasterize_fwd.default, args)  # schema, autograd, fake, aot dynamic
     out = torch.ops.a3d.rasterize_fwd(*args)
     B, C, H, W = out[6].shape
     bwd_args = (*[a.detach() if isinstance(a, torch.Tensor) else a for a in args], *out[3:],
                 torch.randn(B, C, H, W, 3, device=device), torch.randn(B, C, H, W, device=device),
                 torch.randn(B, C, H, W, device=device))
-    torch.library.opcheck(torch.ops.a3d.rasterize_bwd.default, bwd_args,
-                          test_utils=("test_schema", "test_faketensor"))
+    torch.library.opcheck(torch.ops.a3d.rasterize_bwd.default, bwd_args)
 
 
 def test_cuda_kernels_emulated_on_cpu(seed, tmp_path):
