@@ -1,5 +1,5 @@
 # Two entry points, each complete on a fresh machine:
-#   make run   - set everything up, then reconstruct the bundled example portrait into out/
+#   make run   - set everything up, then reconstruct the bundled example portrait into out/astronaut/
 #   make test  - set everything up, then run the test suite (GPU tests skip without a GPU)
 PYTHON ?= python3
 VENV ?= .venv
@@ -18,8 +18,8 @@ setup: $(BIN)/python
 	$(BIN)/pip install -q --no-build-isolation -e ".[dev,preprocess]"
 
 run: setup
-	$(BIN)/a3d render a3d/assets/example_head.ply -o out/orbit.mp4
-	@echo "wrote out/orbit.mp4"
+	$(BIN)/a3d reconstruct demo/examples/astronaut.jpg -o out/ --ply --splat --video
+	@echo "wrote out/astronaut/: head.ply, head.splat, orbit.mp4, input.png, cameras.json, metadata.json"
 
 test: setup
 	bash demo/ci_setup.sh $(BIN)
