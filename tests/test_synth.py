@@ -255,8 +255,46 @@ def test_attributes_and_cameras_do_not_depend_on_the_gaussian_count():
     assert torch.equal(a.vertices, b.vertices)
     for x, y in zip(a.attributes, b.attributes):
         assert x.keys() == y.keys()
-        for k in x:
+        for k in (k for k in x if not k.startswith("_")):
             if isinstance(x[k], torch.Tensor):
                 assert torch.equal(x[k], y[k]), k
             else:
                 assert x[k] == y[k], k
+
+
+def test_overrides_change_only_what_they_name():
+    gen = SyntheticHeads("cpu", seed=6, num_gaussians=3000, image_size=32, num_random_views=2, hat_p=0.0)
+    base = gen.sample(2, head_ids=[0, 1])
+    smile = gen.sample(2, head_ids=[0, 1], overrides={"expression": "smile", "glasses": True})
+    for a, b in zip(base.attributes, smile.attributes):
+        assert b["expression"] == "smile" and b["glasses"]
+        assert torch.equal(a["identity_coeffs"], b["identity_coeffs"]) and torch.equal(a["skin"], b["skin"])
+        assert a["hair_style"] == b["hair_style"]
+        mouth = gen.basis.expressions.index("mouthSmileLeft")
+        assert b["expression_coeffs"][mouth] > a["expression_coeffs"][mouth] or a["expression"] == "smile"
+    assert torch.equal(base.cameras.viewmats, smile.cameras.viewmats)
+    with pytest.raises(ValueError, match="overrides"):
+        gen.sample(1, overrides={"hat": "crown"})
+    with pytest.raises(ValueError, match="unknown attribute"):
+        gen.sample(1, overrides={"hair_colour": (1, 0, 0)})
+
+
+@pytest.mark.parametrize("kind", ["expressions", "accessories"])
+def test_export_variants(tmp_path, kind):
+    from a3d.data import HeadDataset
+
+    names = ["neutral", "smile"] if kind == "expressions" else ["none", "sunglasses"]
+    dirs = export_dataset(tmp_path, 2, views=3, size=32, device="cpu", num_gaussians=2000, progress=False,
+                          **{kind: names})
+    assert sorted(os.path.relpath(d, tmp_path) for d in dirs) == sorted(
+        os.path.join(f"{h:06d}", n) for h in range(2) for n in names)
+    a0 = json.load(open(tmp_path / "000000" / names[0] / "ATTRIBUTES.json"))
+    a1 = json.load(open(tmp_path / "000000" / names[1] / "ATTRIBUTES.json"))
+    assert a0["identity_coeffs"] == a1["identity_coeffs"] and a1["variant"] == names[1]
+    if kind == "expressions":
+        assert (a0["expression"], a1["expression"]) == ("neutral", "smile")
+    else:
+        assert (a0["glasses"], a1["sunglasses"]) == (False, True) and a1["hat"] == "none"
+    assert len(HeadDataset(tmp_path, size=32, num_views=1)) == 4
+    with pytest.raises(ValueError, match="at most one"):
+        export_dataset(tmp_path, 1, expressions=["smile"], accessories=["none"])
