@@ -155,16 +155,19 @@ def stage_profile(fn, iters: int = 5) -> dict[str, float]:
     return out
 
 
+def copy_bandwidth(reps: int) -> float:
+    """GB/s of a 1 GiB device-to-device copy, counting bytes read plus bytes written."""
+    src = torch.empty(256 * 2**20, device="cuda")
+    dst = torch.empty_like(src)
+    t = time_cuda(lambda: dst.copy_(src), reps)
+    return 2 * src.numel() * 4 / (t * 1e-3) / 1e9
+
+
 def plucker_vs_copy(reps: int) -> dict[str, float]:
     vm, K = cameras(8, 512, "cuda")
     t = time_cuda(lambda: ops.plucker_rays(vm, K, 512, 512), reps)
-    out_bytes = 8 * 512 * 512 * 6 * 4
-    x = torch.empty(256 * 2**20, device="cuda")  # 1 GiB
-    y = torch.empty_like(x)
-    tc = time_cuda(lambda: y.copy_(x), reps)
-    copy_bw = 2 * x.numel() * 4 / (tc * 1e-3) / 1e9
-    bw = out_bytes / (t * 1e-3) / 1e9  # the op reads 2 small matrices per view: bytes written count
-    del x, y
+    bw = 8 * 512 * 512 * 6 * 4 / (t * 1e-3) / 1e9  # bytes written (it reads two small matrices a view)
+    copy_bw = copy_bandwidth(reps)
     return {"plucker_ms": t, "plucker_GBps": bw, "copy_GBps": copy_bw, "ratio": bw / copy_bw}
 
 

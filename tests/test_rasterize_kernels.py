@@ -71,23 +71,20 @@ def head_scene(gen: torch.Generator, n: int, views: int, res: int, dtype=torch.f
     return [t.to(device=device, dtype=dtype) for t in scene]
 
 
-def near_threshold(scene: list[torch.Tensor], W: int, H: int, band: float = 1e-3,
-                   band_z: float = 2e-6) -> tuple[torch.Tensor, torch.Tensor]:
-    """Where float32 rounding can flip a decision of the contract, from a float64 evaluation.
-
-    A pixel is flagged when one of its (pixel, Gaussian) pairs has a raw o·exp(-power) within a relative
-    `band` of 1/255 or 0.99, a centre within `band` px of the extent box, or a transmittance after it within a
-    relative 3·`band` of 1e-4; or when two Gaussians reaching it have depths within a relative `band_z` (float32
-    depths can tie or swap there: ~1e-7 relative rounding). Returns (pixels [B, C, H, W] bool,
-    gaussians [B, N] bool): the flagged pixels and every Gaussian reaching one of them. Evaluated per tile
-    over the reference's (Gaussian, tile) lists, which hold every pair that can reach a pixel.
+def near_threshold(scene: list[torch.Tensor], W: int, H: int, band: float = 1e-3, band_T: float = 1e-2,
+                   band_z: float = 2e-6) -> torch.Tensor:
+    """Pixels [B, C, H, W] (bool) where float32 rounding can flip a decision of the contract, from a float64
+    evaluation: a (pixel, Gaussian) pair with a raw o·exp(-power) within a relative `band` of 1/255 or 0.99,
+    or a centre within `band` px of the extent box; a transmittance after a Gaussian within a relative `band_T`
+    of 1e-4 (T's float32 error compounds over opaque layers); or two Gaussians reaching the pixel with depths
+    within a relative `band_z` (float32 depths tie or swap there). Evaluated per tile over the reference's
+    (Gaussian, tile) lists, which hold every pair that can reach a pixel.
     """
     means, quats, scales, opac, colors, vm, Ks = [t.double() for t in scene]
     proj = project(means, quats, scales, opac, vm, Ks, W, H)
     B, C, N = proj.valid.shape
     dev = means.device
     pix_flag = torch.zeros(B * C, H, W, dtype=torch.bool, device=dev)
-    g_flag = torch.zeros(B, N, dtype=torch.bool, device=dev)
     gid, _, counts = _tile_pairs(proj, W, H, TILE)
     starts = (torch.cumsum(counts, 0) - counts).tolist()
     tw, th = math.ceil(W / TILE), math.ceil(H / TILE)
@@ -110,16 +107,14 @@ def near_threshold(scene: list[torch.Tensor], W: int, H: int, band: float = 1e-3
         near = ((d.abs() - ext).abs() < band).any(-1) & reach
         near |= inbox & (((raw - ALPHA_MIN).abs() < band * ALPHA_MIN) | ((raw - ALPHA_MAX).abs() < band))
         alpha = torch.where(inbox & (power >= 0) & (raw >= ALPHA_MIN), raw.clamp(max=ALPHA_MAX), torch.zeros_like(raw))
-        near |= ((torch.cumprod(1 - alpha, 1) - T_MIN).abs() < 3 * band * T_MIN) & reach
+        near |= ((torch.cumprod(1 - alpha, 1) - T_MIN).abs() < band_T * T_MIN) & reach
         # depth near-ties between consecutive Gaussians reaching the pixel
         pos = torch.arange(len(g), device=dev).expand_as(reach)
         last = torch.cummax(torch.where(reach, pos, torch.full_like(pos, -1)), 1).values
         prev = torch.cat([torch.full_like(last[:, :1], -1), last[:, :-1]], 1)
         near |= reach & (prev >= 0) & (z - z[prev.clamp_min(0)] < band_z * z)
-        flagged = near.any(1)
-        pix_flag[bc, v.reshape(-1), u.reshape(-1)] |= flagged
-        g_flag[bc // C, g[(reach & flagged[:, None]).any(0)] % N] = True
-    return pix_flag.reshape(B, C, H, W), g_flag
+        pix_flag[bc, v.reshape(-1), u.reshape(-1)] |= near.any(1)
+    return pix_flag.reshape(B, C, H, W)
 
 
 def fwd(scene, W, H, bg, compiled: bool):
@@ -161,24 +156,32 @@ def assert_forward_close(out, ref, atol: float, excuse: torch.Tensor | None = No
     assert torch.isfinite(rgb).all() and torch.isfinite(alpha).all() and torch.isfinite(depth).all()
 
 
-def assert_grads_close(got, ref, rtol=1e-3, atol=1e-4, excuse: torch.Tensor | None = None, max_excused=0.05):
-    """Elementwise rtol/atol. With `excuse` (float32 runs against the float64 reference) atol is relative to
-    the parameter's largest gradient: a float32 sum over many pixels of terms of that size rounds at
-    ~1e-7 of it per term, far above 1e-4 when gradients reach 1e2 (means, scales); Gaussians outside
-    tolerance must be in `excuse` (and few)."""
+def assert_grads_close(got, ref, rtol=1e-3, atol=1e-4, float32: bool = False, max_bad: float = 0.005):
+    """Elementwise rtol/atol on every element (float64 runs). For float32 runs against the float64 reference
+    (`float32=True`), atol is relative to the parameter's largest gradient (a float32 sum over many pixels of
+    terms that size rounds far above 1e-4 when gradients reach 1e2-1e3: means, scales), and up to `max_bad`
+    of the Gaussians may miss it, each by at most 1% of that largest gradient: a decision flipped by rounding
+    near a threshold (see `near_threshold`) moves every gradient of the Gaussians at that pixel. The exact
+    parity check is the float64 one."""
     for name, g, r in zip(PARAMS + ("backgrounds",), got, ref):
         g, r = g.double(), r.double()
         assert torch.isfinite(g).all(), name
-        tol = atol if excuse is None else atol * max(1.0, float(r.abs().max()))
+        scale = max(1.0, float(r.abs().max()))
+        tol = atol * scale if float32 else atol
         bad = ~torch.isclose(g, r, rtol=rtol, atol=tol)
-        if name == "backgrounds" or excuse is None:
+        if name == "backgrounds" or not float32:
             assert not bad.any(), f"{name}: {int(bad.sum())} elements differ, max {float((g - r).abs().max()):.3g}"
             continue
-        bad_g = bad.reshape(*excuse.shape, -1).any(-1)
-        unexplained = bad_g & ~excuse
-        assert not unexplained.any(), f"{name}: {int(unexplained.sum())} Gaussians differ away from any threshold, " \
-                                      f"max {float((g - r).abs().max()):.3g}"
-        assert bad_g.float().mean() <= max_excused, f"{name}: {int(bad_g.sum())} threshold flips: too many"
+        bad_g = bad.reshape(*r.shape[:2], -1).any(-1)
+        assert bad_g.float().mean() <= max_bad, f"{name}: {int(bad_g.sum())} of {bad_g.numel()} Gaussians differ"
+        assert float((g - r).abs().max()) <= 1e-2 * scale, f"{name}: max error {float((g - r).abs().max()):.3g}"
+        assert float((g - r).norm() / r.norm().clamp_min(1e-30)) < 1e-2, f"{name}: relative L2 error"
+
+
+def f32_atol(W: int, H: int) -> float:
+    """The float32 forward tolerance: 1e-5, scaled with the float32 spacing of pixel coordinates above 128 px
+    (ulp 7.6e-6 below 128, 3.1e-5 at 512): an α of a pixel-sized splat moves by ~α·a·|d|·ulp with it."""
+    return 1e-5 * max(1.0, max(W, H) / 128)
 
 
 def poison(device: str, nbytes: int = 64 << 20) -> None:
@@ -230,10 +233,10 @@ def test_cpu_float32_matches_float64_reference(seed):
     bg = torch.rand(2, 2, 3, generator=gen, dtype=torch.float64)
     ref = fwd(scene, 80, 64, bg, False)
     out = fwd([t.float() for t in scene], 80, 64, bg.float(), True)
-    pix, gs = near_threshold(scene, 80, 64)
-    assert_forward_close(out, ref, atol=1e-5, excuse=pix)
+    pix = near_threshold(scene, 80, 64)
+    assert_forward_close(out, ref, atol=f32_atol(80, 64), excuse=pix)
     g32 = grads([t.float() for t in scene], 80, 64, bg.float(), True, seed)
-    assert_grads_close(g32, grads(scene, 80, 64, bg, False, seed), excuse=gs)
+    assert_grads_close(g32, grads(scene, 80, 64, bg, False, seed), float32=True)
 
 
 def test_cpu_head_workload_float32(seed):
@@ -244,8 +247,8 @@ def test_cpu_head_workload_float32(seed):
     bg = torch.rand(1, 2, 3, generator=gen, dtype=torch.float64)
     ref = fwd(scene, 128, 128, bg, False)
     out = fwd([t.float() for t in scene], 128, 128, bg.float(), True)
-    pix, _ = near_threshold(scene, 128, 128)
-    assert_forward_close(out, ref, atol=1e-5, excuse=pix)
+    pix = near_threshold(scene, 128, 128)
+    assert_forward_close(out, ref, atol=f32_atol(128, 128), excuse=pix)
     assert float(ref[1].mean()) > 0.3  # the head covers the image: a real workload
 
 
@@ -427,9 +430,10 @@ def test_cuda_float32_matches_float64_reference(seed, B, n, views, size):
     s32 = [t.float() for t in scene]
     poison("cuda")
     out = fwd(s32, *size, bg.float(), True)
-    pix, gs = near_threshold(scene, *size)
-    assert_forward_close(out, fwd(scene, *size, bg, False), atol=1e-5, excuse=pix)
-    assert_grads_close(grads(s32, *size, bg.float(), True, seed), grads(scene, *size, bg, False, seed), excuse=gs)
+    pix = near_threshold(scene, *size)
+    assert_forward_close(out, fwd(scene, *size, bg, False), atol=f32_atol(*size), excuse=pix)
+    assert_grads_close(grads(s32, *size, bg.float(), True, seed), grads(scene, *size, bg, False, seed),
+                       float32=True)
 
 
 @pytest.mark.cuda
@@ -447,9 +451,9 @@ def test_cuda_head_workload(seed, n, density, views, res):
     assert_grads_close(grads(scene, res, res, bg, True, seed), g_ref)
     s32 = [t.float() for t in scene]
     poison("cuda")
-    pix, gs = near_threshold(scene, res, res)
-    assert_forward_close(fwd(s32, res, res, bg.float(), True), ref, atol=1e-5, excuse=pix)
-    assert_grads_close(grads(s32, res, res, bg.float(), True, seed), g_ref, excuse=gs)
+    pix = near_threshold(scene, res, res)
+    assert_forward_close(fwd(s32, res, res, bg.float(), True), ref, atol=f32_atol(res, res), excuse=pix)
+    assert_grads_close(grads(s32, res, res, bg.float(), True, seed), g_ref, float32=True)
 
 
 @pytest.mark.cuda
