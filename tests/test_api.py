@@ -160,7 +160,16 @@ def test_reconstruct_on_cuda_bf16(model, seed):
     gpu = a3d.reconstruct(_framed(seed), model, seed=seed, preprocess=False, device="cuda")
     assert gpu.metadata["dtype"] == "bfloat16 autocast" and gpu.gaussians.means.is_cuda
     assert gpu.gaussians.means.dtype == torch.float32
-    assert (gpu.gaussians.means.cpu() - cpu.gaussians.means).abs().max() < 0.05
+    # CPU and CUDA generators draw different noise for one seed, so bf16 is compared with float32 on the
+    # GPU with the same noise; the CPU run must agree only in where the head is.
+    net = model.cuda()
+    x = a3d.preprocess.preprocess(_framed(seed), net.config.image_size, align=False).image[None].cuda()
+    g0 = net.noise(1, torch.Generator("cuda").manual_seed(seed))
+    with torch.no_grad():
+        ref = net.one_step(x, g0)
+    err = (gpu.gaussians.means - ref.means[0]).abs()
+    assert err.mean() < 0.01 and err.max() < 0.2, (err.mean(), err.max())
+    assert (gpu.gaussians.means.cpu().mean(0) - cpu.gaussians.means.mean(0)).abs().max() < 0.05
     r = gpu.render(orbit_cameras(2, size=32))
     assert torch.isfinite(r.rgb).all()
     model.cpu()
