@@ -108,7 +108,8 @@ def test_header_and_layout_exact(tmp_path):
 
 
 def test_plyfile_reads_our_files(tmp_path):
-    plyfile = pytest.importorskip("plyfile")
+    import plyfile  # a runtime dependency of a3d
+
     g = random_gaussians(7, 3)
     save_ply(g, tmp_path / "g.ply")
     ply = plyfile.PlyData.read(str(tmp_path / "g.ply"))

@@ -360,13 +360,12 @@ def test_cuda_kernels_emulated_on_cpu(seed, tmp_path):
     from torch.utils import cpp_extension
 
     here = Path(__file__).parent
-    try:
-        emu = cpp_extension.load(f"a3d_rasterize_emu_{seed}", [str(here / "rasterize_emu" / "emu_ext.cpp")],
-                                 extra_cflags=["-std=c++20", "-O2", "-pthread"], extra_ldflags=["-pthread"],
-                                 extra_include_paths=[str(here / "rasterize_emu"), str(here.parent / "csrc")],
-                                 build_directory=str(tmp_path))
-    except (RuntimeError, OSError) as e:  # no compiler/ninja: nothing to emulate with
-        pytest.skip(f"cannot build the emulation harness: {e}")
+    # No skip on a failed build: a3d itself needs the same compiler, and a kernel header that stops
+    # compiling is exactly what this test is here to catch.
+    emu = cpp_extension.load(f"a3d_rasterize_emu_{seed}", [str(here / "rasterize_emu" / "emu_ext.cpp")],
+                             extra_cflags=["-std=c++20", "-O2", "-pthread"], extra_ldflags=["-pthread"],
+                             extra_include_paths=[str(here / "rasterize_emu"), str(here.parent / "csrc")],
+                             build_directory=str(tmp_path))
 
     class Emulated(torch.autograd.Function):
         @staticmethod
