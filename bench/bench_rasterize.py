@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from a3d import ops  # noqa: E402
 from a3d.cameras import orbit_cameras  # noqa: E402
 from a3d.rasterize import rasterize, rasterize_reference  # noqa: E402
+from timing import device_ms  # noqa: E402  (bench/timing.py)
 
 WORKLOADS = [(262144, 256, 1), (262144, 256, 8), (1048576, 512, 1), (1048576, 512, 8)]
 SECTION_START = "<!-- bench_rasterize: start -->"
@@ -58,22 +59,6 @@ def head_gaussians(n: int, device: str, seed: int = 0) -> list[torch.Tensor]:
 def cameras(c: int, res: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
     cams = orbit_cameras(c, radius=2.7, elevation=0.0, fov=30.0, size=res)
     return cams.viewmats.float().to(device), cams.Ks.float().to(device)
-
-
-def time_cuda(fn, reps: int, warm: int = 3) -> float:
-    """Median milliseconds of fn() between CUDA events."""
-    for _ in range(warm):
-        fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(reps):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        fn()
-        e.record()
-        torch.cuda.synchronize()
-        ts.append(s.elapsed_time(e))
-    return statistics.median(ts)
 
 
 def peak_mib(fn) -> float:
@@ -159,7 +144,7 @@ def copy_bandwidth(reps: int) -> float:
     """GB/s of a 1 GiB device-to-device copy, counting bytes read plus bytes written."""
     src = torch.empty(256 * 2**20, device="cuda")
     dst = torch.empty_like(src)
-    t = time_cuda(lambda: dst.copy_(src), reps)
+    t = device_ms(lambda: dst.copy_(src), reps)
     return 2 * src.numel() * 4 / (t * 1e-3) / 1e9
 
 
@@ -170,7 +155,7 @@ def plucker_vs_copy(reps: int) -> dict[str, float]:
     vm, K = cameras(8, 512, "cuda")
     vm, K = vm.reshape(-1, 4, 4).contiguous(), K.reshape(-1, 3, 3).contiguous()
     nbytes = 8 * 512 * 512 * 6 * 4  # bytes written (it reads two small matrices a view)
-    api_ms = time_cuda(lambda: ops.plucker_rays(vm, K, 512, 512), reps)
+    api_ms = device_ms(lambda: ops.plucker_rays(vm, K, 512, 512), reps)
     side = torch.cuda.Stream()
     with torch.cuda.stream(side):
         for _ in range(3):
@@ -180,7 +165,7 @@ def plucker_vs_copy(reps: int) -> dict[str, float]:
     with torch.cuda.graph(graph):
         for _ in range(calls):
             torch.ops.a3d.plucker_rays(vm, K, 512, 512)
-    kernel_ms = time_cuda(graph.replay, reps) / calls
+    kernel_ms = device_ms(graph.replay, reps) / calls
     copy_bw = copy_bandwidth(reps)
     bw = nbytes / (kernel_ms * 1e-3) / 1e9
     return {"plucker_ms": kernel_ms, "plucker_GBps": bw, "copy_GBps": copy_bw, "ratio": bw / copy_bw,
@@ -203,8 +188,8 @@ def run_gpu(reps: int) -> dict:
         fwd, fb = a3d_fns(g, vm, K, res)
         img = fwd()
         row["a3d_alpha"] = float(img[1].mean())
-        row["a3d_fwd_ms"] = time_cuda(fwd, reps)
-        row["a3d_fb_ms"] = time_cuda(fb, reps)
+        row["a3d_fwd_ms"] = device_ms(fwd, reps)
+        row["a3d_fb_ms"] = device_ms(fb, reps)
         row["a3d_peak_MiB"] = peak_mib(fb)
         row["a3d_stages_ms"] = stage_profile(fb)
         row["a3d_fwd_stages_ms"] = stage_profile(fwd)
@@ -216,8 +201,8 @@ def run_gpu(reps: int) -> dict:
                 gimg = gfwd()
                 if not packed:
                     row["mean_abs_rgb_diff"] = float((gimg[0] - img[0][0]).abs().mean())
-                row[f"{tag}_fwd_ms"] = time_cuda(gfwd, reps)
-                row[f"{tag}_fb_ms"] = time_cuda(gfb, reps)
+                row[f"{tag}_fwd_ms"] = device_ms(gfwd, reps)
+                row[f"{tag}_fb_ms"] = device_ms(gfb, reps)
                 row[f"{tag}_peak_MiB"] = peak_mib(gfb)
                 del gfwd, gfb, gimg
         del img

@@ -28,42 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import a3d  # noqa: E402
 from a3d.model import A3DModel, get_config  # noqa: E402
 from a3d.preprocess import has_face_models, preprocess  # noqa: E402
+from timing import device_ms, wall_ms  # noqa: E402  (bench/timing.py)
 
 PORTRAIT = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "astronaut_256.jpg"
-
-
-def _median_ms(fn, iters: int, warmup: int, device: torch.device) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
-
-
-def _wall_ms(fn, iters: int, warmup: int, device: torch.device) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
 
 
 def bench_preset(name: str, device: torch.device, iters: int, warmup: int, compile_: bool,
@@ -85,9 +52,9 @@ def bench_preset(name: str, device: torch.device, iters: int, warmup: int, compi
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    row["network_ms"] = round(_median_ms(network, iters, warmup, device), 2)
+    row["network_ms"] = round(device_ms(network, iters, warmup, device), 2)
     framed = (np.random.default_rng(0).random((S, S, 3)) * 255).astype(np.uint8)
-    row["reconstruct_ms"] = round(_wall_ms(lambda: a3d.reconstruct(framed, model, seed=0, preprocess=False),
+    row["reconstruct_ms"] = round(wall_ms(lambda: a3d.reconstruct(framed, model, seed=0, preprocess=False),
                                            max(3, iters // 2), 2, device), 2)
     if device.type == "cuda":
         row["peak_GiB"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
@@ -107,8 +74,8 @@ def bench_preset(name: str, device: torch.device, iters: int, warmup: int, compi
                 network(compiled)
             torch.cuda.synchronize()
             row["compile_s"] = round(time.perf_counter() - t0, 1)
-            row["network_compiled_ms"] = round(_median_ms(lambda: network(compiled), iters, warmup, device), 2)
-            row["reconstruct_compiled_ms"] = round(_wall_ms(
+            row["network_compiled_ms"] = round(device_ms(lambda: network(compiled), iters, warmup, device), 2)
+            row["reconstruct_compiled_ms"] = round(wall_ms(
                 lambda: a3d.reconstruct(framed, compiled, seed=0, preprocess=False), max(3, iters // 2), 2, device), 2)
         except Exception as e:  # report, do not hide: the eager figure stands
             row["compile_error"] = f"{type(e).__name__}: {str(e)[:200]}"

@@ -9,28 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 
 import torch
 
 from a3d import ops
 from a3d.synth import SyntheticHeads, render_views
-
-
-def _timed(fn, device: torch.device, warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
+from timing import wall_ms  # noqa: E402  (bench/timing.py)
 
 
 def main() -> None:
@@ -51,12 +35,12 @@ def main() -> None:
         step[0] += 1
         return gen.sample(args.batch, head_ids=range(step[0] * args.batch, (step[0] + 1) * args.batch))
 
-    ms = _timed(build, dev, args.warmup, args.repeats)
+    ms = wall_ms(build, args.repeats, args.warmup, dev)
     print(json.dumps({"what": "sample", "device": str(dev), "batch": args.batch, "gaussians": args.gaussians,
                       "ms": round(ms, 2), "ms_per_head": round(ms / args.batch, 2)}), flush=True)
     sample = build()
     views = list(range(16, 16 + args.views)) if args.views <= 64 else list(range(min(args.views, 80)))
-    ms = _timed(lambda: render_views(sample, views), dev, args.warmup, args.repeats)
+    ms = wall_ms(lambda: render_views(sample, views), args.repeats, args.warmup, dev)
     print(json.dumps({"what": "render", "device": str(dev), "backend": ops.backend(dev, "rasterize_fwd"),
                       "batch": args.batch, "views": args.views, "size": args.size, "gaussians": args.gaussians,
                       "ms": round(ms, 2)}), flush=True)

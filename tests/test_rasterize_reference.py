@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from a3d.cameras import look_at, orbit_cameras
+from a3d.cameras import orbit_cameras
 from a3d.rasterize import rasterize_reference
 
 

@@ -1,5 +1,4 @@
 """render() batching and broadcasting, orbit_video files, and the CLI's render and info commands."""
-import os
 
 import imageio.v2 as imageio
 import numpy as np
