@@ -1,0 +1,539 @@
+"""Surface extraction: Gaussians -> a coloured, watertight triangle mesh (for game engines, 3D printing, Blender).
+
+The Gaussians are rendered (colour, alpha, expected depth) from ``views`` cameras spread over a sphere around
+the head; the depth maps are fused into a truncated signed distance volume (TSDF) whose zero level is cut out
+by marching cubes. Then the mesh is cleaned, decimated and coloured:
+
+1. **Fusion.** A voxel's signed distance in one view is ``rendered depth − voxel depth`` along the camera's
+   axis, truncated to ``± trunc`` (positive in front of the surface, i.e. outside). A pixel with alpha
+   < 0.5 is empty, so every voxel on its ray is outside (``+trunc``: space carving). Views where the voxel
+   lies more than ``trunc`` behind the surface say nothing about it; a voxel that no view sees in front
+   of or near the surface is inside. The TSDF is the mean over the views that see it. It is computed on a
+   grid four times coarser first and then only in the band of fine voxels near the surface.
+2. **Cleaning (in the volume).** Voids enclosed by the solid are filled and only the largest solid
+   component is kept; the volume's border is outside, so marching cubes returns a closed surface.
+3. **Marching cubes** (scikit-image, Lewiner's topologically consistent variant) on the fine volume,
+   largest connected component of the mesh, then **quadric decimation** (fast-simplification) to
+   ``faces`` triangles.
+4. **Colour.** Each vertex takes the mean of the rendered colours (un-premultiplied) of the views that
+   see it, weighted by alpha and the squared cosine between its normal and the view direction; a
+   vertex that no view sees takes the colour of the nearest Gaussian. Optionally a texture atlas is baked
+   the same way per texel (one cell of the atlas per pair of triangles; see :func:`bake_texture`).
+
+World conventions are a3d's (head at the origin, y up, face toward +z, head units), which are glTF's
+(y up, front +z); faces wind counter-clockwise seen from outside (normals point out).
+
+Files (GLB, OBJ+MTL+PNG, PLY) are written by :mod:`a3d.mesh_io`; :func:`fidelity` checks a mesh against
+the Gaussian renders with the triangle rasterizer of :mod:`a3d.mesh_render`.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .cameras import Cameras, intrinsics, look_at
+from .gaussians import Gaussians
+
+__all__ = ["Mesh", "extract", "fusion_cameras", "vertex_normals", "is_watertight", "bake_texture", "fidelity"]
+
+ALPHA_SOLID = 0.5  # a pixel (or a rendered mesh pixel) is covered when its alpha reaches this
+_COARSE = 4  # the coarse grid's voxels are this many fine voxels wide
+_FUSION_FOV_DEG = 40.0
+_MAX_RESOLUTION = 1024
+_CHUNK_ELEMENTS = 1 << 18  # points x views evaluated at once (memory, and few enough ops to keep threads busy)
+
+
+@dataclass
+class Mesh:
+    """A triangle mesh with vertex colours and, optionally, a texture atlas.
+
+    Attributes:
+        vertices: [V, 3] float32 positions, world coordinates (head units, y up, face toward +z).
+        faces: [F, 3] int64 vertex indices, counter-clockwise seen from outside.
+        vertex_colors: [V, 3] float32 RGB in [0, 1].
+        uv: optional [F, 3, 2] float32 texture coordinates per face corner, origin at the image's
+            bottom-left (OBJ/glTF-importer convention: v up), in [0, 1].
+        texture: optional [T, T, 3] uint8 RGB atlas that ``uv`` points into (row 0 is the image's top).
+        metadata: settings, timings in seconds, counts.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    vertex_colors: np.ndarray
+    uv: np.ndarray | None = None
+    texture: np.ndarray | None = None
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        v, f, c = self.vertices, self.faces, self.vertex_colors
+        if not isinstance(v, np.ndarray) or v.ndim != 2 or v.shape[1] != 3:
+            raise ValueError(f"vertices: expected an array [V, 3], got {_desc(v)}")
+        if not isinstance(f, np.ndarray) or f.ndim != 2 or f.shape[1] != 3 or not np.issubdtype(f.dtype, np.integer):
+            raise ValueError(f"faces: expected an integer array [F, 3], got {_desc(f)}")
+        if len(f) and (f.min() < 0 or f.max() >= len(v)):
+            raise ValueError(f"faces: indices must lie in [0, {len(v)}), got [{f.min()}, {f.max()}]")
+        if not isinstance(c, np.ndarray) or c.shape != v.shape:
+            raise ValueError(f"vertex_colors: expected an array {v.shape} like vertices, got {_desc(c)}")
+        if (self.uv is None) != (self.texture is None):
+            raise ValueError("uv and texture: give both or neither")
+        if self.uv is not None:
+            if self.uv.shape != (len(f), 3, 2):
+                raise ValueError(f"uv: expected [{len(f)}, 3, 2] (one per face corner), got {_desc(self.uv)}")
+            t = self.texture
+            if not isinstance(t, np.ndarray) or t.ndim != 3 or t.shape[2] != 3 or t.dtype != np.uint8:
+                raise ValueError(f"texture: expected a uint8 array [T, T, 3], got {_desc(t)}")
+
+    @property
+    def num_faces(self) -> int:
+        return len(self.faces)
+
+    @property
+    def num_vertices(self) -> int:
+        return len(self.vertices)
+
+    def is_watertight(self) -> bool:
+        """True when every edge is shared by exactly two faces with opposite orientations."""
+        return is_watertight(self.faces)
+
+    def save(self, path: str | os.PathLike, scale: float = 1.0) -> str:
+        """Write ``path``; its extension picks the format (.glb, .obj with .mtl and .png beside it, .ply);
+        ``scale`` multiplies the coordinates. See :func:`a3d.mesh_io.save_mesh`."""
+        from .mesh_io import save_mesh
+
+        return save_mesh(self, path, scale)
+
+
+# ---- cameras and fusion -----------------------------------------------------------------------------------
+
+def fusion_cameras(center: Tensor, radius: float, views: int, size: int) -> Cameras:
+    """``views`` cameras on a Fibonacci sphere around ``center`` [3], each framing the ball of ``radius``.
+
+    The first ring of directions avoids the poles (no camera looks straight along y, where "up" is
+    ill-posed). Square images of ``size`` pixels, vertical field of view 40°.
+    """
+    i = torch.arange(views, dtype=torch.float64) + 0.5
+    y = 1.0 - 2.0 * i / views  # evenly spaced heights in (-1, 1)
+    y = y.clamp(-0.97, 0.97)
+    ring = torch.sqrt(1.0 - y * y)
+    phi = math.pi * (3.0 - math.sqrt(5.0)) * i  # golden angle
+    dirs = torch.stack([ring * torch.sin(phi), y, ring * torch.cos(phi)], -1)
+    dist = radius / math.sin(math.radians(_FUSION_FOV_DEG) / 2) * 1.02
+    eye = center.double().cpu() + dist * dirs
+    K = intrinsics(_FUSION_FOV_DEG, size)
+    return Cameras(look_at(eye, center.double().cpu()).float(), K.expand(views, 3, 3).clone(), size, size)
+
+
+@dataclass
+class _Views:
+    """Renders of the Gaussians used by fusion and colouring (all on one device)."""
+
+    R: Tensor  # [V, 3, 3] world -> camera rotation
+    t: Tensor  # [V, 3]
+    K: Tensor  # [V, 3, 3]
+    rgb: Tensor  # [V, H, W, 3] un-premultiplied colour
+    alpha: Tensor  # [V, H, W]
+    depth: Tensor  # [V, H, W]
+    size: int
+
+    def project(self, points: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """points [M, 3] -> (flat pixel index [V, M], camera z [V, M], in-image mask [V, M])."""
+        pc = torch.einsum("vij,mj->vmi", self.R, points) + self.t[:, None, :]
+        z = pc[..., 2]
+        zs = z.clamp_min(1e-6)
+        u = self.K[:, None, 0, 0] * pc[..., 0] / zs + self.K[:, None, 0, 2]
+        v = self.K[:, None, 1, 1] * pc[..., 1] / zs + self.K[:, None, 1, 2]
+        ui, vi = u.floor().long(), v.floor().long()
+        s = self.size
+        ok = (z > 1e-3) & (ui >= 0) & (ui < s) & (vi >= 0) & (vi < s)
+        idx = vi.clamp(0, s - 1) * s + ui.clamp(0, s - 1)
+        return idx, z, ok
+
+
+def _render_views(gaussians: Gaussians, cams: Cameras, batch: int = 8) -> _Views:
+    from .render import render
+
+    rgb, alpha, depth = [], [], []
+    with torch.no_grad():
+        for s in range(0, len(cams), batch):
+            out = render(gaussians, cams[s:s + batch].to(gaussians.device))  # black background: rgb is premultiplied
+            a = out.alpha[..., 0]
+            rgb.append(out.rgb / out.alpha.clamp_min(1e-6))
+            alpha.append(a)
+            depth.append(out.depth[..., 0])
+    vm = cams.viewmats.to(gaussians.device, torch.float32)
+    return _Views(vm[:, :3, :3], vm[:, :3, 3], cams.Ks.to(gaussians.device, torch.float32),
+                  torch.cat(rgb).clamp(0, 1), torch.cat(alpha), torch.cat(depth), cams.width)
+
+
+def _fuse(points: Tensor, views: _Views, trunc: float) -> Tensor:
+    """Truncated signed distance [M] at ``points`` [M, 3] (positive outside), see the module docstring."""
+    V = views.R.shape[0]
+    out = torch.empty(len(points), dtype=torch.float32, device=points.device)
+    step = max(1, _CHUNK_ELEMENTS // V)
+    alpha, depth = views.alpha.reshape(V, -1), views.depth.reshape(V, -1)
+    for s in range(0, len(points), step):
+        idx, z, ok = views.project(points[s:s + step])
+        a = torch.gather(alpha, 1, idx)
+        d = torch.gather(depth, 1, idx)
+        sdf = torch.where(a < ALPHA_SOLID, torch.full_like(z, trunc), (d - z).clamp(max=trunc))
+        seen = ok & (sdf > -trunc)
+        total = torch.where(seen, sdf, torch.zeros_like(sdf)).sum(0)
+        count = seen.sum(0)
+        out[s:s + step] = torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, -trunc))
+    return out
+
+
+def _bounds(gaussians: Gaussians, extent: float) -> tuple[Tensor, Tensor]:
+    """Axis-aligned box (lo [3], hi [3]) around the Gaussians that can show, clipped to ``± extent``."""
+    g = gaussians
+    keep = g.opacities >= 0.05
+    if not bool(keep.any()):
+        raise ValueError("gaussians: no Gaussian has an opacity of at least 0.05; there is no surface to extract")
+    m, r = g.means[keep], 2.0 * g.scales[keep].max(-1).values[:, None]
+    lo, hi = (m - r).amin(0).clamp(-extent, extent), (m + r).amax(0).clamp(-extent, extent)
+    if bool((hi - lo <= 0).any()):
+        raise ValueError(f"gaussians: the visible Gaussians lie outside the box ±{extent}; raise extent")
+    return lo, hi
+
+
+def _volume(gaussians: Gaussians, views: _Views, lo: Tensor, hi: Tensor,
+            resolution: int) -> tuple[Tensor, float, Tensor]:
+    """The fused TSDF on the fine grid -> (volume [X, Y, Z] float32, voxel size h, grid origin [3]).
+
+    Coarse to fine: the TSDF is evaluated at the centres of blocks of 4³ fine voxels, then of 2³ in
+    the blocks that may hold the surface, then per voxel in the 2³ blocks that may. A block's test
+    value is the fused distance clipped at a threshold (its half-diagonal + the truncation + a voxel);
+    it reaches +threshold only when every view puts the block's centre that far in front of the
+    surface (or -threshold when none sees it in front of or near the surface), so a block that any
+    view sees near the surface is refined. Voxels of blocks left unrefined get ±trunc by their sign.
+    """
+    dev = gaussians.device
+    h = float((hi - lo).max()) / (resolution - 1)
+    # two empty fine voxels of margin on every side so the surface closes inside the grid
+    coarse_dims = [math.ceil((float(hi[i] - lo[i]) / h + 5) / _COARSE) for i in range(3)]
+    dims = [c * _COARSE for c in coarse_dims]
+    origin = (lo + hi) / 2 - h * (torch.tensor(dims, dtype=lo.dtype, device=lo.device) - 1) / 2
+    trunc = 3.0 * h
+
+    def centres(blocks: Tensor, size: int) -> Tensor:  # [P, 3] indices of blocks of size³ voxels
+        return origin + h * (blocks.to(origin.dtype) * size + (size - 1) / 2)
+
+    def threshold(size: int) -> float:
+        return trunc + (size - 1) / 2 * math.sqrt(3) * h + h
+
+    axes = [torch.arange(c, device=dev) for c in coarse_dims]
+    blocks = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    t = threshold(_COARSE)
+    coarse = _fuse(centres(blocks, _COARSE), views, t)
+    vol = torch.where(coarse > 0, trunc, -trunc).to(torch.float32).reshape(coarse_dims)
+    vol = vol.repeat_interleave(_COARSE, 0).repeat_interleave(_COARSE, 1).repeat_interleave(_COARSE, 2)
+    blocks = blocks[coarse.abs() < t]
+    size = _COARSE
+    while size > 1:  # split the kept blocks in 2³ and evaluate those, down to single voxels
+        blocks = (blocks[:, None, :] * 2 + _block_offsets(2, dev)[None]).reshape(-1, 3)
+        size //= 2
+        t = threshold(size) if size > 1 else trunc
+        val = _fuse(centres(blocks, size), views, t)
+        if size == 1:
+            vol[blocks[:, 0], blocks[:, 1], blocks[:, 2]] = val
+        else:
+            cells = (blocks[:, None, :] * size + _block_offsets(size, dev)[None]).reshape(-1, 3)
+            sign = torch.where(val > 0, trunc, -trunc).to(torch.float32)
+            vol[cells[:, 0], cells[:, 1], cells[:, 2]] = sign.repeat_interleave(size ** 3)
+            blocks = blocks[val.abs() < t]
+    vol[:2], vol[-2:], vol[:, :2], vol[:, -2:], vol[:, :, :2], vol[:, :, -2:] = (trunc,) * 6
+    return vol, h, origin
+
+
+def _block_offsets(size: int, device) -> Tensor:
+    """[size³, 3] voxel offsets inside a block."""
+    r = torch.arange(size, device=device)
+    return torch.stack(torch.meshgrid(r, r, r, indexing="ij"), -1).reshape(-1, 3)
+
+
+def _largest_component(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(vertices)
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]]])
+    graph = coo_matrix((np.ones(len(e), dtype=np.int8), (e[:, 0], e[:, 1])), shape=(n, n))
+    count, labels = connected_components(graph, directed=False)
+    if count > 1:
+        best = np.argmax(np.bincount(labels[faces[:, 0]], minlength=count))
+        faces = faces[labels[faces[:, 0]] == best]
+    used = np.unique(faces)
+    remap = np.full(n, -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    return vertices[used], remap[faces]
+
+
+def _edge_use(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Directed edges [3F, 2] of ``faces`` and, for each, how often its undirected edge is used."""
+    directed = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    n = int(faces.max()) + 1
+    key = np.minimum(directed[:, 0], directed[:, 1]) * n + np.maximum(directed[:, 0], directed[:, 1])
+    _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    return directed, counts[inverse.ravel()]
+
+
+def _close_surface(vertices: np.ndarray, faces: np.ndarray, rounds: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Make a nearly closed surface watertight: quadric decimation can fold faces onto each other
+    (edges used four times). Faces at such edges are cut out, and every hole left (a loop of boundary
+    edges) is closed by a fan around a new vertex at its centroid."""
+    for _ in range(rounds):
+        faces = faces[(faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 2] != faces[:, 0])]
+        directed, use = _edge_use(faces)
+        bad = np.unique(directed[use > 2])
+        if len(bad):  # cut out every face touching a vertex of a folded edge
+            faces = faces[~np.isin(faces, bad).any(1)]
+            directed, use = _edge_use(faces)
+        if len(bad) == 0 and is_watertight(faces):
+            break
+        boundary = directed[use == 1]  # the hole runs along these edges in the opposite direction
+        nxt: dict[int, int] = {}
+        pinched = set()
+        for a, b in boundary.tolist():
+            if b in nxt:
+                pinched.add(b)
+            nxt[b] = a
+        if pinched:  # a vertex on two holes: cut its faces out and try again
+            faces = faces[~np.isin(faces, list(pinched)).any(1)]
+            continue
+        new_v, new_f = [], []
+        seen: set[int] = set()
+        for start in list(nxt):
+            if start in seen:
+                continue
+            loop, v = [], start
+            while v not in seen:
+                seen.add(v)
+                loop.append(v)
+                v = nxt[v]
+            c = len(vertices) + len(new_v)
+            new_v.append(vertices[loop].mean(0))
+            new_f += [[loop[i], loop[(i + 1) % len(loop)], c] for i in range(len(loop))]
+        if new_v:
+            vertices = np.concatenate([vertices, np.asarray(new_v, dtype=vertices.dtype)])
+            faces = np.concatenate([faces, np.asarray(new_f, dtype=faces.dtype)])
+    return vertices, faces
+
+
+def is_watertight(faces: np.ndarray) -> bool:
+    """True when every edge of ``faces`` [F, 3] is used exactly twice, once in each direction
+    (a closed, consistently oriented, edge-manifold surface)."""
+    f = np.asarray(faces, dtype=np.int64)
+    if len(f) == 0:
+        return False
+    directed = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    n = int(f.max()) + 1
+    key = directed[:, 0] * n + directed[:, 1]
+    rev = directed[:, 1] * n + directed[:, 0]
+    key_sorted = np.sort(key)
+    if (np.diff(key_sorted) == 0).any():  # an edge used twice in one direction
+        return False
+    pos = np.searchsorted(key_sorted, rev)
+    return bool((pos < len(key_sorted)).all() and (key_sorted[np.minimum(pos, len(key_sorted) - 1)] == rev).all())
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """[V, 3] unit normals: the area-weighted mean of the adjacent faces' normals."""
+    tri = vertices[faces]
+    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # length = 2 x area
+    n = np.zeros_like(vertices)
+    for k in range(3):
+        np.add.at(n, faces[:, k], fn)
+    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+
+
+def _colors_at(points: Tensor, normals: Tensor, views: _Views, tol: float) -> tuple[Tensor, Tensor]:
+    """Colours [M, 3] seen at surface ``points`` [M, 3] with outward ``normals`` [M, 3], and whether any
+    view saw them [M]. A view sees a point when the rendered depth there is within ``tol`` of its depth."""
+    V = views.R.shape[0]
+    rgb = views.rgb.reshape(V, -1, 3)
+    alpha, depth = views.alpha.reshape(V, -1), views.depth.reshape(V, -1)
+    centers = -(views.R.transpose(1, 2) @ views.t[..., None])[..., 0]  # [V, 3]
+    out = torch.zeros(len(points), 3, dtype=torch.float32, device=points.device)
+    seen = torch.zeros(len(points), dtype=torch.bool, device=points.device)
+    step = max(1, _CHUNK_ELEMENTS // V)
+    for s in range(0, len(points), step):
+        p, n = points[s:s + step], normals[s:s + step]
+        idx, z, ok = views.project(p)
+        a = torch.gather(alpha, 1, idx)
+        d = torch.gather(depth, 1, idx)
+        to_cam = torch.nn.functional.normalize(centers[:, None, :] - p[None], dim=-1)  # [V, m, 3]
+        cos = (to_cam * n[None]).sum(-1).clamp_min(0)
+        w = torch.where(ok & (a >= ALPHA_SOLID) & ((d - z).abs() < tol), a * cos * cos, torch.zeros_like(a))
+        c = torch.gather(rgb, 1, idx[..., None].expand(-1, -1, 3))  # [V, m, 3]
+        wsum = w.sum(0)
+        out[s:s + step] = (w[..., None] * c).sum(0) / wsum.clamp_min(1e-12)[:, None]
+        seen[s:s + step] = wsum > 1e-6
+    return out, seen
+
+
+def _colorize(points: np.ndarray, normals: np.ndarray, views: _Views, gaussians: Gaussians,
+              tol: float) -> np.ndarray:
+    """[M, 3] float32 colours; points no view sees take the colour of the nearest Gaussian."""
+    dev = views.R.device
+    col, seen = _colors_at(torch.from_numpy(points).to(dev, torch.float32),
+                           torch.from_numpy(normals).to(dev, torch.float32), views, tol)
+    col, seen = col.cpu().numpy(), seen.cpu().numpy()
+    if not seen.all():
+        from scipy.spatial import cKDTree
+
+        g = gaussians.to("cpu")
+        keep = (g.opacities >= 0.05).numpy()
+        _, nearest = cKDTree(g.means.numpy()[keep]).query(points[~seen])
+        col[~seen] = g.colors.numpy()[keep][nearest]
+    return np.clip(col, 0.0, 1.0).astype(np.float32)
+
+
+# ---- texture atlas ----------------------------------------------------------------------------------------
+
+def bake_texture(mesh: Mesh, gaussians: Gaussians, texture_size: int = 2048, views: int = 24,
+                 view_size: int = 512) -> Mesh:
+    """Bake a texture atlas of ``texture_size``² texels (layout: :func:`a3d.mesh_io.atlas_layout`) from
+    renders of ``gaussians`` onto ``mesh``.
+
+    Each texel is coloured at the point of its triangle under it, the way vertices are (the mean over
+    the views that see the point, see the module docstring). Returns a new :class:`Mesh` with ``uv`` and
+    ``texture`` set (the vertex colours are kept).
+    """
+    from .mesh_io import atlas_texels, atlas_uv
+
+    if isinstance(texture_size, bool) or not isinstance(texture_size, int) or not 64 <= texture_size <= 8192:
+        raise ValueError(f"texture_size: expected an int in [64, 8192], got {texture_size!r}")
+    F = mesh.num_faces
+    g = gaussians.detach().float()
+    lo, hi = mesh.vertices.min(0), mesh.vertices.max(0)
+    center = torch.from_numpy((lo + hi) / 2).to(g.device)
+    radius = float(np.linalg.norm(hi - lo)) / 2 * 1.05
+    rv = _render_views(g, fusion_cameras(center, radius, views, view_size))
+    tri = mesh.vertices[mesh.faces]  # [F, 3, 3]
+    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    fn /= np.maximum(np.linalg.norm(fn, axis=1, keepdims=True), 1e-12)
+    tol = 3 * float(mesh.metadata.get("voxel_size", radius / 128))
+    tex = np.zeros((texture_size, texture_size, 3), dtype=np.float32)
+    for xy, face, bary in atlas_texels(F, texture_size):
+        pts = (bary[:, :, None] * tri[face]).sum(1).astype(np.float32)
+        tex[xy[:, 1], xy[:, 0]] = _colorize(pts, fn[face].astype(np.float32), rv, g, tol)
+    meta = dict(mesh.metadata, texture_size=texture_size, texture_source="gaussian renders",
+                texture_views=views, texture_view_size=view_size)
+    return Mesh(mesh.vertices, mesh.faces, mesh.vertex_colors, atlas_uv(F, texture_size),
+                (tex * 255 + 0.5).astype(np.uint8), meta)
+
+
+# ---- extraction -------------------------------------------------------------------------------------------
+
+def extract(gaussians: Gaussians, resolution: int = 256, faces: int = 100_000, views: int = 20,
+            view_size: int | None = None, extent: float = 1.5, texture_size: int | None = None) -> Mesh:
+    """The head's surface as a closed, coloured triangle mesh (see the module docstring for the method).
+
+    Args:
+        gaussians: one scene [N] (no batch dims), on any device; the work runs there (marching cubes,
+            cleaning and decimation on the CPU).
+        resolution: voxels along the longest side of the head's bounding box (the grid is cubic voxels).
+        faces: target triangle count after decimation (fewer when marching cubes makes fewer).
+        views: cameras rendered for fusion and colouring, spread over a sphere.
+        view_size: their image size in pixels (default: ``resolution``).
+        extent: the box ``± extent`` (head units) outside which Gaussians are ignored.
+        texture_size: also bake a texture atlas of this many texels a side (see :func:`bake_texture`);
+            None keeps vertex colours only. OBJ files always need one (:mod:`a3d.mesh_io` bakes a default).
+    Returns:
+        A watertight :class:`Mesh` with vertex colours (``metadata`` has settings, counts and timings).
+    """
+    if not isinstance(gaussians, Gaussians):
+        raise TypeError(f"gaussians: expected a3d.Gaussians, got {type(gaussians).__name__}")
+    if gaussians.means.dim() != 2:
+        raise ValueError(f"gaussians: expected one scene without batch dims, got batch shape "
+                         f"{tuple(gaussians.batch_shape)}")
+    for name, v, lo, hi in (("resolution", resolution, 16, _MAX_RESOLUTION), ("faces", faces, 100, 10_000_000),
+                            ("views", views, 4, 256)):
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise ValueError(f"{name}: expected an int in [{lo}, {hi}], got {v!r}")
+    view_size = resolution if view_size is None else view_size
+    if isinstance(view_size, bool) or not isinstance(view_size, int) or not 16 <= view_size <= 4096:
+        raise ValueError(f"view_size: expected an int in [16, 4096], got {view_size!r}")
+    if not extent > 0:
+        raise ValueError(f"extent: expected a positive half-size in head units, got {extent!r}")
+    import fast_simplification
+    from skimage.measure import marching_cubes
+
+    timings: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        if gaussians.device.type == "cuda":
+            torch.cuda.synchronize(gaussians.device)
+        now = time.perf_counter()
+        timings[name] = round(now - clock[0], 4)
+        clock[0] = now
+
+    g = gaussians.detach().float()
+    lo, hi = _bounds(g, extent)
+    center, radius = (lo + hi) / 2, float((hi - lo).norm()) / 2
+    cams = fusion_cameras(center, radius, views, view_size)
+    rv = _render_views(g, cams)
+    lap("render")
+    vol, h, origin = _volume(g, rv, lo, hi, resolution)
+    vol = vol.cpu().numpy()
+    lap("fuse")
+    # scikit-image's "descent" (values fall toward the inside) winds faces counter-clockwise seen from outside
+    verts, tris, _, _ = marching_cubes(vol, 0.0, spacing=(h, h, h), gradient_direction="descent")
+    verts = verts.astype(np.float32) + origin.cpu().numpy().astype(np.float32)
+    verts, tris = _largest_component(verts, tris.astype(np.int64))
+    lap("marching_cubes")
+    mc_faces = len(tris)
+    if len(tris) > faces:
+        verts, tris = fast_simplification.simplify(verts, tris.astype(np.int32), target_count=faces)
+        verts, tris = _close_surface(verts.astype(np.float32), tris.astype(np.int64))
+        verts, tris = _largest_component(verts, tris)
+    lap("decimate")
+    normals = vertex_normals(verts, tris)
+    colors = _colorize(verts, normals, rv, g, tol=3 * h)
+    lap("color")
+    meta = {"method": "tsdf-fusion", "resolution": resolution, "voxel_size": h, "views": views,
+            "view_size": view_size, "grid": list(vol.shape), "marching_cubes_faces": mc_faces,
+            "faces": int(len(tris)), "vertices": int(len(verts)), "num_gaussians": g.num_gaussians,
+            "device": str(g.device), "timings_s": timings}
+    mesh = Mesh(verts.astype(np.float32), tris.astype(np.int64), colors, metadata=meta)
+    meta["watertight"] = mesh.is_watertight()
+    if texture_size is not None:
+        mesh = bake_texture(mesh, g, texture_size, views=views, view_size=max(view_size, 512))
+        lap("texture")
+    timings["total"] = round(sum(timings.values()), 4)
+    return mesh
+
+
+# ---- quality check ----------------------------------------------------------------------------------------
+
+def fidelity(mesh: Mesh, gaussians: Gaussians, cameras: Cameras) -> dict[str, list[float]]:
+    """How well ``mesh`` reproduces ``gaussians`` seen from ``cameras``: per view, the IoU of the
+    silhouettes (Gaussian alpha ≥ 0.5 vs. pixels the mesh covers) and the colour PSNR (dB) over the
+    pixels both cover, colours un-premultiplied. Returns {"iou": [C], "psnr": [C]}."""
+    from .mesh_render import render_mesh
+    from .render import render
+
+    with torch.no_grad():
+        ref = render(gaussians.detach().float(), cameras.to(gaussians.device))
+    out = render_mesh(mesh, cameras.to("cpu"))
+    ref_mask = ref.alpha[..., 0].cpu() >= ALPHA_SOLID
+    ref_rgb = (ref.rgb / ref.alpha.clamp_min(1e-6)).clamp(0, 1).cpu()
+    mesh_mask = out.alpha[..., 0] >= ALPHA_SOLID
+    iou, psnr = [], []
+    for c in range(len(cameras)):
+        inter, union = ref_mask[c] & mesh_mask[c], ref_mask[c] | mesh_mask[c]
+        iou.append(float(inter.sum()) / max(1, int(union.sum())))
+        mse = float(((ref_rgb[c] - out.rgb[c]) ** 2)[inter].mean()) if inter.any() else float("nan")
+        psnr.append(10 * math.log10(1.0 / max(mse, 1e-12)))
+    return {"iou": iou, "psnr": psnr}
+
+
+def _desc(x) -> str:
+    return f"shape {tuple(x.shape)} {x.dtype}" if isinstance(x, np.ndarray) else type(x).__name__
