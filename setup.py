@@ -73,6 +73,10 @@ setup(
         "imageio>=2.31",
         "imageio-ffmpeg>=0.5",
         "plyfile>=1.0",
+        "scikit-image>=0.22",  # marching cubes (a3d.mesh)
+        "scipy>=1.10",  # connected components, nearest Gaussian (a3d.mesh); scikit-image needs it too
+        "trimesh>=4.0",  # GLB export (a3d.mesh_io)
+        "fast-simplification>=0.1.7",  # quadric decimation (a3d.mesh)
         "safetensors>=0.4",
         "tqdm>=4.66",
     ],

@@ -128,6 +128,17 @@ class Avatar:
         """``.splat`` (32 bytes a splat) for web viewers."""
         self.gaussians.detach().to("cpu").save_splat(path)
 
+    def save_mesh(self, path: str | os.PathLike, resolution: int = 256, faces: int = 100_000,
+                  texture_size: int | None = None, scale: float = 1.0):
+        """Extract the head's surface as a watertight, coloured triangle mesh and write it (.glb, .obj +
+        .mtl + .png, or .ply; see :func:`a3d.mesh.extract` and :mod:`a3d.mesh_io`). Returns the
+        :class:`a3d.mesh.Mesh`."""
+        from .mesh import extract
+
+        mesh = extract(self.gaussians.detach(), resolution=resolution, faces=faces, texture_size=texture_size)
+        mesh.save(path, scale=scale)
+        return mesh
+
     def render(self, cameras: Cameras | None = None, background: Sequence[float] = framing.BACKGROUND):
         """Render from ``cameras`` (default: the canonical views) → :class:`a3d.render.RenderOutput`
         with rgb [C, H, W, 3], alpha and depth."""
@@ -162,10 +173,11 @@ class Avatar:
         return sheet
 
     def save(self, folder: str | os.PathLike, *, ply: bool = True, splat: bool = True, video: bool = True,
-             grid: bool = True, video_frames: int = 120, video_size: int = 512, grid_size: int = 256) -> dict[str, str]:
+             grid: bool = True, video_frames: int = 120, video_size: int = 512, grid_size: int = 256,
+             mesh: bool = False) -> dict[str, str]:
         """Write the outputs into ``folder`` (created): head.ply, head.splat, orbit.mp4, grid.png,
-        input.png, cameras.json (the canonical cameras) and metadata.json; ``grid_size`` is the side of
-        each of the grid's 8 views. Returns name → path."""
+        input.png, cameras.json (the canonical cameras) and metadata.json, and with ``mesh`` head.glb
+        (:meth:`save_mesh`); ``grid_size`` is the side of each of the grid's 8 views. Returns name → path."""
         from .render import to_uint8
 
         folder = Path(folder)
@@ -183,6 +195,9 @@ class Avatar:
         if video:
             out["video"] = self.orbit_video(folder / "orbit.mp4", frames=video_frames, size=video_size,
                                             progress=False)
+        if mesh:
+            self.save_mesh(folder / "head.glb")
+            out["mesh"] = str(folder / "head.glb")
         Image.fromarray(to_uint8(self.input_image.permute(1, 2, 0))).save(folder / "input.png")
         out["input"] = str(folder / "input.png")
         save_cameras_json(folder / "cameras.json", self.cameras.to("cpu"), names=list(framing.CANONICAL_VIEWS))
@@ -307,8 +322,10 @@ def add_reconstruct_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--video", action="store_true", help="write orbit.mp4 (a 512² turntable; slow without a GPU)")
     p.add_argument("--ply", action="store_true", help="write head.ply")
     p.add_argument("--splat", action="store_true", help="write head.splat")
-    p.epilog = ("Without --ply/--splat/--video each image's folder gets head.ply, head.splat and grid.png; with any "
-                "of them, just those. input.png, cameras.json and metadata.json are always written.")
+    p.add_argument("--mesh", action="store_true",
+                   help="write head.glb, a watertight coloured triangle mesh (100k faces; `a3d mesh` has the options)")
+    p.epilog = ("Without --ply/--splat/--video/--mesh each image's folder gets head.ply, head.splat and grid.png; "
+                "with any of them, just those. input.png, cameras.json and metadata.json are always written.")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--no-preprocess", action="store_true",
                    help="the images are already framed like the model's input: no face detection or masking")
@@ -318,7 +335,7 @@ def add_reconstruct_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
-    """Without --ply/--splat/--video: write PLY, .splat and the grid; with any of them: just those.
+    """Without --ply/--splat/--video/--mesh: write PLY, .splat and the grid; with any of them: just those.
     cameras.json, metadata.json and input.png are always written."""
     import sys
 
@@ -329,7 +346,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     except NoWeightsError as e:
         print(f"a3d reconstruct: {e}", file=sys.stderr)
         return 2
-    chosen = args.ply or args.splat or args.video
+    chosen = args.ply or args.splat or args.video or args.mesh
     out = Path(args.output)
     used: set[str] = set()
     try:
@@ -345,6 +362,6 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
             name, k = f"{stem}_{k}", k + 1
         used.add(name)
         written = avatar.save(out / name, ply=args.ply or not chosen, splat=args.splat or not chosen,
-                              video=args.video, grid=not chosen)
+                              video=args.video, grid=not chosen, mesh=args.mesh)
         print(f"{path} -> {out / name} ({', '.join(sorted(written))})")
     return 0
