@@ -54,7 +54,7 @@ def add_mesh_parser(sub: argparse._SubParsersAction) -> None:
                    help="output mesh; the extension picks the format: .glb (default), .obj (+ .mtl + .png), .ply")
     p.add_argument("--resolution", type=int, default=256, help="voxels along the head's longest side (default 256)")
     p.add_argument("--faces", type=int, default=100_000, help="target triangle count (default 100000)")
-    p.add_argument("--views", type=int, default=20, help="views rendered for fusion and colour (default 20)")
+    p.add_argument("--views", type=int, default=24, help="views rendered for fusion and colour (default 24)")
     p.add_argument("--texture-size", type=int, default=None, metavar="TEXELS",
                    help="bake a texture atlas of this size from the renders (GLB then carries it instead of vertex "
                         "colours; OBJ without it gets one baked from the vertex colours)")

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from . import framing
 from .cameras import Cameras, intrinsics, look_at
 from .gaussians import Gaussians
 
@@ -112,17 +113,18 @@ class Mesh:
 # ---- cameras and fusion -----------------------------------------------------------------------------------
 
 def fusion_cameras(center: Tensor, radius: float, views: int, size: int) -> Cameras:
-    """``views`` cameras on a Fibonacci sphere around ``center`` [3], each framing the ball of ``radius``.
-
-    The first ring of directions avoids the poles (no camera looks straight along y, where "up" is
-    ill-posed). Square images of ``size`` pixels, vertical field of view 40°.
-    """
-    i = torch.arange(views, dtype=torch.float64) + 0.5
-    y = 1.0 - 2.0 * i / views  # evenly spaced heights in (-1, 1)
-    y = y.clamp(-0.97, 0.97)
+    """``views`` cameras around ``center`` [3], each framing the ball of ``radius``: first the four
+    canonical directions (front, left, right, back at elevation 0, the views a head is mostly seen
+    from), then ``views - 4`` on a Fibonacci sphere (none looking straight along y, where "up" is
+    ill-posed). Square images of ``size`` pixels, vertical field of view 40°."""
+    n = views - len(framing.CANONICAL_AZIMUTHS_DEG)
+    i = torch.arange(n, dtype=torch.float64) + 0.5
+    y = (1.0 - 2.0 * i / n).clamp(-0.97, 0.97)  # evenly spaced heights in (-1, 1)
     ring = torch.sqrt(1.0 - y * y)
     phi = math.pi * (3.0 - math.sqrt(5.0)) * i  # golden angle
-    dirs = torch.stack([ring * torch.sin(phi), y, ring * torch.cos(phi)], -1)
+    az = torch.deg2rad(torch.tensor(framing.CANONICAL_AZIMUTHS_DEG, dtype=torch.float64))
+    dirs = torch.cat([torch.stack([az.sin(), torch.zeros_like(az), az.cos()], -1),
+                      torch.stack([ring * torch.sin(phi), y, ring * torch.cos(phi)], -1)])
     dist = radius / math.sin(math.radians(_FUSION_FOV_DEG) / 2) * 1.02
     eye = center.double().cpu() + dist * dirs
     K = intrinsics(_FUSION_FOV_DEG, size)
@@ -431,7 +433,7 @@ def bake_texture(mesh: Mesh, gaussians: Gaussians, texture_size: int = 2048, vie
 
 # ---- extraction -------------------------------------------------------------------------------------------
 
-def extract(gaussians: Gaussians, resolution: int = 256, faces: int = 100_000, views: int = 20,
+def extract(gaussians: Gaussians, resolution: int = 256, faces: int = 100_000, views: int = 24,
             view_size: int | None = None, extent: float = 1.5, texture_size: int | None = None) -> Mesh:
     """The head's surface as a closed, coloured triangle mesh (see the module docstring for the method).
 
@@ -440,7 +442,7 @@ def extract(gaussians: Gaussians, resolution: int = 256, faces: int = 100_000, v
             cleaning and decimation on the CPU).
         resolution: voxels along the longest side of the head's bounding box (the grid is cubic voxels).
         faces: target triangle count after decimation (fewer when marching cubes makes fewer).
-        views: cameras rendered for fusion and colouring, spread over a sphere.
+        views: cameras rendered for fusion and colouring (see :func:`fusion_cameras`).
         view_size: their image size in pixels (default: ``resolution``).
         extent: the box ``± extent`` (head units) outside which Gaussians are ignored.
         texture_size: also bake a texture atlas of this many texels a side (see :func:`bake_texture`);
@@ -454,7 +456,7 @@ def extract(gaussians: Gaussians, resolution: int = 256, faces: int = 100_000, v
         raise ValueError(f"gaussians: expected one scene without batch dims, got batch shape "
                          f"{tuple(gaussians.batch_shape)}")
     for name, v, lo, hi in (("resolution", resolution, 16, _MAX_RESOLUTION), ("faces", faces, 100, 10_000_000),
-                            ("views", views, 4, 256)):
+                            ("views", views, 8, 256)):
         if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
             raise ValueError(f"{name}: expected an int in [{lo}, {hi}], got {v!r}")
     view_size = resolution if view_size is None else view_size

@@ -1,5 +1,5 @@
 """a3d's Gradio demo (a Hugging Face Space): one portrait in, a turntable video, an interactive 3D
-Gaussian splat, a multi-view grid and downloads out.
+Gaussian splat, the head as a triangle mesh (GLB), a multi-view grid and downloads out.
 
     python demo/app.py                 # http://127.0.0.1:7860
     python demo/app.py --port 8080 --host 0.0.0.0
@@ -58,14 +58,15 @@ def _device() -> torch.device:
     return torch.device(name if name else ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
-def _render_settings(device: torch.device, test_mode: bool) -> tuple[dict, dict]:
-    """(turntable, grid) settings: full quality on a GPU, lighter on a CPU (a free Space has 2 cores),
-    lightest in test mode (random weights: the pictures are noise, only the pipeline matters)."""
+def _render_settings(device: torch.device, test_mode: bool) -> tuple[dict, dict, dict]:
+    """(turntable, grid, mesh) settings: full quality on a GPU, lighter on a CPU (a free Space has 2
+    cores), lightest in test mode (random weights: the pictures are noise, only the pipeline matters)."""
     if test_mode:
-        return {"frames": 12, "fps": 12, "size": 128}, {"views": 4, "size": 128}
+        return {"frames": 12, "fps": 12, "size": 128}, {"views": 4, "size": 128}, {"resolution": 48, "faces": 3000}
     if device.type == "cuda":
-        return {"frames": 120, "fps": 30, "size": 512}, {"views": 8, "size": 256}
-    return {"frames": 48, "fps": 24, "size": 256}, {"views": 8, "size": 192}
+        return ({"frames": 120, "fps": 30, "size": 512}, {"views": 8, "size": 256},
+                {"resolution": 256, "faces": 100_000})
+    return {"frames": 48, "fps": 24, "size": 256}, {"views": 8, "size": 192}, {"resolution": 192, "faces": 60_000}
 
 
 # ---- the model ------------------------------------------------------------------------------------------
@@ -159,7 +160,7 @@ def _readable(e: Exception, path: str, name: str) -> str:
 
 def make_handler(slot: ModelSlot):
     """The Reconstruct button's function: (image upload, steps, elevation) → the page's outputs."""
-    video_settings, grid_settings = _render_settings(slot.device, slot.status == "random")
+    video_settings, grid_settings, mesh_settings = _render_settings(slot.device, slot.status == "random")
 
     def run(image: dict | None, steps: float, elevation: float, progress=gr.Progress()):
         image_path, name = _upload_path(image)
@@ -199,6 +200,13 @@ def make_handler(slot: ModelSlot):
             timed("save .splat", lambda: avatar.save_splat(splat))
             cams = folder / "cameras.json"
             save_cameras_json(cams, avatar.cameras.to("cpu"), names=list(framing.CANONICAL_VIEWS))
+            progress(0.45, desc="extracting the mesh")
+            glb = folder / "head.glb"
+            try:
+                mesh = timed("extract mesh", lambda: avatar.save_mesh(glb, **mesh_settings))
+                mesh_note = f" Mesh: {mesh.num_faces:,} faces{', watertight' if mesh.is_watertight() else ''}."
+            except ValueError as e:  # no surface to extract (e.g. an almost transparent head): the rest still shows
+                glb, mesh_note = None, f" No mesh: {e}"
             progress(0.5, desc="rendering the multi-view grid")
             grid = timed("render grid", lambda: avatar.grid(elevation=elevation, **grid_settings))
             progress(0.6, desc="rendering the turntable")
@@ -208,8 +216,9 @@ def make_handler(slot: ModelSlot):
             inp = to_uint8(avatar.input_image.permute(1, 2, 0))
             meta = avatar.metadata
             summary = (f"**{meta['num_gaussians']:,} Gaussians** on `{meta['device']}`, {steps} step(s), "
-                       f"preprocessing: {meta['preprocess']['mode']}.")
-            return inp, video, str(splat), grid, [str(ply), str(splat), str(cams)], stages, summary
+                       f"preprocessing: {meta['preprocess']['mode']}.{mesh_note}")
+            downloads = [str(ply), str(splat)] + ([str(glb)] if glb else []) + [str(cams)]
+            return inp, video, str(splat), str(glb) if glb else None, grid, downloads, stages, summary
         except gr.Error:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -232,7 +241,8 @@ def build_demo(device: torch.device | str | None = None) -> gr.Blocks:
         gr.Markdown("# a3d: one portrait → a 360° 3D Gaussian head\n"
                     "Upload a portrait (or click the example), then **Reconstruct**. You get the model's "
                     "input after face framing and background removal, a turntable, an interactive splat "
-                    "(drag to orbit), a multi-view grid and the files.")
+                    "(drag to orbit), the head as a watertight triangle mesh (GLB, for game engines, Blender "
+                    "and 3D printing), a multi-view grid and the files.")
         banner = _banner(slot)
         gr.Markdown(banner, visible=bool(banner), elem_id="model-banner")
         with gr.Row():
@@ -250,16 +260,19 @@ def build_demo(device: torch.device | str | None = None) -> gr.Blocks:
                                         height=256)
                     video = gr.Video(label="Turntable", interactive=False, autoplay=True, loop=True, height=256,
                                      elem_id="turntable")
-                splat = gr.Model3D(label="3D Gaussian splat (drag to orbit)", clear_color=(1.0, 1.0, 1.0, 1.0),
-                                   height=360, elem_id="splat-view")
+                with gr.Row():
+                    splat = gr.Model3D(label="3D Gaussian splat (drag to orbit)", clear_color=(1.0, 1.0, 1.0, 1.0),
+                                       height=360, elem_id="splat-view")
+                    mesh_view = gr.Model3D(label="Triangle mesh, GLB (drag to orbit)",
+                                           clear_color=(1.0, 1.0, 1.0, 1.0), height=360, elem_id="mesh-view")
                 grid = gr.Image(label="Views around the head", interactive=False, elem_id="grid")
                 with gr.Row():
-                    files = gr.File(label="Downloads (PLY, .splat, cameras JSON)", file_count="multiple",
+                    files = gr.File(label="Downloads (PLY, .splat, GLB mesh, cameras JSON)", file_count="multiple",
                                     interactive=False, elem_id="downloads")
                     timings = gr.Dataframe(headers=["stage", "seconds"], datatype=["str", "number"],
                                            label="Time per stage", interactive=False, elem_id="timings")
         go.click(make_handler(slot), inputs=[image, steps, elevation],
-                 outputs=[prepared, video, splat, grid, files, timings, summary], preprocess=False)
+                 outputs=[prepared, video, splat, mesh_view, grid, files, timings, summary], preprocess=False)
     default = 2 if device.type == "cuda" else 1
     demo.queue(default_concurrency_limit=int(os.environ.get("A3D_DEMO_CONCURRENCY", default)), max_size=QUEUE_SIZE)
     return demo

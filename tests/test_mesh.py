@@ -231,5 +231,5 @@ def test_cli_mesh(tmp_path, capsys):
     assert rc == 0 and "watertight" in capsys.readouterr().out
     loaded = trimesh.load(out, force="mesh", process=False)
     assert 2000 <= len(loaded.faces) <= 4000 and loaded.is_watertight
-    rc = main(["mesh", str(EXAMPLE), "-o", str(tmp_path / "x.fbx"), "--resolution", "32", "--views", "4"])
+    rc = main(["mesh", str(EXAMPLE), "-o", str(tmp_path / "x.fbx"), "--resolution", "32", "--views", "8"])
     assert rc == 2 and "expected a file ending in" in capsys.readouterr().err
