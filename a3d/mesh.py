@@ -133,28 +133,29 @@ def fusion_cameras(center: Tensor, radius: float, views: int, size: int) -> Came
 
 @dataclass
 class _Views:
-    """Renders of the Gaussians used by fusion and colouring (all on one device)."""
+    """Renders of the Gaussians used by fusion and colouring (all on one device). Every point they are
+    asked about lies in the ball the cameras frame, so it projects into every image."""
 
-    R: Tensor  # [V, 3, 3] world -> camera rotation
-    t: Tensor  # [V, 3]
-    K: Tensor  # [V, 3, 3]
-    rgb: Tensor  # [V, H, W, 3] un-premultiplied colour
-    alpha: Tensor  # [V, H, W]
-    depth: Tensor  # [V, H, W]
+    P: Tensor  # [V, 3, 4] K [R | t]: world -> (u z, v z, z)
+    centers: Tensor  # [V, 3] camera centres
+    rgb: Tensor  # [V, H*W, 3] un-premultiplied colour
+    alpha: Tensor  # [V, H*W]
+    depth: Tensor  # [V, H*W] expected depth
+    surface: Tensor  # [V, H*W] depth where the pixel is covered (alpha >= 0.5), else _FAR
     size: int
 
-    def project(self, points: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """points [M, 3] -> (flat pixel index [V, M], camera z [V, M], in-image mask [V, M])."""
-        pc = torch.einsum("vij,mj->vmi", self.R, points) + self.t[:, None, :]
-        z = pc[..., 2]
-        zs = z.clamp_min(1e-6)
-        u = self.K[:, None, 0, 0] * pc[..., 0] / zs + self.K[:, None, 0, 2]
-        v = self.K[:, None, 1, 1] * pc[..., 1] / zs + self.K[:, None, 1, 2]
-        ui, vi = u.floor().long(), v.floor().long()
+    def project(self, points: Tensor) -> tuple[Tensor, Tensor]:
+        """points [M, 3] -> (flat pixel index [V, M] (clamped to the image), camera z [V, M])."""
+        uvz = torch.matmul(points[None], self.P[:, :, :3].transpose(1, 2)) + self.P[:, None, :, 3]  # [V, M, 3]
+        z = uvz[..., 2]
+        inv = 1.0 / z.clamp_min(1e-6)
         s = self.size
-        ok = (z > 1e-3) & (ui >= 0) & (ui < s) & (vi >= 0) & (vi < s)
-        idx = vi.clamp(0, s - 1) * s + ui.clamp(0, s - 1)
-        return idx, z, ok
+        u = (uvz[..., 0] * inv).clamp_(0, s - 1)  # .long() truncates, which is floor for these
+        v = (uvz[..., 1] * inv).clamp_(0, s - 1)
+        return v.long() * s + u.long(), z
+
+
+_FAR = 1e6  # the "surface depth" of an empty pixel: every voxel on its ray is in front of it
 
 
 def _render_views(gaussians: Gaussians, cams: Cameras, batch: int = 8) -> _Views:
@@ -164,29 +165,29 @@ def _render_views(gaussians: Gaussians, cams: Cameras, batch: int = 8) -> _Views
     with torch.no_grad():
         for s in range(0, len(cams), batch):
             out = render(gaussians, cams[s:s + batch].to(gaussians.device))  # black background: rgb is premultiplied
-            a = out.alpha[..., 0]
             rgb.append(out.rgb / out.alpha.clamp_min(1e-6))
-            alpha.append(a)
+            alpha.append(out.alpha[..., 0])
             depth.append(out.depth[..., 0])
+    V = len(cams)
     vm = cams.viewmats.to(gaussians.device, torch.float32)
-    return _Views(vm[:, :3, :3], vm[:, :3, 3], cams.Ks.to(gaussians.device, torch.float32),
-                  torch.cat(rgb).clamp(0, 1), torch.cat(alpha), torch.cat(depth), cams.width)
+    P = cams.Ks.to(gaussians.device, torch.float32) @ vm[:, :3, :]
+    a, d = torch.cat(alpha).reshape(V, -1), torch.cat(depth).reshape(V, -1)
+    return _Views(P.contiguous(), cams.centers.to(gaussians.device, torch.float32),
+                  torch.cat(rgb).clamp(0, 1).reshape(V, -1, 3), a, d,
+                  torch.where(a >= ALPHA_SOLID, d, torch.full_like(d, _FAR)), cams.width)
 
 
 def _fuse(points: Tensor, views: _Views, trunc: float) -> Tensor:
     """Truncated signed distance [M] at ``points`` [M, 3] (positive outside), see the module docstring."""
-    V = views.R.shape[0]
+    V = views.P.shape[0]
     out = torch.empty(len(points), dtype=torch.float32, device=points.device)
     step = max(1, _CHUNK_ELEMENTS // V)
-    alpha, depth = views.alpha.reshape(V, -1), views.depth.reshape(V, -1)
     for s in range(0, len(points), step):
-        idx, z, ok = views.project(points[s:s + step])
-        a = torch.gather(alpha, 1, idx)
-        d = torch.gather(depth, 1, idx)
-        sdf = torch.where(a < ALPHA_SOLID, torch.full_like(z, trunc), (d - z).clamp(max=trunc))
-        seen = ok & (sdf > -trunc)
-        total = torch.where(seen, sdf, torch.zeros_like(sdf)).sum(0)
+        idx, z = views.project(points[s:s + step])
+        sdf = (torch.gather(views.surface, 1, idx) - z).clamp_(max=trunc)  # empty pixels give +trunc
+        seen = (sdf > -trunc).float()
         count = seen.sum(0)
+        total = (sdf * seen).sum(0)
         out[s:s + step] = torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, -trunc))
     return out
 
@@ -210,7 +211,7 @@ def _volume(gaussians: Gaussians, views: _Views, lo: Tensor, hi: Tensor,
 
     Coarse to fine: the TSDF is evaluated at the centres of blocks of 4³ fine voxels, then of 2³ in
     the blocks that may hold the surface, then per voxel in the 2³ blocks that may. A block's test
-    value is the fused distance clipped at a threshold (its half-diagonal + the truncation + a voxel);
+    value is the fused distance clipped at a threshold (its half-diagonal plus the reach it must cover);
     it reaches +threshold only when every view puts the block's centre that far in front of the
     surface (or -threshold when none sees it in front of or near the surface), so a block that any
     view sees near the surface is refined. Voxels of blocks left unrefined get ±trunc by their sign.
@@ -227,7 +228,11 @@ def _volume(gaussians: Gaussians, views: _Views, lo: Tensor, hi: Tensor,
         return origin + h * (blocks.to(origin.dtype) * size + (size - 1) / 2)
 
     def threshold(size: int) -> float:
-        return trunc + (size - 1) / 2 * math.sqrt(3) * h + h
+        # Blocks of 2³ feed the voxels: only voxels within 1.5 h of the surface need their own value (marching
+        # cubes interpolates along edges that change sign; ±trunc beyond that moves a vertex by < 0.1 h). The
+        # 4³ blocks feed the 2³ ones, so they keep a wider margin.
+        reach = 1.5 * h + 0.5 * h if size == 2 else trunc + h
+        return reach + (size - 1) / 2 * math.sqrt(3) * h
 
     axes = [torch.arange(c, device=dev) for c in coarse_dims]
     blocks = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
@@ -357,22 +362,19 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 def _colors_at(points: Tensor, normals: Tensor, views: _Views, tol: float) -> tuple[Tensor, Tensor]:
     """Colours [M, 3] seen at surface ``points`` [M, 3] with outward ``normals`` [M, 3], and whether any
     view saw them [M]. A view sees a point when the rendered depth there is within ``tol`` of its depth."""
-    V = views.R.shape[0]
-    rgb = views.rgb.reshape(V, -1, 3)
-    alpha, depth = views.alpha.reshape(V, -1), views.depth.reshape(V, -1)
-    centers = -(views.R.transpose(1, 2) @ views.t[..., None])[..., 0]  # [V, 3]
+    V = views.P.shape[0]
     out = torch.zeros(len(points), 3, dtype=torch.float32, device=points.device)
     seen = torch.zeros(len(points), dtype=torch.bool, device=points.device)
     step = max(1, _CHUNK_ELEMENTS // V)
     for s in range(0, len(points), step):
         p, n = points[s:s + step], normals[s:s + step]
-        idx, z, ok = views.project(p)
-        a = torch.gather(alpha, 1, idx)
-        d = torch.gather(depth, 1, idx)
-        to_cam = torch.nn.functional.normalize(centers[:, None, :] - p[None], dim=-1)  # [V, m, 3]
+        idx, z = views.project(p)
+        a = torch.gather(views.alpha, 1, idx)
+        d = torch.gather(views.surface, 1, idx)
+        to_cam = torch.nn.functional.normalize(views.centers[:, None, :] - p[None], dim=-1)  # [V, m, 3]
         cos = (to_cam * n[None]).sum(-1).clamp_min(0)
-        w = torch.where(ok & (a >= ALPHA_SOLID) & ((d - z).abs() < tol), a * cos * cos, torch.zeros_like(a))
-        c = torch.gather(rgb, 1, idx[..., None].expand(-1, -1, 3))  # [V, m, 3]
+        w = torch.where((d - z).abs() < tol, a * cos * cos, torch.zeros_like(a))
+        c = torch.gather(views.rgb, 1, idx[..., None].expand(-1, -1, 3))  # [V, m, 3]
         wsum = w.sum(0)
         out[s:s + step] = (w[..., None] * c).sum(0) / wsum.clamp_min(1e-12)[:, None]
         seen[s:s + step] = wsum > 1e-6
@@ -382,7 +384,7 @@ def _colors_at(points: Tensor, normals: Tensor, views: _Views, tol: float) -> tu
 def _colorize(points: np.ndarray, normals: np.ndarray, views: _Views, gaussians: Gaussians,
               tol: float) -> np.ndarray:
     """[M, 3] float32 colours; points no view sees take the colour of the nearest Gaussian."""
-    dev = views.R.device
+    dev = views.P.device
     col, seen = _colors_at(torch.from_numpy(points).to(dev, torch.float32),
                            torch.from_numpy(normals).to(dev, torch.float32), views, tol)
     col, seen = col.cpu().numpy(), seen.cpu().numpy()
