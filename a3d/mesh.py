@@ -45,6 +45,7 @@ __all__ = ["Mesh", "extract", "fusion_cameras", "vertex_normals", "is_watertight
 
 ALPHA_SOLID = 0.5  # a pixel (or a rendered mesh pixel) is covered when its alpha reaches this
 _COARSE = 4  # the coarse grid's voxels are this many fine voxels wide
+_TRUNC = 0.08  # truncation of the signed distance, head units (at least 3 voxels)
 _FUSION_FOV_DEG = 40.0
 _MAX_RESOLUTION = 1024
 _CHUNK_ELEMENTS = 1 << 18  # points x views evaluated at once (memory, and few enough ops to keep threads busy)
@@ -144,15 +145,30 @@ class _Views:
     surface: Tensor  # [V, H*W] depth where the pixel is covered (alpha >= 0.5), else _FAR
     size: int
 
-    def project(self, points: Tensor) -> tuple[Tensor, Tensor]:
-        """points [M, 3] -> (flat pixel index [V, M] (clamped to the image), camera z [V, M])."""
+    def project(self, points: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """points [M, 3] -> (u [V, M], v [V, M] pixel coordinates clamped to the image, camera z [V, M])."""
         uvz = torch.matmul(points[None], self.P[:, :, :3].transpose(1, 2)) + self.P[:, None, :, 3]  # [V, M, 3]
         z = uvz[..., 2]
         inv = 1.0 / z.clamp_min(1e-6)
         s = self.size
-        u = (uvz[..., 0] * inv).clamp_(0, s - 1)  # .long() truncates, which is floor for these
-        v = (uvz[..., 1] * inv).clamp_(0, s - 1)
-        return v.long() * s + u.long(), z
+        return (uvz[..., 0] * inv).clamp_(0, s - 1e-3), (uvz[..., 1] * inv).clamp_(0, s - 1e-3), z
+
+    def pixel(self, u: Tensor, v: Tensor) -> Tensor:
+        """Flat index of the pixel holding (u, v) (``.long()`` truncates, which is floor for u, v >= 0)."""
+        return v.long() * self.size + u.long()
+
+    def sample_rgb(self, u: Tensor, v: Tensor) -> Tensor:
+        """Bilinear colour [V, M, 3] at (u, v) [V, M] (pixel centres at +0.5)."""
+        s = self.size
+        x, y = (u - 0.5).clamp(0, s - 1), (v - 0.5).clamp(0, s - 1)
+        x0, y0 = x.long(), y.long()
+        x1, y1 = (x0 + 1).clamp(max=s - 1), (y0 + 1).clamp(max=s - 1)
+        fx, fy = (x - x0)[..., None], (y - y0)[..., None]
+
+        def at(yy, xx):
+            return torch.gather(self.rgb, 1, (yy * s + xx)[..., None].expand(-1, -1, 3))
+
+        return (at(y0, x0) * (1 - fx) + at(y0, x1) * fx) * (1 - fy) + (at(y1, x0) * (1 - fx) + at(y1, x1) * fx) * fy
 
 
 _FAR = 1e6  # the "surface depth" of an empty pixel: every voxel on its ray is in front of it
@@ -183,8 +199,8 @@ def _fuse(points: Tensor, views: _Views, trunc: float) -> Tensor:
     out = torch.empty(len(points), dtype=torch.float32, device=points.device)
     step = max(1, _CHUNK_ELEMENTS // V)
     for s in range(0, len(points), step):
-        idx, z = views.project(points[s:s + step])
-        sdf = (torch.gather(views.surface, 1, idx) - z).clamp_(max=trunc)  # empty pixels give +trunc
+        u, v, z = views.project(points[s:s + step])
+        sdf = (torch.gather(views.surface, 1, views.pixel(u, v)) - z).clamp_(max=trunc)  # empty pixels give +trunc
         seen = (sdf > -trunc).float()
         count = seen.sum(0)
         total = (sdf * seen).sum(0)
@@ -222,7 +238,9 @@ def _volume(gaussians: Gaussians, views: _Views, lo: Tensor, hi: Tensor,
     coarse_dims = [math.ceil((float(hi[i] - lo[i]) / h + 5) / _COARSE) for i in range(3)]
     dims = [c * _COARSE for c in coarse_dims]
     origin = (lo + hi) / 2 - h * (torch.tensor(dims, dtype=lo.dtype, device=lo.device) - 1) / 2
-    trunc = 3.0 * h
+    # Thin, fuzzy sheets (hair curtains) erode when the truncation is short in head units: views that see
+    # a voxel slightly behind a layer then leave it unobserved; 0.08 head units (~1.7 cm) keeps them.
+    trunc = max(3.0 * h, _TRUNC)
 
     def centres(blocks: Tensor, size: int) -> Tensor:  # [P, 3] indices of blocks of size³ voxels
         return origin + h * (blocks.to(origin.dtype) * size + (size - 1) / 2)
@@ -368,13 +386,14 @@ def _colors_at(points: Tensor, normals: Tensor, views: _Views, tol: float) -> tu
     step = max(1, _CHUNK_ELEMENTS // V)
     for s in range(0, len(points), step):
         p, n = points[s:s + step], normals[s:s + step]
-        idx, z = views.project(p)
+        u, v, z = views.project(p)
+        idx = views.pixel(u, v)
         a = torch.gather(views.alpha, 1, idx)
         d = torch.gather(views.surface, 1, idx)
         to_cam = torch.nn.functional.normalize(views.centers[:, None, :] - p[None], dim=-1)  # [V, m, 3]
         cos = (to_cam * n[None]).sum(-1).clamp_min(0)
         w = torch.where((d - z).abs() < tol, a * cos * cos, torch.zeros_like(a))
-        c = torch.gather(views.rgb, 1, idx[..., None].expand(-1, -1, 3))  # [V, m, 3]
+        c = views.sample_rgb(u, v)  # [V, m, 3]
         wsum = w.sum(0)
         out[s:s + step] = (w[..., None] * c).sum(0) / wsum.clamp_min(1e-12)[:, None]
         seen[s:s + step] = wsum > 1e-6
@@ -517,26 +536,32 @@ def extract(gaussians: Gaussians, resolution: int = 256, faces: int = 100_000, v
 
 # ---- quality check ----------------------------------------------------------------------------------------
 
-def fidelity(mesh: Mesh, gaussians: Gaussians, cameras: Cameras) -> dict[str, list[float]]:
-    """How well ``mesh`` reproduces ``gaussians`` seen from ``cameras``: per view, the IoU of the
-    silhouettes (Gaussian alpha ≥ 0.5 vs. pixels the mesh covers) and the colour PSNR (dB) over the
-    pixels both cover, colours un-premultiplied. Returns {"iou": [C], "psnr": [C]}."""
+def fidelity(mesh: Mesh, gaussians: Gaussians, cameras: Cameras) -> dict[str, list[float] | float]:
+    """How well ``mesh`` reproduces ``gaussians`` seen from ``cameras`` (viewmats [C, 4, 4]).
+
+    Returns {"iou": [C], "psnr": [C], "iou_all": float, "psnr_all": float}: per view and over the pixels
+    of all views pooled, the IoU of the silhouettes (Gaussian alpha >= 0.5 vs. pixels the mesh covers)
+    and the colour PSNR in dB over the pixels both cover (Gaussian colour un-premultiplied, mesh colour
+    as rendered by :func:`a3d.mesh_render.render_mesh`, texture atlas if the mesh has one).
+    """
     from .mesh_render import render_mesh
     from .render import render
 
     with torch.no_grad():
         ref = render(gaussians.detach().float(), cameras.to(gaussians.device))
-    out = render_mesh(mesh, cameras.to("cpu"))
+    out = render_mesh(mesh, cameras.to("cpu"), use_texture=mesh.texture is not None)
     ref_mask = ref.alpha[..., 0].cpu() >= ALPHA_SOLID
     ref_rgb = (ref.rgb / ref.alpha.clamp_min(1e-6)).clamp(0, 1).cpu()
     mesh_mask = out.alpha[..., 0] >= ALPHA_SOLID
-    iou, psnr = [], []
-    for c in range(len(cameras)):
-        inter, union = ref_mask[c] & mesh_mask[c], ref_mask[c] | mesh_mask[c]
-        iou.append(float(inter.sum()) / max(1, int(union.sum())))
-        mse = float(((ref_rgb[c] - out.rgb[c]) ** 2)[inter].mean()) if inter.any() else float("nan")
-        psnr.append(10 * math.log10(1.0 / max(mse, 1e-12)))
-    return {"iou": iou, "psnr": psnr}
+    inter, union = ref_mask & mesh_mask, ref_mask | mesh_mask
+    sq = ((ref_rgb - out.rgb) ** 2).mean(-1)
+
+    def psnr(err: Tensor, sel: Tensor) -> float:
+        return 10 * math.log10(1.0 / max(float(err[sel].mean()), 1e-12)) if sel.any() else float("nan")
+
+    return {"iou": [float(inter[c].sum()) / max(1, int(union[c].sum())) for c in range(len(cameras))],
+            "psnr": [psnr(sq[c], inter[c]) for c in range(len(cameras))],
+            "iou_all": float(inter.sum()) / max(1, int(union.sum())), "psnr_all": psnr(sq, inter)}
 
 
 def _desc(x) -> str:
