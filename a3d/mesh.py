@@ -246,10 +246,11 @@ def _volume(gaussians: Gaussians, views: _Views, lo: Tensor, hi: Tensor,
         return origin + h * (blocks.to(origin.dtype) * size + (size - 1) / 2)
 
     def threshold(size: int) -> float:
-        # Blocks of 2³ feed the voxels: only voxels within 1.5 h of the surface need their own value (marching
-        # cubes interpolates along edges that change sign; ±trunc beyond that moves a vertex by < 0.1 h). The
-        # 4³ blocks feed the 2³ ones, so they keep a wider margin.
-        reach = 1.5 * h + 0.5 * h if size == 2 else trunc + h
+        # Only voxels within 1.5 h of the surface need their own value (marching cubes interpolates along
+        # edges that change sign; ±trunc beyond that moves a vertex by < 0.1 h), so a 2³ block is refined
+        # when the surface may pass within its half-diagonal + 2 h; a 4³ block when one of its 2³ blocks
+        # (centres √3 h away) may be, with a voxel to spare.
+        reach = 2.0 * h if size == 2 else threshold(2) + math.sqrt(3) * h + h
         return reach + (size - 1) / 2 * math.sqrt(3) * h
 
     axes = [torch.arange(c, device=dev) for c in coarse_dims]
