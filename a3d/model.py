@@ -604,7 +604,7 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
         else:
             feats = self.input_decoder.features(photos.to(z.dtype), given)
             raw, pixel_input = self.decoder.raw(z, temb, self.rays, feats)
-            with torch.autocast(device_type=image.device.type, enabled=False):  # float32, as in raw()
+            with torch.autocast(device_type="cuda" if z.is_cuda else "cpu", enabled=False):  # float32, as in raw()
                 photos = photos.float()
                 depth = self.decoder.depth(raw)
                 means = self.ray_origins[:, None, None, :] + depth * self.rays[..., 3:]
@@ -626,15 +626,15 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
             if given is not None and bool(given[:, 1:].any()):
                 raise ValueError("given: this model (input_decoder=False) takes the front photo only")
             return None, None
-        if given is None:
+        if given is None:  # the front photo only (no data-dependent check: shapes run on 'meta' too)
             given = torch.zeros(B, NUM_VIEWS, dtype=torch.bool, device=image.device)
-        if given.shape != (B, NUM_VIEWS) or given.dtype != torch.bool:
+        elif given.shape != (B, NUM_VIEWS) or given.dtype != torch.bool:
             raise ValueError(f"given: expected a bool tensor [{B}, {NUM_VIEWS}], got {given.dtype} {tuple(given.shape)}")
+        elif photos is None and bool(given[:, 1:].any()):
+            raise ValueError("photos: views are marked given but no photos were passed")
         given = given.clone()
         given[:, 0] = True
         if photos is None:
-            if bool(given[:, 1:].any()):
-                raise ValueError("photos: views are marked given but no photos were passed")
             photos = image.new_zeros(B, NUM_VIEWS, 3, S, S)
         elif photos.shape != (B, NUM_VIEWS, 3, S, S):
             raise ValueError(f"photos: expected [{B}, {NUM_VIEWS}, 3, {S}, {S}], got {tuple(photos.shape)}")
