@@ -385,7 +385,14 @@ def reconstruct_many(images: Sequence[ViewsLike], model: ModelLike = None, *, ba
 
 def add_reconstruct_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reconstruct", help="portraits → 3D Gaussian heads (PLY, .splat, turntable video)")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="portrait image files")
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="portrait image files")
+    p.add_argument("--view", action="append", default=[], metavar="NAME=FILE",
+                   help="photos of one head's canonical views, e.g. --view front=a.jpg --view left=b.jpg "
+                        "(front required; left = the subject's left side); replaces IMAGE")
+    p.add_argument("--refine", nargs="?", type=int, const=-1, default=0, metavar="STEPS",
+                   help="fit the Gaussians to the photo(s) after the network (default steps without a number)")
+    p.add_argument("--face", type=int, default=None, metavar="I",
+                   help="which face to reconstruct when a photo holds several (0 = the largest)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (one subfolder per image)")
     p.add_argument("--steps", type=int, default=1, help="denoising steps (default 1)")
     p.add_argument("--video", action="store_true", help="write orbit.mp4 (a 512² turntable; slow without a GPU)")
@@ -416,13 +423,37 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     chosen = args.ply or args.splat or args.video
     out = Path(args.output)
     used: set[str] = set()
+    items: list = list(args.images)
+    names: list = list(args.images)
+    if args.view:
+        if args.images:
+            print("a3d reconstruct: give either IMAGE files or --view NAME=FILE photos of one head, not both",
+                  file=sys.stderr)
+            return 1
+        views = {}
+        for spec in args.view:
+            name, sep, path = spec.partition("=")
+            if not sep or name not in framing.CANONICAL_VIEWS or name in views:
+                print(f"a3d reconstruct: --view {spec!r}: expected NAME=FILE with NAME one of "
+                      f"{', '.join(framing.CANONICAL_VIEWS)}, each once", file=sys.stderr)
+                return 1
+            views[name] = path
+        items, names = [views], [views.get("front", "head")]
+    if not items:
+        print("a3d reconstruct: no images given (IMAGE files or --view NAME=FILE)", file=sys.stderr)
+        return 1
+    if args.refine < -1:
+        print(f"a3d reconstruct: --refine: expected a number of steps >= 0, got {args.refine}", file=sys.stderr)
+        return 1
+    refine_arg = True if args.refine == -1 else args.refine
     try:
-        avatars = reconstruct_many(args.images, model, batch_size=args.batch_size, steps=args.steps, seed=args.seed,
-                                   device=dev, preprocess=not args.no_preprocess, progress=True)
-    except (ImageError, NoFaceError) as e:
+        avatars = reconstruct_many(items, model, batch_size=args.batch_size, steps=args.steps, seed=args.seed,
+                                   device=dev, preprocess=not args.no_preprocess, progress=True, refine=refine_arg,
+                                   face=args.face)
+    except (ImageError, NoFaceError, ValueError) as e:
         print(f"a3d reconstruct: {e}", file=sys.stderr)
         return 1
-    for path, avatar in zip(args.images, avatars):
+    for path, avatar in zip(names, avatars):
         stem = Path(path).stem or "image"
         name, k = stem, 1
         while name in used:
