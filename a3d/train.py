@@ -302,22 +302,51 @@ class SyntheticBatches:
         cams.Ks[slots] = new_c.Ks
         self.pool_step = step + 1
 
-    def get(self, step: int) -> dict[str, Tensor]:
+    def get(self, step: int, clock: "_StageClock | None" = None) -> dict[str, Tensor]:
         B, V = self.batch, self.num_views
         self.gen.manual_seed(_mix(self.seed, step))
         g, cams = self._heads(step)
+        if clock is not None:
+            clock.mark("generate")
         score = torch.rand(B, len(cams), generator=self.gen, device=self.device)
         score[:, self.input_view] = 2.0  # never the input view itself
         idx = score.argsort(dim=1)[:, :V]  # V distinct random views a head
         vm = cams.viewmats.gather(1, idx[..., None, None].expand(B, V, 4, 4))
         K = cams.Ks.gather(1, idx[..., None, None].expand(B, V, 3, 3))
         batch = render_batch(g, self.canonical, Cameras(vm, K, cams.width, cams.height))
+        if clock is not None:
+            clock.mark("render_gt")
         if self.refresh:
             self._refresh(step)
+            if clock is not None:
+                clock.mark("generate")
         return batch
 
 
 _FIELDS = ("means", "quats", "scales", "opacities", "colors")
+
+
+class _StageClock:
+    """Wall time per training stage on the steps that are logged: each :meth:`mark` synchronises the
+    device and books the time since the previous mark to a stage, so the log shows where a step's
+    time goes (generation, ground-truth rendering, network + loss, backward, optimizer) without
+    synchronising on the other steps."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.seconds: dict[str, float] = {}
+        self._sync()
+        self.last = time.perf_counter()
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def mark(self, stage: str) -> None:
+        self._sync()
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self.last
+        self.last = now
 
 
 def _mix(a: int, b: int) -> int:
@@ -395,7 +424,7 @@ class FolderBatches:
                                              pin_memory=self.device.type == "cuda")
         self.iter = iter(loader)
 
-    def get(self, step: int) -> dict[str, Tensor]:
+    def get(self, step: int, clock: "_StageClock | None" = None) -> dict[str, Tensor]:
         epoch, k = divmod(step, self.per_epoch)
         if self.iter is None or epoch != self.epoch or self._next_step != step:
             self._start(epoch, k)
@@ -408,6 +437,8 @@ class FolderBatches:
         out["canonical_alpha"] = out["canonical"].new_zeros(B, 4, 1, S, S)
         out["canonical_depth"] = out["canonical"].new_zeros(B, 4, 1, S, S)
         out["geometry_valid"] = torch.zeros(B, dtype=torch.bool, device=self.device)
+        if clock is not None:
+            clock.mark("load")
         return out
 
 
@@ -847,17 +878,24 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
     model.train()
     stopped_by_clock = False
     while step < cfg.max_steps:
-        batch = source.get(step)
+        clock = _StageClock(device) if master and (step + 1) % cfg.log_every == 0 else None
+        batch = source.get(step, clock)
         lr = get_lr(step, cfg)
         for group in optim.param_groups:
             group["lr"] = lr
         loss, parts = compute_loss(train_model, batch, cfg, mcfg, autocast)
+        if clock is not None:
+            clock.mark("forward_loss")
         optim.zero_grad(set_to_none=True)
         loss.backward()
+        if clock is not None:
+            clock.mark("backward")
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0 else None
         optim.step()
         # EMA warm-up: a short average early on so that the EMA is useful before 1/(1-decay) steps
         _ema_update(ema, model, min(cfg.ema_decay, (1.0 + step) / (10.0 + step)))
+        if clock is not None:
+            clock.mark("optimizer_ema")
         step += 1
         skipped_total = skipped_total + batch["skipped"].sum()  # a tensor: read only when logged
         samples_since += cfg.batch_size * world
@@ -867,6 +905,8 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
                    "grad_norm": float(grad_norm) if grad_norm is not None else None,
                    "samples_per_s": samples_since / max(now - t_last, 1e-9), "skipped_files": int(skipped_total),
                    "elapsed_s": elapsed_before + now - t_start}
+            if clock is not None:  # this step's time per stage (synchronised), seconds
+                rec["stage_s"] = {k: round(v, 5) for k, v in clock.seconds.items()}
             _log(log_path, rec)
             t_last, samples_since = now, 0
             if bar is not None:
