@@ -356,7 +356,8 @@ class GaussianDecoder(nn.Module):
             opacity_logit = opacity_logit + residual[..., 3]
             pixel_angle = 2 * math.tan(math.radians(cfg.camera_fov_deg) / 2) / cfg.image_size
             footprint = (_FOOTPRINT * pixel_angle) * depth
-            scales = torch.where(g, footprint.expand_as(scales), scales) * torch.exp(1.5 * torch.tanh(residual[..., 4:7]))
+            scales = torch.where(g, footprint.expand_as(scales), scales)
+            scales = scales * torch.exp(1.5 * torch.tanh(residual[..., 4:7]))
             scales = scales.clamp(cfg.scale_min, cfg.scale_max)
         opacities = torch.sigmoid(opacity_logit)
         colors = torch.sigmoid(color_logit)
@@ -629,7 +630,8 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
         if given is None:  # the front photo only (no data-dependent check: shapes run on 'meta' too)
             given = torch.zeros(B, NUM_VIEWS, dtype=torch.bool, device=image.device)
         elif given.shape != (B, NUM_VIEWS) or given.dtype != torch.bool:
-            raise ValueError(f"given: expected a bool tensor [{B}, {NUM_VIEWS}], got {given.dtype} {tuple(given.shape)}")
+            raise ValueError(f"given: expected a bool tensor [{B}, {NUM_VIEWS}], "
+                             f"got {given.dtype} {tuple(given.shape)}")
         elif photos is None and bool(given[:, 1:].any()):
             raise ValueError("photos: views are marked given but no photos were passed")
         given = given.clone()

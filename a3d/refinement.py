@@ -46,7 +46,7 @@ class RefineSettings:
     """
 
     steps: int = 40
-    lr: float = 0.05
+    lr: float = 0.25
     lambda_lpips: float = 0.2
     lambda_anchor: float = 0.5
     lambda_symmetry: float = 0.05
