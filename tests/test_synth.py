@@ -1,6 +1,7 @@
 """Synthetic heads (a3d.synth): the bundled basis, determinism, valid and framed Gaussians, cameras,
 the front view, and the exported AnyHead layout."""
 import argparse
+import dataclasses
 import json
 import os
 
@@ -12,7 +13,7 @@ from PIL import Image
 from a3d import framing
 from a3d.cameras import canonical_cameras, load_cameras_json
 from a3d.rasterize import quat_to_rotmat
-from a3d.synth import (EARRINGS, HAIR_STYLES, HATS, INPUT_VIEW, NUM_FIXED_VIEWS, SynthConfig, SyntheticHeads, _rotmat_to_quat, _select_views,
+from a3d.synth import (EARRINGS, EXPRESSIONS, HAIR_STYLES, HATS, INPUT_VIEW, NUM_FIXED_VIEWS, SynthConfig, SyntheticHeads, _rotmat_to_quat, _select_views,
                        add_synth_parser, cmd_synth, export_dataset, fixed_cameras, load_head_basis, random_cameras,
                        render_views)
 
@@ -199,7 +200,7 @@ def test_export_layout(tmp_path):
         assert img.shape == (32, 32, 4) and img.dtype == np.uint8
         assert img[..., 3].max() == 255 and img[..., 3].min() == 0
         attrs = json.load(open(os.path.join(d, "ATTRIBUTES.json")))
-        assert attrs["hair_style"] in HAIR_STYLES and len(attrs["identity_coeffs"]) == 32
+        assert attrs["hair_style"] in HAIR_STYLES and len(attrs["identity"]) == 32
     # the input view's camera is the front canonical camera
     cams, names = load_cameras_json(os.path.join(dirs[0], "CAMERA_PARAMETERS.json"))
     i = names.index(f"{INPUT_VIEW:03d}")
@@ -229,7 +230,7 @@ def test_every_hair_style_builds(style):
     s = SyntheticHeads("cpu", seed=1, num_gaussians=3000, image_size=32, num_random_views=1, hair_style_p=p,
                        hat_p=0.0).sample(4)
     # (a masculine head turns long hair, buns and ponytails into short hair half of the time)
-    assert style in {a["hair_style"] for a in s.attributes}
+    assert style in {s.attributes.head(i)["hair_style"] for i in range(4)}
     _check_valid(s.gaussians)
 
 
@@ -240,9 +241,10 @@ def test_every_accessory_builds():
     for _ in range(8):  # deterministic: a few batches of the stream cover every kind
         s = gen.sample(4)
         _check_valid(s.gaussians)
-        hats |= {a["hat"] for a in s.attributes}
-        earrings |= {a["earrings"] for a in s.attributes}
-        sunglasses |= {a["sunglasses"] for a in s.attributes}
+        heads = [s.attributes.head(i) for i in range(4)]
+        hats |= {a["hat"] for a in heads}
+        earrings |= {a["earrings"] for a in heads}
+        sunglasses |= {a["sunglasses"] for a in heads}
         if hats == set(HATS) and earrings == set(EARRINGS) and len(sunglasses) == 2:
             break
     assert hats == set(HATS) and earrings == set(EARRINGS) and sunglasses == {False, True}
@@ -253,25 +255,20 @@ def test_attributes_and_cameras_do_not_depend_on_the_gaussian_count():
     b = SyntheticHeads("cpu", seed=2, num_gaussians=6000, image_size=32, num_random_views=4).sample(2)
     assert torch.equal(a.cameras.viewmats, b.cameras.viewmats)
     assert torch.equal(a.vertices, b.vertices)
-    for x, y in zip(a.attributes, b.attributes):
-        assert x.keys() == y.keys()
-        for k in (k for k in x if not k.startswith("_")):
-            if isinstance(x[k], torch.Tensor):
-                assert torch.equal(x[k], y[k]), k
-            else:
-                assert x[k] == y[k], k
+    for f in dataclasses.fields(a.attributes):
+        assert torch.equal(getattr(a.attributes, f.name), getattr(b.attributes, f.name)), f.name
 
 
 def test_overrides_change_only_what_they_name():
     gen = SyntheticHeads("cpu", seed=6, num_gaussians=3000, image_size=32, num_random_views=2, hat_p=0.0)
     base = gen.sample(2, head_ids=[0, 1])
     smile = gen.sample(2, head_ids=[0, 1], overrides={"expression": "smile", "glasses": True})
-    for a, b in zip(base.attributes, smile.attributes):
-        assert b["expression"] == "smile" and b["glasses"]
-        assert torch.equal(a["identity_coeffs"], b["identity_coeffs"]) and torch.equal(a["skin"], b["skin"])
-        assert a["hair_style"] == b["hair_style"]
-        mouth = gen.basis.expressions.index("mouthSmileLeft")
-        assert b["expression_coeffs"][mouth] > a["expression_coeffs"][mouth] or a["expression"] == "smile"
+    a, b = base.attributes, smile.attributes
+    assert (b.expression == EXPRESSIONS.index("smile")).all() and b.glasses.all()
+    assert torch.equal(a.identity, b.identity) and torch.equal(a.skin, b.skin)
+    assert torch.equal(a.hair_style, b.hair_style)
+    mouth = gen.basis.expressions.index("mouthSmileLeft")
+    assert ((b.expression_coeffs[:, mouth] > a.expression_coeffs[:, mouth]) | (a.expression == b.expression)).all()
     assert torch.equal(base.cameras.viewmats, smile.cameras.viewmats)
     with pytest.raises(ValueError, match="overrides"):
         gen.sample(1, overrides={"hat": "crown"})
@@ -290,7 +287,7 @@ def test_export_variants(tmp_path, kind):
         os.path.join(f"{h:06d}", n) for h in range(2) for n in names)
     a0 = json.load(open(tmp_path / "000000" / names[0] / "ATTRIBUTES.json"))
     a1 = json.load(open(tmp_path / "000000" / names[1] / "ATTRIBUTES.json"))
-    assert a0["identity_coeffs"] == a1["identity_coeffs"] and a1["variant"] == names[1]
+    assert a0["identity"] == a1["identity"] and a1["variant"] == names[1]
     if kind == "expressions":
         assert (a0["expression"], a1["expression"]) == ("neutral", "smile")
     else:
