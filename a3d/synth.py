@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import framing
-from .cameras import Cameras, look_at, orbit_cameras, save_cameras_json
+from .cameras import Cameras, orbit_cameras, save_cameras_json
 from .gaussians import Gaussians
 from .head_basis import HeadBasis, load_head_basis
 
@@ -169,6 +169,19 @@ _MUL2 = _signed64(0x94D049BB133111EB)
 _HEAD_MUL = _signed64(0xD1B54A32D192ED03)
 
 
+_CONSTANTS: dict = {}
+
+
+def _on(device: torch.device, x: tuple | Tensor) -> Tensor:
+    """A constant (a tuple of floats, or a module-level palette tensor) on ``device``, copied there once:
+    a fresh host-to-device copy every batch would stall the GPU queue."""
+    key = (str(device), x if isinstance(x, tuple) else id(x))
+    t = _CONSTANTS.get(key)
+    if t is None:
+        t = _CONSTANTS[key] = (torch.tensor(x, dtype=torch.float32) if isinstance(x, tuple) else x).to(device)
+    return t
+
+
 def _mix64(x: Tensor) -> Tensor:
     """splitmix64's finaliser on int64 tensors: wrapping products, logical shifts by masking (torch
     shifts signed integers arithmetically). Integer arithmetic: the same bits on every device."""
@@ -203,13 +216,14 @@ class _Random:
         self._index_cache: dict[int, Tensor] = {}
 
     def _bits(self, name: str, shape: tuple[int, ...]) -> Tensor:
+        # splitmix64: the state of element j is key + stream + j·golden, so streams are far-apart
+        # offsets of each head's sequence (the keys are already mixed)
         stream = _signed64(_mix64_int(zlib.crc32(name.encode()) * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D))
-        base = _mix64(self.keys ^ stream)  # [B]
         n = math.prod(shape)
         idx = self._index_cache.get(n)
         if idx is None:
             idx = self._index_cache[n] = torch.arange(n, device=self.device, dtype=torch.int64) * _GOLDEN
-        return _mix64(base[:, None] + idx).reshape(len(self.keys), *shape)
+        return _mix64((self.keys[:, None] + stream) + idx).reshape(len(self.keys), *shape)
 
     def uniform(self, name: str, *shape: int) -> Tensor:
         """[B, *shape] float32 uniform in the open interval (0, 1) (23-bit resolution: exact in float32)."""
@@ -217,11 +231,13 @@ class _Random:
         return ((x >> 41) & 0x7FFFFF).float() * 2.0**-23 + 2.0**-24
 
     def normal(self, name: str, *shape: int) -> Tensor:
-        """[B, *shape] float32 standard normal (Box–Muller on two 24-bit halves of one hash)."""
-        x = self._bits(name, shape)
-        u1 = ((x >> 41) & 0x7FFFFF).float() * 2.0**-23 + 2.0**-24
-        u2 = ((x >> 8) & 0xFFFFFF).float() * 2.0**-24
-        return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2 * math.pi * u2)
+        """[B, *shape] float32 standard normal (the normal quantile of a uniform)."""
+        return _gaussian(self.uniform(name, *shape))
+
+
+def _gaussian(u: Tensor) -> Tensor:
+    """Standard normal values from uniforms in (0, 1) (|z| < 5.4 for 23-bit uniforms)."""
+    return math.sqrt(2.0) * torch.erfinv(2 * u - 1)
 
 
 class _Draws:
@@ -229,7 +245,8 @@ class _Draws:
     attributes are drawn with two hashes' worth of launches, whatever their number."""
 
     def __init__(self, rng: _Random, name: str, uniforms: int, normals: int):
-        self._u, self._z = rng.uniform(name, uniforms), rng.normal(name + ".normal", normals)
+        u = rng.uniform(name, uniforms + normals)
+        self._u, self._z = u[:, :uniforms], _gaussian(u[:, uniforms:])
         self._iu = self._iz = 0
 
     def u(self, lo: float = 0.0, hi: float = 1.0, k: int = 0) -> Tensor:
@@ -252,9 +269,8 @@ class _Draws:
 
     def choice(self, p: Sequence[float] | Tensor) -> Tensor:
         """[B] int64 indices drawn with weights ``p`` [K]."""
-        p = torch.as_tensor(p, dtype=torch.float32, device=self._u.device)
-        cdf = torch.cumsum(p, 0)
-        cdf = cdf / cdf[-1]
+        w = tuple(float(x) for x in (p.tolist() if isinstance(p, Tensor) else p))
+        cdf = _on(self._u.device, tuple(sum(w[:i + 1]) / sum(w) for i in range(len(w))))
         return torch.searchsorted(cdf, self.u().contiguous(), right=True).clamp(max=len(p) - 1)
 
     def bernoulli(self, p: float | Tensor) -> Tensor:
@@ -267,10 +283,10 @@ class _Noises:
 
     def __init__(self, rng: _Random, name: str, freqs: Sequence[float], waves: int = 12):
         k = len(freqs)
-        scale = torch.tensor([float(f) for f in freqs for _ in range(waves)], device=rng.device)
-        u = rng.uniform(name, k * waves, 2)
-        self.dirs = F.normalize(rng.normal(name + ".dirs", k * waves, 3), dim=-1) \
-            * (scale[:, None] * (0.6 + 0.8 * u[..., :1]))  # [B, kw, 3]
+        scale = _on(rng.device, tuple(float(f) for f in freqs for _ in range(waves)))
+        z = rng.normal(name, k * waves, 5)  # directions, and a length and a phase from normal quantiles
+        u = 0.5 * (1 + torch.erf(z[..., 3:] * (0.5 ** 0.5)))
+        self.dirs = F.normalize(z[..., :3], dim=-1) * (scale[:, None] * (0.6 + 0.8 * u[..., :1]))  # [B, kw, 3]
         self.phase = u[..., 1] * 2 * math.pi  # [B, kw]
         self.k, self.waves = k, waves
         self.amp = math.sqrt(2.0 / waves)
@@ -322,7 +338,7 @@ def _frame_quats(tangent: Tensor, normal: Tensor) -> Tensor:
     """Quaternions [..., 4] of the frames (t, n × t, n): scales (s_t, s_b, s_n) lie along them."""
     n = F.normalize(normal, dim=-1, eps=1e-12)
     t = tangent - (tangent * n).sum(-1, keepdim=True) * n
-    fallback = torch.linalg.cross(n, torch.tensor([0.31, 0.83, 0.47], device=n.device, dtype=n.dtype).expand_as(n),
+    fallback = torch.linalg.cross(n, _on(n.device, (0.31, 0.83, 0.47)).to(n.dtype).expand_as(n),
                                   dim=-1)
     t = torch.where(t.norm(dim=-1, keepdim=True) > 1e-6, t, fallback)
     t = F.normalize(t, dim=-1, eps=1e-12)
@@ -408,28 +424,31 @@ def fixed_cameras(size: int) -> Cameras:
 def _random_views(rng: _Random, n: int, size: int) -> tuple[Tensor, Tensor]:
     """viewmats [B, n, 4, 4] and Ks [B, n, 3, 3] of ``n`` random views a head (see :func:`random_cameras`)."""
     B, dev = len(rng.keys), rng.device
-    u = rng.uniform("cameras", n, 5)
+    u = rng.uniform("cameras", n, 8)
     az = u[..., 0] * 2 * math.pi
     lo, hi = math.sin(math.radians(-30.0)), math.sin(math.radians(55.0))
     el = torch.asin(lo + (hi - lo) * u[..., 1])
     radius = 1.7 + 1.6 * u[..., 2]
     eye = radius[..., None] * torch.stack([torch.cos(el) * torch.sin(az), torch.sin(el),
                                            torch.cos(el) * torch.cos(az)], -1)
-    target = (0.1 * rng.normal("cameras.target", n, 3)).clamp(-0.25, 0.25) \
-        + torch.tensor([0.0, -0.05, 0.0], device=dev)
-    vm = look_at(eye.reshape(-1, 3), target.reshape(-1, 3)).reshape(B, n, 4, 4)
+    target = (0.1 * _gaussian(u[..., 5:])).clamp(-0.25, 0.25) \
+        + _on(dev, (0.0, -0.05, 0.0))
+    # look at the target (as :func:`a3d.cameras.look_at`, whose checks would wait for the device;
+    # elevations within ±55° never look along the up axis), then roll about the optical axis
+    fwd = F.normalize(target - eye, dim=-1)
+    right = F.normalize(torch.linalg.cross(fwd, _on(dev, (0.0, 1.0, 0.0)).expand_as(fwd), dim=-1), dim=-1)
+    down = torch.linalg.cross(fwd, right, dim=-1)
     roll = math.radians(6.0) * (2 * u[..., 3] - 1)
-    c, s = torch.cos(roll), torch.sin(roll)
-    Rz = torch.zeros(B, n, 4, 4, device=dev)
-    Rz[..., 0, 0], Rz[..., 0, 1], Rz[..., 1, 0], Rz[..., 1, 1] = c, -s, s, c
-    Rz[..., 2, 2] = Rz[..., 3, 3] = 1.0
+    c, s = torch.cos(roll)[..., None], torch.sin(roll)[..., None]
+    R = torch.stack([c * right - s * down, s * right + c * down, fwd], -2)  # rows: camera axes in the world
+    t = -(R @ eye[..., None])
+    bottom = _on(dev, (0.0, 0.0, 0.0, 1.0)).expand(B, n, 1, 4)
+    vm = torch.cat([torch.cat([R, t], -1), bottom], -2)
     fov = 22.0 + 18.0 * u[..., 4]
     f = 0.5 * size / torch.tan(torch.deg2rad(fov) / 2)
-    K = torch.zeros(B, n, 3, 3, device=dev)
-    K[..., 0, 0], K[..., 1, 1] = f, f
-    K[..., 0, 2] = K[..., 1, 2] = size / 2
-    K[..., 2, 2] = 1.0
-    return Rz @ vm, K
+    zero, half, one = torch.zeros_like(f), torch.full_like(f, size / 2), torch.ones_like(f)
+    K = torch.stack([f, zero, half, zero, f, half, zero, zero, one], -1).reshape(B, n, 3, 3)
+    return vm, K
 
 
 def random_cameras(seed: int, n: int, size: int, device: str | torch.device = "cpu") -> Cameras:
@@ -479,7 +498,8 @@ class SynthConfig:
         if isinstance(self.num_gaussians, bool) or not isinstance(self.num_gaussians, int) \
                 or not 2_000 <= self.num_gaussians <= 4_000_000:
             raise ValueError(f"num_gaussians: expected an int in [2000, 4000000], got {self.num_gaussians!r}")
-        if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or not 8 <= self.image_size <= 4096:
+        if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) \
+                or not 8 <= self.image_size <= 4096:
             raise ValueError(f"image_size: expected an int in [8, 4096], got {self.image_size!r}")
         if len(self.hair_style_p) != len(HAIR_STYLES) or min(self.hair_style_p) < 0 or sum(self.hair_style_p) <= 0:
             raise ValueError(f"hair_style_p: expected {len(HAIR_STYLES)} non-negative weights, got {self.hair_style_p}")
@@ -595,27 +615,27 @@ _HAIR_THICKNESS = {"bald": (0.0, 0.0), "buzz": (0.006, 0.006), "short": (0.02, 0
                    "long": (0.03, 0.07), "bun": (0.015, 0.03), "ponytail": (0.015, 0.03)}
 
 
-def _draw_attributes(rng: _Random, cfg: SynthConfig, basis: HeadBasis, overrides: dict | None) -> HeadAttributes:
+def _draw_attributes(rng: _Random, cfg: SynthConfig, basis: HeadBasis, presets: Tensor,
+                     overrides: dict | None) -> HeadAttributes:
     """Everything random about a batch of heads but their Gaussians' positions, with ``overrides``
-    applied and the rules that tie attributes together."""
+    applied and the rules that tie attributes together. ``presets``: :func:`_expression_table`."""
     dev = rng.device
     B = len(rng.keys)
     K, E = basis.shape_basis.shape[0], basis.expr_basis.shape[0]
-    d = _Draws(rng, "attributes", 96, 24)
-    t = lambda x: torch.as_tensor(x, dtype=torch.float32, device=dev)  # noqa: E731
+    d = _Draws(rng, "attributes", 96 + 2 * E, 24 + K)
+    t = lambda x: _on(dev, tuple(x))  # noqa: E731
     ov = overrides or {}
-    identity = rng.normal("identity", K) * cfg.identity_scale
+    identity = d.z(K) * cfg.identity_scale
     expression = torch.where(d.bernoulli(cfg.expression_p), 1 + d.choice(_EXPRESSION_P[1:]), 0)
     intensity = d.u(0.3, 1.0)
-    extra = rng.uniform("expression.extra", E, 2)
-    extra = (extra[..., 0] < 0.06) * extra[..., 1] * 0.25  # a few random extra actions, weakly
+    extra = (d.u(k=E) < 0.06) * d.u(k=E) * 0.25  # a few random extra actions, weakly
     eye_wide = d.u(0.1, 0.6)
     # skin: a tone between two of the nine, brightness, and a tilt along the warm (red-yellow) - cool
     # axis only: never green or blue skin
     tone = d.u()
     x = tone * (len(_SKIN_TONES) - 1)
     i0 = x.long().clamp(max=len(_SKIN_TONES) - 2)
-    tones = _SKIN_TONES.to(dev)
+    tones = _on(dev, _SKIN_TONES)
     skin = torch.lerp(tones[i0], tones[i0 + 1], (x - i0)[:, None])
     warm = 0.03 * d.z()
     tilt = torch.stack([1 + warm, torch.ones_like(warm), 1 - warm], -1)
@@ -628,10 +648,10 @@ def _draw_attributes(rng: _Random, cfg: SynthConfig, basis: HeadBasis, overrides
     feminine_style = (style == 4) | (style == 5) | (style == 6)  # long, bun, ponytail
     style = torch.where(masculine & feminine_style & d.bernoulli(0.5), 2, style)
     dyed = d.bernoulli(cfg.dyed_hair_p)
-    dyed_colour = _DYED_HAIR.to(dev)[d.choice([1.0] * len(_DYED_HAIR))]
+    dyed_colour = _on(dev, _DYED_HAIR)[d.choice([1.0] * len(_DYED_HAIR))]
     hi = d.choice(_HAIR_COLOUR_P)
     hi = torch.where((age > 0.8) & d.bernoulli(0.6), 9 + d.choice([0.6, 0.4]), hi)  # grey or white
-    natural = _HAIR_COLOURS.to(dev)[hi]
+    natural = _on(dev, _HAIR_COLOURS)[hi]
     hair = torch.where(dyed[:, None], dyed_colour, natural)
     hair = (hair * (1 + 0.08 * d.z())[:, None] * (1 + 0.03 * d.z(3))).clamp(0.01, 1)
     brow = natural * torch.where(natural.mean(-1, keepdim=True) < 0.6, 0.7, 0.55)  # natural under dyed hair
@@ -645,7 +665,7 @@ def _draw_attributes(rng: _Random, cfg: SynthConfig, basis: HeadBasis, overrides
     ponytail = torch.stack([d.u(0.05, 0.35), d.u(0.5, 0.9), d.u(0.06, 0.1)], -1)
     bob_len, long_len = d.u(-0.55, -0.3), d.u(-1.1, -0.6)
     stubble = torch.where(masculine & d.bernoulli(0.4), d.u(0.1, 0.45), 0.0)
-    iris = (_IRIS_COLOURS.to(dev)[d.choice(_IRIS_P)] * (1 + 0.1 * d.z(3))).clamp(0, 1)
+    iris = (_on(dev, _IRIS_COLOURS)[d.choice(_IRIS_P)] * (1 + 0.1 * d.z(3))).clamp(0, 1)
     lipstick_colour = (t([0.6, 0.08, 0.15]) * (1 + 0.25 * d.z(3))).clamp(0.02, 0.9)
     lipstick = ~masculine & d.bernoulli(0.25)
     lips = torch.where(lipstick[:, None], lipstick_colour, skin * t([0.86, 0.6, 0.6]))
@@ -654,18 +674,18 @@ def _draw_attributes(rng: _Random, cfg: SynthConfig, basis: HeadBasis, overrides
     sunglasses = d.bernoulli(0.25)  # if glasses
     glasses_shape = torch.stack([d.u(0.07, 0.1), d.u(-0.01, 0.02), d.u(-0.005, 0.015), d.u(0.06, 0.1),
                                  d.u(2.0, 5.0), d.u(0.004, 0.012)], -1)
-    frame_colour = _FRAME_COLOURS.to(dev)[d.choice([1.0] * len(_FRAME_COLOURS))]
+    frame_colour = _on(dev, _FRAME_COLOURS)[d.choice([1.0] * len(_FRAME_COLOURS))]
     dark_tint, dark_opacity = t([0.05, 0.05, 0.06]) + 0.1 * d.u(k=3), d.u(0.8, 0.92)
     clear_opacity = d.u(0.04, 0.1)
     lens_shift = d.u(k=2)
     hat = torch.where(d.bernoulli(cfg.hat_p), 1 + d.choice([1.0] * (len(HATS) - 1)), 0)
     short_thickness = d.u(0.02, 0.04)  # for buns and ponytails under a hat
-    fabric = _FABRIC.to(dev)
+    fabric = _on(dev, _FABRIC)
     hat_colours = torch.stack([fabric[d.choice([1.0] * len(_FABRIC))], fabric[d.choice([1.0] * len(_FABRIC))]], 1)
     hat_size = torch.stack([d.u(0.03, 0.1), d.u(0.15, 0.35)], -1)
     earrings_p = cfg.earrings_p * torch.where(masculine, 0.4, 1.6)
     earrings = torch.where(d.bernoulli(earrings_p), 1 + d.choice([1.0] * (len(EARRINGS) - 1)), 0)
-    earring_metal = _METALS.to(dev)[d.choice([1.0] * len(_METALS))]
+    earring_metal = _on(dev, _METALS)[d.choice([1.0] * len(_METALS))]
     shirt = fabric[d.choice([1.0] * len(_FABRIC))] * d.u(0.8, 1.1)[:, None]
     neckline, neckline_scoop = d.u(-0.88, -0.8), d.u(0.02, 0.15)
     # lighting: a key light from the front hemisphere, mostly from above
@@ -698,11 +718,10 @@ def _draw_attributes(rng: _Random, cfg: SynthConfig, basis: HeadBasis, overrides
     hair_thickness = thick_lo[style] + (thick_hi[style] - thick_lo[style]) * u_thick
     hair_thickness = torch.where(tied, short_thickness, hair_thickness)
     hair_length = torch.where(style == 3, bob_len, torch.where(style == 4, long_len, 0.0))
-    coeffs = extra + _expression_table(basis, dev)[expression] * intensity[:, None]
-    open_eyes = basis.expressions.index("eyeWideLeft"), basis.expressions.index("eyeWideRight")
+    coeffs = extra + presets[expression] * intensity[:, None]
+    eyes = _on(dev, tuple(float(x in ("eyeWideLeft", "eyeWideRight")) for x in basis.expressions))
     blinking = (expression == EXPRESSIONS.index("blink")) | (expression == EXPRESSIONS.index("wink"))
-    wide = torch.zeros_like(coeffs)  # the mean head's eyes are narrow: open them a little
-    wide[:, list(open_eyes)] = torch.where(blinking, 0.0, eye_wide)[:, None]
+    wide = torch.where(blinking, 0.0, eye_wide)[:, None] * eyes  # the mean head's eyes are narrow: open them
     return HeadAttributes(
         identity=identity, expression=expression, expression_intensity=intensity,
         expression_coeffs=(coeffs + wide).clamp(0, 1), skin_tone=tone, skin=skin, redness=redness,
@@ -846,7 +865,8 @@ class SyntheticHeads:
         self._not_ears = 1 - reg[:, r("ears")]
         self._vfeat = self._vertex_features()
         # per vertex: where hair never grows (features, ears, neck)
-        features = b.regions[:, [r(k) for k in ("ears", "eyes", "sockets", "mouth", "tongue", "lips", "brows", "eyelids")]]
+        hairless = ("ears", "eyes", "sockets", "mouth", "tongue", "lips", "brows", "eyelids")
+        features = b.regions[:, [r(k) for k in hairless]]
         self._hairless = (1 - features.sum(-1).clamp(0, 1)) * (1 - b.regions[:, r("neck")])
         # the hairline's height over each vertex's azimuth (0 front, pi back) is h0 + hairline * h1: the
         # front part follows the sampled hairline, the temples, sideburns, ears and nape are fixed
@@ -885,7 +905,7 @@ class SyntheticHeads:
         cfg, b, dev = self.config, self.basis, self.device
         B = len(ids)
         rng = _Random(_head_keys(self.seed, ids.to(dev)))
-        a = _draw_attributes(rng, cfg, b, overrides)
+        a = _draw_attributes(rng, cfg, b, self._expressions, overrides)
         # shape, then the similarity that puts the pupils and mouth on the face anchors
         raw = self._vertices(a)
         lm = self._landmarks(raw)
@@ -895,7 +915,8 @@ class SyntheticHeads:
         geo = self._measure(verts, a)
         # the Gaussians of every part, then each head's own counts of them
         counts = self._counts[a.hair_style, a.hat, a.glasses.long(), a.earrings]  # [B, P]
-        widest = counts.amax(0).tolist()  # the one wait for the device
+        widest_dev = counts.amax(0)
+        widest = widest_dev.tolist()  # the one wait for the device
         normals = self._vertex_normals(verts)
         area = 0.5 * torch.linalg.cross(verts[:, b.faces[:, 1]] - verts[:, b.faces[:, 0]],
                                         verts[:, b.faces[:, 2]] - verts[:, b.faces[:, 0]], dim=-1).norm(dim=-1)
@@ -905,12 +926,11 @@ class SyntheticHeads:
             if widest[k]:
                 parts.append(getattr(self, "_" + name)(rng, a, mesh, geo, counts[:, k], widest[k]))
         splats = _Splats.cat(parts)
-        starts = torch.tensor([0] + [m for m in widest if m], device=dev).cumsum(0)[:-1]  # each part's first column
-        used = counts[:, [k for k, m in enumerate(widest) if m]]  # [B, P']
-        end = used.cumsum(1)
+        starts = widest_dev.cumsum(0) - widest_dev  # each part's first column (absent parts: width 0)
+        end = counts.cumsum(1)
         slot = torch.arange(cfg.num_gaussians, device=dev).expand(B, -1).contiguous()
-        part = torch.searchsorted(end, slot, right=True)  # [B, N]
-        index = starts[part] + slot - (end - used).gather(1, part)
+        part = torch.searchsorted(end, slot, right=True)  # [B, N]: (right: parts a head lacks are skipped)
+        index = starts[part] + slot - (end - counts).gather(1, part)
         g = self._finish(splats.gather(index), a)
         # cameras: the fixed ring, then each head's random views
         vm, K = (x.expand(B, -1, -1, -1) for x in self._fixed)
@@ -949,7 +969,7 @@ class SyntheticHeads:
         hat_top = band + torch.where(a.hat == 3, 0.1, 0.05)
         return {
             "lm": lm, "half_width": half_width,
-            "prof_curtain": self._head_profile(verts, verts.new_full((len(a),), -0.15), verts.new_full((len(a),), 0.25)),
+            "prof_curtain": self._head_profile(verts, torch.full_like(band, -0.15), torch.full_like(band, 0.25)),
             "prof_hat": self._head_profile(verts, band - 0.05, hat_top),
             "back_bun": self._back_point(verts, a.bun[:, 0]),
             "back_tail": self._back_point(verts, a.ponytail[:, 0]),
@@ -964,7 +984,7 @@ class SyntheticHeads:
         sel = (y > y0[:, None]) & (y < y1[:, None])
         phi = torch.atan2(verts[..., 0], verts[..., 2])
         k = ((phi + math.pi) / (2 * math.pi) * _BINS).long().clamp(0, _BINS - 1)
-        r = verts[..., [0, 2]].norm(dim=-1) * sel
+        r = torch.hypot(verts[..., 0], verts[..., 2]) * sel
         prof = verts.new_zeros(B, _BINS).scatter_reduce(1, k, r, reduce="amax", include_self=True)
         for _ in range(4):  # fill empty bins from their neighbours
             prof = torch.where(prof > 0, prof, torch.maximum(prof.roll(1, 1), prof.roll(-1, 1)))
@@ -992,7 +1012,7 @@ class SyntheticHeads:
         ndl = (normal * light_dir).sum(-1, keepdim=True)
         wrap = ((ndl + 0.15) / 1.15).clamp(min=0)  # slightly wrapped Lambert: softer terminator, like skin
         shade = amb * (0.75 + 0.25 * normal[..., 1:2]) + (1 - amb) * wrap * light_col
-        power = torch.tensor([0.8, 1.0, 1.1], device=shade.device)
+        power = _on(shade.device, (0.8, 1.0, 1.1))
         warm = shade.clamp(1e-4, 1.0) ** power * shade.clamp(min=1.0)
         shade = torch.where(sp.skin[..., None] > 0, warm, shade)
         colors = (sp.albedo.clamp(0, 1) * shade * sp.occlusion[..., None]).clamp(0.0, 1.0)
@@ -1029,12 +1049,12 @@ class SyntheticHeads:
         cdf = torch.cumsum(w, 1)
         total = cdf[:, -1:].clamp(min=1e-30)
         nn = n.clamp(min=1)[:, None].double()
-        pos = (torch.arange(M, device=dev, dtype=torch.float64) + rng.uniform(name + ".offset", 1).double()) * (total / nn)
+        shift = rng.uniform(name + ".shift", Fn + 1, 2)  # per triangle, and (last row) the systematic offset
+        pos = (torch.arange(M, device=dev, dtype=torch.float64) + shift[:, Fn:, 0].double()) * (total / nn)  # [B, M]
         fi = torch.searchsorted(cdf, pos, right=True).clamp(max=Fn - 1)  # ascending
         start = torch.searchsorted(fi, torch.arange(Fn, device=dev).expand(B, Fn).contiguous())  # first point
         j = torch.arange(M, device=dev) - start.gather(1, fi)  # index of the point within its triangle
-        shift = rng.uniform(name + ".shift", Fn, 2)
-        u = torch.frac(_gather_rows(shift, fi) + j[..., None].float() * torch.tensor(_R2, device=dev))
+        u = torch.frac(_gather_rows(shift, fi) + j[..., None].float() * _on(dev, _R2))
         flip = u.sum(-1) > 1
         u = torch.where(flip[..., None], 1 - u, u)
         bary = torch.stack([1 - u[..., 0] - u[..., 1], u[..., 0], u[..., 1]], -1)
@@ -1072,7 +1092,7 @@ class SyntheticHeads:
 
     # ---- the parts: each returns [B, M] splats of which head b keeps the first n[b] ----------------
     def _vec(self, *xs: float) -> Tensor:
-        return torch.tensor(xs, dtype=torch.float32, device=self.device)
+        return _on(self.device, xs)
 
     def _face(self, rng, a, mesh, geo, n, M) -> _Splats:
         """The skin and the face's other surfaces as flat discs, with the procedural albedo."""
@@ -1087,7 +1107,8 @@ class SyntheticHeads:
         skin = per_head(a.skin) * (1 + 0.035 * low + 0.015 * mid + 0.02 * high)[..., None]
         skin = skin * (1 - (col("red") * a.redness[:, None])[..., None] * self._vec(0.0, 0.25, 0.22))
         beard = col("beard") * (0.75 + 0.25 * mid).clamp(0, 1)  # stubble on the lower face
-        skin = torch.lerp(skin, torch.minimum(per_head(a.hair) * 0.6, skin * 0.7), (a.stubble[:, None] * beard)[..., None])
+        stubble = torch.minimum(per_head(a.hair) * 0.6, skin * 0.7)
+        skin = torch.lerp(skin, stubble, (a.stubble[:, None] * beard)[..., None])
         # clothing at the bottom of the neck: a crew or scoop neckline, lower at the front
         line = a.neckline[:, None] - a.neckline_scoop[:, None] * col("front")
         shirt = _smoothstep(line + 0.012, line - 0.012, canon[..., 1]) * col("neck")
@@ -1117,8 +1138,8 @@ class SyntheticHeads:
         albedo = torch.lerp(albedo, mouth_col, col("mouth")[..., None])
         albedo = torch.lerp(albedo, self._vec(0.72, 0.36, 0.36).expand_as(albedo), col("tongue")[..., None])
         # flat discs in the tangent plane, random in-plane orientation
-        tang = torch.linalg.cross(nrm, rng.normal("face.tangent", M, 3), dim=-1)
-        jit = rng.uniform("face.jitter", M, 2)
+        jit = rng.uniform("face.discs", M, 5)
+        tang = torch.linalg.cross(nrm, _gaussian(jit[..., 2:]), dim=-1)
         s_t = spacing * (0.9 + 0.2 * jit[..., 0])  # σ ≈ the spacing: no gaps where a triangle got one point less
         scales = torch.stack([s_t, s_t * (0.8 + 0.2 * jit[..., 1]), 0.08 * s_t], -1)
         return _Splats.make(pos, tang, nrm, scales, 0.97, albedo, col("occlusion"), skin=True)
@@ -1136,10 +1157,11 @@ class SyntheticHeads:
         """Hair Gaussians at ``p`` [B, M, 3]: needles along ``flow``, darker in the inner ``layer`` (0)
         than the outer (1)."""
         B, M = p.shape[:2]
-        strand = 0.75 + 0.25 * _Noises(rng, name + ".strands", (90.0,))(p) + 0.12 * rng.normal(name + ".strand", M, 1)
+        u = rng.uniform(name + ".strand", M, 2)
+        strand = 0.75 + 0.25 * _Noises(rng, name + ".strands", (90.0,))(p) + 0.12 * _gaussian(u[..., :1])
         albedo = a.hair[:, None] * strand * (0.55 + 0.45 * layer[..., None])
         s_across = (0.45 * spacing).clamp(max=0.01).expand(B, M)
-        lengths = length * (0.6 + 0.8 * rng.uniform(name + ".length", M))
+        lengths = length * (0.6 + 0.8 * u[..., 1])
         return _Splats.make(p, flow, nrm, torch.stack([lengths, s_across, 0.6 * s_across], -1), opacity, albedo)
 
     def _shell(self, rng, a, mesh, geo, n, M) -> _Splats:
@@ -1159,8 +1181,8 @@ class SyntheticHeads:
         # pulled back toward the tie (bun, ponytail); away from a whorl at the crown (short, buzz) or
         # a parting on top (longer styles)
         tie = geo["lm"][:, self._lm["crown"], None] + self._vec(0.0, -0.2, -0.5)
-        centre = torch.where((style == 5) | (style == 6), tie,
-                             torch.where((style == 1) | (style == 2), self._vec(0.0, 0.45, -0.3), self._vec(0.0, 0.7, 0.15)))
+        whorl = torch.where((style == 1) | (style == 2), self._vec(0.0, 0.45, -0.3), self._vec(0.0, 0.7, 0.15))
+        centre = torch.where((style == 5) | (style == 6), tie, whorl)
         flow = p - centre + self._vec(0.0, -0.3, 0.0)
         buzz = (a.hair_style == 1)[:, None]
         return self._strands(rng, "shell", a, p, nrm, flow, spacing, depth / thick,
@@ -1174,7 +1196,8 @@ class SyntheticHeads:
         u = rng.uniform("curtain", M, 4)
         phi = torch.sign(u[..., 0] - 0.5) * (front + (math.pi - front) * (2 * (u[..., 0] - 0.5)).abs())
         k = ((phi + math.pi) / (2 * math.pi) * _BINS).long().clamp(0, _BINS - 1)
-        ragged = 0.04 * torch.sin(phi * 9 + 1.3) + 0.05 * u[..., 2] + 0.1 * (1 - (phi.abs() - front) / (math.pi - front))
+        ragged = 0.04 * torch.sin(phi * 9 + 1.3) + 0.05 * u[..., 2] \
+            + 0.1 * (1 - (phi.abs() - front) / (math.pi - front))
         ring = torch.stack([torch.sin(phi), torch.zeros_like(phi), torch.cos(phi)], -1)
         # under a hat the hair comes out under its edge
         top = torch.where((a.hat > 0)[:, None], (self._hat_band(a, ring) - 0.03).clamp(max=y_top), y_top)
@@ -1194,9 +1217,11 @@ class SyntheticHeads:
 
     def _bun(self, rng, a, mesh, geo, n, M) -> _Splats:
         rad = a.bun[:, 1, None]  # [B, 1]
-        centre = geo["back_bun"][:, None] + torch.stack([torch.zeros_like(rad), torch.full_like(rad, 0.02), -0.6 * rad], -1)
-        d = F.normalize(rng.normal("bun.dir", M, 3), dim=-1)
-        rr = rad * (1 - 0.35 * rng.uniform("bun.radius", M) ** 2)
+        lift = torch.stack([torch.zeros_like(rad), torch.full_like(rad, 0.02), -0.6 * rad], -1)
+        centre = geo["back_bun"][:, None] + lift
+        u = rng.uniform("bun", M, 4)
+        d = F.normalize(_gaussian(u[..., :3]), dim=-1)
+        rr = rad * (1 - 0.35 * u[..., 3] ** 2)
         p = centre + d * rr[..., None] * self._vec(1.1, 0.9, 0.8)
         flow = torch.linalg.cross(d, self._vec(0.0, 0.0, 1.0).expand_as(d), dim=-1) + 0.2 * d
         spacing = torch.sqrt(4 * math.pi * rad * rad * 1.5 / n.clamp(min=1)[:, None])
@@ -1233,12 +1258,12 @@ class SyntheticHeads:
         seg = end - start
         cdf = torch.cumsum(seg.norm(dim=-1), 1)
         total = cdf[:, -1:]
-        u = rng.uniform(name, M, 3)
+        u = rng.uniform(name, M, 6)
         si = torch.searchsorted(cdf, (u[..., 0] * total).contiguous(), right=True).clamp(max=seg.shape[1] - 1)
         s = _gather_rows(seg, si)
         centre = _gather_rows(start, si) + s * u[..., 1:2]
         tang = F.normalize(s, dim=-1)
-        off = F.normalize(torch.linalg.cross(tang, rng.normal(name + ".off", M, 3), dim=-1), dim=-1)
+        off = F.normalize(torch.linalg.cross(tang, _gaussian(u[..., 3:]), dim=-1), dim=-1)
         r = radius.gather(1, si)
         p = centre + off * (r * u[..., 2].sqrt())[..., None]
         along = torch.maximum(2 * total / n.clamp(min=1)[:, None], r)
@@ -1282,8 +1307,8 @@ class SyntheticHeads:
         """A brimmed hat's half axes rx, rz, the height of its top and of its band, its brim width: [B, 1]."""
         prof = geo["prof_hat"]
         hair_t = (a.hair_thickness + 0.025)[:, None]
-        rx = prof[:, [_BINS // 4, 3 * _BINS // 4]].mean(1, keepdim=True) + hair_t + 0.03  # azimuth ±90°
-        rz = prof[:, [0, _BINS // 2, _BINS - 1]].mean(1, keepdim=True) + hair_t + 0.03
+        rx = (prof[:, _BINS // 4] + prof[:, 3 * _BINS // 4])[:, None] / 2 + hair_t + 0.03  # azimuth ±90°
+        rz = (prof[:, 0] + prof[:, _BINS // 2] + prof[:, _BINS - 1])[:, None] / 3 + hair_t + 0.03
         top = geo["lm"][:, self._lm["crown"], 1:2] + hair_t + a.hat_size[:, :1]
         y_band = self._hat_bands[a.hat, 0][:, None] - 0.06
         return rx, rz, top, y_band, a.hat_size[:, 1:]
@@ -1381,7 +1406,7 @@ class SyntheticHeads:
         first = (n // 2)[:, None]  # the right lens's points, then the left's
         count = int((M + 1) // 2 * 1.45) + 16
         j = torch.arange(count, device=dev)
-        uv = 2 * torch.frac(a.lens_shift[:, None] + j[:, None] * torch.tensor(_R2, device=dev)) - 1  # [B, count, 2]
+        uv = 2 * torch.frac(a.lens_shift[:, None] + j[:, None] * _on(dev, _R2)) - 1  # [B, count, 2]
         expo = g["expo"]
         inside = (uv.abs() ** expo[..., None]).sum(-1) <= 0.97 ** expo
         order = torch.argsort(torch.where(inside, j, j + count), 1)  # the inside points first, in sequence order
@@ -1407,13 +1432,14 @@ class SyntheticHeads:
         left = torch.arange(M, device=dev)[None] >= first
         sign = torch.where(left, 1.0, -1.0)
         lm = geo["lm"]
-        lobe = torch.where(left[..., None], lm[:, None, self._lm["left_earlobe"]], lm[:, None, self._lm["right_earlobe"]])
+        lobe = torch.where(left[..., None], lm[:, None, self._lm["left_earlobe"]],
+                           lm[:, None, self._lm["right_earlobe"]])
         lobe = lobe + torch.stack([sign * 0.012, torch.full_like(sign, -0.01), torch.zeros_like(sign)], -1)
         per_ear = torch.where(left, n[:, None] - first, first).clamp(min=1)
         metal = a.earring_metal[:, None]
-        u = rng.uniform("earring", M, 3)
+        u = rng.uniform("earring", M, 9)
         rad = 0.012
-        d = F.normalize(rng.normal("earring.dir", M, 3), dim=-1)
+        d = F.normalize(_gaussian(u[..., 3:6]), dim=-1)
         p = lobe + d * rad * u[..., :1] ** 0.3
         sp = torch.sqrt(4 * math.pi * rad * rad / per_ear)
         studs = self._discs(rng, "earring", p, d, sp * 1.5, metal * (0.8 + 0.3 * d[..., 1:2]), 0.98)
@@ -1422,7 +1448,7 @@ class SyntheticHeads:
         zero = torch.zeros_like(th)
         centre = lobe + torch.stack([zero, -rad + rad * torch.cos(th), rad * torch.sin(th)], -1)
         tang = torch.stack([zero, -torch.sin(th), torch.cos(th)], -1)
-        off = F.normalize(torch.linalg.cross(tang, rng.normal("earring.off", M, 3), dim=-1), dim=-1)
+        off = F.normalize(torch.linalg.cross(tang, _gaussian(u[..., 6:9]), dim=-1), dim=-1)
         p = centre + off * (0.004 * u[..., 2].sqrt())[..., None]
         along = (4 * math.pi * rad / per_ear).clamp(min=0.004)
         scales = torch.stack([along, torch.full_like(along, 0.002), torch.full_like(along, 0.002)], -1)

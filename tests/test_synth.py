@@ -295,3 +295,50 @@ def test_export_variants(tmp_path, kind):
     assert len(HeadDataset(tmp_path, size=32, num_views=1)) == 4
     with pytest.raises(ValueError, match="at most one"):
         export_dataset(tmp_path, 1, expressions=["smile"], accessories=["none"])
+
+
+def test_a_head_does_not_depend_on_its_batch_whatever_its_parts():
+    """Heads with different hair, hats, glasses and earrings share a batch; each is the head it is alone."""
+    gen = SyntheticHeads("cpu", seed=9, num_gaussians=2500, image_size=32, num_random_views=2, hat_p=0.6,
+                         glasses_p=0.6, earrings_p=0.6)
+    batch = gen.sample(6, head_ids=range(6))
+    assert len({(a["hair_style"], a["hat"], a["glasses"], a["earrings"])
+                for a in (batch.attributes.head(i) for i in range(6))}) > 3
+    for i in (0, 3, 5):
+        alone = gen.sample(1, head_ids=[i])
+        for k in ("means", "quats", "scales", "opacities", "colors"):
+            assert torch.equal(getattr(alone.gaussians, k)[0], getattr(batch.gaussians, k)[i]), (i, k)
+        assert torch.equal(alone.cameras.viewmats[0], batch.cameras.viewmats[i])
+
+
+def test_the_number_of_operations_does_not_grow_with_the_batch():
+    """The generator is vectorised over the batch: a batch of 12 runs as many torch operations as one of 2
+    (with the same parts present: here face and hair only)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    gen = SyntheticHeads("cpu", seed=0, num_gaussians=2000, image_size=32, num_random_views=3,
+                         hair_style_p=(0, 0, 1, 0, 0, 0, 0), glasses_p=0.0, hat_p=0.0, earrings_p=0.0)
+    counts = []
+    for batch in (2, 12):
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            gen.sample(batch)
+        counts.append(sum(e.count for e in prof.key_averages() if e.key.startswith("aten::")))
+    assert counts[0] == counts[1] and counts[0] > 100
+
+
+def test_random_streams():
+    from a3d.synth import _head_keys, _Random
+
+    rng = _Random(_head_keys(5, torch.arange(4)))
+    u = rng.uniform("a", 2000, 3)
+    assert u.shape == (4, 2000, 3) and (u > 0).all() and (u < 1).all()
+    assert abs(float(u.mean()) - 0.5) < 0.01 and abs(float(u.var()) - 1 / 12) < 0.005
+    # a draw's first rows do not depend on how many are drawn; names and heads give other numbers
+    assert torch.equal(rng.uniform("a", 10, 3), u[:, :10])
+    assert not torch.equal(rng.uniform("b", 10, 3), u[:, :10])
+    assert not torch.equal(u[0], u[1])
+    z = rng.normal("z", 20000)
+    assert abs(float(z.mean())) < 0.03 and abs(float(z.std()) - 1) < 0.03
+    # the same head's numbers whatever the other heads of its batch
+    other = _Random(_head_keys(5, torch.tensor([7, 2])))
+    assert torch.equal(other.uniform("a", 10, 3)[1], u[2, :10])
