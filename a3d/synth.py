@@ -292,10 +292,8 @@ class _Noises:
         self.amp = math.sqrt(2.0 / waves)
 
     def __call__(self, p: Tensor) -> Tensor:
-        # the dot products written out, not a matmul: a head's result then cannot depend on its batch
-        d = self.dirs[:, None]  # [B, 1, kw, 3]
-        arg = p[..., None, 0] * d[..., 0] + p[..., None, 1] * d[..., 1] + p[..., None, 2] * d[..., 2]
-        w = torch.sin(arg + self.phase[:, None])
+        # a batched product: one same-shaped product a head, so a head's result does not depend on its batch
+        w = torch.sin(torch.baddbmm(self.phase[:, None], p, self.dirs.transpose(1, 2)))
         return w.reshape(*p.shape[:-1], self.k, self.waves).sum(-1) * self.amp
 
 
@@ -841,6 +839,7 @@ class SyntheticHeads:
         self._fixed = (fixed.viewmats, fixed.Ks)
         self._view_names = [f"{i:03d}" for i in range(NUM_FIXED_VIEWS + config.num_random_views)]
         self._expressions = _expression_table(b, dev)
+        self._components = torch.cat([b.shape_basis, b.expr_basis]).flatten(1)  # [K + E, V * 3]
         # part counts of every combination of (hair style, hat, glasses, earrings)
         N = config.num_gaussians
         self._counts = torch.tensor([[[[_part_counts(N, s, h, g, e) for e in EARRINGS] for g in (False, True)]
@@ -941,11 +940,11 @@ class SyntheticHeads:
         return HeadSample(g, cameras, list(self._view_names), INPUT_VIEW, ids.clone(), verts, a)
 
     def _vertices(self, a: HeadAttributes) -> Tensor:
-        """[B, V, 3] unframed vertices. Written as broadcast products summed over the components (not
-        a matmul), so a head's vertices do not depend on the batch it comes in, to the bit."""
-        b = self.basis
-        v = b.mean + (a.identity[:, :, None, None] * b.shape_basis).sum(1)
-        return v + (a.expression_coeffs[:, :, None, None] * b.expr_basis).sum(1)
+        """[B, V, 3] unframed vertices. A batched product (one same-shaped product a head, not one
+        matrix product for the batch), so a head's vertices do not depend on the batch it comes in."""
+        coeffs = torch.cat([a.identity, a.expression_coeffs], 1)[:, None]  # [B, 1, K + E]
+        offsets = torch.bmm(coeffs, self._components.expand(len(a), -1, -1))
+        return self.basis.mean + offsets.reshape(len(a), -1, 3)
 
     def _landmarks(self, verts: Tensor) -> Tensor:
         """[B, L, 3] landmarks of [B, V, 3] vertices."""

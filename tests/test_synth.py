@@ -73,10 +73,11 @@ def test_sample_is_deterministic_and_seeds_differ(gen, sample):
     for k in ("means", "quats", "scales", "opacities", "colors"):
         assert torch.equal(getattr(sample.gaussians, k), getattr(again.gaussians, k)), k
     assert torch.equal(sample.cameras.viewmats, again.cameras.viewmats)
-    # a head does not depend on the batch it comes in
+    # a head does not depend on the batch it comes in (up to the last bit of vectorised float math: an
+    # element's lane in a SIMD loop depends on the part's width in the batch)
     single = gen.sample(1, head_ids=[1])
-    assert torch.equal(single.gaussians.means[0], sample.gaussians.means[1])
-    assert torch.equal(single.gaussians.colors[0], sample.gaussians.colors[1])
+    assert torch.allclose(single.gaussians.means[0], sample.gaussians.means[1], rtol=0, atol=1e-6)
+    assert torch.allclose(single.gaussians.colors[0], sample.gaussians.colors[1], rtol=0, atol=1e-6)
     # heads of one seed differ, and other seeds give other heads
     assert not torch.allclose(sample.gaussians.means[0], sample.gaussians.means[1])
     other = SyntheticHeads("cpu", seed=4, num_gaussians=N, image_size=48, num_random_views=6).sample(1, head_ids=[0])
@@ -307,7 +308,8 @@ def test_a_head_does_not_depend_on_its_batch_whatever_its_parts():
     for i in (0, 3, 5):
         alone = gen.sample(1, head_ids=[i])
         for k in ("means", "quats", "scales", "opacities", "colors"):
-            assert torch.equal(getattr(alone.gaussians, k)[0], getattr(batch.gaussians, k)[i]), (i, k)
+            assert torch.allclose(getattr(alone.gaussians, k)[0], getattr(batch.gaussians, k)[i], rtol=0, atol=1e-5), \
+                (i, k)
         assert torch.equal(alone.cameras.viewmats[0], batch.cameras.viewmats[i])
 
 
