@@ -66,7 +66,8 @@ __all__ = [
     "INPUT_VIEW",
 ]
 
-HAIR_STYLES: tuple[str, ...] = ("bald", "buzz", "short", "bob", "long", "bun", "ponytail")
+HAIR_STYLES: tuple[str, ...] = ("bald", "buzz", "short", "bob", "long", "bun", "ponytail", "curly", "shoulder")
+_STYLE = {name: i for i, name in enumerate(HAIR_STYLES)}
 HATS: tuple[str, ...] = ("none", "beanie", "cap", "brimmed")
 EARRINGS: tuple[str, ...] = ("none", "studs", "hoops")
 
@@ -473,6 +474,7 @@ class SynthConfig:
         identity_scale: standard deviation of the identity coefficients (1 = the anny population).
         expression_p: probability of a non-neutral expression preset (its intensity is 0.3–1).
         hair_style_p: probabilities of :data:`HAIR_STYLES`.
+        fringe_p: probability of a fringe (bangs) over the forehead, for styles other than bald and buzz.
         glasses_p, hat_p, earrings_p: probabilities of wearing each accessory (hat and earring kinds
             are then uniform among :data:`HATS` / :data:`EARRINGS` other than 'none').
         dyed_hair_p: probability of an unnatural dyed hair colour.
@@ -484,7 +486,8 @@ class SynthConfig:
     image_size: int = 256
     identity_scale: float = 1.0
     expression_p: float = 0.66
-    hair_style_p: tuple[float, ...] = (0.08, 0.1, 0.27, 0.15, 0.2, 0.1, 0.1)
+    hair_style_p: tuple[float, ...] = (0.06, 0.08, 0.2, 0.11, 0.15, 0.08, 0.08, 0.11, 0.13)
+    fringe_p: float = 0.3
     glasses_p: float = 0.25
     hat_p: float = 0.15
     earrings_p: float = 0.2
@@ -501,7 +504,7 @@ class SynthConfig:
             raise ValueError(f"image_size: expected an int in [8, 4096], got {self.image_size!r}")
         if len(self.hair_style_p) != len(HAIR_STYLES) or min(self.hair_style_p) < 0 or sum(self.hair_style_p) <= 0:
             raise ValueError(f"hair_style_p: expected {len(HAIR_STYLES)} non-negative weights, got {self.hair_style_p}")
-        for name in ("expression_p", "glasses_p", "hat_p", "earrings_p", "dyed_hair_p"):
+        for name in ("expression_p", "fringe_p", "glasses_p", "hat_p", "earrings_p", "dyed_hair_p"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name}: expected a probability in [0, 1], got {v}")
@@ -529,8 +532,10 @@ class HeadAttributes:
         hair_style: [B]; hair: [B, 3] hair colour; brow: [B, 3] brow colour.
         brow_shape: [B, 3] thickness (0–1), arch (0.3–1), height offset.
         hairline: [B] height of the front hairline (higher = receding); hair_thickness: [B] shell depth.
-        hair_length: [B] height where a bob or long hair ends (0 for other styles).
+        hair_length: [B] height where hanging hair (bob, long, shoulder) ends (0 for other styles).
+        hair_wave: [B] amplitude of waves in hanging hair (0: straight).
         curtain_front: [B] azimuth (rad) where hanging hair begins.
+        fringe: [B] bool; fringe_shape: [B, 3] how low it hangs, its half width, its sideways sweep.
         bun: [B, 2] height, radius; ponytail: [B, 3] height, length, radius.
         stubble: [B] 0 (none) … 0.45; iris: [B, 3]; lips: [B, 3] lip colour; lipstick: [B] bool.
         glasses, sunglasses: [B] bool; glasses_shape: [B, 6] lens depth in front of the pupils, height
@@ -539,8 +544,13 @@ class HeadAttributes:
         hat: [B]; hat_colours: [B, 2, 3] main and second colour; hat_size: [B, 2] brimmed crown
             height and brim width.
         earrings: [B]; earring_metal: [B, 3].
-        shirt: [B, 3]; neckline: [B] collar height at the back; neckline_scoop: [B] how much lower in front.
-        light_dir: [B, 3] unit vector toward the key light; light_colour: [B, 3]; ambient: [B].
+        shirt: [B, 3]; shirt_pattern: [B, 3] stripe strength, frequency and second-colour mix;
+            neckline: [B] collar height at the back; neckline_scoop: [B] how much lower in front;
+            v_neck: [B] bool.
+        freckles: [B] strength of freckles and moles (0: none).
+        light_dir: [B, 3] unit vector toward the key light; light_colour: [B, 3]; ambient: [B];
+            fill: [B] strength of a fill light opposite the key; rim_dir: [B, 3] and rim: [B], a back
+            light that outlines hair and shoulders.
     """
 
     identity: Tensor
@@ -559,7 +569,10 @@ class HeadAttributes:
     hairline: Tensor
     hair_thickness: Tensor
     hair_length: Tensor
+    hair_wave: Tensor
     curtain_front: Tensor
+    fringe: Tensor
+    fringe_shape: Tensor
     bun: Tensor
     ponytail: Tensor
     stubble: Tensor
@@ -579,11 +592,17 @@ class HeadAttributes:
     earrings: Tensor
     earring_metal: Tensor
     shirt: Tensor
+    shirt_pattern: Tensor
     neckline: Tensor
     neckline_scoop: Tensor
+    v_neck: Tensor
+    freckles: Tensor
     light_dir: Tensor
     light_colour: Tensor
     ambient: Tensor
+    fill: Tensor
+    rim_dir: Tensor
+    rim: Tensor
 
     _NAMES = {"expression": EXPRESSIONS, "hair_style": HAIR_STYLES, "hat": HATS, "earrings": EARRINGS}
 
@@ -610,7 +629,8 @@ class HeadAttributes:
 
 
 _HAIR_THICKNESS = {"bald": (0.0, 0.0), "buzz": (0.006, 0.006), "short": (0.02, 0.05), "bob": (0.03, 0.06),
-                   "long": (0.03, 0.07), "bun": (0.015, 0.03), "ponytail": (0.015, 0.03)}
+                   "long": (0.03, 0.07), "bun": (0.015, 0.03), "ponytail": (0.015, 0.03), "curly": (0.05, 0.13),
+                   "shoulder": (0.03, 0.07)}
 
 
 def _draw_attributes(rng: _Random, cfg: SynthConfig, basis: HeadBasis, presets: Tensor,
@@ -643,7 +663,7 @@ def _draw_attributes(rng: _Random, cfg: SynthConfig, basis: HeadBasis, presets: 
     age = d.u()
     # hair
     style = d.choice(cfg.hair_style_p)
-    feminine_style = (style == 4) | (style == 5) | (style == 6)  # long, bun, ponytail
+    feminine_style = (style == 4) | (style == 5) | (style == 6) | (style == 8)  # long, bun, ponytail, shoulder
     style = torch.where(masculine & feminine_style & d.bernoulli(0.5), 2, style)
     dyed = d.bernoulli(cfg.dyed_hair_p)
     dyed_colour = _on(dev, _DYED_HAIR)[d.choice([1.0] * len(_DYED_HAIR))]
@@ -661,7 +681,10 @@ def _draw_attributes(rng: _Random, cfg: SynthConfig, basis: HeadBasis, presets: 
     curtain_front = d.u(1.1, 1.5)
     bun = torch.stack([d.u(0.15, 0.45), d.u(0.12, 0.18)], -1)
     ponytail = torch.stack([d.u(0.05, 0.35), d.u(0.5, 0.9), d.u(0.06, 0.1)], -1)
-    bob_len, long_len = d.u(-0.55, -0.3), d.u(-1.1, -0.6)
+    bob_len, long_len, shoulder_len = d.u(-0.55, -0.3), d.u(-1.1, -0.6), d.u(-0.92, -0.7)
+    hair_wave = torch.where(d.bernoulli(0.4), d.u(0.005, 0.025), 0.0)
+    fringe = d.bernoulli(cfg.fringe_p) & (style >= 2)
+    fringe_shape = torch.stack([d.u(0.1, 0.2), d.u(0.16, 0.3), d.u(-0.6, 0.6)], -1)
     stubble = torch.where(masculine & d.bernoulli(0.4), d.u(0.1, 0.45), 0.0)
     iris = (_on(dev, _IRIS_COLOURS)[d.choice(_IRIS_P)] * (1 + 0.1 * d.z(3))).clamp(0, 1)
     lipstick_colour = (t([0.6, 0.08, 0.15]) * (1 + 0.25 * d.z(3))).clamp(0.02, 0.9)
@@ -685,12 +708,23 @@ def _draw_attributes(rng: _Random, cfg: SynthConfig, basis: HeadBasis, presets: 
     earrings = torch.where(d.bernoulli(earrings_p), 1 + d.choice([1.0] * (len(EARRINGS) - 1)), 0)
     earring_metal = _on(dev, _METALS)[d.choice([1.0] * len(_METALS))]
     shirt = fabric[d.choice([1.0] * len(_FABRIC))] * d.u(0.8, 1.1)[:, None]
-    neckline, neckline_scoop = d.u(-0.88, -0.8), d.u(0.02, 0.15)
+    shirt_pattern = torch.stack([torch.where(d.bernoulli(0.3), d.u(0.3, 0.8), 0.0), d.u(40.0, 140.0), d.u()], -1)
+    # crew, scoop and V necks, and now and then a high collar (turtleneck)
+    neckline = torch.where(d.bernoulli(0.12), d.u(-0.72, -0.62), d.u(-0.9, -0.8))
+    neckline_scoop, v_neck = d.u(0.02, 0.3), d.bernoulli(0.3)
+    freckles = torch.where(d.bernoulli(0.2), d.u(0.3, 1.0), 0.0)
     # lighting: a key light from the front hemisphere, mostly from above
     az, el = d.u(-2.0, 2.0), d.u(-0.2, 1.1)
     light_dir = torch.stack([torch.cos(el) * torch.sin(az), torch.sin(el), torch.cos(el) * torch.cos(az)], -1)
     ambient = d.u(*cfg.ambient)
-    light_colour = (t([1.02, 1.0, 0.97]) + 0.04 * d.z(3)).clamp(0.9, 1.1)
+    # colour temperature from warm (tungsten) to cool (shade), and a little tint
+    temperature = d.u(-1.0, 1.0)[:, None]
+    light_colour = (t([1.0, 1.0, 1.0]) + temperature * t([0.1, 0.0, -0.12]) + 0.03 * d.z(3)).clamp(0.8, 1.2)
+    fill = d.u(0.0, 0.4)
+    rim_az, rim_el = d.u(2.2, 4.1), d.u(0.1, 0.9)  # from behind, above
+    rim_dir = torch.stack([torch.cos(rim_el) * torch.sin(rim_az), torch.sin(rim_el),
+                           torch.cos(rim_el) * torch.cos(rim_az)], -1)
+    rim = torch.where(d.bernoulli(0.5), d.u(0.2, 0.7), 0.0)
 
     # overrides, then the rules that tie attributes together
     full = lambda v, dtype=None: torch.full((B,), v, device=dev, dtype=dtype)  # noqa: E731
@@ -715,7 +749,8 @@ def _draw_attributes(rng: _Random, cfg: SynthConfig, basis: HeadBasis, presets: 
     style = torch.where(tied, 2, style)
     hair_thickness = thick_lo[style] + (thick_hi[style] - thick_lo[style]) * u_thick
     hair_thickness = torch.where(tied, short_thickness, hair_thickness)
-    hair_length = torch.where(style == 3, bob_len, torch.where(style == 4, long_len, 0.0))
+    hair_length = torch.where(style == 3, bob_len, torch.where(style == 4, long_len,
+                                                               torch.where(style == 8, shoulder_len, 0.0)))
     coeffs = extra + presets[expression] * intensity[:, None]
     eyes = _on(dev, tuple(float(x in ("eyeWideLeft", "eyeWideRight")) for x in basis.expressions))
     blinking = (expression == EXPRESSIONS.index("blink")) | (expression == EXPRESSIONS.index("wink"))
@@ -724,12 +759,14 @@ def _draw_attributes(rng: _Random, cfg: SynthConfig, basis: HeadBasis, presets: 
         identity=identity, expression=expression, expression_intensity=intensity,
         expression_coeffs=(coeffs + wide).clamp(0, 1), skin_tone=tone, skin=skin, redness=redness,
         masculine=masculine, age=age, hair_style=style, hair=hair, brow=brow, brow_shape=brow_shape,
-        hairline=hairline, hair_thickness=hair_thickness, hair_length=hair_length, curtain_front=curtain_front,
+        hairline=hairline, hair_thickness=hair_thickness, hair_length=hair_length, hair_wave=hair_wave,
+        curtain_front=curtain_front, fringe=fringe, fringe_shape=fringe_shape,
         bun=bun, ponytail=ponytail, stubble=stubble, iris=iris, lips=lips, lipstick=lipstick, glasses=glasses,
         sunglasses=sunglasses, glasses_shape=glasses_shape, frame_colour=frame_colour, lens_tint=lens_tint,
         lens_opacity=lens_opacity, lens_shift=lens_shift, hat=hat, hat_colours=hat_colours, hat_size=hat_size,
-        earrings=earrings, earring_metal=earring_metal, shirt=shirt, neckline=neckline,
-        neckline_scoop=neckline_scoop, light_dir=light_dir, light_colour=light_colour, ambient=ambient)
+        earrings=earrings, earring_metal=earring_metal, shirt=shirt, shirt_pattern=shirt_pattern, neckline=neckline,
+        neckline_scoop=neckline_scoop, v_neck=v_neck, freckles=freckles, light_dir=light_dir,
+        light_colour=light_colour, ambient=ambient, fill=fill, rim_dir=rim_dir, rim=rim)
 
 
 def _expression_table(basis: HeadBasis, device: torch.device) -> Tensor:
@@ -772,21 +809,24 @@ class HeadSample:
 # =================================================================================================
 # The generator
 # =================================================================================================
-_PARTS = ("face", "shell", "curtain", "bun", "ponytail", "hat_shell", "visor", "brim_crown", "brim_top", "brim",
-          "frame", "lens", "earring")
+_PARTS = ("face", "shell", "curtain", "fringe", "bun", "ponytail", "hat_shell", "visor", "brim_crown", "brim_top",
+          "brim", "frame", "lens", "earring")
 """The parts of a head, in the order of its Gaussians."""
-_HAIR_FRACTION = {"bald": 0.0, "buzz": 0.12, "short": 0.3, "bob": 0.4, "long": 0.45, "bun": 0.33, "ponytail": 0.35}
+_HAIR_FRACTION = {"bald": 0.0, "buzz": 0.12, "short": 0.3, "bob": 0.4, "long": 0.45, "bun": 0.33, "ponytail": 0.35,
+                  "curly": 0.42, "shoulder": 0.43}
 _HAT_BANDS = {"none": (0.0, 0.0), "beanie": (0.22, 0.42), "cap": (0.3, 0.35), "brimmed": (0.3, 0.3)}
 """Per hat: height of the lower edge at the front, and how much lower it is at the back."""
 _R2 = (0.7548776662, 0.5698402910)  # the R2 low-discrepancy sequence's steps
 _BINS = 64  # azimuth bins of a head's horizontal profile
 
 
-def _part_counts(N: int, style: str, hat: str, glasses: bool, earrings: str) -> list[int]:
+def _part_counts(N: int, style: str, hat: str, glasses: bool, earrings: str, fringe: bool) -> list[int]:
     """Gaussians of each part of :data:`_PARTS` for a head of N Gaussians with these attributes."""
     c = dict.fromkeys(_PARTS, 0)
     hair = int(round(N * _HAIR_FRACTION[style]))
-    if style in ("bob", "long"):
+    if fringe and style not in ("bald", "buzz"):
+        c["fringe"] = int(round(N * 0.05))
+    if style in ("bob", "long", "shoulder"):
         c["curtain"] = int(hair * 0.55)
     if style in ("bun", "ponytail"):
         c[style] = int(hair * 0.3)
@@ -842,8 +882,9 @@ class SyntheticHeads:
         self._components = torch.cat([b.shape_basis, b.expr_basis]).flatten(1)  # [K + E, V * 3]
         # part counts of every combination of (hair style, hat, glasses, earrings)
         N = config.num_gaussians
-        self._counts = torch.tensor([[[[_part_counts(N, s, h, g, e) for e in EARRINGS] for g in (False, True)]
-                                      for h in HATS] for s in HAIR_STYLES], dtype=torch.int64, device=dev)
+        self._counts = torch.tensor([[[[[_part_counts(N, s, h, g, e, f) for f in (False, True)] for e in EARRINGS]
+                                       for g in (False, True)] for h in HATS] for s in HAIR_STYLES],
+                                    dtype=torch.int64, device=dev)
         self._hat_bands = torch.tensor([_HAT_BANDS[h] for h in HATS], device=dev)  # [4, 2]
         # vertex normals without atomics (deterministic on every device): each vertex sums the normals
         # of its faces, listed in a padded table (pad = an extra zero face)
@@ -913,7 +954,7 @@ class SyntheticHeads:
         verts = raw @ A.transpose(1, 2) + t.float()[:, None]
         geo = self._measure(verts, a)
         # the Gaussians of every part, then each head's own counts of them
-        counts = self._counts[a.hair_style, a.hat, a.glasses.long(), a.earrings]  # [B, P]
+        counts = self._counts[a.hair_style, a.hat, a.glasses.long(), a.earrings, a.fringe.long()]  # [B, P]
         widest_dev = counts.amax(0)
         widest = widest_dev.tolist()  # the one wait for the device
         normals = self._vertex_normals(verts)
@@ -1002,15 +1043,20 @@ class SyntheticHeads:
     def _finish(self, sp: _Splats, a: HeadAttributes) -> Gaussians:
         """[B, N] splats -> Gaussians: frames to quaternions, and the lighting baked into the colours.
 
-        Lighting: wrapped Lambert from each head's key light plus an ambient term a little brighter
-        from above (sky) than from below; on skin, shadows turn warmer (red light scatters further
-        under the skin), by raising the shading to a per-channel power."""
+        Lighting: wrapped Lambert from each head's key light (warm to cool), a fill light from the
+        other side, sometimes a rim light from behind, plus an ambient term a little brighter from
+        above (sky) than from below; on skin, shadows turn warmer (red light scatters further under
+        the skin), by raising the shading to a per-channel power."""
         light_dir, light_col = a.light_dir[:, None], a.light_colour[:, None]
         amb = a.ambient[:, None, None]
         normal = F.normalize(sp.normals, dim=-1)
         ndl = (normal * light_dir).sum(-1, keepdim=True)
         wrap = ((ndl + 0.15) / 1.15).clamp(min=0)  # slightly wrapped Lambert: softer terminator, like skin
-        shade = amb * (0.75 + 0.25 * normal[..., 1:2]) + (1 - amb) * wrap * light_col
+        # a fill light from the mirrored direction, and a rim light from behind that outlines the head
+        fill_dir = light_dir * self._vec(-1.0, 0.3, 1.0)
+        fill = a.fill[:, None, None] * (normal * F.normalize(fill_dir, dim=-1)).sum(-1, keepdim=True).clamp(min=0)
+        rim = a.rim[:, None, None] * (normal * a.rim_dir[:, None]).sum(-1, keepdim=True).clamp(min=0) ** 2
+        shade = amb * (0.75 + 0.25 * normal[..., 1:2]) + (1 - amb) * (wrap + fill) * light_col + rim
         power = _on(shade.device, (0.8, 1.0, 1.1))
         warm = shade.clamp(1e-4, 1.0) ** power * shade.clamp(min=1.0)
         shade = torch.where(sp.skin[..., None] > 0, warm, shade)
@@ -1102,16 +1148,28 @@ class SyntheticHeads:
         col = lambda name: f[..., self._VF[name]]  # noqa: E731
         per_head = lambda x: x[:, None, None] if x.dim() == 1 else x[:, None]  # noqa: E731
         canon = f[..., :3]
-        low, mid, high = _Noises(rng, "face.noise", (6.0, 25.0, 140.0))(canon).unbind(-1)
+        low, mid, high, spots = _Noises(rng, "face.noise", (6.0, 25.0, 140.0, 260.0))(canon).unbind(-1)
         skin = per_head(a.skin) * (1 + 0.035 * low + 0.015 * mid + 0.02 * high)[..., None]
         skin = skin * (1 - (col("red") * a.redness[:, None])[..., None] * self._vec(0.0, 0.25, 0.22))
+        # freckles over the cheeks and nose, a few moles anywhere
+        freckle = _smoothstep(0.9, 1.4, spots) * (col("red") * 4 + 0.15).clamp(max=1) \
+            + _smoothstep(2.1, 2.4, low + spots)
+        skin = skin * (1 - 0.35 * (a.freckles[:, None] * freckle).clamp(max=1)[..., None] * self._vec(0.6, 0.9, 1.0))
         beard = col("beard") * (0.75 + 0.25 * mid).clamp(0, 1)  # stubble on the lower face
         stubble = torch.minimum(per_head(a.hair) * 0.6, skin * 0.7)
         skin = torch.lerp(skin, stubble, (a.stubble[:, None] * beard)[..., None])
-        # clothing at the bottom of the neck: a crew or scoop neckline, lower at the front
-        line = a.neckline[:, None] - a.neckline_scoop[:, None] * col("front")
+        # clothing at the bottom of the neck: a crew, scoop or V neckline (lower at the front) or a high
+        # collar; plain or striped fabric
+        v_shape = (1 - canon[..., 0].abs() / 0.3).clamp(min=0) * (canon[..., 2] > 0)
+        front = torch.where(a.v_neck[:, None], v_shape, col("front"))
+        line = a.neckline[:, None] - a.neckline_scoop[:, None] * front
         shirt = _smoothstep(line + 0.012, line - 0.012, canon[..., 1]) * col("neck")
-        albedo = torch.lerp(skin, per_head(a.shirt) * (1 + 0.05 * mid)[..., None], shirt[..., None])
+        strength, freq, mix = (x[:, None] for x in a.shirt_pattern.unbind(-1))
+        stripes = strength * _smoothstep(-0.3, 0.3, torch.sin(canon[..., 1] * freq))
+        fabric = per_head(a.shirt) * (1 + 0.05 * mid)[..., None]
+        second = torch.lerp(fabric * 0.35, self._vec(0.92, 0.92, 0.9).expand_as(fabric), mix[..., None])
+        fabric = torch.lerp(fabric, second, stripes[..., None])
+        albedo = torch.lerp(skin, fabric, shirt[..., None])
         # scalp under hair: the hair colour shows through the gaps
         under_hair = 0.9 * scalp * (a.hair_style > 0)[:, None]
         albedo = torch.lerp(albedo, per_head(a.hair) * 0.8, under_hair[..., None])
@@ -1174,8 +1232,14 @@ class SyntheticHeads:
         bary, tri, pos, nrm, spacing = self._sample_mesh(rng, "shell", mesh, weight, n, M)
         scal = (_gather_rows(scalp, tri) * bary).sum(-1)
         thick = a.hair_thickness.clamp(min=0.004)[:, None]
-        depth = rng.uniform("shell.depth", M) ** 0.7 * thick * (0.35 + 0.65 * _smoothstep(0.3, 0.9, scal))
+        u = rng.uniform("shell.depth", M, 4)
+        curly = (a.hair_style == _STYLE["curly"])[:, None]
+        # curly hair: a cloud of tight curls, in clumps (the depth varies over the scalp), every
+        # needle turned its own way
+        clumps = (0.75 + 0.35 * _Noises(rng, "shell.clumps", (18.0,))(pos)[..., 0]).clamp(0.4, 1.2)
+        depth = u[..., 0] ** 0.7 * thick * (0.35 + 0.65 * _smoothstep(0.3, 0.9, scal)) * torch.where(curly, clumps, 1.0)
         p = pos + nrm * (depth + 0.002)[..., None]
+        p = p + torch.where(curly, 0.012, 0.0)[..., None] * _gaussian(u[..., 1:])
         style = a.hair_style[:, None, None]
         # pulled back toward the tie (bun, ponytail); away from a whorl at the crown (short, buzz) or
         # a parting on top (longer styles)
@@ -1183,9 +1247,11 @@ class SyntheticHeads:
         whorl = torch.where((style == 1) | (style == 2), self._vec(0.0, 0.45, -0.3), self._vec(0.0, 0.7, 0.15))
         centre = torch.where((style == 5) | (style == 6), tie, whorl)
         flow = p - centre + self._vec(0.0, -0.3, 0.0)
+        flow = torch.where(curly[..., None], _gaussian(u[..., 1:]), flow)
         buzz = (a.hair_style == 1)[:, None]
-        return self._strands(rng, "shell", a, p, nrm, flow, spacing, depth / thick,
-                             length=torch.where(buzz, 0.012, 0.035), opacity=torch.where(buzz, 0.8, 0.9))
+        length = torch.where(buzz, 0.012, torch.where(curly, 0.022, 0.035))
+        return self._strands(rng, "shell", a, p, nrm, flow, spacing, (depth / thick).clamp(max=1),
+                             length=length, opacity=torch.where(buzz, 0.8, 0.9))
 
     def _curtain(self, rng, a, mesh, geo, n, M) -> _Splats:
         """Long hair hanging from the sides and the back of the head down to ``hair_length``."""
@@ -1203,6 +1269,10 @@ class SyntheticHeads:
         y = top - u[..., 1] * (top - (y_end + ragged))
         depth = u[..., 3] * (thick + 0.02)
         radius = prof.gather(1, k) + thick + 0.01 - depth + 0.04 * (y_top - y).clamp(min=0)
+        # waves down the length, and shoulder-length hair flicking out where it meets the shoulders
+        radius = radius + a.hair_wave[:, None] * torch.sin(y * 28 + phi * 2 + 6 * a.curtain_front[:, None])
+        flick = (a.hair_style == _STYLE["shoulder"])[:, None] * _smoothstep(y_end + 0.18, y_end, y)
+        radius = radius + 0.09 * flick
         p = torch.stack([radius * torch.sin(phi), y, radius * torch.cos(phi)], -1)
         nrm = torch.stack([torch.sin(phi), torch.full_like(phi, 0.15), torch.cos(phi)], -1)
         area = 2 * (math.pi - front) * prof.mean(1, keepdim=True) * (y_top - y_end)
@@ -1213,6 +1283,21 @@ class SyntheticHeads:
         end_fade = _smoothstep(y_end - 0.02, y_end + 0.12, y)
         g.opacities = (g.opacities * (0.3 + 0.7 * end_fade)).clamp(0.05, 0.99)
         return g
+
+    def _fringe(self, rng, a, mesh, geo, n, M) -> _Splats:
+        """Bangs: hair hanging over the forehead from the hairline, swept a little to one side."""
+        c = self._canon_centroid
+        end, half_width, sweep = (x[:, None] for x in a.fringe_shape.unbind(-1))
+        top = 0.3 + 0.15 * a.hairline[:, None]
+        weight = ((c[:, 0].abs() < half_width) & (c[:, 1] > end) & (c[:, 1] < top) & (c[:, 2] > 0.15)).float()
+        weight = weight + 1e-6 * (c[:, 1] > 0)
+        bary, tri, pos, nrm, spacing = self._sample_mesh(rng, "fringe", mesh, weight, n, M)
+        u = rng.uniform("fringe.depth", M)
+        thick = a.hair_thickness.clamp(0.01, 0.04)[:, None]
+        p = pos + nrm * (0.004 + u * thick)[..., None]
+        zero = torch.zeros_like(sweep)
+        flow = torch.stack([sweep, -torch.ones_like(sweep), zero], -1) + 0.2 * nrm
+        return self._strands(rng, "fringe", a, p, nrm, flow, spacing, u, length=0.04, opacity=0.9)
 
     def _bun(self, rng, a, mesh, geo, n, M) -> _Splats:
         rad = a.bun[:, 1, None]  # [B, 1]

@@ -319,7 +319,8 @@ def test_the_number_of_operations_does_not_grow_with_the_batch():
     from torch.profiler import ProfilerActivity, profile
 
     gen = SyntheticHeads("cpu", seed=0, num_gaussians=2000, image_size=32, num_random_views=3,
-                         hair_style_p=(0, 0, 1, 0, 0, 0, 0), glasses_p=0.0, hat_p=0.0, earrings_p=0.0)
+                         hair_style_p=(0, 0, 1, 0, 0, 0, 0, 0, 0), fringe_p=0.0, glasses_p=0.0, hat_p=0.0,
+                         earrings_p=0.0)
     counts = []
     for batch in (2, 12):
         with profile(activities=[ProfilerActivity.CPU]) as prof:
