@@ -1,24 +1,25 @@
 """Surface extraction: Gaussians -> a coloured, watertight triangle mesh (for game engines, 3D printing, Blender).
 
-The Gaussians are rendered (colour, alpha, expected depth) from ``views`` cameras spread over a sphere around
-the head; the depth maps are fused into a truncated signed distance volume (TSDF) whose zero level is cut out
-by marching cubes. Then the mesh is cleaned, decimated and coloured:
+The Gaussians are rendered (colour, alpha, expected depth) from ``views`` cameras around the head (the four
+canonical directions, then a Fibonacci sphere); the depth maps are fused into a truncated signed distance
+volume (TSDF) whose zero level is cut out by marching cubes. Then the mesh is cleaned, decimated and coloured:
 
 1. **Fusion.** A voxel's signed distance in one view is ``rendered depth − voxel depth`` along the camera's
-   axis, truncated to ``± trunc`` (positive in front of the surface, i.e. outside). A pixel with alpha
-   < 0.5 is empty, so every voxel on its ray is outside (``+trunc``: space carving). Views where the voxel
-   lies more than ``trunc`` behind the surface say nothing about it; a voxel that no view sees in front
-   of or near the surface is inside. The TSDF is the mean over the views that see it. It is computed on a
-   grid four times coarser first and then only in the band of fine voxels near the surface.
-2. **Cleaning (in the volume).** Voids enclosed by the solid are filled and only the largest solid
-   component is kept; the volume's border is outside, so marching cubes returns a closed surface.
-3. **Marching cubes** (scikit-image, Lewiner's topologically consistent variant) on the fine volume,
-   largest connected component of the mesh, then **quadric decimation** (fast-simplification) to
-   ``faces`` triangles.
-4. **Colour.** Each vertex takes the mean of the rendered colours (un-premultiplied) of the views that
-   see it, weighted by alpha and the squared cosine between its normal and the view direction; a
-   vertex that no view sees takes the colour of the nearest Gaussian. Optionally a texture atlas is baked
-   the same way per texel (one cell of the atlas per pair of triangles; see :func:`bake_texture`).
+   axis, truncated to ``± trunc`` (0.08 head units, at least 3 voxels; positive in front of the surface,
+   i.e. outside). A pixel with alpha < 0.5 is empty, so every voxel on its ray is outside (``+trunc``: space
+   carving). Views where the voxel lies more than ``trunc`` behind the surface say nothing about it; a voxel
+   that no view sees in front of or near the surface is inside. The TSDF is the mean over the views that
+   see it, computed coarse to fine (blocks of 4³ and 2³ voxels first, single voxels only near the surface).
+   The volume's border is outside, so marching cubes returns closed surfaces.
+2. **Marching cubes** (scikit-image, Lewiner's topologically consistent variant) on the fine volume; the
+   largest connected component is kept (floating blobs and the walls of enclosed voids go).
+3. **Quadric decimation** (fast-simplification) to ``faces`` triangles, then repair: faces that the
+   collapses folded onto each other are cut out and the holes closed by fans (:func:`_close_surface`),
+   and the largest component is kept again, so the result is watertight.
+4. **Colour.** Each vertex takes the mean of the rendered colours (un-premultiplied, bilinear) of the
+   views that see it, weighted by alpha and the squared cosine between its normal and the view direction;
+   a vertex that no view sees takes the colour of the nearest Gaussian. Optionally a texture atlas is baked
+   the same way per texel (two triangles a cell; see :func:`bake_texture` and :mod:`a3d.mesh_io`).
 
 World conventions are a3d's (head at the origin, y up, face toward +z, head units), which are glTF's
 (y up, front +z); faces wind counter-clockwise seen from outside (normals point out).
