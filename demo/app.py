@@ -66,7 +66,7 @@ def _render_settings(device: torch.device, test_mode: bool) -> tuple[dict, dict,
     if device.type == "cuda":
         return ({"frames": 120, "fps": 30, "size": 512}, {"views": 8, "size": 256},
                 {"resolution": 256, "faces": 100_000})
-    return {"frames": 48, "fps": 24, "size": 256}, {"views": 8, "size": 192}, {"resolution": 192, "faces": 60_000}
+    return {"frames": 48, "fps": 24, "size": 256}, {"views": 8, "size": 192}, {"resolution": 192, "faces": 30_000}
 
 
 # ---- the model ------------------------------------------------------------------------------------------

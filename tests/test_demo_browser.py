@@ -147,18 +147,19 @@ def test_example_portrait_end_to_end(page, server, tmp_path):
     ).json_value()
     assert duration > 0.5
 
-    # The interactive 3D view draws the splat into its canvas.
-    canvas = page.locator("#splat-view canvas").first
-    expect(canvas).to_be_visible()
-    box = canvas.bounding_box()
-    assert box["width"] > 100 and box["height"] > 100
-    drawn = False
-    for _ in range(20):  # the viewer loads the file, then draws
-        if _png_has_content(page.screenshot(clip=box)):  # no wait for "stable": the viewer keeps drawing
-            drawn = True
-            break
-        time.sleep(1)
-    assert drawn, "the 3D view stayed blank"
+    # The interactive 3D views draw the splat and the mesh (GLB) into their canvases.
+    for view in ("#splat-view", "#mesh-view"):
+        canvas = page.locator(f"{view} canvas").first
+        expect(canvas).to_be_visible()
+        box = canvas.bounding_box()
+        assert box["width"] > 100 and box["height"] > 100
+        drawn = False
+        for _ in range(20):  # the viewer loads the file, then draws
+            if _png_has_content(page.screenshot(clip=box)):  # no wait for "stable": the viewer keeps drawing
+                drawn = True
+                break
+            time.sleep(1)
+        assert drawn, f"the 3D view {view} stayed blank"
 
     # Grid and timings.
     expect(page.locator("#grid img").first).to_be_visible()
@@ -178,6 +179,15 @@ def test_example_portrait_end_to_end(page, server, tmp_path):
     assert torch.isfinite(g.means).all() and (g.opacities > 0).all() and (g.scales > 0).all()
     for name in ("head.splat", "cameras.json"):
         expect(page.locator(f'#downloads a[download="{name}"]')).to_be_visible()
+
+    # The mesh downloads as a GLB that an independent reader (trimesh) loads watertight.
+    trimesh = pytest.importorskip("trimesh")
+    with page.expect_download() as info:
+        page.locator('#downloads a[download="head.glb"]').click()
+    glb = tmp_path / "head.glb"
+    info.value.save_as(str(glb))
+    mesh = trimesh.load(glb, force="mesh", process=False)
+    assert len(mesh.faces) > 1000 and mesh.is_watertight
 
     shot = _screenshot(page, tmp_path, "demo_result.png")
     assert shot.stat().st_size > 10_000
