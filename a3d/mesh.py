@@ -509,6 +509,9 @@ def extract(gaussians: Gaussians, resolution: int = 256, faces: int = 100_000, v
     vol, h, origin = _volume(g, rv, lo, hi, resolution)
     vol = vol.cpu().numpy()
     lap("fuse")
+    if not vol.min() < 0:
+        raise ValueError("gaussians: no view sees a solid surface (alpha >= 0.5 nowhere, or only where other views "
+                         "see through it); there is no surface to extract")
     # scikit-image's "descent" (values fall toward the inside) winds faces counter-clockwise seen from outside
     verts, tris, _, _ = marching_cubes(vol, 0.0, spacing=(h, h, h), gradient_direction="descent")
     verts = verts.astype(np.float32) + origin.cpu().numpy().astype(np.float32)

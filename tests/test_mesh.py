@@ -215,6 +215,10 @@ def test_extract_refuses_bad_input():
     clear = a3d.Gaussians(head.means, head.quats, head.scales, head.opacities * 0.01, head.colors)
     with pytest.raises(ValueError, match="no surface"):
         extract(clear)
+    veil = a3d.Gaussians(torch.zeros(1, 3), torch.tensor([[1.0, 0, 0, 0]]), torch.full((1, 3), 0.2),
+                         torch.tensor([0.3]), torch.full((1, 3), 0.5))  # never reaches alpha 0.5
+    with pytest.raises(ValueError, match="no surface"):
+        extract(veil, resolution=32, views=8)
     with pytest.raises(ValueError, match="path"):
         _cube().save("head.stl")
     with pytest.raises(ValueError, match="faces"):
