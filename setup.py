@@ -47,10 +47,10 @@ def read(path):
 
 
 def version():
-    for line in read("a3d/__init__.py").splitlines():
+    for line in read("a3d/version.py").splitlines():
         if line.startswith("__version__"):
             return line.split("=")[1].strip().strip("\"'")
-    raise RuntimeError("a3d/__init__.py has no __version__")
+    raise RuntimeError("a3d/version.py has no __version__")
 
 
 setup(

@@ -23,11 +23,13 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from . import __version__, framing
+from . import framing
 from .cameras import Cameras, canonical_cameras, orbit_cameras, save_cameras_json
 from .gaussians import Gaussians
+from .io_ply import save_ply, save_splat
 from .model import A3DModel
 from .preprocess import ImageLike, NoFaceError, preprocess as _preprocess
+from .version import __version__
 
 __all__ = ["Avatar", "NoWeightsError", "load_model", "reconstruct", "reconstruct_many", "DEFAULT_MODEL_DIR"]
 
@@ -122,11 +124,11 @@ class Avatar:
 
     def save_ply(self, path: str | os.PathLike) -> None:
         """Inria 3DGS PLY (SuperSplat, SIBR, gradio Model3D)."""
-        self.gaussians.detach().to("cpu").save_ply(path)
+        save_ply(self.gaussians.detach().to("cpu"), path)
 
     def save_splat(self, path: str | os.PathLike) -> None:
         """``.splat`` (32 bytes a splat) for web viewers."""
-        self.gaussians.detach().to("cpu").save_splat(path)
+        save_splat(self.gaussians.detach().to("cpu"), path)
 
     def render(self, cameras: Cameras | None = None, background: Sequence[float] = framing.BACKGROUND):
         """Render from ``cameras`` (default: the canonical views) → :class:`a3d.render.RenderOutput`
@@ -298,24 +300,6 @@ def reconstruct_many(images: Sequence[ImageLike], model: ModelLike = None, *, ba
 
 
 # ---- the command line -------------------------------------------------------------------------------
-
-def add_reconstruct_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("reconstruct", help="portraits → 3D Gaussian heads (PLY, .splat, turntable video)")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="portrait image files")
-    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (one subfolder per image)")
-    p.add_argument("--steps", type=int, default=1, help="denoising steps (default 1)")
-    p.add_argument("--video", action="store_true", help="write orbit.mp4 (a 512² turntable; slow without a GPU)")
-    p.add_argument("--ply", action="store_true", help="write head.ply")
-    p.add_argument("--splat", action="store_true", help="write head.splat")
-    p.epilog = ("Without --ply/--splat/--video each image's folder gets head.ply, head.splat and grid.png; with any "
-                "of them, just those. input.png, cameras.json and metadata.json are always written.")
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--no-preprocess", action="store_true",
-                   help="the images are already framed like the model's input: no face detection or masking")
-    p.add_argument("--batch-size", type=int, default=4, help="images per network call")
-    p.add_argument("--seed", type=int, default=0, help="noise seed (image i uses seed + i)")
-    p.add_argument("--model", default=None, metavar="DIR", help="model folder (default: the bundled model)")
-
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     """Without --ply/--splat/--video: write PLY, .splat and the grid; with any of them: just those.

@@ -1,27 +1,45 @@
-"""The ``a3d`` command line (also ``python -m a3d``).
+"""The ``a3d`` command line (also ``python -m a3d``): every subcommand's parser, in one place.
 
-Each subcommand lives beside the code it drives and contributes ``add_<name>_parser(subparsers)``
-and ``cmd_<name>(args) -> int``; :data:`COMMANDS` lists them in one place.
+:data:`COMMANDS` lists each subcommand with its one-line help and the function that runs it; that
+function's module is imported only when the command runs. A subcommand's flags are added only when
+that subcommand is the one being parsed (the train flags come from TrainConfig, the synth choices from
+the generator), so ``a3d --help`` imports no model, trainer or generator code (tests/test_cli.py).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
+import json
 import platform
 import sys
-
-# name -> module that defines add_<name>_parser and cmd_<name>
-COMMANDS: dict[str, str] = {
-    "reconstruct": "a3d.api",
-    "render": "a3d.cli",
-    "synth": "a3d.synth",
-    "train": "a3d.train",
-    "info": "a3d.cli",
-}
+from typing import Callable, NamedTuple
 
 
-def add_render_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("render", help="render a Gaussian-splat PLY to a turntable video (.mp4 or .gif)")
+class Command(NamedTuple):
+    help: str  # the line ``a3d --help`` shows
+    add_flags: Callable[[argparse.ArgumentParser], None]
+    run: str  # "module:function" taking the parsed arguments and returning the exit status
+
+
+def _reconstruct_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="portrait image files")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (one subfolder per image)")
+    p.add_argument("--steps", type=int, default=1, help="denoising steps (default 1)")
+    p.add_argument("--video", action="store_true", help="write orbit.mp4 (a 512² turntable; slow without a GPU)")
+    p.add_argument("--ply", action="store_true", help="write head.ply")
+    p.add_argument("--splat", action="store_true", help="write head.splat")
+    p.epilog = ("Without --ply/--splat/--video each image's folder gets head.ply, head.splat and grid.png; with any "
+                "of them, just those. input.png, cameras.json and metadata.json are always written.")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--no-preprocess", action="store_true",
+                   help="the images are already framed like the model's input: no face detection or masking")
+    p.add_argument("--batch-size", type=int, default=4, help="images per network call")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (image i uses seed + i)")
+    p.add_argument("--model", default=None, metavar="DIR", help="model folder (default: the bundled model)")
+
+
+def _render_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("ply", help="input PLY in the Inria 3DGS layout")
     p.add_argument("-o", "--output", default="orbit.mp4", help="output video path (.mp4 or .gif)")
     p.add_argument("--frames", type=int, default=120, help="frames for the full turn")
@@ -30,6 +48,61 @@ def add_render_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--elevation", type=float, default=10.0, help="camera elevation, degrees")
     p.add_argument("--background", type=float, nargs=3, default=(1.0, 1.0, 1.0), metavar=("R", "G", "B"))
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+
+
+def _synth_flags(p: argparse.ArgumentParser) -> None:
+    from .synth import ACCESSORIES, EXPRESSIONS
+
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--heads", type=int, default=10, help="number of heads")
+    p.add_argument("--views", type=int, default=80, help="views per head (1-80; half ring views, half random)")
+    p.add_argument("--size", type=int, default=512, help="square image size in pixels")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gaussians", type=int, default=200_000, help="Gaussians per head")
+    p.add_argument("--batch", type=int, default=4, help="heads generated and rendered together")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    variants = p.add_mutually_exclusive_group()
+    variants.add_argument("--expressions", nargs="+", choices=EXPRESSIONS, metavar="NAME",
+                          help=f"one capture a head per expression, in HEAD_ID/EXPRESSION_ID/ ({', '.join(EXPRESSIONS)})")
+    variants.add_argument("--accessories", nargs="+", choices=tuple(ACCESSORIES), metavar="NAME",
+                          help=f"one capture a head per accessory, in HEAD_ID/ACCESSORY_ID/ ({', '.join(ACCESSORIES)})")
+
+
+def _train_flags(p: argparse.ArgumentParser) -> None:
+    """Every TrainConfig field is a flag (``--max-steps 100``, ``--no-bf16``)."""
+    from .train import TrainConfig
+
+    p.description = "Train A3DModel. Flags override --config, which overrides the defaults."
+    p.add_argument("--config", help="JSON file of TrainConfig fields")
+    p.add_argument("--export-only", action="store_true",
+                   help="write the EMA weights of OUT_DIR/ckpt.pt to --export-dir and exit")
+    p.add_argument("--plot", metavar="PNG", help="after training, plot OUT_DIR/log.jsonl to this PNG")
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        elif f.name == "model_overrides":
+            p.add_argument(flag, type=json.loads, default=None, help='JSON object, e.g. \'{"image_size": 64}\'')
+        else:
+            typ = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
+            p.add_argument(flag, type=typ, default=None)
+
+
+def _no_flags(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+COMMANDS: dict[str, Command] = {
+    "reconstruct": Command("portraits → 3D Gaussian heads (PLY, .splat, turntable video)", _reconstruct_flags,
+                           "a3d.api:cmd_reconstruct"),
+    "render": Command("render a Gaussian-splat PLY to a turntable video (.mp4 or .gif)", _render_flags,
+                      "a3d.cli:cmd_render"),
+    "synth": Command("export synthetic AnyHead-style heads (multi-view PNGs + cameras)", _synth_flags,
+                     "a3d.synth:cmd_synth"),
+    "train": Command("train the reconstruction model (torchrun for several GPUs)", _train_flags,
+                     "a3d.train:cmd_train"),
+    "info": Command("print versions, the extension's state, the backend and devices", _no_flags, "a3d.cli:cmd_info"),
+}
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -46,21 +119,16 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_info_parser(sub: argparse._SubParsersAction) -> None:
-    sub.add_parser("info", help="print versions, the extension's state, the backend and devices")
-
-
 def cmd_info(args: argparse.Namespace) -> int:
     import torch
 
-    import a3d
+    from .ops import info
+    from .version import __version__
 
-    from . import ops
-
-    print(f"a3d {a3d.__version__}")
+    print(f"a3d {__version__}")
     print(f"python {platform.python_version()} ({sys.executable})")
     print(f"torch {torch.__version__} (cuda {torch.version.cuda})")
-    for key, value in ops.info().items():
+    for key, value in info().items():
         print(f"{key}: {value}")
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
@@ -70,17 +138,25 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``a3d`` parser. Only the subcommand named ``command`` gets its flags (adding them may import its
+    module); the others carry just their help line, which is all ``a3d --help`` prints."""
     parser = argparse.ArgumentParser(prog="a3d", description="a3d: one portrait in, a 3D Gaussian head out")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, module in COMMANDS.items():
-        getattr(importlib.import_module(module), f"add_{name}_parser")(sub)
+    for name, spec in COMMANDS.items():
+        p = sub.add_parser(name, help=spec.help)
+        if name == command:
+            spec.add_flags(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    run = getattr(importlib.import_module(COMMANDS[args.command]), f"cmd_{args.command}")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # The top-level parser has no option but --help, so the first word that is not an option is the command.
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
+    module, function = COMMANDS[args.command].run.split(":")
+    run = getattr(importlib.import_module(module), function)
     try:
         return int(run(args) or 0)
     except (ValueError, FileNotFoundError, RuntimeError) as e:

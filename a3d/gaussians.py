@@ -2,6 +2,7 @@
 
 Every field holds activated (physical) values, never raw network outputs; the activations live in
 :mod:`a3d.model` alone, and the file formats (:mod:`a3d.io_ply`) convert to their own encodings.
+Files are io_ply's idea: write with ``a3d.save_ply(gaussians, path)`` / ``a3d.save_splat``.
 """
 from __future__ import annotations
 
@@ -117,17 +118,6 @@ class Gaussians:
             & torch.isfinite(self.scales).all(-1) & (self.scales > 0).all(-1) & torch.isfinite(self.colors).all(-1) \
             & torch.isfinite(self.quats).all(-1) & (self.quats.norm(dim=-1) > 0)
         return self.index(keep)
-
-    # ---- files ---------------------------------------------------------------------------------
-    def save_ply(self, path) -> None:
-        """Write the Inria 3DGS PLY (see :func:`a3d.io_ply.save_ply`)."""
-        from .io_ply import save_ply
-        save_ply(self, path)
-
-    def save_splat(self, path) -> None:
-        """Write the 32-byte-a-splat ``.splat`` file (see :func:`a3d.io_ply.save_splat`)."""
-        from .io_ply import save_splat
-        save_splat(self, path)
 
 
 def _desc(x) -> str:

@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from .rasterize import DEPTH_ALPHA_EPS
+from .contract import DEPTH_ALPHA_EPS, PROJ_FIELDS, TILE_SIZE
 from .rays import plucker_rays_reference
 
 Backend = Literal["cuda", "cpu", "torch"]
@@ -49,12 +49,15 @@ def _load() -> bool:
 
 def has_kernel(op: str, device_type: str) -> bool:
     """Whether ``a3d::op`` has a compiled kernel for ``device_type`` ('cpu' or 'cuda')."""
-    if not _load():
+    key = getattr(torch.DispatchKey, device_type.upper(), None)
+    if key is None or not _load():
         return False
     try:
-        return torch._C._dispatch_has_kernel_for_dispatch_key(f"a3d::{op}", device_type.upper())
-    except RuntimeError:  # the op is not defined by this build of the extension
+        overload = getattr(torch.ops.a3d, op).default
+    except (AttributeError, RuntimeError):  # the op is not defined by this build of the extension
         return False
+    # True only for a kernel registered for exactly this key (TORCH_LIBRARY_IMPL in csrc/), not a fallback.
+    return overload.has_kernel_for_dispatch_key(key)
 
 
 def backend(device: torch.device | str | None = None, op: str = "plucker_rays") -> Backend:
@@ -190,11 +193,11 @@ def _register_rasterizer() -> None:
     @torch.library.register_fake("a3d::rasterize_fwd")
     def _fwd_fake(means, quats, scales, opacities, colors, viewmats, Ks, backgrounds, width, height):
         B, C, N = means.shape[0], viewmats.shape[1], means.shape[1]
-        tiles = ((width + 15) // 16) * ((height + 15) // 16)
+        tiles = ((width + TILE_SIZE - 1) // TILE_SIZE) * ((height + TILE_SIZE - 1) // TILE_SIZE)
         P = torch.library.get_ctx().new_dynamic_size()
         img = means.new_empty
         return (img(B, C, height, width, 3), img(B, C, height, width, 1), img(B, C, height, width, 1),
-                img(B, C, N, 8), means.new_empty(B * C * tiles, 2, dtype=torch.int32),
+                img(B, C, N, PROJ_FIELDS), means.new_empty(B * C * tiles, 2, dtype=torch.int32),
                 means.new_empty(P, dtype=torch.int32), means.new_empty(B, C, height, width, dtype=torch.int32),
                 img(B, C, height, width))
 

@@ -51,10 +51,11 @@ from torch import Tensor
 from . import framing
 from .cameras import Cameras, look_at, orbit_cameras, save_cameras_json
 from .gaussians import Gaussians
+from .seeding import mix_seed
 
 __all__ = [
     "HeadBasis", "load_head_basis", "SynthConfig", "HeadSample", "SyntheticHeads", "render_views",
-    "fixed_cameras", "random_cameras", "export_dataset", "add_synth_parser", "cmd_synth",
+    "fixed_cameras", "random_cameras", "export_dataset", "cmd_synth",
     "HAIR_STYLES", "HATS", "EARRINGS", "EXPRESSIONS", "ACCESSORIES", "CIRCLE_ELEVATIONS", "NUM_FIXED_VIEWS",
     "INPUT_VIEW",
 ]
@@ -364,15 +365,6 @@ class _Splats:
         return _Splats(*(torch.stack([getattr(p, f.name) for p in parts]) for f in fields(_Splats)))
 
 
-def _head_seed(seed: int, head: int) -> int:
-    """A 63-bit generator seed for head ``head`` of stream ``seed`` (splitmix64 of both): nearby
-    (seed, head) pairs must not give nearby seeds, whose Mersenne-twister streams stay correlated."""
-    x = (seed * 0x9E3779B97F4A7C15 + head * 0xD1B54A32D192ED03 + 0x632BE59BD9B4E019) & (2**64 - 1)
-    for shift, mul in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
-        x = ((x ^ (x >> shift)) * mul) & (2**64 - 1)
-    return (x ^ (x >> 31)) & (2**63 - 1)
-
-
 class _Rng:
     """A head's random stream: thin helpers over one torch.Generator on the generator's device.
     Scalar draws (``uniform``, ``choice``, ``bernoulli``) come from a block of uniforms drawn at
@@ -635,8 +627,8 @@ class SyntheticHeads:
         the framed heads that place the accessories."""
         cfg, b, dev = self.config, self.basis, self.device
         cpu = torch.device("cpu")
-        seeds = [_head_seed(self.seed, i) for i in ids]
-        attrs = [self._settle_attributes(self._sample_attributes(_Rng(_head_seed(h, 0), cpu)), overrides)
+        seeds = [mix_seed(self.seed, i) for i in ids]
+        attrs = [self._settle_attributes(self._sample_attributes(_Rng(mix_seed(h, 0), cpu)), overrides)
                  for h in seeds]
         dattrs = [_attributes_to(a, dev) for a in attrs]
         raw = [b.vertices(d["identity_coeffs"][None], d["expression_coeffs"][None])[0] for d in dattrs]
@@ -652,12 +644,12 @@ class SyntheticHeads:
         parts = []
         for i in range(len(ids)):
             geo[i].update(self._unpack(packed[i]))
-            rng = _Rng(_head_seed(seeds[i], 1), dev)
+            rng = _Rng(mix_seed(seeds[i], 1), dev)
             normals = _vertex_normals(verts[i][None], b.faces)[0]
             parts.append(self._head_gaussians(rng, dattrs[i], verts[i], normals, geo[i]))
         cams = []
         for h in seeds:
-            rand = random_cameras(_Rng(_head_seed(h, 2), cpu), cfg.num_random_views, cfg.image_size) \
+            rand = random_cameras(_Rng(mix_seed(h, 2), cpu), cfg.num_random_views, cfg.image_size) \
                 if cfg.num_random_views else None
             cams.append(Cameras.cat([self._fixed, rand]) if rand is not None else self._fixed)
         g = self._finish(_Splats.stack(parts), dattrs)
@@ -1461,23 +1453,6 @@ AnyHead-style multi-view renders of procedural 3D Gaussian heads (Any3DAvatar §
 # =================================================================================================
 # CLI
 # =================================================================================================
-def add_synth_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("synth", help="export synthetic AnyHead-style heads (multi-view PNGs + cameras)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--heads", type=int, default=10, help="number of heads")
-    p.add_argument("--views", type=int, default=80, help="views per head (1-80; half ring views, half random)")
-    p.add_argument("--size", type=int, default=512, help="square image size in pixels")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--gaussians", type=int, default=200_000, help="Gaussians per head")
-    p.add_argument("--batch", type=int, default=4, help="heads generated and rendered together")
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    variants = p.add_mutually_exclusive_group()
-    variants.add_argument("--expressions", nargs="+", choices=EXPRESSIONS, metavar="NAME",
-                          help=f"one capture a head per expression, in HEAD_ID/EXPRESSION_ID/ ({', '.join(EXPRESSIONS)})")
-    variants.add_argument("--accessories", nargs="+", choices=tuple(ACCESSORIES), metavar="NAME",
-                          help=f"one capture a head per accessory, in HEAD_ID/ACCESSORY_ID/ ({', '.join(ACCESSORIES)})")
-
-
 def cmd_synth(args: argparse.Namespace) -> int:
     dirs = export_dataset(args.out, args.heads, views=args.views, size=args.size, seed=args.seed,
                           device=args.device, num_gaussians=args.gaussians, batch=args.batch,

@@ -51,9 +51,10 @@ from .gaussians import Gaussians
 from .lpips import lpips
 from .model import A3DModel, ModelConfig, get_config, images_to_state, interpolate, sample_t
 from .render import render
+from .seeding import mix_seed
 
-__all__ = ["TrainConfig", "get_lr", "ssim", "psnr", "train", "evaluate", "export", "add_train_parser",
-           "cmd_train", "plot_log"]
+__all__ = ["TrainConfig", "get_lr", "ssim", "psnr", "train", "evaluate", "export", "cmd_train",
+           "plot_log"]
 
 CKPT_NAME = "ckpt.pt"
 LOG_NAME = "log.jsonl"
@@ -108,7 +109,7 @@ class TrainConfig:
     eval_every: int = 2000  # 0: only at the end
     eval_heads: int = 16
     eval_views: int = 16
-    eval_seed: int = 987_654_321  # held-out heads: a generator seed no training rank uses (_mix never gives it
+    eval_seed: int = 987_654_321  # held-out heads: a generator seed no training rank uses (mix_seed never gives it
     # in practice; the generator's head streams of two seeds do not overlap within 1,000,003 heads)
     gallery_images: int = 2  # PNGs of 3 held-out heads each written at the end (gallery_K.png)
     export_dir: str = ""  # after training: EMA weights (float16) written here with save_pretrained
@@ -297,7 +298,7 @@ class SyntheticBatches:
 
     def get(self, step: int) -> dict[str, Tensor]:
         B, V = self.batch, self.num_views
-        self.gen.manual_seed(_mix(self.seed, step))
+        self.gen.manual_seed(mix_seed(self.seed, step))
         g, cams = self._heads(step)
         score = torch.rand(B, len(cams), generator=self.gen, device=self.device)
         score[:, self.input_view] = 2.0  # never the input view itself
@@ -311,14 +312,6 @@ class SyntheticBatches:
 
 
 _FIELDS = ("means", "quats", "scales", "opacities", "colors")
-
-
-def _mix(a: int, b: int) -> int:
-    """A 31-bit seed from two ints (splitmix-style), so (seed, step) pairs do not collide in practice."""
-    x = (a * 0x9E3779B97F4A7C15 + b * 0xBF58476D1CE4E5B9 + 0x94D049BB133111EB) & (2**64 - 1)
-    x ^= x >> 31
-    x = (x * 0x94D049BB133111EB) & (2**64 - 1)
-    return (x ^ (x >> 29)) & (2**31 - 1)
 
 
 @torch.no_grad()
@@ -379,7 +372,7 @@ class FolderBatches:
         self.sampler.start = offset_batches * self.batch
         # The loader's own generator: creating an iterator must not draw from the global RNG, or a
         # resumed run (which starts its iterator mid-epoch) would diverge from an uninterrupted one.
-        gen = torch.Generator().manual_seed(_mix(self.sampler.seed, epoch))
+        gen = torch.Generator().manual_seed(mix_seed(self.sampler.seed, epoch))
         loader = torch.utils.data.DataLoader(self.dataset, batch_size=self.batch, sampler=self.sampler,
                                              num_workers=self.workers, drop_last=True, generator=gen,
                                              pin_memory=self.device.type == "cuda")
@@ -648,7 +641,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    rank_seed = _mix(cfg.seed, 1000 + rank)  # per-rank seeds: each rank draws its own noise and data
+    rank_seed = mix_seed(cfg.seed, 1000 + rank)  # per-rank seeds: each rank draws its own noise and data
     torch.manual_seed(rank_seed)
     np.random.seed(rank_seed % 2**32)
     random.seed(rank_seed)
@@ -695,7 +688,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
     S = mcfg.image_size
     if cfg.data == "synthetic":
         source: Any = SyntheticBatches(S, cfg.batch_size, cfg.num_views, cfg.synth_gaussians,
-                                       _mix(cfg.seed, 2000 + rank), device, cfg.synth_pool, cfg.synth_refresh,
+                                       mix_seed(cfg.seed, 2000 + rank), device, cfg.synth_pool, cfg.synth_refresh,
                                        master and cfg.progress)
     else:
         source = FolderBatches(cfg.data, S, cfg.batch_size, cfg.num_views, cfg.seed, rank, world,
@@ -863,25 +856,6 @@ def plot_log(log_path: str | os.PathLike, png_path: str | os.PathLike, size: tup
 
 # ---- CLI ------------------------------------------------------------------------------------------
 
-def add_train_parser(sub: argparse._SubParsersAction) -> None:
-    """``a3d train``: every TrainConfig field is a flag (``--max-steps 100``, ``--no-bf16``)."""
-    p = sub.add_parser("train", help="train the reconstruction model (torchrun for several GPUs)",
-                       description="Train A3DModel. Flags override --config, which overrides the defaults.")
-    p.add_argument("--config", help="JSON file of TrainConfig fields")
-    p.add_argument("--export-only", action="store_true",
-                   help="write the EMA weights of OUT_DIR/ckpt.pt to --export-dir and exit")
-    p.add_argument("--plot", metavar="PNG", help="after training, plot OUT_DIR/log.jsonl to this PNG")
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if f.type in ("bool", bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
-        elif f.name == "model_overrides":
-            p.add_argument(flag, type=json.loads, default=None, help='JSON object, e.g. \'{"image_size": 64}\'')
-        else:
-            typ = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
-            p.add_argument(flag, type=typ, default=None)
-
-
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     d = asdict(TrainConfig.from_json(args.config)) if args.config else {}
     for f in dataclasses.fields(TrainConfig):
@@ -910,8 +884,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":  # `python -m a3d.train ...` / `torchrun --nproc_per_node=N -m a3d.train ...`
-    _parser = argparse.ArgumentParser(prog="a3d.train")
-    add_train_parser(_parser.add_subparsers(dest="command"))
     import sys
 
-    raise SystemExit(cmd_train(_parser.parse_args(["train", *sys.argv[1:]])))
+    from .cli import build_parser
+
+    raise SystemExit(cmd_train(build_parser("train").parse_args(["train", *sys.argv[1:]])))

@@ -327,14 +327,6 @@ def test_save_refuses_non_gaussians(tmp_path):
         save_ply({"means": torch.zeros(1, 3)}, tmp_path / "g.ply")
 
 
-def test_gaussians_methods_delegate(tmp_path):
-    g = random_gaussians(9)
-    g.save_ply(tmp_path / "g.ply")
-    g.save_splat(tmp_path / "g.splat")
-    assert torch.equal(load_ply(tmp_path / "g.ply").means, g.means)
-    assert os.path.getsize(tmp_path / "g.splat") == 9 * 32
-
-
 # ---- .splat ------------------------------------------------------------------------------------
 
 def test_splat_byte_layout(tmp_path):

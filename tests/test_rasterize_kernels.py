@@ -17,10 +17,10 @@ import torch
 
 from a3d import ops
 from a3d.cameras import orbit_cameras
-from a3d.rasterize import ALPHA_MAX, ALPHA_MIN, T_MIN, _tile_pairs, project, rasterize, rasterize_reference
+from a3d.contract import ALPHA_MAX, ALPHA_MIN, T_MIN, TILE_SIZE
+from a3d.rasterize import _tile_pairs, project, rasterize, rasterize_reference
 
 PARAMS = ("means", "quats", "scales", "opacities", "colors")
-TILE = 16
 
 
 def need_kernel(device: str) -> None:
@@ -85,17 +85,17 @@ def near_threshold(scene: list[torch.Tensor], W: int, H: int, band: float = 1e-3
     B, C, N = proj.valid.shape
     dev = means.device
     pix_flag = torch.zeros(B * C, H, W, dtype=torch.bool, device=dev)
-    gid, _, counts = _tile_pairs(proj, W, H, TILE)
+    gid, _, counts = _tile_pairs(proj, W, H, TILE_SIZE)
     starts = (torch.cumsum(counts, 0) - counts).tolist()
-    tw, th = math.ceil(W / TILE), math.ceil(H / TILE)
+    tw, th = math.ceil(W / TILE_SIZE), math.ceil(H / TILE_SIZE)
     m2_all, con_all = proj.means2d.reshape(-1, 2), proj.conics.reshape(-1, 3)
     ext_all, z_all = proj.extents.reshape(-1, 2), proj.depths.reshape(-1)
     for t in counts.nonzero()[:, 0].tolist():
         g = gid[starts[t]:starts[t] + int(counts[t])]  # depth order
         bc, local = divmod(t, tw * th)
-        oy, ox = (local // tw) * TILE, (local % tw) * TILE
-        v, u = torch.meshgrid(torch.arange(oy, min(oy + TILE, H), device=dev),
-                              torch.arange(ox, min(ox + TILE, W), device=dev), indexing="ij")
+        oy, ox = (local // tw) * TILE_SIZE, (local % tw) * TILE_SIZE
+        v, u = torch.meshgrid(torch.arange(oy, min(oy + TILE_SIZE, H), device=dev),
+                              torch.arange(ox, min(ox + TILE_SIZE, W), device=dev), indexing="ij")
         p = torch.stack([u.reshape(-1), v.reshape(-1)], -1).double() + 0.5
         m2, con, ext, z = m2_all[g], con_all[g], ext_all[g], z_all[g]
         o = opac[bc // C, g % N]

@@ -1,6 +1,5 @@
 """Synthetic heads (a3d.synth): the bundled basis, determinism, valid and framed Gaussians, cameras,
 the front view, and the exported AnyHead layout."""
-import argparse
 import json
 import os
 
@@ -11,9 +10,10 @@ from PIL import Image
 
 from a3d import framing
 from a3d.cameras import canonical_cameras, load_cameras_json
+from a3d.cli import build_parser
 from a3d.rasterize import quat_to_rotmat
 from a3d.synth import (EARRINGS, HAIR_STYLES, HATS, INPUT_VIEW, NUM_FIXED_VIEWS, SynthConfig, SyntheticHeads, _rotmat_to_quat, _select_views,
-                       add_synth_parser, cmd_synth, export_dataset, fixed_cameras, load_head_basis, random_cameras,
+                       cmd_synth, export_dataset, fixed_cameras, load_head_basis, random_cameras,
                        render_views)
 
 N = 4000  # Gaussians a head: enough to test, small enough for a CPU
@@ -207,8 +207,7 @@ def test_export_layout(tmp_path):
 
 
 def test_cli(tmp_path):
-    parser = argparse.ArgumentParser()
-    add_synth_parser(parser.add_subparsers(dest="cmd"))
+    parser = build_parser("synth")
     args = parser.parse_args(["synth", "--out", str(tmp_path / "o"), "--heads", "1", "--views", "2", "--size", "24",
                               "--gaussians", "2000", "--device", "cpu"])
     assert cmd_synth(args) == 0
