@@ -79,7 +79,7 @@ setup(
     extras_require={
         "preprocess": ["ai-edge-litert==2.3.0"],
         "demo": ["gradio==6.31.0"],  # the version the browser test runs against
-        "dev": ["pytest>=8", "pytest-timeout"],
+        "dev": ["pytest>=8", "pytest-timeout", "ruff==0.17.5"],  # ruff pinned: a new release may add findings
     },
     entry_points={"console_scripts": ["a3d=a3d.cli:main"]},
     ext_modules=extensions(),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from .version import __version__
+from .version import __version__ as __version__  # the alias marks a re-export
 
 # public name -> the module that defines it
 _EXPORTS: dict[str, str] = {
@@ -25,7 +25,10 @@ _EXPORTS: dict[str, str] = {
     "orbit_video": "render", "render": "render",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Avatar", "Cameras", "Gaussians", "backend", "canonical_cameras", "load_model", "load_ply", "orbit_cameras",
+    "orbit_video", "reconstruct", "reconstruct_many", "render", "save_ply", "save_splat",
+]
 
 if TYPE_CHECKING:  # what a type checker or an IDE sees; at run time __getattr__ below imports on demand
     from .api import Avatar, load_model, reconstruct, reconstruct_many

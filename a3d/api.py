@@ -276,7 +276,8 @@ def reconstruct_many(images: Sequence[ImageLike], model: ModelLike = None, *, ba
                     raise NoFaceError(f"{name}: {e}") from None
             x = torch.stack([p.image for p in pre]).to(dev)
             # noise drawn where the model runs (a 512² preset's noise would take ~15 ms on the CPU)
-            g0 = torch.cat([net.noise(1, torch.Generator(dev).manual_seed(seed + start + i)) for i in range(len(chunk))])
+            g0 = torch.cat([net.noise(1, torch.Generator(dev).manual_seed(seed + start + i))
+                            for i in range(len(chunk))])
             _sync(dev)
             t0 = time.perf_counter()
             with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):

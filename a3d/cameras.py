@@ -256,7 +256,8 @@ def opencv_to_blender(viewmats: Tensor) -> Tensor:
 def save_cameras_json(path: str | os.PathLike, cameras: Cameras, names: Sequence[str] | None = None) -> None:
     """Write ``cameras`` (no leading batch dims: viewmats [C, 4, 4]) to the camera JSON file."""
     if cameras.viewmats.dim() != 3:
-        raise ValueError(f"cameras: expected viewmats [C, 4, 4] without batch dims, got {tuple(cameras.viewmats.shape)}")
+        raise ValueError(f"cameras: expected viewmats [C, 4, 4] without batch dims, "
+                         f"got {tuple(cameras.viewmats.shape)}")
     C = len(cameras)
     names = [f"{i:03d}" for i in range(C)] if names is None else list(names)
     if len(names) != C:

@@ -63,9 +63,11 @@ def _synth_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     variants = p.add_mutually_exclusive_group()
     variants.add_argument("--expressions", nargs="+", choices=EXPRESSIONS, metavar="NAME",
-                          help=f"one capture a head per expression, in HEAD_ID/EXPRESSION_ID/ ({', '.join(EXPRESSIONS)})")
+                          help=f"one capture a head per expression, in HEAD_ID/EXPRESSION_ID/ "
+                               f"({', '.join(EXPRESSIONS)})")
     variants.add_argument("--accessories", nargs="+", choices=tuple(ACCESSORIES), metavar="NAME",
-                          help=f"one capture a head per accessory, in HEAD_ID/ACCESSORY_ID/ ({', '.join(ACCESSORIES)})")
+                          help=f"one capture a head per accessory, in HEAD_ID/ACCESSORY_ID/ "
+                               f"({', '.join(ACCESSORIES)})")
 
 
 def _train_flags(p: argparse.ArgumentParser) -> None:

@@ -61,7 +61,8 @@ BACKGROUND: tuple[float, float, float] = (1.0, 1.0, 1.0)
 preprocessing composites a photo's masked-out background and any transparency onto it."""
 
 
-def face_anchors_uv(size: int, radius: float = CANONICAL_RADIUS, fov_deg: float = CANONICAL_FOV_DEG) -> dict[str, tuple[float, float]]:
+def face_anchors_uv(size: int, radius: float = CANONICAL_RADIUS,
+                    fov_deg: float = CANONICAL_FOV_DEG) -> dict[str, tuple[float, float]]:
     """Pixel positions (u right, v down; pixel centres at +0.5) of :data:`FACE_ANCHORS_3D` in the
     front canonical view of a ``size`` × ``size`` image: where preprocessing puts a photo's eyes
     and mouth. With the default camera, for ``size`` = 1, the eyes land at (0.377, 0.5) and

@@ -46,7 +46,8 @@ class Gaussians:
         for name, shape in expect.items():
             v = getattr(self, name)
             if not isinstance(v, Tensor) or tuple(v.shape) != tuple(shape):
-                raise ValueError(f"{name}: expected shape {tuple(shape)} to match means {tuple(m.shape)}, got {_desc(v)}")
+                raise ValueError(f"{name}: expected shape {tuple(shape)} to match means {tuple(m.shape)}, "
+                                 f"got {_desc(v)}")
         if self.sh_rest is not None:
             s = self.sh_rest
             if not isinstance(s, Tensor) or s.dim() != m.dim() + 1 or s.shape[:-2] != lead or s.shape[-1] != 3:

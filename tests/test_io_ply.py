@@ -87,8 +87,8 @@ def test_header_and_layout_exact(tmp_path):
     save_ply(g, path)
     lines, end = read_header(path)
     assert lines[0] == "ply" and lines[1] == "format binary_little_endian 1.0"
-    assert [l for l in lines if l.startswith("element")] == ["element vertex 5"]
-    props = [l.split() for l in lines if l.startswith("property")]
+    assert [line for line in lines if line.startswith("element")] == ["element vertex 5"]
+    props = [line.split() for line in lines if line.startswith("property")]
     assert all(p[1] == "float" for p in props)
     assert [p[2] for p in props] == inria_names(3)
     data = open(path, "rb").read()[end:]

@@ -52,8 +52,8 @@ def random_scene(gen: torch.Generator, B: int, n: int, views: int, size: tuple[i
 
 def head_scene(gen: torch.Generator, n: int, views: int, res: int, dtype=torch.float64, device="cpu",
                density_n: int | None = None) -> list[torch.Tensor]:
-    """The benchmark's head workload (DESIGN §5): n Gaussians on an ellipsoid shell with the pixel-sized
-    scales of a `density_n`-Gaussian head (subsample a big head by passing density_n > n)."""
+    """The benchmark's head workload (docs/design.md, Benchmark workloads): n Gaussians on an ellipsoid shell
+    with the pixel-sized scales of a `density_n`-Gaussian head (subsample a big head by passing density_n > n)."""
     density_n = density_n or n
     d = torch.randn(n, 3, generator=gen, dtype=torch.float64)
     d = d / d.norm(dim=1, keepdim=True)
@@ -148,8 +148,8 @@ def assert_forward_close(out, ref, atol: float, excuse: torch.Tensor | None = No
     bad = err > atol
     if excuse is not None:
         unexplained = bad & ~excuse
-        assert not unexplained.any(), f"{int(unexplained.sum())} pixels differ by up to {float(err[unexplained].max()):.3g} " \
-                                      f"away from any threshold"
+        assert not unexplained.any(), (f"{int(unexplained.sum())} pixels differ by up to "
+                                       f"{float(err[unexplained].max()):.3g} away from any threshold")
         assert bad.float().mean() <= max_excused, f"{int(bad.sum())} threshold flips: too many"
     else:
         assert not bad.any(), f"{int(bad.sum())} pixels differ, max {float(err.max()):.3g}"

@@ -95,3 +95,13 @@ def test_every_module_opens_with_its_idea():
     missing = [name for name, path in _modules().items()
                if not (ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or "").strip()]
     assert not missing, f"modules without an opening docstring: {missing}"
+
+
+def test_package_root_names_resolve_lazily():
+    import a3d
+
+    assert sorted(a3d.__all__) == sorted(a3d._EXPORTS)
+    for name in a3d.__all__:
+        assert getattr(a3d, name) is not None, name
+    assert a3d.ops.backend is a3d.backend  # submodules resolve too, as after an eager import
+    assert set(a3d.__all__) <= set(dir(a3d))
