@@ -12,6 +12,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from .contract import ALPHA_MIN
+
 SH_C0 = 0.28209479177387814
 """Zeroth spherical-harmonic constant: colour = 0.5 + SH_C0 * f_dc."""
 
@@ -110,9 +112,10 @@ class Gaussians:
                 out[f.name] = torch.cat(vals, dim=parts[0].means.dim() - 2)
         return Gaussians(**out)
 
-    def prune(self, min_opacity: float = 1.0 / 255.0) -> "Gaussians":
-        """Drop Gaussians that can never show (opacity below ``min_opacity``, non-finite or zero
-        scale, non-finite mean). Only for a single scene (no batch dims): the count changes."""
+    def prune(self, min_opacity: float = ALPHA_MIN) -> "Gaussians":
+        """Drop Gaussians that can never show (opacity below ``min_opacity``, by default the rasterizer's
+        cull threshold 1/255; non-finite or zero scale, non-finite mean). Only for a single scene (no batch
+        dims): the count changes."""
         if self.means.dim() != 2:
             raise ValueError("prune: works on one scene [N, ...]; index a batch with .scene(b) first")
         keep = (self.opacities >= min_opacity) & torch.isfinite(self.means).all(-1) \

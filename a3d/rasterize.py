@@ -1,7 +1,7 @@
 """The rasterizer contract and its pure-PyTorch reference.
 
-This module defines the function every backend computes (docs/design.md, Rasterizer contract; gsplat 1.5.3's classic
-rasterization except the alpha clamp):
+This module defines the function every backend computes (docs/design.md, Rasterizer contract; gsplat
+1.5.3's classic rasterization except the alpha clamp); its constants live in :mod:`a3d.contract`:
 
 1. Projection (:func:`project`): world -> camera (``viewmats``), Gaussians with camera z below the
    near plane (0.01) are culled; 3D covariance ``R S Sᵀ Rᵀ`` from the normalised quaternion and
@@ -30,9 +30,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from . import ops
 from .contract import (ALPHA_MAX, ALPHA_MIN, DEPTH_ALPHA_EPS, EPS2D, EXTENT_SIGMA_MAX, FOV_CLAMP_MARGIN,
                        MAX_IMAGE_SIDE, NEAR_PLANE, T_MIN)
-from .ops import backend, rasterize_compiled
 
 __all__ = ["Projection", "project", "composite_reference", "rasterize_reference", "rasterize",
            "quat_to_rotmat"]
@@ -300,8 +300,8 @@ def rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, c
         the visible surface). Differentiable w.r.t. the Gaussian parameters (and backgrounds).
     """
     _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, height, backgrounds)
-    if backend(means.device, "rasterize_fwd") != "torch":
-        return rasterize_compiled(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-                                  backgrounds)
+    if ops.backend(means.device, "rasterize_fwd") != "torch":
+        return ops.rasterize_compiled(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
+                                      backgrounds)
     proj = project(means, quats, scales, opacities, viewmats, Ks, width, height)
     return composite_reference(proj, opacities, colors, width, height, backgrounds)
