@@ -298,7 +298,7 @@ class SyntheticBatches:
 
     def get(self, step: int) -> dict[str, Tensor]:
         B, V = self.batch, self.num_views
-        self.gen.manual_seed(mix_seed(self.seed, step))
+        self.gen.manual_seed(mix_seed(self.seed, step, bits=31))
         g, cams = self._heads(step)
         score = torch.rand(B, len(cams), generator=self.gen, device=self.device)
         score[:, self.input_view] = 2.0  # never the input view itself
@@ -372,7 +372,7 @@ class FolderBatches:
         self.sampler.start = offset_batches * self.batch
         # The loader's own generator: creating an iterator must not draw from the global RNG, or a
         # resumed run (which starts its iterator mid-epoch) would diverge from an uninterrupted one.
-        gen = torch.Generator().manual_seed(mix_seed(self.sampler.seed, epoch))
+        gen = torch.Generator().manual_seed(mix_seed(self.sampler.seed, epoch, bits=31))
         loader = torch.utils.data.DataLoader(self.dataset, batch_size=self.batch, sampler=self.sampler,
                                              num_workers=self.workers, drop_last=True, generator=gen,
                                              pin_memory=self.device.type == "cuda")
@@ -641,7 +641,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    rank_seed = mix_seed(cfg.seed, 1000 + rank)  # per-rank seeds: each rank draws its own noise and data
+    rank_seed = mix_seed(cfg.seed, 1000 + rank, bits=31)  # per-rank seeds: each rank draws its own noise and data
     torch.manual_seed(rank_seed)
     np.random.seed(rank_seed % 2**32)
     random.seed(rank_seed)
@@ -688,8 +688,8 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
     S = mcfg.image_size
     if cfg.data == "synthetic":
         source: Any = SyntheticBatches(S, cfg.batch_size, cfg.num_views, cfg.synth_gaussians,
-                                       mix_seed(cfg.seed, 2000 + rank), device, cfg.synth_pool, cfg.synth_refresh,
-                                       master and cfg.progress)
+                                       mix_seed(cfg.seed, 2000 + rank, bits=31), device, cfg.synth_pool,
+                                       cfg.synth_refresh, master and cfg.progress)
     else:
         source = FolderBatches(cfg.data, S, cfg.batch_size, cfg.num_views, cfg.seed, rank, world,
                                cfg.num_workers, device)

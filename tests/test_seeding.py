@@ -1,4 +1,6 @@
 """a3d.seeding.mix_seed: the one seed mixer (synthetic heads, training steps, epochs and ranks)."""
+import pytest
+
 from a3d.seeding import mix_seed
 
 
@@ -16,3 +18,10 @@ def test_nearby_pairs_give_distinct_far_apart_seeds():
     # one step in either argument flips about half of the 63 bits
     flips = [bin(mix_seed(s, i) ^ mix_seed(s, i + 1)).count("1") for s in range(32) for i in range(32)]
     assert 28 < sum(flips) / len(flips) < 35
+
+
+def test_narrower_seeds_are_the_low_bits():
+    assert mix_seed(5, 7, bits=31) == mix_seed(5, 7) & (2**31 - 1) < 2**31
+    for bad in (0, 64):
+        with pytest.raises(ValueError, match="bits"):
+            mix_seed(1, 2, bits=bad)
