@@ -17,7 +17,7 @@ from .version import __version__ as __version__  # the alias marks a re-export
 
 # public name -> the module that defines it
 _EXPORTS: dict[str, str] = {
-    "Avatar": "api", "load_model": "api", "reconstruct": "api", "reconstruct_many": "api",
+    "Avatar": "api", "load_model": "api", "reconstruct": "api", "reconstruct_many": "api", "refine": "api",
     "Cameras": "cameras", "canonical_cameras": "cameras", "orbit_cameras": "cameras",
     "Gaussians": "gaussians",
     "load_ply": "io_ply", "save_ply": "io_ply", "save_splat": "io_ply",
@@ -27,11 +27,11 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "Avatar", "Cameras", "Gaussians", "backend", "canonical_cameras", "load_model", "load_ply", "orbit_cameras",
-    "orbit_video", "reconstruct", "reconstruct_many", "render", "save_ply", "save_splat",
+    "orbit_video", "reconstruct", "reconstruct_many", "refine", "render", "save_ply", "save_splat",
 ]
 
 if TYPE_CHECKING:  # what a type checker or an IDE sees; at run time __getattr__ below imports on demand
-    from .api import Avatar, load_model, reconstruct, reconstruct_many
+    from .api import Avatar, load_model, reconstruct, reconstruct_many, refine
     from .cameras import Cameras, canonical_cameras, orbit_cameras
     from .gaussians import Gaussians
     from .io_ply import load_ply, save_ply, save_splat

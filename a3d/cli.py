@@ -23,7 +23,14 @@ class Command(NamedTuple):
 
 
 def _reconstruct_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="portrait image files")
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="portrait image files")
+    p.add_argument("--view", action="append", default=[], metavar="NAME=FILE",
+                   help="photos of one head's canonical views, e.g. --view front=a.jpg --view left=b.jpg "
+                        "(front required; left = the subject's left side); replaces IMAGE")
+    p.add_argument("--refine", nargs="?", type=int, const=-1, default=0, metavar="STEPS",
+                   help="fit the Gaussians to the photo(s) after the network (default steps without a number)")
+    p.add_argument("--face", type=int, default=None, metavar="I",
+                   help="which face to reconstruct when a photo holds several (0 = the largest)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (one subfolder per image)")
     p.add_argument("--steps", type=int, default=1, help="denoising steps (default 1)")
     p.add_argument("--video", action="store_true", help="write orbit.mp4 (a 512² turntable; slow without a GPU)")
