@@ -4,6 +4,7 @@ The subcommands themselves are exercised beside the code they drive (test_api, t
 test_train)."""
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -19,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 # Run `python -m a3d ARGS` (what the `a3d` script runs) and report which modules it loaded.
 _PROBE = """
 import json, runpy, sys
+code = None
 try:
     runpy.run_module("a3d", run_name="__main__", alter_sys=True)
 except SystemExit as e:
@@ -61,8 +63,6 @@ def test_flags_exist_only_for_the_command_parsed():
 
 
 def test_every_command_resolves_to_a_function(capsys):
-    import importlib
-
     for name, spec in COMMANDS.items():
         module, function = spec.run.split(":")
         assert callable(getattr(importlib.import_module(module), function)), name
