@@ -11,6 +11,8 @@ The package root only names the public API; each name is imported from its modul
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING
 
 from .version import __version__ as __version__  # the alias marks a re-export
@@ -56,3 +58,16 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
+
+
+class _Package(types.ModuleType):
+    """Python binds every submodule it loads as an attribute of the package; where a public name is also
+    a submodule's name (the function a3d.render, the module a3d/render.py), the public name stays."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _EXPORTS and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

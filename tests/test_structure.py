@@ -105,3 +105,17 @@ def test_package_root_names_resolve_lazily():
         assert getattr(a3d, name) is not None, name
     assert a3d.ops.backend is a3d.backend  # submodules resolve too, as after an eager import
     assert set(a3d.__all__) <= set(dir(a3d))
+
+
+
+def test_a_public_name_outlives_a_submodule_of_the_same_name():
+    import types
+
+    import a3d
+
+    exported = a3d.reconstruct
+    setattr(a3d, "reconstruct", types.ModuleType("a3d.reconstruct"))  # what loading a3d/reconstruct.py would do
+    assert a3d.reconstruct is exported
+    a3d.some_submodule_name = types.ModuleType("x")  # other names bind as usual
+    assert isinstance(a3d.some_submodule_name, types.ModuleType)
+    del a3d.some_submodule_name
