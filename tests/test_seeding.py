@@ -1,11 +1,11 @@
-"""a3d.seeding.mix_seed: the one seed mixer (synthetic heads, training steps, epochs and ranks)."""
+"""a3d.seeding: the one seed mixer (training steps, epochs and ranks; the synthetic heads' keys)."""
 import pytest
 
 from a3d.seeding import mix_seed
 
 
 def test_values_are_pinned():
-    # Exported synthetic datasets are reproducible from their seed only while these stay the same.
+    # Training runs and exported synthetic datasets are reproducible from their seed only while these stay.
     assert mix_seed(0, 0) == 7905728728188956330
     assert mix_seed(3, 1) == 7306510130689010281
     assert mix_seed(2**40 + 7, 123456) == 4163509113472909862
@@ -25,3 +25,13 @@ def test_narrower_seeds_are_the_low_bits():
     for bad in (0, 64):
         with pytest.raises(ValueError, match="bits"):
             mix_seed(1, 2, bits=bad)
+
+
+def test_the_generators_tensor_keys_are_the_same_mix():
+    import torch
+
+    from a3d.synth import _head_keys
+
+    seed, ids = 2**40 + 7, torch.tensor([0, 1, 123456, 2**31 - 1])
+    keys = _head_keys(seed, ids).tolist()
+    assert [k & (2**63 - 1) for k in keys] == [mix_seed(seed, int(i)) for i in ids]
