@@ -26,6 +26,7 @@ from torch import Tensor
 from . import __version__, framing
 from .cameras import Cameras, canonical_cameras, orbit_cameras, save_cameras_json
 from .gaussians import Gaussians
+from .errors import SetupError, check_device, check_int
 from .model import A3DModel
 from .preprocess import ImageLike, NoFaceError, preprocess as _preprocess
 
@@ -37,7 +38,7 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "models" / "tin
 ModelLike = Union[None, str, os.PathLike, A3DModel]
 
 
-class NoWeightsError(FileNotFoundError):
+class NoWeightsError(SetupError, FileNotFoundError):
     """No trained weights are installed where the default model should be."""
 
 
@@ -75,7 +76,7 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, device: str | t
     Raises:
         NoWeightsError when the default model has no trained weights installed.
     """
-    device = torch.device(device) if device is not None else _default_device()
+    device = check_device(device) if device is not None else _default_device()
     if name_or_path is None or str(name_or_path) == "tiny":
         folder = DEFAULT_MODEL_DIR
         if not (folder / "model.safetensors").is_file() or not (folder / "config.json").is_file():
@@ -148,10 +149,8 @@ class Avatar:
         """``views`` renders evenly spaced around the head (front first), tiled ``columns`` wide."""
         from .render import to_uint8
 
-        if isinstance(views, bool) or not isinstance(views, int) or not 1 <= views <= 64:
-            raise ValueError(f"views: expected an int in [1, 64], got {views!r}")
-        if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
-            raise ValueError(f"columns: expected a positive int, got {columns!r}")
+        check_int(views, "views", 1, 64)
+        check_int(columns, "columns", 1)
         cams = orbit_cameras(views, elevation=elevation, size=size)
         imgs = to_uint8(self.render(cams).rgb)  # [V, size, size, 3]
         cols = min(columns, views)
@@ -197,10 +196,10 @@ class Avatar:
 def _resolve(model: ModelLike, device) -> tuple[A3DModel, torch.device, float]:
     start = time.perf_counter()
     if isinstance(model, A3DModel):
-        dev = torch.device(device) if device is not None else next(model.parameters()).device
+        dev = check_device(device) if device is not None else next(model.parameters()).device
         model = model.to(dev)  # no .eval(): the network behaves the same in both modes
     else:
-        dev = torch.device(device) if device is not None else _default_device()
+        dev = check_device(device) if device is not None else _default_device()
         model = load_model(model, device=dev)
     return model, dev, time.perf_counter() - start
 
@@ -239,14 +238,11 @@ def reconstruct_many(images: Sequence[ImageLike], model: ModelLike = None, *, ba
 
     if isinstance(images, (str, os.PathLike, Image.Image, Tensor)) or not isinstance(images, Sequence):
         raise ValueError("images: expected a list of images (use reconstruct() for one)")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 1000:
-        raise ValueError(f"steps: expected an int in [1, 1000], got {steps!r}")
+    check_int(batch_size, "batch_size", 1)
+    check_int(steps, "steps", 1, 1000)
     if seed is None:
         seed = int(torch.randint(0, 2**31 - 1, ()).item())
-    elif isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed: expected an int or None, got {seed!r}")
+    check_int(seed, "seed")
     net, dev, load_s = _resolve(model, device)
     cfg = net.config
     cams = canonical_cameras(cfg.image_size, radius=cfg.camera_radius, fov=cfg.camera_fov_deg).to(dev)
@@ -319,25 +315,19 @@ def add_reconstruct_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     """Without --ply/--splat/--video: write PLY, .splat and the grid; with any of them: just those.
-    cameras.json, metadata.json and input.png are always written."""
-    import sys
+    cameras.json, metadata.json and input.png are always written. Errors reach :func:`a3d.cli.main`,
+    which prints them on one line with the exit code of docs/errors.md."""
+    from .errors import InputError
 
-    from .preprocess import ImageError
-
-    try:
-        model, dev, _ = _resolve(args.model, args.device)
-    except NoWeightsError as e:
-        print(f"a3d reconstruct: {e}", file=sys.stderr)
-        return 2
-    chosen = args.ply or args.splat or args.video
+    model, dev, _ = _resolve(args.model, args.device)
     out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--output: {out} is a file; expected a folder (it is created if missing)")
+    out.mkdir(parents=True, exist_ok=True)  # an unwritable place fails now, before the images are read
+    chosen = args.ply or args.splat or args.video
     used: set[str] = set()
-    try:
-        avatars = reconstruct_many(args.images, model, batch_size=args.batch_size, steps=args.steps, seed=args.seed,
-                                   device=dev, preprocess=not args.no_preprocess, progress=True)
-    except (ImageError, NoFaceError) as e:
-        print(f"a3d reconstruct: {e}", file=sys.stderr)
-        return 1
+    avatars = reconstruct_many(args.images, model, batch_size=args.batch_size, steps=args.steps, seed=args.seed,
+                               device=dev, preprocess=not args.no_preprocess, progress=True)
     for path, avatar in zip(args.images, avatars):
         stem = Path(path).stem or "image"
         name, k = stem, 1

@@ -35,11 +35,13 @@ import torch
 from torch import Tensor
 
 from . import framing
+from .errors import InputError
+from .files import atomic_write, read_json
 
 __all__ = [
     "Cameras", "fov_to_focal", "focal_to_fov", "intrinsics", "look_at", "orbit_cameras",
     "canonical_cameras", "opencv_to_opengl", "opengl_to_opencv", "blender_to_opencv",
-    "opencv_to_blender", "save_cameras_json", "load_cameras_json",
+    "opencv_to_blender", "save_cameras_json", "load_cameras_json", "MAX_CAMERA_FILE_BYTES",
 ]
 
 # OpenCV camera axes (x right, y down, z forward) <-> OpenGL/Blender camera axes (x right, y up, z back).
@@ -48,7 +50,8 @@ _FLIP_YZ = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64))
 _A3D_FROM_BLENDER_WORLD = torch.tensor(
     [[1.0, 0, 0, 0], [0, 0, 1.0, 0], [0, -1.0, 0, 0], [0, 0, 0, 1.0]], dtype=torch.float64
 )
-_MAX_JSON_BYTES = 64 * 2**20
+MAX_CAMERA_FILE_BYTES = 64 * 2**20
+"""Largest camera JSON file read (a 100,000-frame file written by a3d is about 40 MiB)."""
 _MAX_FRAMES = 100_000
 
 
@@ -265,54 +268,61 @@ def save_cameras_json(path: str | os.PathLike, cameras: Cameras, names: Sequence
     frames = [{"name": str(n), "width": cameras.width, "height": cameras.height,
                "K": K[i].tolist(), "world_to_camera": vm[i].tolist()} for i, n in enumerate(names)]
     doc = {"format": "a3d-cameras", "version": 1, "convention": "opencv", "frames": frames}
-    tmp = f"{os.fspath(path)}.tmp"
-    with open(tmp, "w") as f:
+    with atomic_write(path, "w") as f:
         json.dump(doc, f, indent=1)
-    os.replace(tmp, path)
 
 
 def load_cameras_json(path: str | os.PathLike) -> tuple[Cameras, list[str]]:
     """Read a camera JSON file; returns (Cameras with viewmats [C, 4, 4], frame names).
 
-    Raises ValueError naming the field that is missing or malformed.
+    The file is parsed by :func:`a3d.files.read_json` (at most :data:`MAX_CAMERA_FILE_BYTES`).
+    Raises :class:`a3d.errors.InputError` naming the file and the field that is missing or malformed.
     """
-    size = os.path.getsize(path)
-    if size > _MAX_JSON_BYTES:
-        raise ValueError(f"{path}: camera file of {size} bytes exceeds the {_MAX_JSON_BYTES}-byte limit")
-    with open(path) as f:
-        try:
-            doc = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e})") from None
+    doc = read_json(path, MAX_CAMERA_FILE_BYTES, what="camera file")
     if not isinstance(doc, dict) or doc.get("format") != "a3d-cameras":
-        raise ValueError(f"{path}: expected an object with \"format\": \"a3d-cameras\"")
+        raise InputError(f"{path}: expected an object with \"format\": \"a3d-cameras\"")
     if doc.get("convention", "opencv") != "opencv":
-        raise ValueError(f"{path}: convention {doc.get('convention')!r} is not supported; expected 'opencv'")
+        raise InputError(f"{path}: convention {doc.get('convention')!r} is not supported; expected 'opencv'")
     frames = doc.get("frames")
     if not isinstance(frames, list) or not frames or len(frames) > _MAX_FRAMES:
-        raise ValueError(f"{path}: \"frames\" must be a non-empty list of at most {_MAX_FRAMES} frames")
+        raise InputError(f"{path}: \"frames\" must be a non-empty list of at most {_MAX_FRAMES} frames")
     names, vms, Ks, sizes = [], [], [], set()
     for i, fr in enumerate(frames):
-        try:
-            K = torch.tensor(fr["K"], dtype=torch.float64)
-            vm = torch.tensor(fr["world_to_camera"], dtype=torch.float64)
-            w, h = int(fr["width"]), int(fr["height"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{path}: frame {i}: missing or malformed field ({e!r})") from None
-        if K.shape != (3, 3) or vm.shape != (4, 4) or not (torch.isfinite(K).all() and torch.isfinite(vm).all()):
-            raise ValueError(f"{path}: frame {i}: K must be a finite 3x3 and world_to_camera a finite 4x4 matrix")
+        if not isinstance(fr, dict):
+            raise InputError(f"{path}: frame {i}: expected an object, got {type(fr).__name__}")
+        K = _matrix(fr, "K", 3, path, i)
+        vm = _matrix(fr, "world_to_camera", 4, path, i)
+        w, h = fr.get("width"), fr.get("height")
+        for name, v in (("width", w), ("height", h)):
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= 16384:
+                raise InputError(f"{path}: frame {i}: \"{name}\" must be an int in [1, 16384], got {v!r}")
         if not (K[0, 0] > 0 and K[1, 1] > 0 and K[1, 0] == 0 and K[2].tolist() == [0.0, 0.0, 1.0]):
-            raise ValueError(f"{path}: frame {i}: K must be [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0")
+            raise InputError(f"{path}: frame {i}: K must be [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0")
         R = vm[:3, :3]
         if vm[3].tolist() != [0.0, 0.0, 0.0, 1.0] or (R @ R.T - torch.eye(3, dtype=R.dtype)).abs().max() > 1e-3 \
                 or torch.linalg.det(R) < 0:
-            raise ValueError(f"{path}: frame {i}: world_to_camera must be a rigid transform "
+            raise InputError(f"{path}: frame {i}: world_to_camera must be a rigid transform "
                              f"(rotation, translation, last row [0, 0, 0, 1])")
-        names.append(str(fr.get("name", f"{i:03d}")))
+        name = fr.get("name", f"{i:03d}")
+        if not isinstance(name, (str, int)) or isinstance(name, bool) or len(str(name)) > 255:
+            raise InputError(f"{path}: frame {i}: \"name\" must be a string (an image's file stem), got {name!r:.60}")
+        names.append(str(name))
         vms.append(vm)
         Ks.append(K)
         sizes.add((w, h))
     if len(sizes) != 1:
-        raise ValueError(f"{path}: all frames must share one image size, got {sorted(sizes)}")
+        raise InputError(f"{path}: all frames must share one image size, got {sorted(sizes)[:4]}")
     (w, h), = sizes
     return Cameras(torch.stack(vms).float(), torch.stack(Ks).float(), w, h), names
+
+
+def _matrix(frame: dict, key: str, n: int, path, i: int) -> Tensor:
+    """frame[key] as a float64 [n, n] tensor (K: 3, world_to_camera: 4) of numbers under 1e12 in
+    magnitude, else InputError."""
+    rows = frame.get(key)
+    ok = isinstance(rows, list) and len(rows) == n and all(
+        isinstance(r, list) and len(r) == n
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e12 for v in r) for r in rows)
+    if not ok:
+        raise InputError(f"{path}: frame {i}: \"{key}\" must be a {n}x{n} list of numbers (each under 1e12)")
+    return torch.tensor(rows, dtype=torch.float64)

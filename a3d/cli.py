@@ -2,6 +2,10 @@
 
 Each subcommand lives beside the code it drives and contributes ``add_<name>_parser(subparsers)``
 and ``cmd_<name>(args) -> int``; :data:`COMMANDS` lists them in one place.
+
+Failures (docs/errors.md): one line on stderr, ``a3d COMMAND: error: ...``, no traceback, and the
+exit code of :func:`a3d.errors.exit_code`: 2 for bad input, 3 for a bad environment, 1 for an
+internal error; ``--debug`` (anywhere on the line) shows the traceback instead.
 """
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ import argparse
 import importlib
 import platform
 import sys
+
+from .errors import EXIT_INTERNAL, check_device, exit_code, one_line
 
 # name -> module that defines add_<name>_parser and cmd_<name>
 COMMANDS: dict[str, str] = {
@@ -38,7 +44,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from .io_ply import load_ply
     from .render import orbit_video
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = check_device(args.device) if args.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     gaussians = load_ply(args.ply).to(device)
     path = orbit_video(gaussians, args.output, frames=args.frames, fps=args.fps, size=args.size,
                        elevation=args.elevation, background=tuple(args.background))
@@ -71,10 +77,15 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="a3d", description="a3d: one portrait in, a 3D Gaussian head out")
+    parser = argparse.ArgumentParser(prog="a3d", description="a3d: one portrait in, a 3D Gaussian head out",
+                                     epilog="Exit codes: 0 done, 1 internal error (a bug: please report it with "
+                                            "the output of --debug), 2 bad input, 3 bad environment.")
+    parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module in COMMANDS.items():
         getattr(importlib.import_module(module), f"add_{name}_parser")(sub)
+    for p in sub.choices.values():  # --debug also after the command; SUPPRESS keeps the top-level value
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
@@ -83,10 +94,16 @@ def main(argv: list[str] | None = None) -> int:
     run = getattr(importlib.import_module(COMMANDS[args.command]), f"cmd_{args.command}")
     try:
         return int(run(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        # Bad input or a missing piece: one readable line, not a traceback.
-        print(f"a3d {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except (Exception, KeyboardInterrupt) as e:  # SystemExit passes: argparse and commands exit on purpose
+        if args.debug:
+            raise
+        code = exit_code(e)
+        kind = "internal error" if code == EXIT_INTERNAL else "error"
+        detail = f"{type(e).__name__}: {one_line(e)}" if code == EXIT_INTERNAL else one_line(e)
+        hint = (" (this is a bug in a3d: run again with --debug and report the traceback)"
+                if code == EXIT_INTERNAL else "")
+        print(f"a3d {args.command}: {kind}: {detail}{hint}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

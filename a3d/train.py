@@ -35,6 +35,7 @@ import dataclasses
 import json
 import math
 import os
+import pickle
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -47,6 +48,8 @@ from torch import Tensor
 
 from . import framing
 from .cameras import Cameras, canonical_cameras, orbit_cameras
+from .errors import InputError, check_device, check_int, check_number
+from .files import atomic_write, read_json
 from .gaussians import Gaussians
 from .lpips import lpips
 from .model import A3DModel, ModelConfig, get_config, images_to_state, interpolate, sample_t
@@ -121,17 +124,11 @@ class TrainConfig:
         for name in ints:
             v = getattr(self, name)
             low = 1 if name in ("num_views", "batch_size", "max_steps", "log_every", "ckpt_every") else 0
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ValueError(f"TrainConfig.{name}: expected an int >= {low}, got {v!r}")
-        for name in ("lr", "min_lr", "weight_decay", "grad_clip", "lambda_l2", "lambda_lpips", "max_minutes",
-                     ):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"TrainConfig.{name}: expected a finite number >= 0, got {v!r}")
+            check_int(v, f"TrainConfig.{name}", low)
+        for name in ("lr", "min_lr", "weight_decay", "grad_clip", "lambda_l2", "lambda_lpips", "max_minutes"):
+            check_number(getattr(self, name), f"TrainConfig.{name}", 0.0)
         for name in ("ema_decay", "beta1", "beta2", "one_step_prob"):
-            v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
-                raise ValueError(f"TrainConfig.{name}: expected a number in [0, 1], got {v!r}")
+            check_number(getattr(self, name), f"TrainConfig.{name}", 0.0, 1.0)
         if not isinstance(self.model_overrides, dict):
             raise ValueError(f"TrainConfig.model_overrides: expected a dict of ModelConfig fields, "
                              f"got {type(self.model_overrides).__name__}")
@@ -140,13 +137,17 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> "TrainConfig":
-        """Read a JSON object of TrainConfig fields (unknown keys fail)."""
-        with open(path) as f:
-            d = json.load(f)
-        return cls.from_dict(d)
+        """Read a JSON object of TrainConfig fields (unknown keys fail), bounded (:func:`a3d.files.read_json`)."""
+        d = read_json(path, 2**20, what="training config")
+        try:
+            return cls.from_dict(d)
+        except ValueError as e:
+            raise InputError(f"{path}: {e}") from None
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        if not isinstance(d, dict):
+            raise InputError(f"config: expected a JSON object of TrainConfig fields, got {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         bad = sorted(set(d) - names)
         if bad:
@@ -567,10 +568,23 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((p[0], tuple(p[1]), p[2]))
 
 
+def load_checkpoint(path: str) -> dict[str, Any]:
+    """Read a training checkpoint (``torch.load(weights_only=True)``: tensors and plain containers
+    only, nothing is unpickled); InputError naming the file when it is unreadable or not a3d's."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:  # a truncated zip, a foreign pickle
+        raise InputError(f"{path}: not a readable a3d checkpoint ({' '.join(str(e).split())[:200]}); "
+                         f"delete it to start afresh") from None
+    keys = {"model", "ema", "optimizer", "step", "config", "model_config", "rng"}
+    if not isinstance(ck, dict) or not keys <= set(ck):
+        raise InputError(f"{path}: not an a3d checkpoint (expected the keys {sorted(keys)})")
+    return ck
+
+
 def _atomic_save(obj: Any, path: str) -> None:
-    tmp = f"{path}.tmp"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as f:
+        torch.save(obj, f)
 
 
 @torch.no_grad()
@@ -617,10 +631,8 @@ def _truncate_log(path: str, step: int) -> None:
                     keep.append(line)
             except json.JSONDecodeError:
                 pass
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    with atomic_write(path, "w") as f:
         f.writelines(keep)
-    os.replace(tmp, path)
 
 
 def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
@@ -633,7 +645,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
     rank, world, local_rank = _dist_info()
     ddp = "LOCAL_RANK" in os.environ  # launched by torchrun (also with one process: same code path)
     if cfg.device:
-        device = torch.device(cfg.device)
+        device = check_device(cfg.device, "TrainConfig.device")
     else:
         device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     if ddp:
@@ -668,8 +680,9 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
     log_path = os.path.join(cfg.out_dir, LOG_NAME)
     step = 0
     elapsed_before = 0.0
+    rng_resumed = None
     if os.path.exists(ckpt_path):
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        ck = load_checkpoint(ckpt_path)
         if ck["config"] != asdict(cfg) and master:
             print(f"note: resuming {ckpt_path} written with another config; using the current one")
         model.load_state_dict(ck["model"])
@@ -678,10 +691,12 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
         step = int(ck["step"])
         elapsed_before = float(ck.get("elapsed", 0.0))
         rng = ck["rng"]
-        _set_rng_state(rng[rank] if rank < len(rng) else rng[0])
+        rng_resumed = rng[rank] if rank < len(rng) else rng[0]  # restored when the loop starts, see there
         if master:
             _truncate_log(log_path, step)
             print(f"resumed from {ckpt_path} at step {step}")
+    elif master and os.path.exists(log_path):
+        os.remove(log_path)  # a run that died before its first checkpoint: its log is not this run's
     if master:
         with open(os.path.join(cfg.out_dir, "train_config.json"), "w") as f:
             json.dump(asdict(cfg), f, indent=1)
@@ -735,6 +750,12 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
     t_last, samples_since = time.time(), 0
     model.train()
     stopped_by_clock = False
+    # Resume exactly: the RNG state of the checkpoint is restored last, after everything built at the
+    # start (data source, eval set) has drawn what it draws, so the loop sees what an uninterrupted
+    # run saw. (Modules built lazily inside the loop must not draw from the global generator:
+    # a3d.lpips builds its network under a forked RNG.)
+    if rng_resumed is not None:
+        _set_rng_state(rng_resumed)
     while step < cfg.max_steps:
         batch = source.get(step)
         lr = get_lr(step, cfg)
@@ -895,8 +916,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if args.export_only:
         if not cfg.export_dir:
-            raise SystemExit("--export-only needs --export-dir")
-        ck = torch.load(os.path.join(cfg.out_dir, CKPT_NAME), map_location="cpu", weights_only=True)
+            raise InputError("--export-only needs --export-dir")
+        ck = load_checkpoint(os.path.join(cfg.out_dir, CKPT_NAME))
         ema = A3DModel(ModelConfig.from_dict(ck["model_config"]), with_avas=cfg.avas)
         ema.load_state_dict(ck["ema"])
         print(f"exported step {ck['step']} to {export(ema, cfg.export_dir)}")

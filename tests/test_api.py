@@ -135,10 +135,10 @@ def test_cli_reconstruct(model_dir, tmp_path, monkeypatch, capsys, seed):
         assert files == ["cameras.json", "head.ply", "input.png", "metadata.json"], files
     (tmp_path / "bad.png").write_text("not an image")
     rc = main(["reconstruct", str(tmp_path / "bad.png"), "-o", str(tmp_path / "out2"), "--model", str(model_dir)])
-    assert rc == 1 and "not an image" in capsys.readouterr().err
+    assert rc == 2 and "not an image" in capsys.readouterr().err  # bad input (docs/errors.md)
     monkeypatch.setattr(api, "DEFAULT_MODEL_DIR", tmp_path / "empty")
     rc = main(["reconstruct", str(img), "-o", str(tmp_path / "out3")])
-    assert rc == 2 and "no trained weights are installed" in capsys.readouterr().err
+    assert rc == 3 and "no trained weights are installed" in capsys.readouterr().err  # bad environment
     assert not (tmp_path / "out3").exists()
 
 
