@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from . import framing
-from .errors import InputError
+from .errors import InputError, check_int
 from .files import atomic_write, read_json
 
 __all__ = [
@@ -81,9 +81,7 @@ class Cameras:
                 f"viewmats {tuple(self.viewmats.shape)} and Ks {tuple(self.Ks.shape)} disagree on the batch dims"
             )
         for name in ("width", "height"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0 or v > 16384:
-                raise ValueError(f"{name}: expected an int in [1, 16384], got {v!r}")
+            check_int(getattr(self, name), name, 1, 16384)
 
     def __len__(self) -> int:
         return self.viewmats.shape[-3]
@@ -201,8 +199,7 @@ def orbit_cameras(n: int, radius: float = framing.CANONICAL_RADIUS, elevation: f
         azimuths: explicit azimuths in degrees instead of an even spacing.
     """
     if azimuths is None:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n: expected a positive number of cameras, got {n!r}")
+        check_int(n, "n", 1)
         azimuths = azimuth_start + 360.0 * torch.arange(n, dtype=torch.float64) / n
     azimuths = torch.as_tensor(azimuths, dtype=torch.float64).reshape(-1)
     if len(azimuths) == 0:
@@ -294,8 +291,7 @@ def load_cameras_json(path: str | os.PathLike) -> tuple[Cameras, list[str]]:
         vm = _matrix(fr, "world_to_camera", 4, path, i)
         w, h = fr.get("width"), fr.get("height")
         for name, v in (("width", w), ("height", h)):
-            if isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= 16384:
-                raise InputError(f"{path}: frame {i}: \"{name}\" must be an int in [1, 16384], got {v!r}")
+            check_int(v, f"{path}: frame {i}: \"{name}\"", 1, 16384)
         if not (K[0, 0] > 0 and K[1, 1] > 0 and K[1, 0] == 0 and K[2].tolist() == [0.0, 0.0, 1.0]):
             raise InputError(f"{path}: frame {i}: K must be [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0")
         R = vm[:3, :3]

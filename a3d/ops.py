@@ -15,6 +15,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from .errors import check_int
 from .rasterize import DEPTH_ALPHA_EPS
 from .rays import plucker_rays_reference
 
@@ -95,8 +96,7 @@ def plucker_rays(viewmats: Tensor, Ks: Tensor, width: int, height: int) -> Tenso
         raise ValueError(f"plucker_rays: expected viewmats [..., C, 4, 4] and Ks [..., C, 3, 3], "
                          f"got {tuple(viewmats.shape)} and {tuple(Ks.shape)}")
     for name, v in (("width", width), ("height", height)):
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ValueError(f"{name}: expected a positive int number of pixels, got {v!r}")
+        check_int(v, name, 1)
     if backend(viewmats.device, "plucker_rays") == "torch":
         return plucker_rays_reference(viewmats, Ks, width, height)
     lead = viewmats.shape[:-2]

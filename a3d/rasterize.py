@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .errors import check_int
+
 NEAR_PLANE = 0.01
 EPS2D = 0.3
 ALPHA_MIN = 1.0 / 255.0
@@ -273,8 +275,7 @@ def _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, 
     if tuple(Ks.shape) != tuple(viewmats.shape[:2]) + (3, 3):
         raise ValueError(f"Ks: expected {tuple(viewmats.shape[:2]) + (3, 3)}, got {tuple(Ks.shape)}")
     for name, v in (("width", width), ("height", height)):
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= 16384:
-            raise ValueError(f"{name}: expected an int in [1, 16384], got {v!r}")
+        check_int(v, name, 1, 16384)
     if backgrounds is not None and tuple(backgrounds.shape) != tuple(viewmats.shape[:2]) + (3,):
         raise ValueError(f"backgrounds: expected {tuple(viewmats.shape[:2]) + (3,)}, got {tuple(backgrounds.shape)}")
 

@@ -254,7 +254,7 @@ def _write(tmp_path, doc, name="c.json"):
     ({**_doc(), "frames": "x"}, "frames"),
     ({**_doc(), "frames": [5]}, "frame 0"),
     (_doc(K=None), "frame 0: \"K\" must be a 3x3 list"),
-    (_doc(width="wide"), "frame 0: \"width\" must be an int"),
+    (_doc(width="wide"), "frame 0: \"width\": expected an int"),
     (_doc(K=[[1, 0], [0, 1]]), "3x3 list of numbers"),
     (_doc(K=[[-8.0, 0, 4], [0, 8.0, 4], [0, 0, 1]]), "fx, fy > 0"),
     (_doc(K=[[8.0, 0, 4], [0, 8.0, 4], [0, 1, 1]]), "fx, fy > 0"),
