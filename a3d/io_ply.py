@@ -15,8 +15,9 @@
 with or without ``nx ny nz``, and with 3K ``f_rest_*`` for K + 1 a square (K = 0, 3, 8, 15, 24 for
 SH degree 0..4); it refuses any other property (an error names them), any other element, any
 non-float32 type, ASCII or big-endian files, a header over 64 KiB, a vertex count above
-``max_vertices`` or larger than the file, trailing bytes, and NaN/inf values (the error names the
-field). It checks the header against the file size before reading any vertex data, so a bogus
+``max_vertices`` or larger than the file, trailing bytes, NaN/inf values and log scales outside
+[-80, 80] (whose exp is no positive float32); the error, an :class:`a3d.errors.InputError`, names
+the file and the field. It checks the header against the file size before reading any vertex data, so a bogus
 header never makes it read or allocate gigabytes.
 
 Round trip: ``means``, ``quats`` and ``sh_rest`` are stored as given and come back bit for bit;
@@ -61,7 +62,7 @@ OPACITY_EPS = 1e-6
 """Opacities are clamped to [OPACITY_EPS, 1 - OPACITY_EPS] before the logit when saving."""
 
 _MAX_SH_DEGREE = 4
-_MAX_LOG_SCALE = 80.0  # exp(80) ~ 5.5e34 still fits float32 (max ~3.4e38)
+_MAX_LOG_SCALE = 80.0  # exp(±80) ~ 5.5e34 / 1.8e-35: positive, finite float32 sizes
 _FLOAT_TYPES = ("float", "float32")
 _SPLAT_DTYPE = np.dtype([("means", "<f4", 3), ("scales", "<f4", 3), ("rgba", "u1", 4), ("rot", "u1", 4)])
 assert _SPLAT_DTYPE.itemsize == 32
@@ -249,10 +250,11 @@ def load_ply(path: str | os.PathLike, max_vertices: int = 50_000_000) -> Gaussia
     f_dc = cols(["f_dc_0", "f_dc_1", "f_dc_2"]).astype(np.float64)
     logit = rec["opacity"].astype(np.float64)
     log_s = cols(["scale_0", "scale_1", "scale_2"]).astype(np.float64)
-    if (log_s > _MAX_LOG_SCALE).any():  # exp would overflow float32 to inf
-        bad = int(np.flatnonzero((log_s > _MAX_LOG_SCALE).any(-1))[0])
-        raise InputError(f"{path}: a scale_* value over {_MAX_LOG_SCALE} (vertex {bad}): its exp, the Gaussian's "
-                         f"size, overflows float32")
+    out_of_range = (np.abs(log_s) > _MAX_LOG_SCALE).any(-1)
+    if out_of_range.any():  # exp would overflow float32 to inf or underflow to a zero size
+        bad = int(np.flatnonzero(out_of_range)[0])
+        raise InputError(f"{path}: a scale_* value outside [-{_MAX_LOG_SCALE:g}, {_MAX_LOG_SCALE:g}] (vertex {bad}): "
+                         f"its exp, the Gaussian's size, is not a positive float32")
     sh_rest = None
     if k:  # f_rest_{c*K + j} -> sh_rest[:, j, c]
         rest = cols([f"f_rest_{i}" for i in range(3 * k)]).reshape(n, 3, k)  # [N, channel, coefficient]
@@ -289,8 +291,8 @@ def save_splat(gaussians: Gaussians, path: str | os.PathLike) -> None:
 
 def load_splat(path: str | os.PathLike, max_vertices: int = 50_000_000) -> Gaussians:
     """Read a ``.splat`` file into Gaussians (float32, CPU; colours and opacities quantised to 1/255,
-    quaternions to 1/128). Raises ValueError for a size that is not a multiple of 32 bytes or
-    more than ``max_vertices`` splats."""
+    quaternions to 1/128). Raises InputError for a size that is not a multiple of 32 bytes, more
+    than ``max_vertices`` splats, NaN/inf positions or sizes, or sizes that are not positive."""
     check_int(max_vertices, "max_vertices", 0)
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -305,6 +307,8 @@ def load_splat(path: str | os.PathLike, max_vertices: int = 50_000_000) -> Gauss
     for name in ("means", "scales"):
         if not np.isfinite(rec[name]).all():
             raise InputError(f"{path}: {name} hold NaN or inf")
+    if (rec["scales"] <= 0).any():
+        raise InputError(f"{path}: scales must be positive (splat {int(np.flatnonzero((rec['scales'] <= 0).any(-1))[0])})")
     rgba = rec["rgba"].astype(np.float32) / 255.0
     return Gaussians(
         means=torch.from_numpy(rec["means"].copy()),
