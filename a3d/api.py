@@ -26,7 +26,7 @@ from torch import Tensor
 from . import __version__, framing
 from .cameras import Cameras, canonical_cameras, orbit_cameras, save_cameras_json
 from .gaussians import Gaussians
-from .errors import SetupError, check_device, check_int
+from .errors import InputError, SetupError, check_device, check_int
 from .model import A3DModel
 from .preprocess import ImageLike, NoFaceError, preprocess as _preprocess
 
@@ -277,6 +277,9 @@ def reconstruct_many(images: Sequence[ImageLike], model: ModelLike = None, *, ba
                 g = net.one_step(x, g0) if steps == 1 else net.sample(x, g0, steps)
             _sync(dev)
             infer_s = time.perf_counter() - t0
+            if not all(torch.isfinite(getattr(g, k)).all() for k in ("means", "scales", "opacities", "colors")):
+                raise InputError(f"model: {getattr(net, 'source', 'the model')} produced NaN or inf Gaussians "
+                                 f"(are its weights finite?)")
             for i, p in enumerate(pre):
                 meta = dict(base_meta)
                 src = chunk[i]
@@ -317,8 +320,6 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     """Without --ply/--splat/--video: write PLY, .splat and the grid; with any of them: just those.
     cameras.json, metadata.json and input.png are always written. Errors reach :func:`a3d.cli.main`,
     which prints them on one line with the exit code of docs/errors.md."""
-    from .errors import InputError
-
     model, dev, _ = _resolve(args.model, args.device)
     out = Path(args.output)
     if out.exists() and not out.is_dir():

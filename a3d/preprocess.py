@@ -135,6 +135,8 @@ def _check_size(size: tuple[int, int], name: str, limit: int = MAX_PIXELS) -> No
 
 def _open_file(path: str | os.PathLike, draft: bool = True) -> Image.Image:
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ImageError(f"{path}: is a folder; expected an image file")
     try:
         size = os.path.getsize(path)
     except OSError as e:
