@@ -307,8 +307,9 @@ def load_splat(path: str | os.PathLike, max_vertices: int = 50_000_000) -> Gauss
     for name in ("means", "scales"):
         if not np.isfinite(rec[name]).all():
             raise InputError(f"{path}: {name} hold NaN or inf")
-    if (rec["scales"] <= 0).any():
-        raise InputError(f"{path}: scales must be positive (splat {int(np.flatnonzero((rec['scales'] <= 0).any(-1))[0])})")
+    bad = (rec["scales"] <= 0).any(-1)
+    if bad.any():
+        raise InputError(f"{path}: scales must be positive (splat {int(np.flatnonzero(bad)[0])})")
     rgba = rec["rgba"].astype(np.float32) / 255.0
     return Gaussians(
         means=torch.from_numpy(rec["means"].copy()),

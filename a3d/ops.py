@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from .errors import check_int
+from .errors import SetupError, check_int
 from .rasterize import DEPTH_ALPHA_EPS
 from .rays import plucker_rays_reference
 
@@ -28,6 +28,11 @@ _BUILD_HINT = (
 )
 _ext_error: Exception | None = None
 _ext_loaded = False
+
+
+class BackendError(SetupError, RuntimeError):
+    """``A3D_BACKEND`` asks for a backend this installation or these tensors cannot run (a bad
+    environment: the CLI exits 3; still a RuntimeError, as it always was)."""
 
 
 def extension_error() -> Exception | None:
@@ -61,8 +66,8 @@ def has_kernel(op: str, device_type: str) -> bool:
 def backend(device: torch.device | str | None = None, op: str = "plucker_rays") -> Backend:
     """The backend that runs ``op`` for tensors on ``device`` (default: CUDA if available, else CPU).
 
-    Honours ``A3D_BACKEND``; raises RuntimeError if it names a compiled backend that is not built
-    or does not match the device.
+    Honours ``A3D_BACKEND``; raises :class:`BackendError` (a RuntimeError) if it names a compiled
+    backend that is not built or does not match the device.
     """
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -70,15 +75,15 @@ def backend(device: torch.device | str | None = None, op: str = "plucker_rays") 
     forced = os.environ.get("A3D_BACKEND", "").strip().lower()
     if forced:
         if forced not in _BACKENDS:
-            raise RuntimeError(f"A3D_BACKEND={forced!r}: expected one of {', '.join(_BACKENDS)}")
+            raise BackendError(f"A3D_BACKEND={forced!r}: expected one of {', '.join(_BACKENDS)}")
         if forced == "torch":
             return "torch"
         if forced != dev:
-            raise RuntimeError(f"A3D_BACKEND={forced} but the tensors are on {dev}; unset A3D_BACKEND "
+            raise BackendError(f"A3D_BACKEND={forced} but the tensors are on {dev}; unset A3D_BACKEND "
                                f"or move the tensors to {forced}")
         if not has_kernel(op, forced):
             why = f" (import failed: {_ext_error})" if _ext_error is not None else ""
-            raise RuntimeError(f"A3D_BACKEND={forced}: the a3d extension has no {forced.upper()} kernel "
+            raise BackendError(f"A3D_BACKEND={forced}: the a3d extension has no {forced.upper()} kernel "
                                f"for {op}{why}. {_BUILD_HINT}")
         return forced  # type: ignore[return-value]
     if dev in ("cuda", "cpu") and has_kernel(op, dev):
@@ -143,7 +148,7 @@ def rasterize_compiled(means: Tensor, quats: Tensor, scales: Tensor, opacities: 
     the (Gaussian, tile) list). float32 or float64.
     """
     if not _load():
-        raise RuntimeError(f"rasterize_compiled: the a3d extension failed to load ({_ext_error}). {_BUILD_HINT}")
+        raise BackendError(f"rasterize_compiled: the a3d extension failed to load ({_ext_error}). {_BUILD_HINT}")
     dtype = means.dtype
     if backgrounds is not None:
         backgrounds = backgrounds.to(dtype)

@@ -23,7 +23,7 @@ from a3d.cli import main
 from a3d.data import CAMERA_FILE, find_captures
 from a3d.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_SETUP, InputError, SetupError, check_device, check_int
 from a3d.files import atomic_write, read_json
-from a3d.model import MAX_ACTIVATION_BYTES, MAX_PARAMETERS, A3DModel, ModelConfig, get_config
+from a3d.model import MAX_ACTIVATION_BYTES, MAX_PARAMETERS, A3DModel, get_config
 from a3d.preprocess import DRAFT_PIXELS, ImageError, NoFaceError, load_image, preprocess
 
 ROOT = Path(__file__).resolve().parents[1]

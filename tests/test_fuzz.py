@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 from safetensors.torch import save_file
