@@ -127,8 +127,9 @@ def load_image(image: ImageLike, *, draft: bool = True) -> tuple[np.ndarray, np.
 def _check_size(size: tuple[int, int], name: str, limit: int = MAX_PIXELS) -> None:
     w, h = size
     if w * h > limit:
+        hint = "; a JPEG file given by its path is decoded at reduced size" if limit == MAX_PIXELS else ""
         raise ImageError(f"{name}: {w}×{h} is {w * h / 1e6:.0f} megapixels; a3d accepts at most "
-                         f"{limit / 1e6:.0f} megapixels here (downscale it first)")
+                         f"{limit / 1e6:.0f} megapixels here (downscale it first{hint})")
     if min(w, h) < MIN_SIDE:
         raise ImageError(f"{name}: {w}×{h} is too small; a3d needs at least {MIN_SIDE} pixels a side")
 
