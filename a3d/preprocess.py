@@ -158,7 +158,7 @@ def _open_file(path: str | os.PathLike, draft: bool = True) -> Image.Image:
             hint = " (HEIC/HEIF photos: convert them to JPEG first)" if data[4:12] in _HEIF_BRANDS else ""
             raise ImageError(f"{path}: not an image file that PIL can read ({type(e).__name__}){hint}") from None
         w, h = img.size
-        if draft and img.format == "JPEG" and w * h > DRAFT_PIXELS:
+        if draft and img.format in ("JPEG", "MPO") and w * h > DRAFT_PIXELS:  # MPO: a phone's JPEG with extras
             _check_size(img.size, path, MAX_JPEG_PIXELS)  # before a single pixel is decoded
             scale = next(s for s in (2, 4, 8) if -(-w // s) * -(-h // s) <= DRAFT_PIXELS or s == 8)
             img.draft(None, (-(-w // scale), -(-h // scale)))  # the decoder's DCT scaling: 1/scale of the work

@@ -135,6 +135,17 @@ def test_a_jpeg_bomb_is_refused_before_decoding(tmp_path):
     assert rgb.shape == (1500, 2000, 3)
 
 
+def test_phone_jpegs_with_extra_pictures_are_drafted_too(tmp_path, monkeypatch):
+    """Many phones write MPO (a JPEG followed by more pictures); it is decoded at reduced size like a JPEG."""
+    Image.new("RGB", (400, 300), (10, 200, 30)).save(tmp_path / "p.jpg", "MPO", save_all=True,
+                                                      append_images=[Image.new("RGB", (40, 30))])
+    assert Image.open(tmp_path / "p.jpg").format == "MPO"
+    monkeypatch.setattr(a3d.preprocess, "DRAFT_PIXELS", 40_000)
+    rgb, _ = load_image(tmp_path / "p.jpg")
+    assert rgb.shape == (150, 200, 3) and abs(rgb[0, 0, 1] - 200 / 255) < 0.02
+    assert load_image(tmp_path / "p.jpg", draft=False)[0].shape == (300, 400, 3)
+
+
 _MEASURE = """
 import resource, sys
 from a3d.preprocess import load_image
