@@ -237,7 +237,7 @@ def reconstruct_many(images: Sequence[ImageLike], model: ModelLike = None, *, ba
     from tqdm.auto import tqdm
 
     if isinstance(images, (str, os.PathLike, Image.Image, Tensor)) or not isinstance(images, Sequence):
-        raise ValueError("images: expected a list of images (use reconstruct() for one)")
+        raise InputError("images: expected a list of images (use reconstruct() for one)")
     check_int(batch_size, "batch_size", 1)
     check_int(steps, "steps", 1, 1000)
     if seed is None:

@@ -73,11 +73,11 @@ class Cameras:
 
     def __post_init__(self) -> None:
         if not isinstance(self.viewmats, Tensor) or self.viewmats.dim() < 3 or self.viewmats.shape[-2:] != (4, 4):
-            raise ValueError(f"viewmats: expected a tensor [..., C, 4, 4], got {_shape(self.viewmats)}")
+            raise InputError(f"viewmats: expected a tensor [..., C, 4, 4], got {_shape(self.viewmats)}")
         if not isinstance(self.Ks, Tensor) or self.Ks.dim() < 3 or self.Ks.shape[-2:] != (3, 3):
-            raise ValueError(f"Ks: expected a tensor [..., C, 3, 3], got {_shape(self.Ks)}")
+            raise InputError(f"Ks: expected a tensor [..., C, 3, 3], got {_shape(self.Ks)}")
         if self.viewmats.shape[:-2] != self.Ks.shape[:-2]:
-            raise ValueError(
+            raise InputError(
                 f"viewmats {tuple(self.viewmats.shape)} and Ks {tuple(self.Ks.shape)} disagree on the batch dims"
             )
         for name in ("width", "height"):
@@ -116,10 +116,10 @@ class Cameras:
     def cat(cams: Sequence["Cameras"]) -> "Cameras":
         """Concatenate along the camera dim; all must share width and height."""
         if not cams:
-            raise ValueError("cams: expected at least one Cameras")
+            raise InputError("cams: expected at least one Cameras")
         w, h = cams[0].width, cams[0].height
         if any(c.width != w or c.height != h for c in cams):
-            raise ValueError("cams: all Cameras must share width and height to be concatenated")
+            raise InputError("cams: all Cameras must share width and height to be concatenated")
         return Cameras(torch.cat([c.viewmats for c in cams], -3), torch.cat([c.Ks for c in cams], -3), w, h)
 
 
@@ -130,14 +130,14 @@ def _shape(x) -> str:
 def fov_to_focal(fov_deg: float, size: int) -> float:
     """Focal length in pixels for a field of view ``fov_deg`` (degrees) spanning ``size`` pixels."""
     if not 0.0 < fov_deg < 180.0:
-        raise ValueError(f"fov_deg: expected a field of view in (0, 180) degrees, got {fov_deg}")
+        raise InputError(f"fov_deg: expected a field of view in (0, 180) degrees, got {fov_deg}")
     return 0.5 * size / math.tan(math.radians(fov_deg) / 2)
 
 
 def focal_to_fov(focal: float, size: int) -> float:
     """Field of view in degrees spanned by ``size`` pixels at focal length ``focal`` (pixels)."""
     if focal <= 0:
-        raise ValueError(f"focal: expected a positive focal length in pixels, got {focal}")
+        raise InputError(f"focal: expected a positive focal length in pixels, got {focal}")
     return math.degrees(2 * math.atan(0.5 * size / focal))
 
 
@@ -161,15 +161,15 @@ def look_at(eye: Tensor, target: Tensor | Sequence[float] = (0.0, 0.0, 0.0),
     if eye.dim() == 1:
         eye = eye[None]
     if eye.dim() != 2 or eye.shape[-1] != 3:
-        raise ValueError(f"eye: expected [C, 3] positions, got {_shape(eye)}")
+        raise InputError(f"eye: expected [C, 3] positions, got {_shape(eye)}")
     target = torch.as_tensor(target, dtype=eye.dtype, device=eye.device).expand_as(eye)
     up = torch.as_tensor(up, dtype=eye.dtype, device=eye.device).expand_as(eye)
     if ((target - eye).norm(dim=-1) < 1e-9).any():
-        raise ValueError("eye: a camera sits at its target; expected eye != target")
+        raise InputError("eye: a camera sits at its target; expected eye != target")
     fwd = torch.nn.functional.normalize(target - eye, dim=-1)
     right = torch.linalg.cross(fwd, up, dim=-1)  # fwd x up points to the image right
     if (right.norm(dim=-1) < 1e-6).any():
-        raise ValueError("look_at: a camera looks along its up vector; choose another up")
+        raise InputError("look_at: a camera looks along its up vector; choose another up")
     right = torch.nn.functional.normalize(right, dim=-1)
     down = torch.linalg.cross(fwd, right, dim=-1)
     R = torch.stack([right, down, fwd], dim=-2)  # rows: camera axes in world coordinates
@@ -203,17 +203,17 @@ def orbit_cameras(n: int, radius: float = framing.CANONICAL_RADIUS, elevation: f
         azimuths = azimuth_start + 360.0 * torch.arange(n, dtype=torch.float64) / n
     azimuths = torch.as_tensor(azimuths, dtype=torch.float64).reshape(-1)
     if len(azimuths) == 0:
-        raise ValueError("azimuths: expected at least one azimuth")
+        raise InputError("azimuths: expected at least one azimuth")
     if not radius > 0:
-        raise ValueError(f"radius: expected a positive distance, got {radius}")
+        raise InputError(f"radius: expected a positive distance, got {radius}")
     if not -89.0 <= elevation <= 89.0:
-        raise ValueError(f"elevation: expected degrees in [-89, 89], got {elevation}")
+        raise InputError(f"elevation: expected degrees in [-89, 89], got {elevation}")
     if not 0.0 < fov < 180.0:
-        raise ValueError(f"fov: expected a field of view in (0, 180) degrees, got {fov}")
+        raise InputError(f"fov: expected a field of view in (0, 180) degrees, got {fov}")
     if isinstance(size, int):
         size = (size, size)
     if not (isinstance(size, (tuple, list)) and len(size) == 2):
-        raise ValueError(f"size: expected an int or (width, height), got {size!r}")
+        raise InputError(f"size: expected an int or (width, height), got {size!r}")
     width, height = size
     eye = _orbit_positions(azimuths, torch.full_like(azimuths, float(elevation)), radius).float()
     K = intrinsics(fov, width, height)
@@ -256,11 +256,11 @@ def opencv_to_blender(viewmats: Tensor) -> Tensor:
 def save_cameras_json(path: str | os.PathLike, cameras: Cameras, names: Sequence[str] | None = None) -> None:
     """Write ``cameras`` (no leading batch dims: viewmats [C, 4, 4]) to the camera JSON file."""
     if cameras.viewmats.dim() != 3:
-        raise ValueError(f"cameras: expected viewmats [C, 4, 4] without batch dims, got {tuple(cameras.viewmats.shape)}")
+        raise InputError(f"cameras: expected viewmats [C, 4, 4] without batch dims, got {tuple(cameras.viewmats.shape)}")
     C = len(cameras)
     names = [f"{i:03d}" for i in range(C)] if names is None else list(names)
     if len(names) != C:
-        raise ValueError(f"names: expected {C} names, got {len(names)}")
+        raise InputError(f"names: expected {C} names, got {len(names)}")
     vm, K = cameras.viewmats.detach().double().cpu(), cameras.Ks.detach().double().cpu()
     frames = [{"name": str(n), "width": cameras.width, "height": cameras.height,
                "K": K[i].tolist(), "world_to_camera": vm[i].tolist()} for i, n in enumerate(names)]

@@ -59,7 +59,7 @@ from torch import Tensor
 
 from . import framing
 from .cameras import MAX_CAMERA_FILE_BYTES, Cameras, canonical_cameras, load_cameras_json
-from .errors import check_int
+from .errors import InputError, check_int
 from .files import read_json
 from .preprocess import load_image
 
@@ -117,7 +117,7 @@ def find_captures(root: str | os.PathLike) -> tuple[list[Capture], Counter]:
     """
     root = os.fspath(root)
     if not os.path.isdir(root):
-        raise ValueError(f"root: expected a dataset folder, got {root!r} (not a directory)")
+        raise InputError(f"root: expected a dataset folder, got {root!r} (not a directory)")
     skips: Counter = Counter()
     captures: list[Capture] = []
     base_depth = root.rstrip(os.sep).count(os.sep)
@@ -172,7 +172,7 @@ def load_view(path: str, size: int, expect_wh: tuple[int, int],
     rgb, a = load_image(path, draft=False)  # bounded: size checked from the header before decoding
     h, w = rgb.shape[:2]
     if (w, h) != tuple(expect_wh):
-        raise ValueError(f"{path}: image is {w}x{h} but its camera file says {expect_wh[0]}x{expect_wh[1]}")
+        raise InputError(f"{path}: image is {w}x{h} but its camera file says {expect_wh[0]}x{expect_wh[1]}")
     alpha = np.ones((h, w, 1), np.float32) if a is None else a[..., None]
     rgb = rgb * alpha + np.asarray(background, dtype=np.float32) * (1.0 - alpha)
     s = min(w, h)
@@ -229,7 +229,7 @@ class HeadDataset(torch.utils.data.Dataset):
         self.size, self.num_views, self.seed, self.max_tries = size, num_views, seed, max(1, max_tries)
         self.captures, self.index_skips = find_captures(self.root)
         if not self.captures:
-            raise ValueError(f"root: no capture folder with a {CAMERA_FILE} and at least 2 images below "
+            raise InputError(f"root: no capture folder with a {CAMERA_FILE} and at least 2 images below "
                              f"{self.root!r} (skipped: {dict(self.index_skips)})")
         self.epoch = 0
         canon = canonical_cameras(size)

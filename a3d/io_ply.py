@@ -78,9 +78,9 @@ def _vertex_names(k: int) -> list[str]:
 def _as_numpy(gaussians: Gaussians, what: str) -> dict[str, np.ndarray]:
     """Float64 numpy copies of the fields of a single scene, checked finite."""
     if not isinstance(gaussians, Gaussians):
-        raise ValueError(f"gaussians: expected an a3d.gaussians.Gaussians, got {type(gaussians).__name__}")
+        raise InputError(f"gaussians: expected an a3d.gaussians.Gaussians, got {type(gaussians).__name__}")
     if gaussians.means.dim() != 2:
-        raise ValueError(f"gaussians: {what} writes one scene [N, ...] without batch dims, got batch shape "
+        raise InputError(f"gaussians: {what} writes one scene [N, ...] without batch dims, got batch shape "
                          f"{tuple(gaussians.batch_shape)}; pick one with gaussians.scene(b)")
     out = {}
     for name in ("means", "quats", "scales", "opacities", "colors", "sh_rest"):
@@ -89,10 +89,10 @@ def _as_numpy(gaussians: Gaussians, what: str) -> dict[str, np.ndarray]:
             continue
         a = t.detach().to("cpu", torch.float64).numpy()
         if not np.isfinite(a).all():
-            raise ValueError(f"gaussians.{name}: contains NaN or inf; drop such Gaussians first (gaussians.prune())")
+            raise InputError(f"gaussians.{name}: contains NaN or inf; drop such Gaussians first (gaussians.prune())")
         out[name] = a
     if (out["scales"] <= 0).any():
-        raise ValueError("gaussians.scales: must be positive (the file stores their log); "
+        raise InputError("gaussians.scales: must be positive (the file stores their log); "
                          "drop zero-scale Gaussians first (gaussians.prune())")
     return out
 
@@ -276,7 +276,7 @@ def save_splat(gaussians: Gaussians, path: str | os.PathLike) -> None:
     g = _as_numpy(gaussians, "save_splat")
     qn = np.linalg.norm(g["quats"], axis=-1, keepdims=True)
     if (qn == 0).any():
-        raise ValueError("gaussians.quats: zero quaternions cannot be normalised; drop them first (gaussians.prune())")
+        raise InputError("gaussians.quats: zero quaternions cannot be normalised; drop them first (gaussians.prune())")
     o = np.clip(g["opacities"], 0.0, 1.0)
     order = np.argsort(-(g["scales"].prod(-1) * o), kind="stable")
     rec = np.empty(len(order), dtype=_SPLAT_DTYPE)

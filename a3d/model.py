@@ -113,16 +113,16 @@ class ModelConfig:
             hi = {"mlp_ratio": 64.0, "camera_fov_deg": 179.0}.get(name)
             setattr(self, name, check_number(getattr(self, name), f"ModelConfig.{name}", hi=hi, positive=True))
         if self.image_size % self.patch_size:
-            raise ValueError(f"ModelConfig: image_size {self.image_size} must be a multiple of patch_size {self.patch_size}")
+            raise InputError(f"ModelConfig: image_size {self.image_size} must be a multiple of patch_size {self.patch_size}")
         if self.width % self.heads or (self.width // self.heads) % 2:
-            raise ValueError(f"ModelConfig: width {self.width} must split into {self.heads} heads of an even size")
+            raise InputError(f"ModelConfig: width {self.width} must split into {self.heads} heads of an even size")
         if self.width % 4:
-            raise ValueError(f"ModelConfig.width: expected a multiple of 4 (2D sin-cos embedding), got {self.width}")
+            raise InputError(f"ModelConfig.width: expected a multiple of 4 (2D sin-cos embedding), got {self.width}")
         if self.depth_range >= self.camera_radius:
-            raise ValueError(f"ModelConfig.depth_range {self.depth_range} must be below camera_radius "
+            raise InputError(f"ModelConfig.depth_range {self.depth_range} must be below camera_radius "
                              f"{self.camera_radius} so that Gaussians stay in front of the cameras")
         if self.scale_min >= self.scale_max:
-            raise ValueError(f"ModelConfig: scale_min {self.scale_min} must be below scale_max {self.scale_max}")
+            raise InputError(f"ModelConfig: scale_min {self.scale_min} must be below scale_max {self.scale_max}")
         self._check_size()
 
     def num_parameters(self, with_avas: bool = True) -> int:
@@ -177,11 +177,11 @@ class ModelConfig:
     def from_dict(cls, d: dict) -> "ModelConfig":
         """Build from a dict with exactly the fields of ModelConfig (an unknown or missing key fails)."""
         if not isinstance(d, dict):
-            raise ValueError(f"config: expected a JSON object, got {type(d).__name__}")
+            raise InputError(f"config: expected a JSON object, got {type(d).__name__}")
         names = {f.name for f in fields(cls)}
         unknown, missing = sorted(set(d) - names), sorted(names - set(d))
         if unknown or missing:
-            raise ValueError(f"config: keys do not match ModelConfig (unknown: {unknown}, missing: {missing})")
+            raise InputError(f"config: keys do not match ModelConfig (unknown: {unknown}, missing: {missing})")
         return cls(**d)
 
     @classmethod
@@ -209,11 +209,11 @@ PRESETS: dict[str, ModelConfig] = {
 def get_config(name: str, **overrides) -> ModelConfig:
     """A copy of the preset ``name`` ('tiny' or 'paper') with fields replaced by ``overrides``."""
     if name not in PRESETS:
-        raise ValueError(f"name: unknown preset {name!r}; expected one of {sorted(PRESETS)}")
+        raise InputError(f"name: unknown preset {name!r}; expected one of {sorted(PRESETS)}")
     d = PRESETS[name].to_dict()
     bad = sorted(set(overrides) - set(d))
     if bad:
-        raise ValueError(f"overrides: unknown ModelConfig fields {bad}")
+        raise InputError(f"overrides: unknown ModelConfig fields {bad}")
     d.update(overrides)
     return ModelConfig(**d)
 
@@ -449,7 +449,7 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
     def __init__(self, config: ModelConfig, with_avas: bool = False):
         super().__init__()
         if not isinstance(config, ModelConfig):
-            raise ValueError(f"config: expected a ModelConfig, got {type(config).__name__}")
+            raise InputError(f"config: expected a ModelConfig, got {type(config).__name__}")
         self.config = config
         cfg = config
         n = cfg.image_size // cfg.patch_size
@@ -603,7 +603,7 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
         from safetensors.torch import load_file
 
         if not strict:
-            raise ValueError("strict: a3d loads weights strictly; strict=False is not supported")
+            raise InputError("strict: a3d loads weights strictly; strict=False is not supported")
         if Path(model_id).is_dir():
             model_file = Path(model_id) / "model.safetensors"
             if not model_file.is_file():

@@ -113,7 +113,7 @@ def orbit_video(gaussians: Gaussians, path: str | os.PathLike, frames: int = 120
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
     if ext not in _VIDEO_EXTS:
-        raise ValueError(f"path: expected a file ending in {' or '.join(_VIDEO_EXTS)}, got {path!r}")
+        raise InputError(f"path: expected a file ending in {' or '.join(_VIDEO_EXTS)}, got {path!r}")
     if gaussians.means.dim() != 2:
         raise ValueError(f"gaussians: expected one scene without batch dims, got batch shape {tuple(gaussians.batch_shape)}")
     for name, v, lo, hi in (("frames", frames, 1, 100_000), ("fps", fps, 1, 240), ("size", size, 16, 8192),
@@ -122,7 +122,7 @@ def orbit_video(gaussians: Gaussians, path: str | os.PathLike, frames: int = 120
     if os.path.isdir(path):
         raise InputError(f"path: {path} is a folder; expected a video file name")
     if ext == ".mp4" and size % 2:
-        raise ValueError(f"size: H.264 needs an even frame size, got {size}")
+        raise InputError(f"size: H.264 needs an even frame size, got {size}")
     cams = orbit_cameras(frames, radius=radius, elevation=elevation, fov=fov, size=size)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     open(path, "wb").close()  # an unwritable path fails here, before any frame is rendered

@@ -130,10 +130,10 @@ class TrainConfig:
         for name in ("ema_decay", "beta1", "beta2", "one_step_prob"):
             check_number(getattr(self, name), f"TrainConfig.{name}", 0.0, 1.0)
         if not isinstance(self.model_overrides, dict):
-            raise ValueError(f"TrainConfig.model_overrides: expected a dict of ModelConfig fields, "
+            raise InputError(f"TrainConfig.model_overrides: expected a dict of ModelConfig fields, "
                              f"got {type(self.model_overrides).__name__}")
         if self.min_lr > self.lr:
-            raise ValueError(f"TrainConfig.min_lr {self.min_lr} must not exceed lr {self.lr}")
+            raise InputError(f"TrainConfig.min_lr {self.min_lr} must not exceed lr {self.lr}")
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> "TrainConfig":
@@ -151,7 +151,7 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         bad = sorted(set(d) - names)
         if bad:
-            raise ValueError(f"config: unknown TrainConfig fields {bad}")
+            raise InputError(f"config: unknown TrainConfig fields {bad}")
         return cls(**d)
 
     def model_config(self) -> ModelConfig:
@@ -367,7 +367,7 @@ class FolderBatches:
         self.sampler = _ResumableSampler(self.dataset, world, rank, seed)
         self.per_epoch = len(self.sampler) // batch
         if self.per_epoch < 1:
-            raise ValueError(f"data: {len(self.dataset)} captures give no full batch of {batch} per rank "
+            raise InputError(f"data: {len(self.dataset)} captures give no full batch of {batch} per rank "
                              f"over {world} ranks; lower batch_size")
         self.batch, self.workers, self.device = batch, workers, device
         self.iter = None
