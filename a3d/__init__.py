@@ -8,6 +8,7 @@
 __version__ = "0.1.0"
 
 from .cameras import Cameras, canonical_cameras, orbit_cameras
+from .errors import InputError, SetupError
 from .gaussians import Gaussians
 from .io_ply import load_ply, save_ply, save_splat
 from .ops import backend
@@ -15,6 +16,7 @@ from .render import orbit_video, render
 from .api import Avatar, load_model, reconstruct, reconstruct_many, refine
 
 __all__ = [
-    "Avatar", "Cameras", "Gaussians", "backend", "canonical_cameras", "load_model", "load_ply", "orbit_cameras",
-    "orbit_video", "reconstruct", "reconstruct_many", "refine", "render", "save_ply", "save_splat",
+    "Avatar", "Cameras", "Gaussians", "InputError", "SetupError", "backend", "canonical_cameras", "load_model",
+    "load_ply", "orbit_cameras", "orbit_video", "reconstruct", "reconstruct_many", "refine", "render", "save_ply",
+    "save_splat",
 ]

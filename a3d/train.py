@@ -1083,8 +1083,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":  # `python -m a3d.train ...` / `torchrun --nproc_per_node=N -m a3d.train ...`
-    _parser = argparse.ArgumentParser(prog="a3d.train")
-    add_train_parser(_parser.add_subparsers(dest="command"))
     import sys
 
-    raise SystemExit(cmd_train(_parser.parse_args(["train", *sys.argv[1:]])))
+    from a3d.cli import main  # the same command as `a3d train`: one-line errors, exit codes, --debug
+
+    raise SystemExit(main(["train", *sys.argv[1:]]))
