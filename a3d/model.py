@@ -61,7 +61,7 @@ from .ops import plucker_rays
 __all__ = [
     "ModelConfig", "PRESETS", "get_config", "MAX_PARAMETERS", "MAX_ACTIVATION_BYTES", "A3DModel", "ModelOutput",
     "sample_t", "interpolate",
-    "velocity", "images_to_state", "state_to_images",
+    "velocity", "images_to_state", "state_to_images", "load_weights",
 ]
 
 NUM_VIEWS = len(framing.CANONICAL_VIEWS)
@@ -124,7 +124,8 @@ class ModelConfig:
             hi = {"mlp_ratio": 64.0, "camera_fov_deg": 179.0}.get(name)
             setattr(self, name, check_number(getattr(self, name), f"ModelConfig.{name}", hi=hi, positive=True))
         if self.image_size % self.patch_size:
-            raise InputError(f"ModelConfig: image_size {self.image_size} must be a multiple of patch_size {self.patch_size}")
+            raise InputError(f"ModelConfig: image_size {self.image_size} must be a multiple of patch_size "
+                             f"{self.patch_size}")
         if self.width % self.heads or (self.width // self.heads) % 2:
             raise InputError(f"ModelConfig: width {self.width} must split into {self.heads} heads of an even size")
         if self.width % 4:
@@ -786,9 +787,6 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
     @classmethod
     def _from_pretrained(cls, *, model_id: str, revision, cache_dir, force_download, local_files_only, token,
                          map_location: str = "cpu", strict: bool = True, **model_kwargs):
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         if not strict:
             raise InputError("strict: a3d loads weights strictly; strict=False is not supported")
         if Path(model_id).is_dir():
@@ -801,10 +799,7 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
                                          cache_dir=cache_dir, force_download=force_download, token=token,
                                          local_files_only=local_files_only)
         model = cls(**model_kwargs)
-        try:
-            state = load_file(str(model_file), device="cpu")  # checked on the CPU, then moved
-        except (SafetensorError, ValueError, RuntimeError) as e:  # a malformed header or truncated data
-            raise InputError(f"{model_file}: not a readable safetensors file ({' '.join(str(e).split())})") from None
+        state = load_weights(model_file)
         if model.avas is None:  # training-only weights are not needed for inference
             state = {k: v for k, v in state.items() if not k.startswith("avas.")}
         expected = model.state_dict()
@@ -816,12 +811,6 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
         bad = [k for k in expected if expected[k].shape != state[k].shape]
         if bad:
             raise InputError(f"{model_file}: weights of the wrong shape for the config: {bad[:8]}")
-        bad = [k for k in expected if not state[k].is_floating_point()]
-        if bad:
-            raise InputError(f"{model_file}: weights that are not floating point: {bad[:8]}")
-        bad = [k for k in expected if not torch.isfinite(state[k]).all()]
-        if bad:  # a model with NaN weights would reconstruct NaN Gaussians without a word
-            raise InputError(f"{model_file}: weights holding NaN or inf: {bad[:8]}")
         model.load_state_dict(state, strict=True)
         model.to(map_location)
         model.eval()
@@ -838,3 +827,23 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
     def num_parameters(self, inference: bool = True) -> int:
         """Parameter count (without the AVAS decoder when ``inference``)."""
         return sum(p.numel() for n, p in self.named_parameters() if not (inference and n.startswith("avas.")))
+
+
+def load_weights(path: Union[str, os.PathLike]) -> dict[str, Tensor]:
+    """The tensors of a ``model.safetensors`` file (on the CPU), refused with an InputError naming the
+    file when it is not a readable safetensors file or holds tensors that are not floating point or
+    not finite (a model with NaN weights would reconstruct NaN Gaussians without a word)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, ValueError, RuntimeError) as e:  # a malformed header or truncated data
+        raise InputError(f"{path}: not a readable safetensors file ({' '.join(str(e).split())})") from None
+    bad = [k for k, v in state.items() if not v.is_floating_point()]
+    if bad:
+        raise InputError(f"{path}: weights that are not floating point: {bad[:8]}")
+    bad = [k for k, v in state.items() if not torch.isfinite(v).all()]
+    if bad:
+        raise InputError(f"{path}: weights holding NaN or inf: {bad[:8]}")
+    return state

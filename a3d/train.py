@@ -52,7 +52,7 @@ from .errors import InputError, check_device, check_int, check_number
 from .files import atomic_write, read_json
 from .gaussians import Gaussians
 from .lpips import lpips
-from .model import A3DModel, ModelConfig, get_config, images_to_state, interpolate, sample_t
+from .model import A3DModel, ModelConfig, get_config, images_to_state, interpolate, load_weights, sample_t
 from .render import render
 
 __all__ = ["TrainConfig", "get_lr", "ssim", "psnr", "train", "evaluate", "export", "add_train_parser",
@@ -658,12 +658,10 @@ def warm_start(model: A3DModel, folder: str | os.PathLike) -> dict[str, int]:
     what it did; everything else keeps its initialisation (the new output layers start at zero).
     Returns counts of copied, extended and fresh tensors.
     """
-    from safetensors.torch import load_file
-
     path = os.path.join(os.fspath(folder), "model.safetensors")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"init_from: no model.safetensors in {folder}")
-    old = load_file(path)
+        raise InputError(f"init_from: no model.safetensors in {folder}")
+    old = load_weights(path)
     counts = {"copied": 0, "extended": 0, "fresh": 0}
     with torch.no_grad():
         for name, p in model.state_dict().items():
@@ -766,10 +764,11 @@ def _truncate_log(path: str, step: int) -> None:
     with open(path) as f:
         for line in f:
             try:
-                if json.loads(line).get("step", 0) <= step:
-                    keep.append(line)
-            except json.JSONDecodeError:
-                pass
+                record = json.loads(line)
+            except ValueError:  # a line cut short by the kill
+                continue
+            if isinstance(record, dict) and record.get("step", 0) <= step:
+                keep.append(line)
     with atomic_write(path, "w") as f:
         f.writelines(keep)
 
