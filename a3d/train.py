@@ -270,7 +270,7 @@ class SyntheticBatches:
     def _generate(self, ids: list[int]) -> tuple[Gaussians, Cameras]:
         from tqdm.auto import tqdm
 
-        parts, chunk = [], 64  # heads a generator call (its cost hardly grows with the batch)
+        parts, chunk = [], _SYNTH_CHUNK
         for start in tqdm(range(0, len(ids), chunk), desc="synthetic heads", unit="chunk",
                           disable=not self.progress or len(ids) <= chunk):
             parts.append(self.heads.sample(len(ids[start:start + chunk]), head_ids=ids[start:start + chunk]))
@@ -285,11 +285,30 @@ class SyntheticBatches:
         if self.pool is None:
             return self._generate(list(range(step * B, (step + 1) * B)))
         if self.refresh and step != self.pool_step:  # a resumed run: rebuild the pool of this step
-            self.pool, self.pool_step = self._generate(self.pool_ids(step)), step
+            self.pool, self.pool_step = self._rebuild_pool(step), step
         g, cams = self.pool
         idx = torch.randint(len(g.means), (B,), generator=self.gen, device=self.device)
         pick = Gaussians(**{k: getattr(g, k)[idx] for k in _FIELDS})
         return pick, Cameras(cams.viewmats[idx], cams.Ks[idx], cams.width, cams.height)
+
+    def _rebuild_pool(self, step: int) -> tuple[Gaussians, Cameras]:
+        """The pool at the start of ``step`` for a resumed run, bit for bit: a head's last bits may depend
+        on the batch the generator made it in (SIMD rounding), so each head is made in the same call
+        as in an uninterrupted run: the first P in chunks of _SYNTH_CHUNK, then the r of each step."""
+        P, r, C = self.pool_size, self.refresh, _SYNTH_CHUNK
+
+        def call(h: int) -> range:  # the ids of the generator call that made head h
+            first, end = (0, P) if h < P else (P + (h - P) // r * r, P + (h - P) // r * r + r)
+            lo = first + (h - first) // C * C
+            return range(lo, min(lo + C, end))
+
+        ids = self.pool_ids(step)
+        made = {c: self._generate(list(c)) for c in dict.fromkeys(call(h) for h in ids)}
+        picks = [(made[call(h)], call(h).index(h)) for h in ids]
+        g = Gaussians(**{k: torch.stack([getattr(m[0], k)[i] for m, i in picks]) for k in _FIELDS})
+        cams = Cameras(torch.stack([m[1].viewmats[i] for m, i in picks]), torch.stack([m[1].Ks[i] for m, i in picks]),
+                       picks[0][0][1].width, picks[0][0][1].height)
+        return g, cams
 
     def _refresh(self, step: int) -> None:
         """Replace the pool entries that step ``step`` hands over to the next heads of the stream."""
@@ -326,6 +345,7 @@ class SyntheticBatches:
 
 
 _FIELDS = ("means", "quats", "scales", "opacities", "colors")
+_SYNTH_CHUNK = 64  # heads a generator call (its cost hardly grows with the batch)
 
 
 class _StageClock:
