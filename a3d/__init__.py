@@ -25,16 +25,19 @@ _EXPORTS: dict[str, str] = {
     "load_ply": "io_ply", "save_ply": "io_ply", "save_splat": "io_ply",
     "backend": "ops",
     "orbit_video": "render", "render": "render",
+    "InputError": "errors", "SetupError": "errors",
 }
 
 __all__ = [
-    "Avatar", "Cameras", "Gaussians", "backend", "canonical_cameras", "load_model", "load_ply", "orbit_cameras",
-    "orbit_video", "reconstruct", "reconstruct_many", "refine", "render", "save_ply", "save_splat",
+    "Avatar", "Cameras", "Gaussians", "InputError", "SetupError", "backend", "canonical_cameras", "load_model",
+    "load_ply", "orbit_cameras", "orbit_video", "reconstruct", "reconstruct_many", "refine", "render", "save_ply",
+    "save_splat",
 ]
 
 if TYPE_CHECKING:  # what a type checker or an IDE sees; at run time __getattr__ below imports on demand
     from .api import Avatar, load_model, reconstruct, reconstruct_many, refine
     from .cameras import Cameras, canonical_cameras, orbit_cameras
+    from .errors import InputError, SetupError
     from .gaussians import Gaussians
     from .io_ply import load_ply, save_ply, save_splat
     from .ops import backend

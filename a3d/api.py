@@ -27,6 +27,7 @@ from . import framing
 from .cameras import Cameras, canonical_cameras, orbit_cameras, save_cameras_json
 from .gaussians import Gaussians
 from .io_ply import save_ply, save_splat
+from .errors import InputError, SetupError, check_device, check_int
 from .model import A3DModel
 from .refinement import RefineSettings
 from .preprocess import ImageLike, NoFaceError, Preprocessed, frame_like, preprocess as _preprocess
@@ -42,7 +43,7 @@ ModelLike = Union[None, str, os.PathLike, A3DModel]
 ViewsLike = Union[ImageLike, Mapping[str, ImageLike]]
 
 
-class NoWeightsError(FileNotFoundError):
+class NoWeightsError(SetupError, FileNotFoundError):
     """No trained weights are installed where the default model should be."""
 
 
@@ -80,7 +81,7 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, device: str | t
     Raises:
         NoWeightsError when the default model has no trained weights installed.
     """
-    device = torch.device(device) if device is not None else _default_device()
+    device = check_device(device) if device is not None else _default_device()
     if name_or_path is None or str(name_or_path) == "tiny":
         folder = DEFAULT_MODEL_DIR
         if not (folder / "model.safetensors").is_file() or not (folder / "config.json").is_file():
@@ -160,10 +161,8 @@ class Avatar:
         """``views`` renders evenly spaced around the head (front first), tiled ``columns`` wide."""
         from .render import to_uint8
 
-        if isinstance(views, bool) or not isinstance(views, int) or not 1 <= views <= 64:
-            raise ValueError(f"views: expected an int in [1, 64], got {views!r}")
-        if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
-            raise ValueError(f"columns: expected a positive int, got {columns!r}")
+        check_int(views, "views", 1, 64)
+        check_int(columns, "columns", 1)
         cams = orbit_cameras(views, elevation=elevation, size=size)
         imgs = to_uint8(self.render(cams).rgb)  # [V, size, size, 3]
         cols = min(columns, views)
@@ -209,10 +208,10 @@ class Avatar:
 def _resolve(model: ModelLike, device) -> tuple[A3DModel, torch.device, float]:
     start = time.perf_counter()
     if isinstance(model, A3DModel):
-        dev = torch.device(device) if device is not None else next(model.parameters()).device
+        dev = check_device(device) if device is not None else next(model.parameters()).device
         model = model.to(dev)  # no .eval(): the network behaves the same in both modes
     else:
-        dev = torch.device(device) if device is not None else _default_device()
+        dev = check_device(device) if device is not None else _default_device()
         model = load_model(model, device=dev)
     return model, dev, time.perf_counter() - start
 
@@ -317,16 +316,13 @@ def reconstruct_many(images: Sequence[ViewsLike], model: ModelLike = None, *, ba
     from .refinement import settings_from
 
     if isinstance(images, (str, os.PathLike, Image.Image, Tensor)) or not isinstance(images, Sequence):
-        raise ValueError("images: expected a list of images (use reconstruct() for one)")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 1000:
-        raise ValueError(f"steps: expected an int in [1, 1000], got {steps!r}")
+        raise InputError("images: expected a list of images (use reconstruct() for one)")
+    check_int(batch_size, "batch_size", 1)
+    check_int(steps, "steps", 1, 1000)
     refine_settings = settings_from(refine)
     if seed is None:
         seed = int(torch.randint(0, 2**31 - 1, ()).item())
-    elif isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed: expected an int or None, got {seed!r}")
+    check_int(seed, "seed")
     net, dev, load_s = _resolve(model, device)
     cfg = net.config
     cams = canonical_cameras(cfg.image_size, radius=cfg.camera_radius, fov=cfg.camera_fov_deg).to(dev)
@@ -363,6 +359,9 @@ def reconstruct_many(images: Sequence[ViewsLike], model: ModelLike = None, *, ba
                 g = net.one_step(x, g0, **views) if steps == 1 else net.sample(x, g0, steps, **views)
             _sync(dev)
             infer_s = time.perf_counter() - t0
+            if not all(torch.isfinite(getattr(g, k)).all() for k in ("means", "scales", "opacities", "colors")):
+                raise InputError(f"model: {getattr(net, 'source', 'the model')} produced NaN or inf Gaussians "
+                                 f"(are its weights finite?)")
             for i, p in enumerate(pre):
                 meta = dict(base_meta)
                 src = chunk[i]
@@ -388,49 +387,36 @@ def reconstruct_many(images: Sequence[ViewsLike], model: ModelLike = None, *, ba
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     """Without --ply/--splat/--video: write PLY, .splat and the grid; with any of them: just those.
-    cameras.json, metadata.json and input.png are always written."""
-    import sys
-
-    from .preprocess import ImageError
-
-    try:
-        model, dev, _ = _resolve(args.model, args.device)
-    except NoWeightsError as e:
-        print(f"a3d reconstruct: {e}", file=sys.stderr)
-        return 2
+    cameras.json, metadata.json and input.png are always written. Errors reach :func:`a3d.cli.main`,
+    which prints them on one line with the exit code of docs/errors.md."""
     chosen = args.ply or args.splat or args.video
-    out = Path(args.output)
     used: set[str] = set()
     items: list = list(args.images)
     names: list = list(args.images)
     if args.view:
         if args.images:
-            print("a3d reconstruct: give either IMAGE files or --view NAME=FILE photos of one head, not both",
-                  file=sys.stderr)
-            return 1
+            raise InputError("give either IMAGE files or --view NAME=FILE photos of one head, not both")
         views = {}
         for spec in args.view:
             name, sep, path = spec.partition("=")
             if not sep or name not in framing.CANONICAL_VIEWS or name in views:
-                print(f"a3d reconstruct: --view {spec!r}: expected NAME=FILE with NAME one of "
-                      f"{', '.join(framing.CANONICAL_VIEWS)}, each once", file=sys.stderr)
-                return 1
+                raise InputError(f"--view {spec!r}: expected NAME=FILE with NAME one of "
+                                 f"{', '.join(framing.CANONICAL_VIEWS)}, each once")
             views[name] = path
         items, names = [views], [views.get("front", "head")]
     if not items:
-        print("a3d reconstruct: no images given (IMAGE files or --view NAME=FILE)", file=sys.stderr)
-        return 1
+        raise InputError("no images given (IMAGE files or --view NAME=FILE)")
     if args.refine < -1:
-        print(f"a3d reconstruct: --refine: expected a number of steps >= 0, got {args.refine}", file=sys.stderr)
-        return 1
+        raise InputError(f"--refine: expected a number of steps >= 0, got {args.refine}")
     refine_arg = True if args.refine == -1 else args.refine
-    try:
-        avatars = reconstruct_many(items, model, batch_size=args.batch_size, steps=args.steps, seed=args.seed,
-                                   device=dev, preprocess=not args.no_preprocess, progress=True, refine=refine_arg,
-                                   face=args.face)
-    except (ImageError, NoFaceError, ValueError) as e:
-        print(f"a3d reconstruct: {e}", file=sys.stderr)
-        return 1
+    model, dev, _ = _resolve(args.model, args.device)
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--output: {out} is a file; expected a folder (it is created if missing)")
+    out.mkdir(parents=True, exist_ok=True)  # an unwritable place fails now, before the images are read
+    avatars = reconstruct_many(items, model, batch_size=args.batch_size, steps=args.steps, seed=args.seed,
+                               device=dev, preprocess=not args.no_preprocess, progress=True, refine=refine_arg,
+                               face=args.face)
     for path, avatar in zip(names, avatars):
         stem = Path(path).stem or "image"
         name, k = stem, 1

@@ -4,6 +4,10 @@
 function's module is imported only when the command runs. A subcommand's flags are added only when
 that subcommand is the one being parsed (the train flags come from TrainConfig, the synth choices from
 the generator), so ``a3d --help`` imports no model, trainer or generator code (tests/test_cli.py).
+
+Failures (docs/errors.md): one line on stderr, ``a3d COMMAND: error: ...``, no traceback, and the
+exit code of :func:`a3d.errors.exit_code`: 2 for bad input, 3 for a bad environment, 1 for an
+internal error; ``--debug`` (anywhere on the line) shows the traceback instead.
 """
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ import json
 import platform
 import sys
 from typing import Callable, NamedTuple
+
+from .errors import EXIT_INTERNAL, check_device, exit_code, one_line
 
 
 class Command(NamedTuple):
@@ -120,7 +126,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from .io_ply import load_ply
     from .render import orbit_video
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = check_device(args.device) if args.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     gaussians = load_ply(args.ply).to(device)
     path = orbit_video(gaussians, args.output, frames=args.frames, fps=args.fps, size=args.size,
                        elevation=args.elevation, background=tuple(args.background))
@@ -150,28 +156,40 @@ def cmd_info(args: argparse.Namespace) -> int:
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The ``a3d`` parser. Only the subcommand named ``command`` gets its flags (adding them may import its
     module); the others carry just their help line, which is all ``a3d --help`` prints."""
-    parser = argparse.ArgumentParser(prog="a3d", description="a3d: one portrait in, a 3D Gaussian head out")
+    parser = argparse.ArgumentParser(prog="a3d", description="a3d: one portrait in, a 3D Gaussian head out",
+                                     epilog="Exit codes: 0 done, 1 internal error (a bug: please report it with "
+                                            "the output of --debug), 2 bad input, 3 bad environment.")
+    parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, spec in COMMANDS.items():
         p = sub.add_parser(name, help=spec.help)
         if name == command:
             spec.add_flags(p)
+        # --debug also after the command; SUPPRESS keeps the top-level value
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    # The top-level parser has no option but --help, so the first word that is not an option is the command.
+    # The top-level parser's only options are --help and --debug, so the first word that is not an option
+    # is the command.
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command).parse_args(argv)
     module, function = COMMANDS[args.command].run.split(":")
-    run = getattr(importlib.import_module(module), function)
     try:
+        run = getattr(importlib.import_module(module), function)
         return int(run(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        # Bad input or a missing piece: one readable line, not a traceback.
-        print(f"a3d {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except (Exception, KeyboardInterrupt) as e:  # SystemExit passes: argparse and commands exit on purpose
+        if args.debug:
+            raise
+        code = exit_code(e)
+        kind = "internal error" if code == EXIT_INTERNAL else "error"
+        detail = f"{type(e).__name__}: {one_line(e)}" if code == EXIT_INTERNAL else one_line(e)
+        hint = (" (this is a bug in a3d: run again with --debug and report the traceback)"
+                if code == EXIT_INTERNAL else "")
+        print(f"a3d {args.command}: {kind}: {detail}{hint}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

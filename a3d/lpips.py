@@ -135,7 +135,11 @@ def lpips(x: Tensor, y: Tensor, net: str = "alex") -> Tensor:
 
 @functools.lru_cache(maxsize=None)
 def _cached(net: str, device: torch.device, dtype: torch.dtype) -> LPIPS:
-    return LPIPS(net).to(device=device, dtype=dtype)
+    # Built on first use, which may be in the middle of a training run: the default initialisation of
+    # the convolutions (overwritten by the weights) must not draw from the global RNG, or a resumed
+    # run would diverge from an uninterrupted one.
+    with torch.random.fork_rng(devices=[]):
+        return LPIPS(net).to(device=device, dtype=dtype)
 
 
 def _unit_normalize(feat: Tensor) -> Tensor:

@@ -33,6 +33,7 @@ from torch import Tensor
 from . import ops
 from .contract import (ALPHA_MAX, ALPHA_MIN, DEPTH_ALPHA_EPS, EPS2D, EXTENT_SIGMA_MAX, FOV_CLAMP_MARGIN,
                        MAX_IMAGE_SIDE, NEAR_PLANE, T_MIN)
+from .errors import check_int
 
 __all__ = ["Projection", "project", "composite_reference", "rasterize_reference", "rasterize",
            "quat_to_rotmat"]
@@ -268,8 +269,7 @@ def _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, 
     if tuple(Ks.shape) != tuple(viewmats.shape[:2]) + (3, 3):
         raise ValueError(f"Ks: expected {tuple(viewmats.shape[:2]) + (3, 3)}, got {tuple(Ks.shape)}")
     for name, v in (("width", width), ("height", height)):
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= MAX_IMAGE_SIDE:
-            raise ValueError(f"{name}: expected an int in [1, {MAX_IMAGE_SIDE}], got {v!r}")
+        check_int(v, name, 1, MAX_IMAGE_SIDE)
     if backgrounds is not None and tuple(backgrounds.shape) != tuple(viewmats.shape[:2]) + (3,):
         raise ValueError(f"backgrounds: expected {tuple(viewmats.shape[:2]) + (3,)}, got {tuple(backgrounds.shape)}")
 

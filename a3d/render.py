@@ -11,6 +11,7 @@ from torch import Tensor
 
 from . import framing
 from .cameras import Cameras, orbit_cameras
+from .errors import InputError, check_int
 from .gaussians import Gaussians
 from .rasterize import rasterize
 
@@ -112,17 +113,20 @@ def orbit_video(gaussians: Gaussians, path: str | os.PathLike, frames: int = 120
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
     if ext not in _VIDEO_EXTS:
-        raise ValueError(f"path: expected a file ending in {' or '.join(_VIDEO_EXTS)}, got {path!r}")
+        raise InputError(f"path: expected a file ending in {' or '.join(_VIDEO_EXTS)}, got {path!r}")
     if gaussians.means.dim() != 2:
         raise ValueError(f"gaussians: expected one scene without batch dims, "
                          f"got batch shape {tuple(gaussians.batch_shape)}")
-    for name, v, lo in (("frames", frames, 1), ("fps", fps, 1), ("size", size, 16), ("batch_frames", batch_frames, 1)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise ValueError(f"{name}: expected an int >= {lo}, got {v!r}")
+    for name, v, lo, hi in (("frames", frames, 1, 100_000), ("fps", fps, 1, 240), ("size", size, 16, 8192),
+                            ("batch_frames", batch_frames, 1, None)):
+        check_int(v, name, lo, hi)
+    if os.path.isdir(path):
+        raise InputError(f"path: {path} is a folder; expected a video file name")
     if ext == ".mp4" and size % 2:
-        raise ValueError(f"size: H.264 needs an even frame size, got {size}")
+        raise InputError(f"size: H.264 needs an even frame size, got {size}")
     cams = orbit_cameras(frames, radius=radius, elevation=elevation, fov=fov, size=size)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    open(path, "wb").close()  # an unwritable path fails here, before any frame is rendered
     if ext == ".mp4":
         writer = imageio.get_writer(path, fps=fps, codec="libx264", quality=8, macro_block_size=1,
                                     ffmpeg_log_level="error")

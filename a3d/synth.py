@@ -56,6 +56,7 @@ from torch import Tensor
 
 from . import framing
 from .cameras import Cameras, orbit_cameras, save_cameras_json
+from .errors import check_int, check_number
 from .gaussians import Gaussians
 from .head_basis import HeadBasis, load_head_basis
 from .seeding import GOLDEN, INDEX_MUL, MUL1, MUL2, OFFSET, splitmix64
@@ -150,8 +151,8 @@ def _check_overrides(overrides: dict | None) -> None:
         allowed = _OVERRIDABLE[k]
         if allowed is bool and not isinstance(v, bool):
             raise ValueError(f"overrides[{k!r}]: expected a bool, got {v!r}")
-        if allowed is float and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1):
-            raise ValueError(f"overrides[{k!r}]: expected a number in [0, 1], got {v!r}")
+        if allowed is float:
+            check_number(v, f"overrides[{k!r}]", 0, 1)
         if isinstance(allowed, tuple) and v not in allowed:
             raise ValueError(f"overrides[{k!r}]: expected one of {allowed}, got {v!r}")
 
@@ -447,8 +448,7 @@ def random_cameras(seed: int, n: int, size: int, device: str | torch.device = "c
     """``n`` random views [n, ...]: camera centres on a spherical shell of radius 1.7–3.3 head units
     (azimuth uniform, elevation −30°…55°, uniform on the sphere band), looking at the origin jittered by
     about 0.1 units, vertical field of view 22°–40°, roll within ±6°. A function of ``seed`` alone."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed: expected an int, got {seed!r}")
+    check_int(seed, "seed")
     keys = _head_keys(seed, torch.zeros(1, dtype=torch.int64, device=torch.device(device)))
     vm, K = _random_views(_Random(keys), n, size)
     return Cameras(vm[0], K[0], size, size)
@@ -489,12 +489,8 @@ class SynthConfig:
     num_random_views: int = 40
 
     def __post_init__(self) -> None:
-        if isinstance(self.num_gaussians, bool) or not isinstance(self.num_gaussians, int) \
-                or not 2_000 <= self.num_gaussians <= 4_000_000:
-            raise ValueError(f"num_gaussians: expected an int in [2000, 4000000], got {self.num_gaussians!r}")
-        if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) \
-                or not 8 <= self.image_size <= 4096:
-            raise ValueError(f"image_size: expected an int in [8, 4096], got {self.image_size!r}")
+        check_int(self.num_gaussians, "num_gaussians", 2_000, 4_000_000)
+        check_int(self.image_size, "image_size", 8, 4096)
         if len(self.hair_style_p) != len(HAIR_STYLES) or min(self.hair_style_p) < 0 or sum(self.hair_style_p) <= 0:
             raise ValueError(f"hair_style_p: expected {len(HAIR_STYLES)} non-negative weights, got {self.hair_style_p}")
         for name in ("expression_p", "fringe_p", "glasses_p", "hat_p", "earrings_p", "dyed_hair_p"):
@@ -858,8 +854,7 @@ class SyntheticHeads:
             config = SynthConfig(**overrides)
         elif overrides:
             raise ValueError("pass either config or keyword overrides, not both")
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
-            raise ValueError(f"seed: expected an int in [0, 2^31), got {seed!r}")
+        check_int(seed, "seed", 0, 2**31 - 1)
         self.device = dev = torch.device(device)
         self.seed = seed
         self.config = config
@@ -920,8 +915,7 @@ class SyntheticHeads:
         names useful sets. A hat turns a bun or a ponytail into short hair.
         """
         _check_overrides(overrides)
-        if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 4096:
-            raise ValueError(f"batch: expected an int in [1, 4096], got {batch!r}")
+        check_int(batch, "batch", 1, 4096)
         if head_ids is None:
             ids = torch.arange(self._next, self._next + batch, dtype=torch.int64)
             self._next += batch
@@ -1561,8 +1555,7 @@ def _select_views(views: int, num_fixed: int, num_random: int) -> list[int]:
     """Indices of ``views`` views: half (rounded up) spread over the fixed ring views, always
     including the input view, the rest the first random views."""
     total = num_fixed + num_random
-    if isinstance(views, bool) or not isinstance(views, int) or not 1 <= views <= total:
-        raise ValueError(f"views: expected an int in [1, {total}], got {views!r}")
+    check_int(views, "views", 1, total)
     n_fixed = min(num_fixed, max(1, views - num_random, (views + 1) // 2))
     fixed = sorted({INPUT_VIEW} | {int(round(x)) for x in np.linspace(0, num_fixed - 1, n_fixed)})
     while len(fixed) > n_fixed:  # the input view displaced an evenly spaced one
@@ -1605,8 +1598,7 @@ def export_dataset(root: str | os.PathLike, num_heads: int, views: int = 80, siz
     from PIL import Image
     from tqdm.auto import tqdm
 
-    if isinstance(num_heads, bool) or not isinstance(num_heads, int) or not 1 <= num_heads <= 1_000_000:
-        raise ValueError(f"num_heads: expected an int in [1, 1000000], got {num_heads!r}")
+    check_int(num_heads, "num_heads", 1, 1_000_000)
     if expressions is not None and accessories is not None:
         raise ValueError("expressions, accessories: give at most one kind of variant")
     variants: list[tuple[str | None, dict | None]] = [(None, None)]
