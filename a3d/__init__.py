@@ -11,7 +11,8 @@ from .cameras import Cameras, canonical_cameras, orbit_cameras
 from .gaussians import Gaussians
 from .io_ply import load_ply, save_ply, save_splat
 from .ops import backend
-from .render import orbit_video, render
+from .rendering import render
+from .video import orbit_video
 from .api import Avatar, load_model, reconstruct, reconstruct_many
 
 __all__ = [

@@ -129,9 +129,9 @@ class Avatar:
         self.gaussians.detach().to("cpu").save_splat(path)
 
     def render(self, cameras: Cameras | None = None, background: Sequence[float] = framing.BACKGROUND):
-        """Render from ``cameras`` (default: the canonical views) → :class:`a3d.render.RenderOutput`
+        """Render from ``cameras`` (default: the canonical views) → :class:`a3d.rendering.RenderOutput`
         with rgb [C, H, W, 3], alpha and depth."""
-        from .render import render
+        from .rendering import render
 
         with torch.no_grad():
             return render(self.gaussians, self.cameras if cameras is None else cameras, background)
@@ -139,14 +139,14 @@ class Avatar:
     def orbit_video(self, path: str | os.PathLike, frames: int = 120, fps: int = 30, size: int = 512,
                     elevation: float = 10.0, progress: bool = True) -> str:
         """A 360° turntable (.mp4 or .gif) around the head; returns the path written."""
-        from .render import orbit_video
+        from .video import orbit_video
 
         return orbit_video(self.gaussians, path, frames=frames, fps=fps, size=size, elevation=elevation,
                            background=framing.BACKGROUND, progress=progress)
 
     def grid(self, views: int = 8, size: int = 256, elevation: float = 10.0, columns: int = 4) -> Image.Image:
         """``views`` renders evenly spaced around the head (front first), tiled ``columns`` wide."""
-        from .render import to_uint8
+        from .rendering import to_uint8
 
         if isinstance(views, bool) or not isinstance(views, int) or not 1 <= views <= 64:
             raise ValueError(f"views: expected an int in [1, 64], got {views!r}")
@@ -166,7 +166,7 @@ class Avatar:
         """Write the outputs into ``folder`` (created): head.ply, head.splat, orbit.mp4, grid.png,
         input.png, cameras.json (the canonical cameras) and metadata.json; ``grid_size`` is the side of
         each of the grid's 8 views. Returns name → path."""
-        from .render import to_uint8
+        from .rendering import to_uint8
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)

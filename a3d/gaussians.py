@@ -119,15 +119,15 @@ class Gaussians:
         return self.index(keep)
 
     # ---- files ---------------------------------------------------------------------------------
-    def save_ply(self, path) -> None:
+    def save_ply(self, path, sh_degree: int | None = None, up: str = "+y") -> None:
         """Write the Inria 3DGS PLY (see :func:`a3d.io_ply.save_ply`)."""
         from .io_ply import save_ply
-        save_ply(self, path)
+        save_ply(self, path, sh_degree=sh_degree, up=up)
 
-    def save_splat(self, path) -> None:
+    def save_splat(self, path, up: str = "+y") -> None:
         """Write the 32-byte-a-splat ``.splat`` file (see :func:`a3d.io_ply.save_splat`)."""
         from .io_ply import save_splat
-        save_splat(self, path)
+        save_splat(self, path, up=up)
 
 
 def _desc(x) -> str:

@@ -50,7 +50,7 @@ from .cameras import Cameras, canonical_cameras, orbit_cameras
 from .gaussians import Gaussians
 from .lpips import lpips
 from .model import A3DModel, ModelConfig, get_config, images_to_state, interpolate, sample_t
-from .render import render
+from .rendering import render
 
 __all__ = ["TrainConfig", "get_lr", "ssim", "psnr", "train", "evaluate", "export", "add_train_parser",
            "cmd_train", "plot_log"]

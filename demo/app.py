@@ -40,7 +40,7 @@ from a3d.api import NoWeightsError, load_model, reconstruct
 from a3d.cameras import save_cameras_json
 from a3d.model import A3DModel, get_config
 from a3d.preprocess import ImageError, NoFaceError
-from a3d.render import to_uint8
+from a3d.rendering import to_uint8
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = [HERE / "examples" / "astronaut.jpg"]
