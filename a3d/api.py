@@ -120,6 +120,23 @@ class Avatar:
     input_image: Tensor
     metadata: dict = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        """One line (Gaussians, device, dtype, bounds, source, seed, model), not the tensors."""
+        from .display import avatar_summary
+        return avatar_summary(self)
+
+    def _repr_html_(self) -> str:
+        """Notebooks: the input, a looping turntable and eight views (rendered when displayed)."""
+        from .display import avatar_html
+        return avatar_html(self)
+
+    def show(self, frames: int = 48, size: int = 256) -> None:
+        """Display the input, turntable and views inline in a notebook (needs IPython)."""
+        from IPython.display import HTML, display
+
+        from .display import avatar_html
+        display(HTML(avatar_html(self, frames=frames, size=size)))
+
     def save_ply(self, path: str | os.PathLike) -> None:
         """Inria 3DGS PLY (SuperSplat, SIBR, gradio Model3D)."""
         self.gaussians.detach().to("cpu").save_ply(path)

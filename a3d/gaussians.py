@@ -118,6 +118,17 @@ class Gaussians:
             & torch.isfinite(self.quats).all(-1) & (self.quats.norm(dim=-1) > 0)
         return self.index(keep)
 
+    # ---- display -------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        """One line (count, SH degree, dtype, device, bounds), not the tensors: see :mod:`a3d.display`."""
+        from .display import gaussians_summary
+        return gaussians_summary(self)
+
+    def _repr_html_(self) -> str:
+        """Notebooks: the summary and four small views of a single scene."""
+        from .display import gaussians_html
+        return gaussians_html(self)
+
     # ---- files ---------------------------------------------------------------------------------
     def save_ply(self, path, sh_degree: int | None = None, up: str = "+y") -> None:
         """Write the Inria 3DGS PLY (see :func:`a3d.io_ply.save_ply`)."""

@@ -18,7 +18,7 @@ from .cameras import orbit_cameras
 from .gaussians import Gaussians
 from .rendering import render, to_uint8
 
-__all__ = ["VIDEO_EXTS", "orbit_video", "fit_orbit", "mp4_box_order"]
+__all__ = ["VIDEO_EXTS", "orbit_video", "orbit_frames", "fit_orbit", "mp4_box_order", "encode_frames"]
 
 VIDEO_EXTS = (".mp4", ".webm", ".gif")
 
@@ -35,6 +35,21 @@ def _writer(path: str, ext: str, fps: int):
                                   output_params=["-crf", "32", "-b:v", "0", "-row-mt", "1", "-deadline", "good",
                                                  "-cpu-used", "4"])
     return imageio.get_writer(path, mode="I", duration=1000.0 / fps, loop=0)
+
+
+def encode_frames(frames, path: str | os.PathLike, fps: int = 30) -> str:
+    """Write [H, W, 3] uint8 frames to ``path`` (.mp4, .webm or .gif, as :func:`orbit_video`); returns it."""
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in VIDEO_EXTS:
+        raise ValueError(f"path: expected a file ending in {', '.join(VIDEO_EXTS)}, got {path!r}")
+    writer = _writer(path, ext, fps)
+    try:
+        for img in frames:
+            writer.append_data(img)
+    finally:
+        writer.close()
+    return path
 
 
 @torch.no_grad()
@@ -82,19 +97,25 @@ def orbit_video(gaussians: Gaussians, path: str | os.PathLike, frames: int = 120
     if center.any():  # orbiting a point = moving the scene so that the point is the origin
         gaussians = Gaussians(gaussians.means - center, gaussians.quats, gaussians.scales, gaussians.opacities,
                               gaussians.colors, gaussians.sh_rest)
-    cams = orbit_cameras(frames, radius=radius, elevation=elevation, fov=fov, size=size)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    writer = _writer(path, ext, fps)
-    try:
-        with tqdm(total=frames, desc="orbit", unit="frame", disable=not progress) as bar:
-            for start in range(0, frames, batch_frames):
-                out = render(gaussians, cams[start:start + batch_frames], background)
-                for img in to_uint8(out.rgb):
-                    writer.append_data(img)
-                bar.update(out.rgb.shape[0])
-    finally:
-        writer.close()
-    return path
+    with tqdm(total=frames, desc="orbit", unit="frame", disable=not progress) as bar:
+        def frames_with_progress():
+            for img in orbit_frames(gaussians, frames, size, elevation, background, radius, fov, batch_frames):
+                yield img
+                bar.update(1)
+
+        return encode_frames(frames_with_progress(), path, fps)
+
+
+@torch.no_grad()
+def orbit_frames(gaussians: Gaussians, frames: int, size: int, elevation: float = 10.0,
+                 background: Sequence[float] = (1.0, 1.0, 1.0), radius: float = framing.CANONICAL_RADIUS,
+                 fov: float = framing.CANONICAL_FOV_DEG, batch_frames: int = 8):
+    """Yield the ``frames`` turntable images of one scene around the world origin, [size, size, 3] uint8
+    each (front first), rendering ``batch_frames`` at a time; what :func:`orbit_video` encodes."""
+    cams = orbit_cameras(frames, radius=radius, elevation=elevation, fov=fov, size=size)
+    for start in range(0, frames, batch_frames):
+        yield from to_uint8(render(gaussians, cams[start:start + batch_frames], background).rgb)
 
 
 def fit_orbit(gaussians: Gaussians, fov: float = framing.CANONICAL_FOV_DEG,
