@@ -130,7 +130,7 @@ class Avatar:
         from .display import avatar_html
         return avatar_html(self)
 
-    def show(self, frames: int = 48, size: int = 256) -> None:
+    def show(self, frames: int = 36, size: int = 224) -> None:
         """Display the input, turntable and views inline in a notebook (needs IPython)."""
         from IPython.display import HTML, display
 

@@ -104,7 +104,7 @@ def _video_sources(avatar, frames: int, size: int) -> str:
     return "".join(out)
 
 
-def avatar_html(avatar, frames: int = 48, size: int = 256) -> str:
+def avatar_html(avatar, frames: int = 36, size: int = 224) -> str:
     """The input the model saw, eight views around the head and a looping turntable, side by side."""
     from .rendering import to_uint8
 
