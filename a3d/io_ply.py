@@ -35,9 +35,20 @@ no header::
     28..31 rot w x y z    uint8: (q / |q|) * 128 + 128, rounded and clamped to [0, 255]
 
 sorted by descending ``scale_0 * scale_1 * scale_2 * opacity`` (the viewer draws the first
-splats first while the rest streams in). Coordinates are written as they are (a3d world: y up,
-face toward +z); viewers tuned for COLMAP scenes (y down) may show the head upside down until
-their camera is turned.
+splats first while the rest streams in).
+
+**SH degree.** :func:`save_ply` writes the degree the Gaussians carry (a3d's model: 0) unless
+``sh_degree`` asks for another: ``sh_degree=3`` pads ``f_rest_*`` with zeros to the 45 of the Inria
+files, for loaders that require them. :func:`load_ply` reads degrees 0 to 4 and keeps ``sh_rest``;
+:func:`a3d.render` shades degrees 1 to 3 per camera (:mod:`a3d.sh`).
+
+**Up axis** (``up=`` of the save and load functions, :data:`UP_CHOICES`). a3d's world is y up, face
+toward +z, and files keep it by default (``"+y"``). Tested with each viewer's default camera
+(tests/test_viewer_browser.py, headless Chromium): the default export shows the head upright and
+facing the viewer in @mkkellogg/gaussian-splats-3d and in Spark (three.js, y up); gsplat.js, and so
+gradio's Model3D, assumes the y-down world of COLMAP-trained scenes and shows it upside down, so
+give it ``up="-y"`` (the head turned 180° about x, :func:`flip_yz`). Other viewers built around
+COLMAP-trained scenes may want ``"-y"`` too; only the three above are tested.
 """
 from __future__ import annotations
 
@@ -60,8 +71,8 @@ OPACITY_EPS = 1e-6
 """Opacities are clamped to [OPACITY_EPS, 1 - OPACITY_EPS] before the logit when saving."""
 
 UP_CHOICES = ("+y", "-y")
-"""The world up axis of a file: ``"+y"`` is a3d's world (y up, face toward +z; three.js and PlayCanvas
-based viewers); ``"-y"`` is the y-down world of COLMAP-trained scenes (the same head turned 180° about
+"""The world up axis of a file: ``"+y"`` is a3d's world (y up, face toward +z; three.js based viewers
+such as gaussian-splats-3d and Spark); ``"-y"`` is the y-down world of COLMAP-trained scenes (the same head turned 180° about
 x, see :func:`flip_yz`), which viewers tuned for such scenes expect. The module docstring lists
 which viewer shows which upright."""
 
