@@ -9,10 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-nbformat = pytest.importorskip("nbformat", reason="the dev extra installs nbformat, nbclient and ipykernel")
-nbclient = pytest.importorskip("nbclient")
-pytest.importorskip("ipykernel")
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "examples" / "quickstart.ipynb"
@@ -34,7 +31,24 @@ def _texts(cell) -> str:
     return "\n".join(out)
 
 
+def test_reprs_are_one_line_and_html_shows_a_preview():
+    import a3d
+
+    g = a3d.load_ply(REPO / "a3d" / "assets" / "example_head.ply")
+    text = repr(g)
+    assert text.startswith("Gaussians(35,680 Gaussians, sh_degree=0, float32, cpu, bounds x[-0.50, 0.50]"), text
+    assert len(text) < 200 and "tensor(" not in text
+    page = g._repr_html_()
+    assert page.count("data:image/png;base64,") == 1 and "35,680 Gaussians" in page
+    two = [torch.stack([t, t]) for t in (g.means, g.quats, g.scales, g.opacities, g.colors)]
+    batch = a3d.Gaussians(*two, sh_rest=torch.zeros(2, g.num_gaussians, 3, 3))
+    assert "batch=(2,)" in repr(batch) and "sh_degree=1" in repr(batch) and "<img" not in batch._repr_html_()
+
+
 def test_quickstart_runs_top_to_bottom(tmp_path):
+    nbformat = pytest.importorskip("nbformat", reason="the dev extra installs nbformat, nbclient and ipykernel")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
     # The notebook reads ../demo/examples/astronaut.jpg and writes quickstart_out/ beside itself: run a copy.
     (tmp_path / "examples").mkdir()
     shutil.copy(NOTEBOOK, tmp_path / "examples" / NOTEBOOK.name)
