@@ -76,7 +76,8 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 
 _Handler.extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".js": "text/javascript",
-                           ".wasm": "application/wasm", ".ply": "application/octet-stream"}
+                           ".wasm": "application/wasm", ".ply": "application/octet-stream",
+                           ".splat": "application/octet-stream"}
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +89,7 @@ def exports(tmp_path_factory) -> Path:
     head = load_ply(EXAMPLE_HEAD)
     head.save_ply(out / "head.ply")
     head.save_ply(out / "head_ydown.ply", up="-y")
+    head.save_splat(out / "head_ydown.splat", up="-y")  # what demo/app.py gives gradio's Model3D
     return out
 
 
@@ -181,6 +183,7 @@ CASES = [
     ("spark", "head.ply", True),
     ("mkkellogg", "head.ply", True),
     ("gsplat", "head_ydown.ply", True),
+    ("gsplat", "head_ydown.splat", True),
     ("spark", "head_ydown.ply", False),
     ("gsplat", "head.ply", False),
 ]
