@@ -108,7 +108,7 @@ def test_header_and_layout_exact(tmp_path):
 
 
 def test_plyfile_reads_our_files(tmp_path):
-    import plyfile  # a runtime dependency of a3d
+    import plyfile  # an independent reader (the dev extra installs it)
 
     g = random_gaussians(7, 3)
     save_ply(g, tmp_path / "g.ply")
