@@ -147,13 +147,14 @@ class Avatar:
         from .display import avatar_html
         display(HTML(avatar_html(self, frames=frames, size=size)))
 
-    def save_ply(self, path: str | os.PathLike) -> None:
-        """Inria 3DGS PLY (SuperSplat, SIBR, gradio Model3D)."""
-        self.gaussians.detach().to("cpu").save_ply(path)
+    def save_ply(self, path: str | os.PathLike, sh_degree: int | None = None, up: str = "+y") -> None:
+        """Inria 3DGS PLY; ``sh_degree=3`` pads for Inria-style loaders, ``up="-y"`` suits gsplat.js and
+        gradio's Model3D (see :func:`a3d.io_ply.save_ply`)."""
+        self.gaussians.detach().to("cpu").save_ply(path, sh_degree=sh_degree, up=up)
 
-    def save_splat(self, path: str | os.PathLike) -> None:
-        """``.splat`` (32 bytes a splat) for web viewers."""
-        self.gaussians.detach().to("cpu").save_splat(path)
+    def save_splat(self, path: str | os.PathLike, up: str = "+y") -> None:
+        """``.splat`` (32 bytes a splat) for web viewers; ``up`` as in :meth:`save_ply`."""
+        self.gaussians.detach().to("cpu").save_splat(path, up=up)
 
     def render(self, cameras: Cameras | None = None, background: Sequence[float] = framing.BACKGROUND):
         """Render from ``cameras`` (default: the canonical views) → :class:`a3d.rendering.RenderOutput`
