@@ -2,7 +2,7 @@
 
 ``python -m build --sdist --no-isolation`` makes the sdist; ``pip wheel --no-build-isolation`` builds the
 wheel from it (compiling the extension once, as a user's pip would); a new venv that sees this
-environment's packages (``--system-site-packages``: torch is not downloaded again) installs the wheel, and
+environment's packages through a .pth file (torch is not downloaded again) installs the wheel, and
 ``a3d info`` runs from outside the checkout. Checked on the way: the wheel's metadata (the torch minor
 version it was built against, pillow below 13 for the demo's gradio, plyfile only for the tests), its
 size, and an extension without debug info.
@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tomllib
 import zipfile
 from pathlib import Path
@@ -70,8 +71,13 @@ def test_sdist_installs_in_a_fresh_venv_and_runs(tmp_path):
         f"wheel is {wheel.stat().st_size / 2**20:.1f} MiB for {assets / 2**20:.1f} MiB of assets")
 
     venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], tmp_path, env)
+    _run([sys.executable, "-m", "venv", str(venv)], tmp_path, env)
     py = venv / "bin" / "python"
+    # This environment's packages (torch above all) seen from the new venv, after its own site-packages.
+    # (--system-site-packages would expose the base interpreter's, not this venv's.)
+    own = Path(_run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                    tmp_path, env).strip())
+    (own / "_parent_env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     _run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], tmp_path, env)
     where = _run([str(py), "-c", "import a3d; print(a3d.__file__)"], tmp_path, env).strip()
     assert Path(where).is_relative_to(venv), f"imported a3d from {where}, not the fresh install"
