@@ -194,3 +194,14 @@ def test_cli_renders_other_tools_scenes(tmp_path):
                  "--up=-y", "--fit"]) == 0
     first = np.asarray(imageio.mimread(out)[0])[..., :3]
     assert first[0, 0].min() > 200 and first[12:20, 12:20].min() < 200  # framed: background round, scene inside
+
+
+@pytest.mark.cuda
+def test_sh_shading_on_cuda_matches_cpu(seed):
+    gen = torch.Generator().manual_seed(seed)
+    g = blob(gen, n=300, batch=(2,))
+    g.sh_rest = 0.3 * torch.randn(2, 300, 15, 3, generator=gen)
+    cams = orbit_cameras(5, size=48, elevation=15.0)
+    cpu = render(g, cams, background=(1.0, 1.0, 1.0)).rgb
+    gpu = render(g.to("cuda"), cams.to("cuda"), background=(1.0, 1.0, 1.0)).rgb.cpu()
+    torch.testing.assert_close(gpu, cpu, atol=2e-3, rtol=0)
