@@ -72,9 +72,9 @@ OPACITY_EPS = 1e-6
 
 UP_CHOICES = ("+y", "-y")
 """The world up axis of a file: ``"+y"`` is a3d's world (y up, face toward +z; three.js based viewers
-such as gaussian-splats-3d and Spark); ``"-y"`` is the y-down world of COLMAP-trained scenes (the same head turned 180° about
-x, see :func:`flip_yz`), which viewers tuned for such scenes expect. The module docstring lists
-which viewer shows which upright."""
+such as gaussian-splats-3d and Spark); ``"-y"`` is the y-down world of COLMAP-trained scenes (the same
+head turned 180° about x, see :func:`flip_yz`), which viewers tuned for such scenes expect. The module
+docstring lists which viewer shows which upright."""
 
 _MAX_SH_DEGREE = 4
 _FLOAT_TYPES = ("float", "float32")
