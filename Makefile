@@ -1,6 +1,7 @@
 # Two entry points, each complete on a fresh machine:
 #   make run   - set everything up, then reconstruct the bundled example portrait into out/astronaut/
-#   make test  - set everything up, lint (ruff, see ruff.toml), then run the test suite (GPU tests skip without a GPU)
+#   make test  - set everything up (and the pinned npm 3DGS viewers of tests/viewers), lint (ruff), then run the test suite
+#                (GPU tests skip without a GPU)
 PYTHON ?= python3
 VENV ?= .venv
 # The CPU wheel; on a CUDA machine use e.g. `make TORCH_SPEC="torch" run` to get the CUDA build.
@@ -26,6 +27,7 @@ lint: setup
 
 test: lint
 	bash demo/ci_setup.sh $(BIN)
+	npm ci --prefix tests/viewers --no-audit --no-fund
 	bash scripts/pytest.sh $(BIN)/python
 
 bench: setup

@@ -11,8 +11,6 @@ The package root only names the public API; each name is imported from its modul
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING
 
 from .version import __version__ as __version__  # the alias marks a re-export
@@ -24,7 +22,7 @@ _EXPORTS: dict[str, str] = {
     "Gaussians": "gaussians",
     "load_ply": "io_ply", "save_ply": "io_ply", "save_splat": "io_ply",
     "backend": "ops",
-    "orbit_video": "render", "render": "render",
+    "orbit_video": "video", "render": "rendering",
     "InputError": "errors", "SetupError": "errors",
 }
 
@@ -41,7 +39,8 @@ if TYPE_CHECKING:  # what a type checker or an IDE sees; at run time __getattr__
     from .gaussians import Gaussians
     from .io_ply import load_ply, save_ply, save_splat
     from .ops import backend
-    from .render import orbit_video, render
+    from .rendering import render
+    from .video import orbit_video
 
 
 def __getattr__(name: str):
@@ -62,15 +61,3 @@ def __getattr__(name: str):
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
 
-
-class _Package(types.ModuleType):
-    """Python binds every submodule it loads as an attribute of the package; where a public name is also
-    a submodule's name (the function a3d.render, the module a3d/render.py), the public name stays."""
-
-    def __setattr__(self, name: str, value: object) -> None:
-        if name in _EXPORTS and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

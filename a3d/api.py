@@ -133,18 +133,36 @@ class Avatar:
     given: Tensor | None = None
     masks: Tensor | None = None
 
-    def save_ply(self, path: str | os.PathLike) -> None:
-        """Inria 3DGS PLY (SuperSplat, SIBR, gradio Model3D)."""
-        save_ply(self.gaussians.detach().to("cpu"), path)
+    def __repr__(self) -> str:
+        """One line (Gaussians, device, dtype, bounds, source, seed, model), not the tensors."""
+        from .display import avatar_summary
+        return avatar_summary(self)
 
-    def save_splat(self, path: str | os.PathLike) -> None:
-        """``.splat`` (32 bytes a splat) for web viewers."""
-        save_splat(self.gaussians.detach().to("cpu"), path)
+    def _repr_html_(self) -> str:
+        """Notebooks: the input, a looping turntable and eight views (rendered when displayed)."""
+        from .display import avatar_html
+        return avatar_html(self)
+
+    def show(self, frames: int = 36, size: int = 224) -> None:
+        """Display the input, turntable and views inline in a notebook (needs IPython)."""
+        from IPython.display import HTML, display
+
+        from .display import avatar_html
+        display(HTML(avatar_html(self, frames=frames, size=size)))
+
+    def save_ply(self, path: str | os.PathLike, sh_degree: int | None = None, up: str = "+y") -> None:
+        """Inria 3DGS PLY; ``sh_degree=3`` pads for Inria-style loaders, ``up="-y"`` suits gsplat.js and
+        gradio's Model3D (see :func:`a3d.io_ply.save_ply`)."""
+        save_ply(self.gaussians.detach().to("cpu"), path, sh_degree=sh_degree, up=up)
+
+    def save_splat(self, path: str | os.PathLike, up: str = "+y") -> None:
+        """``.splat`` (32 bytes a splat) for web viewers; ``up`` as in :meth:`save_ply`."""
+        save_splat(self.gaussians.detach().to("cpu"), path, up=up)
 
     def render(self, cameras: Cameras | None = None, background: Sequence[float] = framing.BACKGROUND):
-        """Render from ``cameras`` (default: the canonical views) → :class:`a3d.render.RenderOutput`
+        """Render from ``cameras`` (default: the canonical views) → :class:`a3d.rendering.RenderOutput`
         with rgb [C, H, W, 3], alpha and depth."""
-        from .render import render
+        from .rendering import render
 
         with torch.no_grad():
             return render(self.gaussians, self.cameras if cameras is None else cameras, background)
@@ -152,14 +170,14 @@ class Avatar:
     def orbit_video(self, path: str | os.PathLike, frames: int = 120, fps: int = 30, size: int = 512,
                     elevation: float = 10.0, progress: bool = True) -> str:
         """A 360° turntable (.mp4 or .gif) around the head; returns the path written."""
-        from .render import orbit_video
+        from .video import orbit_video
 
         return orbit_video(self.gaussians, path, frames=frames, fps=fps, size=size, elevation=elevation,
                            background=framing.BACKGROUND, progress=progress)
 
     def grid(self, views: int = 8, size: int = 256, elevation: float = 10.0, columns: int = 4) -> Image.Image:
         """``views`` renders evenly spaced around the head (front first), tiled ``columns`` wide."""
-        from .render import to_uint8
+        from .rendering import to_uint8
 
         check_int(views, "views", 1, 64)
         check_int(columns, "columns", 1)
@@ -177,7 +195,7 @@ class Avatar:
         """Write the outputs into ``folder`` (created): head.ply, head.splat, orbit.mp4, grid.png,
         input.png, cameras.json (the canonical cameras) and metadata.json; ``grid_size`` is the side of
         each of the grid's 8 views. Returns name → path."""
-        from .render import to_uint8
+        from .rendering import to_uint8
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)

@@ -53,13 +53,18 @@ def _reconstruct_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _render_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("ply", help="input PLY in the Inria 3DGS layout")
-    p.add_argument("-o", "--output", default="orbit.mp4", help="output video path (.mp4 or .gif)")
+    p.add_argument("ply", help="input PLY in the Inria 3DGS layout (SH degree 0 to 3, from a3d or any 3DGS tool)")
+    p.add_argument("-o", "--output", default="orbit.mp4", help="output video path (.mp4, .webm or .gif)")
     p.add_argument("--frames", type=int, default=120, help="frames for the full turn")
     p.add_argument("--fps", type=int, default=30)
     p.add_argument("--size", type=int, default=512, help="square frame size in pixels")
     p.add_argument("--elevation", type=float, default=10.0, help="camera elevation, degrees")
     p.add_argument("--background", type=float, nargs=3, default=(1.0, 1.0, 1.0), metavar=("R", "G", "B"))
+    p.add_argument("--up", choices=("+y", "-y"), default="+y",
+                   help="the file's up axis: +y for a3d heads, -y (written --up=-y) for scenes trained "
+                        "from COLMAP (y down)")
+    p.add_argument("--fit", action="store_true",
+                   help="orbit the scene's centre at a distance that frames it (for scenes other than a3d heads)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 
 
@@ -110,7 +115,7 @@ def _no_flags(p: argparse.ArgumentParser) -> None:
 COMMANDS: dict[str, Command] = {
     "reconstruct": Command("portraits → 3D Gaussian heads (PLY, .splat, turntable video)", _reconstruct_flags,
                            "a3d.api:cmd_reconstruct"),
-    "render": Command("render a Gaussian-splat PLY to a turntable video (.mp4 or .gif)", _render_flags,
+    "render": Command("render a Gaussian-splat PLY to a turntable video (.mp4, .webm or .gif)", _render_flags,
                       "a3d.cli:cmd_render"),
     "synth": Command("export synthetic AnyHead-style heads (multi-view PNGs + cameras)", _synth_flags,
                      "a3d.synth:cmd_synth"),
@@ -124,12 +129,15 @@ def cmd_render(args: argparse.Namespace) -> int:
     import torch
 
     from .io_ply import load_ply
-    from .render import orbit_video
+    from .video import fit_orbit, orbit_video
 
     device = check_device(args.device) if args.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    gaussians = load_ply(args.ply).to(device)
+    gaussians = load_ply(args.ply, up=args.up).to(device)
+    extra = {}
+    if args.fit:
+        extra["center"], extra["radius"] = fit_orbit(gaussians)
     path = orbit_video(gaussians, args.output, frames=args.frames, fps=args.fps, size=args.size,
-                       elevation=args.elevation, background=tuple(args.background))
+                       elevation=args.elevation, background=tuple(args.background), **extra)
     print(f"wrote {path}")
     return 0
 

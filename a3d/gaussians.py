@@ -123,6 +123,17 @@ class Gaussians:
             & torch.isfinite(self.quats).all(-1) & (self.quats.norm(dim=-1) > 0)
         return self.index(keep)
 
+    # ---- display -------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        """One line (count, SH degree, dtype, device, bounds), not the tensors: see :mod:`a3d.display`."""
+        from .display import gaussians_summary
+        return gaussians_summary(self)
+
+    def _repr_html_(self) -> str:
+        """Notebooks: the summary and four small views of a single scene."""
+        from .display import gaussians_html
+        return gaussians_html(self)
+
 
 def _desc(x) -> str:
     return f"shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__

@@ -36,9 +36,20 @@ no header::
     28..31 rot w x y z    uint8: (q / |q|) * 128 + 128, rounded and clamped to [0, 255]
 
 sorted by descending ``scale_0 * scale_1 * scale_2 * opacity`` (the viewer draws the first
-splats first while the rest streams in). Coordinates are written as they are (a3d world: y up,
-face toward +z); viewers tuned for COLMAP scenes (y down) may show the head upside down until
-their camera is turned.
+splats first while the rest streams in).
+
+**SH degree.** :func:`save_ply` writes the degree the Gaussians carry (a3d's model: 0) unless
+``sh_degree`` asks for another: ``sh_degree=3`` pads ``f_rest_*`` with zeros to the 45 of the Inria
+files, for loaders that require them. :func:`load_ply` reads degrees 0 to 4 and keeps ``sh_rest``;
+:func:`a3d.render` shades degrees 1 to 3 per camera (:mod:`a3d.sh`).
+
+**Up axis** (``up=`` of the save and load functions, :data:`UP_CHOICES`). a3d's world is y up, face
+toward +z, and files keep it by default (``"+y"``). Tested with each viewer's default camera
+(tests/test_viewer_browser.py, headless Chromium): the default export shows the head upright and
+facing the viewer in @mkkellogg/gaussian-splats-3d and in Spark (three.js, y up); gsplat.js, and so
+gradio's Model3D, assumes the y-down world of COLMAP-trained scenes and shows it upside down, so
+give it ``up="-y"`` (the head turned 180° about x, :func:`flip_yz`). Other viewers built around
+COLMAP-trained scenes may want ``"-y"`` too; only the three above are tested.
 """
 from __future__ import annotations
 
@@ -53,13 +64,20 @@ from .errors import InputError, check_int
 from .files import atomic_write
 from .gaussians import SH_C0, Gaussians
 
-__all__ = ["save_ply", "load_ply", "save_splat", "load_splat", "MAX_HEADER_BYTES", "OPACITY_EPS"]
+__all__ = ["save_ply", "load_ply", "save_splat", "load_splat", "flip_yz", "UP_CHOICES", "MAX_HEADER_BYTES",
+           "OPACITY_EPS"]
 
 MAX_HEADER_BYTES = 64 * 1024
 """A PLY header longer than this is refused (real ones are a few hundred bytes)."""
 
 OPACITY_EPS = 1e-6
 """Opacities are clamped to [OPACITY_EPS, 1 - OPACITY_EPS] before the logit when saving."""
+
+UP_CHOICES = ("+y", "-y")
+"""The world up axis of a file: ``"+y"`` is a3d's world (y up, face toward +z; three.js based viewers
+such as gaussian-splats-3d and Spark); ``"-y"`` is the y-down world of COLMAP-trained scenes (the same
+head turned 180° about x, see :func:`flip_yz`), which viewers tuned for such scenes expect. The module
+docstring lists which viewer shows which upright."""
 
 _MAX_SH_DEGREE = 4
 _MAX_LOG_SCALE = 80.0  # exp(±80) ~ 5.5e34 / 1.8e-35: positive, finite float32 sizes
@@ -97,13 +115,68 @@ def _as_numpy(gaussians: Gaussians, what: str) -> dict[str, np.ndarray]:
     return out
 
 
-def save_ply(gaussians: Gaussians, path: str | os.PathLike) -> None:
+def flip_yz(gaussians: Gaussians) -> Gaussians:
+    """The same scene turned 180° about the x axis (y -> −y, z -> −z), any batch dims.
+
+    This converts between a3d's world (y up, face toward +z) and the y-down world of COLMAP-trained
+    3DGS scenes that some viewers assume (see :data:`UP_CHOICES`); it is its own inverse. Means flip,
+    quaternions are premultiplied by the turn (w, x, y, z) -> (−x, w, −z, y), and the higher SH
+    coefficients change sign where their basis function is odd in (y, z) (:func:`a3d.sh.flip_signs`).
+    """
+    from .sh import flip_signs
+
+    if not isinstance(gaussians, Gaussians):
+        raise ValueError(f"gaussians: expected an a3d.gaussians.Gaussians, got {type(gaussians).__name__}")
+    g = gaussians
+    w, x, y, z = g.quats.unbind(-1)
+    sh_rest = g.sh_rest
+    if sh_rest is not None:
+        sh_rest = sh_rest * flip_signs(sh_rest.shape[-2], sh_rest.dtype).to(sh_rest.device)[:, None]
+    return Gaussians(means=g.means * g.means.new_tensor([1.0, -1.0, -1.0]), quats=torch.stack([-x, w, -z, y], -1),
+                     scales=g.scales, opacities=g.opacities, colors=g.colors, sh_rest=sh_rest)
+
+
+def _oriented(gaussians: Gaussians, up: str) -> Gaussians:
+    if up not in UP_CHOICES:
+        raise ValueError(f"up: expected one of {', '.join(map(repr, UP_CHOICES))}, got {up!r}")
+    if up == "-y" and isinstance(gaussians, Gaussians):
+        return flip_yz(gaussians)
+    return gaussians
+
+
+def _with_degree(gaussians: Gaussians, sh_degree: int | None) -> Gaussians:
+    """Gaussians whose sh_rest holds exactly the coefficients of ``sh_degree`` (zeros padded, higher
+    ones dropped); None keeps what they carry."""
+    if sh_degree is None or not isinstance(gaussians, Gaussians):
+        return gaussians
+    if isinstance(sh_degree, bool) or not isinstance(sh_degree, int) or not 0 <= sh_degree <= _MAX_SH_DEGREE:
+        raise ValueError(f"sh_degree: expected None or an int in 0..{_MAX_SH_DEGREE}, got {sh_degree!r}")
+    k = (sh_degree + 1) ** 2 - 1
+    g = gaussians
+    have = g.sh_rest if g.sh_rest is not None else g.means.new_zeros(g.means.shape[:-1] + (0, 3))
+    if have.shape[-2] >= k:
+        rest = have[..., :k, :]
+    else:
+        rest = torch.cat([have, have.new_zeros(have.shape[:-2] + (k - have.shape[-2], 3))], -2)
+    return Gaussians(g.means, g.quats, g.scales, g.opacities, g.colors, rest if k else None)
+
+
+def save_ply(gaussians: Gaussians, path: str | os.PathLike, sh_degree: int | None = None, up: str = "+y") -> None:
     """Write one scene of Gaussians (no batch dims: means [N, 3]) as an Inria 3DGS PLY.
+
+    Args:
+        gaussians: the scene.
+        path: the file to write (replaced atomically).
+        sh_degree: None writes the SH the Gaussians carry (a3d's model: degree 0); 0..4 writes that
+            degree, padding the higher coefficients with zeros (``sh_degree=3`` gives the 45
+            ``f_rest_*`` of the Inria layout, which some loaders require) or dropping extra ones.
+        up: ``"+y"`` keeps a3d's world (y up, face +z); ``"-y"`` writes the y-down world of
+            COLMAP-trained scenes (:func:`flip_yz`); see :data:`UP_CHOICES` for which viewer wants which.
 
     See the module docstring for the layout, the opacity clamp and what round-trips exactly.
     Raises ValueError for batched Gaussians, non-finite values or non-positive scales.
     """
-    g = _as_numpy(gaussians, "save_ply")
+    g = _as_numpy(_oriented(_with_degree(gaussians, sh_degree), up), "save_ply")
     n = g["means"].shape[0]
     k = 0 if g.get("sh_rest") is None else g["sh_rest"].shape[1]
     names = _vertex_names(k)
@@ -202,13 +275,15 @@ def _sh_rest_count(path: str, props: list[str]) -> int:
     return k
 
 
-def load_ply(path: str | os.PathLike, max_vertices: int = 50_000_000) -> Gaussians:
+def load_ply(path: str | os.PathLike, max_vertices: int = 50_000_000, up: str = "+y") -> Gaussians:
     """Read an Inria 3DGS PLY (from a3d, the Inria code, SuperSplat, ...) into activated Gaussians.
 
     Args:
         path: the .ply file.
         max_vertices: refuse files with more Gaussians than this (checked from the header, before
             reading any data).
+        up: the file's up axis (:data:`UP_CHOICES`); ``"-y"`` (a COLMAP-trained scene, or a file
+            saved with ``up="-y"``) is turned into a3d's y-up world.
 
     Returns:
         Gaussians with means [N, 3], quats [N, 4], scales [N, 3], opacities [N], colors [N, 3]
@@ -219,6 +294,7 @@ def load_ply(path: str | os.PathLike, max_vertices: int = 50_000_000) -> Gaussia
         is accepted).
     """
     check_int(max_vertices, "max_vertices", 0)
+    _oriented(None, up)  # check the argument before reading
     path = os.fspath(path)
     if os.path.isdir(path):
         raise InputError(f"{path}: expected a PLY file, found a folder")
@@ -259,21 +335,21 @@ def load_ply(path: str | os.PathLike, max_vertices: int = 50_000_000) -> Gaussia
     if k:  # f_rest_{c*K + j} -> sh_rest[:, j, c]
         rest = cols([f"f_rest_{i}" for i in range(3 * k)]).reshape(n, 3, k)  # [N, channel, coefficient]
         sh_rest = torch.from_numpy(rest.transpose(0, 2, 1).copy())
-    return Gaussians(
+    return _oriented(Gaussians(
         means=torch.from_numpy(cols(["x", "y", "z"])),
         quats=torch.from_numpy(cols(["rot_0", "rot_1", "rot_2", "rot_3"])),
         scales=torch.from_numpy(np.exp(log_s).astype(np.float32)),
         opacities=torch.from_numpy((0.5 * (1.0 + np.tanh(0.5 * logit))).astype(np.float32)),  # sigmoid, no overflow
         colors=torch.from_numpy((0.5 + SH_C0 * f_dc).astype(np.float32)),
         sh_rest=sh_rest,
-    )
+    ), up)
 
 
-def save_splat(gaussians: Gaussians, path: str | os.PathLike) -> None:
+def save_splat(gaussians: Gaussians, path: str | os.PathLike, up: str = "+y") -> None:
     """Write one scene of Gaussians (no batch dims) as a ``.splat`` file (32 bytes a splat, see the
-    module docstring); higher SH are dropped. Raises ValueError for batched Gaussians, non-finite
-    values, non-positive scales or zero quaternions."""
-    g = _as_numpy(gaussians, "save_splat")
+    module docstring); higher SH are dropped; ``up`` as in :func:`save_ply`. Raises ValueError for
+    batched Gaussians, non-finite values, non-positive scales or zero quaternions."""
+    g = _as_numpy(_oriented(gaussians, up), "save_splat")
     qn = np.linalg.norm(g["quats"], axis=-1, keepdims=True)
     if (qn == 0).any():
         raise InputError("gaussians.quats: zero quaternions cannot be normalised; drop them first (gaussians.prune())")

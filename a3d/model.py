@@ -39,6 +39,7 @@ shared by all blocks plus a learned per-block table ("adaLN-single" of PixArt-α
 zero as in adaLN-Zero), which saves a quarter of the parameters so the tiny preset ships under
 16 MiB; and queries/keys are RMS-normalised per head, which keeps bf16 attention stable.
 """
+import json
 import math
 import os
 from dataclasses import asdict, dataclass, fields
@@ -560,14 +561,17 @@ class ModelOutput(NamedTuple):
     views: Optional[Tensor]
 
 
-class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apache-2.0"):
+class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apache-2.0", pipeline_tag="image-to-3d",
+               tags=["gaussian-splatting", "3d", "avatar", "head"]):
     """The Any3DAvatar denoiser with its Gaussian decoder (and, for training, its AVAS decoder).
 
     ``A3DModel(get_config("tiny"))``; ``A3DModel.from_pretrained(folder)`` loads ``config.json`` +
     ``model.safetensors`` strictly (a missing or unexpected weight fails, and so does an unknown
     config key), except that AVAS weights in the file are dropped when the model is built without
-    AVAS (inference). ``save_pretrained(folder)`` writes both files; weights saved from a ``.half()``
-    model load into a float32 model.
+    AVAS (inference). ``save_pretrained(folder)`` writes both files, the weights in the dtype they were
+    loaded from (fp16 stays fp16; a model built in code saves its own dtype), plus ``metrics.json``
+    when the weights came with one and the model card README.md (:mod:`a3d.model_card`); weights
+    saved from a ``.half()`` model load into a float32 model.
 
     Args:
         config: the architecture.
@@ -814,7 +818,32 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
         model.load_state_dict(state, strict=True)
         model.to(map_location)
         model.eval()
+        dtypes = {v.dtype for v in state.values() if v.is_floating_point()}
+        model.stored_dtype = dtypes.pop() if len(dtypes) == 1 else None
+        if Path(model_id).is_dir():
+            from .model_card import read_metrics
+            model.evaluation = read_metrics(model_id)
         return model
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """The weights in the dtype they were loaded from (see :meth:`_from_pretrained`), and metrics.json."""
+        from safetensors.torch import save_file
+
+        dtype = getattr(self, "stored_dtype", None)
+        state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().contiguous().cpu()
+                 for k, v in self.state_dict().items()}
+        save_file(state, str(Path(save_directory) / "model.safetensors"), metadata={"format": "pt"})
+        if getattr(self, "evaluation", None) is not None:
+            from .model_card import METRICS_FILE
+            (Path(save_directory) / METRICS_FILE).write_text(json.dumps(self.evaluation, indent=1))
+
+    def generate_model_card(self, *args, **kwargs):
+        """The Hub model card: see :mod:`a3d.model_card`."""
+        from .model_card import build_model_card
+
+        dtype = getattr(self, "stored_dtype", None) or next(self.parameters()).dtype
+        return build_model_card(self.config.to_dict(), self.num_parameters(), str(dtype).replace("torch.", ""),
+                                getattr(self, "evaluation", None), kwargs.get("repo_id"))
 
     def compile_blocks(self) -> "A3DModel":
         """torch.compile each DiT block (one compiled code shared by all blocks: a few seconds on

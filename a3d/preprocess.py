@@ -30,10 +30,12 @@ already framed like the model's input: the same centred square and resize, nothi
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import math
 import os
+import sys
 import threading
 import time
 import warnings
@@ -256,6 +258,22 @@ def has_face_models() -> bool:
     return _DETECTOR_FILE.is_file() and _SEGMENTER_FILE.is_file()
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Send file descriptor 2 to /dev/null for a moment: LiteRT's C++ logs "INFO: Created TensorFlow
+    Lite XNNPACK delegate for CPU." there when an interpreter is built, which would leak into every
+    terminal and notebook (ipykernel forwards fd 2). Python exceptions still propagate."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _run(model: Path, x: np.ndarray) -> list[np.ndarray]:
     """Run a .tflite model on one float32 input; outputs in the model's order."""
     from ai_edge_litert.interpreter import Interpreter
@@ -263,8 +281,9 @@ def _run(model: Path, x: np.ndarray) -> list[np.ndarray]:
     with _lock:  # a LiteRT interpreter is not thread-safe
         it = _interpreters.get(model)
         if it is None:
-            it = Interpreter(model_path=str(model), num_threads=max(1, min(4, os.cpu_count() or 1)))
-            it.allocate_tensors()
+            with _native_stderr_silenced():
+                it = Interpreter(model_path=str(model), num_threads=max(1, min(4, os.cpu_count() or 1)))
+                it.allocate_tensors()
             _interpreters[model] = it
         it.set_tensor(it.get_input_details()[0]["index"], x.astype(np.float32))
         it.invoke()

@@ -31,7 +31,7 @@ from .cameras import Cameras
 from .errors import check_int, check_number
 from .gaussians import Gaussians
 from .lpips import lpips
-from .render import render
+from .rendering import render
 
 __all__ = ["RefineSettings", "refine_gaussians"]
 

@@ -1532,14 +1532,14 @@ class SyntheticHeads:
 # =================================================================================================
 def render_views(sample: HeadSample, views: Sequence[int] | Tensor | None = None,
                  background: Sequence[float] | Tensor | None = framing.BACKGROUND):
-    """Render views of every head of ``sample``: :func:`a3d.render.render` of its Gaussians from
+    """Render views of every head of ``sample``: :func:`a3d.rendering.render` of its Gaussians from
     ``sample.cameras`` (all views, or the indices ``views``) over ``background`` (default the
     framing's model background; None renders over black, i.e. premultiplied colour).
 
     Returns:
-        :class:`a3d.render.RenderOutput` with rgb [B, C', H, W, 3], alpha and depth [B, C', H, W, 1].
+        :class:`a3d.rendering.RenderOutput` with rgb [B, C', H, W, 3], alpha and depth [B, C', H, W, 1].
     """
-    from .render import render
+    from .rendering import render
 
     cams = sample.cameras
     if views is not None:

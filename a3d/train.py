@@ -53,7 +53,7 @@ from .files import atomic_write, read_json
 from .gaussians import Gaussians
 from .lpips import lpips
 from .model import A3DModel, ModelConfig, get_config, images_to_state, interpolate, load_weights, sample_t
-from .render import render
+from .rendering import render
 from .seeding import mix_seed
 
 __all__ = ["TrainConfig", "get_lr", "ssim", "psnr", "train", "evaluate", "export", "cmd_train",

@@ -315,7 +315,7 @@ def _one_line(err: str) -> str:
 def ply(tmp_path):
     g = a3d.Gaussians(torch.zeros(4, 3), torch.tensor([[1.0, 0, 0, 0]]).repeat(4, 1), torch.full((4, 3), 0.1),
                       torch.full((4,), 0.5), torch.full((4, 3), 0.5))
-    g.save_ply(tmp_path / "head.ply")
+    a3d.save_ply(g, tmp_path / "head.ply")
     return tmp_path / "head.ply"
 
 

@@ -11,7 +11,7 @@ from a3d.cli import build_parser
 from a3d.data import CAMERA_FILE
 from a3d.gaussians import Gaussians
 from a3d.model import A3DModel
-from a3d.render import render
+from a3d.rendering import render
 from a3d.train import (CKPT_NAME, LOG_NAME, FolderBatches, SyntheticBatches, TrainConfig, bucket,
                        compute_loss, config_from_args, eval_azimuths, get_lr, plot_log, psnr, ssim, train)
 
