@@ -14,7 +14,7 @@ import sys
 COMMANDS: dict[str, str] = {
     "reconstruct": "a3d.api",
     "render": "a3d.cli",
-    "synth": "a3d.synth",
+    "synth": "a3d.cli",
     "train": "a3d.train",
     "info": "a3d.cli",
 }
@@ -43,6 +43,36 @@ def cmd_render(args: argparse.Namespace) -> int:
     path = orbit_video(gaussians, args.output, frames=args.frames, fps=args.fps, size=args.size,
                        elevation=args.elevation, background=tuple(args.background))
     print(f"wrote {path}")
+    return 0
+
+
+def add_synth_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("synth", help="export synthetic AnyHead-style heads (multi-view PNGs + cameras)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--heads", type=int, default=10, help="number of heads")
+    p.add_argument("--views", type=int, default=80, help="views per head (1-80; half ring views, half random)")
+    p.add_argument("--size", type=int, default=512, help="square image size in pixels")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gaussians", type=int, default=200_000, help="Gaussians per head")
+    p.add_argument("--batch", type=int, default=4, help="heads generated and rendered together")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    # the names are checked by export_dataset, so that parsing imports no generator (a3d.synth lists them)
+    variants = p.add_mutually_exclusive_group()
+    variants.add_argument("--expressions", nargs="+", metavar="NAME",
+                          help="one capture a head per expression, in HEAD_ID/EXPRESSION_ID/ (neutral, smile, ...: "
+                               "a3d.synth.EXPRESSIONS)")
+    variants.add_argument("--accessories", nargs="+", metavar="NAME",
+                          help="one capture a head per accessory, in HEAD_ID/ACCESSORY_ID/ (none, glasses, ...: "
+                               "a3d.synth.ACCESSORIES)")
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from .data import export_dataset
+
+    dirs = export_dataset(args.out, args.heads, views=args.views, size=args.size, seed=args.seed,
+                          device=args.device, num_gaussians=args.gaussians, batch=args.batch,
+                          expressions=args.expressions, accessories=args.accessories)
+    print(f"wrote {len(dirs)} captures of {args.heads} heads to {args.out}")
     return 0
 
 
