@@ -1284,6 +1284,8 @@ class SyntheticHeads:
         c = self._canon_centroid
         end, half_width, sweep = (x[:, None] for x in a.fringe_shape.unbind(-1))
         top = 0.3 + 0.15 * a.hairline[:, None]
+        # under a hat the fringe comes out below its edge
+        top = torch.where((a.hat > 0)[:, None], torch.minimum(top, self._hat_bands[a.hat, :1] - 0.01), top)
         weight = ((c[:, 0].abs() < half_width) & (c[:, 1] > end) & (c[:, 1] < top) & (c[:, 2] > 0.15)).float()
         weight = weight + 1e-6 * (c[:, 1] > 0)
         bary, tri, pos, nrm, spacing = self._sample_mesh(rng, "fringe", mesh, weight, n, M)
