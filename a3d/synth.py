@@ -1245,8 +1245,16 @@ class SyntheticHeads:
         flow = torch.where(curly[..., None], _gaussian(u[..., 1:]), flow)
         buzz = (a.hair_style == 1)[:, None]
         length = torch.where(buzz, 0.012, torch.where(curly, 0.022, 0.035))
-        return self._strands(rng, "shell", a, p, nrm, flow, spacing, (depth / thick).clamp(max=1),
-                             length=length, opacity=torch.where(buzz, 0.8, 0.9))
+        opacity = torch.where(buzz, 0.8, 0.9)
+        # flyaways: a few long, faint hairs standing out of the outer layer, so the silhouette is soft
+        v = rng.uniform("shell.flyaway", M, 2)
+        fly = (v[..., 0] < 0.06) & ~buzz
+        p = p + nrm * (fly * (0.008 + 0.03 * v[..., 1]))[..., None]
+        flow = torch.where(fly[..., None], flow + 0.8 * flow.norm(dim=-1, keepdim=True) * nrm, flow)
+        g = self._strands(rng, "shell", a, p, nrm, flow, spacing, (depth / thick).clamp(max=1),
+                          length=torch.where(fly, 0.07, length), opacity=torch.where(fly, 0.45, opacity))
+        g.scales = torch.where(fly[..., None], g.scales * self._vec(1.0, 0.5, 0.5), g.scales)  # thinner
+        return g
 
     def _curtain(self, rng, a, mesh, geo, n, M) -> _Splats:
         """Long hair hanging from the sides and the back of the head down to ``hair_length``."""
