@@ -8,16 +8,21 @@ MP4 (H.264) fallback: VS Code's notebook view plays only the former, older Safar
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
 import os
 import tempfile
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from . import framing
-from .gaussians import Gaussians
+
+if TYPE_CHECKING:  # annotations only: gaussians.py imports this module for its reprs
+    from .gaussians import Gaussians
 
 __all__ = ["gaussians_summary", "gaussians_html", "avatar_summary", "avatar_html"]
 
@@ -26,21 +31,8 @@ PREVIEW_SIZE = 192
 
 
 def gaussians_summary(g: Gaussians) -> str:
-    """One line: count, batch shape, SH degree, dtype, device and the bounds of the means."""
-    from .sh import degree_of
-
-    k = 0 if g.sh_rest is None else g.sh_rest.shape[-2]
-    try:
-        sh = f"sh_degree={degree_of(k)}"
-    except ValueError:
-        sh = f"sh_rest K={k}"
-    batch = f", batch={tuple(g.batch_shape)}" if len(g.batch_shape) else ""
-    parts = [f"{g.num_gaussians:,} Gaussians{batch}", sh, str(g.means.dtype).replace("torch.", ""), str(g.device)]
-    if g.means.numel() and not g.means.is_meta:
-        m = g.means.detach().reshape(-1, 3)
-        lo, hi = m.min(0).values.tolist(), m.max(0).values.tolist()
-        parts.append("bounds " + " ".join(f"{a}[{lo[i]:.2f}, {hi[i]:.2f}]" for i, a in enumerate("xyz")))
-    return f"Gaussians({', '.join(parts)})"
+    """One line: count, batch shape, SH degree, dtype, device and the bounds of the means (``repr(g)``)."""
+    return repr(g)
 
 
 def _png_uri(img: np.ndarray) -> str:
@@ -63,7 +55,7 @@ def _views(g: Gaussians, n: int, size: int, elevation: float = 10.0) -> np.ndarr
         center, radius = torch.zeros(3), framing.CANONICAL_RADIUS  # an a3d head: the canonical framing
     else:
         center = torch.tensor([cx, cy, cz])
-    moved = Gaussians(g.means - center.to(g.means), g.quats, g.scales, g.opacities, g.colors, g.sh_rest)
+    moved = dataclasses.replace(g, means=g.means - center.to(g.means))  # no import of gaussians.py: it imports us
     with torch.no_grad():
         imgs = to_uint8(render(moved, orbit_cameras(n, radius=radius, elevation=elevation, size=size),
                                framing.BACKGROUND).rgb)

@@ -6,6 +6,7 @@ Files are io_ply's idea: write with ``a3d.save_ply(gaussians, path)`` / ``a3d.sa
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Sequence
 
@@ -125,9 +126,18 @@ class Gaussians:
 
     # ---- display -------------------------------------------------------------------------------
     def __repr__(self) -> str:
-        """One line (count, SH degree, dtype, device, bounds), not the tensors: see :mod:`a3d.display`."""
-        from .display import gaussians_summary
-        return gaussians_summary(self)
+        """One line (count, batch shape, SH degree, dtype, device, bounds of the means), not the tensors."""
+        k = 0 if self.sh_rest is None else self.sh_rest.shape[-2]
+        degree = math.isqrt(k + 1) - 1
+        sh = f"sh_degree={degree}" if (degree + 1) ** 2 == k + 1 else f"sh_rest K={k}"
+        batch = f", batch={tuple(self.batch_shape)}" if len(self.batch_shape) else ""
+        parts = [f"{self.num_gaussians:,} Gaussians{batch}", sh, str(self.means.dtype).replace("torch.", ""),
+                 str(self.device)]
+        if self.means.numel() and not self.means.is_meta:
+            m = self.means.detach().reshape(-1, 3)
+            lo, hi = m.min(0).values.tolist(), m.max(0).values.tolist()
+            parts.append("bounds " + " ".join(f"{a}[{lo[i]:.2f}, {hi[i]:.2f}]" for i, a in enumerate("xyz")))
+        return f"Gaussians({', '.join(parts)})"
 
     def _repr_html_(self) -> str:
         """Notebooks: the summary and four small views of a single scene."""
