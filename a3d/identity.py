@@ -34,7 +34,6 @@ import importlib.util
 import io
 import math
 import os
-import struct
 from pathlib import Path
 from typing import BinaryIO
 
@@ -52,9 +51,9 @@ SAME_PERSON_THRESHOLD = 0.6
 """dlib's decision threshold: descriptors closer than this are taken for one person."""
 
 CHIP_ANCHORS: dict[str, tuple[float, float]] = {
-    "right_eye": (52.6, 58.3),
-    "left_eye": (97.4, 58.3),
-    "mouth": (75.0, 111.4),
+    "right_eye": (49.0, 46.3),
+    "left_eye": (101.0, 46.3),
+    "mouth": (75.0, 101.5),
 }
 """Where a dlib 150² face chip (padding 0.25) puts the pupils and the mouth centre (u right, v down,
 pixels, pixel centres at +0.5): MediaPipe's keypoints measured on dlib chips of real portraits,
@@ -173,7 +172,7 @@ def _read_details(r: _Reader, layer: tuple, index: int, out: dict[str, Tensor]) 
         params = r.tensor()
         filters = r.int()
         nr, nc, sy, sx, py, px = (r.int() for _ in range(6))
-        fshape, bshape = r.alias(), r.alias()
+        fshape, _ = r.alias(), r.alias()  # filters, biases
         for _ in range(4):  # learning-rate and weight-decay multipliers
             r.float()
         use_bias = r.bool() if version in ("con_5", "con_6") else True
@@ -198,7 +197,7 @@ def _read_details(r: _Reader, layer: tuple, index: int, out: dict[str, Tensor]) 
         if version not in ("affine_", "affine_2"):
             raise r.fail(f"layer {index}: expected an affine_ layer, found {version!r}")
         params = r.tensor().flatten()
-        gshape, bshape = r.alias(), r.alias()
+        gshape, _ = r.alias(), r.alias()
         mode = r.int()
         if version == "affine_2" and r.bool():
             raise r.fail(f"layer {index}: a disabled affine layer")
@@ -227,7 +226,7 @@ def _read_details(r: _Reader, layer: tuple, index: int, out: dict[str, Tensor]) 
             raise r.fail(f"layer {index}: expected fc_, found {version!r}")
         outputs, inputs = r.int(), r.int()
         params = r.tensor().flatten()
-        wshape, _ = r.alias(), r.alias()
+        r.alias(), r.alias()  # weight and bias shapes
         bias_mode = r.int()
         for _ in range(4):
             r.float()
