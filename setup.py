@@ -79,7 +79,10 @@ setup(
     extras_require={
         "preprocess": ["ai-edge-litert==2.3.0"],
         "demo": ["gradio==6.31.0"],  # the version the browser test runs against
-        "dev": ["pytest>=8", "pytest-timeout"],
+        # identity metrics (a3d.identity, `a3d eval` on photos): dlib's face-recognition weights, public domain
+        "eval": ["face-recognition-models==0.3.0"],
+        # dlib itself only checks the PyTorch port against dlib's own descriptors (tests/test_identity.py)
+        "dev": ["pytest>=8", "pytest-timeout", "dlib-bin==20.0.1.post1"],
     },
     entry_points={"console_scripts": ["a3d=a3d.cli:main"]},
     ext_modules=extensions(),

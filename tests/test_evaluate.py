@@ -53,7 +53,7 @@ def test_ssim_against_numpy(seed):
     x = rng.random((2, 3, 14, 17))
     y = np.clip(x + 0.15 * rng.standard_normal(x.shape), 0, 1)
     got = ev.ssim(torch.from_numpy(x), torch.from_numpy(y)).numpy()
-    np.testing.assert_allclose(got, _ssim_numpy(x, y), atol=1e-9)
+    np.testing.assert_allclose(got, _ssim_numpy(x, y), atol=1e-5)  # float32 against float64
     assert ev.ssim(torch.from_numpy(x).float(), torch.from_numpy(x).float()).allclose(torch.ones(2))
 
 
