@@ -37,10 +37,14 @@ def main() -> None:
     with torch.no_grad():
         one = device_ms(lambda: emb(crop), args.reps, device=dev)
         batch = device_ms(lambda: emb(crop.expand(16, -1, -1, -1)), max(3, args.reps // 4), device=dev)
+        c0 = time.process_time()
+        for _ in range(args.reps):
+            emb(crop)
+        cpu_ms = (time.process_time() - c0) / args.reps * 1e3  # this process's CPU time, all its threads
     crop.requires_grad_(True)
     fwd_bwd = wall_ms(lambda: emb(crop).sum().backward(), max(3, args.reps // 4), device=dev)
     print(f"identity embedding on {dev} ({torch.get_num_threads()} threads): weights read in {load_s:.2f} s; "
-          f"one 150² crop {one:.1f} ms; 16 crops {batch:.1f} ms; one crop forward+backward {fwd_bwd:.1f} ms")
+          f"one 150² crop {one:.1f} ms (process CPU {cpu_ms:.1f} ms); 16 crops {batch:.1f} ms; one crop forward+backward {fwd_bwd:.1f} ms")
 
     if not args.skip_synthetic:
         from a3d.evaluate import run_eval
