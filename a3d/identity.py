@@ -42,7 +42,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["IdentityModelMissing", "FaceEmbedder", "read_dlib_resnet", "model_path", "has_identity_model",
-           "face_crop_affines", "crop_faces", "CHIP_SIZE", "CHIP_ANCHORS", "SAME_PERSON_THRESHOLD"]
+           "face_crop_affines", "crop_faces", "identity_distance", "cached_embedder", "CHIP_SIZE", "CHIP_ANCHORS",
+           "SAME_PERSON_THRESHOLD"]
 
 CHIP_SIZE = 150
 """Side of the aligned face crop the network reads, pixels."""
@@ -472,3 +473,29 @@ def crop_faces(images: Tensor, affines: Tensor, size: int = CHIP_SIZE) -> Tensor
     theta = torch.cat([norm @ lin, norm @ off - 1.0], dim=2)
     grid = F.affine_grid(theta, [B, 3, size, size], align_corners=False)
     return F.grid_sample(images - 1.0, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + 1.0
+
+
+def identity_distance(image: Tensor, renders: Tensor, viewmats: Tensor, Ks: Tensor,
+                      embedder: FaceEmbedder | None = None) -> Tensor:
+    """Identity distance between a framed portrait and renders of its reconstruction.
+
+    Args:
+        image: [3, H, W] RGB in [0, 1] framed like the model's input (the front canonical view of
+            :mod:`a3d.framing`, e.g. ``a3d.preprocess.preprocess(photo, H).image``), H = W.
+        renders: [V, 3, h, w] RGB in [0, 1] (NCHW) of the head from cameras ``viewmats`` [V, 4, 4],
+            ``Ks`` [V, 3, 3] (OpenCV, intrinsics of the h × w renders).
+        embedder: a :class:`FaceEmbedder` (default: one cached per device).
+    Returns:
+        [V] Euclidean descriptor distances (< 0.6: dlib would call them one person), differentiable with
+        respect to ``image`` and ``renders``: usable as a loss.
+    """
+    from .cameras import canonical_cameras
+
+    if image.dim() != 3 or renders.dim() != 4 or len(renders) != len(viewmats):
+        raise ValueError(f"image, renders: expected [3, H, W] and [V, 3, h, w] with V cameras, got "
+                         f"{tuple(image.shape)}, {tuple(renders.shape)} and {len(viewmats)} cameras")
+    emb = embedder if embedder is not None else cached_embedder(str(renders.device))
+    front = canonical_cameras(image.shape[-1])[0:1]
+    ref = emb(crop_faces(image[None], face_crop_affines(front.viewmats, front.Ks)))
+    views = emb(crop_faces(renders, face_crop_affines(viewmats, Ks)))
+    return torch.linalg.vector_norm(views - ref, dim=-1)

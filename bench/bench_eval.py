@@ -44,7 +44,8 @@ def main() -> None:
     crop.requires_grad_(True)
     fwd_bwd = wall_ms(lambda: emb(crop).sum().backward(), max(3, args.reps // 4), device=dev)
     print(f"identity embedding on {dev} ({torch.get_num_threads()} threads): weights read in {load_s:.2f} s; "
-          f"one 150² crop {one:.1f} ms (process CPU {cpu_ms:.1f} ms); 16 crops {batch:.1f} ms; one crop forward+backward {fwd_bwd:.1f} ms")
+          f"one 150² crop {one:.1f} ms (process CPU {cpu_ms:.1f} ms); 16 crops {batch:.1f} ms; "
+          f"one crop forward+backward {fwd_bwd:.1f} ms")
 
     if not args.skip_synthetic:
         from a3d.evaluate import run_eval

@@ -10,7 +10,7 @@ from PIL import Image
 from a3d import framing
 from a3d.cameras import canonical_cameras
 from a3d.identity import (CHIP_ANCHORS, CHIP_SIZE, LAYERS, FaceEmbedder, _Reader, crop_faces, face_crop_affines,
-                          has_identity_model, model_path, read_dlib_resnet)
+                          has_identity_model, identity_distance, model_path, read_dlib_resnet)
 
 ROOT = Path(__file__).resolve().parent.parent
 PORTRAITS = [ROOT / "demo" / "examples" / "astronaut.jpg", ROOT / "examples" / "photos" / "grace_hopper.jpg"]
@@ -27,7 +27,8 @@ def embedder():
 
 def test_reader_decodes_dlib_primitives():
     """Integers (control byte: count | sign), strings, bools and dlib's mantissa/exponent floats."""
-    data = bytes([0x01, 0x02, 0x81, 0x05, 0x02, 0x00, 0x01, 0x01, 0x03]) + b"abc" + b"10" + bytes([0x01, 0x03, 0x81, 0x01])
+    ints = bytes([0x01, 0x02, 0x81, 0x05, 0x02, 0x00, 0x01])
+    data = ints + bytes([0x01, 0x03]) + b"abc" + b"10" + bytes([0x01, 0x03, 0x81, 0x01])
     r = _Reader(io.BytesIO(data), "mem")
     assert [r.int(), r.int(), r.int()] == [2, -5, 256]
     assert r.string() == "abc" and r.bool() is True and r.bool() is False
@@ -154,3 +155,20 @@ def test_embedding_is_differentiable_and_resizes(embedder):
     assert embedder(torch.rand(1, 3, 100, 120)).shape == (1, 128)
     with pytest.raises(ValueError, match="crops"):
         embedder(torch.rand(3, 150, 150))
+
+
+@needs_model
+def test_identity_distance_is_a_loss(embedder):
+    """A render identical to the framed input at the front camera is at distance 0; other views are not;
+    the distance back-propagates into the renders."""
+    image = torch.from_numpy(np.array(Image.open(ROOT / "tests" / "fixtures" / "astronaut_256.jpg"))).permute(2, 0, 1)
+    image = image.float().div(255)[:, :128, 64:192]
+    image = torch.nn.functional.interpolate(image[None], size=(96, 96), mode="area")[0]
+    cams = canonical_cameras(96)
+    renders = torch.stack([image, image.flip(-1), image, image]).requires_grad_(True)
+    d = identity_distance(image, renders, cams.viewmats, cams.Ks, embedder)
+    assert d.shape == (4,) and float(d[0].detach()) < 1e-4 and (d[1:] > 1e-3).all()
+    d[1:].sum().backward()
+    assert torch.isfinite(renders.grad).all() and renders.grad[1:].abs().sum() > 0
+    with pytest.raises(ValueError, match="image, renders"):
+        identity_distance(image[None], renders, cams.viewmats, cams.Ks, embedder)
