@@ -23,6 +23,7 @@ below 0.6. docs/eval.md holds the calibration (the same photo blurred or resized
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import math
@@ -37,6 +38,7 @@ from torch import Tensor
 
 from . import framing
 from .cameras import Cameras, canonical_cameras, orbit_cameras
+from .gaussians import Gaussians
 from .lpips import lpips
 from .render import render
 
@@ -212,10 +214,8 @@ def _reconstruct_views(model, inputs: Tensor, g0: Tensor, cams: Cameras, refine:
             with torch.enable_grad():
                 av = reconstruct(inputs[i], model, seed=seed + i, preprocess=False, **_refine_kwargs(refine))
             gs.append(av.gaussians.detach())
-        from .gaussians import Gaussians
-
-        g = Gaussians(**{k: torch.stack([getattr(x, k) for x in gs]) for k in ("means", "quats", "scales",
-                                                                                   "opacities", "colors")})
+        g = Gaussians(**{f.name: torch.stack([getattr(x, f.name) for x in gs]) for f in dataclasses.fields(Gaussians)
+                         if getattr(gs[0], f.name) is not None})
     else:
         g = model.one_step(inputs, g0).float()
     return _views_nchw(render(g, cams, framing.BACKGROUND).rgb).clamp(0, 1)
@@ -557,14 +557,13 @@ def run_eval(out_dir: str | os.PathLike, *, photos: Sequence[str | os.PathLike] 
                                            progress=progress)
         report["folder"]["seconds"] = time.perf_counter() - t
     if photo_paths:
-        from .identity import has_identity_model, model_path
+        from . import identity
 
-        if not has_identity_model():
-            try:
-                model_path()
-            except FileNotFoundError as e:
-                report["identity_skipped"] = str(e)
-            print(f"a3d eval: identity metrics skipped: {report['identity_skipped']}")
+        try:
+            identity.model_path()
+        except identity.IdentityModelMissing as e:
+            report["identity_skipped"] = str(e)
+            print(f"a3d eval: identity metrics skipped: {e}")
         else:
             rows = []
             descriptors = {}

@@ -194,7 +194,6 @@ def test_identity_skipped_without_weights(model, tmp_path, monkeypatch):
         raise identity.IdentityModelMissing("not installed here")
 
     monkeypatch.setattr(identity, "model_path", missing)
-    monkeypatch.setattr(identity, "has_identity_model", lambda: False)
     rep = ev.run_eval(tmp_path, photos=[PORTRAIT], model=model, progress=False)
     assert rep["identity_skipped"] == "not installed here" and "photos" not in rep
     assert "Identity metrics skipped" in (tmp_path / "report.md").read_text()
