@@ -58,8 +58,8 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="a dataset folder in the AnyHead layout (docs/dataset.md)")
     p.add_argument("-o", "--out", default="out/eval", help="output folder (default: out/eval)")
     p.add_argument("--model", default=None, help="model folder or Hub id (default: the bundled tiny model)")
-    p.add_argument("--refine", type=int, default=0, metavar="STEPS",
-                   help="refinement steps passed to reconstruct(refine=STEPS) (default 0: none)")
+    p.add_argument("--refine", nargs="?", type=int, const=-1, default=0, metavar="STEPS",
+                   help="refine every reconstruction: reconstruct(refine=STEPS), the default steps without a number")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--heads", type=int, default=16, help="synthetic held-out heads (default 16)")
     p.add_argument("--views", type=int, default=16, help="views a synthetic head (default 16)")
@@ -77,17 +77,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for name in ("heads", "views", "synth_gaussians", "size"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')}: expected a positive number, got {getattr(args, name)}")
-    if args.refine < 0:
-        raise ValueError(f"--refine: expected steps >= 0, got {args.refine}")
+    if args.refine < -1:
+        raise ValueError(f"--refine: expected a number of steps >= 0, got {args.refine}")
     from pathlib import Path
 
     from .evaluate import run_eval
 
     seed_kw = {} if args.synthetic_seed is None else {"synthetic_seed": args.synthetic_seed}
     rep = run_eval(args.out, photos=args.photos, synthetic=args.synthetic, data=args.data, model=args.model,
-                   refine=args.refine, device=args.device, heads=args.heads, views=args.views,
-                   synth_gaussians=args.synth_gaussians, seed=args.seed,
-                   size=args.size, max_captures=args.max_captures, progress=not args.no_progress, **seed_kw)
+                   refine=True if args.refine == -1 else args.refine, device=args.device, heads=args.heads,
+                   views=args.views, synth_gaussians=args.synth_gaussians, seed=args.seed, size=args.size,
+                   max_captures=args.max_captures, progress=not args.no_progress, **seed_kw)
     for key in ("synthetic", "folder"):
         if key in rep:
             a = rep[key]["all"]

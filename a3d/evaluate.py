@@ -190,20 +190,21 @@ def synthetic_eval_set(heads: int, views: int, size: int, device: torch.device |
     return {"input": inp, "views": gt, "viewmats": cams.viewmats, "Ks": cams.Ks, "azimuths": torch.tensor(az)}
 
 
-def _refine_kwargs(refine: int) -> dict[str, int]:
-    """``{"refine": refine}`` for :func:`a3d.api.reconstruct` when asked for and supported."""
-    if not refine:
+def _refine_kwargs(refine: bool | int) -> dict[str, bool | int]:
+    """``{"refine": refine}`` (True: the default settings, an int: that many steps) for
+    :func:`a3d.api.reconstruct` when asked for and supported."""
+    if refine is False or refine == 0:
         return {}
     from .api import reconstruct
 
     if "refine" not in inspect.signature(reconstruct).parameters:
         raise ValueError(f"refine: {refine} refinement steps were asked for, but this a3d's reconstruct() has no "
                          "refine= option (refinement is not part of this version)")
-    return {"refine": int(refine)}
+    return {"refine": refine}
 
 
 @torch.no_grad()
-def _reconstruct_views(model, inputs: Tensor, g0: Tensor, cams: Cameras, refine: int, seed: int) -> Tensor:
+def _reconstruct_views(model, inputs: Tensor, g0: Tensor, cams: Cameras, refine: bool | int, seed: int) -> Tensor:
     """Reconstruct inputs [h, 3, S, S] (one step from noise g0, or through :func:`a3d.api.reconstruct`
     with ``refine`` steps) and render cams (shared [V] or per head [h, V]) -> [h, V, 3, H, W] in [0, 1]."""
     if refine:
@@ -223,12 +224,12 @@ def _reconstruct_views(model, inputs: Tensor, g0: Tensor, cams: Cameras, refine:
 
 @torch.no_grad()
 def evaluate(model, eval_set: dict[str, Tensor], lpips_net: str = "alex", seed: int = 0, chunk: int = 4,
-             refine: int = 0, progress: bool = False) -> dict[str, Any]:
+             refine: bool | int = 0, progress: bool = False) -> dict[str, Any]:
     """PSNR / SSIM / LPIPS of one-step reconstructions of an eval set (:func:`synthetic_eval_set`).
 
     The initial noise of all heads is drawn at once from a CPU generator seeded with ``seed``, so a
-    head's reconstruction does not depend on ``chunk``. ``refine`` > 0 reconstructs through
-    :func:`a3d.api.reconstruct` with that many refinement steps instead.
+    head's reconstruction does not depend on ``chunk``. ``refine`` (True: the default settings, or a
+    number of steps) reconstructs each head through :func:`a3d.api.reconstruct` with refinement instead.
 
     Returns:
         ``{"all"|"front"|"side"|"back": {"psnr", "ssim", "lpips", "count"}, "per_yaw": {bin: {...}},
@@ -288,7 +289,7 @@ def save_gallery(model, eval_set: dict[str, Tensor], path: str | os.PathLike, he
 # ---- a dataset folder -------------------------------------------------------------------------------------
 
 @torch.no_grad()
-def evaluate_folder(model, root: str | os.PathLike, lpips_net: str = "alex", seed: int = 0, refine: int = 0,
+def evaluate_folder(model, root: str | os.PathLike, lpips_net: str = "alex", seed: int = 0, refine: bool | int = 0,
                     max_captures: int = 0, progress: bool = False) -> dict[str, Any]:
     """PSNR / SSIM / LPIPS on a dataset folder in the AnyHead layout (:mod:`a3d.data`): each capture's
     input view is reconstructed (one step, noise seeded by ``seed`` + capture index) and every other
@@ -366,7 +367,7 @@ def _gaussian_blur(x: Tensor, sigma: float) -> Tensor:
     return F.conv2d(x, g.view(1, 1, -1, 1).expand(C, 1, 2 * r + 1, 1), groups=C)
 
 
-def evaluate_photo(photo, model, *, size: int = 256, seed: int = 0, refine: int = 0,
+def evaluate_photo(photo, model, *, size: int = 256, seed: int = 0, refine: bool | int = 0,
                    device: str | torch.device | None = None) -> dict[str, Any]:
     """Reconstruct one portrait and measure identity per view.
 
@@ -518,7 +519,7 @@ def write_report(report: dict[str, Any], out_dir: Path) -> Path:
 
 
 def run_eval(out_dir: str | os.PathLike, *, photos: Sequence[str | os.PathLike] = (), synthetic: bool = False,
-             data: str | None = None, model: Any = None, refine: int = 0, device: str | None = None,
+             data: str | None = None, model: Any = None, refine: bool | int = 0, device: str | None = None,
              heads: int = 16, views: int = 16, synth_gaussians: int = 60_000, synthetic_seed: int = SYNTH_EVAL_SEED,
              seed: int = 0, size: int = 256, max_captures: int = 0, progress: bool = True) -> dict[str, Any]:
     """Everything ``a3d eval`` does (its parser is in :mod:`a3d.cli`): evaluate ``model`` on the chosen
