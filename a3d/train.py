@@ -223,7 +223,7 @@ class SyntheticBatches:
     def _generate(self, ids: list[int]) -> tuple[Gaussians, Cameras]:
         from tqdm.auto import tqdm
 
-        parts, chunk = [], 16
+        parts, chunk = [], 64  # heads a generator call (its cost hardly grows with the batch)
         for start in tqdm(range(0, len(ids), chunk), desc="synthetic heads", unit="chunk",
                           disable=not self.progress or len(ids) <= chunk):
             parts.append(self.heads.sample(len(ids[start:start + chunk]), head_ids=ids[start:start + chunk]))

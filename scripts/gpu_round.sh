@@ -22,14 +22,16 @@ case "${1:-}" in
     mins=$2
     # a few steps of each arm first: a crash shows in seconds, not at the end of the call
     for cfg in $NEW $BASE; do
-      python3 -m a3d.train --config $cfg --max-steps 3 --synth-pool 8 --eval-heads 0 --gallery-images 0 \
+      python3 -m a3d.train --config $cfg --max-steps 3 --eval-heads 0 --gallery-images 0 \
         --out-dir /tmp/smoke_$(basename $cfg .json) --export-dir "" --log-every 1 > /tmp/smoke.log 2>&1 \
         || { tail -40 /tmp/smoke.log; exit 1; }
       grep stage_s /tmp/smoke_$(basename $cfg .json)/log.jsonl | tail -1 | cut -c1-400
     done
+    # one GPU each where there are two; on one GPU the arms share it (the same budget for both)
+    second=$(( $(python3 -c 'import torch; print(torch.cuda.device_count())') > 1 ? 1 : 0 ))
     CUDA_VISIBLE_DEVICES=0 python3 -m a3d.train --config $NEW --max-minutes "$mins" > runs_new.log 2>&1 &
     a=$!
-    CUDA_VISIBLE_DEVICES=1 python3 -m a3d.train --config $BASE --max-minutes "$mins" > runs_base.log 2>&1 &
+    CUDA_VISIBLE_DEVICES=$second python3 -m a3d.train --config $BASE --max-minutes "$mins" > runs_base.log 2>&1 &
     b=$!
     wait $a; ra=$?
     wait $b; rb=$?
