@@ -48,7 +48,6 @@ reaches the main process through DataLoader workers, a counter on the dataset ob
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections import Counter
@@ -59,7 +58,9 @@ import torch
 from torch import Tensor
 
 from . import framing
-from .cameras import Cameras, canonical_cameras, load_cameras_json
+from .cameras import MAX_CAMERA_FILE_BYTES, Cameras, canonical_cameras, load_cameras_json
+from .errors import InputError, check_int
+from .files import read_json
 from .preprocess import load_image
 
 __all__ = ["CAMERA_FILE", "MAX_DEPTH", "Capture", "HeadDataset", "find_captures", "load_view"]
@@ -92,10 +93,9 @@ class Capture:
 
 
 def _read_input_field(path: str) -> str | None:
-    """The optional top-level ``"input"`` frame name of a camera file (already size-checked by
+    """The optional top-level ``"input"`` frame name of a camera file (read within the bounds of
     :func:`a3d.cameras.load_cameras_json`)."""
-    with open(path) as f:
-        doc = json.load(f)
+    doc = read_json(path, MAX_CAMERA_FILE_BYTES, what="camera file")
     name = doc.get("input") if isinstance(doc, dict) else None
     return str(name) if name is not None else None
 
@@ -117,7 +117,7 @@ def find_captures(root: str | os.PathLike) -> tuple[list[Capture], Counter]:
     """
     root = os.fspath(root)
     if not os.path.isdir(root):
-        raise ValueError(f"root: expected a dataset folder, got {root!r} (not a directory)")
+        raise InputError(f"root: expected a dataset folder, got {root!r} (not a directory)")
     skips: Counter = Counter()
     captures: list[Capture] = []
     base_depth = root.rstrip(os.sep).count(os.sep)
@@ -131,7 +131,7 @@ def find_captures(root: str | os.PathLike) -> tuple[list[Capture], Counter]:
         try:
             cams, names = load_cameras_json(cam_path)
             input_name = _read_input_field(cam_path)
-        except (ValueError, OSError, UnicodeDecodeError):
+        except (ValueError, OSError):  # InputError (malformed, too large, too deep) or unreadable
             skips["bad_camera_file"] += 1
             continue
         present = set(files)
@@ -169,10 +169,10 @@ def load_view(path: str, size: int, expect_wh: tuple[int, int],
     header before decoding, smallest side). Raises ValueError for an image that it refuses, that fails
     to decode, or whose size differs from its camera file's (``expect_wh`` = (width, height)).
     """
-    rgb, a = load_image(path)  # bounded: size checked from the header before decoding
+    rgb, a = load_image(path, draft=False)  # bounded: size checked from the header before decoding
     h, w = rgb.shape[:2]
     if (w, h) != tuple(expect_wh):
-        raise ValueError(f"{path}: image is {w}x{h} but its camera file says {expect_wh[0]}x{expect_wh[1]}")
+        raise InputError(f"{path}: image is {w}x{h} but its camera file says {expect_wh[0]}x{expect_wh[1]}")
     alpha = np.ones((h, w, 1), np.float32) if a is None else a[..., None]
     rgb = rgb * alpha + np.asarray(background, dtype=np.float32) * (1.0 - alpha)
     s = min(w, h)
@@ -223,15 +223,13 @@ class HeadDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, root: str | os.PathLike, size: int, num_views: int = 8, seed: int = 0, max_tries: int = 8):
-        if isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= 4096:
-            raise ValueError(f"size: expected an int image size in [8, 4096], got {size!r}")
-        if isinstance(num_views, bool) or not isinstance(num_views, int) or num_views < 1:
-            raise ValueError(f"num_views: expected a positive int, got {num_views!r}")
+        check_int(size, "size", 8, 4096)
+        check_int(num_views, "num_views", 1)
         self.root = os.fspath(root)
         self.size, self.num_views, self.seed, self.max_tries = size, num_views, seed, max(1, max_tries)
         self.captures, self.index_skips = find_captures(self.root)
         if not self.captures:
-            raise ValueError(f"root: no capture folder with a {CAMERA_FILE} and at least 2 images below "
+            raise InputError(f"root: no capture folder with a {CAMERA_FILE} and at least 2 images below "
                              f"{self.root!r} (skipped: {dict(self.index_skips)})")
         self.epoch = 0
         canon = canonical_cameras(size)

@@ -38,9 +38,10 @@ from torch import Tensor
 
 from . import framing
 from .cameras import Cameras, canonical_cameras, orbit_cameras
+from .errors import InputError
 from .gaussians import Gaussians
 from .lpips import lpips
-from .render import render
+from .rendering import render
 
 __all__ = ["ssim", "psnr", "eval_azimuths", "bucket", "yaw_bin", "synthetic_eval_set", "evaluate", "save_gallery",
            "evaluate_folder", "evaluate_photo", "IDENTITY_VIEWS", "run_eval"]
@@ -76,10 +77,10 @@ def ssim(x: Tensor, y: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
         [B] SSIM values (1 for identical images), computed in float32.
     """
     if x.shape != y.shape or x.dim() != 4:
-        raise ValueError(f"x, y: expected two [B, C, H, W] tensors of one shape, "
+        raise InputError(f"x, y: expected two [B, C, H, W] tensors of one shape, "
                          f"got {tuple(x.shape)}, {tuple(y.shape)}")
     if min(x.shape[-2:]) < window:
-        raise ValueError(f"x: images of {tuple(x.shape[-2:])} are smaller than the {window}-pixel window")
+        raise InputError(f"x: images of {tuple(x.shape[-2:])} are smaller than the {window}-pixel window")
     x, y = x.float(), y.float()
     C = x.shape[1]
     g = _gaussian_window(window, sigma, x.device, x.dtype)
@@ -198,7 +199,7 @@ def _refine_kwargs(refine: bool | int) -> dict[str, bool | int]:
     from .api import reconstruct
 
     if "refine" not in inspect.signature(reconstruct).parameters:
-        raise ValueError(f"refine: {refine} refinement steps were asked for, but this a3d's reconstruct() has no "
+        raise InputError(f"refine: {refine} refinement steps were asked for, but this a3d's reconstruct() has no "
                          "refine= option (refinement is not part of this version)")
     return {"refine": refine}
 
@@ -304,7 +305,7 @@ def evaluate_folder(model, root: str | os.PathLike, lpips_net: str = "alex", see
 
     captures, _ = find_captures(root)
     if not captures:
-        raise ValueError(f"root: no capture folder (CAMERA_PARAMETERS.json and images) below {os.fspath(root)!r}")
+        raise InputError(f"root: no capture folder (CAMERA_PARAMETERS.json and images) below {os.fspath(root)!r}")
     if max_captures > 0:
         captures = captures[:max_captures]
     model.eval()
@@ -340,7 +341,7 @@ def evaluate_folder(model, root: str | os.PathLike, lpips_net: str = "alex", see
             values[k].extend(v.tolist())
         azimuths.extend(_azimuths_of(cams.viewmats.cpu()))
     if not azimuths:
-        raise ValueError(f"root: no readable capture below {os.fspath(root)!r}")
+        raise InputError(f"root: no readable capture below {os.fspath(root)!r}")
     metrics = {k: torch.tensor(v)[None] for k, v in values.items()}  # [1, N]: every view its own column
     out = summarize(metrics, azimuths)
     out.update(captures=len(captures), views=len(azimuths), skipped=skipped)
@@ -420,7 +421,7 @@ def photo_sheet(res: dict[str, Any], path: str | os.PathLike, cell: int = 128) -
     a row of the face crops the embedder saw, and each view's identity distance under it."""
     from PIL import Image, ImageDraw
 
-    from .render import to_uint8
+    from .rendering import to_uint8
 
     names = ["input"] + [_view_name(a, e) for a, e in IDENTITY_VIEWS]
     imgs = torch.cat([res["input"][None], res["renders"]])
@@ -533,7 +534,7 @@ def run_eval(out_dir: str | os.PathLike, *, photos: Sequence[str | os.PathLike] 
     start = time.perf_counter()
     photo_paths = _list_photos(photos)
     if not (photo_paths or synthetic or data):
-        raise ValueError("nothing to evaluate: give photos (files or folders), --synthetic and/or --data DIR")
+        raise InputError("nothing to evaluate: give photos (files or folders), --synthetic and/or --data DIR")
     _refine_kwargs(refine)  # fail before any work when refinement is unavailable
     dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     net = model if isinstance(model, A3DModel) else load_model(model, device=dev)

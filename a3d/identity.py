@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .errors import InputError, SetupError
+
 __all__ = ["IdentityModelMissing", "FaceEmbedder", "read_dlib_resnet", "model_path", "has_identity_model",
            "face_crop_affines", "crop_faces", "identity_distance", "cached_embedder", "CHIP_SIZE", "CHIP_ANCHORS",
            "SAME_PERSON_THRESHOLD"]
@@ -65,7 +67,7 @@ _PACKAGE = "face_recognition_models"
 MAX_MODEL_BYTES = 64 * 2**20  # the shipped file is 22.5 MB; refuse anything far larger before reading it
 
 
-class IdentityModelMissing(FileNotFoundError):
+class IdentityModelMissing(SetupError):
     """The face-recognition weights (package ``face-recognition-models``) are not installed."""
 
 
@@ -81,8 +83,8 @@ class _Reader:
     def __init__(self, f: BinaryIO, name: str):
         self.f, self.name = f, name
 
-    def fail(self, what: str) -> ValueError:
-        return ValueError(f"{self.name}: not dlib's face-recognition ResNet ({what} at byte {self.f.tell()})")
+    def fail(self, what: str) -> InputError:
+        return InputError(f"{self.name}: not dlib's face-recognition ResNet ({what} at byte {self.f.tell()})")
 
     def bytes(self, n: int) -> bytes:
         b = self.f.read(n)
@@ -248,12 +250,12 @@ def read_dlib_resnet(path: str | os.PathLike) -> dict[str, Tensor]:
         ``"{i}.gamma"``/``"{i}.beta"`` [C] for each affine layer, ``"{i}.weight"`` [128, 256] for the final
         fully connected layer; and ``"input_mean"`` [3], dlib's RGB means on the 0–255 scale.
     Raises:
-        ValueError naming the file when its structure is not that network's.
+        InputError (a ValueError) naming the file when its structure is not that network's.
     """
     path = Path(path)
     size = path.stat().st_size
     if size > MAX_MODEL_BYTES:
-        raise ValueError(f"{path}: {size} bytes, more than the {MAX_MODEL_BYTES} a face-recognition model has")
+        raise InputError(f"{path}: {size} bytes, more than the {MAX_MODEL_BYTES} a face-recognition model has")
     with open(path, "rb") as fh:
         r = _Reader(io.BytesIO(fh.read()), str(path))
     out: dict[str, Tensor] = {}
@@ -368,7 +370,7 @@ class FaceEmbedder(nn.Module):
 
     def forward(self, crops: Tensor) -> Tensor:
         if not isinstance(crops, Tensor) or crops.dim() != 4 or crops.shape[1] != 3 or not crops.is_floating_point():
-            raise ValueError(f"crops: expected a floating tensor [B, 3, H, W] RGB in [0, 1], got "
+            raise InputError(f"crops: expected a floating tensor [B, 3, H, W] RGB in [0, 1], got "
                              f"{tuple(crops.shape) if isinstance(crops, Tensor) else type(crops).__name__}")
         x = crops.to(self.fc.dtype)
         if x.shape[-2:] != (CHIP_SIZE, CHIP_SIZE):
@@ -492,7 +494,7 @@ def identity_distance(image: Tensor, renders: Tensor, viewmats: Tensor, Ks: Tens
     from .cameras import canonical_cameras
 
     if image.dim() != 3 or renders.dim() != 4 or len(renders) != len(viewmats):
-        raise ValueError(f"image, renders: expected [3, H, W] and [V, 3, h, w] with V cameras, got "
+        raise InputError(f"image, renders: expected [3, H, W] and [V, 3, h, w] with V cameras, got "
                          f"{tuple(image.shape)}, {tuple(renders.shape)} and {len(viewmats)} cameras")
     emb = embedder if embedder is not None else cached_embedder(str(renders.device))
     front = canonical_cameras(image.shape[-1])[0:1]

@@ -28,9 +28,10 @@ from torch import Tensor
 
 from . import framing
 from .cameras import Cameras
+from .errors import check_int, check_number
 from .gaussians import Gaussians
 from .lpips import lpips
-from .render import render
+from .rendering import render
 
 __all__ = ["RefineSettings", "refine_gaussians"]
 
@@ -54,12 +55,9 @@ class RefineSettings:
     max_offset: float = 0.02
 
     def __post_init__(self) -> None:
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 0 <= self.steps <= 10_000:
-            raise ValueError(f"steps: expected an int in [0, 10000], got {self.steps!r}")
+        check_int(self.steps, "steps", 0, 10_000)
         for name in ("lr", "lambda_lpips", "lambda_anchor", "lambda_symmetry", "background_weight", "max_offset"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf"):
-                raise ValueError(f"{name}: expected a finite number >= 0, got {v!r}")
+            check_number(getattr(self, name), name, 0.0)
         if self.lr <= 0:
             raise ValueError(f"lr: expected a positive number, got {self.lr!r}")
 

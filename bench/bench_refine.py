@@ -30,7 +30,7 @@ from a3d import framing  # noqa: E402
 from a3d.cameras import Cameras, canonical_cameras  # noqa: E402
 from a3d.evaluate import _image_metrics, summarize, synthetic_eval_set  # noqa: E402
 from a3d.refinement import RefineSettings, refine_gaussians  # noqa: E402
-from a3d.render import render  # noqa: E402
+from a3d.rendering import render  # noqa: E402
 
 
 def _sync(dev: torch.device) -> None:

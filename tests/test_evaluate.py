@@ -15,7 +15,7 @@ from a3d.data import CAMERA_FILE
 from a3d.gaussians import Gaussians
 from a3d.identity import has_identity_model
 from a3d.model import A3DModel, get_config
-from a3d.render import render
+from a3d.rendering import render
 
 PORTRAIT = Path(__file__).parent / "fixtures" / "astronaut_256.jpg"
 TINY = dict(image_size=32, width=64, depth=2, heads=2, decoder_width=16, avas_width=8)

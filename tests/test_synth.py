@@ -1,6 +1,5 @@
 """Synthetic heads (a3d.synth): the bundled basis, determinism, valid and framed Gaussians, cameras,
 the front view, and the exported AnyHead layout."""
-import argparse
 import dataclasses
 import json
 import os
@@ -12,9 +11,11 @@ from PIL import Image
 
 from a3d import framing
 from a3d.cameras import canonical_cameras, load_cameras_json
+from a3d.cli import build_parser
 from a3d.rasterize import quat_to_rotmat
-from a3d.synth import (EARRINGS, EXPRESSIONS, HAIR_STYLES, HATS, INPUT_VIEW, NUM_FIXED_VIEWS, SynthConfig, SyntheticHeads, _rotmat_to_quat, _select_views,
-                       add_synth_parser, cmd_synth, export_dataset, fixed_cameras, load_head_basis, random_cameras,
+from a3d.synth import (EARRINGS, EXPRESSIONS, HAIR_STYLES, HATS, INPUT_VIEW, NUM_FIXED_VIEWS, SynthConfig,
+                       SyntheticHeads, _rotmat_to_quat, _select_views,
+                       cmd_synth, export_dataset, fixed_cameras, load_head_basis, random_cameras,
                        render_views)
 
 N = 4000  # Gaussians a head: enough to test, small enough for a CPU
@@ -69,7 +70,8 @@ def test_basis_rejects_other_files(tmp_path):
 
 
 def test_sample_is_deterministic_and_seeds_differ(gen, sample):
-    again = SyntheticHeads("cpu", seed=3, num_gaussians=N, image_size=48, num_random_views=6).sample(3, head_ids=[0, 1, 2])
+    again = SyntheticHeads("cpu", seed=3, num_gaussians=N, image_size=48,
+                           num_random_views=6).sample(3, head_ids=[0, 1, 2])
     for k in ("means", "quats", "scales", "opacities", "colors"):
         assert torch.equal(getattr(sample.gaussians, k), getattr(again.gaussians, k)), k
     assert torch.equal(sample.cameras.viewmats, again.cameras.viewmats)
@@ -141,7 +143,8 @@ def test_rotmat_to_quat_round_trip():
     g = torch.Generator().manual_seed(0)
     q = torch.nn.functional.normalize(torch.randn(500, 4, generator=g), dim=-1)
     # include 180° rotations (w = 0) about various axes, where naive conversions lose signs
-    q[:6] = torch.tensor([[0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 0.6, -0.8, 0], [0, -0.6, 0, 0.8], [0, 0, 0.6, -0.8]])
+    q[:6] = torch.tensor([[0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 0.6, -0.8, 0], [0, -0.6, 0, 0.8],
+                          [0, 0, 0.6, -0.8]])
     R = quat_to_rotmat(q)
     assert torch.allclose(quat_to_rotmat(_rotmat_to_quat(R)), R, atol=1e-5)
 
@@ -209,8 +212,7 @@ def test_export_layout(tmp_path):
 
 
 def test_cli(tmp_path):
-    parser = argparse.ArgumentParser()
-    add_synth_parser(parser.add_subparsers(dest="cmd"))
+    parser = build_parser("synth")
     args = parser.parse_args(["synth", "--out", str(tmp_path / "o"), "--heads", "1", "--views", "2", "--size", "24",
                               "--gaussians", "2000", "--device", "cpu"])
     assert cmd_synth(args) == 0
