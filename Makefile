@@ -16,7 +16,7 @@ $(BIN)/python:
 setup: $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH_SPEC)" setuptools wheel ninja numpy
-	$(BIN)/pip install -q --no-build-isolation -e ".[dev,preprocess]"
+	$(BIN)/pip install -q --no-build-isolation -e ".[dev,preprocess,eval]"
 
 run: setup
 	$(BIN)/a3d reconstruct demo/examples/astronaut.jpg -o out/ --ply --splat --video

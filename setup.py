@@ -93,10 +93,13 @@ setup(
     extras_require={
         "preprocess": ["ai-edge-litert==2.3.0"],
         "demo": ["gradio==6.31.0"],  # the version the browser test runs against
+        # identity metrics (a3d.identity, `a3d eval` on photos): dlib's face-recognition weights, public domain
+        "eval": ["face-recognition-models==0.3.0"],
         # ruff pinned (a new release may add findings); plyfile: the tests read a3d's PLYs with an independent
-        # reader; nbclient/ipykernel run the example notebook; build: the packaging test
+        # reader; nbclient/ipykernel run the example notebook; build: the packaging test; dlib-bin: the check of
+        # a3d.identity's port against dlib's own descriptors (tests/test_identity.py)
         "dev": ["pytest>=8", "pytest-timeout", "ruff==0.17.5", "plyfile>=1.0", "nbclient>=0.10", "nbformat>=5.9",
-                "ipykernel>=6", "build>=1.2"],
+                "ipykernel>=6", "build>=1.2", "dlib-bin==20.0.1.post1"],
     },
     ext_modules=extensions(),
     cmdclass={"build_ext": BuildExtension.with_options(no_python_abi_suffix=False)},

@@ -19,7 +19,7 @@ import platform
 import sys
 from typing import Callable, NamedTuple
 
-from .errors import EXIT_INTERNAL, check_device, exit_code, one_line
+from .errors import EXIT_INTERNAL, check_device, check_int, exit_code, one_line
 
 
 class Command(NamedTuple):
@@ -108,6 +108,30 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
             p.add_argument(flag, type=typ, default=None)
 
 
+def _eval_flags(p: argparse.ArgumentParser) -> None:
+    p.description = ("Evaluate a model on photos (identity per yaw; needs `pip install a3d[eval]`), the synthetic "
+                     "held-out heads (--synthetic) and/or a dataset folder (--data). Writes OUT/eval.json (every "
+                     "number), OUT/report.md and a PNG a photo (docs/eval.md).")
+    p.add_argument("photos", nargs="*", metavar="PHOTO", help="portrait files or folders of them")
+    p.add_argument("--synthetic", action="store_true", help="the synthetic held-out heads (the trainer's eval set)")
+    p.add_argument("--data", metavar="DIR", help="a dataset folder in the AnyHead layout (docs/dataset.md)")
+    p.add_argument("-o", "--out", default="out/eval", metavar="DIR", help="output folder (default: out/eval)")
+    p.add_argument("--model", default=None, metavar="DIR", help="model folder (default: the bundled model)")
+    p.add_argument("--refine", nargs="?", type=int, const=-1, default=0, metavar="STEPS",
+                   help="refine every reconstruction: reconstruct(refine=STEPS), the default steps without a number")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--heads", type=int, default=16, help="synthetic held-out heads (default 16)")
+    p.add_argument("--views", type=int, default=16, help="views a synthetic head (default 16)")
+    p.add_argument("--synth-gaussians", type=int, default=60_000,
+                   help="Gaussians a synthetic head (default 60000, as the bundled model's training run)")
+    p.add_argument("--synthetic-seed", type=int, default=None,
+                   help="generator seed of the held-out heads (default: the trainer's eval_seed)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the reconstructions' noise (photos, folder)")
+    p.add_argument("--size", type=int, default=256, help="render size of the identity views (default 256)")
+    p.add_argument("--max-captures", type=int, default=0, help="with --data: evaluate at most this many captures")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
 def _no_flags(p: argparse.ArgumentParser) -> None:
     pass
 
@@ -121,6 +145,8 @@ COMMANDS: dict[str, Command] = {
                      "a3d.cli:cmd_synth"),
     "train": Command("train the reconstruction model (torchrun for several GPUs)", _train_flags,
                      "a3d.train:cmd_train"),
+    "eval": Command("measure a model: PSNR/SSIM/LPIPS per view angle, identity per yaw (eval.json + report.md)",
+                    _eval_flags, "a3d.cli:cmd_eval"),
     "info": Command("print versions, the extension's state, the backend and devices", _no_flags, "a3d.cli:cmd_info"),
 }
 
@@ -149,6 +175,33 @@ def cmd_synth(args: argparse.Namespace) -> int:
                           device=args.device, num_gaussians=args.gaussians, batch=args.batch,
                           expressions=args.expressions, accessories=args.accessories)
     print(f"wrote {len(dirs)} captures of {args.heads} heads to {args.out}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .evaluate import run_eval
+
+    for name in ("heads", "views", "synth_gaussians", "size"):
+        check_int(getattr(args, name), "--" + name.replace("_", "-"), 1)
+    check_int(args.max_captures, "--max-captures", 0)
+    check_int(args.refine, "--refine", -1)
+    device = str(check_device(args.device)) if args.device else None
+    seed_kw = {} if args.synthetic_seed is None else {"synthetic_seed": args.synthetic_seed}
+    rep = run_eval(args.out, photos=args.photos, synthetic=args.synthetic, data=args.data, model=args.model,
+                   refine=True if args.refine == -1 else args.refine, device=device, heads=args.heads,
+                   views=args.views, synth_gaussians=args.synth_gaussians, seed=args.seed, size=args.size,
+                   max_captures=args.max_captures, progress=not args.no_progress, **seed_kw)
+    for key in ("synthetic", "folder"):
+        if key in rep:
+            a = rep[key]["all"]
+            print(f"{key}: PSNR {a['psnr']:.2f} dB, SSIM {a['ssim']:.3f}, LPIPS {a['lpips']:.3f} "
+                  f"over {a['count']} views")
+    for p in rep.get("photos", []):
+        if "error" not in p:
+            print(f"{p['name']}: identity distance " + ", ".join(f"{k} {v:.2f}" for k, v in p["distances"].items()))
+    print(f"wrote {Path(args.out) / 'eval.json'} and {Path(args.out) / 'report.md'} in {rep['seconds']:.1f} s")
     return 0
 
 

@@ -23,7 +23,7 @@ One flat loop in the manner of nanoGPT:
 * Evaluation: held-out synthetic heads (a seed never used for training), the EMA model at one step,
   ``eval_views`` views on a horizontal circle that skips the input azimuth; PSNR, SSIM (Gaussian
   window 11, σ 1.5) and LPIPS (AlexNet), per view-angle bucket: front (|azimuth| ≤ 45°), side,
-  back (|azimuth| ≥ 135°).
+  back (|azimuth| ≥ 135°), and per 22.5° yaw bin; the metrics and the eval set live in :mod:`a3d.evaluate`.
 * Export: the EMA weights without the training-only AVAS decoder, in float16, through
   ``save_pretrained`` (config.json + model.safetensors), loadable by :func:`a3d.api.load_model`.
 """
@@ -39,16 +39,16 @@ import pickle
 import random
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from . import framing
-from .cameras import Cameras, canonical_cameras, orbit_cameras
+from .cameras import Cameras, canonical_cameras
 from .errors import InputError, check_device, check_int, check_number
+from .evaluate import bucket, eval_azimuths, evaluate, psnr, save_gallery, ssim, synthetic_eval_set
 from .files import atomic_write, read_json
 from .gaussians import Gaussians
 from .lpips import lpips
@@ -57,7 +57,7 @@ from .rendering import render
 from .seeding import mix_seed
 
 __all__ = ["TrainConfig", "get_lr", "ssim", "psnr", "train", "evaluate", "export", "cmd_train",
-           "plot_log"]
+           "plot_log", "bucket", "eval_azimuths", "make_eval_set"]  # metrics and eval set: from a3d.evaluate
 
 CKPT_NAME = "ckpt.pt"
 LOG_NAME = "log.jsonl"
@@ -177,51 +177,6 @@ def get_lr(step: int, cfg: TrainConfig) -> float:
     ratio = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
     coeff = 0.5 * (1.0 + math.cos(math.pi * ratio))  # 1 -> 0
     return cfg.min_lr + coeff * (cfg.lr - cfg.min_lr)
-
-
-# ---- metrics --------------------------------------------------------------------------------------
-
-def _gaussian_window(size: int, sigma: float, device, dtype) -> Tensor:
-    x = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
-    g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
-    g = g / g.sum()
-    return g
-
-
-def ssim(x: Tensor, y: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
-    """Structural similarity (Wang et al. 2004) of image pairs: Gaussian window ``window`` × ``window``
-    with std ``sigma``, constants (0.01·1)² and (0.03·1)² for a data range of 1, statistics over
-    the valid region (no padding), averaged over channels and pixels.
-
-    Args:
-        x, y: [B, 3, H, W] images in [0, 1], H, W >= ``window``.
-    Returns:
-        [B] SSIM values (1 for identical images).
-    """
-    if x.shape != y.shape or x.dim() != 4:
-        raise ValueError(f"x, y: expected two [B, C, H, W] tensors of one shape, "
-                         f"got {tuple(x.shape)}, {tuple(y.shape)}")
-    if min(x.shape[-2:]) < window:
-        raise ValueError(f"x: images of {tuple(x.shape[-2:])} are smaller than the {window}-pixel window")
-    x, y = x.float(), y.float()
-    C = x.shape[1]
-    g = _gaussian_window(window, sigma, x.device, x.dtype)
-    def blur(t: Tensor) -> Tensor:  # separable Gaussian filter, valid region  # noqa: E306
-        t = F.conv2d(t, g.view(1, 1, 1, -1).expand(C, 1, 1, window), groups=C)
-        return F.conv2d(t, g.view(1, 1, -1, 1).expand(C, 1, window, 1), groups=C)
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    mx, my = blur(x), blur(y)
-    sxx = blur(x * x) - mx * mx
-    syy = blur(y * y) - my * my
-    sxy = blur(x * y) - mx * my
-    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    return s.mean(dim=(1, 2, 3))
-
-
-def psnr(x: Tensor, y: Tensor) -> Tensor:
-    """PSNR in dB of [B, C, H, W] images in [0, 1] -> [B] (capped at 100 dB for identical images)."""
-    mse = ((x.float() - y.float()) ** 2).mean(dim=(1, 2, 3))
-    return (-10 * torch.log10(mse.clamp_min(1e-10))).clamp(max=100.0)
 
 
 # ---- data -------------------------------------------------------------------------------------------
@@ -564,99 +519,11 @@ def _own_view_loss(g: Gaussians, batch: dict[str, Tensor], given: Tensor, mcfg: 
     return loss, {"own_l2": l2.detach(), "own_alpha": a1.detach(), "own_depth": d1.detach()}
 
 
-# ---- evaluation -----------------------------------------------------------------------------------
+# ---- evaluation (a3d.evaluate) ------------------------------------------------------------------
 
-def eval_azimuths(n: int) -> list[float]:
-    """``n`` azimuths (degrees, in (-180, 180]) evenly around the head, offset by half a step so that
-    none is the input (front) view."""
-    return [((180.0 / n + 360.0 * k / n + 180.0) % 360.0) - 180.0 for k in range(n)]
-
-
-def bucket(azimuth: float) -> str:
-    """View-angle bucket of an azimuth in degrees: 'front' (|az| ≤ 45), 'back' (|az| ≥ 135), else 'side'."""
-    a = abs(((azimuth + 180.0) % 360.0) - 180.0)
-    return "front" if a <= 45.0 else ("back" if a >= 135.0 else "side")
-
-
-@torch.no_grad()
 def make_eval_set(cfg: TrainConfig, size: int, device: torch.device) -> dict[str, Tensor]:
-    """Held-out synthetic heads and their ground truth: input [H, 3, S, S], views [H, V, 3, S, S]
-    from :func:`eval_azimuths` at elevation 0 (canonical radius and field of view)."""
-    from .synth import SyntheticHeads
-
-    heads = SyntheticHeads(device, seed=cfg.eval_seed, num_gaussians=cfg.synth_gaussians, image_size=size)
-    g = heads.sample(cfg.eval_heads).gaussians
-    az = eval_azimuths(cfg.eval_views)
-    cams = orbit_cameras(len(az), size=size, azimuths=az).to(device)
-    canon = canonical_cameras(size).to(device)
-    bg = framing.BACKGROUND
-    inp = _views_nchw(render(g, canon[0:1], bg).rgb)[:, 0].clamp(0, 1)
-    views = _views_nchw(render(g, cams, bg).rgb).clamp(0, 1)
-    return {"input": inp, "views": views, "viewmats": cams.viewmats, "Ks": cams.Ks,
-            "azimuths": torch.tensor(az)}
-
-
-@torch.no_grad()
-def evaluate(model: A3DModel, eval_set: dict[str, Tensor], lpips_net: str = "alex", seed: int = 0,
-             chunk: int = 4) -> dict[str, Any]:
-    """PSNR / SSIM / LPIPS of one-step reconstructions of the eval set, overall and per bucket.
-
-    Returns a dict: ``{"all": {...}, "front": {...}, "side": {...}, "back": {...}, "heads": H,
-    "views": V}``, each bucket with mean ``psnr``, ``ssim``, ``lpips`` and its ``count`` of views.
-    """
-    was_training = model.training
-    model.eval()
-    S = model.config.image_size
-    inp, views = eval_set["input"], eval_set["views"]
-    H, V = views.shape[:2]
-    cams = Cameras(eval_set["viewmats"], eval_set["Ks"], S, S)
-    gen = torch.Generator().manual_seed(seed)
-    g0_all = model.noise(H, generator=gen)
-    rows = {"psnr": [], "ssim": [], "lpips": []}
-    for i in range(0, H, chunk):
-        g = model.one_step(inp[i:i + chunk], g0_all[i:i + chunk]).float()
-        pred = _views_nchw(render(g, cams, framing.BACKGROUND).rgb).clamp(0, 1)  # [h, V, 3, S, S]
-        gt = views[i:i + chunk]
-        p, t = pred.reshape(-1, 3, S, S), gt.reshape(-1, 3, S, S)
-        rows["psnr"].append(psnr(p, t).view(-1, V))
-        rows["ssim"].append(ssim(p, t).view(-1, V))
-        rows["lpips"].append(lpips(p, t, lpips_net).float().view(-1, V))
-    metrics = {k: torch.cat(v).cpu() for k, v in rows.items()}  # [H, V]
-    buckets = [bucket(float(a)) for a in eval_set["azimuths"]]
-    result: dict[str, Any] = {"heads": H, "views": V}
-    for name in ("all", "front", "side", "back"):
-        cols = [j for j, b in enumerate(buckets) if name == "all" or b == name]
-        if cols:
-            result[name] = {k: float(v[:, cols].mean()) for k, v in metrics.items()} | {"count": H * len(cols)}
-    model.train(was_training)
-    return result
-
-
-@torch.no_grad()
-def save_gallery(model: A3DModel, eval_set: dict[str, Tensor], path: str | os.PathLike, heads: Sequence[int],
-                 every: int = 2, seed: int = 0) -> str:
-    """A PNG of held-out heads: for each head a row of ground truth (the input portrait, then every
-    ``every``-th eval view) above a row of the one-step reconstruction's renders of the same views
-    (the input cell shows the reconstruction's front view)."""
-    from PIL import Image
-
-    S = model.config.image_size
-    heads = [h for h in heads if h < eval_set["input"].shape[0]]
-    idx = list(range(0, eval_set["views"].shape[1], every))
-    cams = Cameras(eval_set["viewmats"][idx], eval_set["Ks"][idx], S, S)
-    front = canonical_cameras(S).to(cams.device)[0:1]
-    gen = torch.Generator().manual_seed(seed)
-    g0 = model.noise(eval_set["input"].shape[0], generator=gen)[heads]
-    was_training = model.training
-    model.eval()
-    g = model.one_step(eval_set["input"][heads], g0).float()
-    model.train(was_training)
-    pred = _views_nchw(render(g, Cameras.cat([front, cams]), framing.BACKGROUND).rgb).clamp(0, 1)
-    gt = torch.cat([eval_set["input"][heads][:, None], eval_set["views"][heads][:, idx]], 1)
-    rows = torch.stack([gt, pred], 1).flatten(0, 1)  # [2·heads, 1 + len(idx), 3, S, S]
-    grid = rows.permute(0, 3, 1, 4, 2).reshape(rows.shape[0] * S, rows.shape[1] * S, 3)
-    Image.fromarray((grid * 255 + 0.5).to(torch.uint8).cpu().numpy()).save(path)
-    return os.fspath(path)
+    """The held-out synthetic heads of ``cfg`` (:func:`a3d.evaluate.synthetic_eval_set`)."""
+    return synthetic_eval_set(cfg.eval_heads, cfg.eval_views, size, device, cfg.eval_seed, cfg.synth_gaussians)
 
 
 # ---- checkpoints, EMA, export ---------------------------------------------------------------------
