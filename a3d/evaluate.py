@@ -176,7 +176,9 @@ def synthetic_eval_set(heads: int, views: int, size: int, device: torch.device |
                        seed: int = SYNTH_EVAL_SEED, num_gaussians: int = 80_000) -> dict[str, Tensor]:
     """Held-out synthetic heads and their ground truth: input [H, 3, S, S] (the front canonical view),
     views [H, V, 3, S, S] from :func:`eval_azimuths` at elevation 0 (canonical radius and field of
-    view), their viewmats [V, 4, 4] and Ks [V, 3, 3], and azimuths [V]."""
+    view), their viewmats [V, 4, 4] and Ks [V, 3, 3], azimuths [V], and the 4 canonical views
+    [H, 4, 3, S, S] (front, left, right, back: the photos of a multi-view reconstruction; the front one
+    is ``input``)."""
     from .synth import SyntheticHeads
 
     device = torch.device(device)
@@ -186,9 +188,10 @@ def synthetic_eval_set(heads: int, views: int, size: int, device: torch.device |
     cams = orbit_cameras(len(az), size=size, azimuths=az).to(device)
     canon = canonical_cameras(size).to(device)
     bg = framing.BACKGROUND
-    inp = _views_nchw(render(g, canon[0:1], bg).rgb)[:, 0].clamp(0, 1)
+    canonical = _views_nchw(render(g, canon, bg).rgb).clamp(0, 1)
     gt = _views_nchw(render(g, cams, bg).rgb).clamp(0, 1)
-    return {"input": inp, "views": gt, "viewmats": cams.viewmats, "Ks": cams.Ks, "azimuths": torch.tensor(az)}
+    return {"input": canonical[:, 0].contiguous(), "views": gt, "viewmats": cams.viewmats, "Ks": cams.Ks,
+            "azimuths": torch.tensor(az), "canonical": canonical}
 
 
 def _refine_kwargs(refine: bool | int) -> dict[str, bool | int]:

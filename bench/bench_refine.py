@@ -114,7 +114,8 @@ def main() -> None:
            "astronaut": astronaut(model, dev, settings)}
     print(f"{'arm':26s} {'all':>7s} {'front':>7s} {'side':>7s} {'back':>7s}  SSIM   LPIPS")
     for name, r in res["heldout"].items():
-        print(f"{name:26s} " + " ".join(f"{r[b]['psnr']:7.2f}" for b in ("all", "front", "side", "back"))
+        print(f"{name:26s} " + " ".join(f"{r[b]['psnr']:7.2f}" if b in r else "      -"
+                                         for b in ("all", "front", "side", "back"))
               + f"  {r['all']['ssim']:.3f}  {r['all']['lpips']:.3f}")
     print("refine seconds (median):", {k: round(v, 3) for k, v in res["refine_seconds_median"].items()})
     print("astronaut:", json.dumps(res["astronaut"]))
