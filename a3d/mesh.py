@@ -176,7 +176,7 @@ _FAR = 1e6  # the "surface depth" of an empty pixel: every voxel on its ray is i
 
 
 def _render_views(gaussians: Gaussians, cams: Cameras, batch: int = 8) -> _Views:
-    from .render import render
+    from .rendering import render
 
     rgb, alpha, depth = [], [], []
     with torch.no_grad():
@@ -550,7 +550,7 @@ def fidelity(mesh: Mesh, gaussians: Gaussians, cameras: Cameras) -> dict[str, li
     as rendered by :func:`a3d.mesh_render.render_mesh`, texture atlas if the mesh has one).
     """
     from .mesh_render import render_mesh
-    from .render import render
+    from .rendering import render
 
     with torch.no_grad():
         ref = render(gaussians.detach().float(), cameras.to(gaussians.device))

@@ -40,7 +40,7 @@ from a3d.api import NoWeightsError, load_model, reconstruct
 from a3d.cameras import save_cameras_json
 from a3d.model import A3DModel, get_config
 from a3d.preprocess import ImageError, NoFaceError
-from a3d.render import to_uint8
+from a3d.rendering import to_uint8
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = [HERE / "examples" / "astronaut.jpg"]
@@ -51,6 +51,11 @@ QUEUE_SIZE = 16
 MAX_STEPS = 8
 NOT_AN_IMAGE = "That file is not an image a3d can read. Upload a portrait photo (JPEG, PNG or WebP, at most 10 MB)."
 RANDOM_INIT_ENV = "A3D_DEMO_RANDOM_INIT"
+# gsplat.js (Model3D's splat renderer) clears its canvas to transparent and paints the page colour behind
+# it from the canvas's inline style (black); Model3D's clear_color does not reach it. This rule gives
+# the 3D view the turntable's background (a3d.framing.BACKGROUND).
+VIEW_BACKGROUND = "#" + "".join(f"{round(255 * c):02x}" for c in framing.BACKGROUND)
+CSS = f"#splat-view canvas {{ background: {VIEW_BACKGROUND} !important; }}"
 
 
 def _device() -> torch.device:
@@ -210,6 +215,10 @@ def make_handler(slot: ModelSlot):
             ply, splat = folder / "head.ply", folder / "head.splat"
             timed("save PLY", lambda: avatar.save_ply(ply))
             timed("save .splat", lambda: avatar.save_splat(splat))
+            # Model3D draws splats with gsplat.js, whose default camera assumes the y-down world of
+            # COLMAP scenes: give it the head turned into that world (a3d.io_ply.UP_CHOICES).
+            view = folder / "view_ydown.splat"
+            avatar.gaussians.detach().to("cpu").save_splat(view, up="-y")
             cams = folder / "cameras.json"
             save_cameras_json(cams, avatar.cameras.to("cpu"), names=list(framing.CANONICAL_VIEWS))
             progress(0.45, desc="extracting the mesh")
@@ -232,7 +241,7 @@ def make_handler(slot: ModelSlot):
                        + (f", refined in {meta['refine']['seconds']:.1f} s" if "refine" in meta else "") + "."
                        + mesh_note)
             downloads = [str(ply), str(splat)] + ([str(glb)] if glb else []) + [str(cams)]
-            return inp, video, str(splat), str(glb) if glb else None, grid, downloads, stages, summary
+            return inp, video, str(view), str(glb) if glb else None, grid, downloads, stages, summary
         except gr.Error:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -311,7 +320,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     args = p.parse_args(argv)
     RESULTS_ROOT.mkdir(parents=True, exist_ok=True)
-    build_demo(args.device).launch(server_name=args.host, server_port=args.port, max_file_size=MAX_UPLOAD,
+    build_demo(args.device).launch(server_name=args.host, server_port=args.port, max_file_size=MAX_UPLOAD, css=CSS,
                                    allowed_paths=[str(HERE / "examples"), str(RESULTS_ROOT)])
 
 

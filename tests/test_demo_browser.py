@@ -17,11 +17,13 @@ import subprocess
 import sys
 import time
 import urllib.request
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 pytestmark = pytest.mark.browser
 
@@ -45,6 +47,7 @@ if _missing():
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 from a3d.io_ply import load_ply  # noqa: E402
+from a3d.video import mp4_box_order  # noqa: E402
 
 
 def _free_port() -> int:
@@ -153,16 +156,20 @@ def test_example_portrait_end_to_end(page, server, tmp_path):
     src = video.get_attribute("src")
     body = page.request.get(src).body()
     assert len(body) > 1000 and body[4:8] == b"ftyp", f"turntable at {src} is not an MP4 ({len(body)} bytes)"
+    (tmp_path / "orbit.mp4").write_bytes(body)
+    boxes = mp4_box_order(tmp_path / "orbit.mp4")
+    assert boxes.index("moov") < boxes.index("mdat"), f"no fast start (the browser cannot seek while loading): {boxes}"
     duration = page.wait_for_function(
         "v => v.readyState >= 1 && v.duration > 0 ? v.duration : null", arg=video.element_handle(), timeout=30_000
     ).json_value()
     assert duration > 0.5
 
     # The interactive 3D views draw the splat and the mesh (GLB) into their canvases.
-    for view in ("#splat-view", "#mesh-view"):
-        canvas = page.locator(f"{view} canvas").first
+    boxes = {}
+    for sel in ("#splat-view", "#mesh-view"):
+        canvas = page.locator(f"{sel} canvas").first
         expect(canvas).to_be_visible()
-        box = canvas.bounding_box()
+        box = boxes[sel] = canvas.bounding_box()
         assert box["width"] > 100 and box["height"] > 100
         drawn = False
         for _ in range(20):  # the viewer loads the file, then draws
@@ -170,7 +177,11 @@ def test_example_portrait_end_to_end(page, server, tmp_path):
                 drawn = True
                 break
             time.sleep(1)
-        assert drawn, f"the 3D view {view} stayed blank"
+        assert drawn, f"the 3D view {sel} stayed blank"
+    # The splat on the turntable's background (white), not gsplat.js's default black: the corners show it.
+    view = np.asarray(Image.open(BytesIO(page.screenshot(clip=boxes["#splat-view"]))).convert("RGB"), dtype=np.int16)
+    for corner in (view[2, 2], view[2, -3], view[-3, 2], view[-3, -3]):
+        assert np.abs(corner - 255).max() <= 8, f"the 3D view's background is {corner.tolist()}, not white"
 
     # Grid and timings.
     expect(page.locator("#grid img").first).to_be_visible()
