@@ -30,9 +30,8 @@ the Gaussian renders with the triangle rasterizer of :mod:`a3d.mesh_render`.
 from __future__ import annotations
 
 import math
-import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -41,6 +40,7 @@ from torch import Tensor
 from . import framing
 from .cameras import Cameras, intrinsics, look_at
 from .gaussians import Gaussians
+from .mesh_io import Mesh, atlas_texels, atlas_uv, is_watertight, vertex_normals
 
 __all__ = ["Mesh", "extract", "fusion_cameras", "vertex_normals", "is_watertight", "bake_texture", "fidelity"]
 
@@ -50,66 +50,6 @@ _TRUNC = 0.08  # truncation of the signed distance, head units (at least 3 voxel
 _FUSION_FOV_DEG = 40.0
 _MAX_RESOLUTION = 1024
 _CHUNK_ELEMENTS = 1 << 18  # points x views evaluated at once (memory, and few enough ops to keep threads busy)
-
-
-@dataclass
-class Mesh:
-    """A triangle mesh with vertex colours and, optionally, a texture atlas.
-
-    Attributes:
-        vertices: [V, 3] float32 positions, world coordinates (head units, y up, face toward +z).
-        faces: [F, 3] int64 vertex indices, counter-clockwise seen from outside.
-        vertex_colors: [V, 3] float32 RGB in [0, 1].
-        uv: optional [F, 3, 2] float32 texture coordinates per face corner, origin at the image's
-            bottom-left (OBJ/glTF-importer convention: v up), in [0, 1].
-        texture: optional [T, T, 3] uint8 RGB atlas that ``uv`` points into (row 0 is the image's top).
-        metadata: settings, timings in seconds, counts.
-    """
-
-    vertices: np.ndarray
-    faces: np.ndarray
-    vertex_colors: np.ndarray
-    uv: np.ndarray | None = None
-    texture: np.ndarray | None = None
-    metadata: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        v, f, c = self.vertices, self.faces, self.vertex_colors
-        if not isinstance(v, np.ndarray) or v.ndim != 2 or v.shape[1] != 3:
-            raise ValueError(f"vertices: expected an array [V, 3], got {_desc(v)}")
-        if not isinstance(f, np.ndarray) or f.ndim != 2 or f.shape[1] != 3 or not np.issubdtype(f.dtype, np.integer):
-            raise ValueError(f"faces: expected an integer array [F, 3], got {_desc(f)}")
-        if len(f) and (f.min() < 0 or f.max() >= len(v)):
-            raise ValueError(f"faces: indices must lie in [0, {len(v)}), got [{f.min()}, {f.max()}]")
-        if not isinstance(c, np.ndarray) or c.shape != v.shape:
-            raise ValueError(f"vertex_colors: expected an array {v.shape} like vertices, got {_desc(c)}")
-        if (self.uv is None) != (self.texture is None):
-            raise ValueError("uv and texture: give both or neither")
-        if self.uv is not None:
-            if self.uv.shape != (len(f), 3, 2):
-                raise ValueError(f"uv: expected [{len(f)}, 3, 2] (one per face corner), got {_desc(self.uv)}")
-            t = self.texture
-            if not isinstance(t, np.ndarray) or t.ndim != 3 or t.shape[2] != 3 or t.dtype != np.uint8:
-                raise ValueError(f"texture: expected a uint8 array [T, T, 3], got {_desc(t)}")
-
-    @property
-    def num_faces(self) -> int:
-        return len(self.faces)
-
-    @property
-    def num_vertices(self) -> int:
-        return len(self.vertices)
-
-    def is_watertight(self) -> bool:
-        """True when every edge is shared by exactly two faces with opposite orientations."""
-        return is_watertight(self.faces)
-
-    def save(self, path: str | os.PathLike, scale: float = 1.0) -> str:
-        """Write ``path``; its extension picks the format (.glb, .obj with .mtl and .png beside it, .ply);
-        ``scale`` multiplies the coordinates. See :func:`a3d.mesh_io.save_mesh`."""
-        from .mesh_io import save_mesh
-
-        return save_mesh(self, path, scale)
 
 
 # ---- cameras and fusion -----------------------------------------------------------------------------------
@@ -352,33 +292,6 @@ def _close_surface(vertices: np.ndarray, faces: np.ndarray, rounds: int = 8) -> 
     return vertices, faces
 
 
-def is_watertight(faces: np.ndarray) -> bool:
-    """True when every edge of ``faces`` [F, 3] is used exactly twice, once in each direction
-    (a closed, consistently oriented, edge-manifold surface)."""
-    f = np.asarray(faces, dtype=np.int64)
-    if len(f) == 0:
-        return False
-    directed = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
-    n = int(f.max()) + 1
-    key = directed[:, 0] * n + directed[:, 1]
-    rev = directed[:, 1] * n + directed[:, 0]
-    key_sorted = np.sort(key)
-    if (np.diff(key_sorted) == 0).any():  # an edge used twice in one direction
-        return False
-    pos = np.searchsorted(key_sorted, rev)
-    return bool((pos < len(key_sorted)).all() and (key_sorted[np.minimum(pos, len(key_sorted) - 1)] == rev).all())
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """[V, 3] unit normals: the area-weighted mean of the adjacent faces' normals."""
-    tri = vertices[faces]
-    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # length = 2 x area
-    n = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(n, faces[:, k], fn)
-    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-
-
 def _colors_at(points: Tensor, normals: Tensor, views: _Views, tol: float) -> tuple[Tensor, Tensor]:
     """Colours [M, 3] seen at surface ``points`` [M, 3] with outward ``normals`` [M, 3], and whether any
     view saw them [M]. A view sees a point when the rendered depth there is within ``tol`` of its depth."""
@@ -430,8 +343,6 @@ def bake_texture(mesh: Mesh, gaussians: Gaussians, texture_size: int = 2048, vie
     the views that see the point, see the module docstring). Returns a new :class:`Mesh` with ``uv`` and
     ``texture`` set (the vertex colours are kept).
     """
-    from .mesh_io import atlas_texels, atlas_uv
-
     if isinstance(texture_size, bool) or not isinstance(texture_size, int) or not 64 <= texture_size <= 8192:
         raise ValueError(f"texture_size: expected an int in [64, 8192], got {texture_size!r}")
     F = mesh.num_faces
@@ -567,7 +478,3 @@ def fidelity(mesh: Mesh, gaussians: Gaussians, cameras: Cameras) -> dict[str, li
     return {"iou": [float(inter[c].sum()) / max(1, int(union[c].sum())) for c in range(len(cameras))],
             "psnr": [psnr(sq[c], inter[c]) for c in range(len(cameras))],
             "iou_all": float(inter.sum()) / max(1, int(union.sum())), "psnr_all": psnr(sq, inter)}
-
-
-def _desc(x) -> str:
-    return f"shape {tuple(x.shape)} {x.dtype}" if isinstance(x, np.ndarray) else type(x).__name__

@@ -1,4 +1,5 @@
-"""Mesh files: GLB (binary glTF 2.0), OBJ + MTL + PNG, PLY; and the texture atlas layout that OBJ needs.
+"""The triangle mesh container (:class:`Mesh`) and its files: GLB (binary glTF 2.0), OBJ + MTL + PNG, PLY;
+and the texture atlas layout that OBJ needs.
 
 Files are written through trimesh (MIT), whose exporters follow the formats' specifications. a3d's world
 (y up, face toward +z, head units) is glTF's frame (y up, front +z), so no axis change is made; lengths are
@@ -18,14 +19,101 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
 
-__all__ = ["save_mesh", "atlas_layout", "atlas_texels", "bake_vertex_colors", "MESH_FORMATS"]
+__all__ = ["Mesh", "save_mesh", "is_watertight", "vertex_normals", "atlas_layout", "atlas_texels", "atlas_uv",
+           "bake_vertex_colors", "MESH_FORMATS"]
 
 MESH_FORMATS = (".glb", ".obj", ".ply")
 DEFAULT_CELL = 6  # texels a side of an atlas cell (one pair of triangles) when no size is given
+
+
+@dataclass
+class Mesh:
+    """A triangle mesh with vertex colours and, optionally, a texture atlas.
+
+    Attributes:
+        vertices: [V, 3] float32 positions, world coordinates (head units, y up, face toward +z).
+        faces: [F, 3] int64 vertex indices, counter-clockwise seen from outside.
+        vertex_colors: [V, 3] float32 RGB in [0, 1].
+        uv: optional [F, 3, 2] float32 texture coordinates per face corner, origin at the image's
+            bottom-left (OBJ/glTF-importer convention: v up), in [0, 1].
+        texture: optional [T, T, 3] uint8 RGB atlas that ``uv`` points into (row 0 is the image's top).
+        metadata: settings, timings in seconds, counts.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    vertex_colors: np.ndarray
+    uv: np.ndarray | None = None
+    texture: np.ndarray | None = None
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        v, f, c = self.vertices, self.faces, self.vertex_colors
+        if not isinstance(v, np.ndarray) or v.ndim != 2 or v.shape[1] != 3:
+            raise ValueError(f"vertices: expected an array [V, 3], got {_desc(v)}")
+        if not isinstance(f, np.ndarray) or f.ndim != 2 or f.shape[1] != 3 or not np.issubdtype(f.dtype, np.integer):
+            raise ValueError(f"faces: expected an integer array [F, 3], got {_desc(f)}")
+        if len(f) and (f.min() < 0 or f.max() >= len(v)):
+            raise ValueError(f"faces: indices must lie in [0, {len(v)}), got [{f.min()}, {f.max()}]")
+        if not isinstance(c, np.ndarray) or c.shape != v.shape:
+            raise ValueError(f"vertex_colors: expected an array {v.shape} like vertices, got {_desc(c)}")
+        if (self.uv is None) != (self.texture is None):
+            raise ValueError("uv and texture: give both or neither")
+        if self.uv is not None:
+            if self.uv.shape != (len(f), 3, 2):
+                raise ValueError(f"uv: expected [{len(f)}, 3, 2] (one per face corner), got {_desc(self.uv)}")
+            t = self.texture
+            if not isinstance(t, np.ndarray) or t.ndim != 3 or t.shape[2] != 3 or t.dtype != np.uint8:
+                raise ValueError(f"texture: expected a uint8 array [T, T, 3], got {_desc(t)}")
+
+    @property
+    def num_faces(self) -> int:
+        return len(self.faces)
+
+    @property
+    def num_vertices(self) -> int:
+        return len(self.vertices)
+
+    def is_watertight(self) -> bool:
+        """True when every edge is shared by exactly two faces with opposite orientations."""
+        return is_watertight(self.faces)
+
+    def save(self, path: str | os.PathLike, scale: float = 1.0) -> str:
+        """Write ``path``; its extension picks the format (.glb, .obj with .mtl and .png beside it, .ply);
+        ``scale`` multiplies the coordinates. See :func:`a3d.mesh_io.save_mesh`."""
+        return save_mesh(self, path, scale)
+
+
+def is_watertight(faces: np.ndarray) -> bool:
+    """True when every edge of ``faces`` [F, 3] is used exactly twice, once in each direction
+    (a closed, consistently oriented, edge-manifold surface)."""
+    f = np.asarray(faces, dtype=np.int64)
+    if len(f) == 0:
+        return False
+    directed = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    n = int(f.max()) + 1
+    key = directed[:, 0] * n + directed[:, 1]
+    rev = directed[:, 1] * n + directed[:, 0]
+    key_sorted = np.sort(key)
+    if (np.diff(key_sorted) == 0).any():  # an edge used twice in one direction
+        return False
+    pos = np.searchsorted(key_sorted, rev)
+    return bool((pos < len(key_sorted)).all() and (key_sorted[np.minimum(pos, len(key_sorted) - 1)] == rev).all())
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """[V, 3] unit normals: the area-weighted mean of the adjacent faces' normals."""
+    tri = vertices[faces]
+    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # length = 2 x area
+    n = np.zeros_like(vertices)
+    for k in range(3):
+        np.add.at(n, faces[:, k], fn)
+    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
 
 
 def atlas_layout(num_faces: int, texture_size: int) -> tuple[np.ndarray, int, int]:
@@ -94,8 +182,6 @@ def default_texture_size(num_faces: int) -> int:
 
 def bake_vertex_colors(mesh, texture_size: int | None = None):
     """A copy of ``mesh`` (an :class:`a3d.mesh.Mesh`) with an atlas holding its interpolated vertex colours."""
-    from .mesh import Mesh
-
     F = mesh.num_faces
     size = default_texture_size(F) if texture_size is None else texture_size
     tex = np.zeros((size, size, 3), dtype=np.float32)
@@ -154,8 +240,6 @@ def _write(path: str, data: bytes | str) -> None:
 
 
 def _write_ply(mesh, path: str, scale: float) -> None:
-    from .mesh import vertex_normals
-
     V, F = mesh.num_vertices, mesh.num_faces
     header = ("ply\nformat binary_little_endian 1.0\ncomment a3d mesh (y up, face toward +z)\n"
               f"element vertex {V}\nproperty float x\nproperty float y\nproperty float z\n"
@@ -192,3 +276,7 @@ def _write_obj(mesh, stem: str, scale: float) -> None:
     idx = np.concatenate([mesh.faces + 1, np.arange(3 * F).reshape(F, 3) + 1], 1)  # v and vt, 1-based
     lines.append("".join(f"f {a}/{d} {b}/{e} {c}/{f}\n" for a, b, c, d, e, f in idx.tolist()))
     _write(f"{stem}.obj", "".join(lines))
+
+
+def _desc(x) -> str:
+    return f"shape {tuple(x.shape)} {x.dtype}" if isinstance(x, np.ndarray) else type(x).__name__
