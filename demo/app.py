@@ -295,11 +295,10 @@ def build_demo(device: torch.device | str | None = None) -> gr.Blocks:
                                         height=256)
                     video = gr.Video(label="Turntable", interactive=False, autoplay=True, loop=True, height=256,
                                      elem_id="turntable")
-                with gr.Row():
-                    splat = gr.Model3D(label="3D Gaussian splat (drag to orbit)", clear_color=(1.0, 1.0, 1.0, 1.0),
-                                       height=360, elem_id="splat-view")
-                    mesh_view = gr.Model3D(label="Triangle mesh, GLB (drag to orbit)",
-                                           clear_color=(1.0, 1.0, 1.0, 1.0), height=360, elem_id="mesh-view")
+                splat = gr.Model3D(label="3D Gaussian splat (drag to orbit)", clear_color=(1.0, 1.0, 1.0, 1.0),
+                                   height=360, elem_id="splat-view")
+                mesh_view = gr.Model3D(label="Triangle mesh, GLB: game engines, Blender, 3D printing (drag to orbit)",
+                                       clear_color=(1.0, 1.0, 1.0, 1.0), height=360, elem_id="mesh-view")
                 grid = gr.Image(label="Views around the head", interactive=False, elem_id="grid")
                 with gr.Row():
                     files = gr.File(label="Downloads (PLY, .splat, GLB mesh, cameras JSON)", file_count="multiple",
