@@ -218,7 +218,7 @@ def make_handler(slot: ModelSlot):
             # Model3D draws splats with gsplat.js, whose default camera assumes the y-down world of
             # COLMAP scenes: give it the head turned into that world (a3d.io_ply.UP_CHOICES).
             view = folder / "view_ydown.splat"
-            avatar.gaussians.detach().to("cpu").save_splat(view, up="-y")
+            avatar.save_splat(view, up="-y")
             cams = folder / "cameras.json"
             save_cameras_json(cams, avatar.cameras.to("cpu"), names=list(framing.CANONICAL_VIEWS))
             progress(0.45, desc="extracting the mesh")
