@@ -166,7 +166,7 @@ def _readable(e: Exception, path: str, name: str) -> str:
 # The refine switch: on by default where a GPU runs it (about a second); on a CPU it costs seconds, so
 # it starts off and says so (figure: BENCHMARKS.md, "Refinement").
 REFINE_LABEL = {True: "Refine on the photo(s) (about a second on the GPU)",
-                False: "Refine on the photo(s) (slower on this CPU: about 20 s)"}
+                False: "Refine on the photo(s) (slower on a CPU: about 6–10 s on 2 cores)"}
 
 
 def make_handler(slot: ModelSlot):
