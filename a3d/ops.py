@@ -20,6 +20,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from . import _jit
 from .rasterize import DEPTH_ALPHA_EPS
 from .rays import plucker_rays_reference
 
@@ -58,8 +59,6 @@ def _load() -> bool:
         _ext_build = "prebuilt"
     except (ImportError, OSError) as e:  # missing (a pure-Python install, the Space) or built against another torch
         _prebuilt_error = e
-        from . import _jit
-
         if not _jit.enabled():
             _ext_error = e
             return False
@@ -145,6 +144,7 @@ def info() -> dict[str, object]:
         "extension": "loaded" if _ext_loaded else f"not loaded ({_ext_error})",
         "extension_build": build,
         "extension_path": _ext_path or "-",
+        "jit_cache": f"{_jit.cache_root()}" + ("" if _jit.enabled() else f" (first-use build off: {_jit.JIT_ENV}=0)"),
         "cpu_kernels": has_kernel("plucker_rays", "cpu"),
         "cuda_kernels": has_kernel("plucker_rays", "cuda"),
         "backend_cpu": _safe_backend("cpu"),

@@ -35,7 +35,7 @@ from pathlib import Path
 import gradio as gr
 import torch
 
-from a3d import framing
+from a3d import framing, ops
 from a3d.api import NoWeightsError, load_model, reconstruct
 from a3d.cameras import save_cameras_json
 from a3d.model import A3DModel, get_config
@@ -66,6 +66,17 @@ def _render_settings(device: torch.device, test_mode: bool) -> tuple[dict, dict]
     if device.type == "cuda":
         return {"frames": 120, "fps": 30, "size": 512}, {"views": 8, "size": 256}
     return {"frames": 48, "fps": 24, "size": 256}, {"views": 8, "size": 192}
+
+
+def renderer(device: torch.device) -> str:
+    """Which rasterizer renders on ``device``, for the page: the compiled kernels and where they came from
+    (prebuilt a3d._C, or compiled on first use into a3d's cache), or the pure-PyTorch reference."""
+    backend = ops.backend(device, "rasterize_fwd")
+    if backend == "torch":
+        return "the pure-PyTorch reference rasterizer"
+    build = ops.info()["extension_build"].split()[0]
+    origin = "built on first use" if build == "jit" else "prebuilt"
+    return f"the compiled {'CUDA' if backend == 'cuda' else 'C++'} kernels ({origin})"
 
 
 # ---- the model ------------------------------------------------------------------------------------------
@@ -208,7 +219,7 @@ def make_handler(slot: ModelSlot):
             inp = to_uint8(avatar.input_image.permute(1, 2, 0))
             meta = avatar.metadata
             summary = (f"**{meta['num_gaussians']:,} Gaussians** on `{meta['device']}`, {steps} step(s), "
-                       f"preprocessing: {meta['preprocess']['mode']}.")
+                       f"preprocessing: {meta['preprocess']['mode']}; rendered by {renderer(slot.device)}.")
             return inp, video, str(splat), grid, [str(ply), str(splat), str(cams)], stages, summary
         except gr.Error:
             shutil.rmtree(folder, ignore_errors=True)
@@ -272,7 +283,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     args = p.parse_args(argv)
     RESULTS_ROOT.mkdir(parents=True, exist_ok=True)
-    build_demo(args.device).launch(server_name=args.host, server_port=args.port, max_file_size=MAX_UPLOAD,
+    # Load (on a Space: compile, once per start) the kernels before serving, so no request waits for the build.
+    device = torch.device(args.device) if args.device else _device()
+    print(f"a3d renders with {renderer(device)}: {ops.info()['extension_path']}", flush=True)
+    build_demo(device).launch(server_name=args.host, server_port=args.port, max_file_size=MAX_UPLOAD,
                                    allowed_paths=[str(HERE / "examples"), str(RESULTS_ROOT)])
 
 
