@@ -51,6 +51,10 @@ QUEUE_SIZE = 16
 MAX_STEPS = 8
 NOT_AN_IMAGE = "That file is not an image a3d can read. Upload a portrait photo (JPEG, PNG or WebP, at most 10 MB)."
 RANDOM_INIT_ENV = "A3D_DEMO_RANDOM_INIT"
+# CPU renders, chosen so that upload to video takes at most 15 s on 2 cores with the compiled kernels
+# (bench/bench_demo.py; figures in BENCHMARKS.md).
+CPU_VIDEO = {"frames": 48, "fps": 24, "size": 256}
+CPU_GRID = {"views": 8, "size": 192}
 
 
 def _device() -> torch.device:
@@ -65,7 +69,7 @@ def _render_settings(device: torch.device, test_mode: bool) -> tuple[dict, dict]
         return {"frames": 12, "fps": 12, "size": 128}, {"views": 4, "size": 128}
     if device.type == "cuda":
         return {"frames": 120, "fps": 30, "size": 512}, {"views": 8, "size": 256}
-    return {"frames": 48, "fps": 24, "size": 256}, {"views": 8, "size": 192}
+    return CPU_VIDEO, CPU_GRID
 
 
 def renderer(device: torch.device) -> str:
