@@ -253,18 +253,21 @@ def load_or_build(package_dir: Path | None = None) -> Build:
             raise BuildError(missing)
         from filelock import FileLock, Timeout
 
-        folder.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(folder) + ".lock")
         try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            print(f"a3d: another process is building the kernels; waiting for it (lock {lock.lock_file})",
-                  file=sys.stderr, flush=True)
+            folder.mkdir(parents=True, exist_ok=True)
             try:
+                lock.acquire(timeout=0)
+            except Timeout:  # (a TimeoutError, hence an OSError: caught before the clause below)
+                print(f"a3d: another process is building the kernels; waiting for it (lock {lock.lock_file})",
+                      file=sys.stderr, flush=True)
                 lock.acquire(timeout=LOCK_TIMEOUT_S)
-            except Timeout:
-                raise BuildError(f"timed out after {LOCK_TIMEOUT_S:.0f} s waiting for the build lock "
-                                 f"{lock.lock_file}") from None
+        except Timeout:
+            raise BuildError(f"timed out after {LOCK_TIMEOUT_S:.0f} s waiting for the build lock "
+                             f"{lock.lock_file}") from None
+        except OSError as e:
+            raise BuildError(f"cannot write the build cache {folder} ({e}); set {CACHE_ENV} to a writable "
+                             "folder") from e
         try:
             if not (folder / _DONE).is_file():  # the process we waited for may have built it
                 # torch's own lock file in the folder can only be left over from a killed build: we hold ours.

@@ -200,6 +200,15 @@ def test_a_compile_error_names_the_line_and_keeps_the_log(tmp_path, monkeypatch)
     assert not list((tmp_path / "cache").glob(f"*/{_jit._DONE}"))  # a failed build is never taken for done
 
 
+def test_unwritable_cache_is_a_build_error(tmp_path, monkeypatch):
+    needs_compiler()
+    (tmp_path / "a_file").write_text("not a folder\n")
+    monkeypatch.setenv(_jit.CACHE_ENV, str(tmp_path / "a_file" / "cache"))
+    monkeypatch.setenv(_jit.CUDA_ENV, "0")
+    with pytest.raises(_jit.BuildError, match=r"cannot write the build cache .*A3D_JIT_CACHE"):
+        _jit.load_or_build()
+
+
 def test_missing_sources_are_a_build_error(tmp_path):
     with pytest.raises(_jit.BuildError, match=r"sources \(csrc/\) are not in this installation"):
         _jit.load_or_build(tmp_path / "a3d")
