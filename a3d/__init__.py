@@ -12,9 +12,9 @@ from .gaussians import Gaussians
 from .io_ply import load_ply, save_ply, save_splat
 from .ops import backend
 from .render import orbit_video, render
-from .api import Avatar, load_model, reconstruct, reconstruct_many
+from .api import Avatar, load_model, reconstruct, reconstruct_many, refine
 
 __all__ = [
     "Avatar", "Cameras", "Gaussians", "backend", "canonical_cameras", "load_model", "load_ply", "orbit_cameras",
-    "orbit_video", "reconstruct", "reconstruct_many", "render", "save_ply", "save_splat",
+    "orbit_video", "reconstruct", "reconstruct_many", "refine", "render", "save_ply", "save_splat",
 ]

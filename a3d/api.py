@@ -15,9 +15,9 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Mapping, Sequence, Union
 
 import torch
 from PIL import Image
@@ -27,14 +27,17 @@ from . import __version__, framing
 from .cameras import Cameras, canonical_cameras, orbit_cameras, save_cameras_json
 from .gaussians import Gaussians
 from .model import A3DModel
-from .preprocess import ImageLike, NoFaceError, preprocess as _preprocess
+from .refinement import RefineSettings
+from .preprocess import ImageLike, NoFaceError, Preprocessed, frame_like, preprocess as _preprocess
 
-__all__ = ["Avatar", "NoWeightsError", "load_model", "reconstruct", "reconstruct_many", "DEFAULT_MODEL_DIR"]
+__all__ = ["Avatar", "NoWeightsError", "load_model", "reconstruct", "reconstruct_many", "refine", "DEFAULT_MODEL_DIR"]
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "models" / "tiny"
 """The bundled default model: ``config.json`` + ``model.safetensors`` (the trainer's output folder)."""
 
 ModelLike = Union[None, str, os.PathLike, A3DModel]
+# One portrait, or photos of several canonical views of one head: {"front": a, "left": b, ...}.
+ViewsLike = Union[ImageLike, Mapping[str, ImageLike]]
 
 
 class NoWeightsError(FileNotFoundError):
@@ -113,12 +116,19 @@ class Avatar:
         cameras: the 4 canonical cameras (front, left, right, back) of the model's resolution, OpenCV.
         input_image: [3, S, S] the model's input after preprocessing, RGB in [0, 1].
         metadata: conventions, model id and version, settings, and per-stage timings in seconds.
+        photos: [4, 3, S, S] the preprocessed photos of the canonical views (front = input_image;
+            zeros where none was given), or None; what :func:`refine` fits.
+        given: [4] bool, which canonical views had a photo, or None (the front only).
+        masks: [4, S, S] their foreground mattes in [0, 1] (ones where unknown), or None.
     """
 
     gaussians: Gaussians
     cameras: Cameras
     input_image: Tensor
     metadata: dict = field(default_factory=dict)
+    photos: Tensor | None = None
+    given: Tensor | None = None
+    masks: Tensor | None = None
 
     def save_ply(self, path: str | os.PathLike) -> None:
         """Inria 3DGS PLY (SuperSplat, SIBR, gradio Model3D)."""
@@ -210,12 +220,17 @@ def _sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
-def reconstruct(image: ImageLike, model: ModelLike = None, *, steps: int = 1, seed: int | None = None,
-                device: str | torch.device | None = None, preprocess: bool = True) -> Avatar:
-    """One portrait → a 3D Gaussian head.
+def reconstruct(image: ViewsLike, model: ModelLike = None, *, steps: int = 1, seed: int | None = None,
+                device: str | torch.device | None = None, preprocess: bool = True,
+                refine: bool | int | RefineSettings = False, face: int | None = None) -> Avatar:
+    """One portrait (or a few photos of one head) → a 3D Gaussian head.
 
     Args:
-        image: a path, PIL image, numpy array or tensor (see :func:`a3d.preprocess.load_image`).
+        image: a path, PIL image, numpy array or tensor (see :func:`a3d.preprocess.load_image`); or a
+            dict of photos of the canonical views, ``{"front": a, "left": b, "right": c, "back": d}``
+            (front required; "left" is the subject's left side, seen by the camera on +x). Extra
+            views go into the network (models with the input decoder) and into refinement. Side
+            and back photos are framed like the front one (:func:`a3d.preprocess.frame_like`).
         model: None for the bundled default, a model folder or Hub id (see :func:`load_model`), or
             an :class:`A3DModel` (moved to ``device`` if one is given).
         steps: denoising steps (1, the paper's default, is one network call; Eq. 3 for more).
@@ -223,19 +238,81 @@ def reconstruct(image: ImageLike, model: ModelLike = None, *, steps: int = 1, se
         device: torch device (default: the model's for an A3DModel, else CUDA if available).
         preprocess: find and frame the face and remove the background; False for an image that is
             already framed like the model's input (see :mod:`a3d.framing`).
+        refine: fit the Gaussians to the photos afterwards (:func:`refine`): True for the default
+            settings, an int for that many steps, or a :class:`a3d.refinement.RefineSettings`.
+        face: which face to reconstruct when the photo holds several (0 = the largest, the default).
     Returns:
         An :class:`Avatar`. Inference runs under bf16 autocast on CUDA and in float32 on CPU.
     """
     return reconstruct_many([image], model, batch_size=1, steps=steps, seed=seed, device=device,
-                            preprocess=preprocess, progress=False)[0]
+                            preprocess=preprocess, progress=False, refine=refine, face=face)[0]
 
 
-def reconstruct_many(images: Sequence[ImageLike], model: ModelLike = None, *, batch_size: int = 4, steps: int = 1,
+def refine(avatar: Avatar, settings: bool | int | RefineSettings = True, *, progress: bool = True) -> Avatar:
+    """Fit ``avatar``'s Gaussians to its photos in seconds (HQ-Head's per-subject stage; see
+    :mod:`a3d.refinement` for the objective): returns a new Avatar whose metadata gains a "refine" report
+    and a "refine" timing. ``settings``: True (defaults), a number of steps, or a RefineSettings."""
+    from .refinement import settings_from
+
+    return _refine_avatar(avatar, settings_from(settings), progress)
+
+
+def _refine_avatar(avatar: Avatar, s: RefineSettings | None, progress: bool) -> Avatar:
+    from .refinement import refine_gaussians
+
+    if s is None:
+        return avatar
+    S = avatar.cameras.width
+    photos = avatar.photos if avatar.photos is not None else torch.cat(
+        [avatar.input_image[None], avatar.input_image.new_zeros(3, 3, S, S)])
+    given = avatar.given if avatar.given is not None else torch.tensor([True, False, False, False])
+    g, report = refine_gaussians(avatar.gaussians, avatar.cameras, photos, given, avatar.masks, s, progress)
+    meta = dict(avatar.metadata)
+    meta["refine"] = report
+    meta["timings_s"] = {**meta.get("timings_s", {}), "refine": report["seconds"]}
+    return replace(avatar, gaussians=g, metadata=meta)
+
+
+def _prepare(item: ViewsLike, size: int, align: bool, face: int | None, name: str
+             ) -> tuple[Preprocessed, Tensor, Tensor, Tensor]:
+    """Preprocess one head's photo(s) → (the front's Preprocessed, photos [4, 3, S, S], masks [4, S, S],
+    given [4] bool)."""
+    views = dict(item) if isinstance(item, Mapping) else {"front": item}
+    unknown = sorted(set(views) - set(framing.CANONICAL_VIEWS))
+    if unknown or "front" not in views:
+        raise ValueError(f"{name}: expected photos keyed by {list(framing.CANONICAL_VIEWS)} with 'front' among them, "
+                         f"got {sorted(views)}")
+    try:
+        front = _preprocess(views["front"], size, align=align, face=face)
+    except NoFaceError as e:  # name the image: it may be one of many
+        raise type(e)(f"{name}: {e}") from None
+    photos, masks = torch.zeros(4, 3, size, size), torch.ones(4, size, size)
+    given = torch.zeros(4, dtype=torch.bool)
+    for v, view in enumerate(framing.CANONICAL_VIEWS):
+        if view not in views:
+            continue
+        if view == "front":
+            p = front
+        elif align:
+            p = frame_like(views[view], size, front)
+        else:
+            p = _preprocess(views[view], size, align=False)
+        photos[v], given[v] = p.image, True
+        if p.mask is not None:
+            masks[v] = p.mask
+    return front, photos, masks, given
+
+
+def reconstruct_many(images: Sequence[ViewsLike], model: ModelLike = None, *, batch_size: int = 4, steps: int = 1,
                      seed: int | None = None, device: str | torch.device | None = None, preprocess: bool = True,
-                     progress: bool = True) -> list[Avatar]:
-    """:func:`reconstruct` for many images, ``batch_size`` at a time through the network, with a
-    progress bar. Image i uses noise seed ``seed + i``, so results do not depend on the batching."""
+                     progress: bool = True, refine: bool | int | RefineSettings = False,
+                     face: int | None = None) -> list[Avatar]:
+    """:func:`reconstruct` for many images (each a portrait or a dict of views), ``batch_size`` at a
+    time through the network, with a progress bar. Image i uses noise seed ``seed + i``, so results
+    do not depend on the batching."""
     from tqdm.auto import tqdm
+
+    from .refinement import settings_from
 
     if isinstance(images, (str, os.PathLike, Image.Image, Tensor)) or not isinstance(images, Sequence):
         raise ValueError("images: expected a list of images (use reconstruct() for one)")
@@ -243,6 +320,7 @@ def reconstruct_many(images: Sequence[ImageLike], model: ModelLike = None, *, ba
         raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 1000:
         raise ValueError(f"steps: expected an int in [1, 1000], got {steps!r}")
+    refine_settings = settings_from(refine)
     if seed is None:
         seed = int(torch.randint(0, 2**31 - 1, ()).item())
     elif isinstance(seed, bool) or not isinstance(seed, int):
@@ -265,20 +343,21 @@ def reconstruct_many(images: Sequence[ImageLike], model: ModelLike = None, *, ba
     with tqdm(total=len(images), desc="reconstruct", unit="image", disable=not progress) as bar:
         for start in range(0, len(images), batch_size):
             chunk = images[start:start + batch_size]
-            pre = []
+            prepared = []
             for j, img in enumerate(chunk):
-                try:
-                    pre.append(_preprocess(img, cfg.image_size, align=preprocess))
-                except NoFaceError as e:  # name the image: it may be one of many
-                    name = os.fspath(img) if isinstance(img, (str, os.PathLike)) else f"image {start + j}"
-                    raise NoFaceError(f"{name}: {e}") from None
+                name = os.fspath(img) if isinstance(img, (str, os.PathLike)) else f"image {start + j}"
+                prepared.append(_prepare(img, cfg.image_size, preprocess, face, name))
+            pre = [p[0] for p in prepared]
             x = torch.stack([p.image for p in pre]).to(dev)
+            photos = torch.stack([p[1] for p in prepared]).to(dev)
+            given = torch.stack([p[3] for p in prepared]).to(dev)
+            views = {"photos": photos, "given": given} if bool(given[:, 1:].any()) else {}
             # noise drawn where the model runs (a 512² preset's noise would take ~15 ms on the CPU)
             g0 = torch.cat([net.noise(1, torch.Generator(dev).manual_seed(seed + start + i)) for i in range(len(chunk))])
             _sync(dev)
             t0 = time.perf_counter()
             with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-                g = net.one_step(x, g0) if steps == 1 else net.sample(x, g0, steps)
+                g = net.one_step(x, g0, **views) if steps == 1 else net.sample(x, g0, steps, **views)
             _sync(dev)
             infer_s = time.perf_counter() - t0
             for i, p in enumerate(pre):
@@ -287,12 +366,17 @@ def reconstruct_many(images: Sequence[ImageLike], model: ModelLike = None, *, ba
                 meta.update({
                     "source": os.fspath(src) if isinstance(src, (str, os.PathLike)) else type(src).__name__,
                     "seed": seed + start + i, "num_gaussians": g.num_gaussians,
-                    "preprocess": {"mode": p.mode, "face": p.face.to_dict() if p.face is not None else None},
+                    "preprocess": {"mode": p.mode, "face": p.face.to_dict() if p.face is not None else None,
+                                   "faces_found": p.faces, "face_index": p.face_index},
+                    "views": [v for v, ok in zip(framing.CANONICAL_VIEWS, prepared[i][3].tolist()) if ok],
                     "timings_s": {"load_model": round(load_s if start == 0 and i == 0 else 0.0, 4),
                                   "preprocess": round(p.seconds, 4), "inference": round(infer_s, 4),
                                   "inference_batch_size": len(chunk)},
                 })
-                avatars.append(Avatar(g.scene(i), cams, p.image, meta))
+                avatar = Avatar(g.scene(i), cams, p.image, meta, prepared[i][1], prepared[i][3], prepared[i][2])
+                if refine_settings is not None:
+                    avatar = _refine_avatar(avatar, refine_settings, progress and len(images) == 1)
+                avatars.append(avatar)
             bar.update(len(chunk))
     return avatars
 
@@ -301,7 +385,14 @@ def reconstruct_many(images: Sequence[ImageLike], model: ModelLike = None, *, ba
 
 def add_reconstruct_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reconstruct", help="portraits → 3D Gaussian heads (PLY, .splat, turntable video)")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="portrait image files")
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="portrait image files")
+    p.add_argument("--view", action="append", default=[], metavar="NAME=FILE",
+                   help="photos of one head's canonical views, e.g. --view front=a.jpg --view left=b.jpg "
+                        "(front required; left = the subject's left side); replaces IMAGE")
+    p.add_argument("--refine", nargs="?", type=int, const=-1, default=0, metavar="STEPS",
+                   help="fit the Gaussians to the photo(s) after the network (default steps without a number)")
+    p.add_argument("--face", type=int, default=None, metavar="I",
+                   help="which face to reconstruct when a photo holds several (0 = the largest)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (one subfolder per image)")
     p.add_argument("--steps", type=int, default=1, help="denoising steps (default 1)")
     p.add_argument("--video", action="store_true", help="write orbit.mp4 (a 512² turntable; slow without a GPU)")
@@ -332,13 +423,37 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     chosen = args.ply or args.splat or args.video
     out = Path(args.output)
     used: set[str] = set()
+    items: list = list(args.images)
+    names: list = list(args.images)
+    if args.view:
+        if args.images:
+            print("a3d reconstruct: give either IMAGE files or --view NAME=FILE photos of one head, not both",
+                  file=sys.stderr)
+            return 1
+        views = {}
+        for spec in args.view:
+            name, sep, path = spec.partition("=")
+            if not sep or name not in framing.CANONICAL_VIEWS or name in views:
+                print(f"a3d reconstruct: --view {spec!r}: expected NAME=FILE with NAME one of "
+                      f"{', '.join(framing.CANONICAL_VIEWS)}, each once", file=sys.stderr)
+                return 1
+            views[name] = path
+        items, names = [views], [views.get("front", "head")]
+    if not items:
+        print("a3d reconstruct: no images given (IMAGE files or --view NAME=FILE)", file=sys.stderr)
+        return 1
+    if args.refine < -1:
+        print(f"a3d reconstruct: --refine: expected a number of steps >= 0, got {args.refine}", file=sys.stderr)
+        return 1
+    refine_arg = True if args.refine == -1 else args.refine
     try:
-        avatars = reconstruct_many(args.images, model, batch_size=args.batch_size, steps=args.steps, seed=args.seed,
-                                   device=dev, preprocess=not args.no_preprocess, progress=True)
-    except (ImageError, NoFaceError) as e:
+        avatars = reconstruct_many(items, model, batch_size=args.batch_size, steps=args.steps, seed=args.seed,
+                                   device=dev, preprocess=not args.no_preprocess, progress=True, refine=refine_arg,
+                                   face=args.face)
+    except (ImageError, NoFaceError, ValueError) as e:
         print(f"a3d reconstruct: {e}", file=sys.stderr)
         return 1
-    for path, avatar in zip(args.images, avatars):
+    for path, avatar in zip(names, avatars):
         stem = Path(path).stem or "image"
         name, k = stem, 1
         while name in used:

