@@ -53,7 +53,7 @@ NOT_AN_IMAGE = "That file is not an image a3d can read. Upload a portrait photo 
 RANDOM_INIT_ENV = "A3D_DEMO_RANDOM_INIT"
 # CPU renders, chosen so that upload to video takes at most 15 s on 2 cores with the compiled kernels
 # (bench/bench_demo.py; figures in BENCHMARKS.md).
-CPU_VIDEO = {"frames": 72, "fps": 24, "size": 256}
+CPU_VIDEO = {"frames": 48, "fps": 24, "size": 256}
 CPU_GRID = {"views": 8, "size": 192}
 
 
