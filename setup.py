@@ -1,8 +1,13 @@
 """Build a3d and its extension a3d._C (CPU always; CUDA when a CUDA torch and nvcc are present).
 
 A3D_BUILD_CUDA=1 forces the CUDA part (and fails without a toolkit), A3D_BUILD_CUDA=0 skips it.
-torch must be installed first and the build must see it: ``pip install --no-build-isolation .``
-The sources also ship inside the package (a3d/csrc/), for the first-use build of a3d/_jit.py.
+Release builds carry no debug info (the extension is 18 MB with it, under 1 MB without);
+A3D_DEBUG_INFO=1 keeps it (-g, unstripped) for debugging the kernels.
+torch must be installed first and the build must see it: ``pip install --no-build-isolation .``; the
+package then requires the torch minor version it was built against (the extension's C++ ABI).
+Static metadata lives in pyproject.toml; this file adds what depends on the build machine.
+The sources also ship inside the package (a3d/csrc/), for the first-use build of a3d/_jit.py, which holds
+the compile flags both builds share.
 """
 import glob
 import importlib.util
@@ -14,6 +19,7 @@ from setuptools import find_namespace_packages, setup
 from setuptools.command.build_py import build_py
 
 try:
+    import torch
     from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
 except ImportError as e:  # pragma: no cover - the message is the point
     raise SystemExit(
@@ -49,15 +55,31 @@ class BuildPyWithSources(build_py):
                 shutil.copy2(path, dest)
 
 
+def keep_debug_info() -> bool:
+    return os.environ.get("A3D_DEBUG_INFO") == "1"
+
+
 def extensions():
     cpp = sorted(glob.glob(os.path.join("csrc", "*.cpp")))
     cu = sorted(glob.glob(os.path.join("csrc", "*.cu")))
-    cxx = list(JIT.CXX_FLAGS)  # one copy of the flags for the prebuilt and the first-use (JIT) build
+    cxx = list(JIT.CXX_FLAGS)  # the flags of the first-use (JIT) build too; debug info is this build's own
+    link = list(JIT.LD_FLAGS)
+    if os.name != "nt":
+        # Python's own CFLAGS carry -g; the last -g flag wins, and -s strips what the linker keeps.
+        cxx.append("-g" if keep_debug_info() else "-g0")
+        if not keep_debug_info():
+            link.append("-s")
     if JIT.want_cuda():
-        return [CUDAExtension("a3d._C", cpp + cu, extra_compile_args={"cxx": cxx + [JIT.CUDA_DEFINE],
-                                                                      "nvcc": list(JIT.NVCC_FLAGS)},
-                              extra_link_args=list(JIT.LD_FLAGS))]
-    return [CppExtension("a3d._C", cpp, extra_compile_args={"cxx": cxx}, extra_link_args=list(JIT.LD_FLAGS))]
+        nvcc = list(JIT.NVCC_FLAGS) + (["-lineinfo"] if keep_debug_info() else [])
+        return [CUDAExtension("a3d._C", cpp + cu, extra_compile_args={"cxx": cxx + [JIT.CUDA_DEFINE], "nvcc": nvcc},
+                              extra_link_args=link)]
+    return [CppExtension("a3d._C", cpp, extra_compile_args={"cxx": cxx}, extra_link_args=link)]
+
+
+def torch_requirement() -> str:
+    """The torch minor version this build links against: the extension's C++ ABI changes between them."""
+    major, minor = (int(x) for x in torch.__version__.split("+")[0].split(".")[:2])
+    return f"torch>={major}.{minor},<{major}.{minor + 1}"
 
 
 def read(path):
@@ -66,43 +88,47 @@ def read(path):
 
 
 def version():
-    for line in read("a3d/__init__.py").splitlines():
+    for line in read("a3d/version.py").splitlines():
         if line.startswith("__version__"):
             return line.split("=")[1].strip().strip("\"'")
-    raise RuntimeError("a3d/__init__.py has no __version__")
+    raise RuntimeError("a3d/version.py has no __version__")
 
 
 setup(
-    name="a3d",
     version=version(),
-    description="One portrait in, a full 360° 3D Gaussian-splat head out (Any3DAvatar), with fast rasterizer kernels",
     long_description=read("README.md"),
     long_description_content_type="text/markdown",
-    license="Apache-2.0",
-    python_requires=">=3.10",
     packages=find_namespace_packages(include=["a3d", "a3d.*"]),  # asset folders ship as data packages
     include_package_data=True,
     package_data={"a3d": ["assets/*", "assets/**/*"]},
     install_requires=[
-        "torch>=2.4",
+        torch_requirement(),
         "numpy>=1.24",
-        "pillow>=10",
+        "pillow>=10,<13",  # gradio 6 (the demo) needs pillow < 13
         "einops>=0.7",
         "huggingface-hub>=0.25",
         "imageio>=2.31",
         "imageio-ffmpeg>=0.5",
-        "plyfile>=1.0",
+        "scikit-image>=0.22",  # marching cubes (a3d.mesh)
+        "scipy>=1.10",  # connected components, nearest Gaussian (a3d.mesh); scikit-image needs it too
+        "trimesh>=4.0",  # GLB export (a3d.mesh_io)
+        "fast-simplification>=0.1.7",  # quadric decimation (a3d.mesh)
         "safetensors>=0.4",
         "tqdm>=4.66",
         "ninja>=1.11",  # compiles the extension on first use where no prebuilt one is installed (a3d/_jit.py)
-        "filelock>=3.12",  # one build at a time across processes
+        "filelock>=3.12",  # one first-use build at a time across processes
     ],
     extras_require={
         "preprocess": ["ai-edge-litert==2.3.0"],
         "demo": ["gradio==6.31.0"],  # the version the browser test runs against
-        "dev": ["pytest>=8", "pytest-timeout"],
+        # identity metrics (a3d.identity, `a3d eval` on photos): dlib's face-recognition weights, public domain
+        "eval": ["face-recognition-models==0.3.0"],
+        # ruff pinned (a new release may add findings); plyfile: the tests read a3d's PLYs with an independent
+        # reader; nbclient/ipykernel run the example notebook; build: the packaging test; dlib-bin: the check of
+        # a3d.identity's port against dlib's own descriptors (tests/test_identity.py)
+        "dev": ["pytest>=8", "pytest-timeout", "ruff==0.17.5", "plyfile>=1.0", "nbclient>=0.10", "nbformat>=5.9",
+                "ipykernel>=6", "build>=1.2", "dlib-bin==20.0.1.post1"],
     },
-    entry_points={"console_scripts": ["a3d=a3d.cli:main"]},
     ext_modules=extensions(),
     cmdclass={"build_ext": BuildExtension.with_options(no_python_abi_suffix=False), "build_py": BuildPyWithSources},
     zip_safe=False,

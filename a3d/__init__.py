@@ -4,17 +4,60 @@
     avatar = a3d.reconstruct("portrait.jpg")
     avatar.save_ply("head.ply")
     avatar.orbit_video("orbit.mp4")
-"""
-__version__ = "0.1.0"
 
-from .cameras import Cameras, canonical_cameras, orbit_cameras
-from .gaussians import Gaussians
-from .io_ply import load_ply, save_ply, save_splat
-from .ops import backend
-from .render import orbit_video, render
-from .api import Avatar, load_model, reconstruct, reconstruct_many, refine
+The package root only names the public API; each name is imported from its module on first use
+(PEP 562), so ``import a3d`` and ``a3d --help`` load neither torch nor the model.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from .version import __version__ as __version__  # the alias marks a re-export
+
+# public name -> the module that defines it
+_EXPORTS: dict[str, str] = {
+    "Avatar": "api", "load_model": "api", "reconstruct": "api", "reconstruct_many": "api", "refine": "api",
+    "Cameras": "cameras", "canonical_cameras": "cameras", "orbit_cameras": "cameras",
+    "Gaussians": "gaussians",
+    "load_ply": "io_ply", "save_ply": "io_ply", "save_splat": "io_ply",
+    "backend": "ops",
+    "orbit_video": "video", "render": "rendering",
+    "InputError": "errors", "SetupError": "errors",
+}
 
 __all__ = [
-    "Avatar", "Cameras", "Gaussians", "backend", "canonical_cameras", "load_model", "load_ply", "orbit_cameras",
-    "orbit_video", "reconstruct", "reconstruct_many", "refine", "render", "save_ply", "save_splat",
+    "Avatar", "Cameras", "Gaussians", "InputError", "SetupError", "backend", "canonical_cameras", "load_model",
+    "load_ply", "orbit_cameras", "orbit_video", "reconstruct", "reconstruct_many", "refine", "render", "save_ply",
+    "save_splat",
 ]
+
+if TYPE_CHECKING:  # what a type checker or an IDE sees; at run time __getattr__ below imports on demand
+    from .api import Avatar, load_model, reconstruct, reconstruct_many, refine
+    from .cameras import Cameras, canonical_cameras, orbit_cameras
+    from .errors import InputError, SetupError
+    from .gaussians import Gaussians
+    from .io_ply import load_ply, save_ply, save_splat
+    from .ops import backend
+    from .rendering import render
+    from .video import orbit_video
+
+
+def __getattr__(name: str):
+    """Import a public name's module on first use; ``a3d.<submodule>`` works as after an eager import."""
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    else:
+        try:
+            value = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise  # the submodule exists but something it imports is missing
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+

@@ -39,7 +39,7 @@ LOCK_TIMEOUT_S = 3600.0  # how long to wait for another process's build before g
 # Compile flags of the extension, prebuilt (setup.py) and JIT alike.
 CXX_FLAGS = ["-O3", "-std=c++17"] + (["-fopenmp"] if os.name != "nt" else [])
 LD_FLAGS = ["-fopenmp"] if os.name != "nt" else []
-NVCC_FLAGS = ["-O3", "-std=c++17", "--use_fast_math", "-lineinfo"]
+NVCC_FLAGS = ["-O3", "-std=c++17", "--use_fast_math"]
 CUDA_DEFINE = "-DA3D_WITH_CUDA"  # the C++ side of a CUDA build is compiled with it
 SOURCE_SUFFIXES = (".cpp", ".cu")
 HEADER_SUFFIXES = (".h", ".cuh")

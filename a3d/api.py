@@ -23,12 +23,15 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from . import __version__, framing
+from . import framing
 from .cameras import Cameras, canonical_cameras, orbit_cameras, save_cameras_json
 from .gaussians import Gaussians
+from .io_ply import save_ply, save_splat
+from .errors import InputError, SetupError, check_device, check_int
 from .model import A3DModel
 from .refinement import RefineSettings
 from .preprocess import ImageLike, NoFaceError, Preprocessed, frame_like, preprocess as _preprocess
+from .version import __version__
 
 __all__ = ["Avatar", "NoWeightsError", "load_model", "reconstruct", "reconstruct_many", "refine", "DEFAULT_MODEL_DIR"]
 
@@ -40,7 +43,7 @@ ModelLike = Union[None, str, os.PathLike, A3DModel]
 ViewsLike = Union[ImageLike, Mapping[str, ImageLike]]
 
 
-class NoWeightsError(FileNotFoundError):
+class NoWeightsError(SetupError, FileNotFoundError):
     """No trained weights are installed where the default model should be."""
 
 
@@ -78,7 +81,7 @@ def load_model(name_or_path: str | os.PathLike | None = None, *, device: str | t
     Raises:
         NoWeightsError when the default model has no trained weights installed.
     """
-    device = torch.device(device) if device is not None else _default_device()
+    device = check_device(device) if device is not None else _default_device()
     if name_or_path is None or str(name_or_path) == "tiny":
         folder = DEFAULT_MODEL_DIR
         if not (folder / "model.safetensors").is_file() or not (folder / "config.json").is_file():
@@ -130,18 +133,47 @@ class Avatar:
     given: Tensor | None = None
     masks: Tensor | None = None
 
-    def save_ply(self, path: str | os.PathLike) -> None:
-        """Inria 3DGS PLY (SuperSplat, SIBR, gradio Model3D)."""
-        self.gaussians.detach().to("cpu").save_ply(path)
+    def __repr__(self) -> str:
+        """One line (Gaussians, device, dtype, bounds, source, seed, model), not the tensors."""
+        from .display import avatar_summary
+        return avatar_summary(self)
 
-    def save_splat(self, path: str | os.PathLike) -> None:
-        """``.splat`` (32 bytes a splat) for web viewers."""
-        self.gaussians.detach().to("cpu").save_splat(path)
+    def _repr_html_(self) -> str:
+        """Notebooks: the input, a looping turntable and eight views (rendered when displayed)."""
+        from .display import avatar_html
+        return avatar_html(self)
+
+    def show(self, frames: int = 36, size: int = 224) -> None:
+        """Display the input, turntable and views inline in a notebook (needs IPython)."""
+        from IPython.display import HTML, display
+
+        from .display import avatar_html
+        display(HTML(avatar_html(self, frames=frames, size=size)))
+
+    def save_ply(self, path: str | os.PathLike, sh_degree: int | None = None, up: str = "+y") -> None:
+        """Inria 3DGS PLY; ``sh_degree=3`` pads for Inria-style loaders, ``up="-y"`` suits gsplat.js and
+        gradio's Model3D (see :func:`a3d.io_ply.save_ply`)."""
+        save_ply(self.gaussians.detach().to("cpu"), path, sh_degree=sh_degree, up=up)
+
+    def save_splat(self, path: str | os.PathLike, up: str = "+y") -> None:
+        """``.splat`` (32 bytes a splat) for web viewers; ``up`` as in :meth:`save_ply`."""
+        save_splat(self.gaussians.detach().to("cpu"), path, up=up)
+
+    def save_mesh(self, path: str | os.PathLike, resolution: int = 256, faces: int = 100_000,
+                  texture_size: int | None = None, scale: float = 1.0):
+        """Extract the head's surface as a watertight, coloured triangle mesh and write it (.glb, .obj +
+        .mtl + .png, or .ply; see :func:`a3d.mesh.extract` and :mod:`a3d.mesh_io`). Returns the
+        :class:`a3d.mesh.Mesh`."""
+        from .mesh import extract
+
+        mesh = extract(self.gaussians.detach(), resolution=resolution, faces=faces, texture_size=texture_size)
+        mesh.save(path, scale=scale)
+        return mesh
 
     def render(self, cameras: Cameras | None = None, background: Sequence[float] = framing.BACKGROUND):
-        """Render from ``cameras`` (default: the canonical views) → :class:`a3d.render.RenderOutput`
+        """Render from ``cameras`` (default: the canonical views) → :class:`a3d.rendering.RenderOutput`
         with rgb [C, H, W, 3], alpha and depth."""
-        from .render import render
+        from .rendering import render
 
         with torch.no_grad():
             return render(self.gaussians, self.cameras if cameras is None else cameras, background)
@@ -149,19 +181,17 @@ class Avatar:
     def orbit_video(self, path: str | os.PathLike, frames: int = 120, fps: int = 30, size: int = 512,
                     elevation: float = 10.0, progress: bool = True) -> str:
         """A 360° turntable (.mp4 or .gif) around the head; returns the path written."""
-        from .render import orbit_video
+        from .video import orbit_video
 
         return orbit_video(self.gaussians, path, frames=frames, fps=fps, size=size, elevation=elevation,
                            background=framing.BACKGROUND, progress=progress)
 
     def grid(self, views: int = 8, size: int = 256, elevation: float = 10.0, columns: int = 4) -> Image.Image:
         """``views`` renders evenly spaced around the head (front first), tiled ``columns`` wide."""
-        from .render import to_uint8
+        from .rendering import to_uint8
 
-        if isinstance(views, bool) or not isinstance(views, int) or not 1 <= views <= 64:
-            raise ValueError(f"views: expected an int in [1, 64], got {views!r}")
-        if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
-            raise ValueError(f"columns: expected a positive int, got {columns!r}")
+        check_int(views, "views", 1, 64)
+        check_int(columns, "columns", 1)
         cams = orbit_cameras(views, elevation=elevation, size=size)
         imgs = to_uint8(self.render(cams).rgb)  # [V, size, size, 3]
         cols = min(columns, views)
@@ -172,11 +202,12 @@ class Avatar:
         return sheet
 
     def save(self, folder: str | os.PathLike, *, ply: bool = True, splat: bool = True, video: bool = True,
-             grid: bool = True, video_frames: int = 120, video_size: int = 512, grid_size: int = 256) -> dict[str, str]:
+             grid: bool = True, video_frames: int = 120, video_size: int = 512, grid_size: int = 256,
+             mesh: bool = False) -> dict[str, str]:
         """Write the outputs into ``folder`` (created): head.ply, head.splat, orbit.mp4, grid.png,
-        input.png, cameras.json (the canonical cameras) and metadata.json; ``grid_size`` is the side of
-        each of the grid's 8 views. Returns name → path."""
-        from .render import to_uint8
+        input.png, cameras.json (the canonical cameras) and metadata.json, and with ``mesh`` head.glb
+        (:meth:`save_mesh`); ``grid_size`` is the side of each of the grid's 8 views. Returns name → path."""
+        from .rendering import to_uint8
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -193,6 +224,9 @@ class Avatar:
         if video:
             out["video"] = self.orbit_video(folder / "orbit.mp4", frames=video_frames, size=video_size,
                                             progress=False)
+        if mesh:
+            self.save_mesh(folder / "head.glb")
+            out["mesh"] = str(folder / "head.glb")
         Image.fromarray(to_uint8(self.input_image.permute(1, 2, 0))).save(folder / "input.png")
         out["input"] = str(folder / "input.png")
         save_cameras_json(folder / "cameras.json", self.cameras.to("cpu"), names=list(framing.CANONICAL_VIEWS))
@@ -207,10 +241,10 @@ class Avatar:
 def _resolve(model: ModelLike, device) -> tuple[A3DModel, torch.device, float]:
     start = time.perf_counter()
     if isinstance(model, A3DModel):
-        dev = torch.device(device) if device is not None else next(model.parameters()).device
+        dev = check_device(device) if device is not None else next(model.parameters()).device
         model = model.to(dev)  # no .eval(): the network behaves the same in both modes
     else:
-        dev = torch.device(device) if device is not None else _default_device()
+        dev = check_device(device) if device is not None else _default_device()
         model = load_model(model, device=dev)
     return model, dev, time.perf_counter() - start
 
@@ -315,16 +349,13 @@ def reconstruct_many(images: Sequence[ViewsLike], model: ModelLike = None, *, ba
     from .refinement import settings_from
 
     if isinstance(images, (str, os.PathLike, Image.Image, Tensor)) or not isinstance(images, Sequence):
-        raise ValueError("images: expected a list of images (use reconstruct() for one)")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 1000:
-        raise ValueError(f"steps: expected an int in [1, 1000], got {steps!r}")
+        raise InputError("images: expected a list of images (use reconstruct() for one)")
+    check_int(batch_size, "batch_size", 1)
+    check_int(steps, "steps", 1, 1000)
     refine_settings = settings_from(refine)
     if seed is None:
         seed = int(torch.randint(0, 2**31 - 1, ()).item())
-    elif isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed: expected an int or None, got {seed!r}")
+    check_int(seed, "seed")
     net, dev, load_s = _resolve(model, device)
     cfg = net.config
     cams = canonical_cameras(cfg.image_size, radius=cfg.camera_radius, fov=cfg.camera_fov_deg).to(dev)
@@ -353,13 +384,17 @@ def reconstruct_many(images: Sequence[ViewsLike], model: ModelLike = None, *, ba
             given = torch.stack([p[3] for p in prepared]).to(dev)
             views = {"photos": photos, "given": given} if bool(given[:, 1:].any()) else {}
             # noise drawn where the model runs (a 512² preset's noise would take ~15 ms on the CPU)
-            g0 = torch.cat([net.noise(1, torch.Generator(dev).manual_seed(seed + start + i)) for i in range(len(chunk))])
+            g0 = torch.cat([net.noise(1, torch.Generator(dev).manual_seed(seed + start + i))
+                            for i in range(len(chunk))])
             _sync(dev)
             t0 = time.perf_counter()
             with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
                 g = net.one_step(x, g0, **views) if steps == 1 else net.sample(x, g0, steps, **views)
             _sync(dev)
             infer_s = time.perf_counter() - t0
+            if not all(torch.isfinite(getattr(g, k)).all() for k in ("means", "scales", "opacities", "colors")):
+                raise InputError(f"model: {getattr(net, 'source', 'the model')} produced NaN or inf Gaussians "
+                                 f"(are its weights finite?)")
             for i, p in enumerate(pre):
                 meta = dict(base_meta)
                 src = chunk[i]
@@ -383,76 +418,38 @@ def reconstruct_many(images: Sequence[ViewsLike], model: ModelLike = None, *, ba
 
 # ---- the command line -------------------------------------------------------------------------------
 
-def add_reconstruct_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("reconstruct", help="portraits → 3D Gaussian heads (PLY, .splat, turntable video)")
-    p.add_argument("images", nargs="*", metavar="IMAGE", help="portrait image files")
-    p.add_argument("--view", action="append", default=[], metavar="NAME=FILE",
-                   help="photos of one head's canonical views, e.g. --view front=a.jpg --view left=b.jpg "
-                        "(front required; left = the subject's left side); replaces IMAGE")
-    p.add_argument("--refine", nargs="?", type=int, const=-1, default=0, metavar="STEPS",
-                   help="fit the Gaussians to the photo(s) after the network (default steps without a number)")
-    p.add_argument("--face", type=int, default=None, metavar="I",
-                   help="which face to reconstruct when a photo holds several (0 = the largest)")
-    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (one subfolder per image)")
-    p.add_argument("--steps", type=int, default=1, help="denoising steps (default 1)")
-    p.add_argument("--video", action="store_true", help="write orbit.mp4 (a 512² turntable; slow without a GPU)")
-    p.add_argument("--ply", action="store_true", help="write head.ply")
-    p.add_argument("--splat", action="store_true", help="write head.splat")
-    p.epilog = ("Without --ply/--splat/--video each image's folder gets head.ply, head.splat and grid.png; with any "
-                "of them, just those. input.png, cameras.json and metadata.json are always written.")
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--no-preprocess", action="store_true",
-                   help="the images are already framed like the model's input: no face detection or masking")
-    p.add_argument("--batch-size", type=int, default=4, help="images per network call")
-    p.add_argument("--seed", type=int, default=0, help="noise seed (image i uses seed + i)")
-    p.add_argument("--model", default=None, metavar="DIR", help="model folder (default: the bundled model)")
-
-
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     """Without --ply/--splat/--video: write PLY, .splat and the grid; with any of them: just those.
-    cameras.json, metadata.json and input.png are always written."""
-    import sys
-
-    from .preprocess import ImageError
-
-    try:
-        model, dev, _ = _resolve(args.model, args.device)
-    except NoWeightsError as e:
-        print(f"a3d reconstruct: {e}", file=sys.stderr)
-        return 2
-    chosen = args.ply or args.splat or args.video
-    out = Path(args.output)
+    cameras.json, metadata.json and input.png are always written. Errors reach :func:`a3d.cli.main`,
+    which prints them on one line with the exit code of docs/errors.md."""
+    chosen = args.ply or args.splat or args.video or args.mesh
     used: set[str] = set()
     items: list = list(args.images)
     names: list = list(args.images)
     if args.view:
         if args.images:
-            print("a3d reconstruct: give either IMAGE files or --view NAME=FILE photos of one head, not both",
-                  file=sys.stderr)
-            return 1
+            raise InputError("give either IMAGE files or --view NAME=FILE photos of one head, not both")
         views = {}
         for spec in args.view:
             name, sep, path = spec.partition("=")
             if not sep or name not in framing.CANONICAL_VIEWS or name in views:
-                print(f"a3d reconstruct: --view {spec!r}: expected NAME=FILE with NAME one of "
-                      f"{', '.join(framing.CANONICAL_VIEWS)}, each once", file=sys.stderr)
-                return 1
+                raise InputError(f"--view {spec!r}: expected NAME=FILE with NAME one of "
+                                 f"{', '.join(framing.CANONICAL_VIEWS)}, each once")
             views[name] = path
         items, names = [views], [views.get("front", "head")]
     if not items:
-        print("a3d reconstruct: no images given (IMAGE files or --view NAME=FILE)", file=sys.stderr)
-        return 1
+        raise InputError("no images given (IMAGE files or --view NAME=FILE)")
     if args.refine < -1:
-        print(f"a3d reconstruct: --refine: expected a number of steps >= 0, got {args.refine}", file=sys.stderr)
-        return 1
+        raise InputError(f"--refine: expected a number of steps >= 0, got {args.refine}")
     refine_arg = True if args.refine == -1 else args.refine
-    try:
-        avatars = reconstruct_many(items, model, batch_size=args.batch_size, steps=args.steps, seed=args.seed,
-                                   device=dev, preprocess=not args.no_preprocess, progress=True, refine=refine_arg,
-                                   face=args.face)
-    except (ImageError, NoFaceError, ValueError) as e:
-        print(f"a3d reconstruct: {e}", file=sys.stderr)
-        return 1
+    model, dev, _ = _resolve(args.model, args.device)
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--output: {out} is a file; expected a folder (it is created if missing)")
+    out.mkdir(parents=True, exist_ok=True)  # an unwritable place fails now, before the images are read
+    avatars = reconstruct_many(items, model, batch_size=args.batch_size, steps=args.steps, seed=args.seed,
+                               device=dev, preprocess=not args.no_preprocess, progress=True, refine=refine_arg,
+                               face=args.face)
     for path, avatar in zip(names, avatars):
         stem = Path(path).stem or "image"
         name, k = stem, 1
@@ -460,6 +457,6 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
             name, k = f"{stem}_{k}", k + 1
         used.add(name)
         written = avatar.save(out / name, ply=args.ply or not chosen, splat=args.splat or not chosen,
-                              video=args.video, grid=not chosen)
+                              video=args.video, grid=not chosen, mesh=args.mesh)
         print(f"{path} -> {out / name} ({', '.join(sorted(written))})")
     return 0

@@ -124,8 +124,9 @@ def augment_inputs(images: Tensor, alpha: Tensor | None = None,
         images: [B, 3, H, W] in [0, 1], the heads over :data:`a3d.framing.BACKGROUND`.
         alpha: [B, 1, H, W] their coverage in [0, 1] (the render's alpha), or None. With it the camera's
             degradations act on the person only and the matte's edge is eroded, dilated or feathered
-            (a dilated edge shows a rim of a random "photo background" colour); without it they act on
-            the whole image and the matte is left alone.
+            (a dilated edge shows a rim of a random "photo background" colour); without it (or for an
+            image whose alpha is all zero, a photo without a matte) they act on the whole image and the
+            matte is left alone.
         generator: torch.Generator on the images' device (None: torch's default generator).
 
     Each image independently: exposure, contrast, saturation, white balance and gamma jitter (80%),
@@ -151,7 +152,9 @@ def augment_inputs(images: Tensor, alpha: Tensor | None = None,
     coin = lambda i, p: (u[:, i] < p).reshape(B, 1, 1, 1)  # noqa: E731
     rng = lambda i, lo, hi: lo + (hi - lo) * u[:, i]  # noqa: E731
     if alpha is not None:
+        # an image whose alpha is empty has no matte (a captured photo): it is treated as fully covered
         a = alpha.float().clamp(0, 1)
+        a = torch.where(a.flatten(1).amax(1).reshape(B, 1, 1, 1) > 1e-3, a, 1.0)
         fg = ((x - bg * (1 - a)) / a.clamp(min=1e-3)).clamp(0, 1)
         halo = _rand(generator, B, 3, device=dev).reshape(B, 3, 1, 1) * 0.6 + 0.2  # the photo's background
         fg = torch.where(a > 1e-3, fg, halo)

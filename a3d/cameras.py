@@ -35,11 +35,13 @@ import torch
 from torch import Tensor
 
 from . import framing
+from .errors import InputError, check_int
+from .files import atomic_write, read_json
 
 __all__ = [
     "Cameras", "fov_to_focal", "focal_to_fov", "intrinsics", "look_at", "orbit_cameras",
     "canonical_cameras", "opencv_to_opengl", "opengl_to_opencv", "blender_to_opencv",
-    "opencv_to_blender", "save_cameras_json", "load_cameras_json",
+    "opencv_to_blender", "save_cameras_json", "load_cameras_json", "MAX_CAMERA_FILE_BYTES",
 ]
 
 # OpenCV camera axes (x right, y down, z forward) <-> OpenGL/Blender camera axes (x right, y up, z back).
@@ -48,7 +50,8 @@ _FLIP_YZ = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64))
 _A3D_FROM_BLENDER_WORLD = torch.tensor(
     [[1.0, 0, 0, 0], [0, 0, 1.0, 0], [0, -1.0, 0, 0], [0, 0, 0, 1.0]], dtype=torch.float64
 )
-_MAX_JSON_BYTES = 64 * 2**20
+MAX_CAMERA_FILE_BYTES = 64 * 2**20
+"""Largest camera JSON file read (a 100,000-frame file written by a3d is about 40 MiB)."""
 _MAX_FRAMES = 100_000
 
 
@@ -70,17 +73,15 @@ class Cameras:
 
     def __post_init__(self) -> None:
         if not isinstance(self.viewmats, Tensor) or self.viewmats.dim() < 3 or self.viewmats.shape[-2:] != (4, 4):
-            raise ValueError(f"viewmats: expected a tensor [..., C, 4, 4], got {_shape(self.viewmats)}")
+            raise InputError(f"viewmats: expected a tensor [..., C, 4, 4], got {_shape(self.viewmats)}")
         if not isinstance(self.Ks, Tensor) or self.Ks.dim() < 3 or self.Ks.shape[-2:] != (3, 3):
-            raise ValueError(f"Ks: expected a tensor [..., C, 3, 3], got {_shape(self.Ks)}")
+            raise InputError(f"Ks: expected a tensor [..., C, 3, 3], got {_shape(self.Ks)}")
         if self.viewmats.shape[:-2] != self.Ks.shape[:-2]:
-            raise ValueError(
+            raise InputError(
                 f"viewmats {tuple(self.viewmats.shape)} and Ks {tuple(self.Ks.shape)} disagree on the batch dims"
             )
         for name in ("width", "height"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0 or v > 16384:
-                raise ValueError(f"{name}: expected an int in [1, 16384], got {v!r}")
+            check_int(getattr(self, name), name, 1, 16384)
 
     def __len__(self) -> int:
         return self.viewmats.shape[-3]
@@ -115,10 +116,10 @@ class Cameras:
     def cat(cams: Sequence["Cameras"]) -> "Cameras":
         """Concatenate along the camera dim; all must share width and height."""
         if not cams:
-            raise ValueError("cams: expected at least one Cameras")
+            raise InputError("cams: expected at least one Cameras")
         w, h = cams[0].width, cams[0].height
         if any(c.width != w or c.height != h for c in cams):
-            raise ValueError("cams: all Cameras must share width and height to be concatenated")
+            raise InputError("cams: all Cameras must share width and height to be concatenated")
         return Cameras(torch.cat([c.viewmats for c in cams], -3), torch.cat([c.Ks for c in cams], -3), w, h)
 
 
@@ -129,14 +130,14 @@ def _shape(x) -> str:
 def fov_to_focal(fov_deg: float, size: int) -> float:
     """Focal length in pixels for a field of view ``fov_deg`` (degrees) spanning ``size`` pixels."""
     if not 0.0 < fov_deg < 180.0:
-        raise ValueError(f"fov_deg: expected a field of view in (0, 180) degrees, got {fov_deg}")
+        raise InputError(f"fov_deg: expected a field of view in (0, 180) degrees, got {fov_deg}")
     return 0.5 * size / math.tan(math.radians(fov_deg) / 2)
 
 
 def focal_to_fov(focal: float, size: int) -> float:
     """Field of view in degrees spanned by ``size`` pixels at focal length ``focal`` (pixels)."""
     if focal <= 0:
-        raise ValueError(f"focal: expected a positive focal length in pixels, got {focal}")
+        raise InputError(f"focal: expected a positive focal length in pixels, got {focal}")
     return math.degrees(2 * math.atan(0.5 * size / focal))
 
 
@@ -160,15 +161,15 @@ def look_at(eye: Tensor, target: Tensor | Sequence[float] = (0.0, 0.0, 0.0),
     if eye.dim() == 1:
         eye = eye[None]
     if eye.dim() != 2 or eye.shape[-1] != 3:
-        raise ValueError(f"eye: expected [C, 3] positions, got {_shape(eye)}")
+        raise InputError(f"eye: expected [C, 3] positions, got {_shape(eye)}")
     target = torch.as_tensor(target, dtype=eye.dtype, device=eye.device).expand_as(eye)
     up = torch.as_tensor(up, dtype=eye.dtype, device=eye.device).expand_as(eye)
     if ((target - eye).norm(dim=-1) < 1e-9).any():
-        raise ValueError("eye: a camera sits at its target; expected eye != target")
+        raise InputError("eye: a camera sits at its target; expected eye != target")
     fwd = torch.nn.functional.normalize(target - eye, dim=-1)
     right = torch.linalg.cross(fwd, up, dim=-1)  # fwd x up points to the image right
     if (right.norm(dim=-1) < 1e-6).any():
-        raise ValueError("look_at: a camera looks along its up vector; choose another up")
+        raise InputError("look_at: a camera looks along its up vector; choose another up")
     right = torch.nn.functional.normalize(right, dim=-1)
     down = torch.linalg.cross(fwd, right, dim=-1)
     R = torch.stack([right, down, fwd], dim=-2)  # rows: camera axes in world coordinates
@@ -198,22 +199,21 @@ def orbit_cameras(n: int, radius: float = framing.CANONICAL_RADIUS, elevation: f
         azimuths: explicit azimuths in degrees instead of an even spacing.
     """
     if azimuths is None:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n: expected a positive number of cameras, got {n!r}")
+        check_int(n, "n", 1)
         azimuths = azimuth_start + 360.0 * torch.arange(n, dtype=torch.float64) / n
     azimuths = torch.as_tensor(azimuths, dtype=torch.float64).reshape(-1)
     if len(azimuths) == 0:
-        raise ValueError("azimuths: expected at least one azimuth")
+        raise InputError("azimuths: expected at least one azimuth")
     if not radius > 0:
-        raise ValueError(f"radius: expected a positive distance, got {radius}")
+        raise InputError(f"radius: expected a positive distance, got {radius}")
     if not -89.0 <= elevation <= 89.0:
-        raise ValueError(f"elevation: expected degrees in [-89, 89], got {elevation}")
+        raise InputError(f"elevation: expected degrees in [-89, 89], got {elevation}")
     if not 0.0 < fov < 180.0:
-        raise ValueError(f"fov: expected a field of view in (0, 180) degrees, got {fov}")
+        raise InputError(f"fov: expected a field of view in (0, 180) degrees, got {fov}")
     if isinstance(size, int):
         size = (size, size)
     if not (isinstance(size, (tuple, list)) and len(size) == 2):
-        raise ValueError(f"size: expected an int or (width, height), got {size!r}")
+        raise InputError(f"size: expected an int or (width, height), got {size!r}")
     width, height = size
     eye = _orbit_positions(azimuths, torch.full_like(azimuths, float(elevation)), radius).float()
     K = intrinsics(fov, width, height)
@@ -256,63 +256,70 @@ def opencv_to_blender(viewmats: Tensor) -> Tensor:
 def save_cameras_json(path: str | os.PathLike, cameras: Cameras, names: Sequence[str] | None = None) -> None:
     """Write ``cameras`` (no leading batch dims: viewmats [C, 4, 4]) to the camera JSON file."""
     if cameras.viewmats.dim() != 3:
-        raise ValueError(f"cameras: expected viewmats [C, 4, 4] without batch dims, got {tuple(cameras.viewmats.shape)}")
+        raise InputError(f"cameras: expected viewmats [C, 4, 4] without batch dims, "
+                         f"got {tuple(cameras.viewmats.shape)}")
     C = len(cameras)
     names = [f"{i:03d}" for i in range(C)] if names is None else list(names)
     if len(names) != C:
-        raise ValueError(f"names: expected {C} names, got {len(names)}")
+        raise InputError(f"names: expected {C} names, got {len(names)}")
     vm, K = cameras.viewmats.detach().double().cpu(), cameras.Ks.detach().double().cpu()
     frames = [{"name": str(n), "width": cameras.width, "height": cameras.height,
                "K": K[i].tolist(), "world_to_camera": vm[i].tolist()} for i, n in enumerate(names)]
     doc = {"format": "a3d-cameras", "version": 1, "convention": "opencv", "frames": frames}
-    tmp = f"{os.fspath(path)}.tmp"
-    with open(tmp, "w") as f:
+    with atomic_write(path, "w") as f:
         json.dump(doc, f, indent=1)
-    os.replace(tmp, path)
 
 
 def load_cameras_json(path: str | os.PathLike) -> tuple[Cameras, list[str]]:
     """Read a camera JSON file; returns (Cameras with viewmats [C, 4, 4], frame names).
 
-    Raises ValueError naming the field that is missing or malformed.
+    The file is parsed by :func:`a3d.files.read_json` (at most :data:`MAX_CAMERA_FILE_BYTES`).
+    Raises :class:`a3d.errors.InputError` naming the file and the field that is missing or malformed.
     """
-    size = os.path.getsize(path)
-    if size > _MAX_JSON_BYTES:
-        raise ValueError(f"{path}: camera file of {size} bytes exceeds the {_MAX_JSON_BYTES}-byte limit")
-    with open(path) as f:
-        try:
-            doc = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e})") from None
+    doc = read_json(path, MAX_CAMERA_FILE_BYTES, what="camera file")
     if not isinstance(doc, dict) or doc.get("format") != "a3d-cameras":
-        raise ValueError(f"{path}: expected an object with \"format\": \"a3d-cameras\"")
+        raise InputError(f"{path}: expected an object with \"format\": \"a3d-cameras\"")
     if doc.get("convention", "opencv") != "opencv":
-        raise ValueError(f"{path}: convention {doc.get('convention')!r} is not supported; expected 'opencv'")
+        raise InputError(f"{path}: convention {doc.get('convention')!r} is not supported; expected 'opencv'")
     frames = doc.get("frames")
     if not isinstance(frames, list) or not frames or len(frames) > _MAX_FRAMES:
-        raise ValueError(f"{path}: \"frames\" must be a non-empty list of at most {_MAX_FRAMES} frames")
+        raise InputError(f"{path}: \"frames\" must be a non-empty list of at most {_MAX_FRAMES} frames")
     names, vms, Ks, sizes = [], [], [], set()
     for i, fr in enumerate(frames):
-        try:
-            K = torch.tensor(fr["K"], dtype=torch.float64)
-            vm = torch.tensor(fr["world_to_camera"], dtype=torch.float64)
-            w, h = int(fr["width"]), int(fr["height"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{path}: frame {i}: missing or malformed field ({e!r})") from None
-        if K.shape != (3, 3) or vm.shape != (4, 4) or not (torch.isfinite(K).all() and torch.isfinite(vm).all()):
-            raise ValueError(f"{path}: frame {i}: K must be a finite 3x3 and world_to_camera a finite 4x4 matrix")
+        if not isinstance(fr, dict):
+            raise InputError(f"{path}: frame {i}: expected an object, got {type(fr).__name__}")
+        K = _matrix(fr, "K", 3, path, i)
+        vm = _matrix(fr, "world_to_camera", 4, path, i)
+        w, h = fr.get("width"), fr.get("height")
+        for name, v in (("width", w), ("height", h)):
+            check_int(v, f"{path}: frame {i}: \"{name}\"", 1, 16384)
         if not (K[0, 0] > 0 and K[1, 1] > 0 and K[1, 0] == 0 and K[2].tolist() == [0.0, 0.0, 1.0]):
-            raise ValueError(f"{path}: frame {i}: K must be [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0")
+            raise InputError(f"{path}: frame {i}: K must be [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0")
         R = vm[:3, :3]
         if vm[3].tolist() != [0.0, 0.0, 0.0, 1.0] or (R @ R.T - torch.eye(3, dtype=R.dtype)).abs().max() > 1e-3 \
                 or torch.linalg.det(R) < 0:
-            raise ValueError(f"{path}: frame {i}: world_to_camera must be a rigid transform "
+            raise InputError(f"{path}: frame {i}: world_to_camera must be a rigid transform "
                              f"(rotation, translation, last row [0, 0, 0, 1])")
-        names.append(str(fr.get("name", f"{i:03d}")))
+        name = fr.get("name", f"{i:03d}")
+        if not isinstance(name, (str, int)) or isinstance(name, bool) or len(str(name)) > 255:
+            raise InputError(f"{path}: frame {i}: \"name\" must be a string (an image's file stem), got {name!r:.60}")
+        names.append(str(name))
         vms.append(vm)
         Ks.append(K)
         sizes.add((w, h))
     if len(sizes) != 1:
-        raise ValueError(f"{path}: all frames must share one image size, got {sorted(sizes)}")
+        raise InputError(f"{path}: all frames must share one image size, got {sorted(sizes)[:4]}")
     (w, h), = sizes
     return Cameras(torch.stack(vms).float(), torch.stack(Ks).float(), w, h), names
+
+
+def _matrix(frame: dict, key: str, n: int, path, i: int) -> Tensor:
+    """frame[key] as a float64 [n, n] tensor (K: 3, world_to_camera: 4) of numbers under 1e12 in
+    magnitude, else InputError."""
+    rows = frame.get(key)
+    ok = isinstance(rows, list) and len(rows) == n and all(
+        isinstance(r, list) and len(r) == n
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e12 for v in r) for r in rows)
+    if not ok:
+        raise InputError(f"{path}: frame {i}: \"{key}\" must be a {n}x{n} list of numbers (each under 1e12)")
+    return torch.tensor(rows, dtype=torch.float64)

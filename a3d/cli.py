@@ -1,66 +1,259 @@
-"""The ``a3d`` command line (also ``python -m a3d``).
+"""The ``a3d`` command line (also ``python -m a3d``): every subcommand's parser, in one place.
 
-Each subcommand lives beside the code it drives and contributes ``add_<name>_parser(subparsers)``
-and ``cmd_<name>(args) -> int``; :data:`COMMANDS` lists them in one place.
+:data:`COMMANDS` lists each subcommand with its one-line help and the function that runs it; that
+function's module is imported only when the command runs. A subcommand's flags are added only when
+that subcommand is the one being parsed (the train flags come from TrainConfig, the synth choices from
+the generator), so ``a3d --help`` imports no model, trainer or generator code (tests/test_cli.py).
+
+Failures (docs/errors.md): one line on stderr, ``a3d COMMAND: error: ...``, no traceback, and the
+exit code of :func:`a3d.errors.exit_code`: 2 for bad input, 3 for a bad environment, 1 for an
+internal error; ``--debug`` (anywhere on the line) shows the traceback instead.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
+import json
 import platform
 import sys
+from typing import Callable, NamedTuple
 
-# name -> module that defines add_<name>_parser and cmd_<name>
-COMMANDS: dict[str, str] = {
-    "reconstruct": "a3d.api",
-    "render": "a3d.cli",
-    "synth": "a3d.synth",
-    "train": "a3d.train",
-    "info": "a3d.cli",
-}
+from .errors import EXIT_INTERNAL, check_device, check_int, exit_code, one_line
 
 
-def add_render_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("render", help="render a Gaussian-splat PLY to a turntable video (.mp4 or .gif)")
-    p.add_argument("ply", help="input PLY in the Inria 3DGS layout")
-    p.add_argument("-o", "--output", default="orbit.mp4", help="output video path (.mp4 or .gif)")
+class Command(NamedTuple):
+    help: str  # the line ``a3d --help`` shows
+    add_flags: Callable[[argparse.ArgumentParser], None]
+    run: str  # "module:function" taking the parsed arguments and returning the exit status
+
+
+def _reconstruct_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="portrait image files")
+    p.add_argument("--view", action="append", default=[], metavar="NAME=FILE",
+                   help="photos of one head's canonical views, e.g. --view front=a.jpg --view left=b.jpg "
+                        "(front required; left = the subject's left side); replaces IMAGE")
+    p.add_argument("--refine", nargs="?", type=int, const=-1, default=0, metavar="STEPS",
+                   help="fit the Gaussians to the photo(s) after the network (default steps without a number)")
+    p.add_argument("--face", type=int, default=None, metavar="I",
+                   help="which face to reconstruct when a photo holds several (0 = the largest)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (one subfolder per image)")
+    p.add_argument("--steps", type=int, default=1, help="denoising steps (default 1)")
+    p.add_argument("--video", action="store_true", help="write orbit.mp4 (a 512² turntable; slow without a GPU)")
+    p.add_argument("--ply", action="store_true", help="write head.ply")
+    p.add_argument("--splat", action="store_true", help="write head.splat")
+    p.add_argument("--mesh", action="store_true",
+                   help="write head.glb, a watertight coloured triangle mesh (100k faces; `a3d mesh` has the options)")
+    p.epilog = ("Without --ply/--splat/--video/--mesh each image's folder gets head.ply, head.splat and grid.png; "
+                "with any of them, just those. input.png, cameras.json and metadata.json are always written.")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--no-preprocess", action="store_true",
+                   help="the images are already framed like the model's input: no face detection or masking")
+    p.add_argument("--batch-size", type=int, default=4, help="images per network call")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (image i uses seed + i)")
+    p.add_argument("--model", default=None, metavar="DIR", help="model folder (default: the bundled model)")
+
+
+def _render_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("ply", help="input PLY in the Inria 3DGS layout (SH degree 0 to 3, from a3d or any 3DGS tool)")
+    p.add_argument("-o", "--output", default="orbit.mp4", help="output video path (.mp4, .webm or .gif)")
     p.add_argument("--frames", type=int, default=120, help="frames for the full turn")
     p.add_argument("--fps", type=int, default=30)
     p.add_argument("--size", type=int, default=512, help="square frame size in pixels")
     p.add_argument("--elevation", type=float, default=10.0, help="camera elevation, degrees")
     p.add_argument("--background", type=float, nargs=3, default=(1.0, 1.0, 1.0), metavar=("R", "G", "B"))
+    p.add_argument("--up", choices=("+y", "-y"), default="+y",
+                   help="the file's up axis: +y for a3d heads, -y (written --up=-y) for scenes trained "
+                        "from COLMAP (y down)")
+    p.add_argument("--fit", action="store_true",
+                   help="orbit the scene's centre at a distance that frames it (for scenes other than a3d heads)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+
+
+def _synth_flags(p: argparse.ArgumentParser) -> None:
+    from .synth import ACCESSORIES, EXPRESSIONS
+
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--heads", type=int, default=10, help="number of heads")
+    p.add_argument("--views", type=int, default=80, help="views per head (1-80; half ring views, half random)")
+    p.add_argument("--size", type=int, default=512, help="square image size in pixels")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gaussians", type=int, default=200_000, help="Gaussians per head")
+    p.add_argument("--batch", type=int, default=4, help="heads generated and rendered together")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    variants = p.add_mutually_exclusive_group()
+    variants.add_argument("--expressions", nargs="+", choices=EXPRESSIONS, metavar="NAME",
+                          help=f"one capture a head per expression, in HEAD_ID/EXPRESSION_ID/ "
+                               f"({', '.join(EXPRESSIONS)})")
+    variants.add_argument("--accessories", nargs="+", choices=tuple(ACCESSORIES), metavar="NAME",
+                          help=f"one capture a head per accessory, in HEAD_ID/ACCESSORY_ID/ "
+                               f"({', '.join(ACCESSORIES)})")
+
+
+def _train_flags(p: argparse.ArgumentParser) -> None:
+    """Every TrainConfig field is a flag (``--max-steps 100``, ``--no-bf16``)."""
+    from .train import TrainConfig
+
+    p.description = "Train A3DModel. Flags override --config, which overrides the defaults."
+    p.add_argument("--config", help="JSON file of TrainConfig fields")
+    p.add_argument("--export-only", action="store_true",
+                   help="write the EMA weights of OUT_DIR/ckpt.pt to --export-dir and exit")
+    p.add_argument("--plot", metavar="PNG", help="after training, plot OUT_DIR/log.jsonl to this PNG")
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        elif f.name == "model_overrides":
+            p.add_argument(flag, type=json.loads, default=None, help='JSON object, e.g. \'{"image_size": 64}\'')
+        else:
+            typ = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
+            p.add_argument(flag, type=typ, default=None)
+
+
+def _eval_flags(p: argparse.ArgumentParser) -> None:
+    p.description = ("Evaluate a model on photos (identity per yaw; needs `pip install a3d[eval]`), the synthetic "
+                     "held-out heads (--synthetic) and/or a dataset folder (--data). Writes OUT/eval.json (every "
+                     "number), OUT/report.md and a PNG a photo (docs/eval.md).")
+    p.add_argument("photos", nargs="*", metavar="PHOTO", help="portrait files or folders of them")
+    p.add_argument("--synthetic", action="store_true", help="the synthetic held-out heads (the trainer's eval set)")
+    p.add_argument("--data", metavar="DIR", help="a dataset folder in the AnyHead layout (docs/dataset.md)")
+    p.add_argument("-o", "--out", default="out/eval", metavar="DIR", help="output folder (default: out/eval)")
+    p.add_argument("--model", default=None, metavar="DIR", help="model folder (default: the bundled model)")
+    p.add_argument("--refine", nargs="?", type=int, const=-1, default=0, metavar="STEPS",
+                   help="refine every reconstruction: reconstruct(refine=STEPS), the default steps without a number")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--heads", type=int, default=16, help="synthetic held-out heads (default 16)")
+    p.add_argument("--views", type=int, default=16, help="views a synthetic head (default 16)")
+    p.add_argument("--synth-gaussians", type=int, default=60_000,
+                   help="Gaussians a synthetic head (default 60000, as the bundled model's training run)")
+    p.add_argument("--synthetic-seed", type=int, default=None,
+                   help="generator seed of the held-out heads (default: the trainer's eval_seed)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the reconstructions' noise (photos, folder)")
+    p.add_argument("--size", type=int, default=256, help="render size of the identity views (default 256)")
+    p.add_argument("--max-captures", type=int, default=0, help="with --data: evaluate at most this many captures")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _mesh_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("ply", help="input PLY in the Inria 3DGS layout (e.g. head.ply of `a3d reconstruct`)")
+    p.add_argument("-o", "--output", default="head.glb",
+                   help="output mesh; the extension picks the format: .glb (default), .obj (+ .mtl + .png), .ply")
+    p.add_argument("--resolution", type=int, default=256, help="voxels along the head's longest side (default 256)")
+    p.add_argument("--faces", type=int, default=100_000, help="target triangle count (default 100000)")
+    p.add_argument("--views", type=int, default=24, help="views rendered for fusion and colour (default 24)")
+    p.add_argument("--texture-size", type=int, default=None, metavar="TEXELS",
+                   help="bake a texture atlas of this size from the renders (GLB then carries it instead of vertex "
+                        "colours; OBJ without it gets one baked from the vertex colours)")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="multiply coordinates (1 = head units, about 21 cm; 0.21 for metres)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+
+
+def _no_flags(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+COMMANDS: dict[str, Command] = {
+    "reconstruct": Command("portraits → 3D Gaussian heads (PLY, .splat, turntable video)", _reconstruct_flags,
+                           "a3d.api:cmd_reconstruct"),
+    "render": Command("render a Gaussian-splat PLY to a turntable video (.mp4, .webm or .gif)", _render_flags,
+                      "a3d.cli:cmd_render"),
+    "synth": Command("export synthetic AnyHead-style heads (multi-view PNGs + cameras)", _synth_flags,
+                     "a3d.cli:cmd_synth"),
+    "train": Command("train the reconstruction model (torchrun for several GPUs)", _train_flags,
+                     "a3d.train:cmd_train"),
+    "eval": Command("measure a model: PSNR/SSIM/LPIPS per view angle, identity per yaw (eval.json + report.md)",
+                    _eval_flags, "a3d.cli:cmd_eval"),
+    "mesh": Command("Gaussian-splat PLY -> watertight coloured triangle mesh (.glb, .obj, .ply)", _mesh_flags,
+                    "a3d.cli:cmd_mesh"),
+    "info": Command("print versions, the extension's state, the backend and devices", _no_flags, "a3d.cli:cmd_info"),
+}
 
 
 def cmd_render(args: argparse.Namespace) -> int:
     import torch
 
     from .io_ply import load_ply
-    from .render import orbit_video
+    from .video import fit_orbit, orbit_video
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    gaussians = load_ply(args.ply).to(device)
+    device = check_device(args.device) if args.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    gaussians = load_ply(args.ply, up=args.up).to(device)
+    extra = {}
+    if args.fit:
+        extra["center"], extra["radius"] = fit_orbit(gaussians)
     path = orbit_video(gaussians, args.output, frames=args.frames, fps=args.fps, size=args.size,
-                       elevation=args.elevation, background=tuple(args.background))
+                       elevation=args.elevation, background=tuple(args.background), **extra)
     print(f"wrote {path}")
     return 0
 
 
-def add_info_parser(sub: argparse._SubParsersAction) -> None:
-    sub.add_parser("info", help="print versions, the extension's state, the backend and devices")
+def cmd_mesh(args: argparse.Namespace) -> int:
+    import torch
+
+    from .io_ply import load_ply
+    from .mesh import extract
+    from .mesh_io import MESH_FORMATS
+
+    if not args.output.lower().endswith(MESH_FORMATS):
+        raise ValueError(f"-o/--output: expected a file ending in {', '.join(MESH_FORMATS)}, got {args.output!r}")
+    device = check_device(args.device) if args.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    gaussians = load_ply(args.ply).to(device)
+    mesh = extract(gaussians, resolution=args.resolution, faces=args.faces, views=args.views,
+                   texture_size=args.texture_size)
+    path = mesh.save(args.output, scale=args.scale)
+    m = mesh.metadata
+    print(f"wrote {path} ({m['faces']:,} faces, {m['vertices']:,} vertices, "
+          f"{'watertight' if m['watertight'] else 'NOT watertight'}, {m['timings_s']['total']:.2f} s)")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from .data import export_dataset
+
+    dirs = export_dataset(args.out, args.heads, views=args.views, size=args.size, seed=args.seed,
+                          device=args.device, num_gaussians=args.gaussians, batch=args.batch,
+                          expressions=args.expressions, accessories=args.accessories)
+    print(f"wrote {len(dirs)} captures of {args.heads} heads to {args.out}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .evaluate import run_eval
+
+    for name in ("heads", "views", "synth_gaussians", "size"):
+        check_int(getattr(args, name), "--" + name.replace("_", "-"), 1)
+    check_int(args.max_captures, "--max-captures", 0)
+    check_int(args.refine, "--refine", -1)
+    device = str(check_device(args.device)) if args.device else None
+    seed_kw = {} if args.synthetic_seed is None else {"synthetic_seed": args.synthetic_seed}
+    rep = run_eval(args.out, photos=args.photos, synthetic=args.synthetic, data=args.data, model=args.model,
+                   refine=True if args.refine == -1 else args.refine, device=device, heads=args.heads,
+                   views=args.views, synth_gaussians=args.synth_gaussians, seed=args.seed, size=args.size,
+                   max_captures=args.max_captures, progress=not args.no_progress, **seed_kw)
+    for key in ("synthetic", "folder"):
+        if key in rep:
+            a = rep[key]["all"]
+            print(f"{key}: PSNR {a['psnr']:.2f} dB, SSIM {a['ssim']:.3f}, LPIPS {a['lpips']:.3f} "
+                  f"over {a['count']} views")
+    for p in rep.get("photos", []):
+        if "error" not in p:
+            print(f"{p['name']}: identity distance " + ", ".join(f"{k} {v:.2f}" for k, v in p["distances"].items()))
+    print(f"wrote {Path(args.out) / 'eval.json'} and {Path(args.out) / 'report.md'} in {rep['seconds']:.1f} s")
+    return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
     import torch
 
-    import a3d
+    from .ops import info
+    from .version import __version__
 
-    from . import ops
-
-    print(f"a3d {a3d.__version__}")
+    print(f"a3d {__version__}")
     print(f"python {platform.python_version()} ({sys.executable})")
     print(f"torch {torch.__version__} (cuda {torch.version.cuda})")
-    for key, value in ops.info().items():
+    for key, value in info().items():
         print(f"{key}: {value}")
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
@@ -70,23 +263,43 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="a3d", description="a3d: one portrait in, a 3D Gaussian head out")
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``a3d`` parser. Only the subcommand named ``command`` gets its flags (adding them may import its
+    module); the others carry just their help line, which is all ``a3d --help`` prints."""
+    parser = argparse.ArgumentParser(prog="a3d", description="a3d: one portrait in, a 3D Gaussian head out",
+                                     epilog="Exit codes: 0 done, 1 internal error (a bug: please report it with "
+                                            "the output of --debug), 2 bad input, 3 bad environment.")
+    parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, module in COMMANDS.items():
-        getattr(importlib.import_module(module), f"add_{name}_parser")(sub)
+    for name, spec in COMMANDS.items():
+        p = sub.add_parser(name, help=spec.help)
+        if name == command:
+            spec.add_flags(p)
+        # --debug also after the command; SUPPRESS keeps the top-level value
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    run = getattr(importlib.import_module(COMMANDS[args.command]), f"cmd_{args.command}")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # The top-level parser's only options are --help and --debug, so the first word that is not an option
+    # is the command.
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
+    module, function = COMMANDS[args.command].run.split(":")
     try:
+        run = getattr(importlib.import_module(module), function)
         return int(run(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        # Bad input or a missing piece: one readable line, not a traceback.
-        print(f"a3d {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except (Exception, KeyboardInterrupt) as e:  # SystemExit passes: argparse and commands exit on purpose
+        if args.debug:
+            raise
+        code = exit_code(e)
+        kind = "internal error" if code == EXIT_INTERNAL else "error"
+        detail = f"{type(e).__name__}: {one_line(e)}" if code == EXIT_INTERNAL else one_line(e)
+        hint = (" (this is a bug in a3d: run again with --debug and report the traceback)"
+                if code == EXIT_INTERNAL else "")
+        print(f"a3d {args.command}: {kind}: {detail}{hint}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

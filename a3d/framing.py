@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 
+from .errors import check_number
+
 CANONICAL_RADIUS: float = 2.7
 """Distance of the canonical cameras from the head centre, in head units."""
 
@@ -61,15 +63,15 @@ BACKGROUND: tuple[float, float, float] = (1.0, 1.0, 1.0)
 preprocessing composites a photo's masked-out background and any transparency onto it."""
 
 
-def face_anchors_uv(size: int, radius: float = CANONICAL_RADIUS, fov_deg: float = CANONICAL_FOV_DEG) -> dict[str, tuple[float, float]]:
+def face_anchors_uv(size: int, radius: float = CANONICAL_RADIUS,
+                    fov_deg: float = CANONICAL_FOV_DEG) -> dict[str, tuple[float, float]]:
     """Pixel positions (u right, v down; pixel centres at +0.5) of :data:`FACE_ANCHORS_3D` in the
     front canonical view of a ``size`` × ``size`` image: where preprocessing puts a photo's eyes
     and mouth. With the default camera, for ``size`` = 1, the eyes land at (0.377, 0.5) and
     (0.623, 0.5), the mouth at (0.5, 0.774): the eyes are 25% of the image apart, 27% above the mouth, and
     the head (1.1 units tall) fills about 76% of its height.
     """
-    if isinstance(size, bool) or not isinstance(size, (int, float)) or size <= 0:
-        raise ValueError(f"size: expected a positive image size in pixels, got {size!r}")
+    check_number(size, "size", positive=True)
     f = 0.5 * size / math.tan(math.radians(fov_deg) / 2)
     out = {}
     for name, (x, y, z) in FACE_ANCHORS_3D.items():

@@ -2,14 +2,18 @@
 
 Every field holds activated (physical) values, never raw network outputs; the activations live in
 :mod:`a3d.model` alone, and the file formats (:mod:`a3d.io_ply`) convert to their own encodings.
+Files are io_ply's idea: write with ``a3d.save_ply(gaussians, path)`` / ``a3d.save_splat``.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Sequence
 
 import torch
 from torch import Tensor
+
+from .contract import ALPHA_MIN
 
 SH_C0 = 0.28209479177387814
 """Zeroth spherical-harmonic constant: colour = 0.5 + SH_C0 * f_dc."""
@@ -45,7 +49,8 @@ class Gaussians:
         for name, shape in expect.items():
             v = getattr(self, name)
             if not isinstance(v, Tensor) or tuple(v.shape) != tuple(shape):
-                raise ValueError(f"{name}: expected shape {tuple(shape)} to match means {tuple(m.shape)}, got {_desc(v)}")
+                raise ValueError(f"{name}: expected shape {tuple(shape)} to match means {tuple(m.shape)}, "
+                                 f"got {_desc(v)}")
         if self.sh_rest is not None:
             s = self.sh_rest
             if not isinstance(s, Tensor) or s.dim() != m.dim() + 1 or s.shape[:-2] != lead or s.shape[-1] != 3:
@@ -108,9 +113,10 @@ class Gaussians:
                 out[f.name] = torch.cat(vals, dim=parts[0].means.dim() - 2)
         return Gaussians(**out)
 
-    def prune(self, min_opacity: float = 1.0 / 255.0) -> "Gaussians":
-        """Drop Gaussians that can never show (opacity below ``min_opacity``, non-finite or zero
-        scale, non-finite mean). Only for a single scene (no batch dims): the count changes."""
+    def prune(self, min_opacity: float = ALPHA_MIN) -> "Gaussians":
+        """Drop Gaussians that can never show (opacity below ``min_opacity``, by default the rasterizer's
+        cull threshold 1/255; non-finite or zero scale, non-finite mean). Only for a single scene (no batch
+        dims): the count changes."""
         if self.means.dim() != 2:
             raise ValueError("prune: works on one scene [N, ...]; index a batch with .scene(b) first")
         keep = (self.opacities >= min_opacity) & torch.isfinite(self.means).all(-1) \
@@ -118,16 +124,25 @@ class Gaussians:
             & torch.isfinite(self.quats).all(-1) & (self.quats.norm(dim=-1) > 0)
         return self.index(keep)
 
-    # ---- files ---------------------------------------------------------------------------------
-    def save_ply(self, path) -> None:
-        """Write the Inria 3DGS PLY (see :func:`a3d.io_ply.save_ply`)."""
-        from .io_ply import save_ply
-        save_ply(self, path)
+    # ---- display -------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        """One line (count, batch shape, SH degree, dtype, device, bounds of the means), not the tensors."""
+        k = 0 if self.sh_rest is None else self.sh_rest.shape[-2]
+        degree = math.isqrt(k + 1) - 1
+        sh = f"sh_degree={degree}" if (degree + 1) ** 2 == k + 1 else f"sh_rest K={k}"
+        batch = f", batch={tuple(self.batch_shape)}" if len(self.batch_shape) else ""
+        parts = [f"{self.num_gaussians:,} Gaussians{batch}", sh, str(self.means.dtype).replace("torch.", ""),
+                 str(self.device)]
+        if self.means.numel() and not self.means.is_meta:
+            m = self.means.detach().reshape(-1, 3)
+            lo, hi = m.min(0).values.tolist(), m.max(0).values.tolist()
+            parts.append("bounds " + " ".join(f"{a}[{lo[i]:.2f}, {hi[i]:.2f}]" for i, a in enumerate("xyz")))
+        return f"Gaussians({', '.join(parts)})"
 
-    def save_splat(self, path) -> None:
-        """Write the 32-byte-a-splat ``.splat`` file (see :func:`a3d.io_ply.save_splat`)."""
-        from .io_ply import save_splat
-        save_splat(self, path)
+    def _repr_html_(self) -> str:
+        """Notebooks: the summary and four small views of a single scene."""
+        from .display import gaussians_html
+        return gaussians_html(self)
 
 
 def _desc(x) -> str:

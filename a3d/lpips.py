@@ -7,8 +7,9 @@ The AlexNet trunk and the five 1x1 linear heads ship inside the package as safet
 and licence in ``a3d/assets/README.md``). Nothing is downloaded.
 
 The distance, per image pair: the inputs are mapped to [-1, 1] and through LPIPS's per-channel shift/scale; the
-trunk's activations after its five ReLUs (relu1..relu5) are taken, each unit-normalised over channels at every pixel; the squared differences are weighted per channel by
-the linear head, averaged over the pixels, and summed over the five layers.
+trunk's activations after its five ReLUs (relu1..relu5) are taken, each unit-normalised over channels at every
+pixel; the squared differences are weighted per channel by the linear head, averaged over the pixels, and summed
+over the five layers.
 """
 from __future__ import annotations
 
@@ -134,7 +135,11 @@ def lpips(x: Tensor, y: Tensor, net: str = "alex") -> Tensor:
 
 @functools.lru_cache(maxsize=None)
 def _cached(net: str, device: torch.device, dtype: torch.dtype) -> LPIPS:
-    return LPIPS(net).to(device=device, dtype=dtype)
+    # Built on first use, which may be in the middle of a training run: the default initialisation of
+    # the convolutions (overwritten by the weights) must not draw from the global RNG, or a resumed
+    # run would diverge from an uninterrupted one.
+    with torch.random.fork_rng(devices=[]):
+        return LPIPS(net).to(device=device, dtype=dtype)
 
 
 def _unit_normalize(feat: Tensor) -> Tensor:

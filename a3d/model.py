@@ -39,7 +39,9 @@ shared by all blocks plus a learned per-block table ("adaLN-single" of PixArt-α
 zero as in adaLN-Zero), which saves a quarter of the parameters so the tiny preset ships under
 16 MiB; and queries/keys are RMS-normalised per head, which keeps bf16 attention stable.
 """
+import json
 import math
+import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import NamedTuple, Optional, Union
@@ -52,16 +54,24 @@ from torch import Tensor, nn
 
 from . import framing
 from .cameras import canonical_cameras
+from .errors import InputError, check_int, check_number
+from .files import read_json
 from .gaussians import Gaussians
 from .ops import plucker_rays
 
 __all__ = [
-    "ModelConfig", "PRESETS", "get_config", "A3DModel", "ModelOutput", "sample_t", "interpolate",
-    "velocity", "images_to_state", "state_to_images",
+    "ModelConfig", "PRESETS", "get_config", "MAX_PARAMETERS", "MAX_ACTIVATION_BYTES", "A3DModel", "ModelOutput",
+    "sample_t", "interpolate",
+    "velocity", "images_to_state", "state_to_images", "load_weights",
 ]
 
 NUM_VIEWS = len(framing.CANONICAL_VIEWS)
 _RAW_CHANNELS = 12  # depth 1, scales 3, quaternion 4, opacity 1, colour 3
+MAX_PARAMETERS = 4_000_000_000
+"""Largest model a config may describe (parameters with the AVAS decoder; the paper's is ~0.3 B)."""
+MAX_ACTIVATION_BYTES = 32 * 2**30
+"""Largest float32 working set of one image through the network a config may imply (the paper's ~3 GiB)."""
+_MAX_CONFIG_BYTES = 2**20
 
 
 @dataclass
@@ -107,28 +117,84 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.input_decoder, bool):
-            raise ValueError(f"ModelConfig.input_decoder: expected a bool, got {self.input_decoder!r}")
+            raise InputError(f"ModelConfig.input_decoder: expected a bool, got {self.input_decoder!r}")
         for name in ("image_size", "patch_size", "width", "depth", "heads", "decoder_width", "avas_width",
                      "input_width"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ValueError(f"ModelConfig.{name}: expected a positive int, got {v!r}")
+            check_int(getattr(self, name), f"ModelConfig.{name}", 1)
         for name in ("mlp_ratio", "camera_radius", "camera_fov_deg", "depth_range", "scale_min", "scale_max"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise ValueError(f"ModelConfig.{name}: expected a positive number, got {v!r}")
-            setattr(self, name, float(v))
+            hi = {"mlp_ratio": 64.0, "camera_fov_deg": 179.0}.get(name)
+            setattr(self, name, check_number(getattr(self, name), f"ModelConfig.{name}", hi=hi, positive=True))
         if self.image_size % self.patch_size:
-            raise ValueError(f"ModelConfig: image_size {self.image_size} must be a multiple of patch_size {self.patch_size}")
+            raise InputError(f"ModelConfig: image_size {self.image_size} must be a multiple of patch_size "
+                             f"{self.patch_size}")
         if self.width % self.heads or (self.width // self.heads) % 2:
-            raise ValueError(f"ModelConfig: width {self.width} must split into {self.heads} heads of an even size")
+            raise InputError(f"ModelConfig: width {self.width} must split into {self.heads} heads of an even size")
         if self.width % 4:
-            raise ValueError(f"ModelConfig.width: expected a multiple of 4 (2D sin-cos embedding), got {self.width}")
+            raise InputError(f"ModelConfig.width: expected a multiple of 4 (2D sin-cos embedding), got {self.width}")
         if self.depth_range >= self.camera_radius:
-            raise ValueError(f"ModelConfig.depth_range {self.depth_range} must be below camera_radius "
+            raise InputError(f"ModelConfig.depth_range {self.depth_range} must be below camera_radius "
                              f"{self.camera_radius} so that Gaussians stay in front of the cameras")
         if self.scale_min >= self.scale_max:
-            raise ValueError(f"ModelConfig: scale_min {self.scale_min} must be below scale_max {self.scale_max}")
+            raise InputError(f"ModelConfig: scale_min {self.scale_min} must be below scale_max {self.scale_max}")
+        self._check_size()
+
+    def num_parameters(self, with_avas: bool = True) -> int:
+        """Parameters of :class:`A3DModel` built from this config, counted from the config alone."""
+        return sum(n for part, (n, _) in self._parameter_parts().items() if with_avas or part != "AVAS decoder")
+
+    def _parameter_parts(self) -> dict[str, tuple[int, tuple[str, ...]]]:
+        """Parameter count of each part of the network and the fields that size it."""
+        D, p, c, a = self.width, self.patch_size, self.decoder_width, self.avas_width
+        w = self.input_width if self.input_decoder else 0
+        hidden = int(D * self.mlp_ratio)
+        block = 3 * D * D + 3 * D + 2 * (D // self.heads) + D * D + D + D * hidden + hidden + hidden * D + D + 6 * D
+        gathered = 4 * NUM_VIEWS  # InputDecoder's _GATHER_CHANNELS (defined below the presets, which need this)
+        inputs = (D + 4 * w * 9 + w + w * w * 9 + w + (c + 6 + w + gathered) * c + c + c * 7 + 7) if w else 0
+        return {
+            "tokenizers and embeddings": (2 * (9 * p * p * D + D + D * D + D) + (1 + NUM_VIEWS) * D + 256 * D + D
+                                          + D * D + D + 6 * D * D + 6 * D, ("width", "patch_size")),
+            "DiT blocks": (self.depth * block, ("depth", "width", "mlp_ratio")),
+            "Gaussian decoder": (2 * D * D + 2 * D + D * p * p * c + p * p * c + (c + 6 + w) * c + c
+                                 + c * _RAW_CHANNELS + _RAW_CHANNELS, ("decoder_width", "width", "patch_size")),
+            "input decoder": (inputs, ("input_width", "decoder_width")),
+            "AVAS decoder": (2 * D + D * p * p * a + p * p * a + 9 * a * a + a + 9 * a * 3 + 3,
+                             ("avas_width", "width", "patch_size")),
+        }
+
+    def activation_bytes(self) -> int:
+        """An estimate of the float32 working set of one image through the network at inference:
+        the tokens of a DiT block (its input, attention and MLP intermediates) plus the per-pixel
+        features of the Gaussian decoder."""
+        return sum(n for n, _ in self._activation_parts().values())
+
+    def _activation_parts(self) -> dict[str, tuple[int, tuple[str, ...]]]:
+        tokens = (1 + NUM_VIEWS) * (self.image_size // self.patch_size) ** 2
+        return {
+            f"{tokens:,} tokens": (int(4 * tokens * self.width * (8 + 2 * self.mlp_ratio)),
+                                   ("image_size", "patch_size", "width")),
+            "per-pixel decoder features": (4 * NUM_VIEWS * self.image_size ** 2 * self._per_pixel_floats(),
+                                           ("image_size", "decoder_width", "input_width")),
+        }
+
+    def _per_pixel_floats(self) -> int:
+        """Floats a pixel of a canonical view holds at once in the decoders (features, MLP hidden
+        layers, raw outputs, activations; with the input decoder its conv features and gathered colours)."""
+        c, w = self.decoder_width, (self.input_width if self.input_decoder else 0)
+        return 4 * c + 60 + ((3 * w + 8 * NUM_VIEWS + 2 * c) if w else 0)  # 8·NUM_VIEWS: gathered, twice
+
+    def _check_size(self) -> None:
+        """Refuse a config that no machine a3d targets could hold, before anything is allocated; the
+        message names the fields of the part that is too large."""
+        for parts, limit, what, unit in ((self._parameter_parts(), MAX_PARAMETERS, "parameters", 1),
+                                         (self._activation_parts(), MAX_ACTIVATION_BYTES, "GiB for one image", 2**30)):
+            total = sum(n for n, _ in parts.values())
+            if total > limit:
+                name, (n, names) = max(parts.items(), key=lambda kv: kv[1][0])
+                given = ", ".join(f"{k}={getattr(self, k)}" for k in names)
+                constant = "MAX_PARAMETERS" if unit == 1 else "MAX_ACTIVATION_BYTES"
+                raise InputError(f"ModelConfig: {given} make the model need {total / unit:.3g} {what} "
+                                 f"({n / unit:.3g} in its {name}); at most {limit / unit:.3g} are accepted "
+                                 f"(a3d.model.{constant})")
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
@@ -136,14 +202,23 @@ class ModelConfig:
         except that a config written before the input decoder existed (no ``input_decoder`` key)
         describes that older architecture."""
         if not isinstance(d, dict):
-            raise ValueError(f"config: expected a JSON object, got {type(d).__name__}")
+            raise InputError(f"config: expected a JSON object, got {type(d).__name__}")
         names = {f.name for f in fields(cls)}
         if "input_decoder" not in d:
             d = {**_LEGACY_FIELDS, **d}
         unknown, missing = sorted(set(d) - names), sorted(names - set(d))
         if unknown or missing:
-            raise ValueError(f"config: keys do not match ModelConfig (unknown: {unknown}, missing: {missing})")
+            raise InputError(f"config: keys do not match ModelConfig (unknown: {unknown}, missing: {missing})")
         return cls(**d)
+
+    @classmethod
+    def from_json(cls, path: Union[str, os.PathLike]) -> "ModelConfig":
+        """Read a model's ``config.json`` (bounded, :func:`a3d.files.read_json`); InputError naming the file."""
+        doc = read_json(path, _MAX_CONFIG_BYTES, what="model config")
+        try:
+            return cls.from_dict(doc)
+        except ValueError as e:
+            raise InputError(f"{path}: {e}") from None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -164,11 +239,11 @@ PRESETS: dict[str, ModelConfig] = {
 def get_config(name: str, **overrides) -> ModelConfig:
     """A copy of the preset ``name`` ('tiny' or 'paper') with fields replaced by ``overrides``."""
     if name not in PRESETS:
-        raise ValueError(f"name: unknown preset {name!r}; expected one of {sorted(PRESETS)}")
+        raise InputError(f"name: unknown preset {name!r}; expected one of {sorted(PRESETS)}")
     d = PRESETS[name].to_dict()
     bad = sorted(set(overrides) - set(d))
     if bad:
-        raise ValueError(f"overrides: unknown ModelConfig fields {bad}")
+        raise InputError(f"overrides: unknown ModelConfig fields {bad}")
     d.update(overrides)
     return ModelConfig(**d)
 
@@ -486,14 +561,17 @@ class ModelOutput(NamedTuple):
     views: Optional[Tensor]
 
 
-class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apache-2.0"):
+class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apache-2.0", pipeline_tag="image-to-3d",
+               tags=["gaussian-splatting", "3d", "avatar", "head"]):
     """The Any3DAvatar denoiser with its Gaussian decoder (and, for training, its AVAS decoder).
 
     ``A3DModel(get_config("tiny"))``; ``A3DModel.from_pretrained(folder)`` loads ``config.json`` +
     ``model.safetensors`` strictly (a missing or unexpected weight fails, and so does an unknown
     config key), except that AVAS weights in the file are dropped when the model is built without
-    AVAS (inference). ``save_pretrained(folder)`` writes both files; weights saved from a ``.half()``
-    model load into a float32 model.
+    AVAS (inference). ``save_pretrained(folder)`` writes both files, the weights in the dtype they were
+    loaded from (fp16 stays fp16; a model built in code saves its own dtype), plus ``metrics.json``
+    when the weights came with one and the model card README.md (:mod:`a3d.model_card`); weights
+    saved from a ``.half()`` model load into a float32 model.
 
     Args:
         config: the architecture.
@@ -503,7 +581,7 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
     def __init__(self, config: ModelConfig, with_avas: bool = False):
         super().__init__()
         if not isinstance(config, ModelConfig):
-            raise ValueError(f"config: expected a ModelConfig, got {type(config).__name__}")
+            raise InputError(f"config: expected a ModelConfig, got {type(config).__name__}")
         self.config = config
         cfg = config
         n = cfg.image_size // cfg.patch_size
@@ -667,8 +745,7 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
         t_k = k/N; each call predicts ĝ1 and the state moves by (1/N)·(ĝ1 − g_{t_k})/(1 − t_k).
         ``steps=1`` computes exactly :meth:`one_step`.
         """
-        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 1000:
-            raise ValueError(f"steps: expected an int in [1, 1000], got {steps!r}")
+        check_int(steps, "steps", 1, 1000)
         g = g0
         out = None
         for k in range(steps):
@@ -686,38 +763,87 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
         return super()._decode_arg(expected_type, value)
 
     @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Union[str, os.PathLike], *, map_location: str = "cpu",
+                        strict: bool = True, with_avas: bool = False, **hub_kwargs) -> "A3DModel":
+        """Load ``config.json`` + ``model.safetensors`` from a folder or a Hub repo id (``hub_kwargs``:
+        revision, cache_dir, force_download, local_files_only, token). The config is read with
+        :meth:`ModelConfig.from_json` (bounded) and the weights strictly (see the class docstring);
+        a missing file, a malformed config, weights that do not fit it or hold NaN/inf raise
+        :class:`a3d.errors.InputError` naming the file."""
+        source = os.fspath(pretrained_model_name_or_path)
+        hub = {k: hub_kwargs.pop(k, None) for k in ("revision", "cache_dir", "token")}
+        hub.update(force_download=hub_kwargs.pop("force_download", False),
+                   local_files_only=hub_kwargs.pop("local_files_only", False))
+        if hub_kwargs:
+            raise InputError(f"from_pretrained: unexpected arguments {sorted(hub_kwargs)}")
+        if Path(source).is_dir():
+            config_file = Path(source) / "config.json"
+            if not config_file.is_file():
+                raise InputError(f"{source}: no config.json in this folder (a model folder holds config.json and "
+                                 f"model.safetensors, as save_pretrained and the trainer write them)")
+        else:
+            from huggingface_hub import hf_hub_download
+            config_file = hf_hub_download(repo_id=source, filename="config.json", **hub)
+        config = ModelConfig.from_json(config_file)
+        return cls._from_pretrained(model_id=source, **hub, map_location=map_location, strict=strict,
+                                    config=config, with_avas=with_avas)
+
+    @classmethod
     def _from_pretrained(cls, *, model_id: str, revision, cache_dir, force_download, local_files_only, token,
                          map_location: str = "cpu", strict: bool = True, **model_kwargs):
-        from safetensors.torch import load_file
-
         if not strict:
-            raise ValueError("strict: a3d loads weights strictly; strict=False is not supported")
+            raise InputError("strict: a3d loads weights strictly; strict=False is not supported")
         if Path(model_id).is_dir():
             model_file = Path(model_id) / "model.safetensors"
             if not model_file.is_file():
-                raise FileNotFoundError(f"{model_id}: no model.safetensors in this folder")
+                raise InputError(f"{model_id}: no model.safetensors in this folder")
         else:
             from huggingface_hub import hf_hub_download
             model_file = hf_hub_download(repo_id=model_id, filename="model.safetensors", revision=revision,
                                          cache_dir=cache_dir, force_download=force_download, token=token,
                                          local_files_only=local_files_only)
         model = cls(**model_kwargs)
-        state = load_file(str(model_file), device=str(map_location))
+        state = load_weights(model_file)
         if model.avas is None:  # training-only weights are not needed for inference
             state = {k: v for k, v in state.items() if not k.startswith("avas.")}
         expected = model.state_dict()
         missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
         if missing or unexpected:
-            raise ValueError(f"{model_file}: weights do not match the config "
+            raise InputError(f"{model_file}: weights do not match the config "
                              f"(missing: {missing[:8]}{' ...' if len(missing) > 8 else ''}, "
                              f"unexpected: {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''})")
         bad = [k for k in expected if expected[k].shape != state[k].shape]
         if bad:
-            raise ValueError(f"{model_file}: weights of the wrong shape for the config: {bad[:8]}")
+            raise InputError(f"{model_file}: weights of the wrong shape for the config: {bad[:8]}")
         model.load_state_dict(state, strict=True)
         model.to(map_location)
         model.eval()
+        dtypes = {v.dtype for v in state.values() if v.is_floating_point()}
+        model.stored_dtype = dtypes.pop() if len(dtypes) == 1 else None
+        if Path(model_id).is_dir():
+            from .model_card import read_metrics
+            model.evaluation = read_metrics(model_id)
         return model
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """The weights in the dtype they were loaded from (see :meth:`_from_pretrained`), and metrics.json."""
+        from safetensors.torch import save_file
+
+        dtype = getattr(self, "stored_dtype", None)
+        state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().contiguous().cpu()
+                 for k, v in self.state_dict().items()}
+        save_file(state, str(Path(save_directory) / "model.safetensors"), metadata={"format": "pt"})
+        if getattr(self, "evaluation", None) is not None:
+            from .model_card import METRICS_FILE
+            (Path(save_directory) / METRICS_FILE).write_text(json.dumps(self.evaluation, indent=1))
+
+    def generate_model_card(self, *args, **kwargs):
+        """The Hub model card: see :mod:`a3d.model_card`."""
+        from .model_card import build_model_card
+
+        dtype = getattr(self, "stored_dtype", None) or next(self.parameters()).dtype
+        return build_model_card(self.config.to_dict(), self.num_parameters(), str(dtype).replace("torch.", ""),
+                                getattr(self, "evaluation", None), kwargs.get("repo_id"))
 
     def compile_blocks(self) -> "A3DModel":
         """torch.compile each DiT block (one compiled code shared by all blocks: a few seconds on
@@ -730,3 +856,23 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
     def num_parameters(self, inference: bool = True) -> int:
         """Parameter count (without the AVAS decoder when ``inference``)."""
         return sum(p.numel() for n, p in self.named_parameters() if not (inference and n.startswith("avas.")))
+
+
+def load_weights(path: Union[str, os.PathLike]) -> dict[str, Tensor]:
+    """The tensors of a ``model.safetensors`` file (on the CPU), refused with an InputError naming the
+    file when it is not a readable safetensors file or holds tensors that are not floating point or
+    not finite (a model with NaN weights would reconstruct NaN Gaussians without a word)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, ValueError, RuntimeError) as e:  # a malformed header or truncated data
+        raise InputError(f"{path}: not a readable safetensors file ({' '.join(str(e).split())})") from None
+    bad = [k for k, v in state.items() if not v.is_floating_point()]
+    if bad:
+        raise InputError(f"{path}: weights that are not floating point: {bad[:8]}")
+    bad = [k for k, v in state.items() if not torch.isfinite(v).all()]
+    if bad:
+        raise InputError(f"{path}: weights holding NaN or inf: {bad[:8]}")
+    return state

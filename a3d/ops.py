@@ -21,7 +21,8 @@ import torch
 from torch import Tensor
 
 from . import _jit
-from .rasterize import DEPTH_ALPHA_EPS
+from .contract import DEPTH_ALPHA_EPS, PROJ_FIELDS, TILE_SIZE
+from .errors import SetupError, check_int
 from .rays import plucker_rays_reference
 
 Backend = Literal["cuda", "cpu", "torch"]
@@ -41,6 +42,11 @@ _prebuilt_error: Exception | None = None  # why a3d._C did not import, when the 
 
 class ExtensionBuildWarning(UserWarning):
     """a3d._C is absent and compiling it on first use failed: the reference backend runs instead."""
+
+
+class BackendError(SetupError, RuntimeError):
+    """``A3D_BACKEND`` asks for a backend this installation or these tensors cannot run (a bad
+    environment: the CLI exits 3; still a RuntimeError, as it always was)."""
 
 
 def extension_error() -> Exception | None:
@@ -78,19 +84,22 @@ def _load() -> bool:
 
 def has_kernel(op: str, device_type: str) -> bool:
     """Whether ``a3d::op`` has a compiled kernel for ``device_type`` ('cpu' or 'cuda')."""
-    if not _load():
+    key = getattr(torch.DispatchKey, device_type.upper(), None)
+    if key is None or not _load():
         return False
     try:
-        return torch._C._dispatch_has_kernel_for_dispatch_key(f"a3d::{op}", device_type.upper())
-    except RuntimeError:  # the op is not defined by this build of the extension
+        overload = getattr(torch.ops.a3d, op).default
+    except (AttributeError, RuntimeError):  # the op is not defined by this build of the extension
         return False
+    # True only for a kernel registered for exactly this key (TORCH_LIBRARY_IMPL in csrc/), not a fallback.
+    return overload.has_kernel_for_dispatch_key(key)
 
 
 def backend(device: torch.device | str | None = None, op: str = "plucker_rays") -> Backend:
     """The backend that runs ``op`` for tensors on ``device`` (default: CUDA if available, else CPU).
 
-    Honours ``A3D_BACKEND``; raises RuntimeError if it names a compiled backend that is not built
-    or does not match the device.
+    Honours ``A3D_BACKEND``; raises :class:`BackendError` (a RuntimeError) if it names a compiled
+    backend that is not built or does not match the device.
     """
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -98,15 +107,15 @@ def backend(device: torch.device | str | None = None, op: str = "plucker_rays") 
     forced = os.environ.get("A3D_BACKEND", "").strip().lower()
     if forced:
         if forced not in _BACKENDS:
-            raise RuntimeError(f"A3D_BACKEND={forced!r}: expected one of {', '.join(_BACKENDS)}")
+            raise BackendError(f"A3D_BACKEND={forced!r}: expected one of {', '.join(_BACKENDS)}")
         if forced == "torch":
             return "torch"
         if forced != dev:
-            raise RuntimeError(f"A3D_BACKEND={forced} but the tensors are on {dev}; unset A3D_BACKEND "
+            raise BackendError(f"A3D_BACKEND={forced} but the tensors are on {dev}; unset A3D_BACKEND "
                                f"or move the tensors to {forced}")
         if not has_kernel(op, forced):
             why = f" (import failed: {_ext_error})" if _ext_error is not None else ""
-            raise RuntimeError(f"A3D_BACKEND={forced}: the a3d extension has no {forced.upper()} kernel "
+            raise BackendError(f"A3D_BACKEND={forced}: the a3d extension has no {forced.upper()} kernel "
                                f"for {op}{why}. {_BUILD_HINT}")
         return forced  # type: ignore[return-value]
     if dev in ("cuda", "cpu") and has_kernel(op, dev):
@@ -124,8 +133,7 @@ def plucker_rays(viewmats: Tensor, Ks: Tensor, width: int, height: int) -> Tenso
         raise ValueError(f"plucker_rays: expected viewmats [..., C, 4, 4] and Ks [..., C, 3, 3], "
                          f"got {tuple(viewmats.shape)} and {tuple(Ks.shape)}")
     for name, v in (("width", width), ("height", height)):
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ValueError(f"{name}: expected a positive int number of pixels, got {v!r}")
+        check_int(v, name, 1)
     if backend(viewmats.device, "plucker_rays") == "torch":
         return plucker_rays_reference(viewmats, Ks, width, height)
     lead = viewmats.shape[:-2]
@@ -178,7 +186,7 @@ def rasterize_compiled(means: Tensor, quats: Tensor, scales: Tensor, opacities: 
     the (Gaussian, tile) list). float32 or float64.
     """
     if not _load():
-        raise RuntimeError(f"rasterize_compiled: the a3d extension failed to load ({_ext_error}). {_BUILD_HINT}")
+        raise BackendError(f"rasterize_compiled: the a3d extension failed to load ({_ext_error}). {_BUILD_HINT}")
     dtype = means.dtype
     if backgrounds is not None:
         backgrounds = backgrounds.to(dtype)
@@ -225,11 +233,11 @@ def _register_rasterizer() -> None:
     @torch.library.register_fake("a3d::rasterize_fwd")
     def _fwd_fake(means, quats, scales, opacities, colors, viewmats, Ks, backgrounds, width, height):
         B, C, N = means.shape[0], viewmats.shape[1], means.shape[1]
-        tiles = ((width + 15) // 16) * ((height + 15) // 16)
+        tiles = ((width + TILE_SIZE - 1) // TILE_SIZE) * ((height + TILE_SIZE - 1) // TILE_SIZE)
         P = torch.library.get_ctx().new_dynamic_size()
         img = means.new_empty
         return (img(B, C, height, width, 3), img(B, C, height, width, 1), img(B, C, height, width, 1),
-                img(B, C, N, 8), means.new_empty(B * C * tiles, 2, dtype=torch.int32),
+                img(B, C, N, PROJ_FIELDS), means.new_empty(B * C * tiles, 2, dtype=torch.int32),
                 means.new_empty(P, dtype=torch.int32), means.new_empty(B, C, height, width, dtype=torch.int32),
                 img(B, C, height, width))
 

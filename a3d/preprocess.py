@@ -3,9 +3,13 @@
 Steps of :func:`preprocess` (``align=True``, the default of :func:`a3d.reconstruct`):
 
 1. :func:`load_image` reads a path, PIL image, numpy array or tensor in any mode PIL reads
-   (EXIF orientation applied, palette/grayscale/16-bit/CMYK converted, alpha kept), with bounds:
-   files over :data:`MAX_FILE_BYTES`, images over :data:`MAX_PIXELS` (checked from the header,
-   before decoding) and images under :data:`MIN_SIDE` pixels a side are refused.
+   (EXIF orientation applied, palette/grayscale/16-bit/CMYK converted, alpha kept), with bounds
+   checked from the header before decoding: files over :data:`MAX_FILE_BYTES` and images under
+   :data:`MIN_SIDE` pixels a side are refused; a JPEG over :data:`DRAFT_PIXELS` (a 48-50 MP phone
+   photo) is decoded at 1/2, 1/4 or 1/8 of its size by the JPEG decoder itself, so that it never
+   occupies more than :data:`DRAFT_PIXELS` in memory; JPEGs over :data:`MAX_JPEG_PIXELS` and other
+   images over :data:`MAX_PIXELS` are refused (a decompression bomb). Float pixels follow the
+   range rule of :func:`load_image`.
 2. The face is found with MediaPipe's short-range face detector (BlazeFace, a ``.tflite`` run by
    ``ai-edge-litert``; zoomed in on its first guess so that small and very large faces are
    located well, see :func:`detect_face`); its eyes and mouth are mapped by a least-squares
@@ -26,10 +30,12 @@ already framed like the model's input: the same centred square and resize, nothi
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import math
 import os
+import sys
 import threading
 import time
 import warnings
@@ -44,15 +50,22 @@ from PIL import Image, ImageOps
 from torch import Tensor
 
 from . import framing
+from .errors import InputError, check_int
 
 __all__ = ["ImageError", "NoFaceError", "FaceTooSmallError", "Face", "Preprocessed", "load_image", "detect_face",
            "detect_faces", "segment_person", "preprocess", "frame_like", "has_face_models", "MAX_FILE_BYTES",
-           "MAX_PIXELS", "MIN_SIDE", "MIN_FACE_SIDE"]
+           "MAX_PIXELS", "MAX_JPEG_PIXELS", "DRAFT_PIXELS", "MIN_SIDE", "MIN_FACE_SIDE", "FLOAT_TOLERANCE"]
 
 MAX_FILE_BYTES = 50 * 2**20
 """Largest image file accepted, bytes."""
 MAX_PIXELS = 40_000_000
-"""Largest image accepted, pixels (width × height), checked from the header before decoding."""
+"""Largest image decoded at full size, pixels (width × height), checked from the header before decoding."""
+MAX_JPEG_PIXELS = 120_000_000
+"""Largest JPEG accepted, pixels (checked from the header); it is decoded at reduced size (:data:`DRAFT_PIXELS`)."""
+DRAFT_PIXELS = 8_000_000
+"""JPEGs larger than this are decoded at the largest of 1/2, 1/4, 1/8 of their size that fits in it."""
+FLOAT_TOLERANCE = 0.05
+"""Float pixels this far outside [0, 1] (resampling overshoot) are clipped without a word."""
 MIN_SIDE = 32
 """Smallest image side accepted, pixels."""
 
@@ -66,26 +79,34 @@ _MIN_SCORE = 0.5
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, Tensor]
 
 
-class ImageError(ValueError):
+class ImageError(InputError):
     """The input is not an image a3d can use (unreadable, truncated, too large, too small, ...)."""
 
 
-class NoFaceError(ValueError):
+class NoFaceError(InputError):
     """Preprocessing found no face in the image."""
 
 
 # ---- loading ----------------------------------------------------------------------------------------
 
-def load_image(image: ImageLike) -> tuple[np.ndarray, np.ndarray | None]:
+def load_image(image: ImageLike, *, draft: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Read ``image`` into float32 RGB [H, W, 3] in [0, 1] and its alpha [H, W] in [0, 1] (None if opaque).
 
     Accepts a file path, a PIL image (any mode PIL reads; EXIF orientation is applied), a numpy
     array [H, W], [H, W, C] (C = 1, 2, 3, 4: gray, gray+alpha, RGB, RGBA) of uint8, uint16 (full
-    16-bit range), bool or floats in [0, 1], or a tensor [C, H, W] / [1, C, H, W] (uint8 or floats in
-    [0, 1]). Raises :class:`ImageError` naming the problem for anything else.
+    16-bit range), bool or floats, or a tensor [C, H, W] / [1, C, H, W] (uint8 or floats).
+    Raises :class:`ImageError` naming the problem for anything else.
+
+    Float pixels: values in [0, 1] are used as they are, and within :data:`FLOAT_TOLERANCE` of it
+    clipped; an image whose values exceed 1 + FLOAT_TOLERANCE but stay within [0, 255] is taken as
+    0..255 and divided by 255, with a warning; anything else (negative values, values over 255,
+    NaN or inf) is refused.
+
+    ``draft``: a JPEG file over :data:`DRAFT_PIXELS` is decoded at 1/2, 1/4 or 1/8 of its size
+    (the returned array is that size); False decodes every file at full size (up to :data:`MAX_PIXELS`).
     """
     if isinstance(image, (str, os.PathLike)):
-        return _from_pil(_open_file(image), str(image))
+        return _from_pil(_open_file(image, draft), str(image))
     if isinstance(image, Image.Image):
         _check_size(image.size, "image")
         return _from_pil(image, "image")
@@ -96,7 +117,8 @@ def load_image(image: ImageLike) -> tuple[np.ndarray, np.ndarray | None]:
         if t.dim() == 3 and t.shape[0] in (1, 2, 3, 4):
             t = t.permute(1, 2, 0)
         elif t.dim() != 2:
-            raise ImageError(f"image: expected a tensor [C, H, W] or [1, C, H, W] with C in 1..4, got {tuple(image.shape)}")
+            raise ImageError(f"image: expected a tensor [C, H, W] or [1, C, H, W] with C in 1..4, "
+                             f"got {tuple(image.shape)}")
         if t.dtype == torch.bfloat16 or t.dtype == torch.float16:
             t = t.float()
         return _from_array(t.numpy(), "image")
@@ -105,17 +127,20 @@ def load_image(image: ImageLike) -> tuple[np.ndarray, np.ndarray | None]:
     raise ImageError(f"image: expected a path, PIL image, numpy array or tensor, got {type(image).__name__}")
 
 
-def _check_size(size: tuple[int, int], name: str) -> None:
+def _check_size(size: tuple[int, int], name: str, limit: int = MAX_PIXELS) -> None:
     w, h = size
-    if w * h > MAX_PIXELS:
+    if w * h > limit:
+        hint = "; a JPEG file given by its path is decoded at reduced size" if limit == MAX_PIXELS else ""
         raise ImageError(f"{name}: {w}×{h} is {w * h / 1e6:.0f} megapixels; a3d accepts at most "
-                         f"{MAX_PIXELS / 1e6:.0f} megapixels (downscale it first)")
+                         f"{limit / 1e6:.0f} megapixels here (downscale it first{hint})")
     if min(w, h) < MIN_SIDE:
         raise ImageError(f"{name}: {w}×{h} is too small; a3d needs at least {MIN_SIDE} pixels a side")
 
 
-def _open_file(path: str | os.PathLike) -> Image.Image:
+def _open_file(path: str | os.PathLike, draft: bool = True) -> Image.Image:
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ImageError(f"{path}: is a folder; expected an image file")
     try:
         size = os.path.getsize(path)
     except OSError as e:
@@ -133,7 +158,13 @@ def _open_file(path: str | os.PathLike) -> Image.Image:
         except Image.DecompressionBombError as e:
             raise ImageError(f"{path}: the header claims an image too large to decode safely ({e})") from None
         except (Image.UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-            raise ImageError(f"{path}: not an image file that PIL can read ({type(e).__name__})") from None
+            hint = " (HEIC/HEIF photos: convert them to JPEG first)" if data[4:12] in _HEIF_BRANDS else ""
+            raise ImageError(f"{path}: not an image file that PIL can read ({type(e).__name__}){hint}") from None
+        w, h = img.size
+        if draft and img.format in ("JPEG", "MPO") and w * h > DRAFT_PIXELS:  # MPO: a phone's JPEG with extras
+            _check_size(img.size, path, MAX_JPEG_PIXELS)  # before a single pixel is decoded
+            scale = next(s for s in (2, 4, 8) if -(-w // s) * -(-h // s) <= DRAFT_PIXELS or s == 8)
+            img.draft(None, (-(-w // scale), -(-h // scale)))  # the decoder's DCT scaling: 1/scale of the work
         _check_size(img.size, path)  # before a single pixel is decoded
         try:
             img.load()
@@ -142,6 +173,10 @@ def _open_file(path: str | os.PathLike) -> Image.Image:
         except (OSError, SyntaxError, ValueError, EOFError) as e:
             raise ImageError(f"{path}: the image data is truncated or corrupt ({e})") from None
     return img
+
+
+# ISO-BMFF brands of HEIC/HEIF files (what iPhones and many Android phones write): "ftyp" + brand.
+_HEIF_BRANDS = {b"ftyp" + b for b in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif")}
 
 
 def _from_pil(img: Image.Image, name: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -173,25 +208,40 @@ def _from_array(a: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray | None
     if a.ndim != 3 or a.shape[-1] not in (1, 2, 3, 4):
         raise ImageError(f"{name}: expected an array [H, W] or [H, W, C] with C in 1..4, got shape {a.shape}")
     _check_size((a.shape[1], a.shape[0]), name)
-    if a.dtype == np.uint8:
-        a = a.astype(np.float32) / 255.0
+    if a.dtype == np.uint8:  # one float32 allocation (a large photo is hundreds of MiB as floats)
+        a = np.divide(a, np.float32(255.0), dtype=np.float32)
     elif a.dtype == np.uint16:
-        a = a.astype(np.float32) / 65535.0
+        a = np.divide(a, np.float32(65535.0), dtype=np.float32)
     elif a.dtype == np.bool_:
         a = a.astype(np.float32)
     elif np.issubdtype(a.dtype, np.floating):
-        a = a.astype(np.float32)
-        if not np.isfinite(a).all():
-            raise ImageError(f"{name}: the image contains NaN or infinite values")
-        a = np.clip(a, 0.0, 1.0)
+        a = _float_pixels(a.astype(np.float32), name)
     else:
-        raise ImageError(f"{name}: expected uint8, uint16, bool or float pixels, got {a.dtype}")
+        raise ImageError(f"{name}: expected uint8, uint16, bool or float pixels, got {a.dtype} "
+                         f"(for 8-bit values use .astype(np.uint8))")
     c = a.shape[-1]
     rgb = np.repeat(a[..., :1], 3, -1) if c in (1, 2) else a[..., :3]
     alpha = a[..., -1] if c in (2, 4) else None
     if alpha is not None and alpha.min() >= 1.0:
         alpha = None  # an opaque alpha channel carries no matte
     return np.ascontiguousarray(rgb), alpha
+
+
+def _float_pixels(a: np.ndarray, name: str) -> np.ndarray:
+    """Float pixels to [0, 1] by the range rule of :func:`load_image`."""
+    if not np.isfinite(a).all():
+        raise ImageError(f"{name}: the image contains NaN or infinite values")
+    lo, hi = float(a.min()), float(a.max())
+    if lo >= -FLOAT_TOLERANCE and hi > 1.0 + FLOAT_TOLERANCE and hi <= 255.0:
+        warnings.warn(f"a3d: {name}: float pixels span [{lo:.3g}, {hi:.3g}]; taken as 0..255 and divided by 255 "
+                      f"(pass floats in [0, 1] to silence this)", UserWarning, stacklevel=4)
+        a = a / 255.0
+    elif lo < -FLOAT_TOLERANCE or hi > 1.0 + FLOAT_TOLERANCE:
+        hint = " (for an image in [-1, 1] pass (x + 1) / 2)" if lo >= -1.0 - FLOAT_TOLERANCE and hi <= 1.0 + \
+            FLOAT_TOLERANCE else ""
+        raise ImageError(f"{name}: float pixels span [{lo:.3g}, {hi:.3g}]; expected [0, 1] "
+                         f"(or 0..255, which is rescaled){hint}")
+    return np.clip(a, 0.0, 1.0)
 
 
 # ---- MediaPipe models through ai-edge-litert --------------------------------------------------------
@@ -208,6 +258,22 @@ def has_face_models() -> bool:
     return _DETECTOR_FILE.is_file() and _SEGMENTER_FILE.is_file()
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Send file descriptor 2 to /dev/null for a moment: LiteRT's C++ logs "INFO: Created TensorFlow
+    Lite XNNPACK delegate for CPU." there when an interpreter is built, which would leak into every
+    terminal and notebook (ipykernel forwards fd 2). Python exceptions still propagate."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _run(model: Path, x: np.ndarray) -> list[np.ndarray]:
     """Run a .tflite model on one float32 input; outputs in the model's order."""
     from ai_edge_litert.interpreter import Interpreter
@@ -215,8 +281,9 @@ def _run(model: Path, x: np.ndarray) -> list[np.ndarray]:
     with _lock:  # a LiteRT interpreter is not thread-safe
         it = _interpreters.get(model)
         if it is None:
-            it = Interpreter(model_path=str(model), num_threads=max(1, min(4, os.cpu_count() or 1)))
-            it.allocate_tensors()
+            with _native_stderr_silenced():
+                it = Interpreter(model_path=str(model), num_threads=max(1, min(4, os.cpu_count() or 1)))
+                it.allocate_tensors()
             _interpreters[model] = it
         it.set_tensor(it.get_input_details()[0]["index"], x.astype(np.float32))
         it.invoke()
@@ -535,10 +602,9 @@ def preprocess(image: ImageLike, size: int, *, align: bool = True,
         ImageError for unusable input; NoFaceError when ``align`` and no face is found (or ``face``
         is out of range); FaceTooSmallError when the chosen face is under MIN_FACE_SIDE pixels.
     """
-    if face is not None and (isinstance(face, bool) or not isinstance(face, int) or face < 0):
-        raise ValueError(f"face: expected a non-negative int or None, got {face!r}")
-    if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= 4096:
-        raise ValueError(f"size: expected an int in [16, 4096], got {size!r}")
+    if face is not None:
+        check_int(face, "face", 0)
+    check_int(size, "size", 16, 4096)
     start = time.perf_counter()
     rgb, alpha = load_image(image)
     bg = torch.tensor(background, dtype=torch.float32).reshape(3, 1, 1)

@@ -1,7 +1,7 @@
 """The rasterizer contract and its pure-PyTorch reference.
 
-This module defines the function every backend computes (DESIGN §3; gsplat 1.5.3's classic
-rasterization except the alpha clamp):
+This module defines the function every backend computes (docs/design.md, Rasterizer contract; gsplat
+1.5.3's classic rasterization except the alpha clamp); its constants live in :mod:`a3d.contract`:
 
 1. Projection (:func:`project`): world -> camera (``viewmats``), Gaussians with camera z below the
    near plane (0.01) are culled; 3D covariance ``R S Sᵀ Rᵀ`` from the normalised quaternion and
@@ -30,14 +30,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-NEAR_PLANE = 0.01
-EPS2D = 0.3
-ALPHA_MIN = 1.0 / 255.0
-ALPHA_MAX = 0.99
-T_MIN = 1e-4
-EXTENT_SIGMA_MAX = 3.33
-FOV_CLAMP_MARGIN = 0.3  # x/z and y/z are clamped to the image's tan(half fov) * (1 + 0.3)
-DEPTH_ALPHA_EPS = 1e-10
+from . import ops
+from .contract import (ALPHA_MAX, ALPHA_MIN, DEPTH_ALPHA_EPS, EPS2D, EXTENT_SIGMA_MAX, FOV_CLAMP_MARGIN,
+                       MAX_IMAGE_SIDE, NEAR_PLANE, T_MIN)
+from .errors import check_int
 
 __all__ = ["Projection", "project", "composite_reference", "rasterize_reference", "rasterize",
            "quat_to_rotmat"]
@@ -273,8 +269,7 @@ def _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, 
     if tuple(Ks.shape) != tuple(viewmats.shape[:2]) + (3, 3):
         raise ValueError(f"Ks: expected {tuple(viewmats.shape[:2]) + (3, 3)}, got {tuple(Ks.shape)}")
     for name, v in (("width", width), ("height", height)):
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= 16384:
-            raise ValueError(f"{name}: expected an int in [1, 16384], got {v!r}")
+        check_int(v, name, 1, MAX_IMAGE_SIDE)
     if backgrounds is not None and tuple(backgrounds.shape) != tuple(viewmats.shape[:2]) + (3,):
         raise ValueError(f"backgrounds: expected {tuple(viewmats.shape[:2]) + (3,)}, got {tuple(backgrounds.shape)}")
 
@@ -304,8 +299,6 @@ def rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, c
         rgb [B, C, H, W, 3], alpha [B, C, H, W, 1], depth [B, C, H, W, 1] (expected camera z of
         the visible surface). Differentiable w.r.t. the Gaussian parameters (and backgrounds).
     """
-    from . import ops  # ops imports rays only; importing here keeps this module free of the extension
-
     _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, height, backgrounds)
     if ops.backend(means.device, "rasterize_fwd") != "torch":
         return ops.rasterize_compiled(means, quats, scales, opacities, colors, viewmats, Ks, width, height,

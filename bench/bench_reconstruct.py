@@ -106,7 +106,8 @@ def bench_preprocess(iters: int) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--presets", default=None, help="comma-separated presets (default: tiny,paper on CUDA, tiny on CPU)")
+    ap.add_argument("--presets", default=None,
+                    help="comma-separated presets (default: tiny,paper on CUDA, tiny on CPU)")
     ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)

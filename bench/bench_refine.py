@@ -30,7 +30,7 @@ from a3d import framing  # noqa: E402
 from a3d.cameras import Cameras, canonical_cameras  # noqa: E402
 from a3d.evaluate import _image_metrics, summarize, synthetic_eval_set  # noqa: E402
 from a3d.refinement import RefineSettings, refine_gaussians  # noqa: E402
-from a3d.render import render  # noqa: E402
+from a3d.rendering import render  # noqa: E402
 
 
 def _sync(dev: torch.device) -> None:
@@ -114,7 +114,8 @@ def main() -> None:
            "astronaut": astronaut(model, dev, settings)}
     print(f"{'arm':26s} {'all':>7s} {'front':>7s} {'side':>7s} {'back':>7s}  SSIM   LPIPS")
     for name, r in res["heldout"].items():
-        print(f"{name:26s} " + " ".join(f"{r[b]['psnr']:7.2f}" for b in ("all", "front", "side", "back"))
+        print(f"{name:26s} " + " ".join(f"{r[b]['psnr']:7.2f}" if b in r else "      -"
+                                         for b in ("all", "front", "side", "back"))
               + f"  {r['all']['ssim']:.3f}  {r['all']['lpips']:.3f}")
     print("refine seconds (median):", {k: round(v, 3) for k, v in res["refine_seconds_median"].items()})
     print("astronaut:", json.dumps(res["astronaut"]))

@@ -3,6 +3,8 @@
 // (rasterize_cuda.cu) kernels so both compute the contract of a3d/rasterize.py the same way:
 // projection (fwd and its vector-Jacobian product), the opacity-aware box and ellipse-vs-rectangle tile
 // test, and the per-pixel alpha. Everything is templated on the scalar type (float or double).
+// The constants below are the contract's numbers; a3d/contract.py holds the same values (tests/test_contract.py
+// parses this file and compares them), and docs/design.md, "Rasterizer contract", says what each means.
 #include <cmath>
 #include <cstdint>
 
@@ -22,6 +24,7 @@ constexpr double kTMin = 1e-4;
 constexpr double kExtentMax = 3.33;
 constexpr double kFovMargin = 0.3;
 constexpr double kDepthEps = 1e-10;
+constexpr int kMaxSide = 16384;  // largest width or height accepted, in pixels
 
 template <typename T>
 A3D_HD bool finite(T v) {

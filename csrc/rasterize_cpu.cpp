@@ -39,8 +39,8 @@ std::tuple<int64_t, int64_t, int64_t> check_rasterize_args(const at::Tensor& mea
   if (backgrounds.has_value())
     TORCH_CHECK(backgrounds->sizes() == at::IntArrayRef({B, C, 3}), "rasterize: backgrounds must be [B, C, 3], got ",
                 backgrounds->sizes());
-  TORCH_CHECK(width > 0 && height > 0 && width <= 16384 && height <= 16384,
-              "rasterize: width and height must be in [1, 16384], got ", width, "x", height);
+  TORCH_CHECK(width > 0 && height > 0 && width <= kMaxSide && height <= kMaxSide,
+              "rasterize: width and height must be in [1, ", kMaxSide, "], got ", width, "x", height);
   TORCH_CHECK(B * C * N < (int64_t(1) << 31), "rasterize: B*C*N must be below 2^31");
   const auto dt = means.scalar_type();
   for (const at::Tensor* t : {&quats, &scales, &opacities, &colors, &viewmats, &Ks})

@@ -1,5 +1,5 @@
 """a3d's Gradio demo (a Hugging Face Space): one portrait in, a turntable video, an interactive 3D
-Gaussian splat, a multi-view grid and downloads out.
+Gaussian splat, the head as a triangle mesh (GLB), a multi-view grid and downloads out.
 
     python demo/app.py                 # http://127.0.0.1:7860
     python demo/app.py --port 8080 --host 0.0.0.0
@@ -40,7 +40,7 @@ from a3d.api import NoWeightsError, load_model, reconstruct
 from a3d.cameras import save_cameras_json
 from a3d.model import A3DModel, get_config
 from a3d.preprocess import ImageError, NoFaceError
-from a3d.render import to_uint8
+from a3d.rendering import to_uint8
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = [HERE / "examples" / "astronaut.jpg"]
@@ -51,10 +51,16 @@ QUEUE_SIZE = 16
 MAX_STEPS = 8
 NOT_AN_IMAGE = "That file is not an image a3d can read. Upload a portrait photo (JPEG, PNG or WebP, at most 10 MB)."
 RANDOM_INIT_ENV = "A3D_DEMO_RANDOM_INIT"
+# gsplat.js (Model3D's splat renderer) clears its canvas to transparent and paints the page colour behind
+# it from the canvas's inline style (black); Model3D's clear_color does not reach it. This rule gives
+# the 3D view the turntable's background (a3d.framing.BACKGROUND).
+VIEW_BACKGROUND = "#" + "".join(f"{round(255 * c):02x}" for c in framing.BACKGROUND)
+CSS = f"#splat-view canvas {{ background: {VIEW_BACKGROUND} !important; }}"
 # CPU renders, chosen so that upload to video takes at most 15 s on 2 cores with the compiled kernels
 # (bench/bench_demo.py; figures in BENCHMARKS.md).
 CPU_VIDEO = {"frames": 48, "fps": 24, "size": 256}
 CPU_GRID = {"views": 8, "size": 192}
+CPU_MESH = {"resolution": 192, "faces": 30_000}
 
 
 def _device() -> torch.device:
@@ -62,14 +68,15 @@ def _device() -> torch.device:
     return torch.device(name if name else ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
-def _render_settings(device: torch.device, test_mode: bool) -> tuple[dict, dict]:
-    """(turntable, grid) settings: full quality on a GPU, lighter on a CPU (a free Space has 2 cores),
-    lightest in test mode (random weights: the pictures are noise, only the pipeline matters)."""
+def _render_settings(device: torch.device, test_mode: bool) -> tuple[dict, dict, dict]:
+    """(turntable, grid, mesh) settings: full quality on a GPU, lighter on a CPU (a free Space has 2
+    cores), lightest in test mode (random weights: the pictures are noise, only the pipeline matters)."""
     if test_mode:
-        return {"frames": 12, "fps": 12, "size": 128}, {"views": 4, "size": 128}
+        return {"frames": 12, "fps": 12, "size": 128}, {"views": 4, "size": 128}, {"resolution": 48, "faces": 3000}
     if device.type == "cuda":
-        return {"frames": 120, "fps": 30, "size": 512}, {"views": 8, "size": 256}
-    return CPU_VIDEO, CPU_GRID
+        return ({"frames": 120, "fps": 30, "size": 512}, {"views": 8, "size": 256},
+                {"resolution": 256, "faces": 100_000})
+    return CPU_VIDEO, CPU_GRID, CPU_MESH
 
 
 def renderer(device: torch.device) -> str:
@@ -180,7 +187,7 @@ REFINE_LABEL = {True: "Refine on the photo(s) (about a second on the GPU)",
 
 def make_handler(slot: ModelSlot):
     """The Reconstruct button's function: (image upload, steps, elevation) → the page's outputs."""
-    video_settings, grid_settings = _render_settings(slot.device, slot.status == "random")
+    video_settings, grid_settings, mesh_settings = _render_settings(slot.device, slot.status == "random")
 
     def run(image: dict | None, steps: float, elevation: float, refine: bool = False, left: dict | None = None,
             right: dict | None = None, back: dict | None = None, progress=gr.Progress()):
@@ -224,8 +231,19 @@ def make_handler(slot: ModelSlot):
             ply, splat = folder / "head.ply", folder / "head.splat"
             timed("save PLY", lambda: avatar.save_ply(ply))
             timed("save .splat", lambda: avatar.save_splat(splat))
+            # Model3D draws splats with gsplat.js, whose default camera assumes the y-down world of
+            # COLMAP scenes: give it the head turned into that world (a3d.io_ply.UP_CHOICES).
+            view = folder / "view_ydown.splat"
+            avatar.gaussians.detach().to("cpu").save_splat(view, up="-y")
             cams = folder / "cameras.json"
             save_cameras_json(cams, avatar.cameras.to("cpu"), names=list(framing.CANONICAL_VIEWS))
+            progress(0.45, desc="extracting the mesh")
+            glb = folder / "head.glb"
+            try:
+                mesh = timed("extract mesh", lambda: avatar.save_mesh(glb, **mesh_settings))
+                mesh_note = f" Mesh: {mesh.num_faces:,} faces{', watertight' if mesh.is_watertight() else ''}."
+            except ValueError as e:  # no surface to extract (e.g. an almost transparent head): the rest still shows
+                glb, mesh_note = None, f" No mesh: {e}"
             progress(0.5, desc="rendering the multi-view grid")
             grid = timed("render grid", lambda: avatar.grid(elevation=elevation, **grid_settings))
             progress(0.6, desc="rendering the turntable")
@@ -237,8 +255,9 @@ def make_handler(slot: ModelSlot):
             summary = (f"**{meta['num_gaussians']:,} Gaussians** on `{meta['device']}`, {steps} step(s), "
                        f"preprocessing: {meta['preprocess']['mode']}, photos: {', '.join(meta['views'])}"
                        + (f", refined in {meta['refine']['seconds']:.1f} s" if "refine" in meta else "")
-                       + f"; rendered by {renderer(slot.device)}.")
-            return inp, video, str(splat), grid, [str(ply), str(splat), str(cams)], stages, summary
+                       + f"; rendered by {renderer(slot.device)}." + mesh_note)
+            downloads = [str(ply), str(splat)] + ([str(glb)] if glb else []) + [str(cams)]
+            return inp, video, str(view), str(glb) if glb else None, grid, downloads, stages, summary
         except gr.Error:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -261,7 +280,8 @@ def build_demo(device: torch.device | str | None = None) -> gr.Blocks:
         gr.Markdown("# a3d: one portrait → a 360° 3D Gaussian head\n"
                     "Upload a portrait (or click the example), then **Reconstruct**. You get the model's "
                     "input after face framing and background removal, a turntable, an interactive splat "
-                    "(drag to orbit), a multi-view grid and the files.")
+                    "(drag to orbit), the head as a watertight triangle mesh (GLB, for game engines, Blender "
+                    "and 3D printing), a multi-view grid and the files.")
         banner = _banner(slot)
         gr.Markdown(banner, visible=bool(banner), elem_id="model-banner")
         with gr.Row():
@@ -291,16 +311,19 @@ def build_demo(device: torch.device | str | None = None) -> gr.Blocks:
                                         height=256)
                     video = gr.Video(label="Turntable", interactive=False, autoplay=True, loop=True, height=256,
                                      elem_id="turntable")
-                splat = gr.Model3D(label="3D Gaussian splat (drag to orbit)", clear_color=(1.0, 1.0, 1.0, 1.0),
-                                   height=360, elem_id="splat-view")
+                with gr.Row():
+                    splat = gr.Model3D(label="3D Gaussian splat (drag to orbit)", clear_color=(1.0, 1.0, 1.0, 1.0),
+                                       height=360, elem_id="splat-view")
+                    mesh_view = gr.Model3D(label="Triangle mesh, GLB (drag to orbit)",
+                                           clear_color=(1.0, 1.0, 1.0, 1.0), height=360, elem_id="mesh-view")
                 grid = gr.Image(label="Views around the head", interactive=False, elem_id="grid")
                 with gr.Row():
-                    files = gr.File(label="Downloads (PLY, .splat, cameras JSON)", file_count="multiple",
+                    files = gr.File(label="Downloads (PLY, .splat, GLB mesh, cameras JSON)", file_count="multiple",
                                     interactive=False, elem_id="downloads")
                     timings = gr.Dataframe(headers=["stage", "seconds"], datatype=["str", "number"],
                                            label="Time per stage", interactive=False, elem_id="timings")
         go.click(make_handler(slot), inputs=[image, steps, elevation, refine, left, right, back],
-                 outputs=[prepared, video, splat, grid, files, timings, summary], preprocess=False)
+                 outputs=[prepared, video, splat, mesh_view, grid, files, timings, summary], preprocess=False)
     default = 2 if device.type == "cuda" else 1
     demo.queue(default_concurrency_limit=int(os.environ.get("A3D_DEMO_CONCURRENCY", default)), max_size=QUEUE_SIZE)
     return demo
@@ -316,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
     # Load (on a Space: compile, once per start) the kernels before serving, so no request waits for the build.
     device = torch.device(args.device) if args.device else _device()
     print(f"a3d renders with {renderer(device)}: {ops.info()['extension_path']}", flush=True)
-    build_demo(device).launch(server_name=args.host, server_port=args.port, max_file_size=MAX_UPLOAD,
+    build_demo(device).launch(server_name=args.host, server_port=args.port, max_file_size=MAX_UPLOAD, css=CSS,
                                    allowed_paths=[str(HERE / "examples"), str(RESULTS_ROOT)])
 
 

@@ -198,10 +198,15 @@ def _features(img: np.ndarray, tree: dict, net: str) -> list[np.ndarray]:
     taps = []
     x = img
     if net == "alex":  # relu1 .. relu5, max-pool 3/2 after the first two
-        x = layer(x, 0, 4, 2); taps.append(x); x = _maxpool(x, 3, 2)
-        x = layer(x, 1, 1, 2); taps.append(x); x = _maxpool(x, 3, 2)
+        x = layer(x, 0, 4, 2)
+        taps.append(x)
+        x = _maxpool(x, 3, 2)
+        x = layer(x, 1, 1, 2)
+        taps.append(x)
+        x = _maxpool(x, 3, 2)
         for i in (2, 3, 4):
-            x = layer(x, i, 1, 1); taps.append(x)
+            x = layer(x, i, 1, 1)
+            taps.append(x)
         return taps
     blocks = [2, 2, 3, 3, 3]  # VGG16: convs per block; taps relu1_2, relu2_2, relu3_3, relu4_3, relu5_3
     i = 0
@@ -209,7 +214,8 @@ def _features(img: np.ndarray, tree: dict, net: str) -> list[np.ndarray]:
         if b > 0:
             x = _maxpool(x, 2, 2)
         for _ in range(n):
-            x = layer(x, i, 1, 1); i += 1
+            x = layer(x, i, 1, 1)
+            i += 1
         taps.append(x)
     return taps
 

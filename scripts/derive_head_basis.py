@@ -211,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     for side, name in (("R", "right_eye"), ("L", "left_eye")):
         idx, centre, radius, apex = eye_data(side)
         axis = torch.nn.functional.normalize(vm[apex] - centre, dim=0)
-        ex = torch.nn.functional.normalize(torch.linalg.cross(torch.tensor([0.0, 1.0, 0.0], dtype=axis.dtype), axis), dim=0)
+        up = torch.tensor([0.0, 1.0, 0.0], dtype=axis.dtype)
+        ex = torch.nn.functional.normalize(torch.linalg.cross(up, axis), dim=0)
         ey = torch.linalg.cross(axis, ex)
         rel = vm[idx] - centre
         eye_coord[idx] = torch.stack([rel @ ex, rel @ ey], -1) / radius
@@ -256,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         return idx, w
 
     lm_index, lm_weight = lm_rows()
-    anchors = torch.tensor([framing.FACE_ANCHORS_3D[n] for n in ("right_eye", "left_eye", "mouth")], dtype=torch.float64)
+    anchors = torch.tensor([framing.FACE_ANCHORS_3D[n] for n in ("right_eye", "left_eye", "mouth")],
+                           dtype=torch.float64)
 
     def landmarks(v: torch.Tensor) -> torch.Tensor:  # v [..., V, 3] -> [..., L, 3]
         return (v[..., lm_index.long(), :] * lm_weight.double()[..., None]).sum(-2)

@@ -135,10 +135,10 @@ def test_cli_reconstruct(model_dir, tmp_path, monkeypatch, capsys, seed):
         assert files == ["cameras.json", "head.ply", "input.png", "metadata.json"], files
     (tmp_path / "bad.png").write_text("not an image")
     rc = main(["reconstruct", str(tmp_path / "bad.png"), "-o", str(tmp_path / "out2"), "--model", str(model_dir)])
-    assert rc == 1 and "not an image" in capsys.readouterr().err
+    assert rc == 2 and "not an image" in capsys.readouterr().err  # bad input (docs/errors.md)
     monkeypatch.setattr(api, "DEFAULT_MODEL_DIR", tmp_path / "empty")
     rc = main(["reconstruct", str(img), "-o", str(tmp_path / "out3")])
-    assert rc == 2 and "no trained weights are installed" in capsys.readouterr().err
+    assert rc == 3 and "no trained weights are installed" in capsys.readouterr().err  # bad environment
     assert not (tmp_path / "out3").exists()
 
 
@@ -191,5 +191,5 @@ def test_cli_multiview_refine_and_face(model_dir, tmp_path, capsys, seed):
                                                                                  f"front={paths['front']}"],
                 [str(paths["front"]), "--refine", "-5"]):
         rc = main(["reconstruct", *bad, "-o", str(tmp_path / "bad"), "--model", str(model_dir), "--no-preprocess"])
-        assert rc == 1, bad
+        assert rc == 2, bad  # bad input (docs/errors.md)
     assert "front" in capsys.readouterr().err

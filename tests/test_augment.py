@@ -29,6 +29,9 @@ def test_shapes_range_and_determinism():
     assert (out - img).abs().mean() > 0.005
     assert (out - img).abs().mean() < 0.2
     assert augment_inputs(img, None, torch.Generator().manual_seed(0)).shape == img.shape
+    # an empty matte (a captured photo without one) keeps the photo: it is not composited away
+    empty = augment_inputs(img, torch.zeros_like(alpha), torch.Generator().manual_seed(0))
+    assert (empty - img).abs().mean() < 0.2 and (empty[..., 28:36, 28:36] < 0.95).any()
 
 
 def test_background_corners_stay_background():

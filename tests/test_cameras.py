@@ -9,6 +9,7 @@ import torch
 
 from a3d import cameras as cam_mod
 from a3d import framing
+from a3d.errors import InputError
 from a3d.cameras import (Cameras, blender_to_opencv, canonical_cameras, focal_to_fov, fov_to_focal, intrinsics,
                          load_cameras_json, look_at, opencv_to_blender, opencv_to_opengl, opengl_to_opencv,
                          orbit_cameras, save_cameras_json)
@@ -252,20 +253,20 @@ def _write(tmp_path, doc, name="c.json"):
     ({**_doc(), "frames": []}, "frames"),
     ({**_doc(), "frames": "x"}, "frames"),
     ({**_doc(), "frames": [5]}, "frame 0"),
-    (_doc(K=None), "frame 0: missing"),
-    (_doc(width="wide"), "frame 0: missing or malformed"),
-    (_doc(K=[[1, 0], [0, 1]]), "finite 3x3"),
+    (_doc(K=None), "frame 0: \"K\" must be a 3x3 list"),
+    (_doc(width="wide"), "frame 0: \"width\": expected an int"),
+    (_doc(K=[[1, 0], [0, 1]]), "3x3 list of numbers"),
     (_doc(K=[[-8.0, 0, 4], [0, 8.0, 4], [0, 0, 1]]), "fx, fy > 0"),
     (_doc(K=[[8.0, 0, 4], [0, 8.0, 4], [0, 1, 1]]), "fx, fy > 0"),
     (_doc(world_to_camera=[[2.0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]), "rigid"),
     (_doc(world_to_camera=[[1.0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 1, 1]]), "rigid"),
     (_doc(world_to_camera=[[-1.0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]), "rigid"),
     ('{"format": "a3d-cameras", "frames": [{"width": 8, "height": 8, "K": [[NaN, 0, 4], [0, 8, 4], [0, 0, 1]], '
-     '"world_to_camera": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]}]}', "finite"),
+     '"world_to_camera": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]}]}', "NaN is not a JSON number"),
     (_doc(width=0), "width"),
 ])
 def test_json_malformed(tmp_path, doc, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(InputError, match=match):
         load_cameras_json(_write(tmp_path, doc))
 
 
@@ -274,6 +275,6 @@ def test_json_mixed_sizes_and_size_limit(tmp_path, monkeypatch):
     doc["frames"].append({**doc["frames"][0], "width": 16})
     with pytest.raises(ValueError, match="share one image size"):
         load_cameras_json(_write(tmp_path, doc))
-    monkeypatch.setattr(cam_mod, "_MAX_JSON_BYTES", 100)
-    with pytest.raises(ValueError, match="exceeds"):
+    monkeypatch.setattr(cam_mod, "MAX_CAMERA_FILE_BYTES", 100)
+    with pytest.raises(InputError, match="at most 100 are accepted"):
         load_cameras_json(_write(tmp_path, _doc(), "big.json"))

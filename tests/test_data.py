@@ -211,8 +211,9 @@ def test_bad_arguments(tmp_path):
 
 
 def test_reads_what_synth_exports(tmp_path):
-    """a3d.synth.export_dataset writes the layout this loader reads (RGBA, "input" field)."""
-    from a3d.synth import INPUT_VIEW, export_dataset
+    """a3d.data.export_dataset writes the layout this loader reads (RGBA, "input" field)."""
+    from a3d.data import export_dataset
+    from a3d.synth import INPUT_VIEW
 
     export_dataset(tmp_path, num_heads=2, views=6, size=32, seed=3, device="cpu", num_gaussians=10_000,
                    progress=False)

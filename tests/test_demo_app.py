@@ -169,3 +169,22 @@ def test_space_folder_runs_its_own_copy_of_a3d(tmp_path):
     where, backend = r.stdout.split()[-2:]
     assert Path(where).parent == out / "a3d" and backend == "torch"
     assert not (out / "app.pyi").exists()  # importing the app writes nothing beside it
+
+
+def test_reconstruction_shows_and_offers_the_mesh(app, tmp_path, monkeypatch):
+    trimesh = pytest.importorskip("trimesh")
+    monkeypatch.setattr(a3d.api, "DEFAULT_MODEL_DIR", tmp_path / "no_model_here")
+    monkeypatch.setattr(app, "RESULTS_ROOT", tmp_path / "results")
+    run = app.make_handler(app.ModelSlot(torch.device("cpu"), random_init=True))
+    inp, video, splat, glb, grid, files, stages, summary = run(_upload(EXAMPLE), 1, 10.0, progress=_no_progress)
+    print(stages, summary)
+    assert "extract mesh" in [name for name, _ in stages]
+    if glb is None:  # random weights may leave nothing solid; the page says so and the rest still shows
+        assert "No mesh" in summary
+    else:
+        assert glb.endswith("head.glb") and glb in files and "faces" in summary
+        mesh = trimesh.load(glb, force="mesh", process=False)
+        assert len(mesh.faces) > 0 and mesh.is_watertight
+    assert splat in files and Path(video).is_file()
+    demo = app.build_demo("cpu")
+    assert any(c.get("props", {}).get("elem_id") == "mesh-view" for c in demo.config["components"])

@@ -17,11 +17,13 @@ import subprocess
 import sys
 import time
 import urllib.request
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 pytestmark = pytest.mark.browser
 
@@ -45,6 +47,7 @@ if _missing():
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 from a3d.io_ply import load_ply  # noqa: E402
+from a3d.video import mp4_box_order  # noqa: E402
 
 
 def _free_port() -> int:
@@ -121,6 +124,17 @@ def _screenshot(pg, tmp_path: Path, name: str) -> Path:
     return path
 
 
+def _download(page, name: str, folder: Path) -> Path:
+    """Fetch the file that the page's download link ``name`` points to into ``folder``."""
+    link = page.locator(f'#downloads a[download="{name}"]')
+    expect(link).to_be_visible()
+    response = page.request.get(link.get_attribute("href"))
+    assert response.ok, f"{name}: HTTP {response.status}"
+    path = folder / name
+    path.write_bytes(response.body())
+    return path
+
+
 def _png_has_content(png: bytes) -> bool:
     """Whether a screenshot shows more than one flat colour (an empty canvas is flat)."""
     from io import BytesIO
@@ -142,23 +156,32 @@ def test_example_portrait_end_to_end(page, server, tmp_path):
     src = video.get_attribute("src")
     body = page.request.get(src).body()
     assert len(body) > 1000 and body[4:8] == b"ftyp", f"turntable at {src} is not an MP4 ({len(body)} bytes)"
+    (tmp_path / "orbit.mp4").write_bytes(body)
+    boxes = mp4_box_order(tmp_path / "orbit.mp4")
+    assert boxes.index("moov") < boxes.index("mdat"), f"no fast start (the browser cannot seek while loading): {boxes}"
     duration = page.wait_for_function(
         "v => v.readyState >= 1 && v.duration > 0 ? v.duration : null", arg=video.element_handle(), timeout=30_000
     ).json_value()
     assert duration > 0.5
 
-    # The interactive 3D view draws the splat into its canvas.
-    canvas = page.locator("#splat-view canvas").first
-    expect(canvas).to_be_visible()
-    box = canvas.bounding_box()
-    assert box["width"] > 100 and box["height"] > 100
-    drawn = False
-    for _ in range(20):  # the viewer loads the file, then draws
-        if _png_has_content(page.screenshot(clip=box)):  # no wait for "stable": the viewer keeps drawing
-            drawn = True
-            break
-        time.sleep(1)
-    assert drawn, "the 3D view stayed blank"
+    # The interactive 3D views draw the splat and the mesh (GLB) into their canvases.
+    boxes = {}
+    for sel in ("#splat-view", "#mesh-view"):
+        canvas = page.locator(f"{sel} canvas").first
+        expect(canvas).to_be_visible()
+        box = boxes[sel] = canvas.bounding_box()
+        assert box["width"] > 100 and box["height"] > 100
+        drawn = False
+        for _ in range(20):  # the viewer loads the file, then draws
+            if _png_has_content(page.screenshot(clip=box)):  # no wait for "stable": the viewer keeps drawing
+                drawn = True
+                break
+            time.sleep(1)
+        assert drawn, f"the 3D view {sel} stayed blank"
+    # The splat on the turntable's background (white), not gsplat.js's default black: the corners show it.
+    view = np.asarray(Image.open(BytesIO(page.screenshot(clip=boxes["#splat-view"]))).convert("RGB"), dtype=np.int16)
+    for corner in (view[2, 2], view[2, -3], view[-3, 2], view[-3, -3]):
+        assert np.abs(corner - 255).max() <= 8, f"the 3D view's background is {corner.tolist()}, not white"
 
     # Grid and timings.
     expect(page.locator("#grid img").first).to_be_visible()
@@ -166,18 +189,21 @@ def test_example_portrait_end_to_end(page, server, tmp_path):
     for stage in ("preprocess", "inference", "render turntable", "total"):
         assert stage in timings, f"no {stage!r} row in the timings table:\n{timings}"
 
-    # Download the PLY through the page and read it back with the library.
-    link = page.locator('#downloads a[download="head.ply"]')
-    with page.expect_download() as info:
-        link.click()
-    ply = tmp_path / "head.ply"
-    info.value.save_as(str(ply))
+    # Download the PLY the page links to and read it back with the library. The file is fetched from the
+    # link's address rather than by a click: with two software-rendered WebGL views drawing, a click can wait
+    # on the busy page for longer than the timeout on a loaded machine.
+    ply = _download(page, "head.ply", tmp_path)
     g = load_ply(ply)
     n = int(re.search(r"([\d,]+) Gaussians", page.locator("#summary").inner_text()).group(1).replace(",", ""))
     assert g.means.shape == (n, 3) and n > 0
     assert torch.isfinite(g.means).all() and (g.opacities > 0).all() and (g.scales > 0).all()
     for name in ("head.splat", "cameras.json"):
         expect(page.locator(f'#downloads a[download="{name}"]')).to_be_visible()
+
+    # The mesh downloads as a GLB that an independent reader (trimesh) loads watertight.
+    trimesh = pytest.importorskip("trimesh")
+    mesh = trimesh.load(_download(page, "head.glb", tmp_path), force="mesh", process=False)
+    assert len(mesh.faces) > 1000 and mesh.is_watertight
 
     shot = _screenshot(page, tmp_path, "demo_result.png")
     assert shot.stat().st_size > 10_000

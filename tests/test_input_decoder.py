@@ -8,7 +8,6 @@ import torch
 
 from a3d.cameras import canonical_cameras
 from a3d.model import A3DModel, ModelConfig, get_config
-from a3d.render import render
 
 SMALL = dict(image_size=32, width=64, depth=2, heads=2, decoder_width=8, avas_width=8, input_width=4)
 

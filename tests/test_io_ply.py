@@ -87,8 +87,8 @@ def test_header_and_layout_exact(tmp_path):
     save_ply(g, path)
     lines, end = read_header(path)
     assert lines[0] == "ply" and lines[1] == "format binary_little_endian 1.0"
-    assert [l for l in lines if l.startswith("element")] == ["element vertex 5"]
-    props = [l.split() for l in lines if l.startswith("property")]
+    assert [line for line in lines if line.startswith("element")] == ["element vertex 5"]
+    props = [line.split() for line in lines if line.startswith("property")]
     assert all(p[1] == "float" for p in props)
     assert [p[2] for p in props] == inria_names(3)
     data = open(path, "rb").read()[end:]
@@ -108,7 +108,7 @@ def test_header_and_layout_exact(tmp_path):
 
 
 def test_plyfile_reads_our_files(tmp_path):
-    import plyfile  # a runtime dependency of a3d
+    import plyfile  # an independent reader (the dev extra installs it)
 
     g = random_gaussians(7, 3)
     save_ply(g, tmp_path / "g.ply")
@@ -327,14 +327,6 @@ def test_save_refuses_non_gaussians(tmp_path):
         save_ply({"means": torch.zeros(1, 3)}, tmp_path / "g.ply")
 
 
-def test_gaussians_methods_delegate(tmp_path):
-    g = random_gaussians(9)
-    g.save_ply(tmp_path / "g.ply")
-    g.save_splat(tmp_path / "g.splat")
-    assert torch.equal(load_ply(tmp_path / "g.ply").means, g.means)
-    assert os.path.getsize(tmp_path / "g.splat") == 9 * 32
-
-
 # ---- .splat ------------------------------------------------------------------------------------
 
 def test_splat_byte_layout(tmp_path):
@@ -413,3 +405,72 @@ def test_example_head_asset_loads_and_matches_its_script():
     torch.testing.assert_close(g.means, fresh.means, atol=1e-6, rtol=0)
     torch.testing.assert_close(g.colors, fresh.colors, atol=1e-6, rtol=0)
     torch.testing.assert_close(g.scales, fresh.scales, atol=0, rtol=1e-5)
+
+
+# ---- SH degree on save, up axis ------------------------------------------------------------------
+
+@pytest.mark.parametrize("have,want", [(0, 3), (3, 3), (15, 1), (8, 0), (3, None)])
+def test_save_sh_degree_pads_or_drops(tmp_path, have, want):
+    import plyfile
+
+    g = random_gaussians(9, have, seed=have)
+    save_ply(g, tmp_path / "g.ply", sh_degree=want)
+    k = have if want is None else (want + 1) ** 2 - 1
+    v = plyfile.PlyData.read(str(tmp_path / "g.ply"))["vertex"]  # an independent reader sees the Inria layout
+    assert [p.name for p in v.properties] == inria_names(k)
+    h = load_ply(tmp_path / "g.ply")
+    if k == 0:
+        assert h.sh_rest is None
+        return
+    assert h.sh_rest.shape == (9, k, 3)
+    kept = min(have, k)
+    if kept:
+        assert torch.equal(h.sh_rest[:, :kept], g.sh_rest[:, :kept])
+    assert not h.sh_rest[:, kept:].any()  # padded with zeros
+
+
+def test_save_sh_degree_checked(tmp_path):
+    for bad in (5, -1, 1.0, True):
+        with pytest.raises(ValueError, match="sh_degree"):
+            save_ply(random_gaussians(2), tmp_path / "g.ply", sh_degree=bad)
+
+
+def test_up_minus_y_turns_about_x_and_reads_back(tmp_path):
+    from a3d.rasterize import quat_to_rotmat
+
+    g = random_gaussians(11, 8, seed=3)
+    save_ply(g, tmp_path / "down.ply", up="-y")
+    raw = load_ply(tmp_path / "down.ply")  # as stored: y and z negated
+    torch.testing.assert_close(raw.means, g.means * torch.tensor([1.0, -1.0, -1.0]), rtol=0, atol=0)
+    turn = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
+    torch.testing.assert_close(quat_to_rotmat(raw.quats), turn @ quat_to_rotmat(g.quats), rtol=0, atol=1e-6)
+    back = load_ply(tmp_path / "down.ply", up="-y")
+    assert torch.equal(back.means, g.means) and torch.equal(back.sh_rest, g.sh_rest)
+    torch.testing.assert_close(quat_to_rotmat(back.quats), quat_to_rotmat(g.quats), rtol=0, atol=1e-6)
+    save_splat(g, tmp_path / "down.splat", up="-y")
+    s = load_splat(tmp_path / "down.splat")
+    assert sorted(s.means[:, 1].tolist()) == sorted((-g.means[:, 1]).tolist())  # y negated in the .splat too
+    with pytest.raises(ValueError, match="up"):
+        save_ply(g, tmp_path / "x.ply", up="z")
+    with pytest.raises(ValueError, match="up"):
+        load_ply(tmp_path / "down.ply", up="+z")
+
+
+@pytest.mark.parametrize("degree", [1, 2, 3])
+def test_plyfile_written_scene_of_any_degree_loads(tmp_path, degree):
+    """A degree-1..3 file as other tools write it (through plyfile, normals included, extra comment)."""
+    import plyfile
+
+    rng = np.random.default_rng(degree)
+    n, k = 13, (degree + 1) ** 2 - 1
+    names = inria_names(k)
+    rec = np.zeros(n, dtype=[(p, "<f4") for p in names])
+    for p in names:
+        rec[p] = rng.normal(size=n)
+    plyfile.PlyData([plyfile.PlyElement.describe(rec, "vertex")], byte_order="<",
+                    comments=["written by plyfile"]).write(str(tmp_path / "scene.ply"))
+    g = load_ply(tmp_path / "scene.ply")
+    assert g.sh_rest.shape == (n, k, 3)
+    for c in range(3):
+        assert np.array_equal(g.sh_rest[:, k - 1, c].numpy(), rec[f"f_rest_{c * k + k - 1}"])
+    np.testing.assert_array_equal(g.means.numpy(), np.stack([rec["x"], rec["y"], rec["z"]], -1))

@@ -17,10 +17,10 @@ import torch
 
 from a3d import ops
 from a3d.cameras import orbit_cameras
-from a3d.rasterize import ALPHA_MAX, ALPHA_MIN, T_MIN, _tile_pairs, project, rasterize, rasterize_reference
+from a3d.contract import ALPHA_MAX, ALPHA_MIN, T_MIN, TILE_SIZE
+from a3d.rasterize import _tile_pairs, project, rasterize, rasterize_reference
 
 PARAMS = ("means", "quats", "scales", "opacities", "colors")
-TILE = 16
 
 
 def need_kernel(device: str) -> None:
@@ -52,8 +52,8 @@ def random_scene(gen: torch.Generator, B: int, n: int, views: int, size: tuple[i
 
 def head_scene(gen: torch.Generator, n: int, views: int, res: int, dtype=torch.float64, device="cpu",
                density_n: int | None = None) -> list[torch.Tensor]:
-    """The benchmark's head workload (DESIGN §5): n Gaussians on an ellipsoid shell with the pixel-sized
-    scales of a `density_n`-Gaussian head (subsample a big head by passing density_n > n)."""
+    """The benchmark's head workload (docs/design.md, Benchmark workloads): n Gaussians on an ellipsoid shell
+    with the pixel-sized scales of a `density_n`-Gaussian head (subsample a big head by passing density_n > n)."""
     density_n = density_n or n
     d = torch.randn(n, 3, generator=gen, dtype=torch.float64)
     d = d / d.norm(dim=1, keepdim=True)
@@ -85,17 +85,17 @@ def near_threshold(scene: list[torch.Tensor], W: int, H: int, band: float = 1e-3
     B, C, N = proj.valid.shape
     dev = means.device
     pix_flag = torch.zeros(B * C, H, W, dtype=torch.bool, device=dev)
-    gid, _, counts = _tile_pairs(proj, W, H, TILE)
+    gid, _, counts = _tile_pairs(proj, W, H, TILE_SIZE)
     starts = (torch.cumsum(counts, 0) - counts).tolist()
-    tw, th = math.ceil(W / TILE), math.ceil(H / TILE)
+    tw, th = math.ceil(W / TILE_SIZE), math.ceil(H / TILE_SIZE)
     m2_all, con_all = proj.means2d.reshape(-1, 2), proj.conics.reshape(-1, 3)
     ext_all, z_all = proj.extents.reshape(-1, 2), proj.depths.reshape(-1)
     for t in counts.nonzero()[:, 0].tolist():
         g = gid[starts[t]:starts[t] + int(counts[t])]  # depth order
         bc, local = divmod(t, tw * th)
-        oy, ox = (local // tw) * TILE, (local % tw) * TILE
-        v, u = torch.meshgrid(torch.arange(oy, min(oy + TILE, H), device=dev),
-                              torch.arange(ox, min(ox + TILE, W), device=dev), indexing="ij")
+        oy, ox = (local // tw) * TILE_SIZE, (local % tw) * TILE_SIZE
+        v, u = torch.meshgrid(torch.arange(oy, min(oy + TILE_SIZE, H), device=dev),
+                              torch.arange(ox, min(ox + TILE_SIZE, W), device=dev), indexing="ij")
         p = torch.stack([u.reshape(-1), v.reshape(-1)], -1).double() + 0.5
         m2, con, ext, z = m2_all[g], con_all[g], ext_all[g], z_all[g]
         o = opac[bc // C, g % N]
@@ -148,8 +148,8 @@ def assert_forward_close(out, ref, atol: float, excuse: torch.Tensor | None = No
     bad = err > atol
     if excuse is not None:
         unexplained = bad & ~excuse
-        assert not unexplained.any(), f"{int(unexplained.sum())} pixels differ by up to {float(err[unexplained].max()):.3g} " \
-                                      f"away from any threshold"
+        assert not unexplained.any(), (f"{int(unexplained.sum())} pixels differ by up to "
+                                       f"{float(err[unexplained].max()):.3g} away from any threshold")
         assert bad.float().mean() <= max_excused, f"{int(bad.sum())} threshold flips: too many"
     else:
         assert not bad.any(), f"{int(bad.sum())} pixels differ, max {float(err.max()):.3g}"

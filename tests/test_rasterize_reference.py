@@ -22,7 +22,8 @@ def random_scene(gen, n, views, size, spread=0.5, scale=(0.02, 0.12), dtype=torc
 
 
 def brute_force(means, quats, scales, opac, colors, viewmats, Ks, W, H, bg):
-    """Per pixel, per Gaussian, straight from DESIGN §3 (numpy float64, no tiles, no vectorisation)."""
+    """Per pixel, per Gaussian, straight from docs/design.md, Rasterizer contract (numpy float64, no tiles,
+    no vectorisation)."""
     means, quats, scales, opac, colors = (t[0].numpy() for t in (means, quats, scales, opac, colors))
     out_rgb = np.zeros((viewmats.shape[1], H, W, 3))
     out_a = np.zeros((viewmats.shape[1], H, W))

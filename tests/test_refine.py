@@ -7,7 +7,7 @@ import a3d
 from a3d.cameras import canonical_cameras
 from a3d.gaussians import Gaussians
 from a3d.refinement import RefineSettings, refine_gaussians, settings_from
-from a3d.render import render
+from a3d.rendering import render
 from a3d.synth import SyntheticHeads
 
 S = 32

@@ -1,6 +1,5 @@
-"""Synthetic heads (a3d.synth): the bundled basis, determinism, valid and framed Gaussians, cameras,
-the front view, and the exported AnyHead layout."""
-import argparse
+"""Synthetic heads (a3d.synth, a3d.head_basis): the bundled basis, determinism, batching, valid and
+framed Gaussians, cameras, the front view, and the AnyHead layout a3d.data.export_dataset writes."""
 import dataclasses
 import json
 import os
@@ -12,10 +11,13 @@ from PIL import Image
 
 from a3d import framing
 from a3d.cameras import canonical_cameras, load_cameras_json
+from a3d.cli import build_parser
 from a3d.rasterize import quat_to_rotmat
-from a3d.synth import (EARRINGS, EXPRESSIONS, HAIR_STYLES, HATS, INPUT_VIEW, NUM_FIXED_VIEWS, SynthConfig, SyntheticHeads, _rotmat_to_quat, _select_views,
-                       add_synth_parser, cmd_synth, export_dataset, fixed_cameras, load_head_basis, random_cameras,
-                       render_views)
+from a3d.cli import cmd_synth
+from a3d.data import _select_views, export_dataset
+from a3d.head_basis import load_head_basis
+from a3d.synth import (EARRINGS, EXPRESSIONS, HAIR_STYLES, HATS, INPUT_VIEW, NUM_FIXED_VIEWS, SynthConfig,
+                       SyntheticHeads, _rotmat_to_quat, fixed_cameras, random_cameras, render_views)
 
 N = 4000  # Gaussians a head: enough to test, small enough for a CPU
 
@@ -69,7 +71,8 @@ def test_basis_rejects_other_files(tmp_path):
 
 
 def test_sample_is_deterministic_and_seeds_differ(gen, sample):
-    again = SyntheticHeads("cpu", seed=3, num_gaussians=N, image_size=48, num_random_views=6).sample(3, head_ids=[0, 1, 2])
+    again = SyntheticHeads("cpu", seed=3, num_gaussians=N, image_size=48, num_random_views=6).sample(
+        3, head_ids=[0, 1, 2])
     for k in ("means", "quats", "scales", "opacities", "colors"):
         assert torch.equal(getattr(sample.gaussians, k), getattr(again.gaussians, k)), k
     assert torch.equal(sample.cameras.viewmats, again.cameras.viewmats)
@@ -141,7 +144,8 @@ def test_rotmat_to_quat_round_trip():
     g = torch.Generator().manual_seed(0)
     q = torch.nn.functional.normalize(torch.randn(500, 4, generator=g), dim=-1)
     # include 180° rotations (w = 0) about various axes, where naive conversions lose signs
-    q[:6] = torch.tensor([[0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 0.6, -0.8, 0], [0, -0.6, 0, 0.8], [0, 0, 0.6, -0.8]])
+    q[:6] = torch.tensor([[0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 0.6, -0.8, 0], [0, -0.6, 0, 0.8],
+                          [0, 0, 0.6, -0.8]])
     R = quat_to_rotmat(q)
     assert torch.allclose(quat_to_rotmat(_rotmat_to_quat(R)), R, atol=1e-5)
 
@@ -209,8 +213,7 @@ def test_export_layout(tmp_path):
 
 
 def test_cli(tmp_path):
-    parser = argparse.ArgumentParser()
-    add_synth_parser(parser.add_subparsers(dest="cmd"))
+    parser = build_parser("synth")
     args = parser.parse_args(["synth", "--out", str(tmp_path / "o"), "--heads", "1", "--views", "2", "--size", "24",
                               "--gaussians", "2000", "--device", "cpu"])
     assert cmd_synth(args) == 0
@@ -345,3 +348,25 @@ def test_random_streams():
     # the same head's numbers whatever the other heads of its batch
     other = _Random(_head_keys(5, torch.tensor([7, 2])))
     assert torch.equal(other.uniform("a", 10, 3)[1], u[2, :10])
+
+
+@pytest.mark.cuda
+def test_cuda_builds_the_heads_the_cpu_builds():
+    """The same heads on CUDA as on the CPU (counter-based random numbers in int64 agree to the bit; float
+    math agrees to rounding, so a sample point may land in a neighbouring triangle now and then), one
+    head is itself in any batch, and every part is built."""
+    kw = dict(seed=5, num_gaussians=6000, image_size=32, num_random_views=4, hat_p=0.5, glasses_p=0.5,
+              earrings_p=0.5)
+    cpu = SyntheticHeads("cpu", **kw).sample(8, head_ids=range(8))
+    gpu = SyntheticHeads("cuda", **kw).sample(8, head_ids=range(8))
+    for f in dataclasses.fields(cpu.attributes):
+        x, y = getattr(cpu.attributes, f.name), getattr(gpu.attributes, f.name).cpu()
+        assert torch.equal(x, y) if not x.is_floating_point() else torch.allclose(x, y, atol=1e-4), f.name
+    assert torch.allclose(cpu.vertices, gpu.vertices.cpu(), atol=1e-4)
+    assert torch.allclose(cpu.cameras.viewmats, gpu.cameras.viewmats.cpu(), atol=1e-4)
+    close = (cpu.gaussians.means - gpu.gaussians.means.cpu()).norm(dim=-1) < 1e-3
+    assert close.float().mean() > 0.97
+    _check_valid(gpu.gaussians)
+    alone = SyntheticHeads("cuda", **kw).sample(1, head_ids=[3])
+    assert torch.allclose(alone.gaussians.means[0], gpu.gaussians.means[3], atol=1e-4)
+    assert torch.allclose(alone.gaussians.colors[0], gpu.gaussians.colors[3], atol=1e-4)

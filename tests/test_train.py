@@ -1,5 +1,4 @@
 """The trainer: schedule, metrics, the loss going down, exact resume, export, CLI (CPU, small)."""
-import argparse
 import json
 import math
 
@@ -8,11 +7,12 @@ import torch
 from PIL import Image
 
 from a3d.cameras import Cameras, canonical_cameras, orbit_cameras, save_cameras_json
+from a3d.cli import build_parser
 from a3d.data import CAMERA_FILE
 from a3d.gaussians import Gaussians
 from a3d.model import A3DModel
-from a3d.render import render
-from a3d.train import (CKPT_NAME, LOG_NAME, FolderBatches, SyntheticBatches, TrainConfig, add_train_parser, bucket,
+from a3d.rendering import render
+from a3d.train import (CKPT_NAME, LOG_NAME, FolderBatches, SyntheticBatches, TrainConfig, bucket,
                        compute_loss, config_from_args, eval_azimuths, get_lr, plot_log, psnr, ssim, train)
 
 TINY = dict(image_size=32, width=64, depth=2, heads=2, decoder_width=16, avas_width=8)
@@ -177,8 +177,7 @@ def test_resume_is_exact(dataset, tmp_path):
 
 
 def test_config_cli_and_errors(tmp_path):
-    parser = argparse.ArgumentParser()
-    add_train_parser(parser.add_subparsers(dest="command"))
+    parser = build_parser("train")
     (tmp_path / "c.json").write_text(json.dumps({"lr": 1e-3, "batch_size": 4}))
     args = parser.parse_args(["train", "--config", str(tmp_path / "c.json"), "--batch-size", "2", "--no-bf16",
                               "--model-overrides", '{"image_size": 64}', "--max-minutes", "8.5"])

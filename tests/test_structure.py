@@ -1,0 +1,113 @@
+"""The package's structure as its imports draw it: no circle, nothing imports back up to the package root,
+and every module opens with a docstring naming its idea (docs/design.md, "Package layout").
+
+The graph is read from the source (ast), lazy imports inside functions included: a circle through a
+function-level import is still a circle a reader has to untangle. Blocks that only a type checker or a
+script run sees (``if TYPE_CHECKING:``, ``if __name__ == "__main__":``) are not part of the structure, and
+neither are notebook display hooks (``_repr_html_`` and the like): the notebook calls them, never the
+library, so their import of the display layer (which renders, and so imports what it displays) is a
+presentation edge, not a dependency of the class.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "a3d"
+
+
+def _modules() -> dict[str, Path]:
+    return {("a3d" if p.stem == "__init__" else f"a3d.{p.stem}"): p for p in sorted(PACKAGE.glob("*.py"))}
+
+
+def _skipped(node: ast.If) -> bool:
+    test = ast.unparse(node.test)
+    return test in ("TYPE_CHECKING", "typing.TYPE_CHECKING") or test.replace("'", '"') == '__name__ == "__main__"'
+
+
+def _imports(tree: ast.AST, modules: dict[str, Path]) -> set[str]:
+    """a3d modules (or "a3d" itself, the root) that ``tree`` imports."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("_repr_") and node.name.endswith("_"):
+            return
+        if isinstance(node, ast.If) and _skipped(node):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name == "a3d" or a.name.startswith("a3d."))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 1:  # a3d is one flat package: relative imports are one level deep
+                base = f"a3d.{node.module}" if node.module else "a3d"
+            elif node.level == 0 and node.module and node.module.split(".")[0] == "a3d":
+                base = node.module
+            else:
+                base = None
+            if base == "a3d":  # `from . import x`: a submodule, or a name of the package root
+                found.update(f"a3d.{a.name}" if f"a3d.{a.name}" in modules else "a3d" for a in node.names)
+            elif base is not None:
+                found.add(base)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {name: _imports(ast.parse(path.read_text(encoding="utf-8")), modules) for name, path in modules.items()}
+
+
+def test_the_graph_reader_sees_every_kind_of_import():
+    modules = {"a3d": Path(), "a3d.ops": Path(), "a3d.framing": Path()}
+    src = ("import a3d\nfrom . import framing, __version__\nfrom .ops import backend\n"
+           "def f():\n    from a3d.ops import info\n"
+           "if TYPE_CHECKING:\n    from .api import Avatar\n"
+           "def _repr_html_(self):\n    from .display import html\n"
+           "if __name__ == '__main__':\n    from .cli import main\n")
+    assert _imports(ast.parse(src), modules) == {"a3d", "a3d.framing", "a3d.ops"}
+
+
+def test_no_module_imports_the_package_root():
+    upward = {m: sorted(d) for m, d in _graph().items() if m not in ("a3d", "a3d.__main__") and "a3d" in d}
+    assert not upward, f"modules importing the package root a3d/__init__.py (import the defining module): {upward}"
+
+
+def test_no_import_circles():
+    graph = {m: {d for d in deps if d != "a3d"} for m, deps in _graph().items() if m != "a3d"}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def walk(m: str) -> list[str] | None:
+        state[m], _ = 1, path.append(m)
+        for d in sorted(graph.get(m, ())):
+            if state.get(d) == 1:
+                return path[path.index(d):] + [d]
+            if d not in state and (circle := walk(d)):
+                return circle
+        state[m] = 2
+        path.pop()
+        return None
+
+    for m in sorted(graph):
+        if m not in state and (circle := walk(m)):
+            raise AssertionError("import circle: " + " -> ".join(circle))
+
+
+def test_every_module_opens_with_its_idea():
+    missing = [name for name, path in _modules().items()
+               if not (ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or "").strip()]
+    assert not missing, f"modules without an opening docstring: {missing}"
+
+
+def test_package_root_names_resolve_lazily():
+    import a3d
+
+    assert sorted(a3d.__all__) == sorted(a3d._EXPORTS)
+    for name in a3d.__all__:
+        assert getattr(a3d, name) is not None, name
+    assert a3d.ops.backend is a3d.backend  # submodules resolve too, as after an eager import
+    assert set(a3d.__all__) <= set(dir(a3d))
