@@ -6,15 +6,21 @@ A3D_DEBUG_INFO=1 keeps it (-g, unstripped) for debugging the kernels.
 torch must be installed first and the build must see it: ``pip install --no-build-isolation .``; the
 package then requires the torch minor version it was built against (the extension's C++ ABI).
 Static metadata lives in pyproject.toml; this file adds what depends on the build machine.
+The sources also ship inside the package (a3d/csrc/), for the first-use build of a3d/_jit.py, which holds
+the compile flags both builds share.
 """
 import glob
+import importlib.util
 import os
+import shutil
+import sys
 
 from setuptools import find_namespace_packages, setup
+from setuptools.command.build_py import build_py
 
 try:
     import torch
-    from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+    from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
 except ImportError as e:  # pragma: no cover - the message is the point
     raise SystemExit(
         "a3d builds its extension against the installed torch: install torch first, then "
@@ -24,11 +30,29 @@ except ImportError as e:  # pragma: no cover - the message is the point
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def want_cuda() -> bool:
-    forced = os.environ.get("A3D_BUILD_CUDA")
-    if forced is not None:
-        return forced == "1"
-    return torch.version.cuda is not None and CUDA_HOME is not None
+def _load_jit_module():
+    """a3d/_jit.py from its file (a3d itself is not importable before it is installed): the compile flags."""
+    spec = importlib.util.spec_from_file_location("a3d_jit_flags", os.path.join(HERE, "a3d", "_jit.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks the module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+JIT = _load_jit_module()
+
+
+class BuildPyWithSources(build_py):
+    """Also copies csrc/ into the package as a3d/csrc/, so an installation without the prebuilt extension
+    can compile it on first use (a3d/_jit.py looks there)."""
+
+    def run(self):
+        super().run()
+        dest = os.path.join(self.build_lib, "a3d", "csrc")
+        os.makedirs(dest, exist_ok=True)
+        for path in sorted(glob.glob(os.path.join(HERE, "csrc", "*"))):
+            if path.endswith(JIT.SOURCE_SUFFIXES + JIT.HEADER_SUFFIXES):
+                shutil.copy2(path, dest)
 
 
 def keep_debug_info() -> bool:
@@ -38,18 +62,16 @@ def keep_debug_info() -> bool:
 def extensions():
     cpp = sorted(glob.glob(os.path.join("csrc", "*.cpp")))
     cu = sorted(glob.glob(os.path.join("csrc", "*.cu")))
-    cxx = ["-O3", "-std=c++17"]
-    link = []
+    cxx = list(JIT.CXX_FLAGS)  # the flags of the first-use (JIT) build too; debug info is this build's own
+    link = list(JIT.LD_FLAGS)
     if os.name != "nt":
-        cxx.append("-fopenmp")
-        link.append("-fopenmp")
         # Python's own CFLAGS carry -g; the last -g flag wins, and -s strips what the linker keeps.
         cxx.append("-g" if keep_debug_info() else "-g0")
         if not keep_debug_info():
             link.append("-s")
-    if want_cuda():
-        nvcc = ["-O3", "-std=c++17", "--use_fast_math"] + (["-lineinfo"] if keep_debug_info() else [])
-        return [CUDAExtension("a3d._C", cpp + cu, extra_compile_args={"cxx": cxx + ["-DA3D_WITH_CUDA"], "nvcc": nvcc},
+    if JIT.want_cuda():
+        nvcc = list(JIT.NVCC_FLAGS) + (["-lineinfo"] if keep_debug_info() else [])
+        return [CUDAExtension("a3d._C", cpp + cu, extra_compile_args={"cxx": cxx + [JIT.CUDA_DEFINE], "nvcc": nvcc},
                               extra_link_args=link)]
     return [CppExtension("a3d._C", cpp, extra_compile_args={"cxx": cxx}, extra_link_args=link)]
 
@@ -93,6 +115,8 @@ setup(
         "fast-simplification>=0.1.7",  # quadric decimation (a3d.mesh)
         "safetensors>=0.4",
         "tqdm>=4.66",
+        "ninja>=1.11",  # compiles the extension on first use where no prebuilt one is installed (a3d/_jit.py)
+        "filelock>=3.12",  # one first-use build at a time across processes
     ],
     extras_require={
         "preprocess": ["ai-edge-litert==2.3.0"],
@@ -106,6 +130,6 @@ setup(
                 "ipykernel>=6", "build>=1.2", "dlib-bin==20.0.1.post1"],
     },
     ext_modules=extensions(),
-    cmdclass={"build_ext": BuildExtension.with_options(no_python_abi_suffix=False)},
+    cmdclass={"build_ext": BuildExtension.with_options(no_python_abi_suffix=False), "build_py": BuildPyWithSources},
     zip_safe=False,
 )

@@ -5,16 +5,22 @@ function: the CUDA kernel, the C++ CPU kernel, and the pure-PyTorch reference. :
 says which one runs for tensors on a device; ``A3D_BACKEND=torch|cpu|cuda`` forces one, and forcing
 a compiled backend that was not built raises an error saying how to build it (never a silent
 fallback that changes results).
+
+Where the extension comes from: the prebuilt ``a3d._C`` (setup.py) when it imports; otherwise the
+operators are compiled on first use with ninja into a per-user cache (:mod:`a3d._jit`; ``A3D_JIT=0``
+turns that off). A failed build leaves the reference backend running, with one warning naming the cause.
 """
 from __future__ import annotations
 
 import importlib
 import os
+import warnings
 from typing import Literal
 
 import torch
 from torch import Tensor
 
+from . import _jit
 from .contract import DEPTH_ALPHA_EPS, PROJ_FIELDS, TILE_SIZE
 from .errors import SetupError, check_int
 from .rays import plucker_rays_reference
@@ -22,12 +28,20 @@ from .rays import plucker_rays_reference
 Backend = Literal["cuda", "cpu", "torch"]
 _BACKENDS = ("cuda", "cpu", "torch")
 _BUILD_HINT = (
-    "Build the a3d extension from a source checkout with `pip install --no-build-isolation -e .` "
+    "Build the a3d extension from a source checkout with `pip install --no-build-isolation -e .`, or let a3d "
+    "compile it on first use (needs a C++ compiler and ninja; A3D_JIT=0 turns that off) "
     "(a CUDA build needs a CUDA-enabled torch and nvcc; set A3D_BUILD_CUDA=1 to insist on it), "
     "or set A3D_BACKEND=torch to use the pure-PyTorch reference."
 )
 _ext_error: Exception | None = None
 _ext_loaded = False
+_ext_build = "none"  # which build is loaded: 'prebuilt' (a3d._C), 'jit' (compiled on first use) or 'none'
+_ext_path: str | None = None  # where the loaded library lives
+_prebuilt_error: Exception | None = None  # why a3d._C did not import, when the JIT build stood in
+
+
+class ExtensionBuildWarning(UserWarning):
+    """a3d._C is absent and compiling it on first use failed: the reference backend runs instead."""
 
 
 class BackendError(SetupError, RuntimeError):
@@ -42,15 +56,30 @@ def extension_error() -> Exception | None:
 
 
 def _load() -> bool:
-    global _ext_loaded, _ext_error
-    if not _ext_loaded and _ext_error is None:
-        try:
-            importlib.import_module("a3d._C")
-            _ext_loaded = True
-            _register_rasterizer()
-        except (ImportError, OSError) as e:  # missing or built against another torch
+    """Load the extension once per process: the prebuilt a3d._C, else the JIT build (see the module doc)."""
+    global _ext_loaded, _ext_error, _ext_build, _ext_path, _prebuilt_error
+    if _ext_loaded or _ext_error is not None:
+        return _ext_loaded
+    try:
+        _ext_path = importlib.import_module("a3d._C").__file__
+        _ext_build = "prebuilt"
+    except (ImportError, OSError) as e:  # missing (a pure-Python install, the Space) or built against another torch
+        _prebuilt_error = e
+        if not _jit.enabled():
             _ext_error = e
-    return _ext_loaded
+            return False
+        try:
+            build = _jit.load_or_build()
+        except _jit.BuildError as be:
+            _ext_error = be
+            warnings.warn(f"a3d: no compiled kernels ({be}); running the pure-PyTorch reference backend, several "
+                          f"times slower. Install a C++ compiler and ninja, or set {_jit.JIT_ENV}=0 to skip the "
+                          "build and this warning.", ExtensionBuildWarning, stacklevel=3)
+            return False
+        _ext_path, _ext_build = str(build.path), "jit"
+    _ext_loaded = True
+    _register_rasterizer()
+    return True
 
 
 def has_kernel(op: str, device_type: str) -> bool:
@@ -116,8 +145,14 @@ def plucker_rays(viewmats: Tensor, Ks: Tensor, width: int, height: int) -> Tenso
 def info() -> dict[str, object]:
     """Which kernels are built, for ``a3d info`` and bug reports."""
     _load()
+    build = _ext_build
+    if build == "jit":
+        build += f" (compiled on first use; a3d._C: {_prebuilt_error})"
     return {
         "extension": "loaded" if _ext_loaded else f"not loaded ({_ext_error})",
+        "extension_build": build,
+        "extension_path": _ext_path or "-",
+        "jit_cache": f"{_jit.cache_root()}" + ("" if _jit.enabled() else f" (first-use build off: {_jit.JIT_ENV}=0)"),
         "cpu_kernels": has_kernel("plucker_rays", "cpu"),
         "cuda_kernels": has_kernel("plucker_rays", "cuda"),
         "backend_cpu": _safe_backend("cpu"),

@@ -35,7 +35,7 @@ from pathlib import Path
 import gradio as gr
 import torch
 
-from a3d import framing
+from a3d import framing, ops
 from a3d.api import NoWeightsError, load_model, reconstruct
 from a3d.cameras import save_cameras_json
 from a3d.model import A3DModel, get_config
@@ -56,6 +56,11 @@ RANDOM_INIT_ENV = "A3D_DEMO_RANDOM_INIT"
 # the 3D view the turntable's background (a3d.framing.BACKGROUND).
 VIEW_BACKGROUND = "#" + "".join(f"{round(255 * c):02x}" for c in framing.BACKGROUND)
 CSS = f"#splat-view canvas {{ background: {VIEW_BACKGROUND} !important; }}"
+# CPU renders, chosen so that upload to video takes at most 15 s on 2 cores with the compiled kernels
+# (bench/bench_demo.py; figures in BENCHMARKS.md).
+CPU_VIDEO = {"frames": 48, "fps": 24, "size": 256}
+CPU_GRID = {"views": 8, "size": 192}
+CPU_MESH = {"resolution": 192, "faces": 30_000}
 
 
 def _device() -> torch.device:
@@ -71,7 +76,18 @@ def _render_settings(device: torch.device, test_mode: bool) -> tuple[dict, dict,
     if device.type == "cuda":
         return ({"frames": 120, "fps": 30, "size": 512}, {"views": 8, "size": 256},
                 {"resolution": 256, "faces": 100_000})
-    return {"frames": 48, "fps": 24, "size": 256}, {"views": 8, "size": 192}, {"resolution": 192, "faces": 30_000}
+    return CPU_VIDEO, CPU_GRID, CPU_MESH
+
+
+def renderer(device: torch.device) -> str:
+    """Which rasterizer renders on ``device``, for the page: the compiled kernels and where they came from
+    (prebuilt a3d._C, or compiled on first use into a3d's cache), or the pure-PyTorch reference."""
+    backend = ops.backend(device, "rasterize_fwd")
+    if backend == "torch":
+        return "the pure-PyTorch reference rasterizer"
+    build = ops.info()["extension_build"].split()[0]
+    origin = "built on first use" if build == "jit" else "prebuilt"
+    return f"the compiled {'CUDA' if backend == 'cuda' else 'C++'} kernels ({origin})"
 
 
 # ---- the model ------------------------------------------------------------------------------------------
@@ -238,8 +254,8 @@ def make_handler(slot: ModelSlot):
             meta = avatar.metadata
             summary = (f"**{meta['num_gaussians']:,} Gaussians** on `{meta['device']}`, {steps} step(s), "
                        f"preprocessing: {meta['preprocess']['mode']}, photos: {', '.join(meta['views'])}"
-                       + (f", refined in {meta['refine']['seconds']:.1f} s" if "refine" in meta else "") + "."
-                       + mesh_note)
+                       + (f", refined in {meta['refine']['seconds']:.1f} s" if "refine" in meta else "")
+                       + f"; rendered by {renderer(slot.device)}." + mesh_note)
             downloads = [str(ply), str(splat)] + ([str(glb)] if glb else []) + [str(cams)]
             return inp, video, str(view), str(glb) if glb else None, grid, downloads, stages, summary
         except gr.Error:
@@ -319,7 +335,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     args = p.parse_args(argv)
     RESULTS_ROOT.mkdir(parents=True, exist_ok=True)
-    build_demo(args.device).launch(server_name=args.host, server_port=args.port, max_file_size=MAX_UPLOAD, css=CSS,
+    # Load (on a Space: compile, once per start) the kernels before serving, so no request waits for the build.
+    device = torch.device(args.device) if args.device else _device()
+    print(f"a3d renders with {renderer(device)}: {ops.info()['extension_path']}", flush=True)
+    build_demo(device).launch(server_name=args.host, server_port=args.port, max_file_size=MAX_UPLOAD, css=CSS,
                                    allowed_paths=[str(HERE / "examples"), str(RESULTS_ROOT)])
 
 

@@ -158,12 +158,13 @@ def test_space_folder_runs_its_own_copy_of_a3d(tmp_path):
     subprocess.run(["bash", str(REPO / "demo" / "make_space.sh"), str(out)], check=True, capture_output=True)
     assert {"app.py", "README.md", "requirements.txt", "LICENSE", "examples", "a3d"} <= {p.name for p in out.iterdir()}
     assert (out / "examples" / "astronaut.jpg").is_file() and not list(out.rglob("*.so"))
-    # As on the Space: no editable install of the repository, the package beside app.py, no extension.
+    # As on the Space: no editable install of the repository, the package beside app.py, no extension
+    # (A3D_JIT=0: here the first-use build is not wanted; tests/test_space.py runs the Space with it).
     code = ("import sys; "
             "sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in getattr(f, '__module__', '')]; "
             "import app, a3d, a3d.ops; print(a3d.__file__); print(a3d.ops.backend('cpu', 'rasterize_fwd'))")
     r = subprocess.run([sys.executable, "-c", code], cwd=out, capture_output=True, text=True, timeout=300,
-                       env=dict(os.environ, PYTHONPATH=""))
+                       env=dict(os.environ, PYTHONPATH="", A3D_JIT="0"))
     assert r.returncode == 0, r.stderr[-3000:]
     where, backend = r.stdout.split()[-2:]
     assert Path(where).parent == out / "a3d" and backend == "torch"
