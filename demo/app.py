@@ -38,6 +38,7 @@ import torch
 from a3d import framing, ops
 from a3d.api import NoWeightsError, load_model, reconstruct
 from a3d.cameras import save_cameras_json
+from a3d.io_ply import save_splat
 from a3d.model import A3DModel, get_config
 from a3d.preprocess import ImageError, NoFaceError
 from a3d.rendering import to_uint8
@@ -234,7 +235,7 @@ def make_handler(slot: ModelSlot):
             # Model3D draws splats with gsplat.js, whose default camera assumes the y-down world of
             # COLMAP scenes: give it the head turned into that world (a3d.io_ply.UP_CHOICES).
             view = folder / "view_ydown.splat"
-            avatar.gaussians.detach().to("cpu").save_splat(view, up="-y")
+            save_splat(avatar.gaussians.detach().to("cpu"), view, up="-y")  # files are io_ply's (no method)
             cams = folder / "cameras.json"
             save_cameras_json(cams, avatar.cameras.to("cpu"), names=list(framing.CANONICAL_VIEWS))
             progress(0.45, desc="extracting the mesh")
