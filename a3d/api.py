@@ -288,7 +288,7 @@ def refine(avatar: Avatar, settings: bool | int | RefineSettings = True, *, prog
     and a "refine" timing. ``settings``: True (defaults), a number of steps, or a RefineSettings."""
     from .refinement import settings_from
 
-    return _refine_avatar(avatar, settings_from(settings), progress)
+    return _refine_avatar(avatar, settings_from(settings, avatar.gaussians.device), progress)
 
 
 def _refine_avatar(avatar: Avatar, s: RefineSettings | None, progress: bool) -> Avatar:
@@ -352,11 +352,12 @@ def reconstruct_many(images: Sequence[ViewsLike], model: ModelLike = None, *, ba
         raise InputError("images: expected a list of images (use reconstruct() for one)")
     check_int(batch_size, "batch_size", 1)
     check_int(steps, "steps", 1, 1000)
-    refine_settings = settings_from(refine)
+    settings_from(refine)  # a bad value fails before any work
     if seed is None:
         seed = int(torch.randint(0, 2**31 - 1, ()).item())
     check_int(seed, "seed")
     net, dev, load_s = _resolve(model, device)
+    refine_settings = settings_from(refine, dev)
     cfg = net.config
     cams = canonical_cameras(cfg.image_size, radius=cfg.camera_radius, fov=cfg.camera_fov_deg).to(dev)
     base_meta = {

@@ -38,7 +38,6 @@ import torch
 from a3d import framing, ops
 from a3d.api import NoWeightsError, load_model, reconstruct
 from a3d.cameras import save_cameras_json
-from a3d.io_ply import save_splat
 from a3d.model import A3DModel, get_config
 from a3d.preprocess import ImageError, NoFaceError
 from a3d.rendering import to_uint8
@@ -183,7 +182,7 @@ def _readable(e: Exception, path: str, name: str) -> str:
 # The refine switch: on by default where a GPU runs it (about a second); on a CPU it costs seconds, so
 # it starts off and says so (figure: BENCHMARKS.md, "Refinement").
 REFINE_LABEL = {True: "Refine on the photo(s) (about a second on the GPU)",
-                False: "Refine on the photo(s) (slower on this CPU: about 20 s)"}
+                False: "Refine on the photo(s) (slower on a CPU: about 6–10 s on 2 cores)"}
 
 
 def make_handler(slot: ModelSlot):
@@ -235,7 +234,7 @@ def make_handler(slot: ModelSlot):
             # Model3D draws splats with gsplat.js, whose default camera assumes the y-down world of
             # COLMAP scenes: give it the head turned into that world (a3d.io_ply.UP_CHOICES).
             view = folder / "view_ydown.splat"
-            save_splat(avatar.gaussians.detach().to("cpu"), view, up="-y")  # files are io_ply's (no method)
+            avatar.save_splat(view, up="-y")
             cams = folder / "cameras.json"
             save_cameras_json(cams, avatar.cameras.to("cpu"), names=list(framing.CANONICAL_VIEWS))
             progress(0.45, desc="extracting the mesh")
@@ -312,11 +311,10 @@ def build_demo(device: torch.device | str | None = None) -> gr.Blocks:
                                         height=256)
                     video = gr.Video(label="Turntable", interactive=False, autoplay=True, loop=True, height=256,
                                      elem_id="turntable")
-                with gr.Row():
-                    splat = gr.Model3D(label="3D Gaussian splat (drag to orbit)", clear_color=(1.0, 1.0, 1.0, 1.0),
-                                       height=360, elem_id="splat-view")
-                    mesh_view = gr.Model3D(label="Triangle mesh, GLB (drag to orbit)",
-                                           clear_color=(1.0, 1.0, 1.0, 1.0), height=360, elem_id="mesh-view")
+                splat = gr.Model3D(label="3D Gaussian splat (drag to orbit)", clear_color=(1.0, 1.0, 1.0, 1.0),
+                                   height=360, elem_id="splat-view")
+                mesh_view = gr.Model3D(label="Triangle mesh, GLB: game engines, Blender, 3D printing (drag to orbit)",
+                                       clear_color=(1.0, 1.0, 1.0, 1.0), height=360, elem_id="mesh-view")
                 grid = gr.Image(label="Views around the head", interactive=False, elem_id="grid")
                 with gr.Row():
                     files = gr.File(label="Downloads (PLY, .splat, GLB mesh, cameras JSON)", file_count="multiple",

@@ -61,7 +61,9 @@ def test_every_given_view_is_fitted_and_runs_are_deterministic(scene):
 def test_settings_and_argument_checks(scene):
     truth, noisy, cams, photos = scene
     assert settings_from(False) is None and settings_from(0) is None and settings_from(None) is None
-    assert settings_from(True) == RefineSettings() and settings_from(7).steps == 7
+    assert settings_from(True) == RefineSettings() and settings_from(7).steps == 7  # a GPU's defaults
+    cpu = settings_from(True, "cpu")
+    assert cpu.lambda_lpips == 0 and cpu.anchor_every == 4 and settings_from(9, "cpu").anchor_every == 4
     for bad in (-1, 2.5, "x"):
         with pytest.raises(ValueError):
             settings_from(bad)
