@@ -79,7 +79,7 @@ def main() -> None:
         walls.append(wall)
         cpus.append(cpu + kids)
         print(f"run {i + 1}: {wall:.2f} s wall, {cpu + kids:.2f} s CPU ({cpu:.2f} s this process, {kids:.2f} s "
-              f"ffmpeg; {(cpu + kids) / wall:.2f} cores)")
+              f"ffmpeg; {(cpu + kids) / wall:.2f} cores): " + ", ".join(f"{k} {v:.1f}" for k, v in outputs[-2]))
         if best is None or wall < best[0]:
             best = (wall, outputs[-2])  # the timings table
     print(f"wall: median {statistics.median(walls):.2f} s, best {min(walls):.2f} s; CPU time: median "
