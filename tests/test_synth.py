@@ -324,12 +324,16 @@ def test_the_number_of_operations_does_not_grow_with_the_batch():
     gen = SyntheticHeads("cpu", seed=0, num_gaussians=2000, image_size=32, num_random_views=3,
                          hair_style_p=(0, 0, 1, 0, 0, 0, 0, 0, 0), fringe_p=0.0, glasses_p=0.0, hat_p=0.0,
                          earrings_p=0.0)
+    gen.sample(2)  # the first call builds and caches the generator's constant tensors
     counts = []
     for batch in (2, 12):
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             gen.sample(batch)
         counts.append(sum(e.count for e in prof.key_averages() if e.key.startswith("aten::")))
-    assert counts[0] == counts[1] and counts[0] > 100
+    # Not exactly equal: the per-call cache of index ranges hits more or less often depending on which parts'
+    # widest counts coincide in a batch (a few dozen arange/mul ops). A loop over heads would multiply the
+    # count by about 6 from 2 heads to 12.
+    assert counts[0] > 100 and abs(counts[1] - counts[0]) <= 0.05 * counts[0], counts
 
 
 def test_random_streams():
