@@ -60,7 +60,9 @@ CSS = f"#splat-view canvas {{ background: {VIEW_BACKGROUND} !important; }}"
 # (bench/bench_demo.py; figures in BENCHMARKS.md).
 CPU_VIDEO = {"frames": 48, "fps": 24, "size": 256}
 CPU_GRID = {"views": 8, "size": 192}
-CPU_MESH = {"resolution": 192, "faces": 30_000}
+# The mesh at 128³ from 12 views with 20k faces: 0.65 s on one core for the astronaut (192³/24 views/30k
+# faces took 3.4 s alone and ~21 s inside a request on the loaded machine; BENCHMARKS.md, "Demo").
+CPU_MESH = {"resolution": 128, "faces": 20_000, "views": 12}
 
 
 def _device() -> torch.device:
