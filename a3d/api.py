@@ -160,13 +160,14 @@ class Avatar:
         save_splat(self.gaussians.detach().to("cpu"), path, up=up)
 
     def save_mesh(self, path: str | os.PathLike, resolution: int = 256, faces: int = 100_000,
-                  texture_size: int | None = None, scale: float = 1.0):
+                  texture_size: int | None = None, scale: float = 1.0, views: int = 24):
         """Extract the head's surface as a watertight, coloured triangle mesh and write it (.glb, .obj +
-        .mtl + .png, or .ply; see :func:`a3d.mesh.extract` and :mod:`a3d.mesh_io`). Returns the
-        :class:`a3d.mesh.Mesh`."""
+        .mtl + .png, or .ply; see :func:`a3d.mesh.extract` (``views``: how many renders are fused) and
+        :mod:`a3d.mesh_io`). Returns the :class:`a3d.mesh.Mesh`."""
         from .mesh import extract
 
-        mesh = extract(self.gaussians.detach(), resolution=resolution, faces=faces, texture_size=texture_size)
+        mesh = extract(self.gaussians.detach(), resolution=resolution, faces=faces, texture_size=texture_size,
+                       views=views)
         mesh.save(path, scale=scale)
         return mesh
 
