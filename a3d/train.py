@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -457,7 +458,7 @@ def compute_loss(model: torch.nn.Module, batch: dict[str, Tensor], cfg: TrainCon
     view_w = ok[:, None].expand(B, V)
     if mcfg.input_decoder:
         # the canonical views are in the loss too, the input view among them (the photo must come back)
-        canon = canonical_cameras(S, radius=mcfg.camera_radius, fov=mcfg.camera_fov_deg).to(dev)
+        canon = _canonical(mcfg, dev)
         cams = Cameras(torch.cat([cams.viewmats, canon.viewmats.expand(B, 4, 4, 4)], 1),
                        torch.cat([cams.Ks, canon.Ks.expand(B, 4, 3, 3)], 1), S, S)
         target = torch.cat([target, batch["canonical"]], 1)
@@ -486,6 +487,17 @@ def compute_loss(model: torch.nn.Module, batch: dict[str, Tensor], cfg: TrainCon
     return loss, parts
 
 
+def _canonical(mcfg: ModelConfig, device: torch.device) -> Cameras:
+    """The model's 4 canonical cameras on ``device``, built once: the loss needs them every step, and
+    building them on the host and copying them over each time is needless work in the loop."""
+    return _canonical_cached(mcfg.image_size, mcfg.camera_radius, mcfg.camera_fov_deg, torch.device(device))
+
+
+@functools.lru_cache(maxsize=8)
+def _canonical_cached(size: int, radius: float, fov: float, device: torch.device) -> Cameras:
+    return canonical_cameras(size, radius=radius, fov=fov).to(device)
+
+
 def _own_view_loss(g: Gaussians, batch: dict[str, Tensor], given: Tensor, mcfg: ModelConfig, cfg: TrainConfig
                    ) -> tuple[Tensor, dict[str, Tensor]]:
     """Make each given view's own Gaussians the visible surface of its photo.
@@ -498,7 +510,7 @@ def _own_view_loss(g: Gaussians, batch: dict[str, Tensor], given: Tensor, mcfg: 
     """
     B = given.shape[0]
     S = mcfg.image_size
-    canon = canonical_cameras(S, radius=mcfg.camera_radius, fov=mcfg.camera_fov_deg).to(g.device)
+    canon = _canonical(mcfg, g.device)
     own = Gaussians(**{k: getattr(g, k).reshape(B, 4, -1, *getattr(g, k).shape[2:]) for k in _FIELDS})
     cams = Cameras(canon.viewmats[None, :, None].expand(B, 4, 1, 4, 4), canon.Ks[None, :, None].expand(B, 4, 1, 3, 3),
                    S, S)
