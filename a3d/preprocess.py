@@ -338,15 +338,10 @@ def detect_face(rgb: np.ndarray) -> Face | None:
     first = _detect_once(rgb)
     face = _refine(rgb, first) if first is not None else None
     if face is None:  # nothing, or nothing that holds up when zoomed in: search half-size tiles
-        H, W = rgb.shape[:2]
-        side = min(H, W) // 2
-        if side >= MIN_SIDE:
-            for v in np.linspace(0, H - side, 3).round().astype(int):
-                for u in np.linspace(0, W - side, 3).round().astype(int):
-                    f = _detect_window(rgb, u, v, side)
-                    f = _refine(rgb, f) if f is not None else None
-                    if f is not None and (face is None or f.score > face.score):
-                        face = f
+        for f in _tile_detections(rgb):
+            f = _refine(rgb, f)
+            if f is not None and (face is None or f.score > face.score):
+                face = f
     return face
 
 
@@ -432,21 +427,33 @@ def detect_faces(rgb: np.ndarray) -> list[Face]:
     where small faces beside a large one become visible to the 128² detector); each is refined as in
     :func:`detect_face`. Faces that the zoom loses, or that land on a face already found, are dropped.
     """
-    H, W = rgb.shape[:2]
-    candidates = _detect_all(rgb)
-    side = min(H, W) // 2
-    if side >= MIN_SIDE:
-        for v in np.linspace(0, H - side, 3).round().astype(int):
-            for u in np.linspace(0, W - side, 3).round().astype(int):
-                f = _detect_window(rgb, int(u), int(v), side)
-                if f is not None:
-                    candidates.append(f)
     faces: list[Face] = []
-    for f in candidates:
+
+    def known(f: Face) -> bool:
+        return any(_iou(np.array(f.box), np.array([g.box]))[0] > 0.3 for g in faces)
+
+    for f in [*_detect_all(rgb), *_tile_detections(rgb)]:
+        if known(f):  # a tile seeing a face already found: no need to zoom on it again
+            continue
         r = _refine(rgb, f)
-        if r is not None and not any(_iou(np.array(r.box), np.array([g.box]))[0] > 0.3 for g in faces):
+        if r is not None and not known(r):
             faces.append(r)
     return sorted(faces, key=lambda f: -(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+
+
+def _tile_detections(rgb: np.ndarray) -> list[Face]:
+    """Detections in overlapping half-size tiles (3 × 3) of ``rgb``, in source pixels, unrefined."""
+    H, W = rgb.shape[:2]
+    side = min(H, W) // 2
+    if side < MIN_SIDE:
+        return []
+    found = []
+    for v in np.linspace(0, H - side, 3).round().astype(int):
+        for u in np.linspace(0, W - side, 3).round().astype(int):
+            f = _detect_window(rgb, int(u), int(v), side)
+            if f is not None:
+                found.append(f)
+    return found
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
