@@ -12,10 +12,10 @@ from a3d import evaluate as ev
 from a3d.cameras import Cameras, canonical_cameras, orbit_cameras, save_cameras_json
 from a3d.cli import main
 from a3d.data import CAMERA_FILE
-from a3d.gaussians import Gaussians
 from a3d.identity import has_identity_model
 from a3d.model import A3DModel, get_config
 from a3d.rendering import render
+from shared import blob_head
 
 PORTRAIT = Path(__file__).parent / "fixtures" / "astronaut_256.jpg"
 TINY = dict(image_size=32, width=64, depth=2, heads=2, decoder_width=16, avas_width=8)
@@ -106,18 +106,10 @@ def test_evaluate_synthetic(model):
     assert same["lpips"].abs().max() < 1e-6
 
 
-def _blob_head(n: int, seed: int) -> Gaussians:
-    g = torch.Generator().manual_seed(seed)
-    d = torch.nn.functional.normalize(torch.randn(n, 3, generator=g), dim=-1)
-    colors = (torch.rand(1, 3, generator=g) * 0.6 + 0.2 + 0.2 * d).clamp(0, 1)
-    return Gaussians(d * torch.tensor([0.45, 0.55, 0.5]), torch.tensor([1.0, 0, 0, 0]).expand(n, 4).clone(),
-                     torch.full((n, 3), 0.09), torch.full((n,), 0.9), colors)
-
-
 def test_evaluate_folder(model, tmp_path):
     for h in range(2):
         cams = Cameras.cat([canonical_cameras(32), orbit_cameras(3, size=32, azimuth_start=30.0)])
-        rgb = render(_blob_head(150, h), cams, (1.0, 1.0, 1.0)).rgb
+        rgb = render(blob_head(150, h), cams, (1.0, 1.0, 1.0)).rgb
         folder = tmp_path / f"head{h}"
         folder.mkdir()
         save_cameras_json(folder / CAMERA_FILE, cams)

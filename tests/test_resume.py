@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from a3d.train import CKPT_NAME, LOG_NAME
+from shared import assert_same_checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(image_size=32, width=64, depth=2, heads=2, decoder_width=16, avas_width=8)
@@ -69,17 +70,7 @@ def test_resume_in_a_new_process_is_bit_exact(tmp_path):
     assert ck["step"] == 3
     _train(killed)  # a new process resumes at step 3
 
-    a = torch.load(tmp_path / "straight" / CKPT_NAME, map_location="cpu", weights_only=True)
-    b = torch.load(tmp_path / "killed" / CKPT_NAME, map_location="cpu", weights_only=True)
-    assert a["step"] == b["step"] == 6
-    for key in ("model", "ema"):
-        assert a[key].keys() == b[key].keys()
-        for k in a[key]:
-            assert torch.equal(a[key][k], b[key][k]), (key, k)
-    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
-        for k in sa:
-            assert torch.equal(sa[k], sb[k]), k
-    assert torch.equal(a["rng"][0]["torch"], b["rng"][0]["torch"])
+    assert_same_checkpoints(tmp_path / "straight" / CKPT_NAME, tmp_path / "killed" / CKPT_NAME, step=6)
     # The log holds each step once: the killed runs' lines after the checkpoint (and the whole log of
     # the run killed before any checkpoint) are gone, and the losses are those of the straight run.
     logs = [[r for r in map(json.loads, open(tmp_path / name / LOG_NAME)) if "loss" in r]

@@ -9,22 +9,13 @@ from PIL import Image
 from a3d.cameras import Cameras, canonical_cameras, orbit_cameras, save_cameras_json
 from a3d.cli import build_parser
 from a3d.data import CAMERA_FILE
-from a3d.gaussians import Gaussians
 from a3d.model import A3DModel
 from a3d.rendering import render
 from a3d.train import (CKPT_NAME, LOG_NAME, FolderBatches, SyntheticBatches, TrainConfig, bucket,
                        compute_loss, config_from_args, eval_azimuths, get_lr, plot_log, psnr, ssim, train)
+from shared import assert_same_checkpoints, blob_head
 
 TINY = dict(image_size=32, width=64, depth=2, heads=2, decoder_width=16, avas_width=8)
-
-
-def _blob_head(n: int, seed: int) -> Gaussians:
-    """A head-sized ellipsoid shell of coloured blobs."""
-    g = torch.Generator().manual_seed(seed)
-    d = torch.nn.functional.normalize(torch.randn(n, 3, generator=g), dim=-1)
-    colors = (torch.rand(1, 3, generator=g) * 0.6 + 0.2 + 0.2 * d).clamp(0, 1)
-    return Gaussians(d * torch.tensor([0.45, 0.55, 0.5]), torch.tensor([1.0, 0, 0, 0]).expand(n, 4).clone(),
-                     torch.full((n, 3), 0.09), torch.full((n,), 0.9), colors)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +24,7 @@ def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("heads")
     for h in range(2):
         cams = Cameras.cat([canonical_cameras(32), orbit_cameras(4, size=32, azimuth_start=30.0, elevation=10.0)])
-        rgb = render(_blob_head(150, h), cams, (1.0, 1.0, 1.0)).rgb
+        rgb = render(blob_head(150, h), cams, (1.0, 1.0, 1.0)).rgb
         folder = root / f"head{h}"
         folder.mkdir()
         save_cameras_json(folder / CAMERA_FILE, cams)
@@ -161,17 +152,7 @@ def test_resume_is_exact(dataset, tmp_path):
     assert ck["step"] == 3
     train(killed)  # resumes from step 3
 
-    a = torch.load(tmp_path / "a" / CKPT_NAME, map_location="cpu", weights_only=True)
-    b = torch.load(tmp_path / "b" / CKPT_NAME, map_location="cpu", weights_only=True)
-    assert a["step"] == b["step"] == 6
-    for key in ("model", "ema"):
-        assert a[key].keys() == b[key].keys()
-        for k in a[key]:
-            assert torch.equal(a[key][k], b[key][k]), (key, k)
-    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
-        for k in sa:
-            assert torch.equal(sa[k], sb[k])
-    assert torch.equal(a["rng"][0]["torch"], b["rng"][0]["torch"])
+    assert_same_checkpoints(tmp_path / "a" / CKPT_NAME, tmp_path / "b" / CKPT_NAME, step=6)
     steps = [r["step"] for r in map(json.loads, open(tmp_path / "b" / LOG_NAME)) if "loss" in r]
     assert steps == list(range(1, 7))  # the lines of the killed run after its checkpoint were dropped
 
