@@ -172,7 +172,7 @@ def test_space_folder_runs_its_own_copy_of_a3d(tmp_path):
 
 
 def test_reconstruction_shows_and_offers_the_mesh(app, tmp_path, monkeypatch):
-    trimesh = pytest.importorskip("trimesh")
+    import trimesh  # a runtime dependency of a3d: missing is a broken install, not a skip
     monkeypatch.setattr(a3d.api, "DEFAULT_MODEL_DIR", tmp_path / "no_model_here")
     monkeypatch.setattr(app, "RESULTS_ROOT", tmp_path / "results")
     run = app.make_handler(app.ModelSlot(torch.device("cpu"), random_init=True))

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import trimesh  # a runtime dependency of a3d (GLB export): missing is a broken install, not a skip
 
 import a3d
 from a3d.cameras import canonical_cameras, look_at
@@ -19,8 +20,6 @@ from a3d.mesh import Mesh, _close_surface, extract, fidelity, is_watertight, ver
 from a3d.mesh_io import atlas_layout, bake_vertex_colors
 from a3d.mesh_render import rasterize_triangles, render_mesh
 from a3d.synth import SyntheticHeads
-
-trimesh = pytest.importorskip("trimesh")
 
 EXAMPLE = Path(a3d.__file__).parent / "assets" / "example_head.ply"
 IOU_MIN, PSNR_MIN = 0.95, 25.0
