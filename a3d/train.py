@@ -49,7 +49,8 @@ from torch import Tensor
 from . import framing
 from .cameras import Cameras, canonical_cameras
 from .errors import InputError, check_device, check_int, check_number
-from .evaluate import bucket, eval_azimuths, evaluate, psnr, save_gallery, ssim, synthetic_eval_set
+from .evaluate import (_views_nchw, bucket, eval_azimuths, evaluate, psnr, save_gallery, ssim,
+                       synthetic_eval_set)
 from .files import atomic_write, read_json
 from .gaussians import Gaussians
 from .lpips import lpips
@@ -181,11 +182,6 @@ def get_lr(step: int, cfg: TrainConfig) -> float:
 
 
 # ---- data -------------------------------------------------------------------------------------------
-
-def _views_nchw(rgb: Tensor) -> Tensor:
-    """[B, V, H, W, 3] renders -> [B, V, 3, H, W]."""
-    return rgb.permute(0, 1, 4, 2, 3)
-
 
 class SyntheticBatches:
     """Training batches rendered on the fly from :class:`a3d.synth.SyntheticHeads` on ``device``.
