@@ -309,9 +309,9 @@ def _refine_avatar(avatar: Avatar, s: RefineSettings | None, progress: bool) -> 
 
 
 def _prepare(item: ViewsLike, size: int, align: bool, face: int | None, name: str
-             ) -> tuple[Preprocessed, Tensor, Tensor, Tensor]:
-    """Preprocess one head's photo(s) → (the front's Preprocessed, photos [4, 3, S, S], masks [4, S, S],
-    given [4] bool)."""
+             ) -> tuple[Preprocessed, Tensor, Tensor, Tensor, bool]:
+    """Preprocess one head's photo(s) → (the front's Preprocessed, photos [4, 3, S, S], masks [4, S, S]
+    (ones where unknown), given [4] bool, whether every given photo has a matte)."""
     views = dict(item) if isinstance(item, Mapping) else {"front": item}
     unknown = sorted(set(views) - set(framing.CANONICAL_VIEWS))
     if unknown or "front" not in views:
@@ -323,6 +323,7 @@ def _prepare(item: ViewsLike, size: int, align: bool, face: int | None, name: st
         raise type(e)(f"{name}: {e}") from None
     photos, masks = torch.zeros(4, 3, size, size), torch.ones(4, size, size)
     given = torch.zeros(4, dtype=torch.bool)
+    matted = True
     for v, view in enumerate(framing.CANONICAL_VIEWS):
         if view not in views:
             continue
@@ -335,7 +336,8 @@ def _prepare(item: ViewsLike, size: int, align: bool, face: int | None, name: st
         photos[v], given[v] = p.image, True
         if p.mask is not None:
             masks[v] = p.mask
-    return front, photos, masks, given
+        matted = matted and p.mask is not None
+    return front, photos, masks, given, matted
 
 
 def reconstruct_many(images: Sequence[ViewsLike], model: ModelLike = None, *, batch_size: int = 4, steps: int = 1,
@@ -385,6 +387,8 @@ def reconstruct_many(images: Sequence[ViewsLike], model: ModelLike = None, *, ba
             photos = torch.stack([p[1] for p in prepared]).to(dev)
             given = torch.stack([p[3] for p in prepared]).to(dev)
             views = {"photos": photos, "given": given} if bool(given[:, 1:].any()) else {}
+            if all(p[4] for p in prepared):  # the mattes are the given views' opacities (ModelConfig.given_exact)
+                views["masks"] = torch.stack([p[2] for p in prepared]).to(dev)
             # noise drawn where the model runs (a 512² preset's noise would take ~15 ms on the CPU)
             g0 = torch.cat([net.noise(1, torch.Generator(dev).manual_seed(seed + start + i))
                             for i in range(len(chunk))])

@@ -117,7 +117,8 @@ def _rand(generator: torch.Generator | None, *shape: int, device: torch.device) 
 
 
 def augment_inputs(images: Tensor, alpha: Tensor | None = None,
-                   generator: torch.Generator | None = None) -> Tensor:
+                   generator: torch.Generator | None = None, return_alpha: bool = False
+                   ) -> Tensor | tuple[Tensor, Tensor | None]:
     """Photo-like degradations of a batch of input portraits composited on the framing background.
 
     Args:
@@ -128,6 +129,8 @@ def augment_inputs(images: Tensor, alpha: Tensor | None = None,
             image whose alpha is all zero, a photo without a matte) they act on the whole image and the
             matte is left alone.
         generator: torch.Generator on the images' device (None: torch's default generator).
+        return_alpha: also return the matte that goes with the augmented images (its edge changed and
+            framed as they are), as preprocessing hands a photo's matte to the model with the photo.
 
     Each image independently: exposure, contrast, saturation, white balance and gamma jitter (80%),
     Gaussian blur of σ up to 1.2 px at 256² (40%), signal-dependent sensor noise (50%), JPEG at
@@ -135,7 +138,8 @@ def augment_inputs(images: Tensor, alpha: Tensor | None = None,
     and ±4° roll (70%).
 
     Returns:
-        [B, 3, H, W] augmented images in [0, 1], the dtype and device of ``images``.
+        [B, 3, H, W] augmented images in [0, 1], the dtype and device of ``images``; with
+        ``return_alpha`` the pair (images, their matte [B, 1, H, W], or None without ``alpha``).
     """
     _check_images(images)
     B, _, H, W = images.shape
@@ -199,4 +203,9 @@ def augment_inputs(images: Tensor, alpha: Tensor | None = None,
     grid = F.affine_grid(theta, (B, 3, H, W), align_corners=False)
     warped = F.grid_sample(x - bg, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + bg
     x = torch.where(coin(20, _P_FRAMING), warped, x)
-    return x.clamp(0, 1).to(dtype)
+    if not return_alpha:
+        return x.clamp(0, 1).to(dtype)
+    if a is not None:  # the same crop for the matte (nothing comes in from outside the photo)
+        a = torch.where(coin(20, _P_FRAMING), F.grid_sample(a, grid, mode="bilinear", padding_mode="zeros",
+                                                             align_corners=False), a).clamp(0, 1).to(dtype)
+    return x.clamp(0, 1).to(dtype), a

@@ -188,10 +188,12 @@ def synthetic_eval_set(heads: int, views: int, size: int, device: torch.device |
     cams = orbit_cameras(len(az), size=size, azimuths=az).to(device)
     canon = canonical_cameras(size).to(device)
     bg = framing.BACKGROUND
-    canonical = _views_nchw(render(g, canon, bg).rgb).clamp(0, 1)
+    canon_out = render(g, canon, bg)
+    canonical = _views_nchw(canon_out.rgb).clamp(0, 1)
     gt = _views_nchw(render(g, cams, bg).rgb).clamp(0, 1)
     return {"input": canonical[:, 0].contiguous(), "views": gt, "viewmats": cams.viewmats, "Ks": cams.Ks,
-            "azimuths": torch.tensor(az), "canonical": canonical}
+            "azimuths": torch.tensor(az), "canonical": canonical,
+            "canonical_alpha": _views_nchw(canon_out.alpha)[:, :, 0].clamp(0, 1).contiguous()}
 
 
 def _refine_kwargs(refine: bool | int) -> dict[str, bool | int]:
@@ -208,21 +210,25 @@ def _refine_kwargs(refine: bool | int) -> dict[str, bool | int]:
 
 
 @torch.no_grad()
-def _reconstruct_views(model, inputs: Tensor, g0: Tensor, cams: Cameras, refine: bool | int, seed: int) -> Tensor:
-    """Reconstruct inputs [h, 3, S, S] (one step from noise g0, or through :func:`a3d.api.reconstruct`
-    with ``refine`` steps) and render cams (shared [V] or per head [h, V]) -> [h, V, 3, H, W] in [0, 1]."""
+def _reconstruct_views(model, inputs: Tensor, g0: Tensor, cams: Cameras, refine: bool | int, seed: int,
+                       masks: Tensor | None = None) -> Tensor:
+    """Reconstruct inputs [h, 3, S, S] with their mattes ``masks`` [h, 4, S, S] (the front one is the
+    input's; None: no matte) (one step from noise g0, or through :func:`a3d.api.reconstruct` with
+    ``refine`` steps) and render cams (shared [V] or per head [h, V]) -> [h, V, 3, H, W] in [0, 1]."""
     if refine:
         from .api import reconstruct
 
         gs = []
         for i in range(inputs.shape[0]):
+            # with its matte as an alpha channel, as a cut-out photo would come
+            x = inputs[i] if masks is None else torch.cat([inputs[i], masks[i, :1]])
             with torch.enable_grad():
-                av = reconstruct(inputs[i], model, seed=seed + i, preprocess=False, **_refine_kwargs(refine))
+                av = reconstruct(x, model, seed=seed + i, preprocess=False, **_refine_kwargs(refine))
             gs.append(av.gaussians.detach())
         g = Gaussians(**{f.name: torch.stack([getattr(x, f.name) for x in gs]) for f in dataclasses.fields(Gaussians)
                          if getattr(gs[0], f.name) is not None})
     else:
-        g = model.one_step(inputs, g0).float()
+        g = model.one_step(inputs, g0, masks=masks).float()
     return _views_nchw(render(g, cams, framing.BACKGROUND).rgb).clamp(0, 1)
 
 
@@ -251,7 +257,8 @@ def evaluate(model, eval_set: dict[str, Tensor], lpips_net: str = "alex", seed: 
     g0_all = model.noise(H, generator=gen)
     rows: dict[str, list[Tensor]] = {"psnr": [], "ssim": [], "lpips": []}
     for i in tqdm(range(0, H, chunk), desc="held-out heads", unit="chunk", disable=not progress):
-        pred = _reconstruct_views(model, inp[i:i + chunk], g0_all[i:i + chunk], cams, refine, seed + i)
+        masks = eval_set["canonical_alpha"][i:i + chunk] if "canonical_alpha" in eval_set else None
+        pred = _reconstruct_views(model, inp[i:i + chunk], g0_all[i:i + chunk], cams, refine, seed + i, masks)
         gt = views[i:i + chunk]
         m = _image_metrics(pred.reshape(-1, 3, S, S), gt.reshape(-1, 3, S, S), lpips_net)
         for k, v in m.items():
@@ -280,7 +287,8 @@ def save_gallery(model, eval_set: dict[str, Tensor], path: str | os.PathLike, he
     g0 = model.noise(eval_set["input"].shape[0], generator=gen)[heads]
     was_training = model.training
     model.eval()
-    g = model.one_step(eval_set["input"][heads], g0).float()
+    masks = eval_set["canonical_alpha"][heads] if "canonical_alpha" in eval_set else None
+    g = model.one_step(eval_set["input"][heads], g0, masks=masks).float()
     model.train(was_training)
     pred = _views_nchw(render(g, Cameras.cat([front, cams]), framing.BACKGROUND).rgb).clamp(0, 1)
     gt = torch.cat([eval_set["input"][heads][:, None], eval_set["views"][heads][:, idx]], 1)

@@ -42,7 +42,7 @@ zero as in adaLN-Zero), which saves a quarter of the parameters so the tiny pres
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import NamedTuple, Optional, Union
 
@@ -97,6 +97,15 @@ class ModelConfig:
             sampled where its 3D position projects. False is the literal paper decoder (the bundled
             model before 0.3 and the ablation's baseline).
         input_width: channels of the light full-resolution conv over each given photo.
+        given_exact: a given view's Gaussians are its pixels, nothing learned but their depth: the
+            pixel's colour, the photo's matte as opacity (where a matte is passed) and an isotropic
+            scale of ``given_footprint`` pixels. False: colour, opacity and scale take learned residuals
+            (the round-2 model; on real photos those residuals came out as a speckle over the face).
+        given_footprint: σ of a given view's Gaussians, as a fraction of its pixel's width at their depth.
+        carve_depth: where > 0, a Gaussian of another view's set that projects into a given view's
+            foreground and lies in front of that view's surface, or less than ``carve_depth`` head units
+            behind it, is made transparent (the photo sees the surface there, so nothing else may cover
+            it). 0 turns it off.
     """
 
     image_size: int = 128
@@ -114,10 +123,16 @@ class ModelConfig:
     scale_max: float = 0.05
     input_decoder: bool = True
     input_width: int = 16
+    given_exact: bool = True
+    given_footprint: float = 0.45
+    carve_depth: float = 0.05
 
     def __post_init__(self) -> None:
-        if not isinstance(self.input_decoder, bool):
-            raise InputError(f"ModelConfig.input_decoder: expected a bool, got {self.input_decoder!r}")
+        for name in ("input_decoder", "given_exact"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(f"ModelConfig.{name}: expected a bool, got {getattr(self, name)!r}")
+        self.given_footprint = check_number(self.given_footprint, "ModelConfig.given_footprint", hi=4.0, positive=True)
+        self.carve_depth = check_number(self.carve_depth, "ModelConfig.carve_depth", lo=0.0, hi=1.0)
         for name in ("image_size", "patch_size", "width", "depth", "heads", "decoder_width", "avas_width",
                      "input_width"):
             check_int(getattr(self, name), f"ModelConfig.{name}", 1)
@@ -204,8 +219,7 @@ class ModelConfig:
         if not isinstance(d, dict):
             raise InputError(f"config: expected a JSON object, got {type(d).__name__}")
         names = {f.name for f in fields(cls)}
-        if "input_decoder" not in d:
-            d = {**_LEGACY_FIELDS, **d}
+        d = {**{k: v for k, v in _LEGACY_FIELDS.items() if k not in d}, **d}
         unknown, missing = sorted(set(d) - names), sorted(names - set(d))
         if unknown or missing:
             raise InputError(f"config: keys do not match ModelConfig (unknown: {unknown}, missing: {missing})")
@@ -224,8 +238,10 @@ class ModelConfig:
         return asdict(self)
 
 
-# Fields added after the first release, with the values that describe a config.json written before them.
-_LEGACY_FIELDS = {"input_decoder": False, "input_width": 16}
+# Fields added after the first release, with the values that describe a config.json written before them
+# (one without "input_decoder" is the paper decoder; one without "given_exact" is the round-2 input decoder).
+_LEGACY_FIELDS = {"input_decoder": False, "input_width": 16, "given_exact": False, "given_footprint": 0.6,
+                  "carve_depth": 0.0}
 
 PRESETS: dict[str, ModelConfig] = {
     # 128², 1,280 tokens, ~7.9 M parameters: fp16 weights < 16 MiB, well under 3 s on a laptop CPU.
@@ -398,7 +414,8 @@ class GaussianDecoder(nn.Module):
         return cfg.camera_radius + cfg.depth_range * torch.tanh(raw[..., 0:1].float())
 
     def activate(self, raw: Tensor, origins: Tensor, dirs: Tensor, residual: Optional[Tensor] = None,
-                 photos: Optional[Tensor] = None, given: Optional[Tensor] = None) -> Gaussians:
+                 photos: Optional[Tensor] = None, given: Optional[Tensor] = None,
+                 masks: Optional[Tensor] = None) -> Gaussians:
         """The only place where raw network outputs become Gaussians.
 
         Args:
@@ -408,6 +425,7 @@ class GaussianDecoder(nn.Module):
             residual: [B, 4, H, W, 7] the input decoder's residuals (colour 3, opacity 1, log-scale 3), or None.
             photos: [B, 4, 3, H, W] the given photos in [0, 1] (read where ``given``), with the input decoder.
             given: [B, 4] bool, which canonical views have a photo, with the input decoder.
+            masks: [B, 4, H, W] the given photos' mattes in [0, 1], or None (unknown: the opacity is learned).
         Returns:
             Gaussians [B, 4·H·W] (view-major, then row-major pixels), all values bounded:
             depth along the ray in camera_radius ± depth_range, scales in (scale_min, scale_max),
@@ -430,12 +448,28 @@ class GaussianDecoder(nn.Module):
             color_logit = torch.where(g, torch.logit(pixel), color_logit) + residual[..., 0:3]
             opacity_logit = opacity_logit + residual[..., 3]
             pixel_angle = 2 * math.tan(math.radians(cfg.camera_fov_deg) / 2) / cfg.image_size
-            footprint = (_FOOTPRINT * pixel_angle) * depth
-            scales = torch.where(g, footprint.expand_as(scales), scales)
-            scales = scales * torch.exp(1.5 * torch.tanh(residual[..., 4:7]))
-            scales = scales.clamp(cfg.scale_min, cfg.scale_max)
-        opacities = torch.sigmoid(opacity_logit)
-        colors = torch.sigmoid(color_logit)
+            footprint = (cfg.given_footprint * pixel_angle) * depth
+            if cfg.given_exact:
+                # only the depth is the network's: a learned residual on the pixel's colour, opacity or
+                # size generalised badly off the synthetic heads (a speckle over real faces)
+                scales = scales * torch.exp(1.5 * torch.tanh(residual[..., 4:7]))
+                scales = torch.where(g, footprint.expand_as(scales), scales.clamp(cfg.scale_min, cfg.scale_max))
+                opacities = torch.sigmoid(opacity_logit)
+                if masks is not None:
+                    matte = masks.float()[..., None].clamp(0.0, 1.0)  # [B, 4, H, W, 1]
+                    opacities = torch.where(g[..., 0], matte[..., 0].clamp(max=_MAX_OPACITY), opacities)
+                    # the photo is composited over the background: an edge pixel's colour is part
+                    # background, which its Gaussian (opacity = the matte) must not carry to other views
+                    bg = pixel.new_tensor(framing.BACKGROUND)
+                    pixel = ((pixel - bg * (1 - matte)) / matte.clamp_min(_MIN_MATTE)).clamp(0, 1)
+                colors = torch.where(g, pixel, torch.sigmoid(color_logit))
+            else:
+                scales = torch.where(g, footprint.expand_as(scales), scales)
+                scales = scales * torch.exp(1.5 * torch.tanh(residual[..., 4:7]))
+                scales = scales.clamp(cfg.scale_min, cfg.scale_max)
+        if residual is None or not cfg.given_exact:
+            opacities = torch.sigmoid(opacity_logit)
+            colors = torch.sigmoid(color_logit)
         flat = lambda x: x.reshape(raw.shape[0], -1, *x.shape[4:])  # noqa: E731  [B, 4·H·W, ...]
         return Gaussians(means=flat(means), quats=flat(quats), scales=flat(scales), opacities=flat(opacities),
                          colors=flat(colors))
@@ -457,9 +491,28 @@ class GaussianDecoder(nn.Module):
         nn.init.zeros_(self.modulation.bias)
 
 
-_FOOTPRINT = 0.6  # σ of a given view's Gaussian, as a fraction of its pixel's width at its depth
+_MAX_OPACITY = 0.99  # a matte's 1 as an opacity (the rasterizer's alpha stays below 1)
+_MIN_MATTE = 0.05  # below this matte a pixel's foreground colour is noise: it is divided by no less
+_CARVE_TAU = 0.02  # head units: how soft the carve's "in front of the given surface" edge is
 _GATHER_TAU = 0.05  # head units: how far a point may sit off a given view's surface and still count as seen
 _GATHER_CHANNELS = 4 * NUM_VIEWS  # per canonical view: visibility-weighted colour (3) and the weight (1)
+
+
+def _seen_from_canonical(means: Tensor, src: Tensor, viewmats: Tensor, Ks: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Every Gaussian seen from every canonical camera u: the maps ``src`` [B, 4, C, H, W] sampled
+    (bilinear) where it projects [B, u, C, 4·H·W], its distance from u's centre [B, u, 4·H·W], and whether
+    it projects inside u's image [B, u, 4·H·W] (bool), for positions ``means`` [B, 4, H, W, 3] and the
+    canonical cameras viewmats [4, 4, 4], Ks [4, 3, 3]."""
+    B, V, H, W, _ = means.shape
+    pts = means.reshape(B, 1, -1, 3).expand(B, V, -1, 3)
+    cam = torch.einsum("uij,bunj->buni", viewmats[:, :3, :3], pts) + viewmats[:, None, :3, 3]
+    z = cam[..., 2:3].clamp_min(1e-3)
+    uv = torch.einsum("uij,bunj->buni", Ks[:, :2, :2], cam[..., :2] / z) + Ks[:, None, :2, 2]  # pixels
+    grid = torch.stack([uv[..., 0] / W, uv[..., 1] / H], -1) * 2 - 1  # align_corners=False coordinates
+    C = src.shape[2]
+    seen = F.grid_sample(src.flatten(0, 1), grid.reshape(B * V, 1, -1, 2), mode="bilinear", padding_mode="border",
+                         align_corners=False).reshape(B, V, C, -1)
+    return seen, cam.norm(dim=-1), (grid.abs() <= 1).all(-1)
 
 
 class InputDecoder(nn.Module):
@@ -503,19 +556,36 @@ class InputDecoder(nn.Module):
             photos: [B, 4, 3, H, W]; given: [B, 4] bool; viewmats [4, 4, 4], Ks [4, 3, 3]: the canonical cameras.
         """
         B, V, H, W, _ = means.shape
-        pts = means.reshape(B, 1, -1, 3)  # every Gaussian, seen from each camera u
-        cam = torch.einsum("uij,bunj->buni", viewmats[:, :3, :3], pts.expand(B, V, -1, 3)) + viewmats[:, None, :3, 3]
-        z = cam[..., 2:3].clamp_min(1e-3)
-        uv = torch.einsum("uij,bunj->buni", Ks[:, :2, :2], cam[..., :2] / z) + Ks[:, None, :2, 2]  # pixels
-        grid = torch.stack([uv[..., 0] / W, uv[..., 1] / H], -1) * 2 - 1  # align_corners=False coordinates
-        src = torch.cat([photos, rearrange(depth, "b v h w c -> b v c h w")], 2).flatten(0, 1)  # [B·4, 4, H, W]
-        seen = F.grid_sample(src, grid.reshape(B * V, 1, -1, 2), mode="bilinear", padding_mode="border",
-                             align_corners=False).reshape(B, V, 4, -1)  # [B, u, 4, 4·H·W]
-        dist = cam.norm(dim=-1)  # distance from camera u's centre
-        inside = (grid.abs() <= 1).all(-1)
+        src = torch.cat([photos, rearrange(depth, "b v h w c -> b v c h w")], 2)  # [B, 4, 4, H, W]
+        seen, dist, inside = _seen_from_canonical(means, src, viewmats, Ks)
         weight = torch.exp(-(dist - seen[:, :, 3]).abs() / _GATHER_TAU) * inside * given[:, :, None]
         out = torch.cat([seen[:, :, :3] * weight[:, :, None], weight[:, :, None]], 2)  # [B, u, 4, 4·H·W]
         return rearrange(out, "b u c (v h w) -> b v h w (u c)", v=V, h=H, w=W)
+
+    @staticmethod
+    def carve(means: Tensor, depth: Tensor, alpha: Tensor, given: Tensor, viewmats: Tensor, Ks: Tensor,
+              margin: float) -> Tensor:
+        """How much of each Gaussian's opacity survives the given views: [B, 4, H, W] in [0, 1].
+
+        A Gaussian of a view v without a photo that projects where a given view u sees its foreground,
+        and lies in front of u's surface or less than ``margin`` behind it, would cover what the photo
+        shows there; its opacity is scaled by 1 − alpha_u · sigmoid((depth_u + margin − distance) / τ),
+        the product over the given views. The given views' own Gaussians are never carved (they are
+        their photos' pixels). The given surface (depth, alpha) is read detached: the carve moves
+        the other sets' Gaussians (through their positions), never the photo's own surface.
+
+        Args:
+            means: [B, 4, H, W, 3] positions; depth: [B, 4, H, W, 1] each view's distances along its rays.
+            alpha: [B, 4, H, W] each view's own opacities (read where ``given`` [B, 4]).
+            viewmats [4, 4, 4], Ks [4, 3, 3]: the canonical cameras.
+        """
+        B, V, H, W, _ = means.shape
+        src = torch.stack([depth[..., 0], alpha], 2).detach()  # [B, 4, 2, H, W]
+        seen, dist, inside = _seen_from_canonical(means, src, viewmats, Ks)
+        in_front = torch.sigmoid((seen[:, :, 0] + margin - dist) / _CARVE_TAU)
+        unseen = (~given).repeat_interleave(H * W, 1)[:, None]  # [B, 1, 4·H·W]: Gaussian n's view has no photo
+        cover = seen[:, :, 1].clamp(0, 1) * in_front * inside * unseen * given[:, :, None]  # [B, u, 4·H·W]
+        return (1 - cover).prod(1).reshape(B, V, H, W)
 
     def residual(self, pixel_input: Tensor, gathered: Tensor) -> Tensor:
         """Residual logits [B, 4, H, W, 7] from the first MLP's input and the gathered colours."""
@@ -637,7 +707,7 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
 
     # ---- the network ------------------------------------------------------------------------------
     def forward(self, image: Tensor, g_t: Tensor, t: Tensor, views: bool = True, photos: Optional[Tensor] = None,
-                given: Optional[Tensor] = None) -> ModelOutput:
+                given: Optional[Tensor] = None, masks: Optional[Tensor] = None) -> ModelOutput:
         """One denoising call ĝ1 = f(g_t, t, x̃) (Eq. 1).
 
         Args:
@@ -650,6 +720,9 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
                 (multi-view input; the front one is ``image`` whatever this holds). Input decoder only.
             given: [B, 4] bool, which views have a photo (the front always does); default front only.
                 With the input decoder a given view enters the DiT as its clean state.
+            masks: [B, 4, H, W] the photos' foreground mattes in [0, 1] (the front one belongs to ``image``),
+                or None. With ``config.given_exact`` a given view's opacities are its matte; without
+                mattes they are learned.
         """
         cfg = self.config
         S = cfg.image_size
@@ -661,6 +734,8 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
         if t.shape != (B,):
             raise ValueError(f"t: expected [{B}], got {tuple(t.shape)}")
         photos, given = self._photos(image, photos, given)
+        if masks is not None and masks.shape != (B, NUM_VIEWS, S, S):
+            raise ValueError(f"masks: expected [{B}, {NUM_VIEWS}, {S}, {S}] in [0, 1], got {tuple(masks.shape)}")
         if given is not None:  # a view with a photo enters as its clean state
             g_t = torch.where(given[:, :, None, None, None], images_to_state(photos).to(g_t.dtype), g_t)
         rays = rearrange(self.rays, "v h w c -> v c h w")  # [4, 6, H, W]
@@ -691,7 +766,13 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
                 seen = self.input_decoder.gather(means.detach(), depth.detach(), photos, given,
                                                  self.canonical_viewmats, self.canonical_Ks)
                 residual = self.input_decoder.residual(pixel_input, seen)
-                gaussians = self.decoder.activate(raw, self.ray_origins, self.rays[..., 3:], residual, photos, given)
+                gaussians = self.decoder.activate(raw, self.ray_origins, self.rays[..., 3:], residual, photos, given,
+                                                  masks)
+                if cfg.carve_depth > 0:
+                    alpha = gaussians.opacities.reshape(B, NUM_VIEWS, S, S)
+                    keep = self.input_decoder.carve(means, depth, alpha, given, self.canonical_viewmats,
+                                                    self.canonical_Ks, cfg.carve_depth)
+                    gaussians = replace(gaussians, opacities=gaussians.opacities * keep.reshape(B, -1))
         state = images_to_state(rearrange(gaussians.colors, "b (v h w) c -> b v c h w", v=NUM_VIEWS, h=S, w=S))
         avas = self.avas(z) if views and self.avas is not None else None
         return ModelOutput(gaussians, state, avas)
@@ -732,14 +813,14 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
         return g0.to(self.rays.device)
 
     def one_step(self, image: Tensor, g0: Tensor, photos: Optional[Tensor] = None,
-                 given: Optional[Tensor] = None) -> Gaussians:
+                 given: Optional[Tensor] = None, masks: Optional[Tensor] = None) -> Gaussians:
         """The default inference path (Eq. 4-5): one call at t = 0 from the noise g0 [B, 4, 3, H, W];
-        ``photos``/``given``: extra canonical views, as in :meth:`forward`."""
+        ``photos``/``given``/``masks``: extra canonical views and the mattes, as in :meth:`forward`."""
         t = torch.zeros(image.shape[0], device=image.device)
-        return self(image, g0, t, views=False, photos=photos, given=given).gaussians
+        return self(image, g0, t, views=False, photos=photos, given=given, masks=masks).gaussians
 
     def sample(self, image: Tensor, g0: Tensor, steps: int = 1, photos: Optional[Tensor] = None,
-               given: Optional[Tensor] = None) -> Gaussians:
+               given: Optional[Tensor] = None, masks: Optional[Tensor] = None) -> Gaussians:
         """The N-step sampler of Eq. 3 from the noise g0; returns the Gaussians of the last call.
 
         t_k = k/N; each call predicts ĝ1 and the state moves by (1/N)·(ĝ1 − g_{t_k})/(1 − t_k).
@@ -750,7 +831,7 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
         out = None
         for k in range(steps):
             t = torch.full((image.shape[0],), k / steps, device=image.device)
-            out = self(image, g, t, views=False, photos=photos, given=given)
+            out = self(image, g, t, views=False, photos=photos, given=given, masks=masks)
             if k + 1 < steps:
                 g = g + velocity(out.state.to(g.dtype), g, t) / steps
         return out.gaussians

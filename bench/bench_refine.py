@@ -55,6 +55,7 @@ def heldout(model, dev: torch.device, heads: int, views: int, settings: RefineSe
         for h in range(heads):
             given = torch.tensor([True, four, four, four], device=dev)
             kw = {"photos": photos_all[h:h + 1], "given": given[None]} if four else {}
+            kw["masks"] = es["canonical_alpha"][h:h + 1]
             with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
                 g = model.one_step(es["input"][h:h + 1], g0[h:h + 1], **kw).float().scene(0)
             if do_refine:

@@ -41,6 +41,19 @@ def test_background_corners_stay_background():
     assert torch.allclose(out[..., :4, :4], torch.ones_like(out[..., :4, :4]), atol=1e-4)
 
 
+def test_returned_matte_goes_with_the_augmented_images():
+    img, alpha = _portraits(B=16)
+    out, a = augment_inputs(img, alpha, torch.Generator().manual_seed(5), return_alpha=True)
+    assert torch.equal(out, augment_inputs(img, alpha, torch.Generator().manual_seed(5)))  # same images
+    assert a.shape == alpha.shape and (a >= 0).all() and (a <= 1).all()
+    assert not torch.equal(a, alpha)  # edges and framing changed it for some of the 16
+    # where the returned matte is empty the image is the framing background; where it is full, it is not
+    empty, full = (a == 0).expand_as(out), (a > 0.999).expand_as(out)
+    assert torch.allclose(out[empty], torch.ones_like(out[empty]), atol=1e-5)  # white: framing.BACKGROUND
+    assert (out[full] < 0.999).float().mean() > 0.9
+    assert augment_inputs(img, None, return_alpha=True)[1] is None
+
+
 def test_jpeg_quality_orders_the_error():
     img, _ = _portraits(B=2)
     hi = jpeg_compress(img, torch.tensor([95.0, 95.0]))

@@ -6,7 +6,9 @@ import math
 import pytest
 import torch
 
+from a3d import framing
 from a3d.cameras import canonical_cameras
+from a3d.errors import InputError
 from a3d.model import A3DModel, ModelConfig, get_config
 
 SMALL = dict(image_size=32, width=64, depth=2, heads=2, decoder_width=8, avas_width=8, input_width=4)
@@ -39,7 +41,72 @@ def test_given_views_take_their_pixels_at_initialisation(seed):
     cfg = model.config
     dist = (g.means.view(2, 4, S * S, 3)[0, 0] - canonical_cameras(S).centers[0]).norm(dim=-1)
     pixel = dist * 2 * math.tan(math.radians(cfg.camera_fov_deg) / 2) / S
-    assert torch.allclose(g.scales.view(2, 4, S * S, 3)[0, 0], 0.6 * pixel[:, None].expand(-1, 3), rtol=1e-4)
+    footprint = cfg.given_footprint * pixel[:, None].expand(-1, 3)
+    assert torch.allclose(g.scales.view(2, 4, S * S, 3)[0, 0], footprint, rtol=1e-4)
+
+
+def test_given_exact_views_are_their_pixels_with_the_matte_as_opacity(seed):
+    model = random_model(seed)  # trained-looking weights: residuals are not zero
+    assert model.config.given_exact
+    S = 32
+    image, photos = torch.rand(1, 3, S, S), torch.rand(1, 4, 3, S, S)
+    masks = torch.rand(1, 4, S, S)
+    masks[:, :, :8] = 1.0  # fully covered rows: colour is the pixel itself
+    given = torch.tensor([[True, False, True, False]])
+    with torch.no_grad():
+        g = model(image, model.noise(1), torch.zeros(1), photos=photos, given=given, masks=masks).gaussians
+        free = model(image, model.noise(1), torch.zeros(1), photos=photos, given=given).gaussians
+    op, col = g.opacities.view(4, S, S), g.colors.view(4, S, S, 3)
+    # own sets are never carved: their opacity is the matte (up to the rasterizer's bound)
+    assert torch.allclose(op[0], masks[0, 0].clamp(max=0.99), atol=1e-6)
+    assert torch.allclose(op[2], masks[0, 2].clamp(max=0.99), atol=1e-6)
+    assert not torch.allclose(op[1], masks[0, 1].clamp(max=0.99), atol=1e-2)  # not given: learned
+    assert not torch.allclose(free.opacities.view(4, S, S)[0], op[0], atol=1e-2)  # no matte: learned
+    pix = image[0].permute(1, 2, 0).clamp(1e-3, 1 - 1e-3)
+    assert torch.allclose(col[0, :8], pix[:8], atol=1e-5)
+    # a partly covered pixel carries its foreground colour, not the background it was composited over
+    bg = torch.tensor(framing.BACKGROUND)
+    m = masks[0, 0, 8:, :, None]
+    expect = ((pix[8:] - bg * (1 - m)) / m.clamp_min(0.05)).clamp(0, 1)
+    assert torch.allclose(col[0, 8:], expect, atol=1e-5)
+    with pytest.raises(ValueError, match="masks"):
+        model(image, model.noise(1), torch.zeros(1), masks=torch.rand(1, 4, S, S + 1))
+
+
+def test_round2_configs_keep_their_decoder():
+    d = get_config("tiny").to_dict()
+    old = {k: v for k, v in d.items() if k not in ("given_exact", "given_footprint", "carve_depth")}
+    cfg = ModelConfig.from_dict(old)  # a config.json written by round 2
+    assert (cfg.given_exact, cfg.given_footprint, cfg.carve_depth) == (False, 0.6, 0.0)
+    with pytest.raises(InputError, match="carve_depth"):
+        ModelConfig.from_dict({**d, "carve_depth": -0.1})
+
+
+def test_carve_clears_what_covers_a_given_surface():
+    model = random_model(0)
+    S = 32
+    dirs = model.rays[..., 3:]  # [4, S, S, 3] unit ray directions
+    front = model.ray_origins[0]
+    surface = 2.5  # the front view sees its surface at this distance everywhere
+    depth = torch.full((1, 4, S, S, 1), surface)
+    # every set's Gaussians placed on the front view's rays (sets 1-3 borrow the front rays)
+    offsets = torch.tensor([0.0, -0.3, 0.02, 0.4])  # own set, far in front, just behind, far behind
+    means = front + (surface + offsets[:, None, None, None]) * dirs[0][None]  # [4, S, S, 3]
+    alpha = torch.ones(1, 4, S, S)
+    given = torch.tensor([[True, False, False, False]])
+    keep = model.input_decoder.carve(means[None], depth, alpha, given, model.canonical_viewmats,
+                                     model.canonical_Ks, margin=0.05)  # [1, 4, S, S]
+    inner = keep[0, :, 2:-2, 2:-2]  # away from the image border
+    assert torch.equal(inner[0], torch.ones_like(inner[0]))  # the photo's own Gaussians stay
+    assert inner[1].max() < 1e-3  # in front of the surface: gone
+    assert inner[2].max() < 0.2  # within the margin behind it: mostly gone
+    assert inner[3].min() > 0.99  # well behind: kept
+    none_given = model.input_decoder.carve(means[None], depth, alpha, torch.zeros(1, 4, dtype=torch.bool),
+                                           model.canonical_viewmats, model.canonical_Ks, margin=0.05)
+    assert torch.equal(none_given, torch.ones_like(none_given))
+    transparent = model.input_decoder.carve(means[None], depth, torch.zeros_like(alpha), given,
+                                            model.canonical_viewmats, model.canonical_Ks, margin=0.05)
+    assert torch.equal(transparent, torch.ones_like(transparent))  # where the photo sees nothing, nothing goes
 
 
 def test_photos_reach_every_view_through_the_gather(seed):
