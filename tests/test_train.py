@@ -6,13 +6,16 @@ import pytest
 import torch
 from PIL import Image
 
+from a3d.batches import FolderBatches, SyntheticBatches
 from a3d.cameras import Cameras, canonical_cameras, orbit_cameras, save_cameras_json
-from a3d.cli import build_parser
+from a3d.cli import build_parser, config_from_args
 from a3d.data import CAMERA_FILE
+from a3d.evaluate import bucket, eval_azimuths, plot_log, psnr, ssim
 from a3d.model import A3DModel
+from a3d.objective import compute_loss
 from a3d.rendering import render
-from a3d.train import (CKPT_NAME, LOG_NAME, FolderBatches, SyntheticBatches, TrainConfig, bucket,
-                       compute_loss, config_from_args, eval_azimuths, get_lr, plot_log, psnr, ssim, train)
+from a3d.train import CKPT_NAME, LOG_NAME, train
+from a3d.train_config import TrainConfig, get_lr
 from shared import assert_same_checkpoints, blob_head
 
 TINY = dict(image_size=32, width=64, depth=2, heads=2, decoder_width=16, avas_width=8)
@@ -198,7 +201,7 @@ def test_bundled_model_is_trained_tiny_fp16():
 
     from a3d.api import DEFAULT_MODEL_DIR
     from a3d.model import get_config
-    from a3d.train import evaluate, make_eval_set
+    from a3d.evaluate import evaluate, synthetic_eval_set
 
     path = DEFAULT_MODEL_DIR / "model.safetensors"
     assert path.stat().st_size < 16 * 2**20
@@ -206,8 +209,7 @@ def test_bundled_model_is_trained_tiny_fp16():
     assert all(v.dtype == torch.float16 for v in weights.values()) and not any(k.startswith("avas.") for k in weights)
     model = A3DModel.from_pretrained(str(DEFAULT_MODEL_DIR))
     assert model.config == get_config("tiny")
-    eval_set = make_eval_set(TrainConfig(eval_heads=1, eval_views=4, eval_seed=4242, synth_gaussians=20_000),
-                             model.config.image_size, torch.device("cpu"))
+    eval_set = synthetic_eval_set(1, 4, model.config.image_size, torch.device("cpu"), seed=4242, num_gaussians=20_000)
     trained = evaluate(model, eval_set)["all"]
     torch.manual_seed(0)
     untrained = evaluate(A3DModel(get_config("tiny")), eval_set)["all"]
@@ -223,8 +225,8 @@ def test_synthetic_pool_refresh_is_a_function_of_the_step():
     assert [run.pool_ids(k) for k in range(4)] == [[0, 1], [2, 1], [2, 3], [4, 3]]
     batches = [run.get(k) for k in range(3)]
     resumed = SyntheticBatches(**kw).get(2)
-    for key, value in batches[2].items():
-        assert torch.equal(value, resumed[key]), key
-    assert not torch.equal(batches[0]["input"], batches[2]["input"])  # the pool of step 2 holds heads 2 and 3
+    for key, value in batches[2].tensors().items():
+        assert torch.equal(value, getattr(resumed, key)), key
+    assert not torch.equal(batches[0].input, batches[2].input)  # the pool of step 2 holds heads 2 and 3
     with pytest.raises(ValueError, match="refresh"):
         SyntheticBatches(**(kw | {"pool": 0}))
