@@ -25,27 +25,38 @@ _FIELDS = ("means", "quats", "scales", "opacities", "colors")
 _SYNTH_CHUNK = 64  # heads a generator call (its cost hardly grows with the batch)
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 class StageClock:
     """Wall time per training stage on the steps that are logged: each :meth:`mark` synchronises the
     device and books the time since the previous mark to a stage, so the log shows where a step's
     time goes (generation, ground-truth rendering, network + loss, backward, optimizer) without
-    synchronising on the other steps."""
+    synchronising on the other steps. A stage whose work is shared by several steps is booked with
+    :meth:`add` instead: generation with ``ahead`` > 1 (:class:`SyntheticBatches`) books its amortised
+    cost, the synchronised wall time of the generator call that made the step's heads divided by the
+    steps that call serves, on every logged step of the group, also the first one, which paid it whole."""
 
     def __init__(self, device: torch.device):
         self.device = device
         self.seconds: dict[str, float] = {}
-        self._sync()
+        _sync(device)
         self.last = time.perf_counter()
 
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
     def mark(self, stage: str) -> None:
-        self._sync()
+        _sync(self.device)
         now = time.perf_counter()
         self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self.last
         self.last = now
+
+    def add(self, stage: str, seconds: float) -> None:
+        """Book ``seconds`` measured elsewhere to ``stage``; the time since the last mark is dropped (the
+        next mark counts from here)."""
+        _sync(self.device)
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+        self.last = time.perf_counter()
 
 
 @torch.no_grad()
@@ -78,7 +89,11 @@ class SyntheticBatches:
     0 … P − 1 are generated up front and each step draws B of them, so generation is paid once and
     rendering new views every step; ``refresh`` = r > 0 then replaces r pool entries after every
     step with the next heads of the stream (head P + k·r + i goes to slot (k·r + i) mod P), so the
-    pool keeps changing at the cost of r generated heads a step. Views: ``num_views`` of each head's
+    pool keeps changing at the cost of r generated heads a step. ``ahead`` = A > 1 (fresh heads only):
+    the generator's cost hardly grows with the batch, so one call on step g·A makes the heads of steps
+    g·A … g·A + A − 1 (ids g·A·B … (g + 1)·A·B − 1, the same heads as with A = 1 but made together, so
+    their last bits may differ from those of A calls) and each step of the group takes its B; a run
+    resumed inside a group makes the group's call again, so it gets the same bits. Views: ``num_views`` of each head's
     80 cameras (40 fixed circular + 40 random, paper App. C), the input view excluded, drawn by a
     generator seeded by (seed, k); the canonical views come from
     :func:`a3d.cameras.canonical_cameras`. A batch is a function of (seed, step) alone, so a resumed
@@ -86,13 +101,21 @@ class SyntheticBatches:
     """
 
     def __init__(self, size: int, batch: int, num_views: int, num_gaussians: int, seed: int, device: torch.device,
-                 pool: int = 0, refresh: int = 0, progress: bool = False):
+                 pool: int = 0, refresh: int = 0, progress: bool = False, ahead: int = 1):
         from .synth import SyntheticHeads
 
         if refresh and not pool:
             raise ValueError("refresh: replacing pool entries needs a pool (pool > 0)")
+        if not isinstance(ahead, int) or ahead < 1:
+            raise ValueError(f"ahead: expected the number of steps (>= 1) whose heads one generator call makes, "
+                             f"got {ahead!r}")
+        if ahead > 1 and pool:
+            raise ValueError("ahead: generating the heads of several steps at once is for fresh heads (pool = 0)")
         self.batch, self.num_views, self.seed, self.device = batch, num_views, seed, device
-        self.pool_size, self.refresh, self.progress = pool, refresh, progress
+        self.pool_size, self.refresh, self.progress, self.ahead = pool, refresh, progress, ahead
+        self.chunk = max(_SYNTH_CHUNK, ahead * batch) if ahead > 1 else _SYNTH_CHUNK  # a group is one call
+        self.group: tuple[int, Gaussians, Cameras] | None = None  # with ahead > 1: (g, the heads of group g)
+        self.group_seconds = 0.0  # the synchronised wall time of the call that made ``group``
         self.heads = SyntheticHeads(device, seed=seed, num_gaussians=num_gaussians, image_size=size)
         self.canonical = canonical_cameras(size).to(device)
         self.gen = torch.Generator(device=device)
@@ -110,7 +133,7 @@ class SyntheticBatches:
     def _generate(self, ids: list[int]) -> tuple[Gaussians, Cameras]:
         from tqdm.auto import tqdm
 
-        parts, chunk = [], _SYNTH_CHUNK
+        parts, chunk = [], self.chunk
         for start in tqdm(range(0, len(ids), chunk), desc="synthetic heads", unit="chunk",
                           disable=not self.progress or len(ids) <= chunk):
             parts.append(self.heads.sample(len(ids[start:start + chunk]), head_ids=ids[start:start + chunk]))
@@ -122,6 +145,8 @@ class SyntheticBatches:
 
     def _heads(self, step: int) -> tuple[Gaussians, Cameras]:
         B = self.batch
+        if self.pool is None and self.ahead > 1:
+            return self._from_group(step)
         if self.pool is None:
             return self._generate(list(range(step * B, (step + 1) * B)))
         if self.refresh and step != self.pool_step:  # a resumed run: rebuild the pool of this step
@@ -131,11 +156,28 @@ class SyntheticBatches:
         pick = Gaussians(**{k: getattr(g, k)[idx] for k in _FIELDS})
         return pick, Cameras(cams.viewmats[idx], cams.Ks[idx], cams.width, cams.height)
 
+    def _from_group(self, step: int) -> tuple[Gaussians, Cameras]:
+        """The heads of ``step`` out of its group's call, made (and timed) when the step is the first of its
+        group that this source sees: the group's first step, or a resumed run's first step."""
+        A, B = self.ahead, self.batch
+        g, k = divmod(step, A)
+        if self.group is None or self.group[0] != g:
+            self.group = None  # the previous group's memory is free before the next is made
+            _sync(self.device)
+            t0 = time.perf_counter()
+            heads, cams = self._generate(list(range(g * A * B, (g + 1) * A * B)))
+            _sync(self.device)
+            self.group, self.group_seconds = (g, heads, cams), time.perf_counter() - t0
+        _, heads, cams = self.group
+        part = slice(k * B, (k + 1) * B)
+        return (Gaussians(**{f: getattr(heads, f)[part] for f in _FIELDS}),
+                Cameras(cams.viewmats[part], cams.Ks[part], cams.width, cams.height))
+
     def _rebuild_pool(self, step: int) -> tuple[Gaussians, Cameras]:
         """The pool at the start of ``step`` for a resumed run, bit for bit: a head's last bits may depend
         on the batch the generator made it in (SIMD rounding), so each head is made in the same call
         as in an uninterrupted run: the first P in chunks of _SYNTH_CHUNK, then the r of each step."""
-        P, r, C = self.pool_size, self.refresh, _SYNTH_CHUNK
+        P, r, C = self.pool_size, self.refresh, self.chunk
 
         def call(h: int) -> range:  # the ids of the generator call that made head h
             first, end = (0, P) if h < P else (P + (h - P) // r * r, P + (h - P) // r * r + r)
@@ -167,7 +209,9 @@ class SyntheticBatches:
         B, V = self.batch, self.num_views
         self.gen.manual_seed(mix_seed(self.seed, step, bits=31))
         g, cams = self._heads(step)
-        if clock is not None:
+        if clock is not None and self.ahead > 1:
+            clock.add("generate", self.group_seconds / self.ahead)  # amortised over the group's steps
+        elif clock is not None:
             clock.mark("generate")
         score = torch.rand(B, len(cams), generator=self.gen, device=self.device)
         score[:, self.input_view] = 2.0  # never the input view itself

@@ -26,7 +26,8 @@ The run folder ``OUT``:
   (bitwise on the CPU);
 * ``log.jsonl``: a first line with the setup time, one line per logged step (loss and its parts,
   learning rate, gradient norm, samples/s, skipped files, ``stage_s``: the logged step's seconds per
-  stage, device-synchronised) and one per evaluation; a resumed run trims it to its checkpoint's step;
+  stage, device-synchronised, generation amortised when ``synth_ahead`` > 1: :class:`a3d.batches.StageClock`)
+  and one per evaluation; a resumed run trims it to its checkpoint's step;
 * ``eval.json`` (the final evaluation and a summary), ``train_config.json``, ``gallery_K.png``.
 
 Evaluation: held-out synthetic heads (a seed never used for training), the EMA model at one step,
@@ -176,7 +177,7 @@ def _start(cfg: TrainConfig) -> _Run:
     if cfg.data == "synthetic":
         source = SyntheticBatches(S, cfg.batch_size, cfg.num_views, cfg.synth_gaussians,
                                   mix_seed(cfg.seed, 2000 + rank, bits=31), device, cfg.synth_pool,
-                                  cfg.synth_refresh, rank == 0 and cfg.progress)
+                                  cfg.synth_refresh, rank == 0 and cfg.progress, ahead=cfg.synth_ahead)
     else:
         source = FolderBatches(cfg.data, S, cfg.batch_size, cfg.num_views, cfg.seed, rank, world,
                                cfg.num_workers, device)

@@ -37,6 +37,7 @@ class TrainConfig:
     synth_gaussians: int = 80_000  # Gaussians a synthetic head (the generator's floor is 2,000)
     synth_pool: int = 0  # > 0: generate this many heads a rank once and draw batches from them
     synth_refresh: int = 0  # with a pool: heads of the pool replaced by new ones after every step
+    synth_ahead: int = 1  # without a pool: one generator call makes the heads of this many steps (the same heads)
     # optimisation
     batch_size: int = 8  # per rank
     max_steps: int = 20000
@@ -81,10 +82,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         ints = ("num_views", "num_workers", "batch_size", "max_steps", "warmup_steps", "log_every", "ckpt_every",
                 "eval_every", "eval_heads", "eval_views", "synth_gaussians", "gallery_images", "synth_pool",
-                "synth_refresh")
+                "synth_refresh", "synth_ahead")
         for name in ints:
             v = getattr(self, name)
-            low = 1 if name in ("num_views", "batch_size", "max_steps", "log_every", "ckpt_every") else 0
+            low = 1 if name in ("num_views", "batch_size", "max_steps", "log_every", "ckpt_every", "synth_ahead") else 0
             check_int(v, f"TrainConfig.{name}", low)
         for name in ("lr", "min_lr", "weight_decay", "grad_clip", "lambda_l2", "lambda_lpips", "max_minutes",
                      "lambda_own", "lambda_depth"):
@@ -94,6 +95,9 @@ class TrainConfig:
         if not isinstance(self.model_overrides, dict):
             raise InputError(f"TrainConfig.model_overrides: expected a dict of ModelConfig fields, "
                              f"got {type(self.model_overrides).__name__}")
+        if self.synth_ahead > 1 and self.synth_pool > 0:
+            raise InputError(f"TrainConfig.synth_ahead {self.synth_ahead}: generating ahead is for fresh heads; "
+                             f"with a pool (synth_pool {self.synth_pool}) set synth_ahead to 1")
         if self.min_lr > self.lr:
             raise InputError(f"TrainConfig.min_lr {self.min_lr} must not exceed lr {self.lr}")
 
