@@ -17,9 +17,12 @@ import importlib
 import json
 import platform
 import sys
-from typing import Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
-from .errors import EXIT_INTERNAL, check_device, check_int, exit_code, one_line
+from .errors import EXIT_INTERNAL, InputError, check_device, check_int, exit_code, one_line
+
+if TYPE_CHECKING:
+    from .train_config import TrainConfig
 
 
 class Command(NamedTuple):
@@ -92,7 +95,7 @@ def _synth_flags(p: argparse.ArgumentParser) -> None:
 
 def _train_flags(p: argparse.ArgumentParser) -> None:
     """Every TrainConfig field is a flag (``--max-steps 100``, ``--no-bf16``)."""
-    from .train import TrainConfig
+    from .train_config import TrainConfig
 
     p.description = "Train A3DModel. Flags override --config, which overrides the defaults."
     p.add_argument("--config", help="JSON file of TrainConfig fields")
@@ -161,7 +164,7 @@ COMMANDS: dict[str, Command] = {
     "synth": Command("export synthetic AnyHead-style heads (multi-view PNGs + cameras)", _synth_flags,
                      "a3d.cli:cmd_synth"),
     "train": Command("train the reconstruction model (torchrun for several GPUs)", _train_flags,
-                     "a3d.train:cmd_train"),
+                     "a3d.cli:cmd_train"),
     "eval": Command("measure a model: PSNR/SSIM/LPIPS per view angle, identity per yaw (eval.json + report.md)",
                     _eval_flags, "a3d.cli:cmd_eval"),
     "mesh": Command("Gaussian-splat PLY -> watertight coloured triangle mesh (.glb, .obj, .ply)", _mesh_flags,
@@ -214,6 +217,43 @@ def cmd_synth(args: argparse.Namespace) -> int:
                           device=args.device, num_gaussians=args.gaussians, batch=args.batch,
                           expressions=args.expressions, accessories=args.accessories)
     print(f"wrote {len(dirs)} captures of {args.heads} heads to {args.out}")
+    return 0
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of ``a3d train``'s arguments: the defaults, then ``--config``, then the flags given."""
+    from .train_config import TrainConfig
+
+    d = dataclasses.asdict(TrainConfig.from_json(args.config)) if args.config else {}
+    for f in dataclasses.fields(TrainConfig):
+        v = getattr(args, f.name, None)
+        if v is not None:
+            d[f.name] = v
+    return TrainConfig.from_dict(d)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import os
+
+    from .train import CKPT_NAME, LOG_NAME, dist_info, train
+
+    cfg = config_from_args(args)
+    if args.export_only:
+        from .checkpoint import export_checkpoint
+
+        if not cfg.export_dir:
+            raise InputError("--export-only needs --export-dir")
+        step, folder = export_checkpoint(os.path.join(cfg.out_dir, CKPT_NAME), cfg.export_dir, with_avas=cfg.avas)
+        print(f"exported step {step} to {folder}")
+        return 0
+    res = train(cfg)
+    master = dist_info()[0] == 0
+    if res and master:
+        print(json.dumps(res, indent=1))
+    if args.plot and master:
+        from .evaluate import plot_log
+
+        print(f"wrote {plot_log(os.path.join(cfg.out_dir, LOG_NAME), args.plot)}")
     return 0
 
 

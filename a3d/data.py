@@ -44,7 +44,7 @@ dataset is indexed; a frame whose image is missing is dropped then. An image tha
 (truncated, corrupt, too large, wrong size) is skipped when an item is built: a supervision view is
 replaced by another frame, and if the input view fails the item falls back to the next capture.
 Nothing raises mid-epoch; every skip is counted, in :attr:`HeadDataset.index_skips` (indexing) and
-in each item's ``"skipped"`` entry (decoding), which the trainer sums and logs (a per-item count
+in each item's ``skipped`` field (decoding), which the trainer sums and logs (a per-item count
 reaches the main process through DataLoader workers, a counter on the dataset object would not).
 """
 from __future__ import annotations
@@ -62,6 +62,7 @@ import torch
 from torch import Tensor
 
 from . import framing
+from .batch import Batch
 from .cameras import MAX_CAMERA_FILE_BYTES, Cameras, canonical_cameras, load_cameras_json, save_cameras_json
 from .errors import InputError, check_int
 from .files import atomic_write, read_json
@@ -216,13 +217,15 @@ class HeadDataset(torch.utils.data.Dataset):
         max_tries: captures tried before an item gives up on an unreadable input view and returns
             the last fallback anyway (never raises; see ``"ok"``).
 
-    Each item is a dict of tensors:
-        ``input`` [3, S, S] RGB in [0, 1]; ``input_mask`` [1, S, S];
-        ``input_viewmat`` [4, 4]; ``input_K`` [3, 3];
-        ``images`` [N, 3, S, S]; ``masks`` [N, 1, S, S]; ``viewmats`` [N, 4, 4]; ``Ks`` [N, 3, 3];
-        ``canonical`` [4, 3, S, S] AVAS targets (background where invalid); ``canonical_valid`` [4] bool;
-        ``skipped`` int64 scalar: images that failed to decode while building this item;
-        ``ok`` bool scalar: False only if no capture within ``max_tries`` had a readable input
+    Each item is a :class:`a3d.batch.Batch` of one sample (B = 1, V = ``num_views``; ``Batch.cat`` collates
+    items into a batch):
+        ``input``, ``input_mask``, ``input_viewmat``, ``input_K``: the input view, its matte and camera;
+        ``images``, ``masks``, ``viewmats``, ``Ks``: the supervision views;
+        ``canonical`` AVAS targets (background where invalid) and ``canonical_valid``;
+        ``canonical_alpha``, ``canonical_depth`` zeros and ``geometry_valid`` False: photos carry no
+        matte or depth of the canonical views, so the loss terms that need them are off;
+        ``skipped``: images that failed to decode while building this item;
+        ``ok``: False only if no capture within ``max_tries`` had a readable input
         (then every image is background and the trainer drops the item).
     """
 
@@ -266,7 +269,7 @@ class HeadDataset(torch.utils.data.Dataset):
         except (ValueError, OSError, MemoryError):  # load_image's ImageError is a ValueError
             return None
 
-    def __getitem__(self, index: int) -> dict[str, Tensor]:
+    def __getitem__(self, index: int) -> Batch:
         skipped = 0
         for attempt in range(self.max_tries):
             ci = (int(index) + attempt) % len(self.captures)
@@ -275,19 +278,15 @@ class HeadDataset(torch.utils.data.Dataset):
             if inp is None:
                 skipped += 1
                 continue
-            item, s = self._build(ci, inp)
-            item["skipped"] = torch.tensor(skipped + s)
-            item["ok"] = torch.tensor(True)
-            return item
+            return self._build(ci, inp, skipped)
         ci = int(index) % len(self.captures)
         S = self.size
         blank = torch.tensor(framing.BACKGROUND).view(3, 1, 1).expand(3, S, S).clone()
-        item, _ = self._build(ci, (blank, torch.zeros(1, S, S)), load_images=False)
-        item["skipped"] = torch.tensor(skipped)
-        item["ok"] = torch.tensor(False)
-        return item
+        return self._build(ci, (blank, torch.zeros(1, S, S)), skipped, ok=False)
 
-    def _build(self, ci: int, inp: tuple[Tensor, Tensor], load_images: bool = True) -> tuple[dict[str, Tensor], int]:
+    def _build(self, ci: int, inp: tuple[Tensor, Tensor], skipped: int, ok: bool = True) -> Batch:
+        """The item of capture ``ci`` with input view ``inp`` (image, matte); ``skipped`` images failed
+        before it; ``ok`` False: ``inp`` is a blank stand-in, and no other image is loaded either."""
         cap, Ks = self.captures[ci], self._Ks[ci]
         S, N = self.size, self.num_views
         rng = np.random.default_rng([self.seed, self.epoch, ci])
@@ -300,7 +299,7 @@ class HeadDataset(torch.utils.data.Dataset):
 
         def get(i: int) -> tuple[Tensor, Tensor] | None:
             if i not in cache:
-                cache[i] = self._load(cap, i) if load_images else None
+                cache[i] = self._load(cap, i) if ok else None
             return cache[i]
 
         picked: list[int] = []
@@ -313,19 +312,19 @@ class HeadDataset(torch.utils.data.Dataset):
             picked = [cap.input_index]
         picked = [picked[k % len(picked)] for k in range(N)]  # repeat readable frames when too few
         canon = [get(k) if k >= 0 else None for k in self._canon_match[ci]]
-        skipped = sum(v is None for v in cache.values()) if load_images else 0
+        failed = sum(v is None for v in cache.values()) if ok else 0
         images = torch.stack([cache[i][0] for i in picked])
         masks = torch.stack([cache[i][1] for i in picked])
         idx = torch.tensor(picked)
-        item = {
-            "input": inp[0], "input_mask": inp[1],
-            "input_viewmat": cap.cameras.viewmats[cap.input_index], "input_K": Ks[cap.input_index],
-            "images": images, "masks": masks,
-            "viewmats": cap.cameras.viewmats[idx], "Ks": Ks[idx],
-            "canonical": torch.stack([blank if v is None else v[0] for v in canon]).contiguous(),
-            "canonical_valid": torch.tensor([v is not None for v in canon]),
-        }
-        return item, skipped
+        S4 = torch.zeros(1, 4, 1, S, S)
+        return Batch(
+            input=inp[0][None], input_mask=inp[1][None],
+            input_viewmat=cap.cameras.viewmats[cap.input_index][None], input_K=Ks[cap.input_index][None],
+            images=images[None], masks=masks[None], viewmats=cap.cameras.viewmats[idx][None], Ks=Ks[idx][None],
+            canonical=torch.stack([blank if v is None else v[0] for v in canon])[None],
+            canonical_valid=torch.tensor([[v is not None for v in canon]]),
+            canonical_alpha=S4, canonical_depth=S4.clone(), geometry_valid=torch.tensor([False]),
+            ok=torch.tensor([ok]), skipped=torch.tensor([skipped + failed]))
 
 
 # =================================================================================================

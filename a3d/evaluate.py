@@ -18,6 +18,8 @@ mean over channels and pixels); LPIPS v0.1 with AlexNet (:mod:`a3d.lpips`). They
 per bucket (front |azimuth| ≤ 45°, back ≥ 135°, side between) and per yaw bin of 22.5° (bins centred
 on ±11.25°, ±33.75°, …, ±168.75°: the synthetic set's azimuths are the bin centres).
 
+A training run's curve: :func:`plot_log` draws its loss and its evaluations' PSNR from ``log.jsonl``.
+
 Identity distance: the Euclidean distance of two 128-D descriptors; dlib calls two faces one person
 below 0.6. docs/eval.md holds the calibration (the same photo blurred or resized, different people).
 """
@@ -44,7 +46,7 @@ from .lpips import lpips
 from .rendering import render
 
 __all__ = ["ssim", "psnr", "eval_azimuths", "bucket", "yaw_bin", "synthetic_eval_set", "evaluate", "save_gallery",
-           "evaluate_folder", "evaluate_photo", "IDENTITY_VIEWS", "run_eval"]
+           "plot_log", "evaluate_folder", "evaluate_photo", "IDENTITY_VIEWS", "run_eval"]
 
 BUCKETS = ("all", "front", "side", "back")
 YAW_STEP = 22.5
@@ -301,6 +303,61 @@ def save_gallery(model, eval_set: dict[str, Tensor], path: str | os.PathLike, he
 # ---- a dataset folder -------------------------------------------------------------------------------------
 
 @torch.no_grad()
+def plot_log(log_path: str | os.PathLike, png_path: str | os.PathLike, size: tuple[int, int] = (900, 420)) -> str:
+    """Plot a run's loss curve (and its evaluations' PSNR) from ``log.jsonl`` to a PNG with PIL."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    steps, losses, ev = [], [], []
+    with open(log_path) as f:
+        for line in f:
+            r = json.loads(line)
+            if "loss" in r:
+                steps.append(r["step"])
+                losses.append(r["loss"])
+            elif "eval" in r and "all" in r["eval"]:
+                ev.append((r["step"], r["eval"]["all"]["psnr"]))
+    if not steps:
+        raise ValueError(f"log_path: {log_path} holds no logged loss")
+    W, H = size
+    img = Image.new("RGB", (W, H), "white")
+    d = ImageDraw.Draw(img)
+    try:
+        d.font = ImageFont.load_default(size=13)  # a scalable font where PIL has FreeType
+    except (TypeError, ImportError, OSError):
+        pass  # PIL's small bitmap font
+    L, R, T, B = 70, 70, 30, 50
+    x0, x1 = 0, max(steps)
+    lo, hi = min(losses), max(losses)
+    span = max(math.log(hi) - math.log(lo), 1e-9)
+    ly = lambda v: T + (H - T - B) * (1 - (math.log(v) - math.log(lo)) / span)  # noqa: E731
+    lx = lambda s: L + (W - L - R) * (s - x0) / max(x1 - x0, 1)  # noqa: E731
+    d.rectangle([L, T, W - R, H - B], outline="black")
+    for k in range(5):  # y ticks (log scale)
+        v = math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * k / 4)
+        d.text((5, ly(v) - 6), f"{v:.3g}", fill="black")
+        d.line([L - 4, ly(v), L, ly(v)], fill="black")
+    for k in range(6):
+        s = x0 + (x1 - x0) * k / 5
+        d.text((lx(s) - 12, H - B + 6), f"{int(s)}", fill="black")
+    d.text((W // 2 - 20, H - 22), "step", fill="black")
+    d.text((L, 8), "training loss (Eq. 6, log scale)", fill=(30, 80, 200))
+    d.line([(lx(s), ly(v)) for s, v in zip(steps, losses)], fill=(30, 80, 200), width=2)
+    if ev:
+        p_lo, p_hi = min(p for _, p in ev) - 0.5, max(p for _, p in ev) + 0.5
+        py = lambda p: T + (H - T - B) * (1 - (p - p_lo) / (p_hi - p_lo))  # noqa: E731
+        pts = [(lx(s), py(p)) for s, p in ev]
+        if len(pts) > 1:
+            d.line(pts, fill=(200, 60, 30), width=2)
+        for x, y in pts:
+            d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=(200, 60, 30))
+        for k in range(3):
+            p = p_lo + (p_hi - p_lo) * k / 2
+            d.text((W - R + 6, py(p) - 6), f"{p:.1f}", fill=(200, 60, 30))
+        d.text((W - 260, 8), "held-out PSNR dB (EMA, right axis)", fill=(200, 60, 30))
+    img.save(png_path)
+    return os.fspath(png_path)
+
+
 def evaluate_folder(model, root: str | os.PathLike, lpips_net: str = "alex", seed: int = 0, refine: bool | int = 0,
                     max_captures: int = 0, progress: bool = False) -> dict[str, Any]:
     """PSNR / SSIM / LPIPS on a dataset folder in the AnyHead layout (:mod:`a3d.data`): each capture's

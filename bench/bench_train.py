@@ -1,4 +1,4 @@
-"""Training throughput of a3d.train on one device, by stage and batch size.
+"""Training throughput of the training step (a3d.train) on one device, by stage and batch size.
 
 Stages: synthetic head generation (a3d.synth), ground-truth rendering of a batch (4 canonical + 8
 supervision views), and the optimizer step (forward, Eq. 6 loss with LPIPS and AVAS, backward,
@@ -17,7 +17,10 @@ import torch
 
 from a3d.model import A3DModel
 from a3d.synth import SyntheticHeads
-from a3d.train import SyntheticBatches, TrainConfig, _ema_update, compute_loss
+from a3d.batches import SyntheticBatches
+from a3d.checkpoint import ema_update
+from a3d.objective import compute_loss
+from a3d.train_config import TrainConfig
 
 
 def _sync(dev):
@@ -77,7 +80,7 @@ def main() -> None:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optim.step()
-            _ema_update(ema, model, 0.999)
+            ema_update(ema, model, 0.999)
             _sync(dev)
             t2 = time.perf_counter()
             if k >= 3:  # warm-up steps excluded

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from a3d import framing
+from a3d.batch import Batch
 from a3d.cameras import Cameras, canonical_cameras, orbit_cameras, save_cameras_json
 from a3d.data import CAMERA_FILE, HeadDataset, find_captures, load_view
 
@@ -68,30 +69,34 @@ def test_layout_levels_input_rule_and_resize(tmp_path):
 
     ds = HeadDataset(root, size=16, num_views=5, seed=1)
     item = ds[0]
-    assert item["input"].shape == (3, 16, 16) and item["input_mask"].shape == (1, 16, 16)
-    assert item["images"].shape == (5, 3, 16, 16) and item["masks"].shape == (5, 1, 16, 16)
-    assert item["viewmats"].shape == (5, 4, 4) and item["Ks"].shape == (5, 3, 3)
-    assert item["canonical"].shape == (4, 3, 16, 16) and item["canonical_valid"].shape == (4,)
-    assert int(item["skipped"]) == 0 and bool(item["ok"])
+    assert item.input[0].shape == (3, 16, 16) and item.input_mask[0].shape == (1, 16, 16)
+    assert item.images[0].shape == (5, 3, 16, 16) and item.masks[0].shape == (5, 1, 16, 16)
+    assert item.viewmats[0].shape == (5, 4, 4) and item.Ks[0].shape == (5, 3, 3)
+    assert item.canonical[0].shape == (4, 3, 16, 16) and item.canonical_valid[0].shape == (4,)
+    assert int(item.skipped[0]) == 0 and bool(item.ok[0])
+    # a Batch of one sample; photos carry no canonical matte or depth: those loss terms are off
+    assert isinstance(item, Batch) and item.input.shape == (1, 3, 16, 16)
+    assert item.canonical_alpha.shape == item.canonical_depth.shape == (1, 4, 1, 16, 16)
+    assert not item.canonical_alpha.any() and not item.geometry_valid.any()
     # Constant colours survive the resize; the input is frame 007's colour.
     expect = torch.tensor(flat["007"], dtype=torch.float32).view(3, 1, 1).expand(3, 16, 16)
-    torch.testing.assert_close(item["input"], expect, atol=1e-5, rtol=0)
+    torch.testing.assert_close(item.input[0], expect, atol=1e-5, rtol=0)
     # Supervision views are distinct non-input frames (7 candidates >= 5) with their own cameras.
     ring16 = _ring(8, 16, 40.0)
-    vm = item["viewmats"]
+    vm = item.viewmats[0]
     idx = [int(torch.argmin((ring16.viewmats - v).abs().flatten(1).sum(1))) for v in vm]
     assert len(set(idx)) == 5 and 7 not in idx
     for k, i in enumerate(idx):
-        torch.testing.assert_close(item["images"][k, :, 0, 0], torch.tensor(flat[f"{i:03d}"], dtype=torch.float32),
+        torch.testing.assert_close(item.images[0][k, :, 0, 0], torch.tensor(flat[f"{i:03d}"], dtype=torch.float32),
                                    atol=1e-5, rtol=0)
     # Intrinsics follow the 48 -> 16 resize: equal to cameras made at 16 pixels.
-    torch.testing.assert_close(item["Ks"], ring16.Ks[idx], atol=1e-4, rtol=0)
+    torch.testing.assert_close(item.Ks[0], ring16.Ks[idx], atol=1e-4, rtol=0)
     # The draw is a function of (seed, epoch, index): same again, another after set_epoch.
-    torch.testing.assert_close(ds[0]["viewmats"], vm)
+    torch.testing.assert_close(ds[0].viewmats[0], vm)
     draws = set()
     for e in range(6):
         ds.set_epoch(e)
-        draws.add(tuple(ds[0]["viewmats"][:, 0, 3].tolist()))
+        draws.add(tuple(ds[0].viewmats[0][:, 0, 3].tolist()))
     assert len(draws) > 1
 
 
@@ -105,13 +110,13 @@ def test_non_square_crop_and_rgba(tmp_path):
     ds = HeadDataset(tmp_path, size=12, num_views=2)
     item = ds[0]
     # Crop 64x48 -> 48x48 at x0 = 8, then scale by 12/48.
-    torch.testing.assert_close(item["Ks"][0], torch.tensor([[15.0, 0, 6.0], [0, 15.0, 6.0], [0, 0, 1]]))
+    torch.testing.assert_close(item.Ks[0][0], torch.tensor([[15.0, 0, 6.0], [0, 15.0, 6.0], [0, 0, 1]]))
     # Cropped to columns 8..55 of which 8..31 are opaque: the left half of the 12-px image.
-    m = item["input_mask"][0]
+    m = item.input_mask[0][0]
     assert torch.all(m[:, :5] > 0.99) and torch.all(m[:, 7:] < 0.01)
     c = torch.tensor(colours[ds.captures[0].names[ds.captures[0].input_index]], dtype=torch.float32)
-    torch.testing.assert_close(item["input"][:, 3, 1], c, atol=1e-5, rtol=0)
-    torch.testing.assert_close(item["input"][:, 3, 10], torch.tensor(framing.BACKGROUND), atol=1e-5, rtol=0)
+    torch.testing.assert_close(item.input[0][:, 3, 1], c, atol=1e-5, rtol=0)
+    torch.testing.assert_close(item.input[0][:, 3, 10], torch.tensor(framing.BACKGROUND), atol=1e-5, rtol=0)
 
 
 def test_canonical_targets(tmp_path):
@@ -120,14 +125,14 @@ def test_canonical_targets(tmp_path):
     cams = Cameras.cat([canon, _ring(4, 40, 45.0)])
     colours = _write_capture(tmp_path / "h", cams, rng)
     item = HeadDataset(tmp_path, size=20, num_views=3)[0]
-    assert item["canonical_valid"].tolist() == [True] * 4
+    assert item.canonical_valid[0].tolist() == [True] * 4
     for k in range(4):
         expect = torch.tensor(colours[f"{k:03d}"], dtype=torch.float32)
-        torch.testing.assert_close(item["canonical"][k, :, 5, 5], expect, atol=1e-5, rtol=0)
+        torch.testing.assert_close(item.canonical[0][k, :, 5, 5], expect, atol=1e-5, rtol=0)
     # A ring at another radius has no canonical match.
     _write_capture(tmp_path / "g", orbit_cameras(4, radius=3.5, size=40), rng)
     ds = HeadDataset(tmp_path, size=20, num_views=3)
-    assert ds[0]["canonical_valid"].tolist() == [False] * 4
+    assert ds[0].canonical_valid[0].tolist() == [False] * 4
 
 
 def test_survives_corrupt_missing_and_broken(tmp_path):
@@ -167,27 +172,27 @@ def test_survives_corrupt_missing_and_broken(tmp_path):
         load_view(str(root / "huge" / "001.png"), 16, (32, 32))
 
     # Every item of several epochs builds; the skips are counted, never raised.
-    loader = torch.utils.data.DataLoader(ds, batch_size=2, shuffle=False)
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, shuffle=False, collate_fn=Batch.cat)
     total = 0
     for epoch in range(3):
         ds.set_epoch(epoch)
         for batch in loader:
-            assert batch["images"].shape == (2, 4, 3, 16, 16)
-            assert torch.isfinite(batch["images"]).all()
-            assert batch["ok"].all()
-            total += int(batch["skipped"].sum())
+            assert batch.images.shape == (2, 4, 3, 16, 16)
+            assert torch.isfinite(batch.images).all()
+            assert batch.ok.all()
+            total += int(batch.skipped.sum())
     assert total > 0
     # The capture with a corrupt input view falls back to the next capture.
     item = ds[0]
-    assert int(item["skipped"]) >= 1
-    torch.testing.assert_close(item["input_viewmat"], ds.captures[1].cameras.viewmats[ds.captures[1].input_index])
+    assert int(item.skipped[0]) >= 1
+    torch.testing.assert_close(item.input_viewmat[0], ds.captures[1].cameras.viewmats[ds.captures[1].input_index])
     # badviews: 000 is the input, 003 is missing, 001/002/004 fail to decode: only 005 is left,
     # repeated to fill the 4 views.
     item = ds[1]
-    assert int(item["skipped"]) == 3
+    assert int(item.skipped[0]) == 3
     cap = ds.captures[1]
     assert cap.names == ["000", "001", "002", "004", "005"]
-    torch.testing.assert_close(item["viewmats"], cap.cameras.viewmats[4].expand(4, 4, 4))
+    torch.testing.assert_close(item.viewmats[0], cap.cameras.viewmats[4].expand(4, 4, 4))
 
 
 def test_all_inputs_unreadable_gives_not_ok(tmp_path):
@@ -197,8 +202,8 @@ def test_all_inputs_unreadable_gives_not_ok(tmp_path):
         p.write_bytes(b"junk")
     ds = HeadDataset(tmp_path, size=8, num_views=2, max_tries=2)
     item = ds[0]
-    assert not bool(item["ok"]) and int(item["skipped"]) == 2
-    assert item["images"].shape == (2, 3, 8, 8)
+    assert not bool(item.ok[0]) and int(item.skipped[0]) == 2
+    assert item.images[0].shape == (2, 3, 8, 8)
 
 
 def test_bad_arguments(tmp_path):
@@ -222,10 +227,10 @@ def test_reads_what_synth_exports(tmp_path):
     cap = ds.captures[0]
     assert cap.names[cap.input_index] == f"{INPUT_VIEW:03d}"
     item = ds[1]
-    assert bool(item["ok"]) and int(item["skipped"]) == 0
-    assert item["images"].shape == (3, 3, 32, 32)
+    assert bool(item.ok[0]) and int(item.skipped[0]) == 0
+    assert item.images[0].shape == (3, 3, 32, 32)
     # The input portrait is the front canonical view: its camera sits at (0, 0, radius).
-    centre = -(item["input_viewmat"][:3, :3].T @ item["input_viewmat"][:3, 3])
+    centre = -(item.input_viewmat[0][:3, :3].T @ item.input_viewmat[0][:3, 3])
     torch.testing.assert_close(centre, torch.tensor([0.0, 0.0, framing.CANONICAL_RADIUS]), atol=1e-4, rtol=0)
     # Straight alpha composited on the model background: the corners are background.
-    torch.testing.assert_close(item["input"][:, 0, 0], torch.tensor(framing.BACKGROUND), atol=2e-2, rtol=0)
+    torch.testing.assert_close(item.input[0][:, 0, 0], torch.tensor(framing.BACKGROUND), atol=2e-2, rtol=0)

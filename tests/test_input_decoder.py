@@ -145,7 +145,7 @@ def test_checks_and_legacy_configs(seed):
 
 
 def test_warm_start_from_the_paper_decoder_computes_the_same_first_pass(seed, tmp_path):
-    from a3d.train import warm_start
+    from a3d.checkpoint import warm_start
 
     legacy = random_model(seed, input_decoder=False)
     legacy.save_pretrained(tmp_path)
@@ -170,8 +170,10 @@ def test_warm_start_from_the_paper_decoder_computes_the_same_first_pass(seed, tm
 
 
 def test_objective_with_view_dropout_runs_and_reaches_every_part(seed):
-    from a3d.train import TrainConfig, compute_loss, render_batch
+    from a3d.batches import render_batch
+    from a3d.objective import compute_loss
     from a3d.synth import SyntheticHeads
+    from a3d.train_config import TrainConfig
 
     torch.manual_seed(seed)
     cfg = TrainConfig(num_views=2, batch_size=2, multiview_prob=0.5, device="cpu")

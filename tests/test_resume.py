@@ -28,7 +28,8 @@ CONFIG = dict(model_overrides=TINY, data="synthetic", synth_gaussians=2000, synt
 # no atexit: what a crash, an OOM kill or a pre-empted machine does).
 _KILLER = """
 import os, signal, sys
-from a3d.train import TrainConfig, train
+from a3d.train import train
+from a3d.train_config import TrainConfig
 def on_step(step):
     if step == int(sys.argv[2]):
         os.kill(os.getpid(), signal.SIGKILL)
@@ -103,7 +104,7 @@ def test_a_rebuilt_synthetic_pool_is_bit_exact(pool, refresh):
     """A resumed run rebuilds the head pool of its step; the generator's last bits can depend on the
     batch a head is made in, so the rebuild must make each head in the same call as the run did."""
     from a3d.seeding import mix_seed
-    from a3d.train import SyntheticBatches
+    from a3d.batches import SyntheticBatches
 
     kw = dict(size=32, batch=1, num_views=2, num_gaussians=2000, seed=mix_seed(0, 2000, bits=31),
               device=torch.device("cpu"),
@@ -114,4 +115,4 @@ def test_a_rebuilt_synthetic_pool_is_bit_exact(pool, refresh):
         resumed = SyntheticBatches(**kw)
         for k in range(start, 8):
             batch = resumed.get(k)
-            assert all(torch.equal(ref[k][key], batch[key]) for key in batch), (start, k)
+            assert all(torch.equal(v, getattr(batch, key)) for key, v in ref[k].tensors().items()), (start, k)

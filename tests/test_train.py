@@ -6,13 +6,16 @@ import pytest
 import torch
 from PIL import Image
 
+from a3d.batches import FolderBatches, SyntheticBatches
 from a3d.cameras import Cameras, canonical_cameras, orbit_cameras, save_cameras_json
-from a3d.cli import build_parser
+from a3d.cli import build_parser, config_from_args
 from a3d.data import CAMERA_FILE
+from a3d.evaluate import bucket, eval_azimuths, plot_log, psnr, ssim
 from a3d.model import A3DModel
+from a3d.objective import compute_loss
 from a3d.rendering import render
-from a3d.train import (CKPT_NAME, LOG_NAME, FolderBatches, SyntheticBatches, TrainConfig, bucket,
-                       compute_loss, config_from_args, eval_azimuths, get_lr, plot_log, psnr, ssim, train)
+from a3d.train import CKPT_NAME, LOG_NAME, train
+from a3d.train_config import TrainConfig, get_lr
 from shared import assert_same_checkpoints, blob_head
 
 TINY = dict(image_size=32, width=64, depth=2, heads=2, decoder_width=16, avas_width=8)
@@ -198,7 +201,7 @@ def test_bundled_model_is_trained_tiny_fp16():
 
     from a3d.api import DEFAULT_MODEL_DIR
     from a3d.model import get_config
-    from a3d.train import evaluate, make_eval_set
+    from a3d.evaluate import evaluate, synthetic_eval_set
 
     path = DEFAULT_MODEL_DIR / "model.safetensors"
     assert path.stat().st_size < 16 * 2**20
@@ -206,8 +209,7 @@ def test_bundled_model_is_trained_tiny_fp16():
     assert all(v.dtype == torch.float16 for v in weights.values()) and not any(k.startswith("avas.") for k in weights)
     model = A3DModel.from_pretrained(str(DEFAULT_MODEL_DIR))
     assert model.config == get_config("tiny")
-    eval_set = make_eval_set(TrainConfig(eval_heads=1, eval_views=4, eval_seed=4242, synth_gaussians=20_000),
-                             model.config.image_size, torch.device("cpu"))
+    eval_set = synthetic_eval_set(1, 4, model.config.image_size, torch.device("cpu"), seed=4242, num_gaussians=20_000)
     trained = evaluate(model, eval_set)["all"]
     torch.manual_seed(0)
     untrained = evaluate(A3DModel(get_config("tiny")), eval_set)["all"]
@@ -223,8 +225,82 @@ def test_synthetic_pool_refresh_is_a_function_of_the_step():
     assert [run.pool_ids(k) for k in range(4)] == [[0, 1], [2, 1], [2, 3], [4, 3]]
     batches = [run.get(k) for k in range(3)]
     resumed = SyntheticBatches(**kw).get(2)
-    for key, value in batches[2].items():
-        assert torch.equal(value, resumed[key]), key
-    assert not torch.equal(batches[0]["input"], batches[2]["input"])  # the pool of step 2 holds heads 2 and 3
+    for key, value in batches[2].tensors().items():
+        assert torch.equal(value, getattr(resumed, key)), key
+    assert not torch.equal(batches[0].input, batches[2].input)  # the pool of step 2 holds heads 2 and 3
     with pytest.raises(ValueError, match="refresh"):
         SyntheticBatches(**(kw | {"pool": 0}))
+
+
+def test_synthetic_heads_generated_ahead_are_the_same_heads_and_resume_exactly():
+    """synth_ahead: one generator call makes the heads of A steps; each step gets the heads k·B … k·B + B − 1
+    it gets without it (up to the last bits, which may depend on the call), and a source started inside a
+    group (a resumed run) makes the group's call again, so its batches are bit for bit those of a straight run."""
+    kw = dict(size=32, batch=2, num_views=2, num_gaussians=2000, seed=11, device=torch.device("cpu"))
+    calls = []
+
+    def recording(source):
+        sample = source.heads.sample
+
+        def sample_and_record(n, head_ids):
+            calls.append(list(head_ids))
+            return sample(n, head_ids=head_ids)
+        source.heads.sample = sample_and_record
+        return source
+
+    straight = recording(SyntheticBatches(**kw, ahead=3))
+    ref = [straight.get(k) for k in range(7)]
+    assert calls == [list(range(0, 6)), list(range(6, 12)), list(range(12, 18))]  # one call a group of 3 steps
+    one_by_one = SyntheticBatches(**kw)
+    for k in range(7):
+        torch.testing.assert_close(ref[k].canonical, one_by_one.get(k).canonical, atol=1e-4, rtol=0)
+    for start in (4, 5):  # inside the second group
+        calls.clear()
+        resumed = recording(SyntheticBatches(**kw, ahead=3))
+        for k in range(start, 7):
+            batch = resumed.get(k)
+            assert all(torch.equal(v, getattr(batch, key)) for key, v in ref[k].tensors().items()), (start, k)
+        assert calls == [list(range(6, 12)), list(range(12, 18))]
+    with pytest.raises(ValueError, match="ahead"):
+        SyntheticBatches(**kw, ahead=0)
+    with pytest.raises(ValueError, match="ahead"):
+        SyntheticBatches(**kw, ahead=2, pool=4)
+    with pytest.raises(ValueError, match="synth_ahead"):
+        TrainConfig(synth_ahead=0)
+    with pytest.raises(ValueError, match="synth_ahead"):
+        TrainConfig(synth_ahead=2, synth_pool=8)
+
+
+def test_generation_ahead_is_logged_at_its_amortised_cost():
+    """stage_s["generate"] with synth_ahead = A: the group call's time / A on every step of the group, also
+    on the step that made the call (whose own mark would have booked all of it)."""
+    from a3d.batches import StageClock
+
+    source = SyntheticBatches(32, 1, 2, 2000, seed=3, device=torch.device("cpu"), ahead=2)
+    clocks = [StageClock(torch.device("cpu")) for _ in range(2)]
+    for k, clock in enumerate(clocks):
+        source.get(k, clock)
+    assert source.group_seconds > 0
+    assert clocks[0].seconds["generate"] == clocks[1].seconds["generate"] == source.group_seconds / 2
+    assert clocks[0].seconds["render_gt"] < source.group_seconds  # the call itself is not booked to the next stage
+
+
+def test_resume_inside_a_generation_group_is_exact(tmp_path):
+    """A run with synth_ahead = 2 killed after its step-3 checkpoint (inside the group of steps 2 and 3)
+    and restarted ends with the same bits as one that ran straight through."""
+    kw = dict(synth_ahead=2, synth_gaussians=2000, max_steps=5)
+    train(_cfg("synthetic", tmp_path / "a", **kw))
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_4(step):
+        if step == 4:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(_cfg("synthetic", tmp_path / "b", **kw), on_step=kill_at_4)
+    train(_cfg("synthetic", tmp_path / "b", **kw))
+    assert_same_checkpoints(tmp_path / "a" / CKPT_NAME, tmp_path / "b" / CKPT_NAME, step=5)
+    logs = [[r["loss"] for r in map(json.loads, open(tmp_path / name / LOG_NAME)) if "loss" in r] for name in "ab"]
+    assert logs[0] == logs[1] and len(logs[0]) == 5
