@@ -529,9 +529,13 @@ class InputDecoder(nn.Module):
        sees, near 0 where it is hidden behind it — are the input of a second per-pixel MLP, whose
        output (zero at initialisation) adds residuals to the colour, opacity and scale logits. This is
        what carries the photo's detail to the side views' Gaussians where the photo sees their surface.
-    3. Construction for the given views, in :meth:`GaussianDecoder.activate`: colour = the pixel plus
-       the residual, scale = the pixel's footprint; the trainer's loss makes their depth the visible
-       surface and their opacity the photo's matte (a3d.train).
+    3. Construction for the given views, in :meth:`GaussianDecoder.activate`: with
+       ``given_exact`` (default) colour = the pixel's foreground colour, opacity = the photo's matte,
+       scale = ``given_footprint`` of the pixel's width; only their depth is learned (the trainer's
+       loss makes it the visible surface, a3d.objective). Round-2 configs: pixel plus a learned
+       residual, opacity learned.
+    4. Carve (``carve_depth`` > 0): the other views' Gaussians that would cover a given photo's
+       surface are made transparent (:meth:`carve`), so the photo comes back in its own view.
     """
 
     def __init__(self, cfg: ModelConfig):

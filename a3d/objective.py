@@ -63,10 +63,17 @@ def compute_loss(model: torch.nn.Module, batch: Batch, cfg: TrainConfig, mcfg: M
         given = (torch.rand(B, 4, device=dev) < cfg.multiview_prob) & valid
         given[:, 0] = True
         kwargs = {"photos": batch.canonical, "given": given}
+    # the mattes go in with the photos, as preprocessing hands them to reconstruct() (synthetic heads
+    # have exact ones; a dataset's captures may have none, and their opacities stay learned)
+    masks = batch.canonical_alpha[:, :, 0] if mcfg.input_decoder and cfg.data == "synthetic" else None
     if cfg.augment:
         from .augment import augment_inputs
 
-        image = augment_inputs(image, batch.canonical_alpha[:, 0])
+        image, front_mask = augment_inputs(image, batch.canonical_alpha[:, 0], return_alpha=True)
+        if masks is not None:
+            masks = torch.cat([front_mask, masks[:, 1:]], 1)  # the input's matte, edged and framed as it is
+    if masks is not None:
+        kwargs["masks"] = masks
     with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=autocast):
         out = model(image, g_t, t, **kwargs)
     g = out.gaussians.float()
