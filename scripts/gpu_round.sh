@@ -5,7 +5,8 @@
 #   scripts/gpu_round.sh build               # the CUDA extension in place, then a 3-step smoke run
 #   scripts/gpu_round.sh launch MINUTES      # the round (docs/runs/round3.json) on every GPU (DDP), detached
 #   scripts/gpu_round.sh watch SECONDS       # follow its log for a while (returns early when it ends)
-#   scripts/gpu_round.sh finish OUT          # wait for the export; GPU eval, bench_refine, CUDA tests; copy to OUT
+#   scripts/gpu_round.sh jit                 # the CUDA half of the first-use build's tests (while the round runs)
+#   scripts/gpu_round.sh finish OUT          # wait for the export; bench_refine, CUDA tests; copy to OUT
 set -euo pipefail
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 CFG=${A3D_ROUND_CONFIG:-docs/runs/round3.json}
@@ -39,6 +40,10 @@ case "${1:-}" in
     tail -n 2 "$RUN/log.jsonl" 2>/dev/null | cut -c1-700
     tail -n 3 "$RUN/stdout.log"
     ;;
+  jit)
+    # the first-use build (a3d/_jit.py) of the CUDA kernels, against the in-place one (docs/builds.md)
+    python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_jit.py 2>&1 | tail -4
+    ;;
   finish)
     out=$2
     while pgrep -f "a3d.train --config $CFG" > /dev/null; do sleep 5; done
@@ -48,7 +53,7 @@ case "${1:-}" in
     cp "$RUN"/log.jsonl "$RUN"/eval.json "$RUN"/stdout.log "$out/" 2>/dev/null || true
     cp "$RUN"/gallery_*.png "$out/" 2>/dev/null || true
     python3 bench/bench_refine.py --model "$RUN/export" --device cuda --json "$out/bench_refine_h200.json" 2>&1 | tail -12
-    python3 -m pytest -q -m cuda -p no:cacheprovider tests 2>&1 | tail -4
+    python3 -m pytest -q -m cuda -p no:cacheprovider --ignore tests/test_jit.py tests 2>&1 | tail -4
     ls -la "$out"
     ;;
   *)
