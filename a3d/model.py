@@ -125,7 +125,7 @@ class ModelConfig:
     input_width: int = 16
     given_exact: bool = True
     given_footprint: float = 0.45
-    carve_depth: float = 0.05
+    carve_depth: float = 0.1
 
     def __post_init__(self) -> None:
         for name in ("input_decoder", "given_exact"):
