@@ -442,34 +442,29 @@ class GaussianDecoder(nn.Module):
         if residual is not None:
             residual = residual.float()
             g = given[:, :, None, None, None]  # [B, 4, 1, 1, 1]
-            # A given view's Gaussian is its pixel by construction: the pixel's colour plus a learned
-            # residual, and about a pixel wide (its pixel's footprint at its depth).
             pixel = rearrange(photos.float(), "b v c h w -> b v h w c").clamp(1e-3, 1 - 1e-3)
             color_logit = torch.where(g, torch.logit(pixel), color_logit) + residual[..., 0:3]
             opacity_logit = opacity_logit + residual[..., 3]
+            # a given view's Gaussian is about a pixel wide: its pixel's footprint at its depth
             pixel_angle = 2 * math.tan(math.radians(cfg.camera_fov_deg) / 2) / cfg.image_size
             footprint = (cfg.given_footprint * pixel_angle) * depth
-            if cfg.given_exact:
-                # only the depth is the network's: a learned residual on the pixel's colour, opacity or
-                # size generalised badly off the synthetic heads (a speckle over real faces)
-                scales = scales * torch.exp(1.5 * torch.tanh(residual[..., 4:7]))
-                scales = torch.where(g, footprint.expand_as(scales), scales.clamp(cfg.scale_min, cfg.scale_max))
-                opacities = torch.sigmoid(opacity_logit)
-                if masks is not None:
-                    matte = masks.float()[..., None].clamp(0.0, 1.0)  # [B, 4, H, W, 1]
-                    opacities = torch.where(g[..., 0], matte[..., 0].clamp(max=_MAX_OPACITY), opacities)
-                    # the photo is composited over the background: an edge pixel's colour is part
-                    # background, which its Gaussian (opacity = the matte) must not carry to other views
-                    bg = pixel.new_tensor(framing.BACKGROUND)
-                    pixel = ((pixel - bg * (1 - matte)) / matte.clamp_min(_MIN_MATTE)).clamp(0, 1)
-                colors = torch.where(g, pixel, torch.sigmoid(color_logit))
-            else:
-                scales = torch.where(g, footprint.expand_as(scales), scales)
-                scales = scales * torch.exp(1.5 * torch.tanh(residual[..., 4:7]))
-                scales = scales.clamp(cfg.scale_min, cfg.scale_max)
-        if residual is None or not cfg.given_exact:
-            opacities = torch.sigmoid(opacity_logit)
-            colors = torch.sigmoid(color_logit)
+            factor = torch.exp(1.5 * torch.tanh(residual[..., 4:7]))
+            # given_exact: only the depth is the network's (a learned residual on the pixel's colour,
+            # opacity or size generalised badly off the synthetic heads: a speckle over real faces)
+            bounded = lambda x: x.clamp(cfg.scale_min, cfg.scale_max)  # noqa: E731
+            given_scale = footprint if cfg.given_exact else bounded(footprint * factor)
+            scales = torch.where(g, given_scale.expand_as(scales), bounded(scales * factor))
+        opacities = torch.sigmoid(opacity_logit)
+        colors = torch.sigmoid(color_logit)
+        if residual is not None and cfg.given_exact:
+            if masks is not None:
+                matte = masks.float()[..., None].clamp(0.0, 1.0)  # [B, 4, H, W, 1]
+                opacities = torch.where(g[..., 0], matte[..., 0].clamp(max=_MAX_OPACITY), opacities)
+                # the photo is composited over the background: an edge pixel's colour is part
+                # background, which its Gaussian (opacity = the matte) must not carry to other views
+                bg = pixel.new_tensor(framing.BACKGROUND)
+                pixel = ((pixel - bg * (1 - matte)) / matte.clamp_min(_MIN_MATTE)).clamp(0, 1)
+            colors = torch.where(g, pixel, colors)
         flat = lambda x: x.reshape(raw.shape[0], -1, *x.shape[4:])  # noqa: E731  [B, 4·H·W, ...]
         return Gaussians(means=flat(means), quats=flat(quats), scales=flat(scales), opacities=flat(opacities),
                          colors=flat(colors))

@@ -134,6 +134,20 @@ def test_training_reduces_loss(dataset, tmp_path):
     assert Image.open(png).size == (900, 420)
 
 
+class _Killed(Exception):
+    pass
+
+
+def _train_killed_before(cfg, step: int) -> None:
+    """Run ``cfg`` and kill it when it reaches ``step`` (as a crash would, after its last checkpoint)."""
+    def kill(s):
+        if s == step:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        train(cfg, on_step=kill)
+
+
 def test_resume_is_exact(dataset, tmp_path):
     """A run killed after its step-3 checkpoint and restarted ends with the same bits as one that ran
     straight through."""
@@ -141,16 +155,7 @@ def test_resume_is_exact(dataset, tmp_path):
     train(straight)
 
     killed = _cfg(dataset, tmp_path / "b")
-
-    class Killed(Exception):
-        pass
-
-    def kill_at_4(step):
-        if step == 4:
-            raise Killed
-
-    with pytest.raises(Killed):
-        train(killed, on_step=kill_at_4)
+    _train_killed_before(killed, 4)
     ck = torch.load(tmp_path / "b" / CKPT_NAME, map_location="cpu", weights_only=True)
     assert ck["step"] == 3
     train(killed)  # resumes from step 3
@@ -290,16 +295,7 @@ def test_resume_inside_a_generation_group_is_exact(tmp_path):
     and restarted ends with the same bits as one that ran straight through."""
     kw = dict(synth_ahead=2, synth_gaussians=2000, max_steps=5)
     train(_cfg("synthetic", tmp_path / "a", **kw))
-
-    class Killed(Exception):
-        pass
-
-    def kill_at_4(step):
-        if step == 4:
-            raise Killed
-
-    with pytest.raises(Killed):
-        train(_cfg("synthetic", tmp_path / "b", **kw), on_step=kill_at_4)
+    _train_killed_before(_cfg("synthetic", tmp_path / "b", **kw), 4)
     train(_cfg("synthetic", tmp_path / "b", **kw))
     assert_same_checkpoints(tmp_path / "a" / CKPT_NAME, tmp_path / "b" / CKPT_NAME, step=5)
     logs = [[r["loss"] for r in map(json.loads, open(tmp_path / name / LOG_NAME)) if "loss" in r] for name in "ab"]
