@@ -143,7 +143,7 @@ def test_cli_reconstruct(model_dir, tmp_path, monkeypatch, capsys, seed):
 
 
 def test_reconstruct_with_face_preprocessing(model):
-    pytest.importorskip("ai_edge_litert", reason="face detection needs ai-edge-litert (pip install a3d[preprocess]; make test installs it)")
+    pytest.importorskip("ai_edge_litert", reason="needs ai-edge-litert: pip install a3d[preprocess]")
     av = a3d.reconstruct(PORTRAIT, model, seed=0)
     pre = av.metadata["preprocess"]
     assert pre["mode"] == "aligned" and pre["face"]["score"] > 0.5 and av.metadata["timings_s"]["preprocess"] > 0

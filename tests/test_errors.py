@@ -176,7 +176,7 @@ def test_a_50_megapixel_phone_photo_works_in_a_small_memory_budget(tmp_path):
     h, w, grown_mib = map(int, r.stdout.split())
     assert (w, h) == (W // 4, H // 4) and w * h <= DRAFT_PIXELS
     assert 0 < grown_mib < 120, grown_mib  # the full-size float image alone would be 570 MiB
-    pytest.importorskip("ai_edge_litert", reason="face detection needs ai-edge-litert (pip install a3d[preprocess]; make test installs it)")
+    pytest.importorskip("ai_edge_litert", reason="needs ai-edge-litert: pip install a3d[preprocess]")
     pre = preprocess(tmp_path / "phone.jpg", 128)
     assert pre.mode == "aligned" and pre.face.score > 0.5
 

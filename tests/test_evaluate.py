@@ -153,7 +153,7 @@ def test_cli_eval_errors(capsys, tmp_path):
 def test_report_on_a_tiny_model(model, tmp_path, capsys):
     """Photos and the synthetic set on a tiny model: eval.json holds every number, report.md a table and a
     picture a photo; a photo without a face is reported, not fatal."""
-    pytest.importorskip("ai_edge_litert", reason="face detection needs ai-edge-litert (pip install a3d[preprocess]; make test installs it)")
+    pytest.importorskip("ai_edge_litert", reason="needs ai-edge-litert: pip install a3d[preprocess]")
     photos = tmp_path / "photos"
     photos.mkdir()
     (photos / "astronaut.jpg").write_bytes(PORTRAIT.read_bytes())

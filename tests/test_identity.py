@@ -105,7 +105,7 @@ def test_port_matches_dlib(embedder):
 def test_camera_alignment_matches_dlib_chips(embedder):
     """A portrait framed by a3d.preprocess and cropped from the camera (no landmark detector) gives a
     descriptor close to the one of dlib's own chip of the original photo."""
-    pytest.importorskip("ai_edge_litert", reason="face detection needs ai-edge-litert (pip install a3d[preprocess]; make test installs it)")
+    pytest.importorskip("ai_edge_litert", reason="needs ai-edge-litert: pip install a3d[preprocess]")
     from a3d.preprocess import preprocess
 
     chips, ref = _dlib_chips()

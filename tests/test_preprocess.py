@@ -188,7 +188,7 @@ def test_size_argument_checked():
 # ---- face framing (needs ai-edge-litert, installed by the `preprocess` extra) ---------------------------
 
 def _face_models():
-    pytest.importorskip("ai_edge_litert", reason="face detection needs ai-edge-litert (pip install a3d[preprocess]; make test installs it)")
+    pytest.importorskip("ai_edge_litert", reason="needs ai-edge-litert: pip install a3d[preprocess]")
     assert pp.has_face_models(), "ai-edge-litert is installed but the bundled .tflite files are missing"
 
 
