@@ -1,0 +1,53 @@
+"""The cost of the given views' construction (ModelConfig.given_exact) and of the carve, side by side.
+
+    python bench/bench_given_views.py [--device cuda] [--preset tiny] [--repeats 20] [--warmup 5]
+
+Times one A3DModel.one_step call (front photo with its matte; bf16 autocast on CUDA, float32 on CPU) of
+the same random weights under three configs: round 3 (exact given views, carve_depth 0.1), the same
+with the carve off, and round 2's construction (learned residuals, no carve). Prints one JSON line each:
+median wall-clock milliseconds (synchronised) over --repeats calls after --warmup calls.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from a3d.model import A3DModel, get_config
+from timing import wall_ms  # noqa: E402  (bench/timing.py)
+
+ARMS = {
+    "exact + carve 0.1": dict(given_exact=True, carve_depth=0.1),
+    "exact, no carve": dict(given_exact=True, carve_depth=0.0),
+    "round 2 (learned residuals)": dict(given_exact=False, given_footprint=0.6, carve_depth=0.0),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=20)
+    args = ap.parse_args()
+    dev = torch.device(args.device)
+    for name, fields in ARMS.items():
+        torch.manual_seed(0)  # the same weights in every arm
+        model = A3DModel(get_config(args.preset, **fields)).to(dev).eval()
+        S = model.config.image_size
+        image, masks = torch.rand(1, 3, S, S, device=dev), torch.rand(1, 4, S, S, device=dev)
+        g0 = model.noise(1, torch.Generator().manual_seed(0))
+
+        @torch.no_grad()
+        def call():
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+                model.one_step(image, g0, masks=masks)
+
+        ms = wall_ms(call, args.repeats, args.warmup, dev)
+        print(json.dumps({"arm": name, "device": str(dev), "preset": args.preset, "threads": torch.get_num_threads(),
+                          "ms": round(ms, 1)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
