@@ -133,6 +133,9 @@ def _eval_flags(p: argparse.ArgumentParser) -> None:
                    help="generator seed of the held-out heads (default: the trainer's eval_seed)")
     p.add_argument("--seed", type=int, default=0, help="seed of the reconstructions' noise (photos, folder)")
     p.add_argument("--size", type=int, default=256, help="render size of the identity views (default 256)")
+    p.add_argument("--synthetic-size", type=int, default=None, metavar="PX",
+                   help="render size of the synthetic held-out views (default: the model's input size; a larger "
+                        "size scores what a turntable at that size shows)")
     p.add_argument("--max-captures", type=int, default=0, help="with --data: evaluate at most this many captures")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -264,6 +267,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     for name in ("heads", "views", "synth_gaussians", "size"):
         check_int(getattr(args, name), "--" + name.replace("_", "-"), 1)
+    if args.synthetic_size is not None:
+        check_int(args.synthetic_size, "--synthetic-size", 16, 2048)
     check_int(args.max_captures, "--max-captures", 0)
     check_int(args.refine, "--refine", -1)
     device = str(check_device(args.device)) if args.device else None
@@ -271,7 +276,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     rep = run_eval(args.out, photos=args.photos, synthetic=args.synthetic, data=args.data, model=args.model,
                    refine=True if args.refine == -1 else args.refine, device=device, heads=args.heads,
                    views=args.views, synth_gaussians=args.synth_gaussians, seed=args.seed, size=args.size,
-                   max_captures=args.max_captures, progress=not args.no_progress, **seed_kw)
+                   max_captures=args.max_captures, progress=not args.no_progress,
+                   synthetic_size=args.synthetic_size, **seed_kw)
     for key in ("synthetic", "folder"):
         if key in rep:
             a = rep[key]["all"]

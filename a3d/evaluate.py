@@ -175,19 +175,21 @@ def _image_metrics(pred: Tensor, gt: Tensor, lpips_net: str) -> dict[str, Tensor
 
 @torch.no_grad()
 def synthetic_eval_set(heads: int, views: int, size: int, device: torch.device | str = "cpu",
-                       seed: int = SYNTH_EVAL_SEED, num_gaussians: int = 80_000) -> dict[str, Tensor]:
+                       seed: int = SYNTH_EVAL_SEED, num_gaussians: int = 80_000,
+                       view_size: int | None = None) -> dict[str, Tensor]:
     """Held-out synthetic heads and their ground truth: input [H, 3, S, S] (the front canonical view),
-    views [H, V, 3, S, S] from :func:`eval_azimuths` at elevation 0 (canonical radius and field of
-    view), their viewmats [V, 4, 4] and Ks [V, 3, 3], azimuths [V], and the 4 canonical views
-    [H, 4, 3, S, S] (front, left, right, back: the photos of a multi-view reconstruction; the front one
-    is ``input``)."""
+    views [H, V, 3, R, R] from :func:`eval_azimuths` at elevation 0 (canonical radius and field of
+    view) at R = ``view_size`` pixels (default S, the model's size; larger shows what a turntable at
+    that size shows), their viewmats [V, 4, 4] and Ks [V, 3, 3] (for R), azimuths [V], the 4 canonical
+    views [H, 4, 3, S, S] (front, left, right, back: the photos of a multi-view reconstruction; the
+    front one is ``input``) and their mattes canonical_alpha [H, 4, S, S]."""
     from .synth import SyntheticHeads
 
     device = torch.device(device)
     gen = SyntheticHeads(device, seed=seed, num_gaussians=num_gaussians, image_size=size)
     g = gen.sample(heads).gaussians
     az = eval_azimuths(views)
-    cams = orbit_cameras(len(az), size=size, azimuths=az).to(device)
+    cams = orbit_cameras(len(az), size=view_size or size, azimuths=az).to(device)
     canon = canonical_cameras(size).to(device)
     bg = framing.BACKGROUND
     canon_out = render(g, canon, bg)
@@ -251,10 +253,9 @@ def evaluate(model, eval_set: dict[str, Tensor], lpips_net: str = "alex", seed: 
 
     was_training = model.training
     model.eval()
-    S = model.config.image_size
     inp, views = eval_set["input"], eval_set["views"]
-    H, V = views.shape[:2]
-    cams = Cameras(eval_set["viewmats"], eval_set["Ks"], S, S)
+    H, V, _, R = views.shape[:4]  # views are R² (the model's size unless the set was made larger)
+    cams = Cameras(eval_set["viewmats"], eval_set["Ks"], R, R)
     gen = torch.Generator().manual_seed(seed)
     g0_all = model.noise(H, generator=gen)
     rows: dict[str, list[Tensor]] = {"psnr": [], "ssim": [], "lpips": []}
@@ -262,7 +263,7 @@ def evaluate(model, eval_set: dict[str, Tensor], lpips_net: str = "alex", seed: 
         masks = eval_set["canonical_alpha"][i:i + chunk] if "canonical_alpha" in eval_set else None
         pred = _reconstruct_views(model, inp[i:i + chunk], g0_all[i:i + chunk], cams, refine, seed + i, masks)
         gt = views[i:i + chunk]
-        m = _image_metrics(pred.reshape(-1, 3, S, S), gt.reshape(-1, 3, S, S), lpips_net)
+        m = _image_metrics(pred.reshape(-1, 3, R, R), gt.reshape(-1, 3, R, R), lpips_net)
         for k, v in m.items():
             rows[k].append(v.view(-1, V))
     metrics = {k: torch.cat(v) for k, v in rows.items()}  # [H, V]
@@ -590,7 +591,8 @@ def write_report(report: dict[str, Any], out_dir: Path) -> Path:
 def run_eval(out_dir: str | os.PathLike, *, photos: Sequence[str | os.PathLike] = (), synthetic: bool = False,
              data: str | None = None, model: Any = None, refine: bool | int = 0, device: str | None = None,
              heads: int = 16, views: int = 16, synth_gaussians: int = 60_000, synthetic_seed: int = SYNTH_EVAL_SEED,
-             seed: int = 0, size: int = 256, max_captures: int = 0, progress: bool = True) -> dict[str, Any]:
+             seed: int = 0, size: int = 256, max_captures: int = 0, progress: bool = True,
+             synthetic_size: int | None = None) -> dict[str, Any]:
     """Everything ``a3d eval`` does (its parser is in :mod:`a3d.cli`): evaluate ``model`` on the chosen
     sets, write ``eval.json`` (every number), ``report.md`` and one PNG a photo into ``out_dir``;
     returns the report dict."""
@@ -614,11 +616,12 @@ def run_eval(out_dir: str | os.PathLike, *, photos: Sequence[str | os.PathLike] 
                   "image_size": net.config.image_size},
         "settings": {"device": str(dev), "refine": refine, "seed": seed, "size": size, "data": data,
                      "synthetic_seed": synthetic_seed, "heads": heads, "views": views,
-                     "synth_gaussians": synth_gaussians},
+                     "synth_gaussians": synth_gaussians, "synthetic_size": synthetic_size or net.config.image_size},
     }
     if synthetic:
         t = time.perf_counter()
-        es = synthetic_eval_set(heads, views, net.config.image_size, dev, synthetic_seed, synth_gaussians)
+        es = synthetic_eval_set(heads, views, net.config.image_size, dev, synthetic_seed, synth_gaussians,
+                                view_size=synthetic_size)
         report["synthetic"] = evaluate(net, es, seed=synthetic_seed, refine=refine, progress=progress)
         report["synthetic"]["seconds"] = time.perf_counter() - t
     if data:
