@@ -19,9 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import framing
+from . import framing as framing_
+from .cameras import Cameras
+from .gaussians import Gaussians
 
-__all__ = ["augment_inputs", "jpeg_compress", "gaussian_blur"]
+__all__ = ["augment_inputs", "augment_heads", "jpeg_compress", "gaussian_blur"]
 
 # probabilities of each degradation, and their ranges
 _P_COLOUR, _P_BLUR, _P_NOISE, _P_JPEG, _P_MATTE, _P_FRAMING = 0.8, 0.4, 0.5, 0.6, 0.5, 0.7
@@ -116,9 +118,78 @@ def _rand(generator: torch.Generator | None, *shape: int, device: torch.device) 
     return torch.rand(shape, generator=generator, device=device)
 
 
+def _camera_colour(fg: Tensor, u: Tensor) -> Tensor:
+    """A camera's colour rendition of colours ``fg`` [B, 3, ...] in [0, 1]: exposure (±½ stop),
+    saturation, white balance, contrast and gamma, drawn from ``u`` [B, 7] uniform in [0, 1)."""
+    B = fg.shape[0]
+    shape = (B, 1) + (1,) * (fg.dim() - 2)
+    rng = lambda i, lo, hi: (lo + (hi - lo) * u[:, i]).reshape(shape)  # noqa: E731
+    balance = (1 + 0.08 * (u[:, 3:6] - 0.5)).reshape((B, 3) + shape[2:])
+    grey = fg.mean(1, keepdim=True)
+    jittered = torch.lerp(grey, fg, rng(2, 0.7, 1.3)) * balance * torch.exp2(rng(0, -0.5, 0.5))
+    return (0.5 + rng(1, 0.8, 1.2) * (jittered - 0.5)).clamp(0, 1) ** torch.exp(rng(6, -0.2, 0.2))
+
+
+def augment_heads(heads: Gaussians, front: Cameras, generator: torch.Generator | None = None) -> Gaussians:
+    """A photo's colour rendition and framing error given to the person: every view of the heads sees them.
+
+    :func:`augment_inputs` alone changes the network's input and leaves the supervision views clean;
+    for a reconstruction model that is a contradiction where the input's pixels become Gaussians
+    (``ModelConfig.given_exact``): a darker or shifted photo, whose head must come back darker or
+    shifted in the photo's own view, is scored against a clean, centred one, and the model learns to
+    distrust the photo's colours (a guessed back that does not match the photographed hair). Applied to
+    the heads before rendering, the same changes are consistent in every view: per head (independently,
+    with the probabilities of :func:`augment_inputs`) the camera's colour rendition of its colours, and a
+    framing error — roll about the front camera's optical axis (±4°), scale about the head's centre
+    (±5%) and a shift across the front view (±4% of its width).
+
+    Args:
+        heads: Gaussians [B, N] (synthetic heads, a3d framing: the head's centre at the origin).
+        front: the front canonical camera (viewmats [1, 4, 4] or [4, 4], Ks alike).
+        generator: torch.Generator on the heads' device (None: torch's default generator).
+    Returns:
+        New Gaussians [B, N]; the inputs are not modified.
+    """
+    means = heads.means
+    if means.dim() != 3:
+        raise ValueError(f"heads: expected Gaussians [B, N], got means {tuple(means.shape)}")
+    B, dev = means.shape[0], means.device
+    u = _rand(generator, B, 13, device=dev)
+    colours = heads.colors.transpose(1, 2)  # [B, 3, N]
+    colours = torch.where((u[:, 7] < _P_COLOUR).reshape(B, 1, 1), _camera_colour(colours, u[:, :7]), colours)
+    viewmat = front.viewmats.reshape(4, 4).to(means)
+    R_cam = viewmat[:3, :3]  # rows: the camera's x (right), y (down), z (forward) in the world
+    framed = (u[:, 8] < _P_FRAMING).to(means.dtype)
+    roll = torch.deg2rad(-4.0 + 8.0 * u[:, 9]) * framed  # [B]
+    scale = 1 + (-0.05 + 0.1 * u[:, 10]) * framed
+    tan_half = float(front.width) / (2 * float(front.Ks.reshape(3, 3)[0, 0]))
+    distance = float((viewmat[:3, 3]).norm())  # the camera's distance to the origin
+    shift_xy = u[:, 11:13] * 0.16 - 0.08  # ±4% of the width
+    shift = (shift_xy * (distance * tan_half) * framed[:, None]) @ R_cam[:2]  # [B, 3] world
+    axis = R_cam[2]
+    c, s = torch.cos(roll)[:, None, None], torch.sin(roll)[:, None, None]
+    K = torch.tensor([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]],
+                     device=dev, dtype=means.dtype)
+    rot = torch.eye(3, device=dev, dtype=means.dtype) + s * K + (1 - c) * (K @ K)  # [B, 3, 3] Rodrigues
+    new_means = scale[:, None, None] * (means @ rot.transpose(1, 2)) + shift[:, None]
+    half = roll[:, None] / 2
+    q_roll = torch.cat([torch.cos(half), torch.sin(half) * axis], 1)[:, None]  # [B, 1, 4] (w, x, y, z)
+    return Gaussians(means=new_means, quats=_quat_multiply(q_roll, heads.quats),
+                     scales=heads.scales * scale[:, None, None], opacities=heads.opacities,
+                     colors=colours.transpose(1, 2).contiguous(), sh_rest=heads.sh_rest)
+
+
+def _quat_multiply(p: Tensor, q: Tensor) -> Tensor:
+    """Hamilton product p ⊗ q of quaternions (w, x, y, z) [..., 4], broadcast: the rotation q, then p."""
+    pw, px, py, pz = p.unbind(-1)
+    qw, qx, qy, qz = q.unbind(-1)
+    return torch.stack([pw * qw - px * qx - py * qy - pz * qz, pw * qx + px * qw + py * qz - pz * qy,
+                        pw * qy - px * qz + py * qw + pz * qx, pw * qz + px * qy - py * qx + pz * qw], -1)
+
+
 def augment_inputs(images: Tensor, alpha: Tensor | None = None,
-                   generator: torch.Generator | None = None, return_alpha: bool = False
-                   ) -> Tensor | tuple[Tensor, Tensor | None]:
+                   generator: torch.Generator | None = None, return_alpha: bool = False,
+                   colour: bool = True, framing: bool = True) -> Tensor | tuple[Tensor, Tensor | None]:
     """Photo-like degradations of a batch of input portraits composited on the framing background.
 
     Args:
@@ -131,6 +202,8 @@ def augment_inputs(images: Tensor, alpha: Tensor | None = None,
         generator: torch.Generator on the images' device (None: torch's default generator).
         return_alpha: also return the matte that goes with the augmented images (its edge changed and
             framed as they are), as preprocessing hands a photo's matte to the model with the photo.
+        colour, framing: the camera's colour rendition and the crop's framing error; off where the
+            heads already carry them (:func:`augment_heads`), which every view then sees.
 
     Each image independently: exposure, contrast, saturation, white balance and gamma jitter (80%),
     Gaussian blur of σ up to 1.2 px at 256² (40%), signal-dependent sensor noise (50%), JPEG at
@@ -150,7 +223,7 @@ def augment_inputs(images: Tensor, alpha: Tensor | None = None,
         raise ValueError(f"generator: expected one on {images.device.type}, got one on {generator.device.type}")
     dev, dtype = images.device, images.dtype
     x = images.float().clamp(0, 1)
-    bg = torch.tensor(framing.BACKGROUND, device=dev).reshape(1, 3, 1, 1)
+    bg = torch.tensor(framing_.BACKGROUND, device=dev).reshape(1, 3, 1, 1)
     # all the random numbers a batch needs, in one draw: the batch is a function of the generator
     u = _rand(generator, B, 24, device=dev)
     coin = lambda i, p: (u[:, i] < p).reshape(B, 1, 1, 1)  # noqa: E731
@@ -164,16 +237,9 @@ def augment_inputs(images: Tensor, alpha: Tensor | None = None,
         fg = torch.where(a > 1e-3, fg, halo)
     else:
         a, fg = None, x
-    # the camera: colour and exposure
-    gain = torch.exp2(rng(0, -0.5, 0.5)).reshape(B, 1, 1, 1)
-    contrast = rng(1, 0.8, 1.2).reshape(B, 1, 1, 1)
-    saturation = rng(2, 0.7, 1.3).reshape(B, 1, 1, 1)
-    balance = (1 + 0.08 * (torch.stack([u[:, 3], u[:, 4], u[:, 5]], 1) - 0.5)).reshape(B, 3, 1, 1)
-    gamma = torch.exp(rng(6, -0.2, 0.2)).reshape(B, 1, 1, 1)
-    grey = fg.mean(1, keepdim=True)
-    jittered = torch.lerp(grey, fg, saturation) * balance * gain
-    jittered = (0.5 + contrast * (jittered - 0.5)).clamp(0, 1) ** gamma
-    fg = torch.where(coin(7, _P_COLOUR), jittered, fg)
+    # the camera: colour and exposure (unless the heads already carry it: augment_heads)
+    if colour:
+        fg = torch.where(coin(7, _P_COLOUR), _camera_colour(fg, u[:, :7]), fg)
     # blur, noise, JPEG
     sigma = rng(8, 0.2, _MAX_BLUR_SIGMA) * (H / 256) * (u[:, 9] < _P_BLUR)
     fg = gaussian_blur(fg, sigma, radius=math.ceil(3 * _MAX_BLUR_SIGMA * H / 256))
@@ -202,10 +268,11 @@ def augment_inputs(images: Tensor, alpha: Tensor | None = None,
     theta = torch.stack([torch.stack([c, -s, shift[:, 0]], 1), torch.stack([s, c, shift[:, 1]], 1)], 1)
     grid = F.affine_grid(theta, (B, 3, H, W), align_corners=False)
     warped = F.grid_sample(x - bg, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + bg
-    x = torch.where(coin(20, _P_FRAMING), warped, x)
+    framed = coin(20, _P_FRAMING) & framing
+    x = torch.where(framed, warped, x)
     if not return_alpha:
         return x.clamp(0, 1).to(dtype)
     if a is not None:  # the same crop for the matte (nothing comes in from outside the photo)
-        a = torch.where(coin(20, _P_FRAMING), F.grid_sample(a, grid, mode="bilinear", padding_mode="zeros",
+        a = torch.where(framed, F.grid_sample(a, grid, mode="bilinear", padding_mode="zeros",
                                                              align_corners=False), a).clamp(0, 1).to(dtype)
     return x.clamp(0, 1).to(dtype), a

@@ -98,10 +98,12 @@ class SyntheticBatches:
     generator seeded by (seed, k); the canonical views come from
     :func:`a3d.cameras.canonical_cameras`. A batch is a function of (seed, step) alone, so a resumed
     run sees the same data (the pool of step k is rebuilt directly when a run starts there).
+    ``augment``: each head gets a photo's colour rendition and framing error before it is rendered
+    (:func:`a3d.augment.augment_heads`, drawn by the same generator after the views), so every view sees them.
     """
 
     def __init__(self, size: int, batch: int, num_views: int, num_gaussians: int, seed: int, device: torch.device,
-                 pool: int = 0, refresh: int = 0, progress: bool = False, ahead: int = 1):
+                 pool: int = 0, refresh: int = 0, progress: bool = False, ahead: int = 1, augment: bool = False):
         from .synth import SyntheticHeads
 
         if refresh and not pool:
@@ -113,6 +115,7 @@ class SyntheticBatches:
             raise ValueError("ahead: generating the heads of several steps at once is for fresh heads (pool = 0)")
         self.batch, self.num_views, self.seed, self.device = batch, num_views, seed, device
         self.pool_size, self.refresh, self.progress, self.ahead = pool, refresh, progress, ahead
+        self.augment = augment
         self.chunk = max(_SYNTH_CHUNK, ahead * batch) if ahead > 1 else _SYNTH_CHUNK  # a group is one call
         self.group: tuple[int, Gaussians, Cameras] | None = None  # with ahead > 1: (g, the heads of group g)
         self.group_seconds = 0.0  # the synchronised wall time of the call that made ``group``
@@ -218,6 +221,11 @@ class SyntheticBatches:
         idx = score.argsort(dim=1)[:, :V]  # V distinct random views a head
         vm = cams.viewmats.gather(1, idx[..., None, None].expand(B, V, 4, 4))
         K = cams.Ks.gather(1, idx[..., None, None].expand(B, V, 3, 3))
+        if self.augment:  # after the views' draw: the views do not depend on it
+            from .augment import augment_heads
+
+            front = Cameras(self.canonical.viewmats[:1], self.canonical.Ks[:1], cams.width, cams.height)
+            g = augment_heads(g, front, self.gen)
         batch = render_batch(g, self.canonical, Cameras(vm, K, cams.width, cams.height))
         if clock is not None:
             clock.mark("render_gt")

@@ -69,7 +69,9 @@ def compute_loss(model: torch.nn.Module, batch: Batch, cfg: TrainConfig, mcfg: M
     if cfg.augment:
         from .augment import augment_inputs
 
-        image, front_mask = augment_inputs(image, batch.canonical_alpha[:, 0], return_alpha=True)
+        on_heads = cfg.augment_heads and cfg.data == "synthetic"  # colour and framing already in every view
+        image, front_mask = augment_inputs(image, batch.canonical_alpha[:, 0], return_alpha=True,
+                                           colour=not on_heads, framing=not on_heads)
         if masks is not None:
             masks = torch.cat([front_mask, masks[:, 1:]], 1)  # the input's matte, edged and framed as it is
     if masks is not None:

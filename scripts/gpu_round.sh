@@ -1,63 +1,104 @@
 #!/usr/bin/env bash
 # One training round of the bundled model on a lent GPU machine (docs/training.md, "Training rounds").
-# The run starts in its own process session and outlives the 10-minute calls that watch it, so a
-# round of 20+ minutes is one uninterrupted run. From the repository root:
-#   scripts/gpu_round.sh build               # the CUDA extension in place, then a 3-step smoke run
-#   scripts/gpu_round.sh launch MINUTES      # the round (docs/runs/round3.json) on every GPU (DDP), detached
-#   scripts/gpu_round.sh watch SECONDS       # follow its log for a while (returns early when it ends)
+# A round is one config trained on every GPU (DDP), or an ablation: several configs, one GPU each, side
+# by side (A3D_ROUND_CONFIGS="a.json b.json"). The runs start in their own process sessions and outlive
+# the 10-minute calls that watch them, so a round of 20+ minutes is one uninterrupted run. From the
+# repository root:
+#   scripts/gpu_round.sh build [smoke]       # the CUDA extension in place (then a 3-step smoke run a config)
+#   scripts/gpu_round.sh rate                # fresh heads against a fixed pool, 120 steps each, side by side
+#   scripts/gpu_round.sh launch MINUTES      # the round, detached
+#   scripts/gpu_round.sh watch SECONDS       # follow its logs for a while (returns early when it ends)
 #   scripts/gpu_round.sh jit                 # the CUDA half of the first-use build's tests (while the round runs)
-#   scripts/gpu_round.sh finish OUT          # wait for the export; bench_refine, CUDA tests; copy to OUT
+#   scripts/gpu_round.sh finish OUT          # wait for the exports, copy them to OUT; the CUDA tests
 set -euo pipefail
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-CFG=${A3D_ROUND_CONFIG:-docs/runs/round3.json}
-RUN=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['out_dir'])" "$CFG")
+read -r -a CFGS <<< "${A3D_ROUND_CONFIGS:-docs/runs/round4b.json}"
+out_dir() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['out_dir'])" "$1"; }
 if compgen -G ".whl/*.whl" > /dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
   export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 gpus() { python3 -c 'import torch; print(torch.cuda.device_count())'; }
+running() { pgrep -f "a3d.train --config" > /dev/null; }
 case "${1:-}" in
   build)
     MAX_JOBS=${MAX_JOBS:-32} TORCH_CUDA_ARCH_LIST=9.0 python3 setup.py -q build_ext --inplace 2>&1 | grep -v "^ptxas info" | tail -5
     python3 -c "import a3d; from a3d import ops; print(ops.info()); print(a3d.backend('cuda'))"
-    # a few steps first: a crash shows in seconds, not at the end of the round
-    python3 -m a3d.train --config "$CFG" --max-steps 3 --eval-heads 0 --gallery-images 0 \
-      --out-dir /tmp/smoke --export-dir "" --log-every 1 > /tmp/smoke.log 2>&1 || { tail -40 /tmp/smoke.log; exit 1; }
-    grep stage_s /tmp/smoke/log.jsonl | tail -1 | cut -c1-500
+    [ "${2:-}" = smoke ] || exit 0
+    # a few steps of each config first: a crash shows in seconds, not at the end of the round
+    i=0
+    for cfg in "${CFGS[@]}"; do
+      CUDA_VISIBLE_DEVICES=$i python3 -m a3d.train --config "$cfg" --max-steps 3 --eval-heads 0 --gallery-images 0 \
+        --out-dir "/tmp/smoke$i" --export-dir "" --log-every 1 > "/tmp/smoke$i.log" 2>&1 &
+      i=$(( (i + 1) % $(gpus) ))
+    done
+    wait || { tail -40 /tmp/smoke*.log; exit 1; }
+    for f in /tmp/smoke*/log.jsonl; do grep stage_s "$f" | tail -1 | cut -c1-400; done
+    ;;
+  rate)
+    # training samples/s with a fresh head every sample (synth_ahead of the config) against a fixed pool
+    # of 256 heads, everything else equal; two GPUs: side by side, one each (a smoke run of the config too)
+    cfg=${CFGS[0]}
+    common=(--config "$cfg" --max-steps 120 --eval-heads 0 --gallery-images 0 --export-dir "" --log-every 25)
+    CUDA_VISIBLE_DEVICES=0 python3 -m a3d.train "${common[@]}" --out-dir /tmp/rate_fresh > /tmp/rate_fresh.log 2>&1 &
+    CUDA_VISIBLE_DEVICES=$(( $(gpus) - 1 )) python3 -m a3d.train "${common[@]}" --out-dir /tmp/rate_pool \
+      --synth-pool 256 --synth-ahead 1 > /tmp/rate_pool.log 2>&1 &
+    wait || { tail -20 /tmp/rate_*.log; exit 1; }
+    for arm in fresh pool; do
+      echo "$arm"; grep samples_per_s "/tmp/rate_$arm/log.jsonl" | tail -3 | cut -c1-600
+    done
     ;;
   launch)
-    mkdir -p "$RUN"
-    setsid nohup torchrun --nproc_per_node="$(gpus)" -m a3d.train --config "$CFG" --max-minutes "$2" \
-      > "$RUN/stdout.log" 2>&1 < /dev/null &
-    echo "launched on $(gpus) GPU(s): $RUN/stdout.log"
+    if [ "${#CFGS[@]}" -eq 1 ]; then
+      run=$(out_dir "${CFGS[0]}"); mkdir -p "$run"
+      setsid nohup torchrun --nproc_per_node="$(gpus)" -m a3d.train --config "${CFGS[0]}" --max-minutes "$2" \
+        > "$run/stdout.log" 2>&1 < /dev/null &
+      echo "launched ${CFGS[0]} on $(gpus) GPU(s) (DDP)"
+    else
+      i=0
+      for cfg in "${CFGS[@]}"; do
+        run=$(out_dir "$cfg"); mkdir -p "$run"
+        CUDA_VISIBLE_DEVICES=$i setsid nohup python3 -m a3d.train --config "$cfg" --max-minutes "$2" \
+          > "$run/stdout.log" 2>&1 < /dev/null &
+        echo "launched $cfg on GPU $i"
+        i=$(( i + 1 ))
+      done
+    fi
     ;;
   watch)
     end=$(( $(date +%s) + $2 ))
     while [ "$(date +%s)" -lt "$end" ]; do
-      if ! pgrep -f "a3d.train --config $CFG" > /dev/null; then echo "the run has ended"; break; fi
+      if ! running; then echo "the round has ended"; break; fi
       sleep 15
     done
-    tail -n 2 "$RUN/log.jsonl" 2>/dev/null | cut -c1-700
-    tail -n 3 "$RUN/stdout.log"
+    for cfg in "${CFGS[@]}"; do
+      run=$(out_dir "$cfg"); echo "== $run"
+      tail -n 1 "$run/log.jsonl" 2>/dev/null | cut -c1-600
+      tail -n 2 "$run/stdout.log"
+    done
     ;;
   jit)
     # the first-use build (a3d/_jit.py) of the CUDA kernels, against the in-place one (docs/builds.md)
     python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_jit.py 2>&1 | tail -4
     ;;
   finish)
+    # what comes back: at most 8 files a call, so each run gives two, its weights and a tar of the rest
     out=$2
-    while pgrep -f "a3d.train --config $CFG" > /dev/null; do sleep 5; done
-    tail -n 5 "$RUN/stdout.log"
-    mkdir -p "$out/export"
-    cp "$RUN"/export/* "$out/export/"
-    cp "$RUN"/log.jsonl "$RUN"/eval.json "$RUN"/stdout.log "$out/" 2>/dev/null || true
-    cp "$RUN"/gallery_*.png "$out/" 2>/dev/null || true
-    python3 bench/bench_refine.py --model "$RUN/export" --device cuda --json "$out/bench_refine_h200.json" 2>&1 | tail -12
-    python3 -m pytest -q -m cuda -p no:cacheprovider --ignore tests/test_jit.py tests 2>&1 | tail -4
+    while running; do sleep 5; done
+    for cfg in "${CFGS[@]}"; do
+      run=$(out_dir "$cfg"); name=$(basename "$run")
+      tail -n 3 "$run/stdout.log"
+      cp "$run/export/model.safetensors" "$out/$name.safetensors"
+      tar -cf "$out/$name.tar" -C "$run" log.jsonl eval.json stdout.log export/config.json export/metrics.json \
+        $(cd "$run" && ls gallery_*.png 2>/dev/null)
+    done
+    [ -f /tmp/rate_fresh/log.jsonl ] && tar -cf "$out/rate.tar" -C /tmp rate_fresh/log.jsonl rate_pool/log.jsonl
+    timeout "${A3D_TEST_SECONDS:-240}" python3 -m pytest -q -m cuda -p no:cacheprovider --ignore tests/test_jit.py \
+      --ignore tests/test_mesh.py tests 2>&1 | tail -4 || true
     ls -la "$out"
     ;;
   *)
-    echo "usage: $0 build | launch MINUTES | watch SECONDS | finish OUT" >&2
+    echo "usage: $0 build | rate | launch MINUTES | watch SECONDS | jit | finish OUT" >&2
     exit 2
     ;;
 esac

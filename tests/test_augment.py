@@ -1,9 +1,14 @@
 """Input-view augmentation (a3d.augment): shapes and range, determinism by generator, the background
-stays the framing background where the matte says so, JPEG and blur do what they say, bad input."""
+stays the framing background where the matte says so, JPEG and blur do what they say, bad input; the
+heads' augmentation (colour and framing every view sees) is a rigid roll, a uniform scale and a shift
+across the front view, with one colour rendition a head."""
 import pytest
 import torch
 
-from a3d.augment import augment_inputs, gaussian_blur, jpeg_compress
+from a3d.augment import augment_heads, augment_inputs, gaussian_blur, jpeg_compress
+from a3d.cameras import Cameras, canonical_cameras
+from a3d.gaussians import Gaussians
+from a3d.rasterize import quat_to_rotmat
 
 
 def _portraits(B=4, S=64):
@@ -80,3 +85,62 @@ def test_bad_input():
         augment_inputs(img[:, :1])
     with pytest.raises(ValueError, match="alpha"):
         augment_inputs(img, alpha[:2])
+
+
+def test_colour_and_framing_can_be_left_to_the_heads():
+    img, alpha = _portraits(B=16)
+    full = augment_inputs(img, alpha, torch.Generator().manual_seed(2))
+    rest = augment_inputs(img, alpha, torch.Generator().manual_seed(2), colour=False, framing=False)
+    assert not torch.equal(full, rest)
+    # without colour and framing the disc stays where it was and keeps its mean colour (blur, noise and
+    # JPEG change a pixel, not the picture's colour)
+    inside = (alpha > 0.999).expand_as(img)
+    assert (rest[inside] - img[inside]).mean().abs() < 0.01
+    assert (full[inside] - img[inside]).abs().mean() > 2 * (rest[inside] - img[inside]).abs().mean()
+
+
+def _heads(B=24, N=300):
+    g = torch.Generator().manual_seed(4)
+    q = torch.randn(B, N, 4, generator=g)
+    return Gaussians(means=torch.randn(B, N, 3, generator=g) * 0.3, quats=q / q.norm(dim=-1, keepdim=True),
+                     scales=torch.rand(B, N, 3, generator=g) * 0.02 + 0.001,
+                     opacities=torch.rand(B, N, generator=g), colors=torch.rand(B, N, 3, generator=g))
+
+
+def test_augment_heads_is_a_similarity_about_the_front_view():
+    heads, canon = _heads(), canonical_cameras(64)
+    front = Cameras(canon.viewmats[:1], canon.Ks[:1], 64, 64)
+    before = {k: getattr(heads, k).clone() for k in ("means", "quats", "scales", "colors")}
+    out = augment_heads(heads, front, torch.Generator().manual_seed(0))
+    assert all(torch.equal(getattr(heads, k), v) for k, v in before.items())  # inputs untouched
+    again = augment_heads(heads, front, torch.Generator().manual_seed(0))
+    assert torch.equal(out.means, again.means) and torch.equal(out.colors, again.colors)
+    assert torch.equal(out.opacities, heads.opacities)
+    axis = canon.viewmats[0, 2, :3]  # the front camera's optical axis in the world
+    moved = recoloured = 0
+    for b in range(len(heads.means)):
+        m0, m1 = heads.means[b], out.means[b]
+        # a uniform scale within ±5%, the same for the Gaussians' sizes
+        s = (m1[1:] - m1[:1]).norm(dim=-1) / (m0[1:] - m0[:1]).norm(dim=-1)
+        assert torch.allclose(s, s.mean().expand_as(s), rtol=1e-4) and 0.95 - 1e-5 <= s.mean() <= 1.05 + 1e-5
+        assert torch.allclose(out.scales[b], heads.scales[b] * s.mean(), rtol=1e-4)
+        # the rotation (least squares on the centred points) is a roll about the optical axis within ±4°,
+        # and the Gaussians' orientations turn with it
+        A, B_ = m0 - m0.mean(0), (m1 - m1.mean(0)) / s.mean()
+        U, _, Vh = torch.linalg.svd(A.T @ B_)
+        R = (U @ Vh).T
+        assert torch.allclose(R @ axis, axis, atol=1e-4)
+        assert torch.acos(((torch.trace(R) - 1) / 2).clamp(-1, 1)) <= torch.deg2rad(torch.tensor(4.0)) + 1e-4
+        assert torch.allclose(quat_to_rotmat(out.quats[b]), R @ quat_to_rotmat(heads.quats[b]), atol=1e-4)
+        # the shift is across the front view (none along its axis) and within ±4% of its width
+        shift = m1.mean(0) - s.mean() * (R @ m0.mean(0))
+        half_width = float(canon.viewmats[0, :3, 3].norm()) * 32 / float(canon.Ks[0, 0, 0])  # at the head's centre
+        assert abs(float(shift @ axis)) < 1e-4 and float(shift.norm()) <= 0.08 * half_width * 2 ** 0.5 + 1e-5
+        moved += bool(shift.norm() > 1e-4)
+        # one colour rendition a head: the colours change together or not at all
+        recoloured += bool((out.colors[b] - heads.colors[b]).abs().max() > 1e-6)
+        assert (out.colors[b] >= 0).all() and (out.colors[b] <= 1).all()
+    assert 0 < moved < len(heads.means) and 0 < recoloured < len(heads.means)  # 70% and 80% of heads
+    with pytest.raises(ValueError, match="heads"):
+        augment_heads(Gaussians(**{k: getattr(heads, k)[0] for k in ("means", "quats", "scales", "opacities",
+                                                                     "colors")}), front)
