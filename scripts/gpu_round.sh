@@ -89,10 +89,10 @@ case "${1:-}" in
       run=$(out_dir "$cfg"); name=$(basename "$run")
       tail -n 3 "$run/stdout.log"
       cp "$run/export/model.safetensors" "$out/$name.safetensors"
-      tar -cf "$out/$name.tar" -C "$run" log.jsonl eval.json stdout.log export/config.json export/metrics.json \
+      tar -cf "$out/$name.tar" -C "$run" log.jsonl eval.json stdout.log export/config.json \
         $(cd "$run" && ls gallery_*.png 2>/dev/null)
     done
-    [ -f /tmp/rate_fresh/log.jsonl ] && tar -cf "$out/rate.tar" -C /tmp rate_fresh/log.jsonl rate_pool/log.jsonl
+    [ ! -f /tmp/rate_fresh/log.jsonl ] || tar -cf "$out/rate.tar" -C /tmp rate_fresh/log.jsonl rate_pool/log.jsonl
     timeout "${A3D_TEST_SECONDS:-240}" python3 -m pytest -q -m cuda -p no:cacheprovider --ignore tests/test_jit.py \
       --ignore tests/test_mesh.py tests 2>&1 | tail -4 || true
     ls -la "$out"
