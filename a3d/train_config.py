@@ -63,8 +63,9 @@ class TrainConfig:
     multiview_prob: float = 0.25  # each of left/right/back is given as a photo with this probability
     augment: bool = False  # photo-like degradations of the network's input image (a3d.augment)
     # with augment and synthetic data: the colour rendition and framing error go to the heads (every view sees
-    # them, a3d.augment.augment_heads) instead of to the input alone (which makes the targets contradict it)
-    augment_heads: bool = False
+    # them, a3d.augment.augment_heads) instead of to the input alone, which makes the targets contradict the
+    # input (round 4's ablation, docs/training.md; False: rounds 2-3 and round 4's control arm)
+    augment_heads: bool = True
     init_from: str = ""  # a model folder: start from its weights (new parameters keep their initialisation)
     # system
     bf16: bool = True  # autocast on CUDA
