@@ -32,8 +32,11 @@ def warm_start(model: A3DModel, folder: str | os.PathLike) -> dict[str, int]:
     A tensor of the same name and shape is copied; a 2D weight that gained input columns (a layer
     whose input was extended, e.g. the per-pixel MLP when the input decoder's features were appended
     at the end of its input) gets the old columns and zeros in the new ones, so the layer computes
-    what it did; everything else keeps its initialisation (the new output layers start at zero).
-    Returns counts of copied, extended and fresh tensors.
+    what it did; everything else keeps its initialisation (the new output layers start at zero). A DiT
+    block that the old weights lack (a deeper model: ``ModelConfig.depth`` raised) starts as the
+    identity, its attention and MLP output layers zero (their gradients are not: it learns from the
+    first step), so the deeper model computes what the old one did.
+    Returns counts of copied, extended and fresh tensors, and of the blocks that start as the identity.
     """
     path = os.path.join(os.fspath(folder), "model.safetensors")
     if not os.path.isfile(path):
@@ -53,6 +56,13 @@ def warm_start(model: A3DModel, folder: str | os.PathLike) -> dict[str, int]:
                 counts["extended"] += 1
             else:
                 counts["fresh"] += 1
+        old_blocks = {name.split(".")[1] for name in old if name.startswith("blocks.")}
+        new_blocks = [i for i in range(len(model.blocks)) if str(i) not in old_blocks]
+        for i in new_blocks:
+            for layer in (model.blocks[i].proj, model.blocks[i].mlp[-1]):
+                layer.weight.zero_()
+                layer.bias.zero_()
+    counts["identity_blocks"] = len(new_blocks)
     return counts
 
 
@@ -111,23 +121,32 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
     torch._foreach_lerp_(e, m, 1.0 - decay)
 
 
-def export(ema: A3DModel, folder: str | os.PathLike, fp16: bool = True) -> str:
-    """Write ``ema``'s weights without the AVAS decoder (float16 when ``fp16``) with
-    ``save_pretrained`` to ``folder`` (config.json + model.safetensors); returns the folder."""
+EXPORT_DTYPES = ("float16", "float32", "int8")
+
+
+def export(ema: A3DModel, folder: str | os.PathLike, dtype: str = "float16") -> str:
+    """Write ``ema``'s weights without the AVAS decoder, stored as ``dtype`` (one of
+    :data:`EXPORT_DTYPES`; int8: :mod:`a3d.quantize`), with ``save_pretrained`` to ``folder``
+    (config.json + model.safetensors); returns the folder."""
+    if dtype not in EXPORT_DTYPES:
+        raise InputError(f"dtype: expected one of {EXPORT_DTYPES}, got {dtype!r}")
     model = A3DModel(ema.config, with_avas=False)
     state = {k: v for k, v in ema.state_dict().items() if not k.startswith("avas.")}
     model.load_state_dict(state, strict=True)
-    if fp16:
+    if dtype == "float16":
         model = model.half()
+    elif dtype == "int8":
+        model.stored_dtype = torch.int8
     os.makedirs(folder, exist_ok=True)
     model.save_pretrained(str(folder))
     return os.fspath(folder)
 
 
-def export_checkpoint(path: str | os.PathLike, folder: str | os.PathLike, with_avas: bool = True) -> tuple[int, str]:
-    """:func:`export` the EMA weights of the checkpoint at ``path`` (``with_avas``: whether the run's model had
-    the AVAS decoder); returns (the checkpoint's step, the folder)."""
+def export_checkpoint(path: str | os.PathLike, folder: str | os.PathLike, with_avas: bool = True,
+                      dtype: str = "float16") -> tuple[int, str]:
+    """:func:`export` the EMA weights of the checkpoint at ``path`` as ``dtype`` (``with_avas``: whether the
+    run's model had the AVAS decoder); returns (the checkpoint's step, the folder)."""
     ck = load_checkpoint(os.fspath(path))
     ema = A3DModel(ModelConfig.from_dict(ck["model_config"]), with_avas=with_avas)
     ema.load_state_dict(ck["ema"])
-    return int(ck["step"]), export(ema, folder)
+    return int(ck["step"]), export(ema, folder, dtype)

@@ -246,7 +246,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         if not cfg.export_dir:
             raise InputError("--export-only needs --export-dir")
-        step, folder = export_checkpoint(os.path.join(cfg.out_dir, CKPT_NAME), cfg.export_dir, with_avas=cfg.avas)
+        step, folder = export_checkpoint(os.path.join(cfg.out_dir, CKPT_NAME), cfg.export_dir, with_avas=cfg.avas,
+                                         dtype=cfg.export_dtype)
         print(f"exported step {step} to {folder}")
         return 0
     res = train(cfg)

@@ -638,9 +638,10 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
     ``model.safetensors`` strictly (a missing or unexpected weight fails, and so does an unknown
     config key), except that AVAS weights in the file are dropped when the model is built without
     AVAS (inference). ``save_pretrained(folder)`` writes both files, the weights in the dtype they were
-    loaded from (fp16 stays fp16; a model built in code saves its own dtype), plus ``metrics.json``
-    when the weights came with one and the model card README.md (:mod:`a3d.model_card`); weights
-    saved from a ``.half()`` model load into a float32 model.
+    loaded from (fp16 stays fp16, int8 stays int8; a model built in code saves its own dtype, and one
+    whose ``stored_dtype`` is set to ``torch.int8`` saves int8 weights with per-channel scales,
+    :mod:`a3d.quantize`), plus ``metrics.json`` when the weights came with one and the model card
+    README.md (:mod:`a3d.model_card`); weights saved from a ``.half()`` model load into a float32 model.
 
     Args:
         config: the architecture.
@@ -900,19 +901,29 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
         model.eval()
         dtypes = {v.dtype for v in state.values() if v.is_floating_point()}
         model.stored_dtype = dtypes.pop() if len(dtypes) == 1 else None
+        if _read_safetensors(model_file)[1] is not None:  # int8 (a3d.quantize): saved as int8 again
+            model.stored_dtype = torch.int8
         if Path(model_id).is_dir():
             from .model_card import read_metrics
             model.evaluation = read_metrics(model_id)
         return model
 
     def _save_pretrained(self, save_directory: Path) -> None:
-        """The weights in the dtype they were loaded from (see :meth:`_from_pretrained`), and metrics.json."""
+        """The weights in the dtype they were loaded from (see :meth:`_from_pretrained`; ``stored_dtype``
+        torch.int8: :mod:`a3d.quantize`'s int8 with per-channel scales), and metrics.json."""
         from safetensors.torch import save_file
 
+        from .quantize import INT8_FORMAT, METADATA_KEY, quantize_state
+
         dtype = getattr(self, "stored_dtype", None)
-        state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().contiguous().cpu()
-                 for k, v in self.state_dict().items()}
-        save_file(state, str(Path(save_directory) / "model.safetensors"), metadata={"format": "pt"})
+        metadata = {"format": "pt"}
+        if dtype == torch.int8:
+            state = quantize_state(self.state_dict())
+            metadata[METADATA_KEY] = INT8_FORMAT
+        else:
+            state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().contiguous().cpu()
+                     for k, v in self.state_dict().items()}
+        save_file(state, str(Path(save_directory) / "model.safetensors"), metadata=metadata)
         if getattr(self, "evaluation", None) is not None:
             from .model_card import METRICS_FILE
             (Path(save_directory) / METRICS_FILE).write_text(json.dumps(self.evaluation, indent=1))
@@ -939,16 +950,18 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
 
 
 def load_weights(path: Union[str, os.PathLike]) -> dict[str, Tensor]:
-    """The tensors of a ``model.safetensors`` file (on the CPU), refused with an InputError naming the
-    file when it is not a readable safetensors file or holds tensors that are not floating point or
-    not finite (a model with NaN weights would reconstruct NaN Gaussians without a word)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    """The tensors of a ``model.safetensors`` file (on the CPU; an int8 file, :mod:`a3d.quantize`,
+    dequantised to float32), refused with an InputError naming the file when it is not a readable
+    safetensors file or holds tensors that are not floating point or not finite (a model with NaN
+    weights would reconstruct NaN Gaussians without a word)."""
+    from .quantize import dequantize_state
 
-    try:
-        state = load_file(str(path), device="cpu")
-    except (SafetensorError, ValueError, RuntimeError) as e:  # a malformed header or truncated data
-        raise InputError(f"{path}: not a readable safetensors file ({' '.join(str(e).split())})") from None
+    state, quantization = _read_safetensors(path)
+    if quantization is not None:
+        try:
+            state = dequantize_state(state, os.fspath(path))
+        except ValueError as e:
+            raise InputError(str(e)) from None
     bad = [k for k, v in state.items() if not v.is_floating_point()]
     if bad:
         raise InputError(f"{path}: weights that are not floating point: {bad[:8]}")
@@ -956,3 +969,21 @@ def load_weights(path: Union[str, os.PathLike]) -> dict[str, Tensor]:
     if bad:
         raise InputError(f"{path}: weights holding NaN or inf: {bad[:8]}")
     return state
+
+
+def _read_safetensors(path: Union[str, os.PathLike]) -> tuple[dict[str, Tensor], Optional[str]]:
+    """(the stored tensors, the file's quantisation format or None); an InputError for an unreadable file
+    or an unknown format."""
+    from safetensors import SafetensorError, safe_open
+
+    from .quantize import INT8_FORMAT, METADATA_KEY
+
+    try:
+        with safe_open(os.fspath(path), framework="pt", device="cpu") as f:
+            quantization = (f.metadata() or {}).get(METADATA_KEY)
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, ValueError, RuntimeError, OSError) as e:  # a malformed header or truncated data
+        raise InputError(f"{path}: not a readable safetensors file ({' '.join(str(e).split())})") from None
+    if quantization not in (None, INT8_FORMAT):
+        raise InputError(f"{path}: unknown weight quantisation {quantization!r} (this a3d reads {INT8_FORMAT!r})")
+    return state, quantization

@@ -400,7 +400,7 @@ def _finish(run: _Run, stopped_by_clock: bool, skipped_total: int | Tensor) -> d
         with open(os.path.join(cfg.out_dir, EVAL_NAME), "w") as f:
             json.dump(summary, f, indent=1)
         if cfg.export_dir:
-            export(run.ema, cfg.export_dir)
+            export(run.ema, cfg.export_dir, cfg.export_dtype)
             print(f"exported the EMA weights to {cfg.export_dir}")
         if run.eval_set is not None:
             for k in range(cfg.gallery_images):

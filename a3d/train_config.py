@@ -80,7 +80,8 @@ class TrainConfig:
     eval_seed: int = 987_654_321  # held-out heads: a generator seed no training rank uses (mix_seed never gives it
     # in practice; the generator's head streams of two seeds do not overlap within 1,000,003 heads)
     gallery_images: int = 2  # PNGs of 3 held-out heads each written at the end (gallery_K.png)
-    export_dir: str = ""  # after training: EMA weights (float16) written here with save_pretrained
+    export_dir: str = ""  # after training: EMA weights written here with save_pretrained
+    export_dtype: str = "float16"  # how they are stored: float16, float32 or int8 (a3d.quantize)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -102,6 +103,8 @@ class TrainConfig:
         if self.synth_ahead > 1 and self.synth_pool > 0:
             raise InputError(f"TrainConfig.synth_ahead {self.synth_ahead}: generating ahead is for fresh heads; "
                              f"with a pool (synth_pool {self.synth_pool}) set synth_ahead to 1")
+        if self.export_dtype not in ("float16", "float32", "int8"):
+            raise InputError(f"TrainConfig.export_dtype: expected float16, float32 or int8, got {self.export_dtype!r}")
         if self.min_lr > self.lr:
             raise InputError(f"TrainConfig.min_lr {self.min_lr} must not exceed lr {self.lr}")
 

@@ -3,6 +3,7 @@
     python bench/bench_reconstruct.py                       # tiny and paper on CUDA (tiny only on CPU)
     python bench/bench_reconstruct.py --presets tiny --device cpu
     python bench/bench_reconstruct.py --compile             # also time torch.compile (GPU)
+    python bench/bench_reconstruct.py --presets tiny --overrides '{"depth": 12}' --device cpu   # a candidate
 
 Weights are random (timing does not depend on them). "network" is one A3DModel.one_step call
 (bf16 autocast on CUDA, float32 on CPU), timed with CUDA events (GPU) or perf_counter (CPU);
@@ -34,8 +35,8 @@ PORTRAIT = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "astrona
 
 
 def bench_preset(name: str, device: torch.device, iters: int, warmup: int, compile_: bool,
-                 profile: bool = False) -> dict:
-    cfg = get_config(name)
+                 profile: bool = False, overrides: dict | None = None) -> dict:
+    cfg = get_config(name, **(overrides or {}))
     with torch.device(device):
         model = A3DModel(cfg).eval().requires_grad_(False)
     S = cfg.image_size
@@ -47,7 +48,8 @@ def bench_preset(name: str, device: torch.device, iters: int, warmup: int, compi
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
             return m.one_step(image, g0)
 
-    row = {"preset": name, "device": str(device), "params_M": round(model.num_parameters() / 1e6, 2),
+    label = name + (f" {json.dumps(overrides, sort_keys=True)}" if overrides else "")
+    row = {"preset": label, "device": str(device), "params_M": round(model.num_parameters() / 1e6, 2),
            "gaussians": 4 * S * S, "tokens": 5 * (S // cfg.patch_size) ** 2}
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -113,6 +115,8 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (GPU)")
     ap.add_argument("--profile", action="store_true", help="print the top ops of one eager network call")
+    ap.add_argument("--overrides", type=json.loads, default=None,
+                    help="ModelConfig fields to change in every preset, as JSON (a candidate architecture)")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args()
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -124,7 +128,8 @@ def main() -> int:
     header = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "device": name, "torch": torch.__version__, "a3d": a3d.__version__,
               "command": "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])}
-    rows = [bench_preset(p, device, args.iters, args.warmup, args.compile, args.profile) for p in presets]
+    rows = [bench_preset(p, device, args.iters, args.warmup, args.compile, args.profile, args.overrides)
+            for p in presets]
     pre = bench_preprocess(5)
     print(f"\n{header['date']} · {header['device']} · torch {header['torch']} · `{header['command']}`\n")
     print("| preset | params (M) | Gaussians | tokens | network ms | reconstruct() ms | peak GiB "

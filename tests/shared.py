@@ -1,5 +1,5 @@
-"""Helpers several test files use (not tests themselves): a synthetic blob head and the bit-for-bit
-comparison of two training checkpoints."""
+"""Helpers several test files use (not tests themselves): a synthetic blob head, a small model with
+random weights, and the bit-for-bit comparison of two training checkpoints."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from a3d.gaussians import Gaussians
+from a3d.model import A3DModel, get_config
 
 
 def blob_head(n: int, seed: int) -> Gaussians:
@@ -31,3 +32,14 @@ def assert_same_checkpoints(path_a: Path, path_b: Path, step: int) -> None:
         for k in sa:
             assert torch.equal(sa[k], sb[k]), k
     assert torch.equal(a["rng"][0]["torch"], b["rng"][0]["torch"])
+
+
+def random_model(seed: int, with_avas: bool = False, **overrides) -> A3DModel:
+    """A tiny-preset model (with ``overrides``) whose every weight is random (the DiT init zeroes gates and
+    output layers, which would make the output independent of the input), in eval mode."""
+    torch.manual_seed(seed)
+    model = A3DModel(get_config("tiny", **overrides), with_avas=with_avas)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model.eval()

@@ -11,16 +11,13 @@ from a3d.cameras import canonical_cameras
 from a3d.errors import InputError
 from a3d.model import A3DModel, ModelConfig, get_config
 
+import shared
+
 SMALL = dict(image_size=32, width=64, depth=2, heads=2, decoder_width=8, avas_width=8, input_width=4)
 
 
 def random_model(seed: int, **overrides) -> A3DModel:
-    torch.manual_seed(seed)
-    model = A3DModel(get_config("tiny", **{**SMALL, **overrides}))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return model.eval()
+    return shared.random_model(seed, **{**SMALL, **overrides})
 
 
 def test_given_views_take_their_pixels_at_initialisation(seed):
@@ -191,3 +188,23 @@ def test_objective_with_view_dropout_runs_and_reaches_every_part(seed):
     assert parts["own_depth"] > 0  # the surface term sees the Gaussians' depths
     assert model.input_decoder.mlp[-1].weight.grad.abs().sum() > 0  # the residual head learns
     assert model.given_embed.grad is not None
+
+
+def test_warm_start_to_a_deeper_model_computes_the_same(seed, tmp_path):
+    """Blocks the old weights lack start as the identity: the deeper model's output equals the old one's,
+    and the new blocks still get gradients."""
+    from a3d.checkpoint import warm_start
+
+    old = random_model(seed)
+    old.save_pretrained(tmp_path)
+    deeper = A3DModel(get_config("tiny", **{**SMALL, "depth": SMALL["depth"] + 2}))
+    counts = warm_start(deeper, tmp_path)
+    assert counts["identity_blocks"] == 2 and counts["copied"] == len(old.state_dict())
+    image, g0 = torch.rand(2, 3, 32, 32), old.noise(2, torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        a, b = old(image, g0, torch.zeros(2)).gaussians, deeper(image, g0, torch.zeros(2)).gaussians
+    for name in ("means", "scales", "opacities", "colors"):
+        torch.testing.assert_close(getattr(a, name), getattr(b, name), atol=1e-5, rtol=1e-5)
+    deeper(image, g0, torch.zeros(2)).gaussians.colors.sum().backward()
+    new_block = deeper.blocks[-1]
+    assert new_block.proj.weight.grad.abs().sum() > 0 and new_block.mlp[-1].weight.grad.abs().sum() > 0

@@ -10,17 +10,7 @@ from safetensors.torch import load_file, save_file
 from a3d.cameras import canonical_cameras
 from a3d.model import (PRESETS, A3DModel, ModelConfig, get_config, images_to_state, interpolate, sample_t,
                        state_to_images, velocity)
-
-
-def random_model(seed: int, with_avas: bool = False, **overrides) -> A3DModel:
-    """A small model whose every weight is random (the DiT init zeroes gates and output layers,
-    which would make the output independent of the input)."""
-    torch.manual_seed(seed)
-    model = A3DModel(get_config("tiny", **overrides), with_avas=with_avas)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return model.eval()
+from shared import random_model
 
 
 SMALL = dict(image_size=32, width=64, depth=2, heads=2, decoder_width=8, avas_width=8)
