@@ -448,8 +448,11 @@ def evaluate_photo(photo, model, *, size: int = 256, seed: int = 0, refine: bool
 
     Returns a dict: ``distances`` {view name: distance}, ``calibration`` (the reference against itself
     blurred with σ = 2 px and resized to 64² and back: what an identical face scores after losing
-    detail), ``descriptor`` (128 floats, for comparing photos), and images for the report: ``input``
-    [3, size, size], ``renders`` [V, 3, size, size], ``crops`` [1 + V, 3, 150, 150]; ``seconds``.
+    detail), ``input_view`` (does the photo come back: PSNR in dB inside the matte of the render from the
+    input camera at the model's resolution against the model's input, for all Gaussians ``full`` and for
+    the front view's own set alone ``front_set``), ``descriptor`` (128 floats, for comparing photos), and
+    images for the report: ``input`` [3, size, size], ``renders`` [V, 3, size, size], ``crops``
+    [1 + V, 3, 150, 150]; ``seconds``.
     """
     from .api import reconstruct
     from .identity import cached_embedder, crop_faces, face_crop_affines
@@ -477,12 +480,34 @@ def evaluate_photo(photo, model, *, size: int = 256, seed: int = 0, refine: bool
     names = [_view_name(a, e) for a, e in IDENTITY_VIEWS]
     return {
         "distances": {n: float(d) for n, d in zip(names, dist)},
+        "input_view": input_view_psnr(avatar),
         "calibration": {"blur_sigma2": float(torch.linalg.vector_norm(d_ref[1] - d_ref[0])),
                         "resize_64": float(torch.linalg.vector_norm(d_ref[2] - d_ref[0]))},
         "descriptor": d_ref[0].cpu().tolist(),
         "input": ref[0].cpu(), "renders": renders.cpu(), "crops": torch.cat([crops_ref[:1], crops_views]).cpu(),
         "seconds": time.perf_counter() - start,
     }
+
+
+def input_view_psnr(avatar) -> dict[str, float]:
+    """How well a reconstruction gives its photo back: PSNR (dB) inside the photo's matte (> 0.5) between the
+    model's input (:attr:`a3d.api.Avatar.input_image`, [3, S, S]) and the render from the front canonical
+    camera at S², for all Gaussians (``full``) and for the front view's own set alone (``front_set``: the first
+    quarter, the Gaussians of the input's pixels). Without a matte the whole image counts."""
+    g = avatar.gaussians.detach()
+    S = avatar.input_image.shape[-1]
+    inside = (avatar.masks[0] > 0.5) if avatar.masks is not None else torch.ones(S, S, dtype=torch.bool)
+    inside = inside.to(g.means.device)
+    target = avatar.input_image.to(g.means.device)
+    front = avatar.cameras[0:1].to(g.means.device)
+    own = Gaussians(**{k: getattr(g, k)[: S * S] for k in ("means", "quats", "scales", "opacities", "colors")})
+    out = {}
+    with torch.no_grad():
+        for name, gs in (("full", g), ("front_set", own)):
+            rgb = render(gs, front, framing.BACKGROUND).rgb[0].permute(2, 0, 1).clamp(0, 1)
+            err = ((rgb - target) ** 2).mean(0)[inside].mean().clamp_min(1e-10)
+            out[name] = float(-10 * torch.log10(err))
+    return out
 
 
 def photo_sheet(res: dict[str, Any], path: str | os.PathLike, cell: int = 128) -> str:
@@ -555,19 +580,21 @@ def write_report(report: dict[str, Any], out_dir: Path) -> Path:
     if report.get("photos"):
         names = [_view_name(a, e) for a, e in IDENTITY_VIEWS]
         lines += ["## Photos: identity distance per view (dlib descriptor, < 0.6 = same person)", "",
-                  "| photo | " + " | ".join(names) + " | blur σ2 | resize 64² |",
-                  "|---" * (len(names) + 3) + "|"]
+                  "| photo | " + " | ".join(names) + " | blur σ2 | resize 64² | input view dB (front set alone) |",
+                  "|---" * (len(names) + 4) + "|"]
         for p in report["photos"]:
             if "error" in p:
-                lines.append(f"| {p['name']} | " + " | ".join(["–"] * (len(names) + 2)) + " |")
+                lines.append(f"| {p['name']} | " + " | ".join(["–"] * (len(names) + 3)) + " |")
                 continue
             d, c = p["distances"], p["calibration"]
+            iv = p.get("input_view", {})
             lines.append(f"| {p['name']} | " + " | ".join(_fmt(d[n], 2) for n in names)
-                         + f" | {c['blur_sigma2']:.2f} | {c['resize_64']:.2f} |")
+                         + f" | {c['blur_sigma2']:.2f} | {c['resize_64']:.2f} | "
+                         + (f"{iv['full']:.1f} ({iv['front_set']:.1f})" if iv else "–") + " |")
         ok = [p for p in report["photos"] if "error" not in p]
         if ok:
             mean = {n: sum(p["distances"][n] for p in ok) / len(ok) for n in names}
-            lines.append(f"| **mean of {len(ok)}** | " + " | ".join(f"**{mean[n]:.2f}**" for n in names) + " | | |")
+            lines.append(f"| **mean of {len(ok)}** | " + " | ".join(f"**{mean[n]:.2f}**" for n in names) + " | | | |")
         if report.get("different_people"):
             lines += ["", "Different photos (input against input): "
                       + ", ".join(f"{x['a']}–{x['b']} {x['distance']:.2f}" for x in report["different_people"])]
@@ -651,7 +678,8 @@ def run_eval(out_dir: str | os.PathLike, *, photos: Sequence[str | os.PathLike] 
                 photo_sheet(res, out / image)
                 descriptors[name] = torch.tensor(res["descriptor"])
                 rows.append({"name": name, "path": str(p), "image": image, "distances": res["distances"],
-                             "calibration": res["calibration"], "seconds": res["seconds"]})
+                             "calibration": res["calibration"], "input_view": res["input_view"],
+                             "seconds": res["seconds"]})
             report["photos"] = rows
             keys = list(descriptors)
             report["different_people"] = [

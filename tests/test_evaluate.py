@@ -1,6 +1,7 @@
 """a3d.evaluate: metrics against independent computations, view-angle bins, the three test sets, the report."""
 import inspect
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -189,6 +190,8 @@ def test_report_on_a_tiny_model(model, tmp_path, capsys):
     assert sheet.size[0] == 128 * (1 + len(names))
     md = (out / "report.md").read_text()
     assert "| astronaut |" in md and f"]({a['image']})" in md and "yaw 56.25°" in md
+    assert set(a["input_view"]) == {"full", "front_set"} and all(math.isfinite(v) for v in a["input_view"].values())
+    assert "input view dB" in md
     assert "astronaut: identity distance" in capsys.readouterr().out
 
 
@@ -202,3 +205,42 @@ def test_identity_skipped_without_weights(model, tmp_path, monkeypatch):
     rep = ev.run_eval(tmp_path, photos=[PORTRAIT], model=model, progress=False)
     assert rep["identity_skipped"] == "not installed here" and "photos" not in rep
     assert "Identity metrics skipped" in (tmp_path / "report.md").read_text()
+
+
+def test_input_view_psnr_sees_what_covers_the_photo():
+    """A front set of opaque pixel-sized Gaussians of the photo's colours gives the photo back (high PSNR); a
+    layer of another colour in front of it lowers the full render's figure, not the front set's."""
+    from a3d.api import Avatar
+    from a3d.gaussians import Gaussians
+
+    S = 32
+    cams = canonical_cameras(S)
+    ys, xs = torch.meshgrid(torch.arange(S) + 0.5, torch.arange(S) + 0.5, indexing="ij")
+    pix = torch.stack([xs, ys, torch.ones_like(xs)], -1).reshape(-1, 3)
+    c2w = torch.linalg.inv(cams.viewmats[0])
+    rays = pix @ torch.linalg.inv(cams.Ks[0]).T  # camera z = 1
+    depth = float(cams.viewmats[0, :3, 3].norm())
+    pts_front = (rays * depth) @ c2w[:3, :3].T + c2w[:3, 3]
+    pts_cover = (rays * (depth - 0.3)) @ c2w[:3, :3].T + c2w[:3, 3]
+    image = torch.rand(3, 1, 1) * 0.6 + 0.2 + torch.zeros(3, S, S)
+    width = depth * float(torch.linalg.inv(cams.Ks[0])[0, 0])  # a pixel's width at the surface
+
+    def layer(points, colours, opacity):
+        n = len(points)
+        return dict(means=points, quats=torch.tensor([1.0, 0, 0, 0]).expand(n, 4), scales=torch.full((n, 3), width),
+                    opacities=torch.full((n,), opacity), colors=colours)
+
+    front = layer(pts_front, image.reshape(3, -1).T, 0.99)
+    far = [layer(pts_front + 5.0, torch.zeros(S * S, 3), 0.01) for _ in range(3)]  # three sets out of sight
+    cover = layer(pts_cover, torch.zeros(S * S, 3), 0.9)
+    masks = torch.zeros(4, S, S)
+    masks[0, 8:24, 8:24] = 1.0
+
+    def avatar(sets):
+        g = Gaussians(**{k: torch.cat([d[k] for d in sets]) for k in sets[0]})
+        return Avatar(gaussians=g, cameras=cams, input_image=image, masks=masks)
+
+    clean = ev.input_view_psnr(avatar([front] + far))
+    covered = ev.input_view_psnr(avatar([front, cover] + far[1:]))
+    assert clean["full"] > 30 and clean["front_set"] > 30
+    assert covered["full"] < 15 and covered["front_set"] == pytest.approx(clean["front_set"])
