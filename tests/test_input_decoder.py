@@ -208,3 +208,50 @@ def test_warm_start_to_a_deeper_model_computes_the_same(seed, tmp_path):
     deeper(image, g0, torch.zeros(2)).gaussians.colors.sum().backward()
     new_block = deeper.blocks[-1]
     assert new_block.proj.weight.grad.abs().sum() > 0 and new_block.mlp[-1].weight.grad.abs().sum() > 0
+
+
+def test_facing_weight_follows_the_angle_to_the_surface():
+    from a3d.model import _facing
+
+    S = 16
+    ys, xs = torch.meshgrid(torch.linspace(-0.3, 0.3, S), torch.linspace(-0.3, 0.3, S), indexing="ij")
+    origin = torch.tensor([0.0, 0.0, 3.0])
+    w = {}
+    for deg in (0, 30, 50, 75):  # a plane through the origin turned by deg about y, seen from +z
+        t = math.radians(deg)
+        plane = torch.stack([xs * math.cos(t), ys, -xs * math.sin(t)], -1)[None]
+        w[deg] = _facing(plane, origin)[0, 4:-4, 4:-4]  # away from the image border
+    assert (w[0] == 1).all() and (w[30] > 0.8).all() and (w[75] == 0).all()
+    assert (w[50] > 0).all() and (w[50] < 1).all()
+    # a depth edge is not bridged: the pixels on either side of a step keep their own plane's normal
+    step = torch.stack([xs, ys, torch.where(xs > 0, 0.5, 0.0)], -1)[None]
+    assert (_facing(step, origin)[0, 2:-2, 2:-2] == 1).all()
+
+
+def test_given_fit_gives_the_photo_back_and_leaves_other_views(seed):
+    from a3d.rendering import render
+
+    model = random_model(seed)
+    fitted = random_model(seed, given_fit=2)
+    S = 32
+    image, photos = torch.rand(1, 3, S, S), torch.rand(1, 4, 3, S, S)
+    masks = torch.zeros(1, 4, S, S)
+    masks[:, :, 6:26, 6:26] = 1.0
+    g0 = model.noise(1, torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        a = model(image, g0, torch.zeros(1), photos=photos, masks=masks).gaussians
+        b = fitted(image, g0, torch.zeros(1), photos=photos, masks=masks).gaussians
+    front = canonical_cameras(S)[0:1]
+    inside = masks[0, 0] > 0.5
+
+    def own_error(g):
+        own = type(g)(**{k: getattr(g, k)[0, : S * S] for k in ("means", "quats", "scales", "opacities", "colors")})
+        rgb = render(own, front, framing.BACKGROUND).rgb[0].permute(2, 0, 1)
+        return float(((rgb - image[0]) ** 2).mean(0)[inside].mean())
+
+    assert own_error(b) < own_error(a)
+    assert torch.equal(a.means, b.means) and torch.equal(a.opacities, b.opacities)
+    assert torch.equal(a.colors[0, S * S:], b.colors[0, S * S:])  # views without a photo keep their colours
+    assert (b.colors >= 0).all() and (b.colors <= 1).all()
+    with pytest.raises(InputError, match="given_fit"):
+        get_config("tiny", given_fit=-1)
