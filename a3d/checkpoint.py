@@ -20,6 +20,7 @@ import torch
 from .errors import InputError
 from .files import atomic_write
 from .model import A3DModel, ModelConfig, load_weights
+from .train_config import EXPORT_DTYPES
 
 __all__ = ["warm_start", "rng_state", "set_rng_state", "load_checkpoint", "save_checkpoint", "ema_update", "export",
            "export_checkpoint"]
@@ -119,9 +120,6 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
     e = [p for p in ema.parameters()]
     m = [p.detach() for p in model.parameters()]
     torch._foreach_lerp_(e, m, 1.0 - decay)
-
-
-EXPORT_DTYPES = ("float16", "float32", "int8")
 
 
 def export(ema: A3DModel, folder: str | os.PathLike, dtype: str = "float16") -> str:

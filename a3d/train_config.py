@@ -14,7 +14,9 @@ from .files import read_json
 if TYPE_CHECKING:
     from .model import ModelConfig
 
-__all__ = ["TrainConfig", "get_lr"]
+__all__ = ["TrainConfig", "get_lr", "EXPORT_DTYPES"]
+
+EXPORT_DTYPES = ("float16", "float32", "int8")  # how an exported model's weights are stored (a3d.checkpoint.export)
 
 
 @dataclass
@@ -103,8 +105,8 @@ class TrainConfig:
         if self.synth_ahead > 1 and self.synth_pool > 0:
             raise InputError(f"TrainConfig.synth_ahead {self.synth_ahead}: generating ahead is for fresh heads; "
                              f"with a pool (synth_pool {self.synth_pool}) set synth_ahead to 1")
-        if self.export_dtype not in ("float16", "float32", "int8"):
-            raise InputError(f"TrainConfig.export_dtype: expected float16, float32 or int8, got {self.export_dtype!r}")
+        if self.export_dtype not in EXPORT_DTYPES:
+            raise InputError(f"TrainConfig.export_dtype: expected one of {EXPORT_DTYPES}, got {self.export_dtype!r}")
         if self.min_lr > self.lr:
             raise InputError(f"TrainConfig.min_lr {self.min_lr} must not exceed lr {self.lr}")
 
