@@ -111,6 +111,10 @@ class ModelConfig:
             matte moves its colour by the pixel's residual (a Jacobi step on the rendering, which is
             linear in the colours). A 0.45-pixel footprint otherwise blurs the photo by the neighbours'
             tails (the input view of a detailed photo lost 4-8 dB to it). 0 turns it off.
+        given_erode: pixels by which the matte used as a given view's opacity is eroded (a min filter):
+            the photo's Gaussians on the silhouette's edge have the least certain depth (and colour, from
+            un-compositing) and showed as light specks from other views; the other sets draw the edge. 0
+            turns it off.
     """
 
     image_size: int = 128
@@ -132,6 +136,7 @@ class ModelConfig:
     given_footprint: float = 0.45
     carve_depth: float = 0.1
     given_fit: int = 0
+    given_erode: int = 0
 
     def __post_init__(self) -> None:
         for name in ("input_decoder", "given_exact"):
@@ -143,6 +148,7 @@ class ModelConfig:
                      "input_width"):
             check_int(getattr(self, name), f"ModelConfig.{name}", 1)
         check_int(self.given_fit, "ModelConfig.given_fit", 0, 8)
+        check_int(self.given_erode, "ModelConfig.given_erode", 0, 4)
         for name in ("mlp_ratio", "camera_radius", "camera_fov_deg", "depth_range", "scale_min", "scale_max"):
             hi = {"mlp_ratio": 64.0, "camera_fov_deg": 179.0}.get(name)
             setattr(self, name, check_number(getattr(self, name), f"ModelConfig.{name}", hi=hi, positive=True))
@@ -248,7 +254,7 @@ class ModelConfig:
 # Fields added after the first release, with the values that describe a config.json written before them
 # (one without "input_decoder" is the paper decoder; one without "given_exact" is the round-2 input decoder).
 _LEGACY_FIELDS = {"input_decoder": False, "input_width": 16, "given_exact": False, "given_footprint": 0.6,
-                  "carve_depth": 0.0, "given_fit": 0}
+                  "carve_depth": 0.0, "given_fit": 0, "given_erode": 0}
 
 PRESETS: dict[str, ModelConfig] = {
     # 128², 1,280 tokens, ~7.9 M parameters: fp16 weights < 16 MiB, well under 3 s on a laptop CPU.
@@ -484,6 +490,10 @@ class GaussianDecoder(nn.Module):
         if residual is not None and cfg.given_exact:
             if masks is not None:
                 matte = masks.float()[..., None].clamp(0.0, 1.0)  # [B, 4, H, W, 1]
+                if cfg.given_erode > 0:
+                    k = 2 * cfg.given_erode + 1
+                    flat = matte.reshape(-1, 1, *matte.shape[2:4])
+                    matte = (-F.max_pool2d(-flat, k, 1, cfg.given_erode)).reshape(matte.shape)
                 opacities = torch.where(g[..., 0], matte[..., 0].clamp(max=_MAX_OPACITY), opacities)
                 # the photo is composited over the background: an edge pixel's colour is part
                 # background, which its Gaussian (opacity = the matte) must not carry to other views
@@ -799,17 +809,20 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
                                                     self.canonical_Ks, cfg.carve_depth)
                     gaussians = replace(gaussians, opacities=gaussians.opacities * keep.reshape(B, -1))
                 if cfg.given_exact and cfg.given_fit > 0 and masks is not None and z.device.type != "meta":
-                    gaussians = self._fit_given_colours(gaussians, photos, given, masks)
+                    # a constant added (zero outside the given views, whose colours keep their gradients)
+                    fit = self._given_colour_fit(gaussians, photos, given, masks)
+                    gaussians = replace(gaussians, colors=gaussians.colors + fit)
         state = images_to_state(rearrange(gaussians.colors, "b (v h w) c -> b v c h w", v=NUM_VIEWS, h=S, w=S))
         avas = self.avas(z) if views and self.avas is not None else None
         return ModelOutput(gaussians, state, avas)
 
     @torch.no_grad()
-    def _fit_given_colours(self, gaussians: Gaussians, photos: Tensor, given: Tensor, masks: Tensor) -> Gaussians:
-        """``given_fit`` Jacobi steps on each given view's colours (see :class:`ModelConfig`): its own set
-        [B, S²] rendered from its camera, the residual against the photo added to the colour of each pixel's
-        Gaussian inside the matte (> 0.5). The step is a constant to autograd (the colours of a given view
-        are its pixels', which have no parameters)."""
+    def _given_colour_fit(self, gaussians: Gaussians, photos: Tensor, given: Tensor, masks: Tensor) -> Tensor:
+        """The change [B, 4·S², 3] that ``given_fit`` Jacobi steps make to each given view's colours (see
+        :class:`ModelConfig`): its own set [B, S²] rendered from its camera, the residual against the photo
+        added to the colour of each pixel's Gaussian inside the matte (> 0.5), weighted by how squarely the
+        view sees the surface; zero for the other views. Computed without autograd: the caller adds it as a
+        constant (a given view's colours are its pixels', which have no parameters)."""
         from .cameras import Cameras
         from .rendering import render
 
@@ -819,7 +832,8 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
         fields = ("means", "quats", "scales", "opacities")
         own = {k: getattr(gaussians, k).reshape(B, NUM_VIEWS, S * S, *getattr(gaussians, k).shape[2:])
                for k in fields}
-        views = [v for v in range(NUM_VIEWS) if v == 0 or bool(given[:, v].any())]  # the front is always given
+        any_given = given.any(0).tolist()  # one device sync for the four views
+        views = [v for v in range(NUM_VIEWS) if v == 0 or any_given[v]]  # the front is always given
         for v in views:
             cam = Cameras(self.canonical_viewmats[v].expand(B, 1, 4, 4), self.canonical_Ks[v].expand(B, 1, 3, 3), S, S)
             inside = ((masks[:, v] > 0.5) & given[:, v, None, None]).reshape(B, S * S, 1)
@@ -829,7 +843,7 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
                 g = Gaussians(**{k: own[k][:, v] for k in fields}, colors=colors[:, v])
                 rgb = render(g, cam, framing.BACKGROUND).rgb[:, 0].reshape(B, S * S, 3)
                 colors[:, v] = (colors[:, v] + step * (target - rgb)).clamp(0, 1)
-        return replace(gaussians, colors=colors.reshape(B, -1, 3).to(gaussians.colors.dtype))
+        return (colors.reshape(B, -1, 3) - gaussians.colors).to(gaussians.colors.dtype)
 
     def _photos(self, image: Tensor, photos: Optional[Tensor], given: Optional[Tensor]
                 ) -> tuple[Optional[Tensor], Optional[Tensor]]:

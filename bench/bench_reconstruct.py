@@ -35,7 +35,7 @@ PORTRAIT = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "astrona
 
 
 def bench_preset(name: str, device: torch.device, iters: int, warmup: int, compile_: bool,
-                 profile: bool = False, overrides: dict | None = None) -> dict:
+                 profile: bool = False, overrides: dict | None = None, matte: bool = False) -> dict:
     cfg = get_config(name, **(overrides or {}))
     with torch.device(device):
         model = A3DModel(cfg).eval().requires_grad_(False)
@@ -56,6 +56,11 @@ def bench_preset(name: str, device: torch.device, iters: int, warmup: int, compi
         torch.cuda.reset_peak_memory_stats()
     row["network_ms"] = round(device_ms(network, iters, warmup, device), 2)
     framed = (np.random.default_rng(0).random((S, S, 3)) * 255).astype(np.uint8)
+    if matte:  # a cut-out portrait (RGBA): the model gets a matte, as after preprocessing
+        yy, xx = np.mgrid[:S, :S]
+        inside = ((xx - S / 2) / (0.35 * S)) ** 2 + ((yy - S / 2) / (0.45 * S)) ** 2 <= 1
+        framed = np.dstack([framed, (inside * 255).astype(np.uint8)])
+        row["preset"] += " (matte)"
     row["reconstruct_ms"] = round(wall_ms(lambda: a3d.reconstruct(framed, model, seed=0, preprocess=False),
                                            max(3, iters // 2), 2, device), 2)
     if device.type == "cuda":
@@ -117,6 +122,8 @@ def main() -> int:
     ap.add_argument("--profile", action="store_true", help="print the top ops of one eager network call")
     ap.add_argument("--overrides", type=json.loads, default=None,
                     help="ModelConfig fields to change in every preset, as JSON (a candidate architecture)")
+    ap.add_argument("--matte", action="store_true",
+                    help="reconstruct() gets an RGBA cut-out: the matte-dependent steps run (given_fit, given_erode)")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args()
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -128,7 +135,7 @@ def main() -> int:
     header = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "device": name, "torch": torch.__version__, "a3d": a3d.__version__,
               "command": "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])}
-    rows = [bench_preset(p, device, args.iters, args.warmup, args.compile, args.profile, args.overrides)
+    rows = [bench_preset(p, device, args.iters, args.warmup, args.compile, args.profile, args.overrides, args.matte)
             for p in presets]
     pre = bench_preprocess(5)
     print(f"\n{header['date']} · {header['device']} · torch {header['torch']} · `{header['command']}`\n")

@@ -253,5 +253,27 @@ def test_given_fit_gives_the_photo_back_and_leaves_other_views(seed):
     assert torch.equal(a.means, b.means) and torch.equal(a.opacities, b.opacities)
     assert torch.equal(a.colors[0, S * S:], b.colors[0, S * S:])  # views without a photo keep their colours
     assert (b.colors >= 0).all() and (b.colors <= 1).all()
+    # the fit is a constant: the views without a photo still train their colours
+    fitted.zero_grad()
+    out = fitted(image, g0, torch.zeros(1), photos=photos, masks=masks).gaussians
+    out.colors[0, S * S:].sum().backward()
+    assert sum(float(p.grad.abs().sum()) for p in fitted.parameters() if p.grad is not None) > 0
     with pytest.raises(InputError, match="given_fit"):
         get_config("tiny", given_fit=-1)
+
+
+def test_given_erode_shrinks_the_matte_used_as_opacity(seed):
+    model, eroded = random_model(seed), random_model(seed, given_erode=1)
+    S = 32
+    image, photos = torch.rand(1, 3, S, S), torch.rand(1, 4, 3, S, S)
+    masks = torch.zeros(1, 4, S, S)
+    masks[:, :, 8:24, 8:24] = 1.0
+    g0 = model.noise(1, torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        a = model(image, g0, torch.zeros(1), photos=photos, masks=masks).gaussians.opacities.view(4, S, S)
+        b = eroded(image, g0, torch.zeros(1), photos=photos, masks=masks).gaussians.opacities.view(4, S, S)
+    expect = torch.zeros(S, S)
+    expect[9:23, 9:23] = 0.99  # one pixel in from every edge, at the rasterizer's bound
+    assert torch.allclose(a[0], masks[0, 0].clamp(max=0.99)) and torch.allclose(b[0], expect)
+    with pytest.raises(InputError, match="given_erode"):
+        get_config("tiny", given_erode=9)
