@@ -115,6 +115,11 @@ class ModelConfig:
             the photo's Gaussians on the silhouette's edge have the least certain depth (and colour, from
             un-compositing) and showed as light specks from other views; the other sets draw the edge. 0
             turns it off.
+        given_surfel: with ``given_exact``, a given view's Gaussians are flat discs tangent to the surface
+            its pixels see (normals from the steps to the neighbouring pixels), σ in the surface
+            ``given_footprint`` of the spacing to the neighbours (at least the isotropic footprint, at most
+            3 times it), half the footprint across it: seen from another view they meet where isotropic
+            ones, a pixel apart on a surface the photo sees at a slant, leave gaps and streaks.
     """
 
     image_size: int = 128
@@ -137,9 +142,10 @@ class ModelConfig:
     carve_depth: float = 0.1
     given_fit: int = 0
     given_erode: int = 0
+    given_surfel: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("input_decoder", "given_exact"):
+        for name in ("input_decoder", "given_exact", "given_surfel"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"ModelConfig.{name}: expected a bool, got {getattr(self, name)!r}")
         self.given_footprint = check_number(self.given_footprint, "ModelConfig.given_footprint", hi=4.0, positive=True)
@@ -254,7 +260,8 @@ class ModelConfig:
 # Fields added after the first release, with the values that describe a config.json written before them
 # (one without "input_decoder" is the paper decoder; one without "given_exact" is the round-2 input decoder).
 _LEGACY_FIELDS = {"input_decoder": False, "input_width": 16, "given_exact": False, "given_footprint": 0.6,
-                  "carve_depth": 0.0, "given_fit": 0, "given_erode": 0}
+                  "carve_depth": 0.0, "given_fit": 0, "given_erode": 0,
+                  "given_surfel": False}
 
 PRESETS: dict[str, ModelConfig] = {
     # 128², 1,280 tokens, ~7.9 M parameters: fp16 weights < 16 MiB, well under 3 s on a laptop CPU.
@@ -328,18 +335,70 @@ def _sincos_2d(grid: int, width: int) -> Tensor:
     return torch.cat(out, 1).float()
 
 
+def _surface_steps(means: Tensor) -> tuple[Tensor, Tensor]:
+    """The surface's steps between neighbouring pixels: [..., H, W, 3] centres of a view's pixel grid ->
+    (du, dv), each [..., H, W, 3], to the neighbour along a row and along a column, whichever of the two
+    (before, after) is shorter, so a step never crosses a depth edge that the other side does not; at the
+    image's border the one neighbour there is."""
+    def shorter(dim: int) -> Tensor:
+        fwd = torch.diff(means, dim=dim, append=means.narrow(dim, means.shape[dim] - 1, 1))
+        bwd = torch.diff(means, dim=dim, prepend=means.narrow(dim, 0, 1))
+        n = means.shape[dim]
+        idx = torch.arange(n, device=means.device).reshape((n,) + (1,) * (-dim - 2))
+        inf = torch.tensor(float("inf"), device=means.device)
+        fwd_len = torch.where(idx == n - 1, inf, fwd.norm(dim=-1))[..., None]  # no neighbour after the last
+        bwd_len = torch.where(idx == 0, inf, bwd.norm(dim=-1))[..., None]
+        return torch.where(fwd_len <= bwd_len, fwd, bwd)
+
+    return shorter(-2), shorter(-3)
+
+
+def _rotmat_to_quat(R: Tensor) -> Tensor:
+    """Rotation matrices [..., 3, 3] -> unit quaternions (w, x, y, z) [..., 4] (of the largest of the four
+    candidate components, so no division by a small number)."""
+    m = R.unbind(-1)
+    r = [c.unbind(-1) for c in m]  # r[j][i] = R[..., i, j]
+    (m00, m10, m20), (m01, m11, m21), (m02, m12, m22) = r
+    candidates = torch.stack([
+        torch.stack([1 + m00 + m11 + m22, m21 - m12, m02 - m20, m10 - m01], -1),
+        torch.stack([m21 - m12, 1 + m00 - m11 - m22, m01 + m10, m02 + m20], -1),
+        torch.stack([m02 - m20, m01 + m10, 1 - m00 + m11 - m22, m12 + m21], -1),
+        torch.stack([m10 - m01, m02 + m20, m12 + m21, 1 - m00 - m11 + m22], -1),
+    ], -2)  # [..., 4, 4]: row k is 4·q·q_k, largest where |q_k| is
+    k = torch.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1).argmax(-1)
+    q = candidates.gather(-2, k[..., None, None].expand(*k.shape, 1, 4))[..., 0, :]
+    q = F.normalize(q, dim=-1)
+    return torch.where(q[..., :1] < 0, -q, q)
+
+
+def _surfels(means: Tensor, footprint: Tensor, fraction: float, max_stretch: float = 3.0) -> tuple[Tensor, Tensor]:
+    """Flat Gaussians tangent to the surface that a view's pixels see: [..., H, W, 3] centres (a view's
+    pixel grid) and each pixel's isotropic footprint [..., H, W, 1] -> (quats [..., H, W, 4], scales
+    [..., H, W, 3]). The tangents are the smaller one-sided differences to the neighbours (a depth edge
+    is not bridged); in the tangent plane σ is ``fraction`` of the spacing to the neighbours, between
+    the footprint and ``max_stretch`` times it (a surface seen edge-on spreads its pixels apart: from
+    other views the discs now meet instead of streaking); across it σ is half the footprint."""
+    du, dv = _surface_steps(means)
+    t1 = F.normalize(du, dim=-1)
+    normal = F.normalize(torch.cross(du, dv, dim=-1), dim=-1)
+    t2 = torch.cross(normal, t1, dim=-1)
+    ok = (normal.norm(dim=-1, keepdim=True) > 0.5) & (t1.norm(dim=-1, keepdim=True) > 0.5)
+    R = torch.stack([t1, t2, normal], -1)  # columns: the Gaussian's axes in the world
+    quats = torch.where(ok, _rotmat_to_quat(torch.where(ok[..., None], R, torch.eye(3, device=R.device))),
+                        means.new_tensor([1.0, 0.0, 0.0, 0.0]))
+    along = lambda d: (fraction * d.norm(dim=-1, keepdim=True)).clamp(footprint, max_stretch * footprint)  # noqa: E731
+    dv_across = dv - (dv * t1).sum(-1, keepdim=True) * t1
+    scales = torch.cat([along(du), along(dv_across), 0.5 * footprint], -1)
+    return quats, torch.where(ok, scales, footprint.expand_as(scales))
+
+
 def _facing(means: Tensor, origin: Tensor) -> Tensor:
     """How squarely a view sees the surface through each pixel: [B, H, W, 3] Gaussian centres of a view's
     pixels and its camera centre [3] -> [B, H, W] in [0, 1], 1 where the surface's normal (from the smaller
     one-sided difference to a neighbour in each image direction, so that a depth edge is not bridged) is
     within 37° of the ray, 0 beyond 60° (the surface is seen edge-on there: what the photo shows of it
     is squeezed into a pixel, and another view sees those Gaussians spread apart)."""
-    def smaller_step(x: Tensor, dim: int) -> Tensor:
-        fwd = torch.diff(x, dim=dim, append=x.narrow(dim, x.shape[dim] - 1, 1))
-        bwd = torch.diff(x, dim=dim, prepend=x.narrow(dim, 0, 1))
-        return torch.where(fwd.norm(dim=-1, keepdim=True) <= bwd.norm(dim=-1, keepdim=True), fwd, bwd)
-
-    du, dv = smaller_step(means, 2), smaller_step(means, 1)
+    du, dv = _surface_steps(means)
     normal = F.normalize(torch.cross(du, dv, dim=-1), dim=-1)
     ray = F.normalize(means - origin, dim=-1)
     cos = (normal * ray).sum(-1).abs()
@@ -485,6 +544,10 @@ class GaussianDecoder(nn.Module):
             bounded = lambda x: x.clamp(cfg.scale_min, cfg.scale_max)  # noqa: E731
             given_scale = footprint if cfg.given_exact else bounded(footprint * factor)
             scales = torch.where(g, given_scale.expand_as(scales), bounded(scales * factor))
+            if cfg.given_exact and cfg.given_surfel:
+                surfel_quats, surfel_scales = _surfels(means.detach(), footprint.detach(), cfg.given_footprint)
+                quats = torch.where(g, surfel_quats, quats)
+                scales = torch.where(g, surfel_scales, scales)
         opacities = torch.sigmoid(opacity_logit)
         colors = torch.sigmoid(color_logit)
         if residual is not None and cfg.given_exact:

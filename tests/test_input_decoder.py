@@ -277,3 +277,51 @@ def test_given_erode_shrinks_the_matte_used_as_opacity(seed):
     assert torch.allclose(a[0], masks[0, 0].clamp(max=0.99)) and torch.allclose(b[0], expect)
     with pytest.raises(InputError, match="given_erode"):
         get_config("tiny", given_erode=9)
+
+
+def test_rotation_matrices_to_quaternions(seed):
+    from a3d.model import _rotmat_to_quat
+    from a3d.rasterize import quat_to_rotmat
+
+    q = torch.randn(2000, 4, generator=torch.Generator().manual_seed(seed))
+    q[:4] = torch.eye(4)  # the identity and the three half turns: each branch of the conversion
+    R = quat_to_rotmat(q)
+    back = _rotmat_to_quat(R)
+    assert torch.allclose(quat_to_rotmat(back), R, atol=1e-5)
+    assert torch.allclose(back.norm(dim=-1), torch.ones(len(q)), atol=1e-6) and (back[:, 0] >= 0).all()
+
+
+def test_surfels_lie_in_the_surface_and_stretch_where_it_turns_away():
+    from a3d.model import _surfels
+    from a3d.rasterize import quat_to_rotmat
+
+    S, step = 16, 0.6 / 15
+    ys, xs = torch.meshgrid(torch.linspace(-0.3, 0.3, S), torch.linspace(-0.3, 0.3, S), indexing="ij")
+    footprint = torch.full((S, S, 1), 0.45 * step)  # the isotropic σ of a pixel seen square-on
+    for deg, stretch in ((0, 1.0), (60, 2.0), (85, 3.0)):  # 1/cos, capped at 3
+        t = math.radians(deg)
+        plane = torch.stack([xs / math.cos(t) * math.cos(t), ys, -xs / math.cos(t) * math.sin(t)], -1)
+        quats, scales = _surfels(plane, footprint, 0.45)
+        axes = quat_to_rotmat(quats[8, 8])
+        normal = torch.tensor([math.sin(t), 0.0, math.cos(t)])
+        assert torch.allclose(axes[:, 2].abs(), normal.abs(), atol=1e-4)  # flat across the surface
+        assert torch.allclose(scales[8, 8], torch.tensor([stretch, 1.0, 0.5]) * 0.45 * step, rtol=1e-3), deg
+    # a degenerate grid (all centres in one point) keeps the isotropic footprint
+    quats, scales = _surfels(torch.zeros(S, S, 3), footprint, 0.45)
+    assert torch.equal(scales, footprint.expand(S, S, 3)) and torch.equal(quats[0, 0], torch.tensor([1.0, 0, 0, 0]))
+
+
+def test_given_surfels_change_only_the_given_views_shape(seed):
+    model, surfel = random_model(seed), random_model(seed, given_surfel=True)
+    S = 32
+    image, g0 = torch.rand(1, 3, S, S), model.noise(1, torch.Generator().manual_seed(seed))
+    masks = torch.ones(1, 4, S, S)
+    with torch.no_grad():
+        a = model(image, g0, torch.zeros(1), masks=masks).gaussians
+        b = surfel(image, g0, torch.zeros(1), masks=masks).gaussians
+    n = S * S
+    assert torch.equal(a.means, b.means) and torch.equal(a.colors, b.colors)
+    assert torch.equal(a.scales[0, n:], b.scales[0, n:]) and torch.equal(a.quats[0, n:], b.quats[0, n:])
+    flat = b.scales[0, :n].min(-1).values < 0.75 * b.scales[0, :n].max(-1).values
+    assert flat.float().mean() > 0.9  # the front set's Gaussians are discs now, not spheres
+    assert (b.scales[0, :n] >= 0.5 * a.scales[0, :n] - 1e-7).all()
