@@ -228,21 +228,28 @@ def test_facing_weight_follows_the_angle_to_the_surface():
     assert (_facing(step, origin)[0, 2:-2, 2:-2] == 1).all()
 
 
+def _with_and_without(seed: int, box: tuple[int, int], **setting):
+    """One random 32² model without and with ``setting``, run on the same portrait, photos and noise with a
+    square matte over rows and columns ``box``: (the portrait, its inputs as keyword arguments, the model
+    with the setting, the Gaussians without it, the Gaussians with it)."""
+    model, changed = random_model(seed), random_model(seed, **setting)
+    S = 32
+    image = torch.rand(1, 3, S, S)
+    masks = torch.zeros(1, 4, S, S)
+    masks[:, :, box[0]:box[1], box[0]:box[1]] = 1.0
+    inputs = dict(g_t=model.noise(1, torch.Generator().manual_seed(seed)), t=torch.zeros(1),
+                  photos=torch.rand(1, 4, 3, S, S), masks=masks)
+    with torch.no_grad():
+        return image, inputs, changed, model(image, **inputs).gaussians, changed(image, **inputs).gaussians
+
+
 def test_given_fit_gives_the_photo_back_and_leaves_other_views(seed):
     from a3d.rendering import render
 
-    model = random_model(seed)
-    fitted = random_model(seed, given_fit=2)
     S = 32
-    image, photos = torch.rand(1, 3, S, S), torch.rand(1, 4, 3, S, S)
-    masks = torch.zeros(1, 4, S, S)
-    masks[:, :, 6:26, 6:26] = 1.0
-    g0 = model.noise(1, torch.Generator().manual_seed(seed))
-    with torch.no_grad():
-        a = model(image, g0, torch.zeros(1), photos=photos, masks=masks).gaussians
-        b = fitted(image, g0, torch.zeros(1), photos=photos, masks=masks).gaussians
+    image, inputs, fitted, a, b = _with_and_without(seed, (6, 26), given_fit=2)
     front = canonical_cameras(S)[0:1]
-    inside = masks[0, 0] > 0.5
+    inside = inputs["masks"][0, 0] > 0.5
 
     def own_error(g):
         own = type(g)(**{k: getattr(g, k)[0, : S * S] for k in ("means", "quats", "scales", "opacities", "colors")})
@@ -255,7 +262,7 @@ def test_given_fit_gives_the_photo_back_and_leaves_other_views(seed):
     assert (b.colors >= 0).all() and (b.colors <= 1).all()
     # the fit is a constant: the views without a photo still train their colours
     fitted.zero_grad()
-    out = fitted(image, g0, torch.zeros(1), photos=photos, masks=masks).gaussians
+    out = fitted(image, **inputs).gaussians
     out.colors[0, S * S:].sum().backward()
     assert sum(float(p.grad.abs().sum()) for p in fitted.parameters() if p.grad is not None) > 0
     with pytest.raises(InputError, match="given_fit"):
@@ -263,18 +270,12 @@ def test_given_fit_gives_the_photo_back_and_leaves_other_views(seed):
 
 
 def test_given_erode_shrinks_the_matte_used_as_opacity(seed):
-    model, eroded = random_model(seed), random_model(seed, given_erode=1)
     S = 32
-    image, photos = torch.rand(1, 3, S, S), torch.rand(1, 4, 3, S, S)
-    masks = torch.zeros(1, 4, S, S)
-    masks[:, :, 8:24, 8:24] = 1.0
-    g0 = model.noise(1, torch.Generator().manual_seed(seed))
-    with torch.no_grad():
-        a = model(image, g0, torch.zeros(1), photos=photos, masks=masks).gaussians.opacities.view(4, S, S)
-        b = eroded(image, g0, torch.zeros(1), photos=photos, masks=masks).gaussians.opacities.view(4, S, S)
+    _, inputs, _, a, b = _with_and_without(seed, (8, 24), given_erode=1)
+    a, b = a.opacities.view(4, S, S), b.opacities.view(4, S, S)
     expect = torch.zeros(S, S)
     expect[9:23, 9:23] = 0.99  # one pixel in from every edge, at the rasterizer's bound
-    assert torch.allclose(a[0], masks[0, 0].clamp(max=0.99)) and torch.allclose(b[0], expect)
+    assert torch.allclose(a[0], inputs["masks"][0, 0].clamp(max=0.99)) and torch.allclose(b[0], expect)
     with pytest.raises(InputError, match="given_erode"):
         get_config("tiny", given_erode=9)
 
@@ -312,13 +313,8 @@ def test_surfels_lie_in_the_surface_and_stretch_where_it_turns_away():
 
 
 def test_given_surfels_change_only_the_given_views_shape(seed):
-    model, surfel = random_model(seed), random_model(seed, given_surfel=True)
     S = 32
-    image, g0 = torch.rand(1, 3, S, S), model.noise(1, torch.Generator().manual_seed(seed))
-    masks = torch.ones(1, 4, S, S)
-    with torch.no_grad():
-        a = model(image, g0, torch.zeros(1), masks=masks).gaussians
-        b = surfel(image, g0, torch.zeros(1), masks=masks).gaussians
+    *_, a, b = _with_and_without(seed, (0, S), given_surfel=True)
     n = S * S
     assert torch.equal(a.means, b.means) and torch.equal(a.colors, b.colors)
     assert torch.equal(a.scales[0, n:], b.scales[0, n:]) and torch.equal(a.quats[0, n:], b.quats[0, n:])
