@@ -162,15 +162,16 @@ def augment_heads(heads: Gaussians, front: Cameras, generator: torch.Generator |
     framed = (u[:, 8] < _P_FRAMING).to(means.dtype)
     roll = torch.deg2rad(-4.0 + 8.0 * u[:, 9]) * framed  # [B]
     scale = 1 + (-0.05 + 0.1 * u[:, 10]) * framed
-    tan_half = float(front.width) / (2 * float(front.Ks.reshape(3, 3)[0, 0]))
-    distance = float((viewmat[:3, 3]).norm())  # the camera's distance to the origin
+    # tensors on the heads' device throughout: no step of the training loop waits for the GPU here
+    tan_half = front.width / (2 * front.Ks.reshape(3, 3)[0, 0].to(means))
+    distance = viewmat[:3, 3].norm()  # the camera's distance to the origin
     shift_xy = u[:, 11:13] * 0.16 - 0.08  # ±4% of the width
     shift = (shift_xy * (distance * tan_half) * framed[:, None]) @ R_cam[:2]  # [B, 3] world
     axis = R_cam[2]
     c, s = torch.cos(roll)[:, None, None], torch.sin(roll)[:, None, None]
-    K = torch.tensor([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]],
-                     device=dev, dtype=means.dtype)
-    rot = torch.eye(3, device=dev, dtype=means.dtype) + s * K + (1 - c) * (K @ K)  # [B, 3, 3] Rodrigues
+    eye = torch.eye(3, device=dev, dtype=means.dtype)
+    K = torch.cross(axis.expand(3, 3), eye, dim=-1).T  # K v = axis × v (column j: axis × e_j)
+    rot = eye + s * K + (1 - c) * (K @ K)  # [B, 3, 3] Rodrigues
     new_means = scale[:, None, None] * (means @ rot.transpose(1, 2)) + shift[:, None]
     half = roll[:, None] / 2
     q_roll = torch.cat([torch.cos(half), torch.sin(half) * axis], 1)[:, None]  # [B, 1, 4] (w, x, y, z)

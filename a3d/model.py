@@ -53,7 +53,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 
 from . import framing
-from .cameras import canonical_cameras
+from .cameras import Cameras, canonical_cameras
 from .errors import InputError, check_int, check_number
 from .files import read_json
 from .gaussians import Gaussians
@@ -886,7 +886,6 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
         added to the colour of each pixel's Gaussian inside the matte (> 0.5), weighted by how squarely the
         view sees the surface; zero for the other views. Computed without autograd: the caller adds it as a
         constant (a given view's colours are its pixels', which have no parameters)."""
-        from .cameras import Cameras
         from .rendering import render
 
         cfg = self.config
@@ -1015,7 +1014,7 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
                                          cache_dir=cache_dir, force_download=force_download, token=token,
                                          local_files_only=local_files_only)
         model = cls(**model_kwargs)
-        state = load_weights(model_file)
+        state, quantization = _load_weights(model_file)
         if model.avas is None:  # training-only weights are not needed for inference
             state = {k: v for k, v in state.items() if not k.startswith("avas.")}
         expected = model.state_dict()
@@ -1032,7 +1031,7 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
         model.eval()
         dtypes = {v.dtype for v in state.values() if v.is_floating_point()}
         model.stored_dtype = dtypes.pop() if len(dtypes) == 1 else None
-        if _read_safetensors(model_file)[1] is not None:  # int8 (a3d.quantize): saved as int8 again
+        if quantization is not None:  # int8 (a3d.quantize): saved as int8 again
             model.stored_dtype = torch.int8
         if Path(model_id).is_dir():
             from .model_card import read_metrics
@@ -1085,6 +1084,11 @@ def load_weights(path: Union[str, os.PathLike]) -> dict[str, Tensor]:
     dequantised to float32), refused with an InputError naming the file when it is not a readable
     safetensors file or holds tensors that are not floating point or not finite (a model with NaN
     weights would reconstruct NaN Gaussians without a word)."""
+    return _load_weights(path)[0]
+
+
+def _load_weights(path: Union[str, os.PathLike]) -> tuple[dict[str, Tensor], Optional[str]]:
+    """:func:`load_weights` and the file's quantisation format (None for float weights)."""
     from .quantize import dequantize_state
 
     state, quantization = _read_safetensors(path)
@@ -1099,7 +1103,7 @@ def load_weights(path: Union[str, os.PathLike]) -> dict[str, Tensor]:
     bad = [k for k, v in state.items() if not torch.isfinite(v).all()]
     if bad:
         raise InputError(f"{path}: weights holding NaN or inf: {bad[:8]}")
-    return state
+    return state, quantization
 
 
 def _read_safetensors(path: Union[str, os.PathLike]) -> tuple[dict[str, Tensor], Optional[str]]:
