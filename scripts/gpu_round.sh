@@ -4,15 +4,16 @@
 # by side (A3D_ROUND_CONFIGS="a.json b.json"). The runs start in their own process sessions and outlive
 # the 10-minute calls that watch them, so a round of 20+ minutes is one uninterrupted run. From the
 # repository root:
-#   scripts/gpu_round.sh build [smoke]       # the CUDA extension in place (then a 3-step smoke run a config)
+#   scripts/gpu_round.sh build [smoke]       # the CUDA extension in place (then a timed 40-step smoke run a config)
 #   scripts/gpu_round.sh rate                # fresh heads against a fixed pool, 120 steps each, side by side
-#   scripts/gpu_round.sh launch MINUTES      # the round, detached
+#   scripts/gpu_round.sh launch MINUTES      # the round, detached; after a smoke run, each config's max_steps is
+#                                            # set from its step time so that the cosine ends near the clock
 #   scripts/gpu_round.sh watch SECONDS       # follow its logs for a while (returns early when it ends)
 #   scripts/gpu_round.sh jit                 # the CUDA half of the first-use build's tests (while the round runs)
 #   scripts/gpu_round.sh finish OUT          # wait for the exports, copy them to OUT; the CUDA tests
 set -euo pipefail
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-read -r -a CFGS <<< "${A3D_ROUND_CONFIGS:-docs/runs/round5.json}"
+read -r -a CFGS <<< "${A3D_ROUND_CONFIGS:-docs/runs/round5a.json docs/runs/round5b.json}"
 out_dir() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['out_dir'])" "$1"; }
 if compgen -G ".whl/*.whl" > /dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
@@ -20,17 +21,30 @@ if compgen -G ".whl/*.whl" > /dev/null; then
 fi
 gpus() { python3 -c 'import torch; print(torch.cuda.device_count())'; }
 running() { pgrep -f "a3d.train --config" > /dev/null; }
+# --max-steps N for config I so that its cosine ends ~40 s before MINUTES (setup, evaluations, export), from
+# the smoke run's warm step time; nothing (the config's own max_steps) without a smoke run. DDP steps time
+# like one GPU's (batch_size is per GPU).
+fit_steps() {
+  [ -f "/tmp/smoke$1/log.jsonl" ] || return 0
+  python3 - "/tmp/smoke$1/log.jsonl" "$2" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"elapsed_s"' in l]
+step_s = (rows[-1]["elapsed_s"] - rows[-2]["elapsed_s"]) / (rows[-1]["step"] - rows[-2]["step"])
+print(f"--max-steps {int((float(sys.argv[2]) * 60 - 40) / step_s)}")
+PY
+}
 case "${1:-}" in
   build)
     MAX_JOBS=${MAX_JOBS:-32} TORCH_CUDA_ARCH_LIST=9.0 python3 setup.py -q build_ext --inplace 2>&1 | grep -v "^ptxas info" | tail -5
     python3 -c "import a3d; from a3d import ops; print(ops.info()); print(a3d.backend('cuda'))"
     [ "${2:-}" = smoke ] || exit 0
-    # a few steps of each config first: a crash shows in seconds, not at the end of the round
+    # 40 steps of each config first, side by side: a crash shows in seconds, not at the end of the round,
+    # and steps 20-40 time a warm step (launch sizes max_steps with it)
     i=0
     for cfg in "${CFGS[@]}"; do
-      CUDA_VISIBLE_DEVICES=$i python3 -m a3d.train --config "$cfg" --max-steps 3 --eval-heads 0 --gallery-images 0 \
-        --out-dir "/tmp/smoke$i" --export-dir "" --log-every 1 > "/tmp/smoke$i.log" 2>&1 &
-      i=$(( (i + 1) % $(gpus) ))
+      CUDA_VISIBLE_DEVICES=$(( i % $(gpus) )) python3 -m a3d.train --config "$cfg" --max-steps 40 --eval-heads 0 \
+        --gallery-images 0 --out-dir "/tmp/smoke$i" --export-dir "" --log-every 20 > "/tmp/smoke$i.log" 2>&1 &
+      i=$(( i + 1 ))
     done
     wait || { tail -40 /tmp/smoke*.log; exit 1; }
     for f in /tmp/smoke*/log.jsonl; do grep stage_s "$f" | tail -1 | cut -c1-400; done
@@ -52,15 +66,15 @@ case "${1:-}" in
     if [ "${#CFGS[@]}" -eq 1 ]; then
       run=$(out_dir "${CFGS[0]}"); mkdir -p "$run"
       setsid nohup torchrun --nproc_per_node="$(gpus)" -m a3d.train --config "${CFGS[0]}" --max-minutes "$2" \
-        > "$run/stdout.log" 2>&1 < /dev/null &
-      echo "launched ${CFGS[0]} on $(gpus) GPU(s) (DDP)"
+        $(fit_steps 0 "$2") > "$run/stdout.log" 2>&1 < /dev/null &
+      echo "launched ${CFGS[0]} on $(gpus) GPU(s) (DDP) $(fit_steps 0 "$2")"
     else
       i=0
       for cfg in "${CFGS[@]}"; do
         run=$(out_dir "$cfg"); mkdir -p "$run"
         CUDA_VISIBLE_DEVICES=$i setsid nohup python3 -m a3d.train --config "$cfg" --max-minutes "$2" \
-          > "$run/stdout.log" 2>&1 < /dev/null &
-        echo "launched $cfg on GPU $i"
+          $(fit_steps $i "$2") > "$run/stdout.log" 2>&1 < /dev/null &
+        echo "launched $cfg on GPU $i $(fit_steps $i "$2")"
         i=$(( i + 1 ))
       done
     fi
