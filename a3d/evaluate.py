@@ -18,6 +18,11 @@ mean over channels and pixels); LPIPS v0.1 with AlexNet (:mod:`a3d.lpips`). They
 per bucket (front |azimuth| ≤ 45°, back ≥ 135°, side between) and per yaw bin of 22.5° (bins centred
 on ±11.25°, ±33.75°, …, ±168.75°: the synthetic set's azimuths are the bin centres).
 
+Silhouettes (synthetic heads, which have exact mattes; :func:`silhouette_metrics`): the IoU of the rendered
+and true silhouettes (alpha > 0.5) and the PSNR the view would have if its silhouette were right (the pixels
+where the two disagree taken from the ground truth) — the distance between the two PSNRs is what the outline
+costs. Round 5 found three quarters of the bundled model's squared error there (docs/training.md).
+
 A training run's curve: :func:`plot_log` draws its loss and its evaluations' PSNR from ``log.jsonl``.
 
 Identity distance: the Euclidean distance of two 128-D descriptors; dlib calls two faces one person
@@ -45,7 +50,8 @@ from .gaussians import Gaussians
 from .lpips import lpips
 from .rendering import render
 
-__all__ = ["ssim", "psnr", "eval_azimuths", "bucket", "yaw_bin", "synthetic_eval_set", "evaluate", "save_gallery",
+__all__ = ["ssim", "psnr", "silhouette_metrics", "eval_azimuths", "bucket", "yaw_bin", "synthetic_eval_set", "evaluate",
+           "save_gallery",
            "plot_log", "evaluate_folder", "evaluate_photo", "IDENTITY_VIEWS", "run_eval"]
 
 BUCKETS = ("all", "front", "side", "back")
@@ -103,6 +109,22 @@ def psnr(x: Tensor, y: Tensor) -> Tensor:
     """PSNR in dB of [B, C, H, W] images in [0, 1] -> [B] (capped at 100 dB for identical images)."""
     mse = ((x.float() - y.float()) ** 2).mean(dim=(1, 2, 3))
     return (-10 * torch.log10(mse.clamp_min(1e-10))).clamp(max=100.0)
+
+
+def silhouette_metrics(pred: Tensor, pred_alpha: Tensor, gt: Tensor, gt_alpha: Tensor) -> dict[str, Tensor]:
+    """How right the outline of a render is: for [N, 3, H, W] images in [0, 1] and their alphas [N, H, W]
+    -> {"silhouette_iou": [N], "psnr_silhouette_right": [N]}.
+
+    The silhouettes are alpha > 0.5; their IoU is 1 where both are empty. ``psnr_silhouette_right`` is
+    :func:`psnr` with every pixel where the silhouettes disagree taken from ``gt``: never below the
+    plain PSNR, equal to it where the outlines agree.
+    """
+    p, g = pred_alpha > 0.5, gt_alpha > 0.5
+    inter = (p & g).flatten(1).sum(1).float()
+    union = (p | g).flatten(1).sum(1).float()
+    iou = torch.where(union > 0, inter / union.clamp_min(1.0), torch.ones_like(union))
+    fixed = torch.where((p != g)[:, None], gt, pred)
+    return {"silhouette_iou": iou.cpu(), "psnr_silhouette_right": psnr(fixed, gt).cpu()}
 
 
 # ---- view angles --------------------------------------------------------------------------------------
@@ -182,7 +204,8 @@ def synthetic_eval_set(heads: int, views: int, size: int, device: torch.device |
     view) at R = ``view_size`` pixels (default S, the model's size; larger shows what a turntable at
     that size shows), their viewmats [V, 4, 4] and Ks [V, 3, 3] (for R), azimuths [V], the 4 canonical
     views [H, 4, 3, S, S] (front, left, right, back: the photos of a multi-view reconstruction; the
-    front one is ``input``) and their mattes canonical_alpha [H, 4, S, S]."""
+    front one is ``input``), their mattes canonical_alpha [H, 4, S, S] and the views' alphas
+    views_alpha [H, V, R, R]."""
     from .synth import SyntheticHeads
 
     device = torch.device(device)
@@ -194,8 +217,10 @@ def synthetic_eval_set(heads: int, views: int, size: int, device: torch.device |
     bg = framing.BACKGROUND
     canon_out = render(g, canon, bg)
     canonical = _views_nchw(canon_out.rgb).clamp(0, 1)
-    gt = _views_nchw(render(g, cams, bg).rgb).clamp(0, 1)
+    views_out = render(g, cams, bg)
+    gt = _views_nchw(views_out.rgb).clamp(0, 1)
     return {"input": canonical[:, 0].contiguous(), "views": gt, "viewmats": cams.viewmats, "Ks": cams.Ks,
+            "views_alpha": _views_nchw(views_out.alpha)[:, :, 0].clamp(0, 1).contiguous(),
             "azimuths": torch.tensor(az), "canonical": canonical,
             "canonical_alpha": _views_nchw(canon_out.alpha)[:, :, 0].clamp(0, 1).contiguous()}
 
@@ -215,10 +240,11 @@ def _refine_kwargs(refine: bool | int) -> dict[str, bool | int]:
 
 @torch.no_grad()
 def _reconstruct_views(model, inputs: Tensor, g0: Tensor, cams: Cameras, refine: bool | int, seed: int,
-                       masks: Tensor | None = None) -> Tensor:
+                       masks: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Reconstruct inputs [h, 3, S, S] with their mattes ``masks`` [h, 4, S, S] (the front one is the
     input's; None: no matte) (one step from noise g0, or through :func:`a3d.api.reconstruct` with
-    ``refine`` steps) and render cams (shared [V] or per head [h, V]) -> [h, V, 3, H, W] in [0, 1]."""
+    ``refine`` steps) and render cams (shared [V] or per head [h, V]) -> images [h, V, 3, H, W] in
+    [0, 1] and their alphas [h, V, H, W]."""
     if refine:
         from .api import reconstruct
 
@@ -233,7 +259,8 @@ def _reconstruct_views(model, inputs: Tensor, g0: Tensor, cams: Cameras, refine:
                          if getattr(gs[0], f.name) is not None})
     else:
         g = model.one_step(inputs, g0, masks=masks).float()
-    return _views_nchw(render(g, cams, framing.BACKGROUND).rgb).clamp(0, 1)
+    out = render(g, cams, framing.BACKGROUND)
+    return _views_nchw(out.rgb).clamp(0, 1), out.alpha[..., 0].clamp(0, 1)
 
 
 @torch.no_grad()
@@ -247,7 +274,8 @@ def evaluate(model, eval_set: dict[str, Tensor], lpips_net: str = "alex", seed: 
 
     Returns:
         ``{"all"|"front"|"side"|"back": {"psnr", "ssim", "lpips", "count"}, "per_yaw": {bin: {...}},
-        "heads": H, "views": V}`` (see :func:`summarize`).
+        "heads": H, "views": V}`` (see :func:`summarize`); with the set's ``views_alpha`` also
+        "silhouette_iou" and "psnr_silhouette_right" (:func:`silhouette_metrics`).
     """
     from tqdm.auto import tqdm
 
@@ -258,14 +286,18 @@ def evaluate(model, eval_set: dict[str, Tensor], lpips_net: str = "alex", seed: 
     cams = Cameras(eval_set["viewmats"], eval_set["Ks"], R, R)
     gen = torch.Generator().manual_seed(seed)
     g0_all = model.noise(H, generator=gen)
-    rows: dict[str, list[Tensor]] = {"psnr": [], "ssim": [], "lpips": []}
+    rows: dict[str, list[Tensor]] = {}
     for i in tqdm(range(0, H, chunk), desc="held-out heads", unit="chunk", disable=not progress):
         masks = eval_set["canonical_alpha"][i:i + chunk] if "canonical_alpha" in eval_set else None
-        pred = _reconstruct_views(model, inp[i:i + chunk], g0_all[i:i + chunk], cams, refine, seed + i, masks)
+        pred, alpha = _reconstruct_views(model, inp[i:i + chunk], g0_all[i:i + chunk], cams, refine, seed + i, masks)
         gt = views[i:i + chunk]
         m = _image_metrics(pred.reshape(-1, 3, R, R), gt.reshape(-1, 3, R, R), lpips_net)
+        if "views_alpha" in eval_set:
+            true_alpha = eval_set["views_alpha"][i:i + chunk].reshape(-1, R, R)
+            m.update(silhouette_metrics(pred.reshape(-1, 3, R, R), alpha.reshape(-1, R, R),
+                                        gt.reshape(-1, 3, R, R), true_alpha))
         for k, v in m.items():
-            rows[k].append(v.view(-1, V))
+            rows.setdefault(k, []).append(v.view(-1, V))
     metrics = {k: torch.cat(v) for k, v in rows.items()}  # [H, V]
     result: dict[str, Any] = {"heads": H, "views": V}
     result.update(summarize(metrics, [float(a) for a in eval_set["azimuths"]]))
@@ -404,7 +436,7 @@ def evaluate_folder(model, root: str | os.PathLike, lpips_net: str = "alex", see
             continue
         cams = Cameras(cap.cameras.viewmats[keep], Ks[keep], S, S).to(dev)
         g0 = model.noise(1, generator=torch.Generator().manual_seed(seed + ci))
-        pred = _reconstruct_views(model, inp[None].to(dev), g0.to(dev), cams, refine, seed + ci)[0]
+        pred = _reconstruct_views(model, inp[None].to(dev), g0.to(dev), cams, refine, seed + ci)[0][0]
         m = _image_metrics(pred, torch.stack(gts).to(dev), lpips_net)
         for k, v in m.items():
             values[k].extend(v.tolist())
@@ -556,11 +588,15 @@ def _fmt(v: float, digits: int = 3) -> str:
 
 
 def _metric_table(res: dict[str, Any]) -> list[str]:
-    lines = ["| views | count | PSNR (dB) ↑ | SSIM ↑ | LPIPS ↓ |", "|---|---|---|---|---|"]
+    sil = "silhouette_iou" in res.get("all", {})
+    extra = " silhouette IoU ↑ | PSNR if the silhouette were right |"
+    lines = ["| views | count | PSNR (dB) ↑ | SSIM ↑ | LPIPS ↓ |" + (extra if sil else ""),
+             "|---|---|---|---|---|" + ("---|---|" if sil else "")]
     rows = [(k, res[k]) for k in BUCKETS if k in res]
     rows += [(f"yaw {k}°", v) for k, v in sorted(res["per_yaw"].items(), key=lambda kv: float(kv[0]))]
     for name, r in rows:
-        lines.append(f"| {name} | {r['count']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['lpips']:.3f} |")
+        lines.append(f"| {name} | {r['count']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['lpips']:.3f} |"
+                     + (f" {r['silhouette_iou']:.3f} | {r['psnr_silhouette_right']:.2f} |" if sil else ""))
     return lines
 
 

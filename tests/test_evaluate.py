@@ -105,6 +105,32 @@ def test_evaluate_synthetic(model):
     same = ev._image_metrics(views, views, "alex")
     assert (same["psnr"] == 100).all() and torch.allclose(same["ssim"], torch.ones(8))
     assert same["lpips"].abs().max() < 1e-6
+    # the silhouette figures come with a synthetic set (it has the true alphas), per bucket
+    assert es["views_alpha"].shape == (2, 4, 32, 32)
+    for name in ("all", "back"):
+        assert 0 <= r[name]["silhouette_iou"] <= 1 and r[name]["psnr_silhouette_right"] >= r[name]["psnr"] - 1e-4
+
+
+def test_silhouette_metrics():
+    torch.manual_seed(0)
+    gt = torch.rand(3, 3, 8, 8)
+    pred = gt.clone()
+    gt_alpha = torch.zeros(3, 8, 8)
+    gt_alpha[:, :, :4] = 1.0  # the left half
+    pred_alpha = gt_alpha.clone()
+    # head 0 exact; head 1 covers 6 of 8 columns, its image wrong only there; head 2 empty against empty
+    pred_alpha[1, :, 4:6] = 0.9
+    pred[1, :, :, 4:6] = 1 - gt[1, :, :, 4:6]
+    gt_alpha[2], pred_alpha[2] = 0.0, 0.2
+    m = ev.silhouette_metrics(pred, pred_alpha, gt, gt_alpha)
+    assert m["silhouette_iou"].tolist() == pytest.approx([1.0, 4 / 6, 1.0])
+    # where only the outline is wrong, a right outline gives the exact image (PSNR capped at 100)
+    assert m["psnr_silhouette_right"].tolist() == pytest.approx([100.0, 100.0, 100.0])
+    assert ev.psnr(pred, gt)[1] < 20
+    # an error inside the silhouette stays in both PSNRs
+    pred[0, :, 1, 1] = 0.0 if gt[0, 0, 1, 1] > 0.5 else 1.0
+    m = ev.silhouette_metrics(pred, pred_alpha, gt, gt_alpha)
+    assert m["psnr_silhouette_right"][0] == pytest.approx(ev.psnr(pred, gt)[0]) and m["psnr_silhouette_right"][0] < 100
 
 
 def test_evaluate_folder(model, tmp_path):
