@@ -51,8 +51,7 @@ from .lpips import lpips
 from .rendering import render
 
 __all__ = ["ssim", "psnr", "silhouette_metrics", "eval_azimuths", "bucket", "yaw_bin", "synthetic_eval_set", "evaluate",
-           "save_gallery",
-           "plot_log", "evaluate_folder", "evaluate_photo", "IDENTITY_VIEWS", "run_eval"]
+           "save_gallery", "plot_log", "evaluate_folder", "evaluate_photo", "IDENTITY_VIEWS", "run_eval"]
 
 BUCKETS = ("all", "front", "side", "back")
 YAW_STEP = 22.5

@@ -5,6 +5,7 @@
   g_t = (1 − t)·noise + t·(canonical views in [-1, 1]).
 * ``lambda_l2``·L2 + ``lambda_lpips``·LPIPS on the ``num_views`` rendered views of the predicted
   Gaussians, plus the same on the 4 AVAS views (§3.4); λ2 = 1, λp = 0.5.
+* ``lambda_alpha`` > 0 (synthetic heads): L1 between each rendered view's alpha and its true matte.
 * With the input decoder (``ModelConfig.input_decoder``): the canonical views join the rendered
   views, and each given photo's own Gaussians alone must reproduce the photo and its matte and lie on
   the visible surface (:func:`_own_view_loss`; synthetic data only: it has depth).
@@ -81,7 +82,7 @@ def compute_loss(model: torch.nn.Module, batch: Batch, cfg: TrainConfig, mcfg: M
     g = out.gaussians.float()
     V = batch.images.shape[1]
     cams = Cameras(batch.viewmats, batch.Ks, S, S)
-    target = batch.images
+    target, true_alpha = batch.images, batch.masks
     view_w = ok[:, None].expand(B, V)
     if mcfg.input_decoder:
         # the canonical views are in the loss too, the input view among them (the photo must come back)
@@ -89,14 +90,23 @@ def compute_loss(model: torch.nn.Module, batch: Batch, cfg: TrainConfig, mcfg: M
         cams = Cameras(torch.cat([cams.viewmats, canon.viewmats.expand(B, 4, 4, 4)], 1),
                        torch.cat([cams.Ks, canon.Ks.expand(B, 4, 3, 3)], 1), S, S)
         target = torch.cat([target, batch.canonical], 1)
+        true_alpha = torch.cat([true_alpha, batch.canonical_alpha], 1)
         view_w = torch.cat([view_w, valid.float() * ok[:, None]], 1)
         V = V + 4
-    pred = _views_nchw(render(g, cams, framing.BACKGROUND).rgb)  # [B, V, 3, S, S]
+    rendered = render(g, cams, framing.BACKGROUND)
+    pred = _views_nchw(rendered.rgb)  # [B, V, 3, S, S]
     l2 = ((pred - target) ** 2).mean(dim=(2, 3, 4))  # [B, V]
     lp = lpips(pred.reshape(B * V, 3, S, S), target.reshape(B * V, 3, S, S), cfg.lpips_net).view(B, V)
     l2, lp = _weighted_mean(l2.flatten(), view_w.flatten()), _weighted_mean(lp.flatten(), view_w.flatten())
     loss = cfg.lambda_l2 * l2 + cfg.lambda_lpips * lp
     parts = {"l2": l2.detach(), "lpips": lp.detach()}
+    if cfg.lambda_alpha > 0:
+        # only where the mattes are exact (a dataset's may be all ones for photos without alpha)
+        alpha_w = view_w * batch.geometry_valid.float()[:, None]
+        a1 = (_views_nchw(rendered.alpha) - true_alpha).abs().mean(dim=(2, 3, 4))  # [B, V]
+        a1 = _weighted_mean(a1.flatten(), alpha_w.flatten())
+        loss = loss + cfg.lambda_alpha * a1
+        parts["alpha"] = a1.detach()
     if mcfg.input_decoder:
         own_loss, own_parts = _own_view_loss(g, batch, kwargs["given"] & valid, mcfg, cfg)
         loss = loss + own_loss

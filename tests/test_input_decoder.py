@@ -190,6 +190,40 @@ def test_objective_with_view_dropout_runs_and_reaches_every_part(seed):
     assert model.given_embed.grad is not None
 
 
+def test_alpha_loss_adds_its_weighted_term_where_mattes_are_exact(seed):
+    """lambda_alpha: the loss grows by exactly lambda_alpha x the logged silhouette term (same noise and
+    times), the term is a mean L1 of alphas (in [0, 1]), and samples without exact mattes add nothing."""
+    from dataclasses import replace as dc_replace
+
+    from a3d.batches import render_batch
+    from a3d.cameras import Cameras
+    from a3d.objective import compute_loss
+    from a3d.synth import SyntheticHeads
+    from a3d.train_config import TrainConfig
+
+    S = 32
+    model = A3DModel(get_config("tiny", **SMALL), with_avas=False)
+    heads = SyntheticHeads("cpu", seed=seed % 1000, num_gaussians=3000, image_size=S).sample(2)
+    cams = heads.cameras
+    batch = render_batch(heads.gaussians, canonical_cameras(S), Cameras(cams.viewmats[:, :2], cams.Ks[:, :2], S, S))
+
+    def loss_of(lambda_alpha, b):
+        torch.manual_seed(seed)
+        cfg = TrainConfig(num_views=2, batch_size=2, device="cpu", lambda_alpha=lambda_alpha)
+        with torch.no_grad():
+            loss, parts = compute_loss(model, b, cfg, model.config, autocast=False)
+        return loss.item(), {k: v.item() for k, v in parts.items()}
+
+    base, parts0 = loss_of(0.0, batch)
+    with_alpha, parts = loss_of(0.7, batch)
+    assert "alpha" not in parts0 and 0 < parts["alpha"] <= 1
+    assert with_alpha == pytest.approx(base + 0.7 * parts["alpha"], rel=1e-5)
+    no_mattes = dc_replace(batch, geometry_valid=torch.zeros_like(batch.geometry_valid))
+    assert loss_of(0.7, no_mattes)[0] == pytest.approx(loss_of(0.0, no_mattes)[0], rel=1e-6)
+    with pytest.raises(ValueError, match="lambda_alpha"):
+        TrainConfig(lambda_alpha=-1.0)
+
+
 def test_warm_start_to_a_deeper_model_computes_the_same(seed, tmp_path):
     """Blocks the old weights lack start as the identity: the deeper model's output equals the old one's,
     and the new blocks still get gradients."""
