@@ -120,6 +120,10 @@ class ModelConfig:
             ``given_footprint`` of the spacing to the neighbours (at least the isotropic footprint, at most
             3 times it), half the footprint across it: seen from another view they meet where isotropic
             ones, a pixel apart on a surface the photo sees at a slant, leave gaps and streaks.
+        decoder_conv: 3 × 3 convolutions (SiLU between them) over each canonical view's upsampled per-pixel
+            features, added to them as a residual whose last layer starts at zero (so weights trained without
+            it compute the same). The upsampling gives each token its own p × p block of pixels and nothing
+            else mixes neighbouring tokens: the back of the head shows a p-pixel grid. 0 turns it off.
     """
 
     image_size: int = 128
@@ -143,6 +147,7 @@ class ModelConfig:
     given_fit: int = 0
     given_erode: int = 0
     given_surfel: bool = False
+    decoder_conv: int = 0
 
     def __post_init__(self) -> None:
         for name in ("input_decoder", "given_exact", "given_surfel"):
@@ -155,6 +160,7 @@ class ModelConfig:
             check_int(getattr(self, name), f"ModelConfig.{name}", 1)
         check_int(self.given_fit, "ModelConfig.given_fit", 0, 8)
         check_int(self.given_erode, "ModelConfig.given_erode", 0, 4)
+        check_int(self.decoder_conv, "ModelConfig.decoder_conv", 0, 4)
         for name in ("mlp_ratio", "camera_radius", "camera_fov_deg", "depth_range", "scale_min", "scale_max"):
             hi = {"mlp_ratio": 64.0, "camera_fov_deg": 179.0}.get(name)
             setattr(self, name, check_number(getattr(self, name), f"ModelConfig.{name}", hi=hi, positive=True))
@@ -189,7 +195,8 @@ class ModelConfig:
                                           + D * D + D + 6 * D * D + 6 * D, ("width", "patch_size")),
             "DiT blocks": (self.depth * block, ("depth", "width", "mlp_ratio")),
             "Gaussian decoder": (2 * D * D + 2 * D + D * p * p * c + p * p * c + (c + 6 + w) * c + c
-                                 + c * _RAW_CHANNELS + _RAW_CHANNELS, ("decoder_width", "width", "patch_size")),
+                                 + c * _RAW_CHANNELS + _RAW_CHANNELS + self.decoder_conv * (9 * c * c + c),
+                                 ("decoder_width", "width", "patch_size", "decoder_conv")),
             "input decoder": (inputs, ("input_width", "decoder_width")),
             "AVAS decoder": (2 * D + D * p * p * a + p * p * a + 9 * a * a + a + 9 * a * 3 + 3,
                              ("avas_width", "width", "patch_size")),
@@ -214,7 +221,8 @@ class ModelConfig:
         """Floats a pixel of a canonical view holds at once in the decoders (features, MLP hidden
         layers, raw outputs, activations; with the input decoder its conv features and gathered colours)."""
         c, w = self.decoder_width, (self.input_width if self.input_decoder else 0)
-        return 4 * c + 60 + ((3 * w + 8 * NUM_VIEWS + 2 * c) if w else 0)  # 8·NUM_VIEWS: gathered, twice
+        conv = 2 * c if self.decoder_conv else 0  # the convolutions' input layout and output
+        return 4 * c + 60 + conv + ((3 * w + 8 * NUM_VIEWS + 2 * c) if w else 0)  # 8·NUM_VIEWS: gathered, twice
 
     def _check_size(self) -> None:
         """Refuse a config that no machine a3d targets could hold, before anything is allocated; the
@@ -261,7 +269,7 @@ class ModelConfig:
 # (one without "input_decoder" is the paper decoder; one without "given_exact" is the round-2 input decoder).
 _LEGACY_FIELDS = {"input_decoder": False, "input_width": 16, "given_exact": False, "given_footprint": 0.6,
                   "carve_depth": 0.0, "given_fit": 0, "given_erode": 0,
-                  "given_surfel": False}
+                  "given_surfel": False, "decoder_conv": 0}
 
 PRESETS: dict[str, ModelConfig] = {
     # 128², 1,280 tokens, ~7.9 M parameters: fp16 weights < 16 MiB, well under 3 s on a laptop CPU.
@@ -477,6 +485,11 @@ class GaussianDecoder(nn.Module):
         self.upsample = nn.Linear(cfg.width, p * p * c)  # one token → its p × p pixels
         extra = cfg.input_width if cfg.input_decoder else 0  # the given photos' conv features
         self.pixel_mlp = nn.Sequential(nn.Linear(c + 6 + extra, c), nn.SiLU(), nn.Linear(c, _RAW_CHANNELS))
+        layers: list[nn.Module] = []
+        for i in range(cfg.decoder_conv):
+            layers += [nn.SiLU()] if i else []
+            layers.append(nn.Conv2d(c, c, 3, padding=1))
+        self.conv = nn.Sequential(*layers) if layers else None
 
     def raw(self, tokens: Tensor, temb: Tensor, rays: Tensor, photo_features: Optional[Tensor] = None
             ) -> tuple[Tensor, Tensor]:
@@ -489,6 +502,9 @@ class GaussianDecoder(nn.Module):
         h = self.upsample(_modulate(self.norm(tokens), shift, scale))
         h = rearrange(h, "b (v h w) (p q c) -> b v (h p) (w q) c", v=NUM_VIEWS, h=n, w=n,
                       p=cfg.patch_size, q=cfg.patch_size)
+        if self.conv is not None:  # neighbouring tokens' pixels meet (ModelConfig.decoder_conv)
+            mixed = self.conv(rearrange(h, "b v y x c -> (b v) c y x"))
+            h = h + rearrange(mixed, "(b v) c y x -> b v y x c", v=NUM_VIEWS)
         # The last MLP and the activations run in float32: a bf16 depth (8-bit mantissa) would put
         # Gaussians a centimetre off their ray at the paper's resolution.
         with torch.autocast(device_type="cuda" if h.is_cuda else "cpu", enabled=False):
@@ -582,6 +598,9 @@ class GaussianDecoder(nn.Module):
             last.bias.copy_(bias)
         nn.init.zeros_(self.modulation.weight)
         nn.init.zeros_(self.modulation.bias)
+        if self.conv is not None:  # the residual starts at zero: weights trained without it compute the same
+            nn.init.zeros_(self.conv[-1].weight)
+            nn.init.zeros_(self.conv[-1].bias)
 
 
 _MAX_OPACITY = 0.99  # a matte's 1 as an opacity (the rasterizer's alpha stays below 1)

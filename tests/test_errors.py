@@ -243,7 +243,7 @@ def test_absurd_model_configs_are_refused_before_allocating(overrides, names):
 
 def test_the_size_estimates_match_the_model():
     for overrides in (SMALL, dict(SMALL, mlp_ratio=2.5, heads=4, patch_size=4, input_width=5),
-                      dict(SMALL, input_decoder=False)):
+                      dict(SMALL, input_decoder=False), dict(SMALL, decoder_conv=2)):
         cfg = get_config("tiny", **overrides)
         assert cfg.num_parameters() == A3DModel(cfg, with_avas=True).num_parameters(inference=False)
         assert cfg.num_parameters(with_avas=False) == A3DModel(cfg).num_parameters()

@@ -244,6 +244,52 @@ def test_warm_start_to_a_deeper_model_computes_the_same(seed, tmp_path):
     assert new_block.proj.weight.grad.abs().sum() > 0 and new_block.mlp[-1].weight.grad.abs().sum() > 0
 
 
+def test_decoder_conv_starts_as_nothing_and_mixes_neighbouring_tokens(seed, tmp_path):
+    """decoder_conv: weights trained without it compute the same (its last layer starts at zero); it then
+    learns, and once it is not zero a token's change reaches the pixels of the tokens beside it."""
+    from a3d.checkpoint import warm_start
+
+    old = random_model(seed)
+    old.save_pretrained(tmp_path)
+    new = A3DModel(get_config("tiny", **{**SMALL, "decoder_conv": 2}))
+    counts = warm_start(new, tmp_path)
+    assert counts["copied"] == len(old.state_dict()) and counts["fresh"] == 4  # 2 convs: weight and bias
+    image, g0 = torch.rand(2, 3, 32, 32), old.noise(2, torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        a, b = old(image, g0, torch.zeros(2)).gaussians, new(image, g0, torch.zeros(2)).gaussians
+    for name in ("means", "scales", "opacities", "colors"):
+        torch.testing.assert_close(getattr(a, name), getattr(b, name), atol=1e-5, rtol=1e-5)
+    new(image, g0, torch.zeros(2)).gaussians.colors.sum().backward()
+    assert new.decoder.conv[-1].weight.grad.abs().sum() > 0
+
+    # one token changed: without the convolutions only its own 8 × 8 pixels move; with them, their neighbours too
+    dec = new.decoder
+    with torch.no_grad():
+        for m in dec.conv:
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.normal_(0, 0.1)
+    S, p = new.config.image_size, new.config.patch_size
+    tokens = torch.randn(1, 4 * (S // p) ** 2, new.config.width)
+    temb, feats = torch.randn(1, new.config.width), torch.randn(1, 4, S, S, new.config.input_width)
+    n = S // p
+    moved = tokens.clone()
+    moved[0, n + 1] += torch.randn(new.config.width)  # front view, token row 1, column 1: pixels p..2p-1
+    own = (slice(p, 2 * p), slice(p, 2 * p))
+    with torch.no_grad():
+        diff = (dec.raw(moved, temb, new.rays, feats)[0] - dec.raw(tokens, temb, new.rays, feats)[0]).abs()
+    changed = diff[0, 0].amax(-1) > 1e-6  # [S, S] of the front view
+    assert changed[own].all() and changed[2 * p, p:2 * p].any() and changed[p:2 * p, p - 1].any()
+    # two convolutions reach 2 pixels beyond the token's block, no further
+    reach = torch.zeros_like(changed)
+    reach[p - 2:2 * p + 2, p - 2:2 * p + 2] = True
+    assert not (changed & ~reach).any()
+    dec.conv = None
+    with torch.no_grad():
+        diff = (dec.raw(moved, temb, new.rays, feats)[0] - dec.raw(tokens, temb, new.rays, feats)[0]).abs()
+    changed = diff[0, 0].amax(-1) > 1e-6
+    assert changed[own].all() and changed.sum() == p * p
+
+
 def test_facing_weight_follows_the_angle_to_the_surface():
     from a3d.model import _facing
 
