@@ -274,6 +274,6 @@ def augment_inputs(images: Tensor, alpha: Tensor | None = None,
     if not return_alpha:
         return x.clamp(0, 1).to(dtype)
     if a is not None:  # the same crop for the matte (nothing comes in from outside the photo)
-        a = torch.where(framed, F.grid_sample(a, grid, mode="bilinear", padding_mode="zeros",
-                                                             align_corners=False), a).clamp(0, 1).to(dtype)
+        a = torch.where(framed, F.grid_sample(a, grid, mode="bilinear", padding_mode="zeros", align_corners=False),
+                        a).clamp(0, 1).to(dtype)
     return x.clamp(0, 1).to(dtype), a

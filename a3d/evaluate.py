@@ -289,12 +289,11 @@ def evaluate(model, eval_set: dict[str, Tensor], lpips_net: str = "alex", seed: 
     for i in tqdm(range(0, H, chunk), desc="held-out heads", unit="chunk", disable=not progress):
         masks = eval_set["canonical_alpha"][i:i + chunk] if "canonical_alpha" in eval_set else None
         pred, alpha = _reconstruct_views(model, inp[i:i + chunk], g0_all[i:i + chunk], cams, refine, seed + i, masks)
-        gt = views[i:i + chunk]
-        m = _image_metrics(pred.reshape(-1, 3, R, R), gt.reshape(-1, 3, R, R), lpips_net)
+        pred, gt = pred.reshape(-1, 3, R, R), views[i:i + chunk].reshape(-1, 3, R, R)
+        m = _image_metrics(pred, gt, lpips_net)
         if "views_alpha" in eval_set:
             true_alpha = eval_set["views_alpha"][i:i + chunk].reshape(-1, R, R)
-            m.update(silhouette_metrics(pred.reshape(-1, 3, R, R), alpha.reshape(-1, R, R),
-                                        gt.reshape(-1, 3, R, R), true_alpha))
+            m.update(silhouette_metrics(pred, alpha.reshape(-1, R, R), gt, true_alpha))
         for k, v in m.items():
             rows.setdefault(k, []).append(v.view(-1, V))
     metrics = {k: torch.cat(v) for k, v in rows.items()}  # [H, V]
@@ -435,7 +434,8 @@ def evaluate_folder(model, root: str | os.PathLike, lpips_net: str = "alex", see
             continue
         cams = Cameras(cap.cameras.viewmats[keep], Ks[keep], S, S).to(dev)
         g0 = model.noise(1, generator=torch.Generator().manual_seed(seed + ci))
-        pred = _reconstruct_views(model, inp[None].to(dev), g0.to(dev), cams, refine, seed + ci)[0][0]
+        pred, _ = _reconstruct_views(model, inp[None].to(dev), g0.to(dev), cams, refine, seed + ci)
+        pred = pred[0]
         m = _image_metrics(pred, torch.stack(gts).to(dev), lpips_net)
         for k, v in m.items():
             values[k].extend(v.tolist())

@@ -70,9 +70,9 @@ def compute_loss(model: torch.nn.Module, batch: Batch, cfg: TrainConfig, mcfg: M
     if cfg.augment:
         from .augment import augment_inputs
 
-        on_heads = cfg.augment_heads and cfg.data == "synthetic"  # colour and framing already in every view
+        # colour and framing: already in every view where the heads carry them
         image, front_mask = augment_inputs(image, batch.canonical_alpha[:, 0], return_alpha=True,
-                                           colour=not on_heads, framing=not on_heads)
+                                           colour=not cfg.heads_augmented, framing=not cfg.heads_augmented)
         if masks is not None:
             masks = torch.cat([front_mask, masks[:, 1:]], 1)  # the input's matte, edged and framed as it is
     if masks is not None:
@@ -82,7 +82,7 @@ def compute_loss(model: torch.nn.Module, batch: Batch, cfg: TrainConfig, mcfg: M
     g = out.gaussians.float()
     V = batch.images.shape[1]
     cams = Cameras(batch.viewmats, batch.Ks, S, S)
-    target, true_alpha = batch.images, batch.masks
+    target = batch.images
     view_w = ok[:, None].expand(B, V)
     if mcfg.input_decoder:
         # the canonical views are in the loss too, the input view among them (the photo must come back)
@@ -90,7 +90,6 @@ def compute_loss(model: torch.nn.Module, batch: Batch, cfg: TrainConfig, mcfg: M
         cams = Cameras(torch.cat([cams.viewmats, canon.viewmats.expand(B, 4, 4, 4)], 1),
                        torch.cat([cams.Ks, canon.Ks.expand(B, 4, 3, 3)], 1), S, S)
         target = torch.cat([target, batch.canonical], 1)
-        true_alpha = torch.cat([true_alpha, batch.canonical_alpha], 1)
         view_w = torch.cat([view_w, valid.float() * ok[:, None]], 1)
         V = V + 4
     rendered = render(g, cams, framing.BACKGROUND)
@@ -103,6 +102,8 @@ def compute_loss(model: torch.nn.Module, batch: Batch, cfg: TrainConfig, mcfg: M
     if cfg.lambda_alpha > 0:
         # only where the mattes are exact (a dataset's may be all ones for photos without alpha)
         alpha_w = view_w * batch.geometry_valid.float()[:, None]
+        # the same views as ``target``: the supervision views, then (input decoder) the canonical ones
+        true_alpha = torch.cat([batch.masks, batch.canonical_alpha], 1) if mcfg.input_decoder else batch.masks
         a1 = (_views_nchw(rendered.alpha) - true_alpha).abs().mean(dim=(2, 3, 4))  # [B, V]
         a1 = _weighted_mean(a1.flatten(), alpha_w.flatten())
         loss = loss + cfg.lambda_alpha * a1

@@ -90,6 +90,12 @@ class TrainConfig:
     export_dtype: str = "float16"  # how they are stored: float16, float32 or int8 (a3d.quantize)
     progress: bool = True
 
+    @property
+    def heads_augmented(self) -> bool:
+        """Whether the synthetic heads carry the colour rendition and framing error (``augment_heads``), so
+        the input's own augmentation leaves them out."""
+        return self.augment and self.augment_heads and self.data == "synthetic"
+
     def __post_init__(self) -> None:
         ints = ("num_views", "num_workers", "batch_size", "max_steps", "warmup_steps", "log_every", "ckpt_every",
                 "eval_every", "eval_heads", "eval_views", "synth_gaussians", "gallery_images", "synth_pool",

@@ -224,22 +224,31 @@ def test_alpha_loss_adds_its_weighted_term_where_mattes_are_exact(seed):
         TrainConfig(lambda_alpha=-1.0)
 
 
-def test_warm_start_to_a_deeper_model_computes_the_same(seed, tmp_path):
-    """Blocks the old weights lack start as the identity: the deeper model's output equals the old one's,
-    and the new blocks still get gradients."""
+def _warm_started_computes_the_same(seed: int, folder, **overrides) -> tuple[A3DModel, dict[str, int]]:
+    """A random model saved to ``folder``, and a model with ``overrides`` warm-started from it; asserts that
+    both compute the same Gaussians, then backpropagates the new model's colours once. Returns (the new model,
+    warm_start's counts)."""
     from a3d.checkpoint import warm_start
 
     old = random_model(seed)
-    old.save_pretrained(tmp_path)
-    deeper = A3DModel(get_config("tiny", **{**SMALL, "depth": SMALL["depth"] + 2}))
-    counts = warm_start(deeper, tmp_path)
-    assert counts["identity_blocks"] == 2 and counts["copied"] == len(old.state_dict())
+    old.save_pretrained(folder)
+    new = A3DModel(get_config("tiny", **{**SMALL, **overrides}))
+    counts = warm_start(new, folder)
+    assert counts["copied"] == len(old.state_dict())
     image, g0 = torch.rand(2, 3, 32, 32), old.noise(2, torch.Generator().manual_seed(seed))
     with torch.no_grad():
-        a, b = old(image, g0, torch.zeros(2)).gaussians, deeper(image, g0, torch.zeros(2)).gaussians
+        a, b = old(image, g0, torch.zeros(2)).gaussians, new(image, g0, torch.zeros(2)).gaussians
     for name in ("means", "scales", "opacities", "colors"):
         torch.testing.assert_close(getattr(a, name), getattr(b, name), atol=1e-5, rtol=1e-5)
-    deeper(image, g0, torch.zeros(2)).gaussians.colors.sum().backward()
+    new(image, g0, torch.zeros(2)).gaussians.colors.sum().backward()
+    return new, counts
+
+
+def test_warm_start_to_a_deeper_model_computes_the_same(seed, tmp_path):
+    """Blocks the old weights lack start as the identity: the deeper model's output equals the old one's,
+    and the new blocks still get gradients."""
+    deeper, counts = _warm_started_computes_the_same(seed, tmp_path, depth=SMALL["depth"] + 2)
+    assert counts["identity_blocks"] == 2
     new_block = deeper.blocks[-1]
     assert new_block.proj.weight.grad.abs().sum() > 0 and new_block.mlp[-1].weight.grad.abs().sum() > 0
 
@@ -247,19 +256,8 @@ def test_warm_start_to_a_deeper_model_computes_the_same(seed, tmp_path):
 def test_decoder_conv_starts_as_nothing_and_mixes_neighbouring_tokens(seed, tmp_path):
     """decoder_conv: weights trained without it compute the same (its last layer starts at zero); it then
     learns, and once it is not zero a token's change reaches the pixels of the tokens beside it."""
-    from a3d.checkpoint import warm_start
-
-    old = random_model(seed)
-    old.save_pretrained(tmp_path)
-    new = A3DModel(get_config("tiny", **{**SMALL, "decoder_conv": 2}))
-    counts = warm_start(new, tmp_path)
-    assert counts["copied"] == len(old.state_dict()) and counts["fresh"] == 4  # 2 convs: weight and bias
-    image, g0 = torch.rand(2, 3, 32, 32), old.noise(2, torch.Generator().manual_seed(seed))
-    with torch.no_grad():
-        a, b = old(image, g0, torch.zeros(2)).gaussians, new(image, g0, torch.zeros(2)).gaussians
-    for name in ("means", "scales", "opacities", "colors"):
-        torch.testing.assert_close(getattr(a, name), getattr(b, name), atol=1e-5, rtol=1e-5)
-    new(image, g0, torch.zeros(2)).gaussians.colors.sum().backward()
+    new, counts = _warm_started_computes_the_same(seed, tmp_path, decoder_conv=2)
+    assert counts["fresh"] == 4  # 2 convs: weight and bias
     assert new.decoder.conv[-1].weight.grad.abs().sum() > 0
 
     # one token changed: without the convolutions only its own 8 × 8 pixels move; with them, their neighbours too
