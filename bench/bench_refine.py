@@ -10,6 +10,10 @@ For a model (default: the bundled one) this measures, side by side in one run:
 - the time of each refinement (median over the heads), on the device it ran on.
 
     python bench/bench_refine.py [--model DIR] [--device cuda] [--steps 40] [--heads 16] [--json out.json]
+                                 [--settings '{"max_offset": 0.02}']
+
+Refinement runs with the device's defaults (`RefineSettings.for_device`), changed by ``--settings`` (a JSON
+object of RefineSettings fields), and with each photo's matte, as `reconstruct()` refines a matted photo.
 """
 from __future__ import annotations
 
@@ -61,7 +65,7 @@ def heldout(model, dev: torch.device, heads: int, views: int, settings: RefineSe
             if do_refine:
                 _sync(dev)
                 t0 = time.perf_counter()
-                g, _ = refine_gaussians(g, canon, photos_all[h], given.cpu(), None, settings)
+                g, _ = refine_gaussians(g, canon, photos_all[h], given.cpu(), es["canonical_alpha"][h], settings)
                 _sync(dev)
                 secs.append(time.perf_counter() - t0)
             with torch.no_grad():
@@ -102,6 +106,7 @@ def main() -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--steps", type=int, default=RefineSettings().steps)
+    ap.add_argument("--settings", default="{}", help="JSON object of RefineSettings fields over the device's defaults")
     ap.add_argument("--heads", type=int, default=16)
     ap.add_argument("--views", type=int, default=16)
     ap.add_argument("--lpips-net", default="alex")
@@ -109,9 +114,10 @@ def main() -> None:
     args = ap.parse_args()
     dev = torch.device(args.device)
     model = a3d.load_model(args.model, device=dev)
-    settings = RefineSettings(steps=args.steps)
+    settings = RefineSettings(**{**vars(RefineSettings.for_device(dev, args.steps)), **json.loads(args.settings)})
     res = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "model": str(args.model),
-           "steps": args.steps, **heldout(model, dev, args.heads, args.views, settings, args.lpips_net),
+           "steps": args.steps, "settings": vars(settings),
+           **heldout(model, dev, args.heads, args.views, settings, args.lpips_net),
            "astronaut": astronaut(model, dev, settings)}
     print(f"{'arm':26s} {'all':>7s} {'front':>7s} {'side':>7s} {'back':>7s}  SSIM   LPIPS")
     for name, r in res["heldout"].items():
