@@ -282,7 +282,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for key in ("synthetic", "folder"):
         if key in rep:
             a = rep[key]["all"]
-            print(f"{key}: PSNR {a['psnr']:.2f} dB, SSIM {a['ssim']:.3f}, LPIPS {a['lpips']:.3f} "
+            outline = (f", silhouette IoU {a['silhouette_iou']:.3f} (PSNR {a['psnr_silhouette_right']:.2f} dB if it "
+                       f"were right)" if "silhouette_iou" in a else "")
+            print(f"{key}: PSNR {a['psnr']:.2f} dB, SSIM {a['ssim']:.3f}, LPIPS {a['lpips']:.3f}{outline} "
                   f"over {a['count']} views")
     for p in rep.get("photos", []):
         if "error" not in p:

@@ -234,7 +234,10 @@ def test_report_on_a_tiny_model(model, tmp_path, capsys):
     assert "| astronaut |" in md and f"]({a['image']})" in md and "yaw 56.25°" in md
     assert set(a["input_view"]) == {"full", "front_set"} and all(math.isfinite(v) for v in a["input_view"].values())
     assert "input view dB" in md
-    assert "astronaut: identity distance" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "astronaut: identity distance" in printed
+    sil = rep["synthetic"]["all"]["silhouette_iou"]
+    assert f"silhouette IoU {sil:.3f}" in printed  # the console summary names the outline's figures too
 
 
 def test_identity_skipped_without_weights(model, tmp_path, monkeypatch):
