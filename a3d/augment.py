@@ -23,7 +23,7 @@ from . import framing as framing_
 from .cameras import Cameras
 from .gaussians import Gaussians
 
-__all__ = ["augment_inputs", "augment_heads", "jpeg_compress", "gaussian_blur"]
+__all__ = ["augment_inputs", "augment_heads", "turn_heads", "jpeg_compress", "gaussian_blur"]
 
 # probabilities of each degradation, and their ranges
 _P_COLOUR, _P_BLUR, _P_NOISE, _P_JPEG, _P_MATTE, _P_FRAMING = 0.8, 0.4, 0.5, 0.6, 0.5, 0.7
@@ -130,7 +130,46 @@ def _camera_colour(fg: Tensor, u: Tensor) -> Tensor:
     return (0.5 + rng(1, 0.8, 1.2) * (jittered - 0.5)).clamp(0, 1) ** torch.exp(rng(6, -0.2, 0.2))
 
 
-def augment_heads(heads: Gaussians, front: Cameras, generator: torch.Generator | None = None) -> Gaussians:
+def _reframe_after_turn(turn: Tensor, front: Cameras, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """A head turned by ``turn`` [B, 3, 3] (a rotation about the face anchors' centre) is framed again the
+    way preprocessing frames a photo: the 2D similarity of the front image that puts the turned pupils and
+    mouth back on their anchors (least squares over the three points, in complex form: x ↦ a·x + b).
+    Returns (the turn's pivot [3], the similarity's roll [B] (radians, about the camera's forward axis),
+    scale [B] and shift [B, 2] in half-widths of the view at the origin's depth, as ``augment_heads``
+    applies its framing error)."""
+    from .synth import _on  # constants copied to the device once (a copy a step would stall the GPU queue)
+
+    anchors = _on(turn.device, tuple(framing_.FACE_ANCHORS_3D[n] for n in ("right_eye", "left_eye", "mouth")))
+    anchors = anchors.to(dtype)
+    pivot = anchors.mean(0)
+    turned = (anchors - pivot) @ turn.transpose(1, 2) + pivot  # [B, 3, 3]
+    viewmat, K = front.viewmats.reshape(4, 4).to(turn), front.Ks.reshape(3, 3).to(turn)
+    half = front.width / 2
+
+    def image(p: Tensor) -> Tensor:  # complex positions in half-widths from the principal point
+        cam = p @ viewmat[:3, :3].T + viewmat[:3, 3]
+        uv = cam[..., :2] / cam[..., 2:3] * K[[0, 1], [0, 1]] / half
+        return torch.complex(uv[..., 0], uv[..., 1])
+
+    target, moved = image(anchors), image(turned)  # [3], [B, 3]
+    t0, m0 = target - target.mean(), moved - moved.mean(-1, keepdim=True)
+    a = (m0.conj() * t0).sum(-1) / (m0.abs() ** 2).sum(-1)
+    b = target.mean() - a * moved.mean(-1)
+    return pivot, torch.angle(a), a.abs(), torch.stack([b.real, b.imag], -1)
+
+
+def _turn_rotation(yaw: Tensor, pitch: Tensor) -> Tensor:
+    """[B, 3, 3] rotations: ``pitch`` [B] about the world x axis (positive: the face tips down), then
+    ``yaw`` [B] about the world y axis (up; positive: the face turns toward +x, the subject's left)."""
+    cy, sy, cp, sp = torch.cos(yaw), torch.sin(yaw), torch.cos(pitch), torch.sin(pitch)
+    one, zero = torch.ones_like(yaw), torch.zeros_like(yaw)
+    R_yaw = torch.stack([cy, zero, sy, zero, one, zero, -sy, zero, cy], -1).reshape(-1, 3, 3)
+    R_pitch = torch.stack([one, zero, zero, zero, cp, -sp, zero, sp, cp], -1).reshape(-1, 3, 3)
+    return R_yaw @ R_pitch
+
+
+def augment_heads(heads: Gaussians, front: Cameras, generator: torch.Generator | None = None,
+                  turn: tuple[float, float] = (0.0, 0.0)) -> Gaussians:
     """A photo's colour rendition and framing error given to the person: every view of the heads sees them.
 
     :func:`augment_inputs` alone changes the network's input and leaves the supervision views clean;
@@ -143,33 +182,56 @@ def augment_heads(heads: Gaussians, front: Cameras, generator: torch.Generator |
     framing error — roll about the front camera's optical axis (±4°), scale about the head's centre
     (±5%) and a shift across the front view (±4% of its width).
 
+    ``turn`` (max yaw, max pitch, degrees; default none): the synthetic heads face the camera exactly, a
+    photo's person seldom does. Each head (the whole person) is turned by a yaw and a pitch drawn uniformly
+    within them, about the centre of its pupils and mouth, then framed again as preprocessing frames a
+    photo, by the 2D similarity that puts those three points back on their anchors (:func:`turn_heads`);
+    the framing error comes on top. Drawn after the other numbers, and only
+    when asked, so that without it a batch is what it was.
+
     Args:
         heads: Gaussians [B, N] (synthetic heads, a3d framing: the head's centre at the origin).
         front: the front canonical camera (viewmats [1, 4, 4] or [4, 4], Ks alike).
         generator: torch.Generator on the heads' device (None: torch's default generator).
+        turn: (max |yaw|, max |pitch|) in degrees, each in [0, 90].
     Returns:
         New Gaussians [B, N]; the inputs are not modified.
     """
     means = heads.means
     if means.dim() != 3:
         raise ValueError(f"heads: expected Gaussians [B, N], got means {tuple(means.shape)}")
+    if len(turn) != 2 or not all(0.0 <= float(x) <= 90.0 for x in turn):
+        raise ValueError(f"turn: expected (max yaw, max pitch) in degrees within [0, 90], got {turn!r}")
     B, dev = means.shape[0], means.device
     u = _rand(generator, B, 13, device=dev)
     colours = heads.colors.transpose(1, 2)  # [B, 3, N]
     colours = torch.where((u[:, 7] < _P_COLOUR).reshape(B, 1, 1), _camera_colour(colours, u[:, :7]), colours)
-    viewmat = front.viewmats.reshape(4, 4).to(means)
-    R_cam = viewmat[:3, :3]  # rows: the camera's x (right), y (down), z (forward) in the world
     framed = (u[:, 8] < _P_FRAMING).to(means.dtype)
     roll = torch.deg2rad(-4.0 + 8.0 * u[:, 9]) * framed  # [B]
     scale = 1 + (-0.05 + 0.1 * u[:, 10]) * framed
+    shift_xy = (u[:, 11:13] * 0.16 - 0.08) * framed[:, None]  # ±4% of the width
+    heads = Gaussians(means=means, quats=heads.quats, scales=heads.scales, opacities=heads.opacities,
+                      colors=colours.transpose(1, 2).contiguous(), sh_rest=heads.sh_rest)
+    if any(float(x) > 0 for x in turn):
+        ut = _rand(generator, B, 2, device=dev) * 2 - 1
+        heads = turn_heads(heads, front, float(turn[0]) * ut[:, 0], float(turn[1]) * ut[:, 1])
+    return _front_similarity(heads, front, roll, scale, shift_xy)
+
+
+def _front_similarity(heads: Gaussians, front: Cameras, roll: Tensor, scale: Tensor, shift: Tensor) -> Gaussians:
+    """A 2D similarity of the front image given to the heads [B, N] in 3D: a roll [B] (radians) about the
+    front camera's optical axis, a scale [B] about the origin (the head's centre) and a shift [B, 2] across
+    the view, in half-widths of the view at the origin's depth (x right, y down)."""
+    means = heads.means
+    viewmat = front.viewmats.reshape(4, 4).to(means)
+    R_cam = viewmat[:3, :3]  # rows: the camera's x (right), y (down), z (forward) in the world
     # tensors on the heads' device throughout: no step of the training loop waits for the GPU here
     tan_half = front.width / (2 * front.Ks.reshape(3, 3)[0, 0].to(means))
     distance = viewmat[:3, 3].norm()  # the camera's distance to the origin
-    shift_xy = u[:, 11:13] * 0.16 - 0.08  # ±4% of the width
-    shift = (shift_xy * (distance * tan_half) * framed[:, None]) @ R_cam[:2]  # [B, 3] world
+    shift = (shift * (distance * tan_half)) @ R_cam[:2]  # [B, 3] world
     axis = R_cam[2]
     c, s = torch.cos(roll)[:, None, None], torch.sin(roll)[:, None, None]
-    eye = torch.eye(3, device=dev, dtype=means.dtype)
+    eye = torch.eye(3, device=means.device, dtype=means.dtype)
     K = torch.cross(axis.expand(3, 3), eye, dim=-1).T  # K v = axis × v (column j: axis × e_j)
     rot = eye + s * K + (1 - c) * (K @ K)  # [B, 3, 3] Rodrigues
     new_means = scale[:, None, None] * (means @ rot.transpose(1, 2)) + shift[:, None]
@@ -177,7 +239,38 @@ def augment_heads(heads: Gaussians, front: Cameras, generator: torch.Generator |
     q_roll = torch.cat([torch.cos(half), torch.sin(half) * axis], 1)[:, None]  # [B, 1, 4] (w, x, y, z)
     return Gaussians(means=new_means, quats=_quat_multiply(q_roll, heads.quats),
                      scales=heads.scales * scale[:, None, None], opacities=heads.opacities,
-                     colors=colours.transpose(1, 2).contiguous(), sh_rest=heads.sh_rest)
+                     colors=heads.colors, sh_rest=heads.sh_rest)
+
+
+def turn_heads(heads: Gaussians, front: Cameras, yaw: Tensor | float, pitch: Tensor | float = 0.0) -> Gaussians:
+    """Turn each head (the whole person) and frame it again by its face, as preprocessing frames a photo.
+
+    The head turns by ``pitch`` about the world x axis (positive: the face tips down), then ``yaw`` about
+    the world y axis (positive: toward +x, the subject's left), about the centre of its pupils and mouth
+    (:data:`a3d.framing.FACE_ANCHORS_3D`); then the 2D similarity of the front image that puts those three
+    points back on their anchors (least squares: a turned face's eyes come closer together, so the head is
+    zoomed a little; what three points cannot match stays, as in a photo) is given to it in 3D.
+
+    Args:
+        heads: Gaussians [B, N] in the a3d framing.
+        front: the front canonical camera (viewmats [1, 4, 4] or [4, 4], Ks alike).
+        yaw, pitch: degrees, [B] tensors or numbers.
+    Returns:
+        New Gaussians [B, N].
+    """
+    from .synth import _rotmat_to_quat  # the one rotation-to-quaternion of the project
+
+    means = heads.means
+    if means.dim() != 3:
+        raise ValueError(f"heads: expected Gaussians [B, N], got means {tuple(means.shape)}")
+    B = means.shape[0]
+    yaw, pitch = (torch.as_tensor(x, dtype=means.dtype, device=means.device).expand(B) for x in (yaw, pitch))
+    R_turn = _turn_rotation(torch.deg2rad(yaw), torch.deg2rad(pitch))
+    pivot, fit_roll, fit_scale, fit_shift = _reframe_after_turn(R_turn, front, means.dtype)
+    turned = Gaussians(means=(means - pivot) @ R_turn.transpose(1, 2) + pivot,
+                       quats=_quat_multiply(_rotmat_to_quat(R_turn)[:, None], heads.quats), scales=heads.scales,
+                       opacities=heads.opacities, colors=heads.colors, sh_rest=heads.sh_rest)
+    return _front_similarity(turned, front, fit_roll, fit_scale, fit_shift)
 
 
 def _quat_multiply(p: Tensor, q: Tensor) -> Tensor:

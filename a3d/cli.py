@@ -19,7 +19,7 @@ import platform
 import sys
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
-from .errors import EXIT_INTERNAL, InputError, check_device, check_int, exit_code, one_line
+from .errors import EXIT_INTERNAL, InputError, check_device, check_int, check_number, exit_code, one_line
 
 if TYPE_CHECKING:
     from .train_config import TrainConfig
@@ -136,6 +136,9 @@ def _eval_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--synthetic-size", type=int, default=None, metavar="PX",
                    help="render size of the synthetic held-out views (default: the model's input size; a larger "
                         "size scores what a turntable at that size shows)")
+    p.add_argument("--synthetic-turn", type=float, default=0.0, metavar="DEG",
+                   help="turn the synthetic held-out heads away from the camera by ±DEG of yaw (alternating), "
+                        "framed again by their faces as photos are (default 0: facing the camera)")
     p.add_argument("--max-captures", type=int, default=0, help="with --data: evaluate at most this many captures")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -271,6 +274,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.synthetic_size is not None:
         check_int(args.synthetic_size, "--synthetic-size", 16, 2048)
     check_int(args.max_captures, "--max-captures", 0)
+    check_number(args.synthetic_turn, "--synthetic-turn", 0.0, 90.0)
     check_int(args.refine, "--refine", -1)
     device = str(check_device(args.device)) if args.device else None
     seed_kw = {} if args.synthetic_seed is None else {"synthetic_seed": args.synthetic_seed}
@@ -278,7 +282,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                    refine=True if args.refine == -1 else args.refine, device=device, heads=args.heads,
                    views=args.views, synth_gaussians=args.synth_gaussians, seed=args.seed, size=args.size,
                    max_captures=args.max_captures, progress=not args.no_progress,
-                   synthetic_size=args.synthetic_size, **seed_kw)
+                   synthetic_size=args.synthetic_size, synthetic_turn=args.synthetic_turn, **seed_kw)
     for key in ("synthetic", "folder"):
         if key in rep:
             a = rep[key]["all"]

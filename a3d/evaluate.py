@@ -45,7 +45,7 @@ from torch import Tensor
 
 from . import framing
 from .cameras import Cameras, canonical_cameras, orbit_cameras
-from .errors import InputError
+from .errors import InputError, check_number
 from .gaussians import Gaussians
 from .lpips import lpips
 from .rendering import render
@@ -197,22 +197,29 @@ def _image_metrics(pred: Tensor, gt: Tensor, lpips_net: str) -> dict[str, Tensor
 @torch.no_grad()
 def synthetic_eval_set(heads: int, views: int, size: int, device: torch.device | str = "cpu",
                        seed: int = SYNTH_EVAL_SEED, num_gaussians: int = 80_000,
-                       view_size: int | None = None) -> dict[str, Tensor]:
+                       view_size: int | None = None, turn: float = 0.0) -> dict[str, Tensor]:
     """Held-out synthetic heads and their ground truth: input [H, 3, S, S] (the front canonical view),
     views [H, V, 3, R, R] from :func:`eval_azimuths` at elevation 0 (canonical radius and field of
     view) at R = ``view_size`` pixels (default S, the model's size; larger shows what a turntable at
     that size shows), their viewmats [V, 4, 4] and Ks [V, 3, 3] (for R), azimuths [V], the 4 canonical
     views [H, 4, 3, S, S] (front, left, right, back: the photos of a multi-view reconstruction; the
     front one is ``input``), their mattes canonical_alpha [H, 4, S, S] and the views' alphas
-    views_alpha [H, V, R, R]."""
+    views_alpha [H, V, R, R]. ``turn`` (degrees, default 0): the heads turned away from the camera, the
+    even ones by +turn of yaw and the odd ones by −turn, and framed again by their faces
+    (:func:`a3d.augment.turn_heads`): the generator's heads face the camera exactly, photos seldom do."""
+    from .augment import turn_heads
     from .synth import SyntheticHeads
 
+    check_number(turn, "turn", -90.0, 90.0)
     device = torch.device(device)
     gen = SyntheticHeads(device, seed=seed, num_gaussians=num_gaussians, image_size=size)
     g = gen.sample(heads).gaussians
+    canon = canonical_cameras(size).to(device)
+    if turn:
+        sign = 1.0 - 2.0 * (torch.arange(heads, device=device) % 2)
+        g = turn_heads(g, canon[0:1], turn * sign)
     az = eval_azimuths(views)
     cams = orbit_cameras(len(az), size=view_size or size, azimuths=az).to(device)
-    canon = canonical_cameras(size).to(device)
     bg = framing.BACKGROUND
     canon_out = render(g, canon, bg)
     canonical = _views_nchw(canon_out.rgb).clamp(0, 1)
@@ -618,8 +625,10 @@ def write_report(report: dict[str, Any], out_dir: Path) -> Path:
              f"refine {report['settings']['refine']}, seed {report['settings']['seed']}.", ""]
     if "synthetic" in report:
         s = report["synthetic"]
+        turn = report["settings"].get("synthetic_turn", 0.0)
+        turned = f", turned ±{turn:g}° of yaw" if turn else ""
         lines += [f"## Synthetic held-out heads ({s['heads']} heads × {s['views']} views, seed "
-                  f"{report['settings']['synthetic_seed']})", ""] + _metric_table(s) + [""]
+                  f"{report['settings']['synthetic_seed']}{turned})", ""] + _metric_table(s) + [""]
     if "folder" in report:
         f = report["folder"]
         lines += [f"## Dataset folder `{report['settings']['data']}` ({f['captures']} captures, {f['views']} views)",
@@ -666,7 +675,7 @@ def run_eval(out_dir: str | os.PathLike, *, photos: Sequence[str | os.PathLike] 
              data: str | None = None, model: Any = None, refine: bool | int = 0, device: str | None = None,
              heads: int = 16, views: int = 16, synth_gaussians: int = 60_000, synthetic_seed: int = SYNTH_EVAL_SEED,
              seed: int = 0, size: int = 256, max_captures: int = 0, progress: bool = True,
-             synthetic_size: int | None = None) -> dict[str, Any]:
+             synthetic_size: int | None = None, synthetic_turn: float = 0.0) -> dict[str, Any]:
     """Everything ``a3d eval`` does (its parser is in :mod:`a3d.cli`): evaluate ``model`` on the chosen
     sets, write ``eval.json`` (every number), ``report.md`` and one PNG a photo into ``out_dir``;
     returns the report dict."""
@@ -690,12 +699,13 @@ def run_eval(out_dir: str | os.PathLike, *, photos: Sequence[str | os.PathLike] 
                   "image_size": net.config.image_size},
         "settings": {"device": str(dev), "refine": refine, "seed": seed, "size": size, "data": data,
                      "synthetic_seed": synthetic_seed, "heads": heads, "views": views,
-                     "synth_gaussians": synth_gaussians, "synthetic_size": synthetic_size or net.config.image_size},
+                     "synth_gaussians": synth_gaussians, "synthetic_size": synthetic_size or net.config.image_size,
+                     "synthetic_turn": synthetic_turn},
     }
     if synthetic:
         t = time.perf_counter()
         es = synthetic_eval_set(heads, views, net.config.image_size, dev, synthetic_seed, synth_gaussians,
-                                view_size=synthetic_size)
+                                view_size=synthetic_size, turn=synthetic_turn)
         report["synthetic"] = evaluate(net, es, seed=synthetic_seed, refine=refine, progress=progress)
         report["synthetic"]["seconds"] = time.perf_counter() - t
     if data:

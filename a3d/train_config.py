@@ -72,6 +72,12 @@ class TrainConfig:
     # them, a3d.augment.augment_heads) instead of to the input alone, which makes the targets contradict the
     # input (round 4's ablation, docs/training.md; False: rounds 2-3 and round 4's control arm)
     augment_heads: bool = True
+    # with the heads augmented: each synthetic head (the whole person) turned by a yaw and a pitch drawn
+    # uniformly within ±head_yaw / ±head_pitch degrees, then framed again by its eyes and mouth as
+    # preprocessing frames a photo (a3d.augment.augment_heads): the generator's heads face the camera exactly,
+    # photos seldom do (0: off, rounds 1-5)
+    head_yaw: float = 0.0
+    head_pitch: float = 0.0
     init_from: str = ""  # a model folder: start from its weights (new parameters keep their initialisation)
     # system
     bf16: bool = True  # autocast on CUDA
@@ -109,6 +115,11 @@ class TrainConfig:
             check_number(getattr(self, name), f"TrainConfig.{name}", 0.0)
         for name in ("ema_decay", "beta1", "beta2", "one_step_prob", "multiview_prob"):
             check_number(getattr(self, name), f"TrainConfig.{name}", 0.0, 1.0)
+        for name in ("head_yaw", "head_pitch"):
+            check_number(getattr(self, name), f"TrainConfig.{name}", 0.0, 90.0)
+        if (self.head_yaw or self.head_pitch) and not self.heads_augmented:
+            raise InputError("TrainConfig.head_yaw/head_pitch turn the synthetic heads, which happens with their "
+                             "augmentation: set augment (and keep augment_heads) with data 'synthetic'")
         if not isinstance(self.model_overrides, dict):
             raise InputError(f"TrainConfig.model_overrides: expected a dict of ModelConfig fields, "
                              f"got {type(self.model_overrides).__name__}")

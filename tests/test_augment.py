@@ -1,9 +1,12 @@
 """Input-view augmentation (a3d.augment): shapes and range, determinism by generator, the background
 stays the framing background where the matte says so, JPEG and blur do what they say, bad input; the
 heads' augmentation (colour and framing every view sees) is a rigid roll, a uniform scale and a shift
-across the front view, with one colour rendition a head."""
+across the front view, with one colour rendition a head; turned heads are framed again by their face."""
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from a3d.augment import augment_heads, augment_inputs, gaussian_blur, jpeg_compress
 from a3d.cameras import Cameras, canonical_cameras
@@ -144,3 +147,49 @@ def test_augment_heads_is_a_similarity_about_the_front_view():
     with pytest.raises(ValueError, match="heads"):
         augment_heads(Gaussians(**{k: getattr(heads, k)[0] for k in ("means", "quats", "scales", "opacities",
                                                                      "colors")}), front)
+
+
+def _image(points: torch.Tensor, cam: Cameras) -> torch.Tensor:
+    """Pixel positions [..., 2] of world points [..., 3] in the one camera ``cam``."""
+    vm, K = cam.viewmats.reshape(4, 4), cam.Ks.reshape(3, 3)
+    c = points @ vm[:3, :3].T + vm[:3, 3]
+    return (c[..., :2] / c[..., 2:3]) @ K[:2, :2].T + K[:2, 2]
+
+
+def test_turned_heads_are_framed_by_their_face():
+    """turn: each head turns (the back of the head moves across the image, the face turns away from the
+    camera) but its pupils and mouth come back to where the unturned head's are, within what the
+    least-squares 2D framing of three points can do (a turned face's eyes come closer together; real
+    photos are framed the same way); the rest of the augmentation is unchanged; bad turns fail."""
+    from a3d import framing
+
+    S, B = 128, 64
+    front = canonical_cameras(S)[0:1]
+    anchors = torch.tensor([framing.FACE_ANCHORS_3D[n] for n in ("right_eye", "left_eye", "mouth")])
+    pts = torch.cat([anchors, torch.tensor([[0.0, 0.0, -0.5], [0.0, 0.0, 0.5]])])  # + back and front of the head
+    heads = Gaussians(means=pts.expand(B, 5, 3).clone(), quats=torch.tensor([1.0, 0, 0, 0]).expand(B, 5, 4).clone(),
+                      scales=torch.full((B, 5, 3), 0.01), opacities=torch.ones(B, 5), colors=torch.rand(B, 5, 3))
+    plain = augment_heads(heads, front, torch.Generator().manual_seed(1))
+    zero = augment_heads(heads, front, torch.Generator().manual_seed(1), turn=(0.0, 0.0))
+    assert all(torch.equal(getattr(plain, k), getattr(zero, k)) for k in ("means", "quats", "scales", "colors"))
+    turned = augment_heads(heads, front, torch.Generator().manual_seed(1), turn=(30.0, 10.0))
+    assert torch.equal(turned.colors, plain.colors)  # the colour rendition is drawn first, as before
+    moved = (_image(turned.means, front) - _image(plain.means, front)).norm(dim=-1)  # [B, 5] pixels
+    assert moved[:, :3].mean() < 1.0 and moved[:, :3].max() < 2.5  # the face stays framed (fit: 0.65 / 2.0)
+    assert moved[:, 3].mean() > 8 and moved[:, 3].max() > 25  # the back of the head swings (30° at 0.5 + pivot)
+    # a similarity of each head: every distance scales by one factor, within what the reframing may zoom
+    d0, d1 = torch.cdist(plain.means, plain.means), torch.cdist(turned.means, turned.means)
+    off = ~torch.eye(5, dtype=torch.bool)
+    ratio = d1[:, off] / d0[:, off]
+    assert torch.allclose(ratio, ratio[:, :1].expand_as(ratio), rtol=1e-4)
+    assert ratio.min() > 0.99 and ratio.max() < 1 / math.cos(math.radians(30)) + 0.02
+    assert torch.allclose(turned.scales / plain.scales, ratio[:, :1, None].expand(B, 5, 3), rtol=1e-4)
+    # the Gaussians turn with the points: the front point's direction from the pivot is rotated like its quaternion
+    assert torch.allclose(turned.quats.norm(dim=-1), torch.ones(B, 5), atol=1e-5)
+    R = quat_to_rotmat(turned.quats[:, 4]) @ quat_to_rotmat(plain.quats[:, 4]).transpose(1, 2)
+    nose_dir = F.normalize(turned.means[:, 4] - turned.means[:, 3], dim=-1)
+    plain_dir = F.normalize(plain.means[:, 4] - plain.means[:, 3], dim=-1)
+    assert torch.allclose((R @ plain_dir[..., None])[..., 0], nose_dir, atol=1e-4)
+    for bad in ((-1.0, 0.0), (0.0, 91.0), (10.0,)):
+        with pytest.raises(ValueError, match="turn"):
+            augment_heads(heads, front, turn=bad)

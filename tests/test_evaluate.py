@@ -185,6 +185,26 @@ def test_refine_path_sees_the_eval_input():
     assert (twice - image).abs().max() > 1e-2  # the test would see the old mistake
 
 
+def test_held_out_heads_turned(model, tmp_path):
+    """--synthetic-turn: the same heads turned ±yaw (alternating) and framed again by their faces
+    (a3d.augment.turn_heads, tested in test_augment.py): the inputs change, the views' cameras do not, the
+    report says so; bad turns fail."""
+    plain = ev.synthetic_eval_set(2, 4, 32, "cpu", seed=5, num_gaussians=4000)
+    turned = ev.synthetic_eval_set(2, 4, 32, "cpu", seed=5, num_gaussians=4000, turn=30.0)
+    assert turned["input"].shape == plain["input"].shape
+    assert (turned["input"] - plain["input"]).abs().mean() > 0.01  # both heads turned (+30° and −30°)
+    assert (turned["input"][1] - plain["input"][1]).abs().mean() > 0.01
+    assert torch.equal(turned["viewmats"], plain["viewmats"])
+    assert ev.synthetic_eval_set(2, 4, 32, "cpu", seed=5, num_gaussians=4000, turn=0.0)["input"].equal(plain["input"])
+    with pytest.raises(ValueError, match="turn"):
+        ev.synthetic_eval_set(1, 4, 32, "cpu", seed=5, num_gaussians=4000, turn=120.0)
+    rep = ev.run_eval(tmp_path, synthetic=True, model=model, heads=1, views=4, synth_gaussians=4000,
+                      synthetic_turn=20.0, progress=False)
+    assert rep["settings"]["synthetic_turn"] == 20.0
+    assert "turned ±20° of yaw" in (tmp_path / "report.md").read_text()
+    assert main(["eval", "--synthetic", "--synthetic-turn", "100", "-o", str(tmp_path / "x")]) != 0
+
+
 def test_held_out_views_at_a_display_size(model):
     """view_size renders the novel views larger than the model's input (what a turntable shows); the
     same heads and inputs, and the same cameras up to the pixel scale."""

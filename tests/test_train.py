@@ -181,6 +181,12 @@ def test_config_cli_and_errors(tmp_path):
         TrainConfig(lr=1e-4, min_lr=1e-3)
     with pytest.raises(ValueError, match="overrides"):
         TrainConfig(model_overrides={"nope": 1}).model_config()
+    # turned heads come with the heads' augmentation, within ±90°
+    assert TrainConfig(augment=True, head_yaw=30, head_pitch=10).heads_augmented
+    for bad in (dict(head_yaw=30), dict(augment=True, augment_heads=False, head_pitch=5),
+                dict(augment=True, head_yaw=120)):
+        with pytest.raises(ValueError, match="head_"):
+            TrainConfig(**bad)
 
 
 def test_synthetic_run_evaluates_and_writes_gallery(tmp_path):
@@ -236,6 +242,20 @@ def test_synthetic_pool_refresh_is_a_function_of_the_step():
     assert not torch.equal(batches[0].input, batches[2].input)  # the pool of step 2 holds heads 2 and 3
     with pytest.raises(ValueError, match="refresh"):
         SyntheticBatches(**(kw | {"pool": 0}))
+    with pytest.raises(ValueError, match="turn"):
+        SyntheticBatches(**(kw | {"turn": (20.0, 0.0)}))  # turning is part of the heads' augmentation
+
+
+def test_turned_heads_in_a_batch():
+    """turn: the same heads and views as without it (the turn is drawn last), turned: the input differs."""
+    kw = dict(size=32, batch=2, num_views=2, num_gaussians=4000, seed=5, device=torch.device("cpu"), augment=True)
+    plain, turned = SyntheticBatches(**kw).get(0), SyntheticBatches(**kw, turn=(40.0, 10.0)).get(0)
+    assert plain.input.shape == turned.input.shape and torch.isfinite(turned.input).all()
+    assert torch.equal(plain.viewmats, turned.viewmats) and torch.equal(plain.Ks, turned.Ks)
+    assert (plain.input - turned.input).abs().mean() > 0.01
+    # the supervision sees the turned heads too (every view, not the input alone)
+    assert (plain.canonical[:, 1:] - turned.canonical[:, 1:]).abs().mean() > 0.01
+    assert (plain.images - turned.images).abs().mean() > 0.01
 
 
 def test_synthetic_heads_generated_ahead_are_the_same_heads_and_resume_exactly():
