@@ -186,8 +186,8 @@ def augment_heads(heads: Gaussians, front: Cameras, generator: torch.Generator |
     photo's person seldom does. Each head (the whole person) is turned by a yaw and a pitch drawn uniformly
     within them, about the centre of its pupils and mouth, then framed again as preprocessing frames a
     photo, by the 2D similarity that puts those three points back on their anchors (:func:`turn_heads`);
-    the framing error comes on top. Drawn after the other numbers, and only
-    when asked, so that without it a batch is what it was.
+    the framing error comes on top. The turn is drawn after the other numbers and only when asked, so that
+    without it a batch is what it was.
 
     Args:
         heads: Gaussians [B, N] (synthetic heads, a3d framing: the head's centre at the origin).
