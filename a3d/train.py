@@ -128,6 +128,7 @@ class _Run:
     rng_resumed: dict[str, Any] | None  # this rank's RNG states from the checkpoint
     ckpt_path: str
     log_path: str
+    eval_turned: dict[str, Tensor] | None = None  # rank 0, with eval_turn: the held-out heads turned
 
     @property
     def master(self) -> bool:
@@ -185,10 +186,14 @@ def _start(cfg: TrainConfig) -> _Run:
     eval_set = None
     if rank == 0 and cfg.eval_heads > 0:
         eval_set = synthetic_eval_set(cfg.eval_heads, cfg.eval_views, S, device, cfg.eval_seed, cfg.synth_gaussians)
+    eval_turned = None
+    if eval_set is not None and cfg.eval_turn > 0:
+        eval_turned = synthetic_eval_set(cfg.eval_heads, cfg.eval_views, S, device, cfg.eval_seed,
+                                         cfg.synth_gaussians, turn=cfg.eval_turn)
     if rank == 0:
         _log(log_path, {"step": step, "setup_s": time.time() - t_start})  # model, data source (head pool), eval set
     return _Run(cfg, mcfg, device, rank, world, ddp, model, ema, optim, train_model, source, eval_set, step,
-                t_start, elapsed_before, rng_resumed, ckpt_path, log_path)
+                t_start, elapsed_before, rng_resumed, ckpt_path, log_path, eval_turned)
 
 
 def _init_device(cfg: TrainConfig, local_rank: int, ddp: bool) -> torch.device:
@@ -379,11 +384,14 @@ def _save(run: _Run) -> None:
 
 
 def _evaluate(run: _Run) -> dict[str, Any]:
-    """The EMA model on the held-out heads, logged (empty without an eval set); the training RNG is untouched."""
+    """The EMA model on the held-out heads, logged (empty without an eval set; with ``eval_turn`` the same heads
+    turned too, under "turned"); the training RNG is untouched."""
     if run.eval_set is None:
         return {}
     with torch.random.fork_rng(devices=[run.device] if run.device.type == "cuda" else []):
         res = evaluate(run.ema, run.eval_set, run.cfg.lpips_net, seed=run.cfg.eval_seed)
+        if run.eval_turned is not None:
+            res["turned"] = evaluate(run.ema, run.eval_turned, run.cfg.lpips_net, seed=run.cfg.eval_seed)
     _log(run.log_path, {"step": run.step, "eval": res})
     return res
 

@@ -89,6 +89,9 @@ class TrainConfig:
     eval_every: int = 2000  # 0: only at the end
     eval_heads: int = 16
     eval_views: int = 16
+    # > 0: each evaluation also scores the held-out heads turned ±eval_turn degrees of yaw (`a3d eval
+    # --synthetic-turn`), under "turned" in the logged evaluation
+    eval_turn: float = 0.0
     eval_seed: int = 987_654_321  # held-out heads: a generator seed no training rank uses (mix_seed never gives it
     # in practice; the generator's head streams of two seeds do not overlap within 1,000,003 heads)
     gallery_images: int = 2  # PNGs of 3 held-out heads each written at the end (gallery_K.png)
@@ -115,7 +118,7 @@ class TrainConfig:
             check_number(getattr(self, name), f"TrainConfig.{name}", 0.0)
         for name in ("ema_decay", "beta1", "beta2", "one_step_prob", "multiview_prob"):
             check_number(getattr(self, name), f"TrainConfig.{name}", 0.0, 1.0)
-        for name in ("head_yaw", "head_pitch"):
+        for name in ("head_yaw", "head_pitch", "eval_turn"):
             check_number(getattr(self, name), f"TrainConfig.{name}", 0.0, 90.0)
         if (self.head_yaw or self.head_pitch) and not self.heads_augmented:
             raise InputError("TrainConfig.head_yaw/head_pitch turn the synthetic heads, which happens with their "

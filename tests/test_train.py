@@ -193,9 +193,11 @@ def test_synthetic_run_evaluates_and_writes_gallery(tmp_path):
     """The default data path: heads from a3d.synth on the fly, held-out evaluation by view bucket."""
     out = tmp_path / "syn"
     cfg = _cfg("synthetic", out, max_steps=2, ckpt_every=1, synth_gaussians=10_000, eval_heads=2, eval_views=8,
-               gallery_images=1)
+               gallery_images=1, eval_turn=20.0)
     res = train(cfg)
     assert res["heads"] == 2 and res["views"] == 8
+    # eval_turn: the same heads turned, scored too (a turned head is another picture: other figures)
+    assert res["turned"]["all"]["count"] == 16 and res["turned"]["all"]["psnr"] != res["all"]["psnr"]
     assert res["front"]["count"] == 4 and res["side"]["count"] == 8 and res["back"]["count"] == 4
     for name in ("all", "front", "side", "back"):
         m = res[name]
