@@ -22,6 +22,7 @@ from torch import Tensor
 from . import framing as framing_
 from .cameras import Cameras
 from .gaussians import Gaussians
+from .rasterize import rotmat_to_quat
 
 __all__ = ["augment_inputs", "augment_heads", "turn_heads", "jpeg_compress", "gaussian_blur"]
 
@@ -258,8 +259,6 @@ def turn_heads(heads: Gaussians, front: Cameras, yaw: Tensor | float, pitch: Ten
     Returns:
         New Gaussians [B, N].
     """
-    from .synth import _rotmat_to_quat  # the one rotation-to-quaternion of the project
-
     means = heads.means
     if means.dim() != 3:
         raise ValueError(f"heads: expected Gaussians [B, N], got means {tuple(means.shape)}")
@@ -268,7 +267,7 @@ def turn_heads(heads: Gaussians, front: Cameras, yaw: Tensor | float, pitch: Ten
     R_turn = _turn_rotation(torch.deg2rad(yaw), torch.deg2rad(pitch))
     pivot, fit_roll, fit_scale, fit_shift = _reframe_after_turn(R_turn, front, means.dtype)
     turned = Gaussians(means=(means - pivot) @ R_turn.transpose(1, 2) + pivot,
-                       quats=_quat_multiply(_rotmat_to_quat(R_turn)[:, None], heads.quats), scales=heads.scales,
+                       quats=_quat_multiply(rotmat_to_quat(R_turn)[:, None], heads.quats), scales=heads.scales,
                        opacities=heads.opacities, colors=heads.colors, sh_rest=heads.sh_rest)
     return _front_similarity(turned, front, fit_roll, fit_scale, fit_shift)
 

@@ -57,6 +57,7 @@ from .cameras import Cameras, canonical_cameras
 from .errors import InputError, check_int, check_number
 from .files import read_json
 from .gaussians import Gaussians
+from .rasterize import rotmat_to_quat
 from .ops import plucker_rays
 
 __all__ = [
@@ -361,24 +362,6 @@ def _surface_steps(means: Tensor) -> tuple[Tensor, Tensor]:
     return shorter(-2), shorter(-3)
 
 
-def _rotmat_to_quat(R: Tensor) -> Tensor:
-    """Rotation matrices [..., 3, 3] -> unit quaternions (w, x, y, z) [..., 4] (of the largest of the four
-    candidate components, so no division by a small number)."""
-    m = R.unbind(-1)
-    r = [c.unbind(-1) for c in m]  # r[j][i] = R[..., i, j]
-    (m00, m10, m20), (m01, m11, m21), (m02, m12, m22) = r
-    candidates = torch.stack([
-        torch.stack([1 + m00 + m11 + m22, m21 - m12, m02 - m20, m10 - m01], -1),
-        torch.stack([m21 - m12, 1 + m00 - m11 - m22, m01 + m10, m02 + m20], -1),
-        torch.stack([m02 - m20, m01 + m10, 1 - m00 + m11 - m22, m12 + m21], -1),
-        torch.stack([m10 - m01, m02 + m20, m12 + m21, 1 - m00 - m11 + m22], -1),
-    ], -2)  # [..., 4, 4]: row k is 4·q·q_k, largest where |q_k| is
-    k = torch.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1).argmax(-1)
-    q = candidates.gather(-2, k[..., None, None].expand(*k.shape, 1, 4))[..., 0, :]
-    q = F.normalize(q, dim=-1)
-    return torch.where(q[..., :1] < 0, -q, q)
-
-
 def _surfels(means: Tensor, footprint: Tensor, fraction: float, max_stretch: float = 3.0) -> tuple[Tensor, Tensor]:
     """Flat Gaussians tangent to the surface that a view's pixels see: [..., H, W, 3] centres (a view's
     pixel grid) and each pixel's isotropic footprint [..., H, W, 1] -> (quats [..., H, W, 4], scales
@@ -392,7 +375,7 @@ def _surfels(means: Tensor, footprint: Tensor, fraction: float, max_stretch: flo
     t2 = torch.cross(normal, t1, dim=-1)
     ok = (normal.norm(dim=-1, keepdim=True) > 0.5) & (t1.norm(dim=-1, keepdim=True) > 0.5)
     R = torch.stack([t1, t2, normal], -1)  # columns: the Gaussian's axes in the world
-    quats = torch.where(ok, _rotmat_to_quat(torch.where(ok[..., None], R, torch.eye(3, device=R.device))),
+    quats = torch.where(ok, rotmat_to_quat(torch.where(ok[..., None], R, torch.eye(3, device=R.device))),
                         means.new_tensor([1.0, 0.0, 0.0, 0.0]))
     along = lambda d: (fraction * d.norm(dim=-1, keepdim=True)).clamp(footprint, max_stretch * footprint)  # noqa: E731
     dv_across = dv - (dv * t1).sum(-1, keepdim=True) * t1

@@ -53,6 +53,7 @@ from . import framing
 from .cameras import Cameras, orbit_cameras
 from .errors import check_int, check_number
 from .gaussians import Gaussians
+from .rasterize import rotmat_to_quat
 from .head_basis import HeadBasis, load_head_basis
 from .seeding import GOLDEN, INDEX_MUL, MUL1, MUL2, OFFSET, splitmix64
 
@@ -304,24 +305,6 @@ def _umeyama(src: Tensor, dst: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return s, R, t
 
 
-def _rotmat_to_quat(R: Tensor) -> Tensor:
-    """[..., 3, 3] rotation matrices -> [..., 4] unit quaternions (w, x, y, z) (Shepperd's method)."""
-    m = R
-    m00, m01, m02 = m[..., 0, 0], m[..., 0, 1], m[..., 0, 2]
-    m10, m11, m12 = m[..., 1, 0], m[..., 1, 1], m[..., 1, 2]
-    m20, m21, m22 = m[..., 2, 0], m[..., 2, 1], m[..., 2, 2]
-    cand = torch.stack([
-        torch.stack([1 + m00 + m11 + m22, m21 - m12, m02 - m20, m10 - m01], -1),
-        torch.stack([m21 - m12, 1 + m00 - m11 - m22, m01 + m10, m02 + m20], -1),
-        torch.stack([m02 - m20, m01 + m10, 1 - m00 + m11 - m22, m12 + m21], -1),
-        torch.stack([m10 - m01, m02 + m20, m12 + m21, 1 - m00 - m11 + m22], -1),
-    ], -2)  # [..., 4, 4]: row i is 4 q_i q
-    diag = torch.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1)
-    idx = diag.argmax(-1)
-    q = torch.gather(cand, -2, idx[..., None, None].expand(*idx.shape, 1, 4))[..., 0, :]
-    return F.normalize(q, dim=-1)
-
-
 def _frame_quats(tangent: Tensor, normal: Tensor) -> Tensor:
     """Quaternions [..., 4] of the frames (t, n × t, n): scales (s_t, s_b, s_n) lie along them."""
     n = F.normalize(normal, dim=-1, eps=1e-12)
@@ -331,7 +314,7 @@ def _frame_quats(tangent: Tensor, normal: Tensor) -> Tensor:
     t = torch.where(t.norm(dim=-1, keepdim=True) > 1e-6, t, fallback)
     t = F.normalize(t, dim=-1, eps=1e-12)
     b = torch.linalg.cross(n, t, dim=-1)
-    return _rotmat_to_quat(torch.stack([t, b, n], -1))
+    return rotmat_to_quat(torch.stack([t, b, n], -1))
 
 
 def _smoothstep(e0: float | Tensor, e1: float | Tensor, x: Tensor) -> Tensor:

@@ -359,7 +359,7 @@ def test_given_erode_shrinks_the_matte_used_as_opacity(seed):
 
 
 def test_rotation_matrices_to_quaternions(seed):
-    from a3d.model import _rotmat_to_quat
+    from a3d.rasterize import rotmat_to_quat as _rotmat_to_quat
     from a3d.rasterize import quat_to_rotmat
 
     q = torch.randn(2000, 4, generator=torch.Generator().manual_seed(seed))

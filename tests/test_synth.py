@@ -16,8 +16,9 @@ from a3d.rasterize import quat_to_rotmat
 from a3d.cli import cmd_synth
 from a3d.data import _select_views, export_dataset
 from a3d.head_basis import load_head_basis
+from a3d.rasterize import rotmat_to_quat as _rotmat_to_quat
 from a3d.synth import (EARRINGS, EXPRESSIONS, HAIR_STYLES, HATS, INPUT_VIEW, NUM_FIXED_VIEWS, SynthConfig,
-                       SyntheticHeads, _rotmat_to_quat, fixed_cameras, random_cameras, render_views)
+                       SyntheticHeads, fixed_cameras, random_cameras, render_views)
 
 N = 4000  # Gaussians a head: enough to test, small enough for a CPU
 
