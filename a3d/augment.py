@@ -24,7 +24,7 @@ from .cameras import Cameras
 from .gaussians import Gaussians
 from .rasterize import rotmat_to_quat
 
-__all__ = ["augment_inputs", "augment_heads", "turn_heads", "jpeg_compress", "gaussian_blur"]
+__all__ = ["augment_inputs", "augment_heads", "turn_heads", "uncomposite", "jpeg_compress", "gaussian_blur"]
 
 # probabilities of each degradation, and their ranges
 _P_COLOUR, _P_BLUR, _P_NOISE, _P_JPEG, _P_MATTE, _P_FRAMING = 0.8, 0.4, 0.5, 0.6, 0.5, 0.7
@@ -117,6 +117,17 @@ def _quantise_blocks(x: Tensor, table: Tensor) -> Tensor:
 
 def _rand(generator: torch.Generator | None, *shape: int, device: torch.device) -> Tensor:
     return torch.rand(shape, generator=generator, device=device)
+
+
+def uncomposite(images: Tensor, alpha: Tensor) -> Tensor:
+    """The straight (not premultiplied) foreground colour of images composited over
+    :data:`a3d.framing.BACKGROUND`: images [..., 3, H, W] in [0, 1] and their alpha [..., 1, H, W] (or
+    broadcastable) -> [..., 3, H, W] in [0, 1], which composited again gives the images back. Where alpha is
+    ~0 the colour is the background's (any colour composites to the same there)."""
+    bg = torch.tensor(framing_.BACKGROUND, dtype=images.dtype, device=images.device).reshape(3, 1, 1)
+    a = alpha.to(images.dtype)
+    fg = (images - (1 - a) * bg) / a.clamp_min(1e-6)
+    return torch.where(a > 1e-6, fg, bg.expand_as(images)).clamp(0, 1)
 
 
 def _camera_colour(fg: Tensor, u: Tensor) -> Tensor:
@@ -325,7 +336,7 @@ def augment_inputs(images: Tensor, alpha: Tensor | None = None,
         # an image whose alpha is empty has no matte (a captured photo): it is treated as fully covered
         a = alpha.float().clamp(0, 1)
         a = torch.where(a.flatten(1).amax(1).reshape(B, 1, 1, 1) > 1e-3, a, 1.0)
-        fg = ((x - bg * (1 - a)) / a.clamp(min=1e-3)).clamp(0, 1)
+        fg = uncomposite(x, a)
         halo = _rand(generator, B, 3, device=dev).reshape(B, 3, 1, 1) * 0.6 + 0.2  # the photo's background
         fg = torch.where(a > 1e-3, fg, halo)
     else:

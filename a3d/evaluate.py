@@ -244,17 +244,6 @@ def _refine_kwargs(refine: bool | int) -> dict[str, bool | int]:
     return {"refine": refine}
 
 
-def _uncomposite(image: Tensor, alpha: Tensor) -> Tensor:
-    """The straight foreground colour [3, S, S] of ``image`` [3, S, S] composited over
-    :data:`a3d.framing.BACKGROUND` with ``alpha`` [S, S], so that compositing it again (what
-    :func:`a3d.preprocess.preprocess` does to an RGBA image) gives ``image`` back. Where alpha is ~0 the
-    colour is the background's (any colour composites to the same there)."""
-    bg = torch.tensor(framing.BACKGROUND, dtype=image.dtype, device=image.device).reshape(3, 1, 1)
-    a = alpha[None].to(image.dtype)
-    fg = (image - (1 - a) * bg) / a.clamp_min(1e-6)
-    return torch.where(a > 1e-6, fg, bg.expand_as(image)).clamp(0, 1)
-
-
 @torch.no_grad()
 def _reconstruct_views(model, inputs: Tensor, g0: Tensor, cams: Cameras, refine: bool | int, seed: int,
                        masks: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -264,12 +253,13 @@ def _reconstruct_views(model, inputs: Tensor, g0: Tensor, cams: Cameras, refine:
     [0, 1] and their alphas [h, V, H, W]."""
     if refine:
         from .api import reconstruct
+        from .augment import uncomposite
 
         gs = []
         for i in range(inputs.shape[0]):
             # with its matte as an alpha channel, as a cut-out photo would come: straight (not premultiplied)
             # colour, which reconstruct() composites over the background again
-            x = inputs[i] if masks is None else torch.cat([_uncomposite(inputs[i], masks[i, 0]), masks[i, :1]])
+            x = inputs[i] if masks is None else torch.cat([uncomposite(inputs[i], masks[i, :1]), masks[i, :1]])
             with torch.enable_grad():
                 av = reconstruct(x, model, seed=seed + i, preprocess=False, **_refine_kwargs(refine))
             gs.append(av.gaussians.detach())

@@ -18,6 +18,7 @@ object of RefineSettings fields), and with each photo's matte, as `reconstruct()
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -114,7 +115,7 @@ def main() -> None:
     args = ap.parse_args()
     dev = torch.device(args.device)
     model = a3d.load_model(args.model, device=dev)
-    settings = RefineSettings(**{**vars(RefineSettings.for_device(dev, args.steps)), **json.loads(args.settings)})
+    settings = dataclasses.replace(RefineSettings.for_device(dev, args.steps), **json.loads(args.settings))
     res = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "model": str(args.model),
            "steps": args.steps, "settings": vars(settings),
            **heldout(model, dev, args.heads, args.views, settings, args.lpips_net),

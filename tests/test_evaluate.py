@@ -173,12 +173,13 @@ def test_refine_path_sees_the_eval_input():
     """The refine path hands reconstruct() an RGBA image that preprocessing composites again: what the
     network then sees must be the eval set's input itself (it was composited twice at the outline: held-out
     PSNR 0.4 dB lower with 0 refinement steps than the one-step path, 2026-11-30)."""
+    from a3d.augment import uncomposite
     from a3d.preprocess import preprocess
 
     es = ev.synthetic_eval_set(1, 2, 32, "cpu", seed=5, num_gaussians=4000)
     image, alpha = es["input"][0], es["canonical_alpha"][0, 0]
     assert ((alpha > 0.05) & (alpha < 0.95)).any()  # a soft outline, where compositing twice shows
-    rgba = torch.cat([ev._uncomposite(image, alpha), alpha[None]])
+    rgba = torch.cat([uncomposite(image, alpha[None]), alpha[None]])
     seen = preprocess(rgba, 32, align=False)
     assert torch.allclose(seen.image, image, atol=1e-5) and torch.equal(seen.mask, alpha)
     twice = preprocess(torch.cat([image, alpha[None]]), 32, align=False).image
