@@ -248,7 +248,7 @@ def test_turned_face_is_measured_and_warned_about(tmp_path):
     heads = SyntheticHeads("cpu", seed=77, num_gaussians=40_000, image_size=S).sample(2).gaussians
     front = canonical_cameras(S)[0:1]
     est = {}
-    for yaw in (-30.0, 0.0, 30.0):
+    for yaw in (-30.0, 0.0, 30.0, 55.0):
         with torch.no_grad():
             imgs = render(turn_heads(heads, front, yaw), front, framing.BACKGROUND).rgb[:, 0].clamp(0, 1)
         est[yaw] = [pp.detect_face(im.contiguous().numpy()).yaw_deg for im in imgs]
@@ -256,7 +256,8 @@ def test_turned_face_is_measured_and_warned_about(tmp_path):
     assert all(abs(e) < 12 for e in est[0.0]), est
     assert all(18 < e < 42 for e in est[30.0]) and all(-42 < e < -18 for e in est[-30.0]), est
     path = tmp_path / "turned.png"
-    Image.fromarray((imgs[0].numpy() * 255).astype(np.uint8)).save(path)  # the last yaw: +30°
+    assert all(e > pp.TURNED_FACE_DEG for e in est[55.0]), est
+    Image.fromarray((imgs[0].numpy() * 255).astype(np.uint8)).save(path)  # the last yaw: +55°
     with pytest.warns(RuntimeWarning, match="turned about"):
         out = preprocess(path, 128)
     assert out.face.to_dict()["yaw_deg"] > pp.TURNED_FACE_DEG
