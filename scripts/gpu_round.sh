@@ -13,7 +13,7 @@
 #   scripts/gpu_round.sh finish OUT          # wait for the exports, copy them to OUT; the CUDA tests
 set -euo pipefail
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-read -r -a CFGS <<< "${A3D_ROUND_CONFIGS:-docs/runs/round6a.json docs/runs/round6c.json}"
+read -r -a CFGS <<< "${A3D_ROUND_CONFIGS:-docs/runs/round7a.json docs/runs/round7b.json}"
 out_dir() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['out_dir'])" "$1"; }
 if compgen -G ".whl/*.whl" > /dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
