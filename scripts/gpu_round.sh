@@ -11,6 +11,8 @@
 #   scripts/gpu_round.sh watch SECONDS       # follow its logs for a while (returns early when it ends)
 #   scripts/gpu_round.sh jit                 # the CUDA half of the first-use build's tests (while the round runs)
 #   scripts/gpu_round.sh finish OUT          # wait for the exports, copy them to OUT; the CUDA tests
+# A lent machine is handed back after a short idle time between calls (30 s in round 6), and the detached runs
+# go with it: issue each call as soon as the previous one returns (round 6 lost its first launch that way).
 set -euo pipefail
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 read -r -a CFGS <<< "${A3D_ROUND_CONFIGS:-docs/runs/round7a.json docs/runs/round7b.json}"
