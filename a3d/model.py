@@ -107,6 +107,11 @@ class ModelConfig:
             foreground and lies in front of that view's surface, or less than ``carve_depth`` head units
             behind it, is made transparent (the photo sees the surface there, so nothing else may cover
             it). 0 turns it off.
+        carve_window: the carve tests a Gaussian against the farthest foreground surface in a window of
+            this many pixels (odd) around where it projects, not only the surface at that pixel: on a
+            surface the photo sees at a slant the depth changes by several hundredths of a head unit a
+            pixel, so a Gaussian that passes at its centre still covers the photo a pixel away (the
+            input view of a turned face lost dB to it). 1: the pixel alone.
         given_fit: with ``given_exact``, iterations that fit a given view's colours so that its own
             Gaussians, rendered from its camera, give the photo back: each Gaussian of a pixel inside the
             matte moves its colour by the pixel's residual (a Jacobi step on the rendering, which is
@@ -145,6 +150,7 @@ class ModelConfig:
     given_exact: bool = True
     given_footprint: float = 0.45
     carve_depth: float = 0.1
+    carve_window: int = 1
     given_fit: int = 0
     given_erode: int = 0
     given_surfel: bool = False
@@ -162,6 +168,9 @@ class ModelConfig:
         check_int(self.given_fit, "ModelConfig.given_fit", 0, 8)
         check_int(self.given_erode, "ModelConfig.given_erode", 0, 4)
         check_int(self.decoder_conv, "ModelConfig.decoder_conv", 0, 4)
+        check_int(self.carve_window, "ModelConfig.carve_window", 1, 9)
+        if self.carve_window % 2 == 0:
+            raise InputError(f"ModelConfig.carve_window: expected an odd number of pixels, got {self.carve_window}")
         for name in ("mlp_ratio", "camera_radius", "camera_fov_deg", "depth_range", "scale_min", "scale_max"):
             hi = {"mlp_ratio": 64.0, "camera_fov_deg": 179.0}.get(name)
             setattr(self, name, check_number(getattr(self, name), f"ModelConfig.{name}", hi=hi, positive=True))
@@ -270,7 +279,7 @@ class ModelConfig:
 # (one without "input_decoder" is the paper decoder; one without "given_exact" is the round-2 input decoder).
 _LEGACY_FIELDS = {"input_decoder": False, "input_width": 16, "given_exact": False, "given_footprint": 0.6,
                   "carve_depth": 0.0, "given_fit": 0, "given_erode": 0,
-                  "given_surfel": False, "decoder_conv": 0}
+                  "given_surfel": False, "decoder_conv": 0, "carve_window": 1}
 
 PRESETS: dict[str, ModelConfig] = {
     # 128², 1,280 tokens, ~7.9 M parameters: fp16 weights < 16 MiB, well under 3 s on a laptop CPU.
@@ -663,7 +672,7 @@ class InputDecoder(nn.Module):
 
     @staticmethod
     def carve(means: Tensor, depth: Tensor, alpha: Tensor, given: Tensor, viewmats: Tensor, Ks: Tensor,
-              margin: float) -> Tensor:
+              margin: float, window: int = 1) -> Tensor:
         """How much of each Gaussian's opacity survives the given views: [B, 4, H, W] in [0, 1].
 
         A Gaussian of a view v without a photo that projects where a given view u sees its foreground,
@@ -677,9 +686,17 @@ class InputDecoder(nn.Module):
             means: [B, 4, H, W, 3] positions; depth: [B, 4, H, W, 1] each view's distances along its rays.
             alpha: [B, 4, H, W] each view's own opacities (read where ``given`` [B, 4]).
             viewmats [4, 4, 4], Ks [4, 3, 3]: the canonical cameras.
+            window: the surface a Gaussian is tested against is the farthest one among the foreground
+                (alpha > 0.5) pixels of a ``window`` × ``window`` neighbourhood (``ModelConfig.carve_window``).
         """
         B, V, H, W, _ = means.shape
-        src = torch.stack([depth[..., 0], alpha], 2).detach()  # [B, 4, 2, H, W]
+        surface = depth[..., 0]
+        if window > 1:
+            # background pixels must not lend their depth (a ray past the silhouette may end anywhere)
+            fg = torch.where(alpha > 0.5, surface, torch.full_like(surface, -1e4))
+            pooled = F.max_pool2d(fg, window, stride=1, padding=window // 2)
+            surface = torch.maximum(surface, pooled)
+        src = torch.stack([surface, alpha], 2).detach()  # [B, 4, 2, H, W]
         seen, dist, inside = _seen_from_canonical(means, src, viewmats, Ks)
         in_front = torch.sigmoid((seen[:, :, 0] + margin - dist) / _CARVE_TAU)
         unseen = (~given).repeat_interleave(H * W, 1)[:, None]  # [B, 1, 4·H·W]: Gaussian n's view has no photo
@@ -871,7 +888,7 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
                 if cfg.carve_depth > 0:
                     alpha = gaussians.opacities.reshape(B, NUM_VIEWS, S, S)
                     keep = self.input_decoder.carve(means, depth, alpha, given, self.canonical_viewmats,
-                                                    self.canonical_Ks, cfg.carve_depth)
+                                                    self.canonical_Ks, cfg.carve_depth, cfg.carve_window)
                     gaussians = replace(gaussians, opacities=gaussians.opacities * keep.reshape(B, -1))
                 if cfg.given_exact and cfg.given_fit > 0 and masks is not None and z.device.type != "meta":
                     # a constant added (zero outside the given views, whose colours keep their gradients)

@@ -339,7 +339,7 @@ class Face:
 _NOSE_OVER_EYES = 0.52  # the nose tip's depth in front of the eyes over their distance, as the detector sees it
 TURNED_FACE_DEG = 35.0
 """Faces turned further than this from the camera get a warning: the bundled model (round 6) was trained on heads
-turned up to ±30° and scores 18.7–19.0 dB on held-out heads from 0° to ±30°, 15.0 at ±45° (docs/eval.md,
+turned up to ±30° and scores 18.6–18.9 dB on held-out heads from 0° to ±30°, 15.0 at ±45° (docs/eval.md,
 "Turned heads"); 35° leaves room for the estimate's spread (4–6°)."""
 
 

@@ -106,6 +106,39 @@ def test_carve_clears_what_covers_a_given_surface():
     assert torch.equal(transparent, torch.ones_like(transparent))  # where the photo sees nothing, nothing goes
 
 
+def test_carve_window_tests_against_the_farthest_surface_nearby():
+    """A slanted surface: the front view sees it at 2.5 head units in the left half of the image and 2.8 in
+    the right half. A Gaussian 0.1 behind the near half's surface, on the pixel column next to the step,
+    passes a carve at its own pixel (it is behind the surface there) but lies in front of the surface one
+    pixel away: a 3-pixel window carves it, and the 1-pixel window (the default) keeps it. Background
+    pixels lend no depth, and an even window is refused."""
+    model = random_model(0)
+    S = 32
+    dirs, front = model.rays[..., 3:], model.ray_origins[0]
+    depth = torch.full((1, 4, S, S, 1), 2.5)
+    depth[:, 0, :, S // 2:] = 2.8
+    offsets = torch.tensor([0.0, 0.1, 0.1, 0.1])  # every other set 0.1 behind the near surface
+    means = (front + (2.5 + offsets[:, None, None, None]) * dirs[0][None])[None]  # [1, 4, S, S, 3]
+    alpha = torch.ones(1, 4, S, S)
+    given = torch.tensor([[True, False, False, False]])
+    cams = model.canonical_viewmats, model.canonical_Ks
+    one = model.input_decoder.carve(means, depth, alpha, given, *cams, margin=0.05)
+    three = model.input_decoder.carve(means, depth, alpha, given, *cams, margin=0.05, window=3)
+    edge, inner = S // 2 - 1, slice(4, -4)  # the last near column, next to the far half
+    assert one[0, 1, inner, edge].min() > 0.9  # behind its own pixel's surface: kept
+    assert three[0, 1, inner, edge].max() < 0.1  # in front of its neighbour's: carved
+    assert torch.allclose(three[0, 1, inner, 4:edge - 2], one[0, 1, inner, 4:edge - 2])  # flat: the same
+    # the far half seen as background (alpha 0) must not carve the near half's edge
+    bg = alpha.clone()
+    bg[:, 0, :, S // 2:] = 0
+    masked = model.input_decoder.carve(means, depth, bg, given, *cams, margin=0.05, window=3)
+    assert masked[0, 1, inner, edge].min() > 0.9
+    with pytest.raises(InputError, match="odd"):
+        ModelConfig(carve_window=2)
+    assert ModelConfig.from_dict({k: v for k, v in get_config("tiny").to_dict().items()
+                                  if k != "carve_window"}).carve_window == 1  # config.json before it
+
+
 def test_photos_reach_every_view_through_the_gather(seed):
     model = random_model(seed)
     S = 32
