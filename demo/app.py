@@ -39,7 +39,7 @@ from a3d import framing, ops
 from a3d.api import NoWeightsError, load_model, reconstruct
 from a3d.cameras import save_cameras_json
 from a3d.model import A3DModel, get_config
-from a3d.preprocess import ImageError, NoFaceError
+from a3d.preprocess import TURNED_FACE_DEG, ImageError, NoFaceError
 from a3d.rendering import to_uint8
 
 HERE = Path(__file__).resolve().parent
@@ -181,6 +181,22 @@ def _readable(e: Exception, path: str, name: str) -> str:
     return str(e).replace(path, name)
 
 
+def photo_notes(metadata: dict) -> str:
+    """What the page says about the front photo itself, from ``reconstruct()``'s metadata: a face turned past
+    TURNED_FACE_DEG (the model's training range, and the library's warning) and a photo of several faces.
+    Read from the metadata, not caught as warnings: the warning filters are process-wide and requests run in
+    threads, so one request could show another's. Markdown, empty when there is nothing to say."""
+    pre = metadata.get("preprocess") or {}
+    notes = []
+    yaw = (pre.get("face") or {}).get("yaw_deg")
+    if yaw is not None and abs(yaw) > TURNED_FACE_DEG:
+        notes.append(f"The face is turned about {abs(yaw):.0f}° from the camera; the model was trained on faces "
+                     f"turned up to 30°, so expect a rougher head. A photo that looks into the camera works best.")
+    if (pre.get("faces_found") or 0) > 1:
+        notes.append(f"The photo holds {pre['faces_found']} faces; this is the largest.")
+    return "".join(f"\n\n⚠ {n}" for n in notes)
+
+
 # The refine switch: on by default where a GPU runs it (about a second); on a CPU it costs seconds, so
 # it starts off and says so (figure: BENCHMARKS.md, "Refinement").
 REFINE_LABEL = {True: "Refine on the photo(s) (about a second on the GPU)",
@@ -257,7 +273,7 @@ def make_handler(slot: ModelSlot):
             summary = (f"**{meta['num_gaussians']:,} Gaussians** on `{meta['device']}`, {steps} step(s), "
                        f"preprocessing: {meta['preprocess']['mode']}, photos: {', '.join(meta['views'])}"
                        + (f", refined in {meta['refine']['seconds']:.1f} s" if "refine" in meta else "")
-                       + f"; rendered by {renderer(slot.device)}." + mesh_note)
+                       + f"; rendered by {renderer(slot.device)}." + mesh_note + photo_notes(meta))
             downloads = [str(ply), str(splat)] + ([str(glb)] if glb else []) + [str(cams)]
             return inp, video, str(view), str(glb) if glb else None, grid, downloads, stages, summary
         except gr.Error:

@@ -187,3 +187,25 @@ def test_reconstruction_shows_and_offers_the_mesh(app, tmp_path, monkeypatch):
     assert Path(splat).is_file() and any(f.endswith("head.splat") for f in files) and Path(video).is_file()
     demo = app.build_demo("cpu")
     assert any(c.get("props", {}).get("elem_id") == "mesh-view" for c in demo.config["components"])
+
+
+def test_page_notes_a_turned_face_and_several_faces(app):
+    """The summary's notes come from the request's own metadata: a face turned past TURNED_FACE_DEG and a
+    photo of several faces are said; a frontal single face says nothing. And on a real turned photo (the
+    cameraman, about 67°) the metadata carries what the note reads."""
+    from a3d.preprocess import TURNED_FACE_DEG
+
+    def meta(yaw, faces=1):
+        return {"preprocess": {"face": {"yaw_deg": yaw}, "faces_found": faces}}
+
+    assert app.photo_notes(meta(0.0)) == "" and app.photo_notes(meta(-TURNED_FACE_DEG + 1)) == ""
+    assert app.photo_notes({"preprocess": {"face": None, "faces_found": 0}}) == ""  # preprocess=False
+    turned = app.photo_notes(meta(-(TURNED_FACE_DEG + 10)))
+    assert f"turned about {TURNED_FACE_DEG + 10:.0f}°" in turned and "holds" not in turned
+    assert "3 faces" in app.photo_notes(meta(0.0, faces=3))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pre = a3d.preprocess.preprocess(REPO / "examples" / "photos" / "cameraman.jpg", 128)
+    assert "turned about" in app.photo_notes({"preprocess": {"face": pre.face.to_dict(), "faces_found": pre.faces}})
