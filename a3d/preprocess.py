@@ -337,10 +337,12 @@ class Face:
 
 
 _NOSE_OVER_EYES = 0.52  # the nose tip's depth in front of the eyes over their distance, as the detector sees it
+TRAINED_TURN_DEG = 30.0
+"""How far from the camera the bundled model's training faces were turned (round 6: `TrainConfig.head_yaw`)."""
 TURNED_FACE_DEG = 35.0
 """Faces turned further than this from the camera get a warning: the bundled model (round 6) was trained on heads
-turned up to ±30° and scores 18.6–18.9 dB on held-out heads from 0° to ±30°, 15.0 at ±45° (docs/eval.md,
-"Turned heads"); 35° leaves room for the estimate's spread (4–6°)."""
+turned up to ±TRAINED_TURN_DEG (30°) and scores 18.6–18.9 dB on held-out heads from 0° to ±30°, 15.0 at ±45°
+(docs/eval.md, "Turned heads"); 35° leaves room for the estimate's spread (4–6°)."""
 
 
 def detect_face(rgb: np.ndarray) -> Face | None:
@@ -653,9 +655,9 @@ def preprocess(image: ImageLike, size: int, *, align: bool = True,
         chosen = found[index]
         if abs(chosen.yaw_deg) > TURNED_FACE_DEG:
             warnings.warn(f"a3d: the face is turned about {abs(chosen.yaw_deg):.0f}° from the camera; the bundled "
-                          f"model was trained on faces turned up to 30° and reconstructs faces turned further much "
-                          f"worse (docs/eval.md, 'Turned heads'): a photo that looks into the camera works best",
-                          RuntimeWarning, stacklevel=2)
+                          f"model was trained on faces turned up to {TRAINED_TURN_DEG:.0f}° and reconstructs "
+                          f"faces turned further much worse (docs/eval.md, 'Turned heads'): a photo that looks "
+                          f"into the camera works best", RuntimeWarning, stacklevel=2)
         side = max(chosen.box[2] - chosen.box[0], chosen.box[3] - chosen.box[1])
         if side < MIN_FACE_SIDE:
             raise FaceTooSmallError(f"the face is {side:.0f} pixels across; a3d needs at least {MIN_FACE_SIDE} "
