@@ -191,7 +191,8 @@ def photo_notes(metadata: dict) -> str:
     yaw = (pre.get("face") or {}).get("yaw_deg")
     if yaw is not None and abs(yaw) > TURNED_FACE_DEG:
         notes.append(f"The face is turned about {abs(yaw):.0f}° from the camera; the model was trained on faces "
-                     f"turned up to {TRAINED_TURN_DEG:.0f}°, so expect a rougher head. A photo that looks into the camera works best.")
+                     f"turned up to {TRAINED_TURN_DEG:.0f}°, so expect a rougher head. A photo that looks into the "
+                     f"camera works best.")
     if (pre.get("faces_found") or 0) > 1:
         notes.append(f"The photo holds {pre['faces_found']} faces; this is the largest.")
     return "".join(f"\n\n⚠ {n}" for n in notes)
