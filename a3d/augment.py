@@ -181,7 +181,7 @@ def _turn_rotation(yaw: Tensor, pitch: Tensor) -> Tensor:
 
 
 def augment_heads(heads: Gaussians, front: Cameras, generator: torch.Generator | None = None,
-                  turn: tuple[float, float] = (0.0, 0.0)) -> Gaussians:
+                  turn: tuple[float, float] = (0.0, 0.0), turn_power: float = 1.0) -> Gaussians:
     """A photo's colour rendition and framing error given to the person: every view of the heads sees them.
 
     :func:`augment_inputs` alone changes the network's input and leaves the supervision views clean;
@@ -199,13 +199,16 @@ def augment_heads(heads: Gaussians, front: Cameras, generator: torch.Generator |
     within them, about the centre of its pupils and mouth, then framed again as preprocessing frames a
     photo, by the 2D similarity that puts those three points back on their anchors (:func:`turn_heads`);
     the framing error comes on top. The turn is drawn after the other numbers and only when asked, so that
-    without it a batch is what it was.
+    without it a batch is what it was. ``turn_power`` p >= 1 bends the draw toward the camera: each angle is
+    max · sign(v) · |v|^p for v uniform in [-1, 1] (p = 1: uniform; p = 2: the median turn is a quarter of the
+    maximum), as portraits are mostly taken nearly face on (:func:`turn_angles`).
 
     Args:
         heads: Gaussians [B, N] (synthetic heads, a3d framing: the head's centre at the origin).
         front: the front canonical camera (viewmats [1, 4, 4] or [4, 4], Ks alike).
         generator: torch.Generator on the heads' device (None: torch's default generator).
         turn: (max |yaw|, max |pitch|) in degrees, each in [0, 90].
+        turn_power: the draw's bend toward no turn, in [1, 8].
     Returns:
         New Gaussians [B, N]; the inputs are not modified.
     """
@@ -214,6 +217,8 @@ def augment_heads(heads: Gaussians, front: Cameras, generator: torch.Generator |
         raise ValueError(f"heads: expected Gaussians [B, N], got means {tuple(means.shape)}")
     if len(turn) != 2 or not all(0.0 <= float(x) <= 90.0 for x in turn):
         raise ValueError(f"turn: expected (max yaw, max pitch) in degrees within [0, 90], got {turn!r}")
+    if not 1.0 <= float(turn_power) <= 8.0:
+        raise ValueError(f"turn_power: expected a number within [1, 8], got {turn_power!r}")
     B, dev = means.shape[0], means.device
     u = _rand(generator, B, 13, device=dev)
     colours = heads.colors.transpose(1, 2)  # [B, 3, N]
@@ -225,9 +230,18 @@ def augment_heads(heads: Gaussians, front: Cameras, generator: torch.Generator |
     heads = Gaussians(means=means, quats=heads.quats, scales=heads.scales, opacities=heads.opacities,
                       colors=colours.transpose(1, 2).contiguous(), sh_rest=heads.sh_rest)
     if any(float(x) > 0 for x in turn):
-        ut = _rand(generator, B, 2, device=dev) * 2 - 1
-        heads = turn_heads(heads, front, float(turn[0]) * ut[:, 0], float(turn[1]) * ut[:, 1])
+        yaw, pitch = turn_angles(_rand(generator, B, 2, device=dev), turn, turn_power).unbind(1)
+        heads = turn_heads(heads, front, yaw, pitch)
     return _front_similarity(heads, front, roll, scale, shift_xy)
+
+
+def turn_angles(u: Tensor, turn: tuple[float, float], power: float = 1.0) -> Tensor:
+    """Yaw and pitch [B, 2] (degrees) from uniform numbers ``u`` [B, 2] in [0, 1): each within ±its maximum of
+    ``turn`` (max yaw, max pitch), max · sign(v) · |v|^power for v = 2u − 1 (power 1: uniform; larger: more
+    heads near no turn, the same largest turn)."""
+    v = u * 2 - 1
+    bent = v if power == 1.0 else v.sign() * v.abs().pow(power)  # power 1: bit for bit the uniform draw
+    return bent * torch.tensor([float(turn[0]), float(turn[1])], dtype=u.dtype, device=u.device)
 
 
 def _front_similarity(heads: Gaussians, front: Cameras, roll: Tensor, scale: Tensor, shift: Tensor) -> Gaussians:

@@ -100,12 +100,13 @@ class SyntheticBatches:
     run sees the same data (the pool of step k is rebuilt directly when a run starts there).
     ``augment``: each head gets a photo's colour rendition and framing error before it is rendered
     (:func:`a3d.augment.augment_heads`, drawn by the same generator after the views), so every view sees them;
-    ``turn`` (max yaw, max pitch, degrees) turns each head too and frames it again by its face.
+    ``turn`` (max yaw, max pitch, degrees) turns each head too and frames it again by its face; ``turn_power``
+    bends the turns' draw toward none (:func:`a3d.augment.turn_angles`).
     """
 
     def __init__(self, size: int, batch: int, num_views: int, num_gaussians: int, seed: int, device: torch.device,
                  pool: int = 0, refresh: int = 0, progress: bool = False, ahead: int = 1, augment: bool = False,
-                 turn: tuple[float, float] = (0.0, 0.0)):
+                 turn: tuple[float, float] = (0.0, 0.0), turn_power: float = 1.0):
         from .synth import SyntheticHeads
 
         if refresh and not pool:
@@ -117,7 +118,7 @@ class SyntheticBatches:
             raise ValueError("ahead: generating the heads of several steps at once is for fresh heads (pool = 0)")
         self.batch, self.num_views, self.seed, self.device = batch, num_views, seed, device
         self.pool_size, self.refresh, self.progress, self.ahead = pool, refresh, progress, ahead
-        self.augment, self.turn = augment, turn
+        self.augment, self.turn, self.turn_power = augment, turn, turn_power
         if any(turn) and not augment:
             raise ValueError("turn: the heads are turned by their augmentation (augment=True)")
         self.chunk = max(_SYNTH_CHUNK, ahead * batch) if ahead > 1 else _SYNTH_CHUNK  # a group is one call
@@ -229,7 +230,7 @@ class SyntheticBatches:
             from .augment import augment_heads
 
             front = Cameras(self.canonical.viewmats[:1], self.canonical.Ks[:1], cams.width, cams.height)
-            g = augment_heads(g, front, self.gen, turn=self.turn)
+            g = augment_heads(g, front, self.gen, turn=self.turn, turn_power=self.turn_power)
         batch = render_batch(g, self.canonical, Cameras(vm, K, cams.width, cams.height))
         if clock is not None:
             clock.mark("render_gt")

@@ -179,7 +179,8 @@ def _start(cfg: TrainConfig) -> _Run:
         source = SyntheticBatches(S, cfg.batch_size, cfg.num_views, cfg.synth_gaussians,
                                   mix_seed(cfg.seed, 2000 + rank, bits=31), device, cfg.synth_pool,
                                   cfg.synth_refresh, rank == 0 and cfg.progress, ahead=cfg.synth_ahead,
-                                  augment=cfg.heads_augmented, turn=(cfg.head_yaw, cfg.head_pitch))
+                                  augment=cfg.heads_augmented, turn=(cfg.head_yaw, cfg.head_pitch),
+                                  turn_power=cfg.head_turn_power)
     else:
         source = FolderBatches(cfg.data, S, cfg.batch_size, cfg.num_views, cfg.seed, rank, world,
                                cfg.num_workers, device)

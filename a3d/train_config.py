@@ -78,6 +78,9 @@ class TrainConfig:
     # photos seldom do (0: off, rounds 1-5)
     head_yaw: float = 0.0
     head_pitch: float = 0.0
+    # > 1: the turns drawn as max · sign(v) · |v|^power (v uniform in [-1, 1]), more heads nearly facing the
+    # camera as in most portraits, the same largest turn (1: uniform, rounds 6-7a; a3d.augment.turn_angles)
+    head_turn_power: float = 1.0
     init_from: str = ""  # a model folder: start from its weights (new parameters keep their initialisation)
     # system
     bf16: bool = True  # autocast on CUDA
@@ -120,6 +123,7 @@ class TrainConfig:
             check_number(getattr(self, name), f"TrainConfig.{name}", 0.0, 1.0)
         for name in ("head_yaw", "head_pitch", "eval_turn"):
             check_number(getattr(self, name), f"TrainConfig.{name}", 0.0, 90.0)
+        check_number(self.head_turn_power, "TrainConfig.head_turn_power", 1.0, 8.0)
         if (self.head_yaw or self.head_pitch) and not self.heads_augmented:
             raise InputError("TrainConfig.head_yaw/head_pitch turn the synthetic heads, which happens with their "
                              "augmentation: set augment (and keep augment_heads) with data 'synthetic'")

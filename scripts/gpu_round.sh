@@ -15,7 +15,7 @@
 # go with it: issue each call as soon as the previous one returns (round 6 lost its first launch that way).
 set -euo pipefail
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-read -r -a CFGS <<< "${A3D_ROUND_CONFIGS:-docs/runs/round7a.json docs/runs/round7b.json}"
+read -r -a CFGS <<< "${A3D_ROUND_CONFIGS:-docs/runs/round7b.json docs/runs/round7c.json}"
 out_dir() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['out_dir'])" "$1"; }
 if compgen -G ".whl/*.whl" > /dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
@@ -74,9 +74,9 @@ case "${1:-}" in
       i=0
       for cfg in "${CFGS[@]}"; do
         run=$(out_dir "$cfg"); mkdir -p "$run"
-        CUDA_VISIBLE_DEVICES=$i setsid nohup python3 -m a3d.train --config "$cfg" --max-minutes "$2" \
+        CUDA_VISIBLE_DEVICES=$(( i % $(gpus) )) setsid nohup python3 -m a3d.train --config "$cfg" --max-minutes "$2" \
           $(fit_steps $i "$2") > "$run/stdout.log" 2>&1 < /dev/null &
-        echo "launched $cfg on GPU $i $(fit_steps $i "$2")"
+        echo "launched $cfg on GPU $(( i % $(gpus) )) $(fit_steps $i "$2")"
         i=$(( i + 1 ))
       done
     fi

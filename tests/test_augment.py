@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from a3d.augment import augment_heads, augment_inputs, gaussian_blur, jpeg_compress
+from a3d.augment import augment_heads, augment_inputs, gaussian_blur, jpeg_compress, turn_angles
 from a3d.cameras import Cameras, canonical_cameras
 from a3d.gaussians import Gaussians
 from a3d.rasterize import quat_to_rotmat
@@ -193,3 +193,30 @@ def test_turned_heads_are_framed_by_their_face():
     for bad in ((-1.0, 0.0), (0.0, 91.0), (10.0,)):
         with pytest.raises(ValueError, match="turn"):
             augment_heads(heads, front, turn=bad)
+
+
+def test_turn_draw_bends_toward_facing_the_camera():
+    """turn_power: power 1 is the uniform draw, bit for bit as before it existed; power 2 keeps the range and
+    the sign's balance and puts the median turn at a quarter of the maximum (|v|² with v uniform: median ¼);
+    the turned heads of augment_heads follow the same draw; powers outside [1, 8] fail."""
+    u = torch.rand(200_000, 2, generator=torch.Generator().manual_seed(3))
+    uniform = turn_angles(u, (30.0, 10.0))
+    assert torch.equal(uniform, (u * 2 - 1) * torch.tensor([30.0, 10.0]))
+    bent = turn_angles(u, (30.0, 10.0), 2.0)
+    assert bent[:, 0].abs().max() <= 30.0 and bent[:, 1].abs().max() <= 10.0
+    assert torch.equal(bent.sign(), uniform.sign())
+    assert abs(bent[:, 0].abs().median().item() - 7.5) < 0.1 and abs(uniform[:, 0].abs().median().item() - 15) < 0.1
+    assert abs((bent[:, 0].abs() < 5).float().mean().item() - math.sqrt(5 / 30)) < 0.005  # ~41% within 5°, not 17%
+    front = canonical_cameras(64)[0:1]
+    heads = Gaussians(means=torch.randn(8, 50, 3) * 0.3, quats=F.normalize(torch.randn(8, 50, 4), dim=-1),
+                      scales=torch.full((8, 50, 3), 0.01), opacities=torch.ones(8, 50), colors=torch.rand(8, 50, 3))
+    for power in (1.0, 2.0):  # the same generator state: only the bend differs
+        a = augment_heads(heads, front, torch.Generator().manual_seed(4), turn=(30.0, 10.0), turn_power=power)
+        if power == 1.0:
+            plain = augment_heads(heads, front, torch.Generator().manual_seed(4), turn=(30.0, 10.0))
+            assert torch.equal(a.means, plain.means)
+        else:
+            assert not torch.equal(a.means, plain.means) and torch.equal(a.colors, plain.colors)
+    for bad in (0.5, 9.0):
+        with pytest.raises(ValueError, match="turn_power"):
+            augment_heads(heads, front, turn=(30.0, 0.0), turn_power=bad)

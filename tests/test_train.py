@@ -184,7 +184,7 @@ def test_config_cli_and_errors(tmp_path):
     # turned heads come with the heads' augmentation, within ±90°
     assert TrainConfig(augment=True, head_yaw=30, head_pitch=10).heads_augmented
     for bad in (dict(head_yaw=30), dict(augment=True, augment_heads=False, head_pitch=5),
-                dict(augment=True, head_yaw=120)):
+                dict(augment=True, head_yaw=120), dict(augment=True, head_yaw=30, head_turn_power=0.5)):
         with pytest.raises(ValueError, match="head_"):
             TrainConfig(**bad)
 
