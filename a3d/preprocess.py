@@ -338,10 +338,10 @@ class Face:
 
 _NOSE_OVER_EYES = 0.52  # the nose tip's depth in front of the eyes over their distance, as the detector sees it
 TRAINED_TURN_DEG = 30.0
-"""How far from the camera the bundled model's training faces were turned (round 6: `TrainConfig.head_yaw`)."""
+"""How far from the camera the bundled model's training faces were turned (rounds 6-7: `TrainConfig.head_yaw`)."""
 TURNED_FACE_DEG = 35.0
-"""Faces turned further than this from the camera get a warning: the bundled model (round 6) was trained on heads
-turned up to ±TRAINED_TURN_DEG (30°) and scores 18.6–18.9 dB on held-out heads from 0° to ±30°, 15.0 at ±45°
+"""Faces turned further than this from the camera get a warning: the bundled model (round 7) was trained on heads
+turned up to ±TRAINED_TURN_DEG (30°) and scores 18.8–19.1 dB on held-out heads from 0° to ±30°, 14.8 at ±45°
 (docs/eval.md, "Turned heads"); 35° leaves room for the estimate's spread (4–6°)."""
 
 
