@@ -79,7 +79,7 @@ class TrainConfig:
     head_yaw: float = 0.0
     head_pitch: float = 0.0
     # > 1: the turns drawn as max · sign(v) · |v|^power (v uniform in [-1, 1]), more heads nearly facing the
-    # camera as in most portraits, the same largest turn (1: uniform, rounds 6-7a; a3d.augment.turn_angles)
+    # camera as in most portraits, the same largest turn (1: uniform, round 6; a3d.augment.turn_angles)
     head_turn_power: float = 1.0
     init_from: str = ""  # a model folder: start from its weights (new parameters keep their initialisation)
     # system

@@ -2,8 +2,8 @@
 # One training round of the bundled model on a lent GPU machine (docs/training.md, "Training rounds").
 # A round is one config trained on every GPU (DDP), or an ablation: several configs, one GPU each, side
 # by side (A3D_ROUND_CONFIGS="a.json b.json"; with fewer GPUs than configs, config i goes to GPU i mod the
-# count and they share it, each at a fraction of the rate). The runs start in their own process sessions and outlive
-# the 10-minute calls that watch them, so a round of 20+ minutes is one uninterrupted run. From the
+# count and they share it, each at a fraction of the rate). The runs start in their own process sessions and
+# outlive the 10-minute calls that watch them, so a round of 20+ minutes is one uninterrupted run. From the
 # repository root:
 #   scripts/gpu_round.sh build [smoke]       # the CUDA extension in place (then a timed 40-step smoke run a config)
 #   scripts/gpu_round.sh rate                # fresh heads against a fixed pool, 120 steps each, side by side
@@ -46,9 +46,9 @@ case "${1:-}" in
     [ "${2:-}" = smoke ] || exit 0
     # 40 steps of each config first, side by side: a crash shows in seconds, not at the end of the round,
     # and steps 20-40 time a warm step (launch sizes max_steps with it)
-    i=0
+    i=0 n=$(gpus)
     for cfg in "${CFGS[@]}"; do
-      CUDA_VISIBLE_DEVICES=$(( i % $(gpus) )) python3 -m a3d.train --config "$cfg" --max-steps 40 --eval-heads 0 \
+      CUDA_VISIBLE_DEVICES=$(( i % n )) python3 -m a3d.train --config "$cfg" --max-steps 40 --eval-heads 0 \
         --gallery-images 0 --out-dir "/tmp/smoke$i" --export-dir "" --log-every 20 > "/tmp/smoke$i.log" 2>&1 &
       i=$(( i + 1 ))
     done
@@ -75,12 +75,12 @@ case "${1:-}" in
         $(fit_steps 0 "$2") > "$run/stdout.log" 2>&1 < /dev/null &
       echo "launched ${CFGS[0]} on $(gpus) GPU(s) (DDP) $(fit_steps 0 "$2")"
     else
-      i=0
+      i=0 n=$(gpus)
       for cfg in "${CFGS[@]}"; do
         run=$(out_dir "$cfg"); mkdir -p "$run"
-        CUDA_VISIBLE_DEVICES=$(( i % $(gpus) )) setsid nohup python3 -m a3d.train --config "$cfg" --max-minutes "$2" \
+        CUDA_VISIBLE_DEVICES=$(( i % n )) setsid nohup python3 -m a3d.train --config "$cfg" --max-minutes "$2" \
           $(fit_steps $i "$2") > "$run/stdout.log" 2>&1 < /dev/null &
-        echo "launched $cfg on GPU $(( i % $(gpus) )) $(fit_steps $i "$2")"
+        echo "launched $cfg on GPU $(( i % n )) $(fit_steps $i "$2")"
         i=$(( i + 1 ))
       done
     fi

@@ -210,13 +210,11 @@ def test_turn_draw_bends_toward_facing_the_camera():
     front = canonical_cameras(64)[0:1]
     heads = Gaussians(means=torch.randn(8, 50, 3) * 0.3, quats=F.normalize(torch.randn(8, 50, 4), dim=-1),
                       scales=torch.full((8, 50, 3), 0.01), opacities=torch.ones(8, 50), colors=torch.rand(8, 50, 3))
-    for power in (1.0, 2.0):  # the same generator state: only the bend differs
-        a = augment_heads(heads, front, torch.Generator().manual_seed(4), turn=(30.0, 10.0), turn_power=power)
-        if power == 1.0:
-            plain = augment_heads(heads, front, torch.Generator().manual_seed(4), turn=(30.0, 10.0))
-            assert torch.equal(a.means, plain.means)
-        else:
-            assert not torch.equal(a.means, plain.means) and torch.equal(a.colors, plain.colors)
+    def turned(**power):  # the same generator state each time: only the bend differs
+        return augment_heads(heads, front, torch.Generator().manual_seed(4), turn=(30.0, 10.0), **power)
+    plain, one, two = turned(), turned(turn_power=1.0), turned(turn_power=2.0)
+    assert torch.equal(one.means, plain.means)
+    assert not torch.equal(two.means, plain.means) and torch.equal(two.colors, plain.colors)
     for bad in (0.5, 9.0):
         with pytest.raises(ValueError, match="turn_power"):
             augment_heads(heads, front, turn=(30.0, 0.0), turn_power=bad)
