@@ -6,7 +6,7 @@ A3D_DEBUG_INFO=1 keeps it (-g, unstripped) for debugging the kernels.
 torch must be installed first and the build must see it: ``pip install --no-build-isolation .``; the
 package then requires the torch minor version it was built against (the extension's C++ ABI).
 Static metadata lives in pyproject.toml; this file adds what depends on the build machine.
-The sources also ship inside the package (a3d/csrc/), for the first-use build of a3d/_jit.py, which holds
+The sources also ship inside the package (a3d/csrc/), for the first-use build of a3d/core/_jit.py, which holds
 the compile flags both builds share.
 """
 import glob
@@ -31,8 +31,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _load_jit_module():
-    """a3d/_jit.py from its file (a3d itself is not importable before it is installed): the compile flags."""
-    spec = importlib.util.spec_from_file_location("a3d_jit_flags", os.path.join(HERE, "a3d", "_jit.py"))
+    """a3d/core/_jit.py from its file (a3d itself is not importable before it is installed): the compile flags."""
+    spec = importlib.util.spec_from_file_location("a3d_jit_flags", os.path.join(HERE, "a3d", "core", "_jit.py"))
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclass looks the module up there
     spec.loader.exec_module(module)
@@ -44,7 +44,7 @@ JIT = _load_jit_module()
 
 class BuildPyWithSources(build_py):
     """Also copies csrc/ into the package as a3d/csrc/, so an installation without the prebuilt extension
-    can compile it on first use (a3d/_jit.py looks there)."""
+    can compile it on first use (a3d/core/_jit.py looks there)."""
 
     def run(self):
         super().run()
@@ -109,23 +109,23 @@ setup(
         "huggingface-hub>=0.25",
         "imageio>=2.31",
         "imageio-ffmpeg>=0.5",
-        "scikit-image>=0.22",  # marching cubes (a3d.mesh)
-        "scipy>=1.10",  # connected components, nearest Gaussian (a3d.mesh); scikit-image needs it too
-        "trimesh>=4.0",  # GLB export (a3d.mesh_io)
-        "fast-simplification>=0.1.7",  # quadric decimation (a3d.mesh)
+        "scikit-image>=0.22",  # marching cubes (a3d.io.mesh)
+        "scipy>=1.10",  # connected components, nearest Gaussian (a3d.io.mesh); scikit-image needs it too
+        "trimesh>=4.0",  # GLB export (a3d.io.mesh_file)
+        "fast-simplification>=0.1.7",  # quadric decimation (a3d.io.mesh)
         "safetensors>=0.4",
         "tqdm>=4.66",
-        "ninja>=1.11",  # compiles the extension on first use where no prebuilt one is installed (a3d/_jit.py)
+        "ninja>=1.11",  # compiles the extension on first use where no prebuilt one is installed (a3d/core/_jit.py)
         "filelock>=3.12",  # one first-use build at a time across processes
     ],
     extras_require={
         "preprocess": ["ai-edge-litert==2.3.0"],
         "demo": ["gradio==6.31.0"],  # the version the browser test runs against
-        # identity metrics (a3d.identity, `a3d eval` on photos): dlib's face-recognition weights, public domain
+        # identity metrics (a3d.perception.identity, `a3d eval` on photos): dlib's face-recognition weights, public domain
         "eval": ["face-recognition-models==0.3.0"],
         # ruff pinned (a new release may add findings); plyfile: the tests read a3d's PLYs with an independent
         # reader; nbclient/ipykernel run the example notebook; build: the packaging test; dlib-bin: the check of
-        # a3d.identity's port against dlib's own descriptors (tests/test_identity.py)
+        # a3d.perception.identity's port against dlib's own descriptors (tests/test_identity.py)
         "dev": ["pytest>=8", "pytest-timeout", "ruff==0.17.5", "plyfile>=1.0", "nbclient>=0.10", "nbformat>=5.9",
                 "ipykernel>=6", "build>=1.2", "dlib-bin==20.0.1.post1"],
     },

@@ -18,11 +18,11 @@ from .version import __version__ as __version__  # the alias marks a re-export
 # public name -> the module that defines it
 _EXPORTS: dict[str, str] = {
     "Avatar": "api", "load_model": "api", "reconstruct": "api", "reconstruct_many": "api", "refine": "api",
-    "Cameras": "cameras", "canonical_cameras": "cameras", "orbit_cameras": "cameras",
-    "Gaussians": "gaussians",
-    "load_ply": "io_ply", "save_ply": "io_ply", "save_splat": "io_ply",
-    "backend": "ops",
-    "orbit_video": "video", "render": "rendering",
+    "Cameras": "core.cameras", "canonical_cameras": "core.cameras", "orbit_cameras": "core.cameras",
+    "Gaussians": "core.gaussians",
+    "load_ply": "io.ply", "save_ply": "io.ply", "save_splat": "io.ply",
+    "backend": "core.ops",
+    "orbit_video": "io.video", "render": "core.rendering",
     "InputError": "errors", "SetupError": "errors",
 }
 
@@ -34,13 +34,13 @@ __all__ = [
 
 if TYPE_CHECKING:  # what a type checker or an IDE sees; at run time __getattr__ below imports on demand
     from .api import Avatar, load_model, reconstruct, reconstruct_many, refine
-    from .cameras import Cameras, canonical_cameras, orbit_cameras
+    from .core.cameras import Cameras, canonical_cameras, orbit_cameras
     from .errors import InputError, SetupError
-    from .gaussians import Gaussians
-    from .io_ply import load_ply, save_ply, save_splat
-    from .ops import backend
-    from .rendering import render
-    from .video import orbit_video
+    from .core.gaussians import Gaussians
+    from .io.ply import load_ply, save_ply, save_splat
+    from .core.ops import backend
+    from .core.rendering import render
+    from .io.video import orbit_video
 
 
 def __getattr__(name: str):

@@ -5,7 +5,7 @@
     avatar = a3d.reconstruct("portrait.jpg")
     avatar.save("out/")            # head.ply, head.splat, orbit.mp4, grid.png, input.png, cameras.json, metadata.json
 
-Outputs follow the conventions of :mod:`a3d.cameras` and :mod:`a3d.framing`: OpenCV cameras,
+Outputs follow the conventions of :mod:`a3d.core.cameras` and :mod:`a3d.core.framing`: OpenCV cameras,
 world with the head at the origin, y up, face toward +z, lengths in head units (crown to chin ≈ 1.1).
 """
 from __future__ import annotations
@@ -23,14 +23,14 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from . import framing
-from .cameras import Cameras, canonical_cameras, orbit_cameras, save_cameras_json
-from .gaussians import Gaussians
-from .io_ply import save_ply, save_splat
+from .core import framing
+from .core.cameras import Cameras, canonical_cameras, orbit_cameras, save_cameras_json
+from .core.gaussians import Gaussians
+from .io.ply import save_ply, save_splat
 from .errors import InputError, SetupError, check_device, check_int
-from .model import A3DModel
-from .refinement import RefineSettings
-from .preprocess import ImageLike, NoFaceError, Preprocessed, frame_like, preprocess as _preprocess
+from .model.network import A3DModel
+from .inference.refinement import RefineSettings
+from .inference.preprocess import ImageLike, NoFaceError, Preprocessed, frame_like, preprocess as _preprocess
 from .version import __version__
 
 __all__ = ["Avatar", "NoWeightsError", "load_model", "reconstruct", "reconstruct_many", "refine", "DEFAULT_MODEL_DIR"]
@@ -135,24 +135,24 @@ class Avatar:
 
     def __repr__(self) -> str:
         """One line (Gaussians, device, dtype, bounds, source, seed, model), not the tensors."""
-        from .display import avatar_summary
+        from .io.display import avatar_summary
         return avatar_summary(self)
 
     def _repr_html_(self) -> str:
         """Notebooks: the input, a looping turntable and eight views (rendered when displayed)."""
-        from .display import avatar_html
+        from .io.display import avatar_html
         return avatar_html(self)
 
     def show(self, frames: int = 36, size: int = 224) -> None:
         """Display the input, turntable and views inline in a notebook (needs IPython)."""
         from IPython.display import HTML, display
 
-        from .display import avatar_html
+        from .io.display import avatar_html
         display(HTML(avatar_html(self, frames=frames, size=size)))
 
     def save_ply(self, path: str | os.PathLike, sh_degree: int | None = None, up: str = "+y") -> None:
         """Inria 3DGS PLY; ``sh_degree=3`` pads for Inria-style loaders, ``up="-y"`` suits gsplat.js and
-        gradio's Model3D (see :func:`a3d.io_ply.save_ply`)."""
+        gradio's Model3D (see :func:`a3d.io.ply.save_ply`)."""
         save_ply(self.gaussians.detach().to("cpu"), path, sh_degree=sh_degree, up=up)
 
     def save_splat(self, path: str | os.PathLike, up: str = "+y") -> None:
@@ -162,9 +162,9 @@ class Avatar:
     def save_mesh(self, path: str | os.PathLike, resolution: int = 256, faces: int = 100_000,
                   texture_size: int | None = None, scale: float = 1.0, views: int = 24):
         """Extract the head's surface as a watertight, coloured triangle mesh and write it (.glb, .obj +
-        .mtl + .png, or .ply; see :func:`a3d.mesh.extract` (``views``: how many renders are fused) and
-        :mod:`a3d.mesh_io`). Returns the :class:`a3d.mesh.Mesh`."""
-        from .mesh import extract
+        .mtl + .png, or .ply; see :func:`a3d.io.mesh.extract` (``views``: how many renders are fused) and
+        :mod:`a3d.io.mesh_file`). Returns the :class:`a3d.io.mesh.Mesh`."""
+        from .io.mesh import extract
 
         mesh = extract(self.gaussians.detach(), resolution=resolution, faces=faces, texture_size=texture_size,
                        views=views)
@@ -172,9 +172,9 @@ class Avatar:
         return mesh
 
     def render(self, cameras: Cameras | None = None, background: Sequence[float] = framing.BACKGROUND):
-        """Render from ``cameras`` (default: the canonical views) → :class:`a3d.rendering.RenderOutput`
+        """Render from ``cameras`` (default: the canonical views) → :class:`a3d.core.rendering.RenderOutput`
         with rgb [C, H, W, 3], alpha and depth."""
-        from .rendering import render
+        from .core.rendering import render
 
         with torch.no_grad():
             return render(self.gaussians, self.cameras if cameras is None else cameras, background)
@@ -182,14 +182,14 @@ class Avatar:
     def orbit_video(self, path: str | os.PathLike, frames: int = 120, fps: int = 30, size: int = 512,
                     elevation: float = 10.0, progress: bool = True) -> str:
         """A 360° turntable (.mp4 or .gif) around the head; returns the path written."""
-        from .video import orbit_video
+        from .io.video import orbit_video
 
         return orbit_video(self.gaussians, path, frames=frames, fps=fps, size=size, elevation=elevation,
                            background=framing.BACKGROUND, progress=progress)
 
     def grid(self, views: int = 8, size: int = 256, elevation: float = 10.0, columns: int = 4) -> Image.Image:
         """``views`` renders evenly spaced around the head (front first), tiled ``columns`` wide."""
-        from .rendering import to_uint8
+        from .core.rendering import to_uint8
 
         check_int(views, "views", 1, 64)
         check_int(columns, "columns", 1)
@@ -208,7 +208,7 @@ class Avatar:
         """Write the outputs into ``folder`` (created): head.ply, head.splat, orbit.mp4, grid.png,
         input.png, cameras.json (the canonical cameras) and metadata.json, and with ``mesh`` head.glb
         (:meth:`save_mesh`); ``grid_size`` is the side of each of the grid's 8 views. Returns name → path."""
-        from .rendering import to_uint8
+        from .core.rendering import to_uint8
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -261,20 +261,20 @@ def reconstruct(image: ViewsLike, model: ModelLike = None, *, steps: int = 1, se
     """One portrait (or a few photos of one head) → a 3D Gaussian head.
 
     Args:
-        image: a path, PIL image, numpy array or tensor (see :func:`a3d.preprocess.load_image`); or a
+        image: a path, PIL image, numpy array or tensor (see :func:`a3d.inference.preprocess.load_image`); or a
             dict of photos of the canonical views, ``{"front": a, "left": b, "right": c, "back": d}``
             (front required; "left" is the subject's left side, seen by the camera on +x). Extra
             views go into the network (models with the input decoder) and into refinement. Side
-            and back photos are framed like the front one (:func:`a3d.preprocess.frame_like`).
+            and back photos are framed like the front one (:func:`a3d.inference.preprocess.frame_like`).
         model: None for the bundled default, a model folder or Hub id (see :func:`load_model`), or
             an :class:`A3DModel` (moved to ``device`` if one is given).
         steps: denoising steps (1, the paper's default, is one network call; Eq. 3 for more).
         seed: seed of the initial noise (None: a random seed, recorded in the metadata).
         device: torch device (default: the model's for an A3DModel, else CUDA if available).
         preprocess: find and frame the face and remove the background; False for an image that is
-            already framed like the model's input (see :mod:`a3d.framing`).
+            already framed like the model's input (see :mod:`a3d.core.framing`).
         refine: fit the Gaussians to the photos afterwards (:func:`refine`): True for the default
-            settings, an int for that many steps, or a :class:`a3d.refinement.RefineSettings`.
+            settings, an int for that many steps, or a :class:`a3d.inference.refinement.RefineSettings`.
         face: which face to reconstruct when the photo holds several (0 = the largest, the default).
     Returns:
         An :class:`Avatar`. Inference runs under bf16 autocast on CUDA and in float32 on CPU.
@@ -285,15 +285,15 @@ def reconstruct(image: ViewsLike, model: ModelLike = None, *, steps: int = 1, se
 
 def refine(avatar: Avatar, settings: bool | int | RefineSettings = True, *, progress: bool = True) -> Avatar:
     """Fit ``avatar``'s Gaussians to its photos in seconds (HQ-Head's per-subject stage; see
-    :mod:`a3d.refinement` for the objective): returns a new Avatar whose metadata gains a "refine" report
+    :mod:`a3d.inference.refinement` for the objective): returns a new Avatar whose metadata gains a "refine" report
     and a "refine" timing. ``settings``: True (defaults), a number of steps, or a RefineSettings."""
-    from .refinement import settings_from
+    from .inference.refinement import settings_from
 
     return _refine_avatar(avatar, settings_from(settings, avatar.gaussians.device), progress)
 
 
 def _refine_avatar(avatar: Avatar, s: RefineSettings | None, progress: bool) -> Avatar:
-    from .refinement import refine_gaussians
+    from .inference.refinement import refine_gaussians
 
     if s is None:
         return avatar
@@ -349,7 +349,7 @@ def reconstruct_many(images: Sequence[ViewsLike], model: ModelLike = None, *, ba
     do not depend on the batching."""
     from tqdm.auto import tqdm
 
-    from .refinement import settings_from
+    from .inference.refinement import settings_from
 
     if isinstance(images, (str, os.PathLike, Image.Image, Tensor)) or not isinstance(images, Sequence):
         raise InputError("images: expected a list of images (use reconstruct() for one)")

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple
 from .errors import EXIT_INTERNAL, InputError, check_device, check_int, check_number, exit_code, one_line
 
 if TYPE_CHECKING:
-    from .train_config import TrainConfig
+    from .train.config import TrainConfig
 
 
 class Command(NamedTuple):
@@ -74,7 +74,7 @@ def _render_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _synth_flags(p: argparse.ArgumentParser) -> None:
-    from .synth import ACCESSORIES, EXPRESSIONS
+    from .data.synth import ACCESSORIES, EXPRESSIONS
 
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--heads", type=int, default=10, help="number of heads")
@@ -95,7 +95,7 @@ def _synth_flags(p: argparse.ArgumentParser) -> None:
 
 def _train_flags(p: argparse.ArgumentParser) -> None:
     """Every TrainConfig field is a flag (``--max-steps 100``, ``--no-bf16``)."""
-    from .train_config import TrainConfig
+    from .train.config import TrainConfig
 
     p.description = "Train A3DModel. Flags override --config, which overrides the defaults."
     p.add_argument("--config", help="JSON file of TrainConfig fields")
@@ -182,8 +182,8 @@ COMMANDS: dict[str, Command] = {
 def cmd_render(args: argparse.Namespace) -> int:
     import torch
 
-    from .io_ply import load_ply
-    from .video import fit_orbit, orbit_video
+    from .io.ply import load_ply
+    from .io.video import fit_orbit, orbit_video
 
     device = check_device(args.device) if args.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     gaussians = load_ply(args.ply, up=args.up).to(device)
@@ -199,9 +199,9 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_mesh(args: argparse.Namespace) -> int:
     import torch
 
-    from .io_ply import load_ply
-    from .mesh import extract
-    from .mesh_io import MESH_FORMATS
+    from .io.ply import load_ply
+    from .io.mesh import extract
+    from .io.mesh_file import MESH_FORMATS
 
     if not args.output.lower().endswith(MESH_FORMATS):
         raise ValueError(f"-o/--output: expected a file ending in {', '.join(MESH_FORMATS)}, got {args.output!r}")
@@ -217,7 +217,7 @@ def cmd_mesh(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from .data import export_dataset
+    from .data.dataset import export_dataset
 
     dirs = export_dataset(args.out, args.heads, views=args.views, size=args.size, seed=args.seed,
                           device=args.device, num_gaussians=args.gaussians, batch=args.batch,
@@ -228,7 +228,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig of ``a3d train``'s arguments: the defaults, then ``--config``, then the flags given."""
-    from .train_config import TrainConfig
+    from .train.config import TrainConfig
 
     d = dataclasses.asdict(TrainConfig.from_json(args.config)) if args.config else {}
     for f in dataclasses.fields(TrainConfig):
@@ -241,11 +241,11 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def cmd_train(args: argparse.Namespace) -> int:
     import os
 
-    from .train import CKPT_NAME, LOG_NAME, dist_info, train
+    from .train.loop import CKPT_NAME, LOG_NAME, dist_info, train
 
     cfg = config_from_args(args)
     if args.export_only:
-        from .checkpoint import export_checkpoint
+        from .train.checkpoint import export_checkpoint
 
         if not cfg.export_dir:
             raise InputError("--export-only needs --export-dir")
@@ -258,7 +258,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if res and master:
         print(json.dumps(res, indent=1))
     if args.plot and master:
-        from .evaluate import plot_log
+        from .eval.evaluate import plot_log
 
         print(f"wrote {plot_log(os.path.join(cfg.out_dir, LOG_NAME), args.plot)}")
     return 0
@@ -267,7 +267,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .evaluate import run_eval
+    from .eval.evaluate import run_eval
 
     for name in ("heads", "views", "synth_gaussians", "size"):
         check_int(getattr(args, name), "--" + name.replace("_", "-"), 1)
@@ -300,7 +300,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     import torch
 
-    from .ops import info
+    from .core.ops import info
     from .version import __version__
 
     print(f"a3d {__version__}")

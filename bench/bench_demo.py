@@ -8,7 +8,7 @@ turntable and grid settings; the figures behind demo/app.py's CPU_VIDEO and CPU_
 Prints wall-clock and CPU time (this process and its ffmpeg) per run, and the per-stage times of the fastest
 run. On a machine shared with other jobs the wall time is the noisy one; the CPU time bounds what an idle
 machine takes (no thread ever waits for a core there). Uses the bundled weights; the renderer is whatever
-a3d.ops.backend picks (printed).
+a3d.core.ops.backend picks (printed).
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def main() -> None:
     args = p.parse_args()
 
     app = load_app()
-    from a3d import ops
+    from a3d.core import ops
 
     video = dict(app.CPU_VIDEO)
     grid = dict(app.CPU_GRID)

@@ -28,7 +28,7 @@ def main() -> None:
     args = ap.parse_args()
     dev = torch.device(args.device)
 
-    from a3d.identity import FaceEmbedder
+    from a3d.perception.identity import FaceEmbedder
 
     t0 = time.perf_counter()
     emb = FaceEmbedder(args.weights).to(dev)
@@ -48,7 +48,7 @@ def main() -> None:
           f"one crop forward+backward {fwd_bwd:.1f} ms")
 
     if not args.skip_synthetic:
-        from a3d.evaluate import run_eval
+        from a3d.eval.evaluate import run_eval
 
         with tempfile.TemporaryDirectory() as out:
             w0, c0 = time.perf_counter(), time.process_time()

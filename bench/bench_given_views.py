@@ -14,7 +14,7 @@ import json
 
 import torch
 
-from a3d.model import A3DModel, get_config
+from a3d.model.network import A3DModel, get_config
 from timing import wall_ms  # noqa: E402  (bench/timing.py)
 
 ARMS = {

@@ -1,4 +1,4 @@
-"""Memory and time of `a3d.preprocess.load_image` on a 50 MP phone photo (8160 x 6120 JPEG), baseline
+"""Memory and time of `a3d.inference.preprocess.load_image` on a 50 MP phone photo (8160 x 6120 JPEG), baseline
 and progressive, each measured in a fresh process (growth of the peak RSS, Linux), against a plain
 full-size decode to float32 (what a3d did below its old 40 MP limit).
 
@@ -16,7 +16,7 @@ _MEASURE = """
 import sys, time
 import numpy as np
 from PIL import Image
-from a3d.preprocess import load_image
+from a3d.inference.preprocess import load_image
 def peak_mib():
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) // 1024
 open("/proc/self/clear_refs", "w").write("5")  # Linux: restart the peak RSS count (the imports' peak is not ours)

@@ -1,11 +1,11 @@
-"""Timing of mesh extraction (a3d.mesh.extract): a synthetic head's Gaussians -> a watertight coloured mesh.
+"""Timing of mesh extraction (a3d.io.mesh.extract): a synthetic head's Gaussians -> a watertight coloured mesh.
 
     python bench/bench_mesh.py [--device cuda] [--gaussians 65536] [--resolution 256] [--faces 100000]
 
 Prints one JSON line: the median wall-clock seconds (synchronised) of whole ``extract`` calls over
 --repeats calls after --warmup calls, the stages of the last call (render, fuse, marching_cubes, decimate,
 color), counts, and the quality check against the Gaussian renders from the canonical views (mask IoU,
-colour PSNR; :func:`a3d.mesh.fidelity`, not timed). Rendering and fusion run on --device; marching cubes,
+colour PSNR; :func:`a3d.io.mesh.fidelity`, not timed). Rendering and fusion run on --device; marching cubes,
 the repairs and decimation always run on the CPU.
 """
 from __future__ import annotations
@@ -16,10 +16,10 @@ import os
 
 import torch
 
-from a3d import ops
-from a3d.cameras import canonical_cameras
-from a3d.mesh import extract, fidelity
-from a3d.synth import SyntheticHeads
+from a3d.core import ops
+from a3d.core.cameras import canonical_cameras
+from a3d.io.mesh import extract, fidelity
+from a3d.data.synth import SyntheticHeads
 from timing import wall_ms  # noqa: E402  (bench/timing.py)
 
 

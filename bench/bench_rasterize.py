@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from a3d import ops  # noqa: E402
-from a3d.cameras import orbit_cameras  # noqa: E402
-from a3d.rasterize import rasterize, rasterize_reference  # noqa: E402
+from a3d.core.cameras import orbit_cameras  # noqa: E402
+from a3d.core.rasterize import rasterize, rasterize_reference  # noqa: E402
 from timing import device_ms  # noqa: E402  (bench/timing.py)
 
 WORKLOADS = [(262144, 256, 1), (262144, 256, 8), (1048576, 512, 1), (1048576, 512, 8)]
@@ -151,7 +151,7 @@ def copy_bandwidth(reps: int) -> float:
 def plucker_vs_copy(reps: int) -> dict[str, float]:
     """The Plücker op's bandwidth against the copy bandwidth. Two figures: the kernel alone (10 calls of
     the raw op captured in a CUDA graph, replayed: no Python or launch gaps), and one call of the
-    Python API ``a3d.ops.plucker_rays`` (argument checks and backend choice included)."""
+    Python API ``a3d.core.ops.plucker_rays`` (argument checks and backend choice included)."""
     vm, K = cameras(8, 512, "cuda")
     vm, K = vm.reshape(-1, 4, 4).contiguous(), K.reshape(-1, 3, 3).contiguous()
     nbytes = 8 * 512 * 512 * 6 * 4  # bytes written (it reads two small matrices a view)
@@ -249,7 +249,7 @@ def gpu_markdown(res: dict, cmd: str) -> str:
     lines += ["", f"Plücker rays, 8 views × 512² float32 (50.3 MB written): kernel {p['plucker_ms']:.4f} ms = "
               f"{p['plucker_GBps']:.0f} GB/s (CUDA-graph replay of 10 calls); device copy bandwidth (1 GiB copy, "
               f"bytes read + written): {p['copy_GBps']:.0f} GB/s; ratio {100 * p['ratio']:.0f}% (target ≥ 80%). "
-              f"One call through the Python API `a3d.ops.plucker_rays`: {p['api_ms']:.3f} ms."]
+              f"One call through the Python API `a3d.core.ops.plucker_rays`: {p['api_ms']:.3f} ms."]
     return "\n".join(lines)
 
 

@@ -2,7 +2,7 @@
 
 For a model (default: the bundled one) this measures, side by side in one run:
 
-- held-out synthetic heads (the trainer's 16 × 16 set: a3d.evaluate.synthetic_eval_set), all views
+- held-out synthetic heads (the trainer's 16 × 16 set: a3d.eval.evaluate.synthetic_eval_set), all views
   and per bucket: feed-forward from the front photo; refined on the front photo; feed-forward from
   the 4 canonical photos; refined on the 4 photos (the last two only for models with the input decoder);
 - the astronaut (demo/examples/astronaut.jpg, preprocessed as reconstruct() does): PSNR of the front
@@ -32,10 +32,10 @@ sys.path.insert(0, str(REPO))
 
 import a3d  # noqa: E402
 from a3d import framing  # noqa: E402
-from a3d.cameras import Cameras, canonical_cameras  # noqa: E402
-from a3d.evaluate import _image_metrics, summarize, synthetic_eval_set  # noqa: E402
-from a3d.refinement import RefineSettings, refine_gaussians  # noqa: E402
-from a3d.rendering import render  # noqa: E402
+from a3d.core.cameras import Cameras, canonical_cameras  # noqa: E402
+from a3d.eval.evaluate import _image_metrics, summarize, synthetic_eval_set  # noqa: E402
+from a3d.inference.refinement import RefineSettings, refine_gaussians  # noqa: E402
+from a3d.core.rendering import render  # noqa: E402
 
 
 def _sync(dev: torch.device) -> None:
@@ -81,7 +81,7 @@ def heldout(model, dev: torch.device, heads: int, views: int, settings: RefineSe
 
 
 def astronaut(model, dev: torch.device, settings: RefineSettings) -> dict:
-    from a3d.preprocess import preprocess
+    from a3d.inference.preprocess import preprocess
 
     S = model.config.image_size
     pre = preprocess(str(REPO / "demo" / "examples" / "astronaut.jpg"), S)

@@ -1,4 +1,4 @@
-"""Timing of the synthetic head generator (a3d.synth): building heads and rendering their views.
+"""Timing of the synthetic head generator (a3d.data.synth): building heads and rendering their views.
 
     python bench/bench_synth.py [--device cuda] [--batch 8 64] [--gaussians 60000] [--size 256] [--views 8]
 
@@ -14,8 +14,8 @@ import json
 
 import torch
 
-from a3d import ops
-from a3d.synth import SyntheticHeads, render_views
+from a3d.core import ops
+from a3d.data.synth import SyntheticHeads, render_views
 from timing import wall_ms  # noqa: E402  (bench/timing.py)
 
 

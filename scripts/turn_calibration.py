@@ -1,9 +1,9 @@
-"""Where a3d.preprocess's turned-face estimate comes from: ``_NOSE_OVER_EYES`` and its accuracy.
+"""Where a3d.inference.preprocess's turned-face estimate comes from: ``_NOSE_OVER_EYES`` and its accuracy.
 
     python scripts/turn_calibration.py [--heads 12] [--seed 77]      # needs ai-edge-litert (a3d[preprocess])
 
-Synthetic heads (a3d.synth) are turned by known yaws and framed again by their faces
-(a3d.augment.turn_heads), rendered from the front camera at 256² and run through the face detector. For a
+Synthetic heads (a3d.data.synth) are turned by known yaws and framed again by their faces
+(a3d.data.augment.turn_heads), rendered from the front camera at 256² and run through the face detector. For a
 turn θ the eyes' distance shrinks as cos θ and the nose tip moves sideways as sin θ, so the nose tip's
 offset from the eyes' midpoint over the eyes' distance is r = c · tan θ. Printed per yaw: how many faces
 were found, r's mean and spread, the c that the mean gives, and the estimate ``Face.yaw_deg`` with the
@@ -15,12 +15,12 @@ import math
 import numpy as np
 import torch
 
-from a3d import framing
-from a3d.augment import turn_heads
-from a3d.cameras import canonical_cameras
-from a3d.preprocess import _NOSE_OVER_EYES, detect_face
-from a3d.rendering import render
-from a3d.synth import SyntheticHeads
+from a3d.core import framing
+from a3d.data.augment import turn_heads
+from a3d.core.cameras import canonical_cameras
+from a3d.inference.preprocess import _NOSE_OVER_EYES, detect_face
+from a3d.core.rendering import render
+from a3d.data.synth import SyntheticHeads
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ def pytest_runtest_setup(item):
         return
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")
-    from a3d import ops
+    from a3d.core import ops
 
     if not ops.has_kernel("plucker_rays", "cuda"):
         pytest.fail(f"CUDA device present but a3d._C has no CUDA kernels (extension: {ops.extension_error()}); "

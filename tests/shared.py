@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from a3d.gaussians import Gaussians
-from a3d.model import A3DModel, get_config
+from a3d.core.gaussians import Gaussians
+from a3d.model.network import A3DModel, get_config
 
 
 def blob_head(n: int, seed: int) -> Gaussians:

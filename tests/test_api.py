@@ -10,10 +10,10 @@ from PIL import Image
 
 import a3d
 from a3d import api
-from a3d.cameras import load_cameras_json, orbit_cameras
+from a3d.core.cameras import load_cameras_json, orbit_cameras
 from a3d.cli import main
-from a3d.io_ply import load_ply
-from a3d.model import A3DModel, get_config
+from a3d.io.ply import load_ply
+from a3d.model.network import A3DModel, get_config
 
 PORTRAIT = Path(__file__).parent / "fixtures" / "astronaut_256.jpg"
 SMALL = dict(image_size=32, width=64, depth=2, heads=2, decoder_width=8, avas_width=8)
@@ -80,7 +80,7 @@ def test_input_errors(model):
         a3d.reconstruct_many([PORTRAIT], model, batch_size=0)
     with pytest.raises(ValueError, match="steps"):
         a3d.reconstruct(PORTRAIT, model, steps=0)
-    with pytest.raises(a3d.preprocess.ImageError, match="too small"):
+    with pytest.raises(a3d.inference.preprocess.ImageError, match="too small"):
         a3d.reconstruct(np.zeros((4, 4, 3), np.uint8), model, preprocess=False)
 
 
@@ -150,7 +150,7 @@ def test_reconstruct_with_face_preprocessing(model):
     assert av.metadata["source"] == str(PORTRAIT)
     smooth = np.dstack(np.mgrid[0:96, 0:96] / 96.0 + [[[0]], [[0]]]).astype(np.float32)
     smooth = np.dstack([smooth, np.full((96, 96), 0.5, np.float32)])
-    with pytest.raises(a3d.preprocess.NoFaceError, match="image 0: no face"):
+    with pytest.raises(a3d.inference.preprocess.NoFaceError, match="image 0: no face"):
         a3d.reconstruct(smooth, model)
 
 
@@ -163,7 +163,7 @@ def test_reconstruct_on_cuda_bf16(model, seed):
     # CPU and CUDA generators draw different noise for one seed, so bf16 is compared with float32 on the
     # GPU with the same noise; the CPU run must agree only in where the head is.
     net = model.cuda()
-    x = a3d.preprocess.preprocess(_framed(seed), net.config.image_size, align=False).image[None].cuda()
+    x = a3d.inference.preprocess.preprocess(_framed(seed), net.config.image_size, align=False).image[None].cuda()
     g0 = net.noise(1, torch.Generator("cuda").manual_seed(seed))
     with torch.no_grad():
         ref = net.one_step(x, g0)

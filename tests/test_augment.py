@@ -1,4 +1,4 @@
-"""Input-view augmentation (a3d.augment): shapes and range, determinism by generator, the background
+"""Input-view augmentation (a3d.data.augment): shapes and range, determinism by generator, the background
 stays the framing background where the matte says so, JPEG and blur do what they say, bad input; the
 heads' augmentation (colour and framing every view sees) is a rigid roll, a uniform scale and a shift
 across the front view, with one colour rendition a head; turned heads are framed again by their face."""
@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from a3d.augment import augment_heads, augment_inputs, gaussian_blur, jpeg_compress, turn_angles
-from a3d.cameras import Cameras, canonical_cameras
-from a3d.gaussians import Gaussians
-from a3d.rasterize import quat_to_rotmat
+from a3d.data.augment import augment_heads, augment_inputs, gaussian_blur, jpeg_compress, turn_angles
+from a3d.core.cameras import Cameras, canonical_cameras
+from a3d.core.gaussians import Gaussians
+from a3d.core.rasterize import quat_to_rotmat
 
 
 def _portraits(B=4, S=64):
@@ -161,7 +161,7 @@ def test_turned_heads_are_framed_by_their_face():
     camera) but its pupils and mouth come back to where the unturned head's are, within what the
     least-squares 2D framing of three points can do (a turned face's eyes come closer together; real
     photos are framed the same way); the rest of the augmentation is unchanged; bad turns fail."""
-    from a3d import framing
+    from a3d.core import framing
 
     S, B = 128, 64
     front = canonical_cameras(S)[0:1]

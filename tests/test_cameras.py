@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from a3d import cameras as cam_mod
-from a3d import framing
+from a3d.core import cameras as cam_mod
+from a3d.core import framing
 from a3d.errors import InputError
-from a3d.cameras import (Cameras, blender_to_opencv, canonical_cameras, focal_to_fov, fov_to_focal, intrinsics,
+from a3d.core.cameras import (Cameras, blender_to_opencv, canonical_cameras, focal_to_fov, fov_to_focal, intrinsics,
                          load_cameras_json, look_at, opencv_to_blender, opencv_to_opengl, opengl_to_opencv,
                          orbit_cameras, save_cameras_json)
 

@@ -44,7 +44,7 @@ def test_top_level_help_imports_no_model_trainer_or_generator():
     code, modules, text = _help_run("--help")
     assert code == 0
     assert all(name in text for name in COMMANDS), text
-    heavy = {"a3d.model", "a3d.train", "a3d.synth", "a3d.api", "torch"} & modules
+    heavy = {"a3d.model.network", "a3d.train.loop", "a3d.data.synth", "a3d.api", "torch"} & modules
     # torch alone takes seconds to import; the help of a command line should not wait for it
     assert not heavy, f"`a3d --help` imported {sorted(heavy)}"
 
@@ -52,7 +52,7 @@ def test_top_level_help_imports_no_model_trainer_or_generator():
 def test_a_subcommand_help_builds_only_its_own_flags():
     code, modules, text = _help_run("render", "--help")
     assert code == 0 and "--frames" in text
-    assert not {"a3d.model", "a3d.train", "a3d.synth"} & modules
+    assert not {"a3d.model.network", "a3d.train.loop", "a3d.data.synth"} & modules
 
 
 def test_flags_exist_only_for_the_command_parsed():

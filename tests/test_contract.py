@@ -1,4 +1,4 @@
-"""The rasterizer's constants agree between C++ (csrc/rasterize.h) and Python (a3d/contract.py).
+"""The rasterizer's constants agree between C++ (csrc/rasterize.h) and Python (a3d/core/contract.py).
 
 The kernels and the reference must take the same per-pixel decisions; a threshold changed on one side
 only would show up as rare parity failures far from the cause. This reads the header's ``constexpr``
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from a3d import contract
+from a3d.core import contract
 
 HEADER = Path(__file__).resolve().parents[1] / "csrc" / "rasterize.h"
 
-# C++ name -> Python name in a3d/contract.py
+# C++ name -> Python name in a3d/core/contract.py
 PAIRS = {
     "kTile": "TILE_SIZE", "kProj": "PROJ_FIELDS", "kNear": "NEAR_PLANE", "kEps2d": "EPS2D",
     "kAlphaMin": "ALPHA_MIN", "kAlphaMax": "ALPHA_MAX", "kTMin": "T_MIN", "kExtentMax": "EXTENT_SIGMA_MAX",
@@ -56,8 +56,8 @@ def header_constants() -> dict[str, float | int]:
 
 def test_every_header_constant_is_paired_or_declared_cpp_only():
     names = set(header_constants())
-    assert names - set(PAIRS) - CPP_ONLY == set(), "a new constant in csrc/rasterize.h: add it to a3d/contract.py"
-    assert set(PAIRS) - names == set(), "a constant left csrc/rasterize.h: remove it from a3d/contract.py"
+    assert names - set(PAIRS) - CPP_ONLY == set(), "a new constant in csrc/rasterize.h: add it to a3d/core/contract.py"
+    assert set(PAIRS) - names == set(), "a constant left csrc/rasterize.h: remove it from a3d/core/contract.py"
 
 
 @pytest.mark.parametrize("cpp_name", sorted(PAIRS))

@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from a3d import framing
-from a3d.batch import Batch
-from a3d.cameras import Cameras, canonical_cameras, orbit_cameras, save_cameras_json
-from a3d.data import CAMERA_FILE, HeadDataset, find_captures, load_view
+from a3d.core import framing
+from a3d.data.batch import Batch
+from a3d.core.cameras import Cameras, canonical_cameras, orbit_cameras, save_cameras_json
+from a3d.data.dataset import CAMERA_FILE, HeadDataset, find_captures, load_view
 
 
 def _write_capture(folder, cams: Cameras, rng, names=None, rgba=False, input_name=None):
@@ -216,9 +216,9 @@ def test_bad_arguments(tmp_path):
 
 
 def test_reads_what_synth_exports(tmp_path):
-    """a3d.data.export_dataset writes the layout this loader reads (RGBA, "input" field)."""
-    from a3d.data import export_dataset
-    from a3d.synth import INPUT_VIEW
+    """a3d.data.dataset.export_dataset writes the layout this loader reads (RGBA, "input" field)."""
+    from a3d.data.dataset import export_dataset
+    from a3d.data.synth import INPUT_VIEW
 
     export_dataset(tmp_path, num_heads=2, views=6, size=32, seed=3, device="cpu", num_gaussians=10_000,
                    progress=False)

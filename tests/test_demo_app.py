@@ -17,7 +17,7 @@ import torch
 gr = pytest.importorskip("gradio", reason="the demo needs gradio (`bash demo/ci_setup.sh` installs it)")
 
 import a3d.api  # noqa: E402
-import a3d.model  # noqa: E402
+import a3d.model.network  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "demo" / "examples" / "astronaut.jpg"
@@ -77,7 +77,7 @@ def test_queue_bounds_concurrency_and_waiting(app, monkeypatch):
 
 def test_installed_weights_are_used_and_no_banner_shown(app, tmp_path, monkeypatch):
     folder = tmp_path / "tiny"
-    a3d.api.A3DModel(a3d.model.get_config("tiny")).save_pretrained(folder)
+    a3d.api.A3DModel(a3d.model.network.get_config("tiny")).save_pretrained(folder)
     monkeypatch.setattr(a3d.api, "DEFAULT_MODEL_DIR", folder)
     slot = app.ModelSlot(torch.device("cpu"), random_init=True)  # weights win over the test switch
     assert slot.status == "trained" and app._banner(slot) == ""
@@ -162,7 +162,7 @@ def test_space_folder_runs_its_own_copy_of_a3d(tmp_path):
     # (A3D_JIT=0: here the first-use build is not wanted; tests/test_space.py runs the Space with it).
     code = ("import sys; "
             "sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in getattr(f, '__module__', '')]; "
-            "import app, a3d, a3d.ops; print(a3d.__file__); print(a3d.ops.backend('cpu', 'rasterize_fwd'))")
+            "import app, a3d, a3d.core.ops; print(a3d.__file__); print(a3d.core.ops.backend('cpu', 'rasterize_fwd'))")
     r = subprocess.run([sys.executable, "-c", code], cwd=out, capture_output=True, text=True, timeout=300,
                        env=dict(os.environ, PYTHONPATH="", A3D_JIT="0"))
     assert r.returncode == 0, r.stderr[-3000:]
@@ -193,7 +193,7 @@ def test_page_notes_a_turned_face_and_several_faces(app):
     """The summary's notes come from the request's own metadata: a face turned past TURNED_FACE_DEG and a
     photo of several faces are said; a frontal single face says nothing. And on a real turned photo (the
     cameraman, about 67°) the metadata carries what the note reads."""
-    from a3d.preprocess import TURNED_FACE_DEG
+    from a3d.inference.preprocess import TURNED_FACE_DEG
 
     def meta(yaw, faces=1):
         return {"preprocess": {"face": {"yaw_deg": yaw}, "faces_found": faces}}
@@ -207,5 +207,5 @@ def test_page_notes_a_turned_face_and_several_faces(app):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pre = a3d.preprocess.preprocess(REPO / "examples" / "photos" / "cameraman.jpg", 128)
+        pre = a3d.inference.preprocess.preprocess(REPO / "examples" / "photos" / "cameraman.jpg", 128)
     assert "turned about" in app.photo_notes({"preprocess": {"face": pre.face.to_dict(), "faces_found": pre.faces}})

@@ -46,8 +46,8 @@ if _missing():
 
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
-from a3d.io_ply import load_ply  # noqa: E402
-from a3d.video import mp4_box_order  # noqa: E402
+from a3d.io.ply import load_ply  # noqa: E402
+from a3d.io.video import mp4_box_order  # noqa: E402
 
 
 def _free_port() -> int:

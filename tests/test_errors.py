@@ -18,13 +18,13 @@ from safetensors.torch import load_file, save_file
 
 import a3d
 from a3d import errors
-from a3d.cameras import load_cameras_json, orbit_cameras, save_cameras_json
+from a3d.core.cameras import load_cameras_json, orbit_cameras, save_cameras_json
 from a3d.cli import main
-from a3d.data import CAMERA_FILE, find_captures
+from a3d.data.dataset import CAMERA_FILE, find_captures
 from a3d.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_SETUP, InputError, SetupError, check_device, check_int
-from a3d.files import atomic_write, read_json
-from a3d.model import MAX_ACTIVATION_BYTES, MAX_PARAMETERS, A3DModel, get_config
-from a3d.preprocess import DRAFT_PIXELS, ImageError, NoFaceError, load_image, preprocess
+from a3d.core.files import atomic_write, read_json
+from a3d.model.network import MAX_ACTIVATION_BYTES, MAX_PARAMETERS, A3DModel, get_config
+from a3d.inference.preprocess import DRAFT_PIXELS, ImageError, NoFaceError, load_image, preprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 PORTRAIT = ROOT / "demo" / "examples" / "astronaut.jpg"
@@ -140,7 +140,7 @@ def test_phone_jpegs_with_extra_pictures_are_drafted_too(tmp_path, monkeypatch):
     Image.new("RGB", (400, 300), (10, 200, 30)).save(tmp_path / "p.jpg", "MPO", save_all=True,
                                                       append_images=[Image.new("RGB", (40, 30))])
     assert Image.open(tmp_path / "p.jpg").format == "MPO"
-    monkeypatch.setattr(a3d.preprocess, "DRAFT_PIXELS", 40_000)
+    monkeypatch.setattr(a3d.inference.preprocess, "DRAFT_PIXELS", 40_000)
     rgb, _ = load_image(tmp_path / "p.jpg")
     assert rgb.shape == (150, 200, 3) and abs(rgb[0, 0, 1] - 200 / 255) < 0.02
     assert load_image(tmp_path / "p.jpg", draft=False)[0].shape == (300, 400, 3)
@@ -148,7 +148,7 @@ def test_phone_jpegs_with_extra_pictures_are_drafted_too(tmp_path, monkeypatch):
 
 _MEASURE = """
 import sys
-from a3d.preprocess import load_image
+from a3d.inference.preprocess import load_image
 def peak_mib():
     return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) // 1024
 open("/proc/self/clear_refs", "w").write("5")  # Linux: restart the peak RSS count (the imports' peak is not ours)

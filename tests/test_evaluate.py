@@ -1,4 +1,4 @@
-"""a3d.evaluate: metrics against independent computations, view-angle bins, the three test sets, the report."""
+"""a3d.eval.evaluate: metrics against independent computations, view-angle bins, the three test sets, the report."""
 import inspect
 import json
 import math
@@ -9,13 +9,13 @@ import pytest
 import torch
 from PIL import Image
 
-from a3d import evaluate as ev
-from a3d.cameras import Cameras, canonical_cameras, orbit_cameras, save_cameras_json
+from a3d.eval import evaluate as ev
+from a3d.core.cameras import Cameras, canonical_cameras, orbit_cameras, save_cameras_json
 from a3d.cli import main
-from a3d.data import CAMERA_FILE
-from a3d.identity import has_identity_model
-from a3d.model import A3DModel, get_config
-from a3d.rendering import render
+from a3d.data.dataset import CAMERA_FILE
+from a3d.perception.identity import has_identity_model
+from a3d.model.network import A3DModel, get_config
+from a3d.core.rendering import render
 from shared import blob_head
 
 PORTRAIT = Path(__file__).parent / "fixtures" / "astronaut_256.jpg"
@@ -173,8 +173,8 @@ def test_refine_path_sees_the_eval_input():
     """The refine path hands reconstruct() an RGBA image that preprocessing composites again: what the
     network then sees must be the eval set's input itself (it was composited twice at the outline: held-out
     PSNR 0.4 dB lower with 0 refinement steps than the one-step path, 2026-11-30)."""
-    from a3d.augment import uncomposite
-    from a3d.preprocess import preprocess
+    from a3d.data.augment import uncomposite
+    from a3d.inference.preprocess import preprocess
 
     es = ev.synthetic_eval_set(1, 2, 32, "cpu", seed=5, num_gaussians=4000)
     image, alpha = es["input"][0], es["canonical_alpha"][0, 0]
@@ -188,7 +188,7 @@ def test_refine_path_sees_the_eval_input():
 
 def test_held_out_heads_turned(model, tmp_path):
     """--synthetic-turn: the same heads turned ±yaw (alternating) and framed again by their faces
-    (a3d.augment.turn_heads, tested in test_augment.py): the inputs change, the views' cameras do not, the
+    (a3d.data.augment.turn_heads, tested in test_augment.py): the inputs change, the views' cameras do not, the
     report says so; bad turns fail."""
     plain = ev.synthetic_eval_set(2, 4, 32, "cpu", seed=5, num_gaussians=4000)
     turned = ev.synthetic_eval_set(2, 4, 32, "cpu", seed=5, num_gaussians=4000, turn=30.0)
@@ -262,7 +262,7 @@ def test_report_on_a_tiny_model(model, tmp_path, capsys):
 
 
 def test_identity_skipped_without_weights(model, tmp_path, monkeypatch):
-    import a3d.identity as identity
+    import a3d.perception.identity as identity
 
     def missing():
         raise identity.IdentityModelMissing("not installed here")
@@ -277,7 +277,7 @@ def test_input_view_psnr_sees_what_covers_the_photo():
     """A front set of opaque pixel-sized Gaussians of the photo's colours gives the photo back (high PSNR); a
     layer of another colour in front of it lowers the full render's figure, not the front set's."""
     from a3d.api import Avatar
-    from a3d.gaussians import Gaussians
+    from a3d.core.gaussians import Gaussians
 
     S = 32
     cams = canonical_cameras(S)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from a3d import preprocess as pp
+from a3d.inference import preprocess as pp
 
 FIXTURE = Path(__file__).parent / "fixtures" / "astronaut_256.jpg"
 needs_models = pytest.mark.skipif(not pp.has_face_models(), reason="needs ai-edge-litert (the preprocess extra)")

@@ -25,13 +25,13 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from a3d.cameras import Cameras, load_cameras_json, orbit_cameras, save_cameras_json
-from a3d.data import CAMERA_FILE, find_captures
+from a3d.core.cameras import Cameras, load_cameras_json, orbit_cameras, save_cameras_json
+from a3d.data.dataset import CAMERA_FILE, find_captures
 from a3d.errors import InputError
-from a3d.gaussians import Gaussians
-from a3d.io_ply import load_ply, load_splat, save_ply, save_splat
-from a3d.model import A3DModel, ModelConfig, get_config
-from a3d.preprocess import load_image
+from a3d.core.gaussians import Gaussians
+from a3d.io.ply import load_ply, load_splat, save_ply, save_splat
+from a3d.model.network import A3DModel, ModelConfig, get_config
+from a3d.inference.preprocess import load_image
 
 CASES = int(os.environ.get("A3D_FUZZ_CASES", "250"))
 SEED = int(os.environ.get("A3D_FUZZ_SEED", "20261130"))

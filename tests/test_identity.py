@@ -7,10 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from a3d import framing
-from a3d.cameras import canonical_cameras
-from a3d.identity import (CHIP_ANCHORS, CHIP_SIZE, LAYERS, FaceEmbedder, _Reader, crop_faces, face_crop_affines,
-                          has_identity_model, identity_distance, model_path, read_dlib_resnet)
+from a3d.core import framing
+from a3d.core.cameras import canonical_cameras
+from a3d.perception.identity import (CHIP_ANCHORS, CHIP_SIZE, LAYERS, FaceEmbedder, _Reader, crop_faces,
+                                     face_crop_affines, has_identity_model, identity_distance, model_path,
+                                     read_dlib_resnet)
 
 ROOT = Path(__file__).resolve().parent.parent
 PORTRAITS = [ROOT / "demo" / "examples" / "astronaut.jpg", ROOT / "examples" / "photos" / "grace_hopper.jpg"]
@@ -103,10 +104,10 @@ def test_port_matches_dlib(embedder):
 
 @needs_model
 def test_camera_alignment_matches_dlib_chips(embedder):
-    """A portrait framed by a3d.preprocess and cropped from the camera (no landmark detector) gives a
+    """A portrait framed by a3d.inference.preprocess and cropped from the camera (no landmark detector) gives a
     descriptor close to the one of dlib's own chip of the original photo."""
     pytest.importorskip("ai_edge_litert", reason="needs ai-edge-litert: pip install a3d[preprocess]")
-    from a3d.preprocess import preprocess
+    from a3d.inference.preprocess import preprocess
 
     chips, ref = _dlib_chips()
     size = 256

@@ -1,4 +1,4 @@
-"""The input decoder (a3d.model.InputDecoder): given photos are wired into the Gaussians, extra views
+"""The input decoder (a3d.model.network.InputDecoder): given photos are wired into the Gaussians, extra views
 enter as clean states, old configs keep the paper decoder, warm start keeps what a model computed,
 and the trainer's objective with view dropout runs on CPU."""
 import math
@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from a3d import framing
-from a3d.cameras import canonical_cameras
+from a3d.core import framing
+from a3d.core.cameras import canonical_cameras
 from a3d.errors import InputError
-from a3d.model import A3DModel, ModelConfig, get_config
+from a3d.model.network import A3DModel, ModelConfig, get_config
 
 import shared
 
@@ -175,7 +175,7 @@ def test_checks_and_legacy_configs(seed):
 
 
 def test_warm_start_from_the_paper_decoder_computes_the_same_first_pass(seed, tmp_path):
-    from a3d.checkpoint import warm_start
+    from a3d.train.checkpoint import warm_start
 
     legacy = random_model(seed, input_decoder=False)
     legacy.save_pretrained(tmp_path)
@@ -200,10 +200,10 @@ def test_warm_start_from_the_paper_decoder_computes_the_same_first_pass(seed, tm
 
 
 def test_objective_with_view_dropout_runs_and_reaches_every_part(seed):
-    from a3d.batches import render_batch
-    from a3d.objective import compute_loss
-    from a3d.synth import SyntheticHeads
-    from a3d.train_config import TrainConfig
+    from a3d.train.batches import render_batch
+    from a3d.train.objective import compute_loss
+    from a3d.data.synth import SyntheticHeads
+    from a3d.train.config import TrainConfig
 
     torch.manual_seed(seed)
     cfg = TrainConfig(num_views=2, batch_size=2, multiview_prob=0.5, device="cpu")
@@ -211,7 +211,7 @@ def test_objective_with_view_dropout_runs_and_reaches_every_part(seed):
     S = 32
     heads = SyntheticHeads("cpu", seed=seed % 1000, num_gaussians=3000, image_size=S).sample(2)
     cams = heads.cameras
-    from a3d.cameras import Cameras
+    from a3d.core.cameras import Cameras
 
     batch = render_batch(heads.gaussians, canonical_cameras(S), Cameras(cams.viewmats[:, :2], cams.Ks[:, :2], S, S))
     loss, parts = compute_loss(model, batch, cfg, model.config, autocast=False)
@@ -228,11 +228,11 @@ def test_alpha_loss_adds_its_weighted_term_where_mattes_are_exact(seed):
     times), the term is a mean L1 of alphas (in [0, 1]), and samples without exact mattes add nothing."""
     from dataclasses import replace as dc_replace
 
-    from a3d.batches import render_batch
-    from a3d.cameras import Cameras
-    from a3d.objective import compute_loss
-    from a3d.synth import SyntheticHeads
-    from a3d.train_config import TrainConfig
+    from a3d.train.batches import render_batch
+    from a3d.core.cameras import Cameras
+    from a3d.train.objective import compute_loss
+    from a3d.data.synth import SyntheticHeads
+    from a3d.train.config import TrainConfig
 
     S = 32
     model = A3DModel(get_config("tiny", **SMALL), with_avas=False)
@@ -261,7 +261,7 @@ def _warm_started_computes_the_same(seed: int, folder, **overrides) -> tuple[A3D
     """A random model saved to ``folder``, and a model with ``overrides`` warm-started from it; asserts that
     both compute the same Gaussians, then backpropagates the new model's colours once. Returns (the new model,
     warm_start's counts)."""
-    from a3d.checkpoint import warm_start
+    from a3d.train.checkpoint import warm_start
 
     old = random_model(seed)
     old.save_pretrained(folder)
@@ -322,7 +322,7 @@ def test_decoder_conv_starts_as_nothing_and_mixes_neighbouring_tokens(seed, tmp_
 
 
 def test_facing_weight_follows_the_angle_to_the_surface():
-    from a3d.model import _facing
+    from a3d.model.network import _facing
 
     S = 16
     ys, xs = torch.meshgrid(torch.linspace(-0.3, 0.3, S), torch.linspace(-0.3, 0.3, S), indexing="ij")
@@ -355,7 +355,7 @@ def _with_and_without(seed: int, box: tuple[int, int], **setting):
 
 
 def test_given_fit_gives_the_photo_back_and_leaves_other_views(seed):
-    from a3d.rendering import render
+    from a3d.core.rendering import render
 
     S = 32
     image, inputs, fitted, a, b = _with_and_without(seed, (6, 26), given_fit=2)
@@ -392,8 +392,8 @@ def test_given_erode_shrinks_the_matte_used_as_opacity(seed):
 
 
 def test_rotation_matrices_to_quaternions(seed):
-    from a3d.rasterize import rotmat_to_quat as _rotmat_to_quat
-    from a3d.rasterize import quat_to_rotmat
+    from a3d.core.rasterize import rotmat_to_quat as _rotmat_to_quat
+    from a3d.core.rasterize import quat_to_rotmat
 
     q = torch.randn(2000, 4, generator=torch.Generator().manual_seed(seed))
     q[:4] = torch.eye(4)  # the identity and the three half turns: each branch of the conversion
@@ -404,8 +404,8 @@ def test_rotation_matrices_to_quaternions(seed):
 
 
 def test_surfels_lie_in_the_surface_and_stretch_where_it_turns_away():
-    from a3d.model import _surfels
-    from a3d.rasterize import quat_to_rotmat
+    from a3d.model.network import _surfels
+    from a3d.core.rasterize import quat_to_rotmat
 
     S, step = 16, 0.6 / 15
     ys, xs = torch.meshgrid(torch.linspace(-0.3, 0.3, S), torch.linspace(-0.3, 0.3, S), indexing="ij")

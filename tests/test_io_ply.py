@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from a3d.gaussians import SH_C0, Gaussians
-from a3d.io_ply import MAX_HEADER_BYTES, OPACITY_EPS, load_ply, load_splat, save_ply, save_splat
+from a3d.core.gaussians import SH_C0, Gaussians
+from a3d.io.ply import MAX_HEADER_BYTES, OPACITY_EPS, load_ply, load_splat, save_ply, save_splat
 
 INRIA_ORDER_K0 = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
                   "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
@@ -37,7 +37,7 @@ def inria_names(k: int) -> list[str]:
 
 def write_ply_by_hand(path, names: list[str], rows: list[list[float]], fmt: str = "binary_little_endian 1.0",
                       ptype: str = "float", count: int | None = None, extra: bytes = b"") -> None:
-    """Header text and struct-packed rows, independent of a3d.io_ply."""
+    """Header text and struct-packed rows, independent of a3d.io.ply."""
     count = len(rows) if count is None else count
     header = "ply\n" f"format {fmt}\n" "comment hand-written test file\n" f"element vertex {count}\n"
     header += "".join(f"property {ptype} {n}\n" for n in names) + "end_header\n"
@@ -436,7 +436,7 @@ def test_save_sh_degree_checked(tmp_path):
 
 
 def test_up_minus_y_turns_about_x_and_reads_back(tmp_path):
-    from a3d.rasterize import quat_to_rotmat
+    from a3d.core.rasterize import quat_to_rotmat
 
     g = random_gaussians(11, 8, seed=3)
     save_ply(g, tmp_path / "down.ply", up="-y")

@@ -1,4 +1,4 @@
-"""The first-use build of the extension (a3d/_jit.py): it compiles, and computes bit for bit what the prebuilt
+"""The first-use build of the extension (a3d/core/_jit.py): it compiles, and computes bit for bit what the prebuilt
 a3d._C computes; a second process waits on the lock instead of building again; without a compiler, or with
 A3D_JIT=0, a3d falls back to the reference backend (with one warning naming the cause, or none when asked).
 
@@ -19,7 +19,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from a3d import _jit, ops
+from a3d.core import _jit, ops
 
 REPO = Path(__file__).resolve().parents[1]
 HIDE_PREBUILT = "import sys; sys.modules['a3d._C'] = None\n"  # `import a3d._C` now raises ImportError
@@ -30,7 +30,7 @@ COMPUTE = """
 import sys
 import torch
 from safetensors.torch import load_file, save_file
-from a3d import ops
+from a3d.core import ops
 t = load_file(sys.argv[1])
 assert ops.backend("cpu", "rasterize_fwd") == "cpu", ops.info()
 print("BUILD", ops.info()["extension_build"].split()[0], ops.info()["extension_path"])
@@ -71,7 +71,7 @@ def jit_cache(tmp_path_factory) -> Path:
     """The session's cache with the CPU build in it (compiled here unless an earlier module did)."""
     needs_compiler()
     cache = jit_cache_dir(tmp_path_factory)
-    r = run_python(HIDE_PREBUILT + "from a3d import ops; print(ops.info())", env={_jit.CACHE_ENV: str(cache)})
+    r = run_python(HIDE_PREBUILT + "from a3d.core import ops; print(ops.info())", env={_jit.CACHE_ENV: str(cache)})
     assert r.returncode == 0 and "'extension_build': 'jit" in r.stdout, r.stdout + r.stderr[-4000:]
     return cache
 
@@ -113,7 +113,7 @@ def test_jit_build_matches_prebuilt_bit_for_bit(jit_cache, tmp_path, seed):
 
 
 def test_cached_build_loads_without_compiling(jit_cache):
-    code = HIDE_PREBUILT + ("from a3d import _jit, ops\nb = _jit.load_or_build()\n"
+    code = HIDE_PREBUILT + ("from a3d.core import _jit, ops\nb = _jit.load_or_build()\n"
                             "print('COMPILED', b.compiled, b.path)\n")
     # Without a compiler on PATH a cached build still loads: nothing is compiled.
     r = run_python(code, env={_jit.CACHE_ENV: str(jit_cache), "CXX": "no-such-compiler"})
@@ -132,7 +132,7 @@ def test_second_process_waits_for_the_build_lock(jit_cache, tmp_path):
     (folder / _jit._DONE).unlink()  # as if the build were still running
     lock = FileLock(str(folder) + ".lock")
     lock.acquire()
-    code = HIDE_PREBUILT + "from a3d import _jit\nb = _jit.load_or_build()\nprint('COMPILED', b.compiled)\n"
+    code = HIDE_PREBUILT + "from a3d.core import _jit\nb = _jit.load_or_build()\nprint('COMPILED', b.compiled)\n"
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", **{_jit.CACHE_ENV: str(cache)})
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -152,8 +152,8 @@ def test_second_process_waits_for_the_build_lock(jit_cache, tmp_path):
 FALLBACK = HIDE_PREBUILT + """
 import warnings
 import torch
-from a3d import ops
-from a3d.rays import plucker_rays_reference
+from a3d.core import ops
+from a3d.core.rays import plucker_rays_reference
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     backends = [ops.backend("cpu", op) for op in ("plucker_rays", "rasterize_fwd", "plucker_rays")]

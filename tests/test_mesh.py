@@ -1,4 +1,5 @@
-"""a3d.mesh (extraction), a3d.mesh_io (files) and a3d.mesh_render (the triangle rasterizer of the quality check).
+"""a3d.io.mesh (extraction), a3d.io.mesh_file (files) and a3d.io.mesh_render (the triangle rasterizer of the
+quality check).
 
 The quality bar of issue 15: rendered from the canonical views, the mesh covers the Gaussians' silhouette
 with IoU >= 0.95 in every view and matches their colour with PSNR >= 25 dB inside it (over the four views'
@@ -14,12 +15,12 @@ import torch
 import trimesh  # a runtime dependency of a3d (GLB export): missing is a broken install, not a skip
 
 import a3d
-from a3d.cameras import canonical_cameras, look_at
+from a3d.core.cameras import canonical_cameras, look_at
 from a3d.cli import main
-from a3d.mesh import Mesh, _close_surface, extract, fidelity, is_watertight, vertex_normals
-from a3d.mesh_io import atlas_layout, bake_vertex_colors
-from a3d.mesh_render import rasterize_triangles, render_mesh
-from a3d.synth import SyntheticHeads
+from a3d.io.mesh import Mesh, _close_surface, extract, fidelity, is_watertight, vertex_normals
+from a3d.io.mesh_file import atlas_layout, bake_vertex_colors
+from a3d.io.mesh_render import rasterize_triangles, render_mesh
+from a3d.data.synth import SyntheticHeads
 
 EXAMPLE = Path(a3d.__file__).parent / "assets" / "example_head.ply"
 IOU_MIN, PSNR_MIN = 0.95, 25.0

@@ -1,4 +1,4 @@
-"""a3d.model: shapes per preset, bounds of the Gaussian decoder, the flow-matching sampler, AVAS,
+"""a3d.model.network: shapes per preset, bounds of the Gaussian decoder, the flow-matching sampler, AVAS,
 and strict save/load."""
 import json
 import math
@@ -7,8 +7,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from a3d.cameras import canonical_cameras
-from a3d.model import (PRESETS, A3DModel, ModelConfig, get_config, images_to_state, interpolate, sample_t,
+from a3d.core.cameras import canonical_cameras
+from a3d.model.network import (PRESETS, A3DModel, ModelConfig, get_config, images_to_state, interpolate, sample_t,
                        state_to_images, velocity)
 from shared import random_model
 

@@ -11,7 +11,7 @@ import yaml
 from safetensors import safe_open
 
 from a3d.api import DEFAULT_MODEL_DIR
-from a3d.model import A3DModel, get_config
+from a3d.model.network import A3DModel, get_config
 
 
 def _front_matter(text: str) -> dict:

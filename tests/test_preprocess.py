@@ -1,4 +1,4 @@
-"""a3d.preprocess: every input mode, bad inputs refused early and clearly, face framing, matting."""
+"""a3d.inference.preprocess: every input mode, bad inputs refused early and clearly, face framing, matting."""
 import io
 import math
 import struct
@@ -12,9 +12,9 @@ import pytest
 import torch
 from PIL import Image, ImageFile
 
-from a3d import framing
-from a3d import preprocess as pp
-from a3d.preprocess import ImageError, NoFaceError, load_image, preprocess
+from a3d.core import framing
+from a3d.inference import preprocess as pp
+from a3d.inference.preprocess import ImageError, NoFaceError, load_image, preprocess
 
 PORTRAIT = Path(__file__).parent / "fixtures" / "astronaut_256.jpg"
 
@@ -233,16 +233,16 @@ def test_rotated_and_offset_portrait_is_straightened():
 
 
 def test_turned_face_is_measured_and_warned_about(tmp_path):
-    """Face.yaw_deg on synthetic heads turned by known yaws (a3d.augment.turn_heads) is right within a few
+    """Face.yaw_deg on synthetic heads turned by known yaws (a3d.data.augment.turn_heads) is right within a few
     degrees and has the sign of the turn; preprocessing warns about a face turned past TURNED_FACE_DEG (the
     bundled model reconstructs those much worse), and not about the portrait, which faces the camera."""
     _face_models()
     import warnings
 
-    from a3d.augment import turn_heads
-    from a3d.cameras import canonical_cameras
-    from a3d.rendering import render
-    from a3d.synth import SyntheticHeads
+    from a3d.data.augment import turn_heads
+    from a3d.core.cameras import canonical_cameras
+    from a3d.core.rendering import render
+    from a3d.data.synth import SyntheticHeads
 
     S = 256
     heads = SyntheticHeads("cpu", seed=77, num_gaussians=40_000, image_size=S).sample(2).gaussians

@@ -1,15 +1,15 @@
-"""int8 weight storage (a3d.quantize): per-channel error bounds, what is and is not quantised, a model
+"""int8 weight storage (a3d.model.quantize): per-channel error bounds, what is and is not quantised, a model
 saved as int8 loads as float, computes nearly what the float model does and saves back the same
 tensors; malformed int8 files are refused with the file's name."""
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from a3d.checkpoint import export
+from a3d.train.checkpoint import export
 from a3d.errors import InputError
-from a3d.model import A3DModel, load_weights
-from a3d.quantize import INT8_FORMAT, METADATA_KEY, SCALE_SUFFIX, dequantize_state, quantize_state
-from a3d.train_config import TrainConfig
+from a3d.model.network import A3DModel, load_weights
+from a3d.model.quantize import INT8_FORMAT, METADATA_KEY, SCALE_SUFFIX, dequantize_state, quantize_state
+from a3d.train.config import TrainConfig
 from shared import random_model
 
 SMALL = dict(image_size=32, width=64, depth=2, heads=2, decoder_width=8, avas_width=8, input_width=4)

@@ -1,4 +1,4 @@
-"""The compiled rasterizer (C++ CPU kernel, CUDA kernel) against the PyTorch reference of a3d/rasterize.py.
+"""The compiled rasterizer (C++ CPU kernel, CUDA kernel) against the PyTorch reference of a3d/core/rasterize.py.
 
 Parity is checked two ways. In float64 the kernels and the reference take the same per-pixel decisions
 (alpha >= 1/255, the transmittance stop, the extent box) except on a set of measure zero, so outputs and
@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from a3d import ops
-from a3d.cameras import orbit_cameras
-from a3d.contract import ALPHA_MAX, ALPHA_MIN, T_MIN, TILE_SIZE
-from a3d.rasterize import _tile_pairs, project, rasterize, rasterize_reference
+from a3d.core import ops
+from a3d.core.cameras import orbit_cameras
+from a3d.core.contract import ALPHA_MAX, ALPHA_MIN, T_MIN, TILE_SIZE
+from a3d.core.rasterize import _tile_pairs, project, rasterize, rasterize_reference
 
 PARAMS = ("means", "quats", "scales", "opacities", "colors")
 

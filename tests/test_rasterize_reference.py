@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from a3d.cameras import orbit_cameras
-from a3d.rasterize import rasterize_reference
+from a3d.core.cameras import orbit_cameras
+from a3d.core.rasterize import rasterize_reference
 
 
 def random_scene(gen, n, views, size, spread=0.5, scale=(0.02, 0.12), dtype=torch.float64):

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from a3d import ops
-from a3d.cameras import look_at, orbit_cameras
-from a3d.rays import plucker_rays_reference
+from a3d.core import ops
+from a3d.core.cameras import look_at, orbit_cameras
+from a3d.core.rays import plucker_rays_reference
 
 
 def random_cameras(gen: torch.Generator, lead: tuple[int, ...], width: int, height: int,

@@ -1,14 +1,14 @@
-"""a3d.refinement and a3d.refine: per-subject fitting lowers the photo loss, keeps unseen views close
+"""a3d.inference.refinement and a3d.refine: per-subject fitting lowers the photo loss, keeps unseen views close
 to the feed-forward prediction, is deterministic, and runs through reconstruct(refine=)."""
 import pytest
 import torch
 
 import a3d
-from a3d.cameras import canonical_cameras
-from a3d.gaussians import Gaussians
-from a3d.refinement import RefineSettings, refine_gaussians, settings_from
-from a3d.rendering import render
-from a3d.synth import SyntheticHeads
+from a3d.core.cameras import canonical_cameras
+from a3d.core.gaussians import Gaussians
+from a3d.inference.refinement import RefineSettings, refine_gaussians, settings_from
+from a3d.core.rendering import render
+from a3d.data.synth import SyntheticHeads
 
 S = 32
 
@@ -76,7 +76,7 @@ def test_settings_and_argument_checks(scene):
 
 
 def test_reconstruct_with_refinement_and_multiview(scene, tmp_path):
-    from a3d.model import A3DModel, get_config
+    from a3d.model.network import A3DModel, get_config
 
     truth, noisy, cams, photos = scene
     torch.manual_seed(0)

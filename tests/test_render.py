@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from a3d.cameras import canonical_cameras, orbit_cameras
+from a3d.core.cameras import canonical_cameras, orbit_cameras
 from a3d.cli import main
-from a3d.gaussians import Gaussians
-from a3d.io_ply import flip_yz, save_ply
-from a3d.rasterize import rasterize_reference
-from a3d.rendering import render
-from a3d.sh import sh_basis, view_colors
-from a3d.video import mp4_box_order, orbit_video
+from a3d.core.gaussians import Gaussians
+from a3d.io.ply import flip_yz, save_ply
+from a3d.core.rasterize import rasterize_reference
+from a3d.core.rendering import render
+from a3d.core.sh import sh_basis, view_colors
+from a3d.io.video import mp4_box_order, orbit_video
 
 
 def blob(gen, n=200, batch=()):

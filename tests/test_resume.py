@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from a3d.train import CKPT_NAME, LOG_NAME
+from a3d.train.loop import CKPT_NAME, LOG_NAME
 from shared import assert_same_checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,8 +28,8 @@ CONFIG = dict(model_overrides=TINY, data="synthetic", synth_gaussians=2000, synt
 # no atexit: what a crash, an OOM kill or a pre-empted machine does).
 _KILLER = """
 import os, signal, sys
-from a3d.train import train
-from a3d.train_config import TrainConfig
+from a3d.train.loop import train
+from a3d.train.config import TrainConfig
 def on_step(step):
     if step == int(sys.argv[2]):
         os.kill(os.getpid(), signal.SIGKILL)
@@ -103,8 +103,8 @@ def test_device_cuda_without_cuda_is_one_line(tmp_path, argv):
 def test_a_rebuilt_synthetic_pool_is_bit_exact(pool, refresh):
     """A resumed run rebuilds the head pool of its step; the generator's last bits can depend on the
     batch a head is made in, so the rebuild must make each head in the same call as the run did."""
-    from a3d.seeding import mix_seed
-    from a3d.batches import SyntheticBatches
+    from a3d.core.seeding import mix_seed
+    from a3d.train.batches import SyntheticBatches
 
     kw = dict(size=32, batch=1, num_views=2, num_gaussians=2000, seed=mix_seed(0, 2000, bits=31),
               device=torch.device("cpu"),

@@ -1,7 +1,7 @@
-"""a3d.seeding: the one seed mixer (training steps, epochs and ranks; the synthetic heads' keys)."""
+"""a3d.core.seeding: the one seed mixer (training steps, epochs and ranks; the synthetic heads' keys)."""
 import pytest
 
-from a3d.seeding import mix_seed
+from a3d.core.seeding import mix_seed
 
 
 def test_values_are_pinned():
@@ -30,7 +30,7 @@ def test_narrower_seeds_are_the_low_bits():
 def test_the_generators_tensor_keys_are_the_same_mix():
     import torch
 
-    from a3d.synth import _head_keys
+    from a3d.data.synth import _head_keys
 
     seed, ids = 2**40 + 7, torch.tensor([0, 1, 123456, 2**31 - 1])
     keys = _head_keys(seed, ids).tolist()

@@ -1,5 +1,5 @@
 """The Hugging Face Space as it runs there: the folder demo/make_space.sh assembles, started in a fresh virtual
-environment that has no prebuilt a3d._C, compiles the kernels when it starts (a3d/_jit.py), and the example
+environment that has no prebuilt a3d._C, compiles the kernels when it starts (a3d/core/_jit.py), and the example
 uploaded in headless Chromium is rendered by those compiled kernels.
 
 The virtual environment gets this interpreter's packages through a .pth file (so nothing is downloaded), and

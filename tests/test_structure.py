@@ -16,8 +16,18 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "a3d"
 
 
+def _module_name(path: Path) -> str:
+    parts = ("a3d", *path.relative_to(PACKAGE).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
 def _modules() -> dict[str, Path]:
-    return {("a3d" if p.stem == "__init__" else f"a3d.{p.stem}"): p for p in sorted(PACKAGE.glob("*.py"))}
+    return {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _package_of(module: str, path: Path) -> str:
+    """The package a relative import of ``module`` starts from (a package's __init__ is its own package)."""
+    return module if path.name == "__init__.py" else module.rpartition(".")[0]
 
 
 def _skipped(node: ast.If) -> bool:
@@ -25,8 +35,9 @@ def _skipped(node: ast.If) -> bool:
     return test in ("TYPE_CHECKING", "typing.TYPE_CHECKING") or test.replace("'", '"') == '__name__ == "__main__"'
 
 
-def _imports(tree: ast.AST, modules: dict[str, Path]) -> set[str]:
-    """a3d modules (or "a3d" itself, the root) that ``tree`` imports."""
+def _imports(tree: ast.AST, modules: dict[str, Path], package: str = "a3d") -> set[str]:
+    """a3d modules (or "a3d" itself, the root) that ``tree`` imports; ``package`` is the package its
+    relative imports start from. Importing a sub-package counts as importing its ``__init__``."""
     found: set[str] = set()
 
     def visit(node: ast.AST) -> None:
@@ -39,14 +50,16 @@ def _imports(tree: ast.AST, modules: dict[str, Path]) -> set[str]:
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name == "a3d" or a.name.startswith("a3d."))
         elif isinstance(node, ast.ImportFrom):
-            if node.level == 1:  # a3d is one flat package: relative imports are one level deep
-                base = f"a3d.{node.module}" if node.module else "a3d"
+            if node.level >= 1:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(anchor + ([node.module] if node.module else []))
             elif node.level == 0 and node.module and node.module.split(".")[0] == "a3d":
                 base = node.module
             else:
                 base = None
-            if base == "a3d":  # `from . import x`: a submodule, or a name of the package root
-                found.update(f"a3d.{a.name}" if f"a3d.{a.name}" in modules else "a3d" for a in node.names)
+            if base is not None and base in modules and modules[base].name == "__init__.py":
+                # `from .pkg import x`: a submodule of pkg, or a name of pkg's __init__
+                found.update(f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names)
             elif base is not None:
                 found.add(base)
         for child in ast.iter_child_nodes(node):
@@ -58,17 +71,20 @@ def _imports(tree: ast.AST, modules: dict[str, Path]) -> set[str]:
 
 def _graph() -> dict[str, set[str]]:
     modules = _modules()
-    return {name: _imports(ast.parse(path.read_text(encoding="utf-8")), modules) for name, path in modules.items()}
+    return {name: _imports(ast.parse(path.read_text(encoding="utf-8")), modules, _package_of(name, path))
+            for name, path in modules.items()}
 
 
 def test_the_graph_reader_sees_every_kind_of_import():
-    modules = {"a3d": Path(), "a3d.ops": Path(), "a3d.framing": Path()}
-    src = ("import a3d\nfrom . import framing, __version__\nfrom .ops import backend\n"
-           "def f():\n    from a3d.ops import info\n"
-           "if TYPE_CHECKING:\n    from .api import Avatar\n"
+    modules = {"a3d": Path("__init__.py"), "a3d.core": Path("__init__.py"), "a3d.core.ops": Path("ops.py"),
+               "a3d.core.framing": Path("framing.py"), "a3d.io.ply": Path("ply.py")}
+    src = ("import a3d\nfrom ..core import framing\nfrom .. import __version__\nfrom ..core.ops import backend\n"
+           "from .ply import save_ply\n"
+           "def f():\n    from a3d.core.ops import info\n"
+           "if TYPE_CHECKING:\n    from ..api import Avatar\n"
            "def _repr_html_(self):\n    from .display import html\n"
-           "if __name__ == '__main__':\n    from .cli import main\n")
-    assert _imports(ast.parse(src), modules) == {"a3d", "a3d.framing", "a3d.ops"}
+           "if __name__ == '__main__':\n    from ..cli import main\n")
+    assert _imports(ast.parse(src), modules, "a3d.io") == {"a3d", "a3d.core.framing", "a3d.core.ops", "a3d.io.ply"}
 
 
 def test_no_module_imports_the_package_root():
@@ -109,5 +125,5 @@ def test_package_root_names_resolve_lazily():
     assert sorted(a3d.__all__) == sorted(a3d._EXPORTS)
     for name in a3d.__all__:
         assert getattr(a3d, name) is not None, name
-    assert a3d.ops.backend is a3d.backend  # submodules resolve too, as after an eager import
+    assert a3d.core.ops.backend is a3d.backend  # submodules resolve too, as after an eager import
     assert set(a3d.__all__) <= set(dir(a3d))

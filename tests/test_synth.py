@@ -1,5 +1,5 @@
-"""Synthetic heads (a3d.synth, a3d.head_basis): the bundled basis, determinism, batching, valid and
-framed Gaussians, cameras, the front view, and the AnyHead layout a3d.data.export_dataset writes."""
+"""Synthetic heads (a3d.data.synth, a3d.data.head_basis): the bundled basis, determinism, batching, valid and
+framed Gaussians, cameras, the front view, and the AnyHead layout a3d.data.dataset.export_dataset writes."""
 import dataclasses
 import json
 import os
@@ -9,15 +9,15 @@ import pytest
 import torch
 from PIL import Image
 
-from a3d import framing
-from a3d.cameras import canonical_cameras, load_cameras_json
+from a3d.core import framing
+from a3d.core.cameras import canonical_cameras, load_cameras_json
 from a3d.cli import build_parser
-from a3d.rasterize import quat_to_rotmat
+from a3d.core.rasterize import quat_to_rotmat
 from a3d.cli import cmd_synth
-from a3d.data import _select_views, export_dataset
-from a3d.head_basis import load_head_basis
-from a3d.rasterize import rotmat_to_quat as _rotmat_to_quat
-from a3d.synth import (EARRINGS, EXPRESSIONS, HAIR_STYLES, HATS, INPUT_VIEW, NUM_FIXED_VIEWS, SynthConfig,
+from a3d.data.dataset import _select_views, export_dataset
+from a3d.data.head_basis import load_head_basis
+from a3d.core.rasterize import rotmat_to_quat as _rotmat_to_quat
+from a3d.data.synth import (EARRINGS, EXPRESSIONS, HAIR_STYLES, HATS, INPUT_VIEW, NUM_FIXED_VIEWS, SynthConfig,
                        SyntheticHeads, fixed_cameras, random_cameras, render_views)
 
 N = 4000  # Gaussians a head: enough to test, small enough for a CPU
@@ -283,7 +283,7 @@ def test_overrides_change_only_what_they_name():
 
 @pytest.mark.parametrize("kind", ["expressions", "accessories"])
 def test_export_variants(tmp_path, kind):
-    from a3d.data import HeadDataset
+    from a3d.data.dataset import HeadDataset
 
     names = ["neutral", "smile"] if kind == "expressions" else ["none", "sunglasses"]
     dirs = export_dataset(tmp_path, 2, views=3, size=32, device="cpu", num_gaussians=2000, progress=False,
@@ -338,7 +338,7 @@ def test_the_number_of_operations_does_not_grow_with_the_batch():
 
 
 def test_random_streams():
-    from a3d.synth import _head_keys, _Random
+    from a3d.data.synth import _head_keys, _Random
 
     rng = _Random(_head_keys(5, torch.arange(4)))
     u = rng.uniform("a", 2000, 3)

@@ -6,16 +6,16 @@ import pytest
 import torch
 from PIL import Image
 
-from a3d.batches import FolderBatches, SyntheticBatches
-from a3d.cameras import Cameras, canonical_cameras, orbit_cameras, save_cameras_json
+from a3d.train.batches import FolderBatches, SyntheticBatches
+from a3d.core.cameras import Cameras, canonical_cameras, orbit_cameras, save_cameras_json
 from a3d.cli import build_parser, config_from_args
-from a3d.data import CAMERA_FILE
-from a3d.evaluate import bucket, eval_azimuths, plot_log, psnr, ssim
-from a3d.model import A3DModel
-from a3d.objective import compute_loss
-from a3d.rendering import render
-from a3d.train import CKPT_NAME, LOG_NAME, train
-from a3d.train_config import TrainConfig, get_lr
+from a3d.data.dataset import CAMERA_FILE
+from a3d.eval.evaluate import bucket, eval_azimuths, plot_log, psnr, ssim
+from a3d.model.network import A3DModel
+from a3d.train.objective import compute_loss
+from a3d.core.rendering import render
+from a3d.train.loop import CKPT_NAME, LOG_NAME, train
+from a3d.train.config import TrainConfig, get_lr
 from shared import assert_same_checkpoints, blob_head
 
 TINY = dict(image_size=32, width=64, depth=2, heads=2, decoder_width=16, avas_width=8)
@@ -190,7 +190,7 @@ def test_config_cli_and_errors(tmp_path):
 
 
 def test_synthetic_run_evaluates_and_writes_gallery(tmp_path):
-    """The default data path: heads from a3d.synth on the fly, held-out evaluation by view bucket."""
+    """The default data path: heads from a3d.data.synth on the fly, held-out evaluation by view bucket."""
     out = tmp_path / "syn"
     cfg = _cfg("synthetic", out, max_steps=2, ckpt_every=1, synth_gaussians=10_000, eval_heads=2, eval_views=8,
                gallery_images=1, eval_turn=20.0)
@@ -213,8 +213,8 @@ def test_bundled_model_is_trained_tiny_fp16():
     from safetensors.torch import load_file
 
     from a3d.api import DEFAULT_MODEL_DIR
-    from a3d.model import get_config
-    from a3d.evaluate import evaluate, synthetic_eval_set
+    from a3d.model.network import get_config
+    from a3d.eval.evaluate import evaluate, synthetic_eval_set
 
     path = DEFAULT_MODEL_DIR / "model.safetensors"
     assert path.stat().st_size < 16 * 2**20
@@ -304,7 +304,7 @@ def test_synthetic_heads_generated_ahead_are_the_same_heads_and_resume_exactly()
 def test_generation_ahead_is_logged_at_its_amortised_cost():
     """stage_s["generate"] with synth_ahead = A: the group call's time / A on every step of the group, also
     on the step that made the call (whose own mark would have booked all of it)."""
-    from a3d.batches import StageClock
+    from a3d.train.batches import StageClock
 
     source = SyntheticBatches(32, 1, 2, 2000, seed=3, device=torch.device("cpu"), ahead=2)
     clocks = [StageClock(torch.device("cpu")) for _ in range(2)]

@@ -8,7 +8,7 @@ run by `make test`); the browser is Debian's chromium driven by Playwright (`bas
 Without them the tests skip, saying what is missing. Screenshots go to the test's tmp_path and, if
 A3D_SCREENSHOT_DIR is set, there too.
 
-Which file each viewer gets is a3d's documented convention (a3d.io_ply.UP_CHOICES): the default y-up
+Which file each viewer gets is a3d's documented convention (a3d.io.ply.UP_CHOICES): the default y-up
 export for the three.js viewers, the ``up="-y"`` export for gsplat.js, whose defaults assume the
 y-down world of COLMAP-trained scenes.
 """
@@ -83,7 +83,7 @@ _Handler.extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory) -> Path:
     """The example head saved the way users get it: the default export and the up="-y" one."""
-    from a3d.io_ply import load_ply, save_ply, save_splat
+    from a3d.io.ply import load_ply, save_ply, save_splat
 
     out = tmp_path_factory.mktemp("exports")
     head = load_ply(EXAMPLE_HEAD)

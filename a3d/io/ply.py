@@ -1,0 +1,396 @@
+"""Gaussian-splat files: the Inria 3DGS PLY (read and write) and the 32-byte ``.splat`` (read and write).
+
+**PLY layout** (what the Inria 3DGS code, SIBR, SuperSplat and most viewers read and write): a
+``binary_little_endian 1.0`` file with one ``vertex`` element whose float32 properties are, in order::
+
+    x y z                     centre                      = means
+    nx ny nz                  unused normals (zeros)
+    f_dc_0 f_dc_1 f_dc_2      DC colour coefficient       colors = 0.5 + SH_C0 * f_dc
+    f_rest_0 .. f_rest_{3K-1} higher SH, channel-major: f_rest_{c*K + k} = sh_rest[n, k, c]
+    opacity                   logit                       opacities = sigmoid(opacity)
+    scale_0 scale_1 scale_2   log standard deviations     scales = exp(scale_i)
+    rot_0 rot_1 rot_2 rot_3   quaternion w x y z (stored as given, not normalised)
+
+:func:`save_ply` writes exactly this order. :func:`load_ply` accepts the properties in any order,
+with or without ``nx ny nz``, and with 3K ``f_rest_*`` for K + 1 a square (K = 0, 3, 8, 15, 24 for
+SH degree 0..4); it refuses any other property (an error names them), any other element, any
+non-float32 type, ASCII or big-endian files, a header over 64 KiB, a vertex count above
+``max_vertices`` or larger than the file, trailing bytes, NaN/inf values and log scales outside
+[-80, 80] (whose exp is no positive float32); the error, an :class:`a3d.errors.InputError`, names
+the file and the field. It checks the header against the file size before reading any vertex data, so a bogus
+header never makes it read or allocate gigabytes.
+
+Round trip: ``means``, ``quats`` and ``sh_rest`` are stored as given and come back bit for bit;
+``colors``, ``opacities`` and ``scales`` pass through their encodings (SH DC, logit, log) computed
+in float64, so they come back to float32 rounding (relative error about 1e-6). Opacities are
+clamped to ``[1e-6, 1 - 1e-6]`` before the logit (0 and 1 have no finite logit); scales must be
+positive and every value finite, else :func:`save_ply` raises (``Gaussians.prune`` drops such
+Gaussians).
+
+**.splat layout** (the antimatter15 WebGL viewer and its followers): 32 bytes a splat, little endian,
+no header::
+
+    0..11  x y z          float32
+    12..23 scale 0..2     float32, linear
+    24..27 R G B A        uint8: colour and opacity times 255, rounded and clamped to [0, 255]
+    28..31 rot w x y z    uint8: (q / |q|) * 128 + 128, rounded and clamped to [0, 255]
+
+sorted by descending ``scale_0 * scale_1 * scale_2 * opacity`` (the viewer draws the first
+splats first while the rest streams in).
+
+**SH degree.** :func:`save_ply` writes the degree the Gaussians carry (a3d's model: 0) unless
+``sh_degree`` asks for another: ``sh_degree=3`` pads ``f_rest_*`` with zeros to the 45 of the Inria
+files, for loaders that require them. :func:`load_ply` reads degrees 0 to 4 and keeps ``sh_rest``;
+:func:`a3d.render` shades degrees 1 to 3 per camera (:mod:`a3d.core.sh`).
+
+**Up axis** (``up=`` of the save and load functions, :data:`UP_CHOICES`). a3d's world is y up, face
+toward +z, and files keep it by default (``"+y"``). Tested with each viewer's default camera
+(tests/test_viewer_browser.py, headless Chromium): the default export shows the head upright and
+facing the viewer in @mkkellogg/gaussian-splats-3d and in Spark (three.js, y up); gsplat.js, and so
+gradio's Model3D, assumes the y-down world of COLMAP-trained scenes and shows it upside down, so
+give it ``up="-y"`` (the head turned 180° about x, :func:`flip_yz`). Other viewers built around
+COLMAP-trained scenes may want ``"-y"`` too; only the three above are tested.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+
+import numpy as np
+import torch
+
+from ..errors import InputError, check_int
+from ..core.files import atomic_write
+from ..core.gaussians import SH_C0, Gaussians
+
+__all__ = ["save_ply", "load_ply", "save_splat", "load_splat", "flip_yz", "UP_CHOICES", "MAX_HEADER_BYTES",
+           "OPACITY_EPS"]
+
+MAX_HEADER_BYTES = 64 * 1024
+"""A PLY header longer than this is refused (real ones are a few hundred bytes)."""
+
+OPACITY_EPS = 1e-6
+"""Opacities are clamped to [OPACITY_EPS, 1 - OPACITY_EPS] before the logit when saving."""
+
+UP_CHOICES = ("+y", "-y")
+"""The world up axis of a file: ``"+y"`` is a3d's world (y up, face toward +z; three.js based viewers
+such as gaussian-splats-3d and Spark); ``"-y"`` is the y-down world of COLMAP-trained scenes (the same
+head turned 180° about x, see :func:`flip_yz`), which viewers tuned for such scenes expect. The module
+docstring lists which viewer shows which upright."""
+
+_MAX_SH_DEGREE = 4
+_MAX_LOG_SCALE = 80.0  # exp(±80) ~ 5.5e34 / 1.8e-35: positive, finite float32 sizes
+_FLOAT_TYPES = ("float", "float32")
+_SPLAT_DTYPE = np.dtype([("means", "<f4", 3), ("scales", "<f4", 3), ("rgba", "u1", 4), ("rot", "u1", 4)])
+assert _SPLAT_DTYPE.itemsize == 32
+
+
+def _vertex_names(k: int) -> list[str]:
+    """The property names of the Inria layout with ``k`` higher SH coefficients per channel, in order."""
+    return (["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
+            + [f"f_rest_{i}" for i in range(3 * k)]
+            + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"])
+
+
+def _as_numpy(gaussians: Gaussians, what: str) -> dict[str, np.ndarray]:
+    """Float64 numpy copies of the fields of a single scene, checked finite."""
+    if not isinstance(gaussians, Gaussians):
+        raise InputError(f"gaussians: expected an a3d.core.gaussians.Gaussians, got {type(gaussians).__name__}")
+    if gaussians.means.dim() != 2:
+        raise InputError(f"gaussians: {what} writes one scene [N, ...] without batch dims, got batch shape "
+                         f"{tuple(gaussians.batch_shape)}; pick one with gaussians.scene(b)")
+    out = {}
+    for name in ("means", "quats", "scales", "opacities", "colors", "sh_rest"):
+        t = getattr(gaussians, name)
+        if t is None:
+            continue
+        a = t.detach().to("cpu", torch.float64).numpy()
+        if not np.isfinite(a).all():
+            raise InputError(f"gaussians.{name}: contains NaN or inf; drop such Gaussians first (gaussians.prune())")
+        out[name] = a
+    if (out["scales"] <= 0).any():
+        raise InputError("gaussians.scales: must be positive (the file stores their log); "
+                         "drop zero-scale Gaussians first (gaussians.prune())")
+    return out
+
+
+def flip_yz(gaussians: Gaussians) -> Gaussians:
+    """The same scene turned 180° about the x axis (y -> −y, z -> −z), any batch dims.
+
+    This converts between a3d's world (y up, face toward +z) and the y-down world of COLMAP-trained
+    3DGS scenes that some viewers assume (see :data:`UP_CHOICES`); it is its own inverse. Means flip,
+    quaternions are premultiplied by the turn (w, x, y, z) -> (−x, w, −z, y), and the higher SH
+    coefficients change sign where their basis function is odd in (y, z) (:func:`a3d.core.sh.flip_signs`).
+    """
+    from ..core.sh import flip_signs
+
+    if not isinstance(gaussians, Gaussians):
+        raise ValueError(f"gaussians: expected an a3d.core.gaussians.Gaussians, got {type(gaussians).__name__}")
+    g = gaussians
+    w, x, y, z = g.quats.unbind(-1)
+    sh_rest = g.sh_rest
+    if sh_rest is not None:
+        sh_rest = sh_rest * flip_signs(sh_rest.shape[-2], sh_rest.dtype).to(sh_rest.device)[:, None]
+    return Gaussians(means=g.means * g.means.new_tensor([1.0, -1.0, -1.0]), quats=torch.stack([-x, w, -z, y], -1),
+                     scales=g.scales, opacities=g.opacities, colors=g.colors, sh_rest=sh_rest)
+
+
+def _oriented(gaussians: Gaussians, up: str) -> Gaussians:
+    if up not in UP_CHOICES:
+        raise ValueError(f"up: expected one of {', '.join(map(repr, UP_CHOICES))}, got {up!r}")
+    if up == "-y" and isinstance(gaussians, Gaussians):
+        return flip_yz(gaussians)
+    return gaussians
+
+
+def _with_degree(gaussians: Gaussians, sh_degree: int | None) -> Gaussians:
+    """Gaussians whose sh_rest holds exactly the coefficients of ``sh_degree`` (zeros padded, higher
+    ones dropped); None keeps what they carry."""
+    if sh_degree is None or not isinstance(gaussians, Gaussians):
+        return gaussians
+    if isinstance(sh_degree, bool) or not isinstance(sh_degree, int) or not 0 <= sh_degree <= _MAX_SH_DEGREE:
+        raise ValueError(f"sh_degree: expected None or an int in 0..{_MAX_SH_DEGREE}, got {sh_degree!r}")
+    k = (sh_degree + 1) ** 2 - 1
+    g = gaussians
+    have = g.sh_rest if g.sh_rest is not None else g.means.new_zeros(g.means.shape[:-1] + (0, 3))
+    if have.shape[-2] >= k:
+        rest = have[..., :k, :]
+    else:
+        rest = torch.cat([have, have.new_zeros(have.shape[:-2] + (k - have.shape[-2], 3))], -2)
+    return Gaussians(g.means, g.quats, g.scales, g.opacities, g.colors, rest if k else None)
+
+
+def save_ply(gaussians: Gaussians, path: str | os.PathLike, sh_degree: int | None = None, up: str = "+y") -> None:
+    """Write one scene of Gaussians (no batch dims: means [N, 3]) as an Inria 3DGS PLY.
+
+    Args:
+        gaussians: the scene.
+        path: the file to write (replaced atomically).
+        sh_degree: None writes the SH the Gaussians carry (a3d's model: degree 0); 0..4 writes that
+            degree, padding the higher coefficients with zeros (``sh_degree=3`` gives the 45
+            ``f_rest_*`` of the Inria layout, which some loaders require) or dropping extra ones.
+        up: ``"+y"`` keeps a3d's world (y up, face +z); ``"-y"`` writes the y-down world of
+            COLMAP-trained scenes (:func:`flip_yz`); see :data:`UP_CHOICES` for which viewer wants which.
+
+    See the module docstring for the layout, the opacity clamp and what round-trips exactly.
+    Raises ValueError for batched Gaussians, non-finite values or non-positive scales.
+    """
+    g = _as_numpy(_oriented(_with_degree(gaussians, sh_degree), up), "save_ply")
+    n = g["means"].shape[0]
+    k = 0 if g.get("sh_rest") is None else g["sh_rest"].shape[1]
+    names = _vertex_names(k)
+    rec = np.zeros(n, dtype=np.dtype([(name, "<f4") for name in names]))
+    for i, axis in enumerate("xyz"):
+        rec[axis] = g["means"][:, i]
+    f_dc = (g["colors"] - 0.5) / SH_C0
+    for c in range(3):
+        rec[f"f_dc_{c}"] = f_dc[:, c]
+        for j in range(k):  # channel-major: all k coefficients of R, then G, then B
+            rec[f"f_rest_{c * k + j}"] = g["sh_rest"][:, j, c]
+    o = np.clip(g["opacities"], OPACITY_EPS, 1.0 - OPACITY_EPS)
+    rec["opacity"] = np.log(o) - np.log1p(-o)
+    log_s = np.log(g["scales"])
+    for i in range(3):
+        rec[f"scale_{i}"] = log_s[:, i]
+    for i in range(4):
+        rec[f"rot_{i}"] = g["quats"][:, i]
+    header = "".join(["ply\n", "format binary_little_endian 1.0\n", "comment written by a3d\n",
+                      f"element vertex {n}\n", *(f"property float {name}\n" for name in names), "end_header\n"])
+    with atomic_write(path) as f:
+        f.write(header.encode("ascii"))
+        f.write(rec.view(np.uint8))
+
+
+def _parse_header(path: str, f) -> tuple[int, list[str], int]:
+    """Read and check the PLY header; returns (vertex count, property names, data offset)."""
+    head = f.read(MAX_HEADER_BYTES + 1)
+    if not head.startswith(b"ply\n") and not head.startswith(b"ply\r\n"):
+        raise InputError(f"{path}: not a PLY file (it does not start with 'ply')")
+    m = re.search(rb"(?:^|\n)end_header\r?\n", head)
+    if m is None or m.end() > MAX_HEADER_BYTES:
+        raise InputError(f"{path}: no 'end_header' within the first {MAX_HEADER_BYTES} bytes; "
+                         f"refusing an oversized or malformed PLY header")
+    try:
+        lines = head[:m.start()].decode("ascii").splitlines()
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: the PLY header is not ASCII text") from None
+    fmt, count, props, element = None, None, [], None
+    for line in lines[1:]:
+        tok = line.split()
+        if not tok or tok[0] in ("comment", "obj_info"):
+            continue
+        if tok[0] == "format":
+            fmt = " ".join(tok[1:])
+            if fmt != "binary_little_endian 1.0":
+                raise InputError(f"{path}: PLY format {fmt!r} is not supported; expected "
+                                 f"'binary_little_endian 1.0' (the Inria 3DGS layout)")
+        elif tok[0] == "element":
+            if len(tok) != 3:
+                raise InputError(f"{path}: malformed PLY header line {line!r}")
+            if element is not None:
+                raise InputError(f"{path}: PLY element {tok[1]!r} after 'vertex'; expected a single 'vertex' "
+                                 f"element (the Inria 3DGS layout)")
+            if tok[1] != "vertex":
+                raise InputError(f"{path}: PLY element {tok[1]!r} is not supported; expected a single 'vertex' "
+                                 f"element (the Inria 3DGS layout)")
+            if not tok[2].isdigit():
+                raise InputError(f"{path}: vertex count {tok[2]!r} is not a non-negative integer")
+            element, count = tok[1], int(tok[2])
+        elif tok[0] == "property":
+            if element is None:
+                raise InputError(f"{path}: PLY property before any element: {line!r}")
+            if len(tok) != 3 or tok[1] == "list":
+                raise InputError(f"{path}: PLY property {line!r} is not supported; expected 'property float NAME'")
+            if tok[1] not in _FLOAT_TYPES:
+                raise InputError(f"{path}: property {tok[2]!r} has type {tok[1]!r}; expected float (float32)")
+            if tok[2] in props:
+                raise InputError(f"{path}: property {tok[2]!r} appears twice")
+            props.append(tok[2])
+        else:
+            raise InputError(f"{path}: unexpected PLY header line {line!r}")
+    if fmt is None:
+        raise InputError(f"{path}: the PLY header has no 'format' line")
+    if count is None:
+        raise InputError(f"{path}: the PLY header has no 'element vertex N' line")
+    return count, props, m.end()
+
+
+def _sh_rest_count(path: str, props: list[str]) -> int:
+    """Check the property names against the Inria layout; returns K (higher SH coefficients per channel)."""
+    rest = [p for p in props if p.startswith("f_rest_")]
+    k3 = len(rest)
+    k = k3 // 3
+    if k3 % 3 or math.isqrt(k + 1) ** 2 != k + 1 or math.isqrt(k + 1) - 1 > _MAX_SH_DEGREE:
+        raise InputError(f"{path}: {k3} f_rest_* properties; expected 3*((d+1)^2 - 1) for an SH degree d "
+                         f"in 0..{_MAX_SH_DEGREE} (0, 9, 24, 45 or 72)")
+    known = set(_vertex_names(k))
+    extra = [p for p in props if p not in known]
+    if extra:
+        raise InputError(f"{path}: unknown vertex properties {extra}; expected only those of the Inria 3DGS "
+                         f"layout (x y z, nx ny nz, f_dc_0..2, f_rest_*, opacity, scale_0..2, rot_0..3)")
+    missing = [p for p in _vertex_names(k) if p not in props and p not in ("nx", "ny", "nz")]
+    if missing:
+        raise InputError(f"{path}: missing vertex properties {missing} of the Inria 3DGS layout")
+    return k
+
+
+def load_ply(path: str | os.PathLike, max_vertices: int = 50_000_000, up: str = "+y") -> Gaussians:
+    """Read an Inria 3DGS PLY (from a3d, the Inria code, SuperSplat, ...) into activated Gaussians.
+
+    Args:
+        path: the .ply file.
+        max_vertices: refuse files with more Gaussians than this (checked from the header, before
+            reading any data).
+        up: the file's up axis (:data:`UP_CHOICES`); ``"-y"`` (a COLMAP-trained scene, or a file
+            saved with ``up="-y"``) is turned into a3d's y-up world.
+
+    Returns:
+        Gaussians with means [N, 3], quats [N, 4], scales [N, 3], opacities [N], colors [N, 3]
+        (float32, CPU) and sh_rest [N, K, 3] when the file has f_rest_* properties.
+
+    Raises:
+        InputError (a ValueError) naming the file and what is wrong (see the module docstring for what
+        is accepted).
+    """
+    check_int(max_vertices, "max_vertices", 0)
+    _oriented(None, up)  # check the argument before reading
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise InputError(f"{path}: expected a PLY file, found a folder")
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        n, props, offset = _parse_header(path, f)
+        k = _sh_rest_count(path, props)
+        if n > max_vertices:
+            raise InputError(f"{path}: {n} vertices exceed max_vertices={max_vertices}")
+        dtype = np.dtype([(p, "<f4") for p in props])
+        need = offset + n * dtype.itemsize
+        if need > size:
+            raise InputError(f"{path}: truncated: the header declares {n} vertices ({need} bytes in all) "
+                             f"but the file has {size} bytes")
+        if need < size:
+            raise InputError(f"{path}: {size - need} unexpected bytes after the {n} vertices")
+        rec = np.empty(n, dtype=dtype)
+        f.seek(offset)
+        if f.readinto(rec.view(np.uint8)) != n * dtype.itemsize:
+            raise InputError(f"{path}: truncated while reading the vertex data")
+    for p in props:
+        if not np.isfinite(rec[p]).all():
+            bad = int(np.flatnonzero(~np.isfinite(rec[p]))[0])
+            raise InputError(f"{path}: property {p!r} holds NaN or inf (first at vertex {bad})")
+
+    def cols(names: list[str]) -> np.ndarray:  # [N, len(names)] float32
+        return np.stack([rec[c] for c in names], axis=-1) if names else np.zeros((n, 0), np.float32)
+
+    f_dc = cols(["f_dc_0", "f_dc_1", "f_dc_2"]).astype(np.float64)
+    logit = rec["opacity"].astype(np.float64)
+    log_s = cols(["scale_0", "scale_1", "scale_2"]).astype(np.float64)
+    out_of_range = (np.abs(log_s) > _MAX_LOG_SCALE).any(-1)
+    if out_of_range.any():  # exp would overflow float32 to inf or underflow to a zero size
+        bad = int(np.flatnonzero(out_of_range)[0])
+        raise InputError(f"{path}: a scale_* value outside [-{_MAX_LOG_SCALE:g}, {_MAX_LOG_SCALE:g}] (vertex {bad}): "
+                         f"its exp, the Gaussian's size, is not a positive float32")
+    sh_rest = None
+    if k:  # f_rest_{c*K + j} -> sh_rest[:, j, c]
+        rest = cols([f"f_rest_{i}" for i in range(3 * k)]).reshape(n, 3, k)  # [N, channel, coefficient]
+        sh_rest = torch.from_numpy(rest.transpose(0, 2, 1).copy())
+    return _oriented(Gaussians(
+        means=torch.from_numpy(cols(["x", "y", "z"])),
+        quats=torch.from_numpy(cols(["rot_0", "rot_1", "rot_2", "rot_3"])),
+        scales=torch.from_numpy(np.exp(log_s).astype(np.float32)),
+        opacities=torch.from_numpy((0.5 * (1.0 + np.tanh(0.5 * logit))).astype(np.float32)),  # sigmoid, no overflow
+        colors=torch.from_numpy((0.5 + SH_C0 * f_dc).astype(np.float32)),
+        sh_rest=sh_rest,
+    ), up)
+
+
+def save_splat(gaussians: Gaussians, path: str | os.PathLike, up: str = "+y") -> None:
+    """Write one scene of Gaussians (no batch dims) as a ``.splat`` file (32 bytes a splat, see the
+    module docstring); higher SH are dropped; ``up`` as in :func:`save_ply`. Raises ValueError for
+    batched Gaussians, non-finite values, non-positive scales or zero quaternions."""
+    g = _as_numpy(_oriented(gaussians, up), "save_splat")
+    qn = np.linalg.norm(g["quats"], axis=-1, keepdims=True)
+    if (qn == 0).any():
+        raise InputError("gaussians.quats: zero quaternions cannot be normalised; drop them first (gaussians.prune())")
+    o = np.clip(g["opacities"], 0.0, 1.0)
+    order = np.argsort(-(g["scales"].prod(-1) * o), kind="stable")
+    rec = np.empty(len(order), dtype=_SPLAT_DTYPE)
+    rec["means"] = g["means"][order]
+    rec["scales"] = g["scales"][order]
+    rgba = np.concatenate([g["colors"], o[:, None]], -1)[order]
+    rec["rgba"] = np.clip(np.rint(rgba * 255.0), 0, 255).astype(np.uint8)
+    rec["rot"] = np.clip(np.rint((g["quats"] / qn)[order] * 128.0 + 128.0), 0, 255).astype(np.uint8)
+    with atomic_write(path) as f:
+        f.write(rec.view(np.uint8))
+
+
+def load_splat(path: str | os.PathLike, max_vertices: int = 50_000_000) -> Gaussians:
+    """Read a ``.splat`` file into Gaussians (float32, CPU; colours and opacities quantised to 1/255,
+    quaternions to 1/128). Raises InputError for a size that is not a multiple of 32 bytes, more
+    than ``max_vertices`` splats, NaN/inf positions or sizes, or sizes that are not positive."""
+    check_int(max_vertices, "max_vertices", 0)
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise InputError(f"{path}: expected a .splat file, found a folder")
+    size = os.path.getsize(path)
+    if size % _SPLAT_DTYPE.itemsize:
+        raise InputError(f"{path}: {size} bytes is not a multiple of the 32-byte .splat record")
+    n = size // _SPLAT_DTYPE.itemsize
+    if n > max_vertices:
+        raise InputError(f"{path}: {n} splats exceed max_vertices={max_vertices}")
+    rec = np.fromfile(path, dtype=_SPLAT_DTYPE, count=n)
+    for name in ("means", "scales"):
+        if not np.isfinite(rec[name]).all():
+            raise InputError(f"{path}: {name} hold NaN or inf")
+    bad = (rec["scales"] <= 0).any(-1)
+    if bad.any():
+        raise InputError(f"{path}: scales must be positive (splat {int(np.flatnonzero(bad)[0])})")
+    rgba = rec["rgba"].astype(np.float32) / 255.0
+    return Gaussians(
+        means=torch.from_numpy(rec["means"].copy()),
+        quats=torch.from_numpy((rec["rot"].astype(np.float32) - 128.0) / 128.0),
+        scales=torch.from_numpy(rec["scales"].copy()),
+        opacities=torch.from_numpy(rgba[:, 3].copy()),
+        colors=torch.from_numpy(rgba[:, :3].copy()),
+    )

@@ -1,0 +1,1 @@
+"""Networks that judge images: LPIPS and the face descriptor behind identity distances."""
