@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from a3d.data.augment import augment_heads, augment_inputs, gaussian_blur, jpeg_compress, turn_angles
 from a3d.core.cameras import Cameras, canonical_cameras
 from a3d.core.gaussians import Gaussians
-from a3d.core.rasterize import quat_to_rotmat
+from a3d.core.rotations import quat_to_rotmat
 
 
 def _portraits(B=4, S=64):

@@ -391,21 +391,9 @@ def test_given_erode_shrinks_the_matte_used_as_opacity(seed):
         get_config("tiny", given_erode=9)
 
 
-def test_rotation_matrices_to_quaternions(seed):
-    from a3d.core.rasterize import rotmat_to_quat as _rotmat_to_quat
-    from a3d.core.rasterize import quat_to_rotmat
-
-    q = torch.randn(2000, 4, generator=torch.Generator().manual_seed(seed))
-    q[:4] = torch.eye(4)  # the identity and the three half turns: each branch of the conversion
-    R = quat_to_rotmat(q)
-    back = _rotmat_to_quat(R)
-    assert torch.allclose(quat_to_rotmat(back), R, atol=1e-5)
-    assert torch.allclose(back.norm(dim=-1), torch.ones(len(q)), atol=1e-6) and (back[:, 0] >= 0).all()
-
-
 def test_surfels_lie_in_the_surface_and_stretch_where_it_turns_away():
     from a3d.model.network import _surfels
-    from a3d.core.rasterize import quat_to_rotmat
+    from a3d.core.rotations import quat_to_rotmat
 
     S, step = 16, 0.6 / 15
     ys, xs = torch.meshgrid(torch.linspace(-0.3, 0.3, S), torch.linspace(-0.3, 0.3, S), indexing="ij")

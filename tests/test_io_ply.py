@@ -436,7 +436,7 @@ def test_save_sh_degree_checked(tmp_path):
 
 
 def test_up_minus_y_turns_about_x_and_reads_back(tmp_path):
-    from a3d.core.rasterize import quat_to_rotmat
+    from a3d.core.rotations import quat_to_rotmat
 
     g = random_gaussians(11, 8, seed=3)
     save_ply(g, tmp_path / "down.ply", up="-y")

@@ -1,2 +1,2 @@
 """The building blocks every other layer stands on: conventions (framing, the rasterizer's contract),
-cameras, Gaussians, rays, the compiled operators and the rasterizer, rendering, bounded file reading."""
+cameras, rotations, Gaussians, rays, the compiled operators and the rasterizer, rendering, bounded file reading."""

@@ -22,7 +22,7 @@ from torch import Tensor
 from ..core import framing as framing_
 from ..core.cameras import Cameras
 from ..core.gaussians import Gaussians
-from ..core.rasterize import rotmat_to_quat
+from ..core.rotations import rotmat_to_quat
 
 __all__ = ["augment_inputs", "augment_heads", "turn_heads", "uncomposite", "jpeg_compress", "gaussian_blur"]
 

@@ -53,7 +53,7 @@ from ..core import framing
 from ..core.cameras import Cameras, orbit_cameras
 from ..errors import check_int, check_number
 from ..core.gaussians import Gaussians
-from ..core.rasterize import rotmat_to_quat
+from ..core.rotations import rotmat_to_quat
 from .head_basis import HeadBasis, load_head_basis
 from ..core.seeding import GOLDEN, INDEX_MUL, MUL1, MUL2, OFFSET, splitmix64
 

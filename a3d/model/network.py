@@ -57,7 +57,7 @@ from ..core.cameras import Cameras, canonical_cameras
 from ..errors import InputError, check_int, check_number
 from ..core.files import read_json
 from ..core.gaussians import Gaussians
-from ..core.rasterize import rotmat_to_quat
+from ..core.rotations import rotmat_to_quat
 from ..core.ops import plucker_rays
 
 __all__ = [
