@@ -11,6 +11,7 @@ The package root only names the public API; each name is imported from its modul
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING
 
 from .version import __version__ as __version__  # the alias marks a re-export
@@ -60,4 +61,25 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
+
+
+def _gaussians_html(g) -> str:
+    """A Gaussians' notebook view (:func:`a3d.io.display.gaussians_html`), its module imported on first use."""
+    return importlib.import_module(".io.display", __name__).gaussians_html(g)
+
+
+def _register_notebook_display(html_formatter) -> None:
+    """Show :class:`Gaussians` in notebooks as its summary and four small views.
+
+    The class has no ``_repr_html_`` of its own: the core layer does not reach up into the display layer
+    (which renders, and so imports the core). The view is registered with IPython's ``text/html``
+    formatter by the class's dotted name, so registering imports neither torch nor the class.
+    """
+    html_formatter.for_type_by_name(f"{__name__}.{_EXPORTS['Gaussians']}", "Gaussians", _gaussians_html)
+
+
+_shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()  # a notebook kernel or IPython
+if _shell is not None:
+    _register_notebook_display(_shell.display_formatter.formatters["text/html"])
+del _shell
 

@@ -3,10 +3,9 @@ and every module opens with a docstring naming its idea (docs/design.md, "Packag
 
 The graph is read from the source (ast), lazy imports inside functions included: a circle through a
 function-level import is still a circle a reader has to untangle. Blocks that only a type checker or a
-script run sees (``if TYPE_CHECKING:``, ``if __name__ == "__main__":``) are not part of the structure, and
-neither are notebook display hooks (``_repr_html_`` and the like): the notebook calls them, never the
-library, so their import of the display layer (which renders, and so imports what it displays) is a
-presentation edge, not a dependency of the class.
+script run sees (``if TYPE_CHECKING:``, ``if __name__ == "__main__":``) are not part of the structure. Notebook
+display hooks (``_repr_html_`` and the like) are: a hook that imports the display layer makes the class
+depend on it like any other method does.
 """
 from __future__ import annotations
 
@@ -41,8 +40,6 @@ def _imports(tree: ast.AST, modules: dict[str, Path], package: str = "a3d") -> s
     found: set[str] = set()
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.FunctionDef) and node.name.startswith("_repr_") and node.name.endswith("_"):
-            return
         if isinstance(node, ast.If) and _skipped(node):
             for child in node.orelse:
                 visit(child)
@@ -84,7 +81,8 @@ def test_the_graph_reader_sees_every_kind_of_import():
            "if TYPE_CHECKING:\n    from ..api import Avatar\n"
            "def _repr_html_(self):\n    from .display import html\n"
            "if __name__ == '__main__':\n    from ..cli import main\n")
-    assert _imports(ast.parse(src), modules, "a3d.io") == {"a3d", "a3d.core.framing", "a3d.core.ops", "a3d.io.ply"}
+    assert _imports(ast.parse(src), modules, "a3d.io") == {"a3d", "a3d.core.framing", "a3d.core.ops", "a3d.io.ply",
+                                                           "a3d.io.display"}
 
 
 def test_no_module_imports_the_package_root():

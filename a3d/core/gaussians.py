@@ -139,11 +139,6 @@ class Gaussians:
             parts.append("bounds " + " ".join(f"{a}[{lo[i]:.2f}, {hi[i]:.2f}]" for i, a in enumerate("xyz")))
         return f"Gaussians({', '.join(parts)})"
 
-    def _repr_html_(self) -> str:
-        """Notebooks: the summary and four small views of a single scene."""
-        from ..io.display import gaussians_html
-        return gaussians_html(self)
-
 
 def _desc(x) -> str:
     return f"shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__

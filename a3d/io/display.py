@@ -1,7 +1,9 @@
 """Notebook display: short text summaries and inline HTML for :class:`a3d.Avatar` and :class:`a3d.Gaussians`.
 
-Jupyter, VS Code and Colab call ``_repr_html_`` when an object is the last expression of a cell; the
-classes delegate to the functions here. Everything is self-contained HTML (images and videos as data
+Jupyter, VS Code and Colab show an object's HTML when it is the last expression of a cell: Avatar's
+``_repr_html_`` delegates to :func:`avatar_html`; Gaussians, a core class that knows nothing of display,
+has :func:`gaussians_html` registered for it with IPython's HTML formatter by the package root
+(a3d/__init__.py). Everything is self-contained HTML (images and videos as data
 URIs), so it survives saving the notebook and needs no server. The turntable is WebM (VP9) with an
 MP4 (H.264) fallback: VS Code's notebook view plays only the former, older Safari only the latter.
 """
@@ -21,7 +23,7 @@ import torch
 
 from ..core import framing
 
-if TYPE_CHECKING:  # annotations only: gaussians.py imports this module for its reprs
+if TYPE_CHECKING:  # annotations only: the view is built from the fields, the class is not needed at run time
     from ..core.gaussians import Gaussians
 
 __all__ = ["gaussians_summary", "gaussians_html", "avatar_summary", "avatar_html"]
@@ -55,7 +57,7 @@ def _views(g: Gaussians, n: int, size: int, elevation: float = 10.0) -> np.ndarr
         center, radius = torch.zeros(3), framing.CANONICAL_RADIUS  # an a3d head: the canonical framing
     else:
         center = torch.tensor([cx, cy, cz])
-    moved = dataclasses.replace(g, means=g.means - center.to(g.means))  # no import of gaussians.py: it imports us
+    moved = dataclasses.replace(g, means=g.means - center.to(g.means))
     with torch.no_grad():
         imgs = to_uint8(render(moved, orbit_cameras(n, radius=radius, elevation=elevation, size=size),
                                framing.BACKGROUND).rgb)
