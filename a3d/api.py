@@ -24,6 +24,7 @@ from PIL import Image
 from torch import Tensor
 
 from .core import framing
+from .core.assets import ASSET_DIR
 from .core.cameras import Cameras, canonical_cameras, orbit_cameras, save_cameras_json
 from .core.gaussians import Gaussians
 from .io.ply import save_ply, save_splat
@@ -35,7 +36,7 @@ from .version import __version__
 
 __all__ = ["Avatar", "NoWeightsError", "load_model", "reconstruct", "reconstruct_many", "refine", "DEFAULT_MODEL_DIR"]
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "models" / "tiny"
+DEFAULT_MODEL_DIR = ASSET_DIR / "models" / "tiny"
 """The bundled default model: ``config.json`` + ``model.safetensors`` (the trainer's output folder)."""
 
 ModelLike = Union[None, str, os.PathLike, A3DModel]

@@ -125,3 +125,18 @@ def test_package_root_names_resolve_lazily():
         assert getattr(a3d, name) is not None, name
     assert a3d.core.ops.backend is a3d.backend  # submodules resolve too, as after an eager import
     assert set(a3d.__all__) <= set(dir(a3d))
+
+
+def test_bundled_files_are_found_through_one_asset_folder():
+    from a3d import api
+    from a3d.core.assets import ASSET_DIR
+    from a3d.data import head_basis
+    from a3d.inference import preprocess
+    from a3d.perception import lpips
+
+    for path in (api.DEFAULT_MODEL_DIR / "config.json", Path(head_basis.BASIS_PATH), preprocess._DETECTOR_FILE,
+                 preprocess._SEGMENTER_FILE, lpips.WEIGHTS_DIR / "alex.safetensors"):
+        assert path.is_file() and path.is_relative_to(ASSET_DIR), path
+    own = [name for name, path in _modules().items() if name != "a3d.core.assets"
+           and "__file__" in (text := path.read_text(encoding="utf-8")) and '"assets"' in text]
+    assert not own, f"modules that locate a3d/assets themselves (use a3d.core.assets.ASSET_DIR): {own}"

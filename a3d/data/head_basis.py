@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from ..core.assets import ASSET_DIR
+
 __all__ = ["HeadBasis", "load_head_basis", "BASIS_PATH"]
 
-BASIS_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "assets", "head_basis.safetensors")
+BASIS_PATH = os.fspath(ASSET_DIR / "head_basis.safetensors")
 _MAX_BASIS_BYTES = 64 * 2**20
 
 

@@ -50,6 +50,7 @@ from PIL import Image, ImageOps
 from torch import Tensor
 
 from ..core import framing
+from ..core.assets import ASSET_DIR
 from ..errors import InputError, check_int
 
 __all__ = ["ImageError", "NoFaceError", "FaceTooSmallError", "Face", "Preprocessed", "load_image", "detect_face",
@@ -69,7 +70,7 @@ FLOAT_TOLERANCE = 0.05
 MIN_SIDE = 32
 """Smallest image side accepted, pixels."""
 
-_ASSETS = Path(__file__).resolve().parents[1] / "assets" / "mediapipe"
+_ASSETS = ASSET_DIR / "mediapipe"
 _DETECTOR_FILE = _ASSETS / "face_detection_short_range.tflite"
 _SEGMENTER_FILE = _ASSETS / "selfie_segmentation.tflite"
 _DETECT_SIZE = 128  # BlazeFace short-range input

@@ -14,13 +14,14 @@ over the five layers.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-ASSET_DIR = Path(__file__).resolve().parents[1] / "assets" / "lpips"
+from ..core.assets import ASSET_DIR
+
+WEIGHTS_DIR = ASSET_DIR / "lpips"
 
 # One row per conv layer, in order: (name, in channels, out channels, kernel, stride, padding,
 # max-pool (kernel, stride) applied before this conv or None, is this layer's ReLU output a tap).
@@ -154,9 +155,9 @@ def _load_weights(net: str) -> dict[str, Tensor]:
     """The package's weights for ``net`` (one or more safetensors shards), upcast to float32."""
     from safetensors.torch import load_file
 
-    paths = sorted(ASSET_DIR.glob(f"{net}.safetensors")) + sorted(ASSET_DIR.glob(f"{net}.[0-9]*.safetensors"))
+    paths = sorted(WEIGHTS_DIR.glob(f"{net}.safetensors")) + sorted(WEIGHTS_DIR.glob(f"{net}.[0-9]*.safetensors"))
     if not paths:
-        raise FileNotFoundError(f"no LPIPS weights for net {net!r} in {ASSET_DIR}; regenerate them with "
+        raise FileNotFoundError(f"no LPIPS weights for net {net!r} in {WEIGHTS_DIR}; regenerate them with "
                                 "scripts/convert_lpips.py")
     state: dict[str, Tensor] = {}
     for path in paths:
