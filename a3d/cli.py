@@ -288,11 +288,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
             a = rep[key]["all"]
             outline = (f", silhouette IoU {a['silhouette_iou']:.3f} (PSNR {a['psnr_silhouette_right']:.2f} dB if it "
                        f"were right)" if "silhouette_iou" in a else "")
-            print(f"{key}: PSNR {a['psnr']:.2f} dB, SSIM {a['ssim']:.3f}, LPIPS {a['lpips']:.3f}{outline} "
+            grid = rep[key].get("grid")
+            grid = f", grid index mean {grid['mean']:.1f} max {grid['max']:.1f}" if grid else ""
+            print(f"{key}: PSNR {a['psnr']:.2f} dB, SSIM {a['ssim']:.3f}, LPIPS {a['lpips']:.3f}{outline}{grid} "
                   f"over {a['count']} views")
     for p in rep.get("photos", []):
         if "error" not in p:
-            print(f"{p['name']}: identity distance " + ", ".join(f"{k} {v:.2f}" for k, v in p["distances"].items()))
+            print(f"{p['name']}: identity distance " + ", ".join(f"{k} {v:.2f}" for k, v in p["distances"].items())
+                  + f"; grid index {p['grid_index']:.1f} (period {p['grid_period']:.1f} px)")
     print(f"wrote {Path(args.out) / 'eval.json'} and {Path(args.out) / 'report.md'} in {rep['seconds']:.1f} s")
     return 0
 

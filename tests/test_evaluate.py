@@ -109,6 +109,12 @@ def test_evaluate_synthetic(model):
     assert es["views_alpha"].shape == (2, 4, 32, 32)
     for name in ("all", "back"):
         assert 0 <= r[name]["silhouette_iou"] <= 1 and r[name]["psnr_silhouette_right"] >= r[name]["psnr"] - 1e-4
+    # the back view's grid index, per head and summarised
+    grid = r["grid"]
+    per_head = [h["grid_index"] for h in grid["per_head"]]
+    assert len(per_head) == 2 and all(math.isfinite(v) and v > 0 for v in per_head)
+    assert grid["max"] == max(per_head) and grid["mean"] == pytest.approx(sum(per_head) / 2)
+    assert grid["period_at_max"] == grid["per_head"][per_head.index(max(per_head))]["grid_period"]
 
 
 def test_silhouette_metrics():
@@ -255,8 +261,11 @@ def test_report_on_a_tiny_model(model, tmp_path, capsys):
     assert "| astronaut |" in md and f"]({a['image']})" in md and "yaw 56.25°" in md
     assert set(a["input_view"]) == {"full", "front_set"} and all(math.isfinite(v) for v in a["input_view"].values())
     assert "input view dB" in md
+    assert math.isfinite(a["grid_index"]) and 4 <= a["grid_period"] <= 32
+    assert f"| {a['grid_index']:.1f} ({a['grid_period']:.1f}) |" in md and "Grid index of the back view" in md
     printed = capsys.readouterr().out
-    assert "astronaut: identity distance" in printed
+    assert "astronaut: identity distance" in printed and f"grid index {a['grid_index']:.1f}" in printed
+    assert f"grid index mean {rep['synthetic']['grid']['mean']:.1f}" in printed
     sil = rep["synthetic"]["all"]["silhouette_iou"]
     assert f"silhouette IoU {sil:.3f}" in printed  # the console summary names the outline's figures too
 

@@ -10,7 +10,7 @@ Three kinds of test set, one module:
   capture's input view in, all its other views scored.
 * **Photos** (:func:`evaluate_photo`): real portraits have no other views, so they are scored by
   identity: dlib's face-recognition descriptor (:mod:`a3d.perception.identity`) of the input against renders
-  of the reconstruction at yaw 0, ±30, ±60, ±90 and at elevation ±15 (yaw 0).
+  of the reconstruction at yaw 0, ±30, ±45, ±60, ±90 and at elevation ±15 (yaw 0).
 
 Image metrics (per view, then averaged): PSNR in dB of [0, 1] images (capped at 100 for identical ones);
 SSIM (Wang et al. 2004; Gaussian window 11, σ 1.5, constants for a data range of 1, valid region,
@@ -21,7 +21,11 @@ on ±11.25°, ±33.75°, …, ±168.75°: the synthetic set's azimuths are the b
 Silhouettes (synthetic heads, which have exact mattes; :func:`silhouette_metrics`): the IoU of the rendered
 and true silhouettes (alpha > 0.5) and the PSNR the view would have if its silhouette were right (the pixels
 where the two disagree taken from the ground truth) — the distance between the two PSNRs is what the outline
-costs. Round 5 found three quarters of the bundled model's squared error there (docs/training.md).
+costs: on the models trained here about three quarters of the squared error lies there (docs/training.md).
+
+The grid index (:mod:`a3d.eval.grid`): how strongly the back view (256²) shows an axis-aligned, patch-periodic
+pattern; about 1-5 for natural hair, far above for the decoder's patch grid. Per held-out head (with its mean
+and maximum) and per photo.
 
 A training run's curve: :func:`plot_log` draws its loss and its evaluations' PSNR from ``log.jsonl``.
 
@@ -47,6 +51,7 @@ from ..core import framing
 from ..core.cameras import Cameras, canonical_cameras, orbit_cameras
 from ..errors import InputError, check_number
 from ..core.gaussians import Gaussians
+from .grid import back_view_grid_index, grid_summary
 from ..perception.lpips import lpips
 from ..core.rendering import render
 
@@ -56,8 +61,8 @@ __all__ = ["ssim", "psnr", "silhouette_metrics", "eval_azimuths", "bucket", "yaw
 BUCKETS = ("all", "front", "side", "back")
 YAW_STEP = 22.5
 IDENTITY_VIEWS: tuple[tuple[float, float], ...] = (
-    (0.0, 0.0), (30.0, 0.0), (-30.0, 0.0), (60.0, 0.0), (-60.0, 0.0), (90.0, 0.0), (-90.0, 0.0),
-    (0.0, 15.0), (0.0, -15.0))
+    (0.0, 0.0), (30.0, 0.0), (-30.0, 0.0), (45.0, 0.0), (-45.0, 0.0), (60.0, 0.0), (-60.0, 0.0), (90.0, 0.0),
+    (-90.0, 0.0), (0.0, 15.0), (0.0, -15.0))
 """(azimuth, elevation) in degrees of the renders compared with the input photo; azimuth +90 is the
 camera on the subject's left (:mod:`a3d.core.framing`), elevation +15 looks down on the head."""
 
@@ -246,11 +251,11 @@ def _refine_kwargs(refine: bool | int) -> dict[str, bool | int]:
 
 @torch.no_grad()
 def _reconstruct_views(model, inputs: Tensor, g0: Tensor, cams: Cameras, refine: bool | int, seed: int,
-                       masks: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                       masks: Tensor | None = None) -> tuple[Tensor, Tensor, Gaussians]:
     """Reconstruct inputs [h, 3, S, S] with their mattes ``masks`` [h, 4, S, S] (the front one is the
     input's; None: no matte) (one step from noise g0, or through :func:`a3d.api.reconstruct` with
     ``refine`` steps) and render cams (shared [V] or per head [h, V]) -> images [h, V, 3, H, W] in
-    [0, 1] and their alphas [h, V, H, W]."""
+    [0, 1], their alphas [h, V, H, W] and the Gaussians [h, N]."""
     if refine:
         from ..api import reconstruct
         from ..data.augment import uncomposite
@@ -268,7 +273,7 @@ def _reconstruct_views(model, inputs: Tensor, g0: Tensor, cams: Cameras, refine:
     else:
         g = model.one_step(inputs, g0, masks=masks).float()
     out = render(g, cams, framing.BACKGROUND)
-    return _views_nchw(out.rgb).clamp(0, 1), out.alpha[..., 0].clamp(0, 1)
+    return _views_nchw(out.rgb).clamp(0, 1), out.alpha[..., 0].clamp(0, 1), g
 
 
 @torch.no_grad()
@@ -282,8 +287,9 @@ def evaluate(model, eval_set: dict[str, Tensor], lpips_net: str = "alex", seed: 
 
     Returns:
         ``{"all"|"front"|"side"|"back": {"psnr", "ssim", "lpips", "count"}, "per_yaw": {bin: {...}},
-        "heads": H, "views": V}`` (see :func:`summarize`); with the set's ``views_alpha`` also
-        "silhouette_iou" and "psnr_silhouette_right" (:func:`silhouette_metrics`).
+        "heads": H, "views": V, "grid": {"mean", "max", "period_at_max", "per_head": [{"grid_index",
+        "grid_period"}]}}`` (see :func:`summarize`; "grid": the back views' grid index, :mod:`a3d.eval.grid`); with
+        the set's ``views_alpha`` also "silhouette_iou" and "psnr_silhouette_right" (:func:`silhouette_metrics`).
     """
     from tqdm.auto import tqdm
 
@@ -295,9 +301,12 @@ def evaluate(model, eval_set: dict[str, Tensor], lpips_net: str = "alex", seed: 
     gen = torch.Generator().manual_seed(seed)
     g0_all = model.noise(H, generator=gen)
     rows: dict[str, list[Tensor]] = {}
+    grids: list[dict[str, float]] = []
     for i in tqdm(range(0, H, chunk), desc="held-out heads", unit="chunk", disable=not progress):
         masks = eval_set["canonical_alpha"][i:i + chunk] if "canonical_alpha" in eval_set else None
-        pred, alpha = _reconstruct_views(model, inp[i:i + chunk], g0_all[i:i + chunk], cams, refine, seed + i, masks)
+        pred, alpha, g = _reconstruct_views(model, inp[i:i + chunk], g0_all[i:i + chunk], cams, refine, seed + i,
+                                            masks)
+        grids.extend(back_view_grid_index(g.scene(j)).as_dict() for j in range(g.means.shape[0]))
         pred, gt = pred.reshape(-1, 3, R, R), views[i:i + chunk].reshape(-1, 3, R, R)
         m = _image_metrics(pred, gt, lpips_net)
         if "views_alpha" in eval_set:
@@ -308,6 +317,7 @@ def evaluate(model, eval_set: dict[str, Tensor], lpips_net: str = "alex", seed: 
     metrics = {k: torch.cat(v) for k, v in rows.items()}  # [H, V]
     result: dict[str, Any] = {"heads": H, "views": V}
     result.update(summarize(metrics, [float(a) for a in eval_set["azimuths"]]))
+    result["grid"] = {**grid_summary(grids), "per_head": grids}
     model.train(was_training)
     return result
 
@@ -443,7 +453,7 @@ def evaluate_folder(model, root: str | os.PathLike, lpips_net: str = "alex", see
             continue
         cams = Cameras(cap.cameras.viewmats[keep], Ks[keep], S, S).to(dev)
         g0 = model.noise(1, generator=torch.Generator().manual_seed(seed + ci))
-        pred, _ = _reconstruct_views(model, inp[None].to(dev), g0.to(dev), cams, refine, seed + ci)
+        pred, _, _ = _reconstruct_views(model, inp[None].to(dev), g0.to(dev), cams, refine, seed + ci)
         pred = pred[0]
         m = _image_metrics(pred, torch.stack(gts).to(dev), lpips_net)
         for k, v in m.items():
@@ -490,7 +500,8 @@ def evaluate_photo(photo, model, *, size: int = 256, seed: int = 0, refine: bool
     blurred with σ = 2 px and resized to 64² and back: what an identical face scores after losing
     detail), ``input_view`` (does the photo come back: PSNR in dB inside the matte of the render from the
     input camera at the model's resolution against the model's input, for all Gaussians ``full`` and for
-    the front view's own set alone ``front_set``), ``descriptor`` (128 floats, for comparing photos), and
+    the front view's own set alone ``front_set``), ``grid`` (the back view's grid index and its period,
+    :func:`a3d.eval.grid.back_view_grid_index`), ``descriptor`` (128 floats, for comparing photos), and
     images for the report: ``input`` [3, size, size], ``renders`` [V, 3, size, size], ``crops``
     [1 + V, 3, 150, 150]; ``seconds``.
     """
@@ -521,6 +532,7 @@ def evaluate_photo(photo, model, *, size: int = 256, seed: int = 0, refine: bool
     return {
         "distances": {n: float(d) for n, d in zip(names, dist)},
         "input_view": input_view_psnr(avatar),
+        "grid": back_view_grid_index(avatar.gaussians.detach()).as_dict(),
         "calibration": {"blur_sigma2": float(torch.linalg.vector_norm(d_ref[1] - d_ref[0])),
                         "resize_64": float(torch.linalg.vector_norm(d_ref[2] - d_ref[0]))},
         "descriptor": d_ref[0].cpu().tolist(),
@@ -577,6 +589,7 @@ def photo_sheet(res: dict[str, Any], path: str | os.PathLike, cell: int = 128) -
 # ---- the report -------------------------------------------------------------------------------------------
 
 PHOTO_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+GRID_DOC = "on-axis / diagonal spectral power, a3d.eval.grid"
 
 
 def _list_photos(paths: Sequence[str | os.PathLike]) -> list[Path]:
@@ -608,6 +621,11 @@ def _metric_table(res: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _grid_line(summary: dict[str, float], of: str) -> str:
+    return (f"Grid index of the back view (256², {GRID_DOC}): mean {summary['mean']:.1f}, max {summary['max']:.1f} "
+            f"(period {summary['period_at_max']:.1f} px) over the {of}; natural hair scores about 1-5.")
+
+
 def write_report(report: dict[str, Any], out_dir: Path) -> Path:
     """Write ``report.md`` (tables, pictures) beside ``eval.json``; returns its path."""
     lines = ["# a3d eval", "", f"Model: `{report['model']['source']}` (weights sha256 "
@@ -619,6 +637,8 @@ def write_report(report: dict[str, Any], out_dir: Path) -> Path:
         turned = f", turned ±{turn:g}° of yaw" if turn else ""
         lines += [f"## Synthetic held-out heads ({s['heads']} heads × {s['views']} views, seed "
                   f"{report['settings']['synthetic_seed']}{turned})", ""] + _metric_table(s) + [""]
+        if "grid" in s:
+            lines += [_grid_line(s["grid"], "heads"), ""]
     if "folder" in report:
         f = report["folder"]
         lines += [f"## Dataset folder `{report['settings']['data']}` ({f['captures']} captures, {f['views']} views)",
@@ -626,21 +646,27 @@ def write_report(report: dict[str, Any], out_dir: Path) -> Path:
     if report.get("photos"):
         names = [_view_name(a, e) for a, e in IDENTITY_VIEWS]
         lines += ["## Photos: identity distance per view (dlib descriptor, < 0.6 = same person)", "",
-                  "| photo | " + " | ".join(names) + " | blur σ2 | resize 64² | input view dB (front set alone) |",
-                  "|---" * (len(names) + 4) + "|"]
+                  "| photo | " + " | ".join(names) + " | blur σ2 | resize 64² | input view dB (front set alone) "
+                  "| grid index (period px) |",
+                  "|---" * (len(names) + 5) + "|"]
         for p in report["photos"]:
             if "error" in p:
-                lines.append(f"| {p['name']} | " + " | ".join(["–"] * (len(names) + 3)) + " |")
+                lines.append(f"| {p['name']} | " + " | ".join(["–"] * (len(names) + 4)) + " |")
                 continue
             d, c = p["distances"], p["calibration"]
             iv = p.get("input_view", {})
             lines.append(f"| {p['name']} | " + " | ".join(_fmt(d[n], 2) for n in names)
                          + f" | {c['blur_sigma2']:.2f} | {c['resize_64']:.2f} | "
-                         + (f"{iv['full']:.1f} ({iv['front_set']:.1f})" if iv else "–") + " |")
+                         + (f"{iv['full']:.1f} ({iv['front_set']:.1f})" if iv else "–")
+                         + (f" | {p['grid_index']:.1f} ({p['grid_period']:.1f})" if "grid_index" in p else " | –")
+                         + " |")
         ok = [p for p in report["photos"] if "error" not in p]
         if ok:
             mean = {n: sum(p["distances"][n] for p in ok) / len(ok) for n in names}
-            lines.append(f"| **mean of {len(ok)}** | " + " | ".join(f"**{mean[n]:.2f}**" for n in names) + " | | | |")
+            lines.append(f"| **mean of {len(ok)}** | " + " | ".join(f"**{mean[n]:.2f}**" for n in names) + " | | | | |")
+            grids = [{"grid_index": p["grid_index"], "grid_period": p["grid_period"]} for p in ok if "grid_index" in p]
+            if grids:
+                lines += ["", _grid_line(grid_summary(grids), "photos")]
         if report.get("different_people"):
             lines += ["", "Different photos (input against input): "
                       + ", ".join(f"{x['a']}–{x['b']} {x['distance']:.2f}" for x in report["different_people"])]
@@ -725,7 +751,7 @@ def run_eval(out_dir: str | os.PathLike, *, photos: Sequence[str | os.PathLike] 
                 photo_sheet(res, out / image)
                 descriptors[name] = torch.tensor(res["descriptor"])
                 rows.append({"name": name, "path": str(p), "image": image, "distances": res["distances"],
-                             "calibration": res["calibration"], "input_view": res["input_view"],
+                             "calibration": res["calibration"], "input_view": res["input_view"], **res["grid"],
                              "seconds": res["seconds"]})
             report["photos"] = rows
             keys = list(descriptors)
