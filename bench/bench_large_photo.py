@@ -1,6 +1,6 @@
 """Memory and time of `a3d.inference.preprocess.load_image` on a 50 MP phone photo (8160 x 6120 JPEG), baseline
 and progressive, each measured in a fresh process (growth of the peak RSS, Linux), against a plain
-full-size decode to float32 (what a3d did below its old 40 MP limit).
+full-size decode to float32 (the cost that load_image's reduced-size JPEG decoding avoids).
 
     python bench/bench_large_photo.py
 """

@@ -303,7 +303,7 @@ def write_section(body: str, which: str) -> None:
     start, end = f"<!-- bench_rasterize {which}: start -->", f"<!-- bench_rasterize {which}: end -->"
     part = f"{start}\n{body}\n{end}"
     if SECTION_START not in text:
-        header = ("## Rasterizer: a3d kernels vs gsplat 1.5.3 (issue 3)\n\n"
+        header = ("## Rasterizer: a3d kernels vs gsplat 1.5.3\n\n"
                   "Script: `bench/bench_rasterize.py` (it rewrites the marked parts of this section); "
                   "design, per-stage\nanalysis, what was tried and the predicted GPU figures: `docs/kernels.md`.\n\n")
         text = text.rstrip() + f"\n\n{SECTION_START}\n{header}{SECTION_END}\n"

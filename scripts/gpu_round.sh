@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# One training round of the bundled model on a lent GPU machine (docs/training.md, "Training rounds").
+# A training round on a GPU machine reached through calls of at most 10 minutes (docs/training.md).
 # A round is one config trained on every GPU (DDP), or an ablation: several configs, one GPU each, side
 # by side (A3D_ROUND_CONFIGS="a.json b.json"; with fewer GPUs than configs, config i goes to GPU i mod the
 # count and they share it, each at a fraction of the rate). The runs start in their own process sessions and
-# outlive the 10-minute calls that watch them, so a round of 20+ minutes is one uninterrupted run. From the
+# outlive the calls that watch them, so a round of 20+ minutes is one uninterrupted run. From the
 # repository root:
 #   scripts/gpu_round.sh build [smoke]       # the CUDA extension in place (then a timed 40-step smoke run a config)
 #   scripts/gpu_round.sh rate                # fresh heads against a fixed pool, 120 steps each, side by side
@@ -12,14 +12,13 @@
 #   scripts/gpu_round.sh watch SECONDS       # follow its logs for a while (returns early when it ends)
 #   scripts/gpu_round.sh jit                 # the CUDA half of the first-use build's tests (while the round runs)
 #   scripts/gpu_round.sh finish OUT          # wait for the exports, copy them to OUT; the CUDA tests
-# A lent machine is handed back after a short idle time between calls (30 s in round 6), and the detached runs
-# go with it: issue each call as soon as the previous one returns (round 6 lost its first launch that way).
-# Round 7 lost its launch the same way; what saved it: train in the foreground of each call with --max-minutes
-# (a clock stop checkpoints, evaluates and exports, so the call copies the export to $OUT) and run the same
-# command again, which resumes from the checkpoint (docs/training.md, "Reproduce round 7").
+# Such a machine is handed back after a short idle time between calls, and detached runs go with it. So issue
+# each call as soon as the previous one returns, or (safer) train in the foreground of each call with
+# --max-minutes (a clock stop checkpoints, evaluates and exports, so the call copies the export to $OUT) and run
+# the same command again, which resumes from the checkpoint.
 set -euo pipefail
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-read -r -a CFGS <<< "${A3D_ROUND_CONFIGS:-docs/runs/round7b.json docs/runs/round7c.json}"
+read -r -a CFGS <<< "${A3D_ROUND_CONFIGS:-docs/runs/round7c.json}"  # default: the bundled model's last run
 out_dir() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['out_dir'])" "$1"; }
 if compgen -G ".whl/*.whl" > /dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl

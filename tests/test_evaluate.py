@@ -177,8 +177,8 @@ def test_refine_goes_through_reconstruct(model, tmp_path):
 
 def test_refine_path_sees_the_eval_input():
     """The refine path hands reconstruct() an RGBA image that preprocessing composites again: what the
-    network then sees must be the eval set's input itself (it was composited twice at the outline: held-out
-    PSNR 0.4 dB lower with 0 refinement steps than the one-step path, 2026-11-30)."""
+    network then sees must be the eval set's input itself (composited twice, the outline darkens: held-out PSNR
+    with 0 refinement steps would fall about 0.4 dB below the one-step path's)."""
     from a3d.data.augment import uncomposite
     from a3d.inference.preprocess import preprocess
 
@@ -189,7 +189,7 @@ def test_refine_path_sees_the_eval_input():
     seen = preprocess(rgba, 32, align=False)
     assert torch.allclose(seen.image, image, atol=1e-5) and torch.equal(seen.mask, alpha)
     twice = preprocess(torch.cat([image, alpha[None]]), 32, align=False).image
-    assert (twice - image).abs().max() > 1e-2  # the test would see the old mistake
+    assert (twice - image).abs().max() > 1e-2  # the test would see a double composite
 
 
 def test_held_out_heads_turned(model, tmp_path):

@@ -1,7 +1,7 @@
 """a3d.io.mesh (extraction), a3d.io.mesh_file (files) and a3d.io.mesh_render (the triangle rasterizer of the
 quality check).
 
-The quality bar of issue 15: rendered from the canonical views, the mesh covers the Gaussians' silhouette
+The quality bar (docs/mesh.md): rendered from the canonical views, the mesh covers the Gaussians' silhouette
 with IoU >= 0.95 in every view and matches their colour with PSNR >= 25 dB inside it (over the four views'
 pixels pooled: a single view can dip below, e.g. 23.7 dB for the front of a head with thin glasses frames), on
 synthetic heads (a fresh one each run), the bundled example head and the bundled model's reconstruction of the

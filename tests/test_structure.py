@@ -131,11 +131,10 @@ def test_bundled_files_are_found_through_one_asset_folder():
     from a3d import api
     from a3d.core.assets import ASSET_DIR
     from a3d.data import head_basis
-    from a3d.inference import preprocess
     from a3d.perception import lpips
 
-    for path in (api.DEFAULT_MODEL_DIR / "config.json", Path(head_basis.BASIS_PATH), preprocess._DETECTOR_FILE,
-                 preprocess._SEGMENTER_FILE, lpips.WEIGHTS_DIR / "alex.safetensors"):
+    for path in (api.DEFAULT_MODEL_DIR / "config.json", Path(head_basis.BASIS_PATH),
+                 lpips.WEIGHTS_DIR / "alex.safetensors"):
         assert path.is_file() and path.is_relative_to(ASSET_DIR), path
     own = [name for name, path in _modules().items() if name != "a3d.core.assets"
            and "__file__" in (text := path.read_text(encoding="utf-8")) and '"assets"' in text]

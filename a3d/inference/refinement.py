@@ -21,8 +21,8 @@ otherwise move as fast as a visible one and show as coloured speckles from in-be
 the drift term its tiny photo gradient is outweighed and it stays near the network's prediction,
 while a visible Gaussian still moves as far as its pixel error asks. Position offsets are bounded (``max_offset`` head
 units, through a tanh, ~½ pixel at 128²) so the geometry stays the network's: the photo pulls a Gaussian to
-wherever its colour fits best in that one view, and with ±0.02 (~2 px) that showed from every other angle
-(held-out synthetic views lost 0.14 dB and 0.010 LPIPS to refinement; docs/faithful_heads.md). Nothing is
+wherever its colour fits best in that one view, and a bound of ±0.02 (~2 px) lets that show from every other angle
+(held-out synthetic views end 0.14 dB and 0.010 LPIPS worse than before refinement; docs/faithful_heads.md). Nothing is
 random: the result is a function of the inputs (up to the float atomics of the CUDA backward).
 """
 from __future__ import annotations
