@@ -34,7 +34,6 @@ def derive_test_seed(session_seed: int, nodeid: str) -> int:
     return mix_seed(session_seed, index, bits=31)
 
 
-
 def pytest_configure(config):
     config.addinivalue_line("markers", "cuda: needs a CUDA device and the CUDA build of a3d._C")
     config.addinivalue_line("markers", "browser: drives the Gradio demo in headless Chromium")
