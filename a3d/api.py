@@ -27,7 +27,7 @@ from .core import framing
 from .core.assets import ASSET_DIR
 from .core.cameras import Cameras, canonical_cameras, orbit_cameras, save_cameras_json
 from .core.gaussians import Gaussians
-from .io.ply import save_ply, save_splat
+from .io.ply import DEFAULT_UP, save_ply, save_splat
 from .errors import InputError, SetupError, check_device, check_int
 from .model.network import A3DModel
 from .inference.refinement import RefineSettings
@@ -159,6 +159,16 @@ class Avatar:
     def save_splat(self, path: str | os.PathLike, up: str = "+y") -> None:
         """``.splat`` (32 bytes a splat) for web viewers; ``up`` as in :meth:`save_ply`."""
         save_splat(self.gaussians.detach().to("cpu"), path, up=up)
+
+    def export(self, path: str | os.PathLike, *, up: str = DEFAULT_UP, sh_degree: int | None = None,
+               min_opacity: float | None = None) -> str:
+        """Write the Gaussians in the format the file's name asks for: ``.ply``, ``.compressed.ply``,
+        ``.splat``, ``.spz`` or ``.sog`` (:func:`a3d.io.splat_files.save_splats`; the web formats leave out
+        Gaussians under 1/255 opacity unless ``min_opacity=0``). Returns the path written."""
+        from .io.splat_files import save_splats
+
+        return save_splats(self.gaussians.detach().to("cpu"), path, up=up, sh_degree=sh_degree,
+                           min_opacity=min_opacity)
 
     def save_mesh(self, path: str | os.PathLike, resolution: int = 256, faces: int = 100_000,
                   texture_size: int | None = None, scale: float = 1.0, views: int = 24):
@@ -429,7 +439,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     """Without --ply/--splat/--video: write PLY, .splat and the grid; with any of them: just those.
     cameras.json, metadata.json and input.png are always written. Errors reach :func:`a3d.cli.main`,
     which prints them on one line with the exit code of docs/errors.md."""
-    chosen = args.ply or args.splat or args.video or args.mesh
+    chosen = args.ply or args.splat or args.video or args.mesh or args.format
     used: set[str] = set()
     items: list = list(args.images)
     names: list = list(args.images)
@@ -465,5 +475,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         used.add(name)
         written = avatar.save(out / name, ply=args.ply or not chosen, splat=args.splat or not chosen,
                               video=args.video, grid=not chosen, mesh=args.mesh)
+        for fmt in args.format:
+            written[fmt] = avatar.export(out / name / f"head.{fmt}")
         print(f"{path} -> {out / name} ({', '.join(sorted(written))})")
     return 0

@@ -45,10 +45,14 @@ def _reconstruct_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video", action="store_true", help="write orbit.mp4 (a 512² turntable; slow without a GPU)")
     p.add_argument("--ply", action="store_true", help="write head.ply")
     p.add_argument("--splat", action="store_true", help="write head.splat")
+    # the names of a3d.io.splat_files.SPLAT_FORMATS (not imported: `a3d --help` loads no io code; a test compares)
+    p.add_argument("--format", nargs="+", default=[], choices=("ply", "compressed.ply", "splat", "spz", "sog"),
+                   metavar="FMT", help="write head.FMT in each of these splat formats: ply, compressed.ply, splat, "
+                                       "spz, sog (the web formats leave out Gaussians under 1/255 opacity)")
     p.add_argument("--mesh", action="store_true",
                    help="write head.glb, a watertight coloured triangle mesh (100k faces; `a3d mesh` has the options)")
-    p.epilog = ("Without --ply/--splat/--video/--mesh each image's folder gets head.ply, head.splat and grid.png; "
-                "with any of them, just those. input.png, cameras.json and metadata.json are always written.")
+    p.epilog = ("Without --ply/--splat/--format/--video/--mesh each image's folder gets head.ply, head.splat and "
+                "grid.png; with any of them, just those. input.png, cameras.json and metadata.json are always written.")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--no-preprocess", action="store_true",
                    help="the images are already framed like the model's input: no face detection or masking")

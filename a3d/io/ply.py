@@ -60,26 +60,18 @@ import re
 import numpy as np
 import torch
 
-from ..errors import InputError, check_int
 from ..core.files import atomic_write
 from ..core.gaussians import SH_C0, Gaussians
+from ..errors import InputError, check_int
+from .splat_codec import (_MAX_SH_DEGREE, DEFAULT_UP, MAX_HEADER_BYTES, UP_CHOICES, _as_numpy, _oriented,
+                          _with_degree, flip_yz)
 
-__all__ = ["save_ply", "load_ply", "save_splat", "load_splat", "flip_yz", "UP_CHOICES", "MAX_HEADER_BYTES",
-           "OPACITY_EPS"]
-
-MAX_HEADER_BYTES = 64 * 1024
-"""A PLY header longer than this is refused (real ones are a few hundred bytes)."""
+__all__ = ["save_ply", "load_ply", "save_splat", "load_splat", "flip_yz", "UP_CHOICES", "DEFAULT_UP",
+           "MAX_HEADER_BYTES", "OPACITY_EPS"]
 
 OPACITY_EPS = 1e-6
 """Opacities are clamped to [OPACITY_EPS, 1 - OPACITY_EPS] before the logit when saving."""
 
-UP_CHOICES = ("+y", "-y")
-"""The world up axis of a file: ``"+y"`` is a3d's world (y up, face toward +z; three.js based viewers
-such as gaussian-splats-3d and Spark); ``"-y"`` is the y-down world of COLMAP-trained scenes (the same
-head turned 180° about x, see :func:`flip_yz`), which viewers tuned for such scenes expect. The module
-docstring lists which viewer shows which upright."""
-
-_MAX_SH_DEGREE = 4
 _MAX_LOG_SCALE = 80.0  # exp(±80) ~ 5.5e34 / 1.8e-35: positive, finite float32 sizes
 _FLOAT_TYPES = ("float", "float32")
 _SPLAT_DTYPE = np.dtype([("means", "<f4", 3), ("scales", "<f4", 3), ("rgba", "u1", 4), ("rot", "u1", 4)])
@@ -93,75 +85,7 @@ def _vertex_names(k: int) -> list[str]:
             + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"])
 
 
-def _as_numpy(gaussians: Gaussians, what: str) -> dict[str, np.ndarray]:
-    """Float64 numpy copies of the fields of a single scene, checked finite."""
-    if not isinstance(gaussians, Gaussians):
-        raise InputError(f"gaussians: expected an a3d.core.gaussians.Gaussians, got {type(gaussians).__name__}")
-    if gaussians.means.dim() != 2:
-        raise InputError(f"gaussians: {what} writes one scene [N, ...] without batch dims, got batch shape "
-                         f"{tuple(gaussians.batch_shape)}; pick one with gaussians.scene(b)")
-    out = {}
-    for name in ("means", "quats", "scales", "opacities", "colors", "sh_rest"):
-        t = getattr(gaussians, name)
-        if t is None:
-            continue
-        a = t.detach().to("cpu", torch.float64).numpy()
-        if not np.isfinite(a).all():
-            raise InputError(f"gaussians.{name}: contains NaN or inf; drop such Gaussians first (gaussians.prune())")
-        out[name] = a
-    if (out["scales"] <= 0).any():
-        raise InputError("gaussians.scales: must be positive (the file stores their log); "
-                         "drop zero-scale Gaussians first (gaussians.prune())")
-    return out
-
-
-def flip_yz(gaussians: Gaussians) -> Gaussians:
-    """The same scene turned 180° about the x axis (y -> −y, z -> −z), any batch dims.
-
-    This converts between a3d's world (y up, face toward +z) and the y-down world of COLMAP-trained
-    3DGS scenes that some viewers assume (see :data:`UP_CHOICES`); it is its own inverse. Means flip,
-    quaternions are premultiplied by the turn (w, x, y, z) -> (−x, w, −z, y), and the higher SH
-    coefficients change sign where their basis function is odd in (y, z) (:func:`a3d.core.sh.flip_signs`).
-    """
-    from ..core.sh import flip_signs
-
-    if not isinstance(gaussians, Gaussians):
-        raise ValueError(f"gaussians: expected an a3d.core.gaussians.Gaussians, got {type(gaussians).__name__}")
-    g = gaussians
-    w, x, y, z = g.quats.unbind(-1)
-    sh_rest = g.sh_rest
-    if sh_rest is not None:
-        sh_rest = sh_rest * flip_signs(sh_rest.shape[-2], sh_rest.dtype).to(sh_rest.device)[:, None]
-    return Gaussians(means=g.means * g.means.new_tensor([1.0, -1.0, -1.0]), quats=torch.stack([-x, w, -z, y], -1),
-                     scales=g.scales, opacities=g.opacities, colors=g.colors, sh_rest=sh_rest)
-
-
-def _oriented(gaussians: Gaussians, up: str) -> Gaussians:
-    if up not in UP_CHOICES:
-        raise ValueError(f"up: expected one of {', '.join(map(repr, UP_CHOICES))}, got {up!r}")
-    if up == "-y" and isinstance(gaussians, Gaussians):
-        return flip_yz(gaussians)
-    return gaussians
-
-
-def _with_degree(gaussians: Gaussians, sh_degree: int | None) -> Gaussians:
-    """Gaussians whose sh_rest holds exactly the coefficients of ``sh_degree`` (zeros padded, higher
-    ones dropped); None keeps what they carry."""
-    if sh_degree is None or not isinstance(gaussians, Gaussians):
-        return gaussians
-    if isinstance(sh_degree, bool) or not isinstance(sh_degree, int) or not 0 <= sh_degree <= _MAX_SH_DEGREE:
-        raise ValueError(f"sh_degree: expected None or an int in 0..{_MAX_SH_DEGREE}, got {sh_degree!r}")
-    k = (sh_degree + 1) ** 2 - 1
-    g = gaussians
-    have = g.sh_rest if g.sh_rest is not None else g.means.new_zeros(g.means.shape[:-1] + (0, 3))
-    if have.shape[-2] >= k:
-        rest = have[..., :k, :]
-    else:
-        rest = torch.cat([have, have.new_zeros(have.shape[:-2] + (k - have.shape[-2], 3))], -2)
-    return Gaussians(g.means, g.quats, g.scales, g.opacities, g.colors, rest if k else None)
-
-
-def save_ply(gaussians: Gaussians, path: str | os.PathLike, sh_degree: int | None = None, up: str = "+y") -> None:
+def save_ply(gaussians: Gaussians, path: str | os.PathLike, sh_degree: int | None = None, up: str = DEFAULT_UP) -> None:
     """Write one scene of Gaussians (no batch dims: means [N, 3]) as an Inria 3DGS PLY.
 
     Args:
@@ -275,8 +199,9 @@ def _sh_rest_count(path: str, props: list[str]) -> int:
     return k
 
 
-def load_ply(path: str | os.PathLike, max_vertices: int = 50_000_000, up: str = "+y") -> Gaussians:
-    """Read an Inria 3DGS PLY (from a3d, the Inria code, SuperSplat, ...) into activated Gaussians.
+def load_ply(path: str | os.PathLike, max_vertices: int = 50_000_000, up: str = DEFAULT_UP) -> Gaussians:
+    """Read an Inria 3DGS PLY (from a3d, the Inria code, SuperSplat, ...) into activated Gaussians; a
+    PlayCanvas compressed PLY goes to :func:`a3d.io.compressed_ply.load_compressed_ply`.
 
     Args:
         path: the .ply file.
@@ -293,6 +218,8 @@ def load_ply(path: str | os.PathLike, max_vertices: int = 50_000_000, up: str = 
         InputError (a ValueError) naming the file and what is wrong (see the module docstring for what
         is accepted).
     """
+    from .compressed_ply import is_compressed_ply, load_compressed_ply
+
     check_int(max_vertices, "max_vertices", 0)
     _oriented(None, up)  # check the argument before reading
     path = os.fspath(path)
@@ -300,6 +227,9 @@ def load_ply(path: str | os.PathLike, max_vertices: int = 50_000_000, up: str = 
         raise InputError(f"{path}: expected a PLY file, found a folder")
     size = os.path.getsize(path)
     with open(path, "rb") as f:
+        if is_compressed_ply(f.read(MAX_HEADER_BYTES + 1)):
+            return load_compressed_ply(path, max_vertices=max_vertices, up=up)
+        f.seek(0)
         n, props, offset = _parse_header(path, f)
         k = _sh_rest_count(path, props)
         if n > max_vertices:
@@ -345,7 +275,7 @@ def load_ply(path: str | os.PathLike, max_vertices: int = 50_000_000, up: str = 
     ), up)
 
 
-def save_splat(gaussians: Gaussians, path: str | os.PathLike, up: str = "+y") -> None:
+def save_splat(gaussians: Gaussians, path: str | os.PathLike, up: str = DEFAULT_UP) -> None:
     """Write one scene of Gaussians (no batch dims) as a ``.splat`` file (32 bytes a splat, see the
     module docstring); higher SH are dropped; ``up`` as in :func:`save_ply`. Raises ValueError for
     batched Gaussians, non-finite values, non-positive scales or zero quaternions."""
