@@ -1,5 +1,6 @@
 """The package's structure as its imports draw it: no circle, nothing imports back up to the package root,
-and every module opens with a docstring naming its idea (docs/design.md, "Package layout").
+every module opens with a docstring naming its idea, and docs/design.md's "Package layout" names every
+module and no other.
 
 The graph is read from the source (ast), lazy imports inside functions included: a circle through a
 function-level import is still a circle a reader has to untangle. Blocks that only a type checker or a
@@ -10,6 +11,7 @@ depend on it like any other method does.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "a3d"
@@ -139,3 +141,20 @@ def test_bundled_files_are_found_through_one_asset_folder():
     own = [name for name, path in _modules().items() if name != "a3d.core.assets"
            and "__file__" in (text := path.read_text(encoding="utf-8")) and '"assets"' in text]
     assert not own, f"modules that locate a3d/assets themselves (use a3d.core.assets.ASSET_DIR): {own}"
+
+
+def _layout_section() -> str:
+    """The "Package layout" section of docs/design.md, up to the next section."""
+    text = (PACKAGE.parent / "docs" / "design.md").read_text(encoding="utf-8")
+    start = text.index("\n## Package layout\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end != -1 else None]
+
+
+def test_design_md_names_every_module_and_no_other():
+    named = set(re.findall(r"\ba3d/[A-Za-z0-9_/]+\.py\b", _layout_section()))
+    modules = {f"a3d/{p.relative_to(PACKAGE).as_posix()}" for p in PACKAGE.rglob("*.py")
+               if p.name != "__init__.py" or p.parent == PACKAGE}  # a sub-package's __init__ only names it
+    assert not modules - named, f"modules missing from docs/design.md, Package layout: {sorted(modules - named)}"
+    stale = {m for m in named - modules if not (PACKAGE.parent / m).is_file()}
+    assert not stale, f"docs/design.md, Package layout, names modules that do not exist: {sorted(stale)}"
