@@ -65,10 +65,11 @@ def _render_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("ply", help="input PLY in the Inria 3DGS layout (SH degree 0 to 3, from a3d or any 3DGS tool)")
     p.add_argument("-o", "--output", default="orbit.mp4", help="output video path (.mp4, .webm or .gif)")
     p.add_argument("--frames", type=int, default=120, help="frames for the full turn")
-    p.add_argument("--fps", type=int, default=30)
+    p.add_argument("--fps", type=int, default=30, help="frames per second (default: 30)")
     p.add_argument("--size", type=int, default=512, help="square frame size in pixels")
     p.add_argument("--elevation", type=float, default=10.0, help="camera elevation, degrees")
-    p.add_argument("--background", type=float, nargs=3, default=(1.0, 1.0, 1.0), metavar=("R", "G", "B"))
+    p.add_argument("--background", type=float, nargs=3, default=(1.0, 1.0, 1.0), metavar=("R", "G", "B"),
+                   help="background colour, each channel in [0, 1] (default: 1 1 1, white)")
     p.add_argument("--up", choices=("+y", "-y"), default="+y",
                    help="the file's up axis: +y for a3d heads, -y (written --up=-y) for scenes trained "
                         "from COLMAP (y down)")
@@ -84,7 +85,8 @@ def _synth_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--heads", type=int, default=10, help="number of heads")
     p.add_argument("--views", type=int, default=80, help="views per head (1-80; half ring views, half random)")
     p.add_argument("--size", type=int, default=512, help="square image size in pixels")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="generator seed: head i of a seed is always the same head (default: 0)")
     p.add_argument("--gaussians", type=int, default=200_000, help="Gaussians per head")
     p.add_argument("--batch", type=int, default=4, help="heads generated and rendered together")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
@@ -98,23 +100,31 @@ def _synth_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _train_flags(p: argparse.ArgumentParser) -> None:
-    """Every TrainConfig field is a flag (``--max-steps 100``, ``--no-bf16``)."""
-    from .train.config import TrainConfig
+    """Every TrainConfig field but config_version is a flag (``--max-steps 100``, ``--no-bf16``); its help is the
+    field's docstring (:func:`a3d.train.config.field_help`) and its default the recipe's."""
+    from .train.config import TrainConfig, field_help
 
-    p.description = "Train A3DModel. Flags override --config, which overrides the defaults."
-    p.add_argument("--config", help="JSON file of TrainConfig fields")
+    p.description = ("Train A3DModel. The defaults are the recipe of the bundled model's last training run "
+                     "(docs/training.md, Recipe); --config FILE.json overrides them and flags override both.")
+    p.add_argument("--config", metavar="FILE", help="JSON file of TrainConfig fields (default: none)")
     p.add_argument("--export-only", action="store_true",
-                   help="write the EMA weights of OUT_DIR/ckpt.pt to --export-dir and exit")
-    p.add_argument("--plot", metavar="PNG", help="after training, plot OUT_DIR/log.jsonl to this PNG")
+                   help="write the EMA weights of OUT_DIR/ckpt.pt to --export-dir and exit (default: off)")
+    p.add_argument("--plot", metavar="PNG", help="after training, plot OUT_DIR/log.jsonl to this PNG (default: none)")
+    docs, recipe = field_help(), TrainConfig()
     for f in dataclasses.fields(TrainConfig):
+        if f.name == "config_version":
+            continue
         flag = "--" + f.name.replace("_", "-")
+        default = getattr(recipe, f.name)
+        shown = json.dumps(default) if isinstance(default, (dict, str)) else default
+        help_line = f"{docs[f.name]} (default: {shown})".replace("%", "%%")
         if f.type in ("bool", bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_line)
         elif f.name == "model_overrides":
-            p.add_argument(flag, type=json.loads, default=None, help='JSON object, e.g. \'{"image_size": 64}\'')
+            p.add_argument(flag, type=json.loads, default=None, metavar="JSON", help=help_line)
         else:
             typ = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
-            p.add_argument(flag, type=typ, default=None)
+            p.add_argument(flag, type=typ, default=None, help=help_line)
 
 
 def _eval_flags(p: argparse.ArgumentParser) -> None:
@@ -234,7 +244,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig of ``a3d train``'s arguments: the defaults, then ``--config``, then the flags given."""
     from .train.config import TrainConfig
 
-    d = dataclasses.asdict(TrainConfig.from_json(args.config)) if args.config else {}
+    d = dataclasses.asdict(TrainConfig.from_json(args.config) if args.config else TrainConfig())
     for f in dataclasses.fields(TrainConfig):
         v = getattr(args, f.name, None)
         if v is not None:

@@ -6,7 +6,6 @@
 # outlive the calls that watch them, so a round of 20+ minutes is one uninterrupted run. From the
 # repository root:
 #   scripts/gpu_round.sh build [smoke]       # the CUDA extension in place (then a timed 40-step smoke run a config)
-#   scripts/gpu_round.sh rate                # fresh heads against a fixed pool, 120 steps each, side by side
 #   scripts/gpu_round.sh launch MINUTES      # the round, detached; after a smoke run, each config's max_steps is
 #                                            # set from its step time so that the cosine ends near the clock
 #   scripts/gpu_round.sh watch SECONDS       # follow its logs for a while (returns early when it ends)
@@ -18,7 +17,8 @@
 # the same command again, which resumes from the checkpoint.
 set -euo pipefail
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-read -r -a CFGS <<< "${A3D_ROUND_CONFIGS:-docs/runs/round7c.json}"  # default: the bundled model's last run
+# default: the recipe (TrainConfig's defaults) continued from the bundled weights, as the bundled model's last run
+read -r -a CFGS <<< "${A3D_ROUND_CONFIGS:-scripts/round.json}"
 out_dir() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['out_dir'])" "$1"; }
 if compgen -G ".whl/*.whl" > /dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
@@ -53,19 +53,6 @@ case "${1:-}" in
     done
     wait || { tail -40 /tmp/smoke*.log; exit 1; }
     for f in /tmp/smoke*/log.jsonl; do grep stage_s "$f" | tail -1 | cut -c1-400; done
-    ;;
-  rate)
-    # training samples/s with a fresh head every sample (synth_ahead of the config) against a fixed pool
-    # of 256 heads, everything else equal; two GPUs: side by side, one each (a smoke run of the config too)
-    cfg=${CFGS[0]}
-    common=(--config "$cfg" --max-steps 120 --eval-heads 0 --gallery-images 0 --export-dir "" --log-every 25)
-    CUDA_VISIBLE_DEVICES=0 python3 -m a3d.train "${common[@]}" --out-dir /tmp/rate_fresh > /tmp/rate_fresh.log 2>&1 &
-    CUDA_VISIBLE_DEVICES=$(( $(gpus) - 1 )) python3 -m a3d.train "${common[@]}" --out-dir /tmp/rate_pool \
-      --synth-pool 256 --synth-ahead 1 > /tmp/rate_pool.log 2>&1 &
-    wait || { tail -20 /tmp/rate_*.log; exit 1; }
-    for arm in fresh pool; do
-      echo "$arm"; grep samples_per_s "/tmp/rate_$arm/log.jsonl" | tail -3 | cut -c1-600
-    done
     ;;
   launch)
     if [ "${#CFGS[@]}" -eq 1 ]; then
@@ -111,13 +98,12 @@ case "${1:-}" in
       tar -cf "$out/$name.tar" -C "$run" log.jsonl eval.json stdout.log export/config.json \
         $(cd "$run" && ls gallery_*.png 2>/dev/null)
     done
-    [ ! -f /tmp/rate_fresh/log.jsonl ] || tar -cf "$out/rate.tar" -C /tmp rate_fresh/log.jsonl rate_pool/log.jsonl
     timeout "${A3D_TEST_SECONDS:-240}" python3 -m pytest -q -m cuda -p no:cacheprovider --ignore tests/test_jit.py \
       --ignore tests/test_mesh.py tests 2>&1 | tail -4 || true
     ls -la "$out"
     ;;
   *)
-    echo "usage: $0 build | rate | launch MINUTES | watch SECONDS | jit | finish OUT" >&2
+    echo "usage: $0 build | launch MINUTES | watch SECONDS | jit | finish OUT" >&2
     exit 2
     ;;
 esac

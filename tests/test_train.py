@@ -1,4 +1,6 @@
 """The trainer: schedule, metrics, the loss going down, exact resume, export, CLI (CPU, small)."""
+import argparse
+import dataclasses
 import json
 import math
 
@@ -37,9 +39,11 @@ def dataset(tmp_path_factory):
 
 
 def _cfg(data, out, **kw) -> TrainConfig:
+    """A small run of the recipe without the heads' augmentation and turns (tests that want them ask)."""
     base = dict(model_overrides=TINY, data=data, num_views=2, num_workers=0, batch_size=1, max_steps=6,
                 warmup_steps=2, lr=3e-3, min_lr=3e-4, log_every=1, ckpt_every=3, eval_every=0, eval_heads=0,
-                out_dir=str(out), progress=False, ema_decay=0.9)
+                out_dir=str(out), progress=False, ema_decay=0.9, synth_ahead=1, augment=False, head_yaw=0.0,
+                head_pitch=0.0)
     base.update(kw)
     return TrainConfig(**base)
 
@@ -167,26 +171,94 @@ def test_resume_is_exact(dataset, tmp_path):
 
 def test_config_cli_and_errors(tmp_path):
     parser = build_parser("train")
-    (tmp_path / "c.json").write_text(json.dumps({"lr": 1e-3, "batch_size": 4}))
+    (tmp_path / "c.json").write_text(json.dumps({"lr": 1e-3, "batch_size": 4, "config_version": 2}))
     args = parser.parse_args(["train", "--config", str(tmp_path / "c.json"), "--batch-size", "2", "--no-bf16",
                               "--model-overrides", '{"image_size": 64}', "--max-minutes", "8.5"])
     cfg = config_from_args(args)
     assert (cfg.lr, cfg.batch_size, cfg.bf16, cfg.max_minutes) == (1e-3, 2, False, 8.5)
     assert cfg.model_config().image_size == 64
+    assert config_from_args(parser.parse_args(["train", "--max-steps", "5"])) == TrainConfig(max_steps=5)  # the recipe
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig(batch_size=0)
     with pytest.raises(ValueError, match="unknown TrainConfig fields"):
-        TrainConfig.from_dict({"learning_rate": 1})
+        TrainConfig.from_dict({"learning_rate": 1, "config_version": 2})
     with pytest.raises(ValueError, match="min_lr"):
         TrainConfig(lr=1e-4, min_lr=1e-3)
     with pytest.raises(ValueError, match="overrides"):
         TrainConfig(model_overrides={"nope": 1}).model_config()
     # turned heads come with the heads' augmentation, within ±90°
     assert TrainConfig(augment=True, head_yaw=30, head_pitch=10).heads_augmented
-    for bad in (dict(head_yaw=30), dict(augment=True, augment_heads=False, head_pitch=5),
+    for bad in (dict(augment=False, head_yaw=30), dict(augment=True, augment_heads=False, head_pitch=5),
                 dict(augment=True, head_yaw=120), dict(augment=True, head_yaw=30, head_turn_power=0.5)):
         with pytest.raises(ValueError, match="head_"):
             TrainConfig(**bad)
+
+
+def test_version_1_configs_mean_what_they_meant_and_a_head_pool_is_refused(tmp_path):
+    """A config without config_version is version 1: the fields it leaves out take version 1's defaults (with a
+    warning naming them), synth_pool / synth_refresh 0 are dropped, a pool is an error naming its key, and an
+    unknown version is refused."""
+    with pytest.warns(UserWarning, match="lr"):
+        old = TrainConfig.from_dict({"batch_size": 4, "synth_pool": 0, "synth_refresh": 0})
+    assert (old.lr, old.augment, old.head_yaw, old.synth_ahead, old.batch_size) == (4e-4, False, 0.0, 1, 4)
+    assert old.config_version == 2 and TrainConfig.from_dict(dataclasses.asdict(old)) == old
+    assert TrainConfig.from_dict({"config_version": 2, "batch_size": 4}) == TrainConfig(batch_size=4)
+    for key in ("synth_pool", "synth_refresh"):
+        with pytest.raises(ValueError, match=key):
+            TrainConfig.from_dict({key: 8})
+    (tmp_path / "future.json").write_text(json.dumps({"config_version": 3}))
+    with pytest.raises(ValueError, match="config_version 3"):
+        TrainConfig.from_json(tmp_path / "future.json")
+    with pytest.raises(ValueError, match="config_version"):
+        TrainConfig(config_version=1)
+
+
+def test_every_train_option_has_a_help_line_with_its_default():
+    """`a3d train --help`: every TrainConfig field (but config_version) is a flag whose help is the field's
+    docstring followed by the recipe's default, as are --config, --export-only and --plot."""
+    from a3d.train.config import field_help
+
+    parser = build_parser("train")
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["train"]
+    options = {a.dest: a for a in sub._actions if a.option_strings and a.dest not in ("help", "debug")}
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"config_version"}
+    assert fields <= set(options) and set(options) - fields == {"config", "export_only", "plot"}
+    docs, recipe = field_help(), TrainConfig()
+    for name, action in options.items():
+        assert action.help and "(default: " in action.help, name
+        if name in fields:
+            assert action.help.startswith(docs[name]) and len(docs[name]) > 8, name
+            shown = json.dumps(getattr(recipe, name)) if isinstance(getattr(recipe, name), (str, dict)) \
+                else str(getattr(recipe, name))
+            assert action.help.endswith(f"(default: {shown})"), (name, action.help)
+    text = sub.format_help()  # argparse expands the help strings: a stray % would fail here
+    assert "--synth-ahead" in text and "--synth-pool" not in text
+
+
+def test_provenance_chains_the_runs_and_ends_with_the_recipe():
+    """a3d/assets/models/tiny/provenance.json: each run warm-starts from the one before it (the first from
+    nothing), has its steps, minutes, device and date, and the last run's config with its flags is the recipe:
+    TrainConfig's defaults but for the run fields and model_overrides (the preset is the shipped model)."""
+    from a3d.api import DEFAULT_MODEL_DIR
+    from a3d.train.config import RUN_FIELDS
+
+    doc = json.loads((DEFAULT_MODEL_DIR / "provenance.json").read_text())
+    runs = doc["runs"]
+    assert runs[0]["warm_start_from"] is None and len(runs) >= 2
+    assert [r["warm_start_from"] for r in runs[1:]] == [r["name"] for r in runs[:-1]]
+    for r in runs:
+        assert r["date"] and r["device"] and r["config"] and r["batch_size"] > 0, r["name"]
+        parts = [r["steps"], r["minutes"]]
+        assert all(isinstance(p, list) for p in parts) or not any(isinstance(p, list) for p in parts), r["name"]
+        assert all(v > 0 for p in parts for v in (p if isinstance(p, list) else [p])), r["name"]
+    last = runs[-1]
+    used = TrainConfig.from_dict({**last["config"], **last.get("flags", {})})  # a version-1 file, migrated
+    assert sum(last["steps"]) == used.max_steps
+    recipe = dataclasses.asdict(TrainConfig())
+    skip = set(RUN_FIELDS) | {"model_overrides"}
+    assert {k: v for k, v in dataclasses.asdict(used).items() if k not in skip} == \
+        {k: v for k, v in recipe.items() if k not in skip}
+    assert recipe["model_overrides"] == {} and recipe["init_from"] == ""
 
 
 def test_synthetic_run_evaluates_and_writes_gallery(tmp_path):
@@ -221,8 +293,7 @@ def test_bundled_model_is_trained_tiny_fp16():
     weights = load_file(str(path))
     assert all(v.dtype == torch.float16 for v in weights.values()) and not any(k.startswith("avas.") for k in weights)
     model = A3DModel.from_pretrained(str(DEFAULT_MODEL_DIR))
-    # the tiny preset with the inference settings chosen after round 4 (rounds 5-7 trained with them), carve_window
-    # chosen after round 6 and the decoder's convolutions trained in round 7 (docs/training.md)
+    # the tiny preset with the bundled inference settings and the decoder's convolutions (docs/training.md)
     assert model.config == get_config("tiny", given_fit=1, given_erode=1, given_surfel=True, carve_window=3,
                                         decoder_conv=2)
     eval_set = synthetic_eval_set(1, 4, model.config.image_size, torch.device("cpu"), seed=4242, num_gaussians=20_000)
@@ -230,24 +301,6 @@ def test_bundled_model_is_trained_tiny_fp16():
     torch.manual_seed(0)
     untrained = evaluate(A3DModel(get_config("tiny")), eval_set)["all"]
     assert trained["psnr"] > untrained["psnr"] + 3 and trained["lpips"] < untrained["lpips"] - 0.2, (trained, untrained)
-
-
-def test_synthetic_pool_refresh_is_a_function_of_the_step():
-    """With a refreshing head pool, the batch of step k built directly (a resumed run) equals the one
-    reached by running steps 0 .. k."""
-    kw = dict(size=32, batch=2, num_views=2, num_gaussians=10_000, seed=11, device=torch.device("cpu"), pool=2,
-              refresh=1)
-    run = SyntheticBatches(**kw)
-    assert [run.pool_ids(k) for k in range(4)] == [[0, 1], [2, 1], [2, 3], [4, 3]]
-    batches = [run.get(k) for k in range(3)]
-    resumed = SyntheticBatches(**kw).get(2)
-    for key, value in batches[2].tensors().items():
-        assert torch.equal(value, getattr(resumed, key)), key
-    assert not torch.equal(batches[0].input, batches[2].input)  # the pool of step 2 holds heads 2 and 3
-    with pytest.raises(ValueError, match="refresh"):
-        SyntheticBatches(**(kw | {"pool": 0}))
-    with pytest.raises(ValueError, match="turn"):
-        SyntheticBatches(**(kw | {"turn": (20.0, 0.0)}))  # turning is part of the heads' augmentation
 
 
 def test_turned_heads_in_a_batch():
@@ -260,6 +313,8 @@ def test_turned_heads_in_a_batch():
     # the supervision sees the turned heads too (every view, not the input alone)
     assert (plain.canonical[:, 1:] - turned.canonical[:, 1:]).abs().mean() > 0.01
     assert (plain.images - turned.images).abs().mean() > 0.01
+    with pytest.raises(ValueError, match="turn"):
+        SyntheticBatches(**(kw | {"augment": False}), turn=(20.0, 0.0))  # turning is part of the heads' augmentation
 
 
 def test_synthetic_heads_generated_ahead_are_the_same_heads_and_resume_exactly():
@@ -293,12 +348,8 @@ def test_synthetic_heads_generated_ahead_are_the_same_heads_and_resume_exactly()
         assert calls == [list(range(6, 12)), list(range(12, 18))]
     with pytest.raises(ValueError, match="ahead"):
         SyntheticBatches(**kw, ahead=0)
-    with pytest.raises(ValueError, match="ahead"):
-        SyntheticBatches(**kw, ahead=2, pool=4)
     with pytest.raises(ValueError, match="synth_ahead"):
         TrainConfig(synth_ahead=0)
-    with pytest.raises(ValueError, match="synth_ahead"):
-        TrainConfig(synth_ahead=2, synth_pool=8)
 
 
 def test_generation_ahead_is_logged_at_its_amortised_cost():

@@ -14,9 +14,8 @@ from ..core import framing
 from ..data.batch import Batch
 from ..core.cameras import Cameras, canonical_cameras
 from ..errors import InputError
-from ..eval.evaluate import _views_nchw
 from ..core.gaussians import Gaussians
-from ..core.rendering import render
+from ..core.rendering import channels_first, render
 from ..core.seeding import mix_seed
 
 __all__ = ["SyntheticBatches", "FolderBatches", "StageClock", "render_batch"]
@@ -67,16 +66,16 @@ def render_batch(heads: Gaussians, canonical: Cameras, cams: Cameras) -> Batch:
     bg = framing.BACKGROUND
     canon = render(heads, canonical, bg)  # [B, 4, S, S, ·]
     sup = render(heads, cams, bg)  # [B, V, S, S, ·]
-    canon_rgb = _views_nchw(canon.rgb).clamp(0, 1)
-    canon_alpha = _views_nchw(canon.alpha).contiguous()  # [B, 4, 1, S, S]
+    canon_rgb = channels_first(canon.rgb).clamp(0, 1)
+    canon_alpha = channels_first(canon.alpha).contiguous()  # [B, 4, 1, S, S]
     dev = canon_rgb.device
     return Batch(
         input=canon_rgb[:, 0].contiguous(), input_mask=canon_alpha[:, 0],
         input_viewmat=canonical.viewmats[0].expand(B, 4, 4), input_K=canonical.Ks[0].expand(B, 3, 3),
-        images=_views_nchw(sup.rgb).clamp(0, 1).contiguous(), masks=_views_nchw(sup.alpha),
+        images=channels_first(sup.rgb).clamp(0, 1).contiguous(), masks=channels_first(sup.alpha),
         viewmats=cams.viewmats, Ks=cams.Ks,
         canonical=canon_rgb.contiguous(), canonical_valid=torch.ones(B, 4, dtype=torch.bool, device=dev),
-        canonical_alpha=canon_alpha, canonical_depth=_views_nchw(canon.depth).contiguous(),  # camera z
+        canonical_alpha=canon_alpha, canonical_depth=channels_first(canon.depth).contiguous(),  # camera z
         geometry_valid=torch.ones(B, dtype=torch.bool, device=dev),
         ok=torch.ones(B, dtype=torch.bool, device=dev), skipped=torch.zeros(B, dtype=torch.long, device=dev))
 
@@ -84,59 +83,40 @@ def render_batch(heads: Gaussians, canonical: Cameras, cams: Cameras) -> Batch:
 class SyntheticBatches:
     """Training batches rendered on the fly from :class:`a3d.data.synth.SyntheticHeads` on ``device``.
 
-    Heads: with ``pool`` = 0, step ``k`` takes heads ``k·B … k·B + B − 1`` of the generator's stream
-    ``seed`` (a head is a function of its seed and index alone). With ``pool`` = P > 0, heads
-    0 … P − 1 are generated up front and each step draws B of them, so generation is paid once and
-    rendering new views every step; ``refresh`` = r > 0 then replaces r pool entries after every
-    step with the next heads of the stream (head P + k·r + i goes to slot (k·r + i) mod P), so the
-    pool keeps changing at the cost of r generated heads a step. ``ahead`` = A > 1 (fresh heads only):
-    the generator's cost hardly grows with the batch, so one call on step g·A makes the heads of steps
-    g·A … g·A + A − 1 (ids g·A·B … (g + 1)·A·B − 1, the same heads as with A = 1 but made together, so
-    their last bits may differ from those of A calls) and each step of the group takes its B; a run
-    resumed inside a group makes the group's call again, so it gets the same bits. Views: ``num_views`` of each head's
-    80 cameras (40 fixed circular + 40 random, paper App. C), the input view excluded, drawn by a
-    generator seeded by (seed, k); the canonical views come from
-    :func:`a3d.core.cameras.canonical_cameras`. A batch is a function of (seed, step) alone, so a resumed
-    run sees the same data (the pool of step k is rebuilt directly when a run starts there).
-    ``augment``: each head gets a photo's colour rendition and framing error before it is rendered
-    (:func:`a3d.data.augment.augment_heads`, drawn by the same generator after the views), so every view sees them;
-    ``turn`` (max yaw, max pitch, degrees) turns each head too and frames it again by its face; ``turn_power``
-    bends the turns' draw toward none (:func:`a3d.data.augment.turn_angles`).
+    Heads: step ``k`` takes heads ``k·B … k·B + B − 1`` of the generator's stream ``seed`` (a head is a
+    function of its seed and index alone), fresh heads every step. ``ahead`` = A > 1: the generator's cost
+    hardly grows with the batch, so one call on step g·A makes the heads of steps g·A … g·A + A − 1 (ids
+    g·A·B … (g + 1)·A·B − 1, the same heads as with A = 1 but made together, so their last bits may differ
+    from those of A calls) and each step of the group takes its B; a run resumed inside a group makes the
+    group's call again, so it gets the same bits. Views: ``num_views`` of each head's 80 cameras (40 fixed
+    circular + 40 random, paper App. C), the input view excluded, drawn by a generator seeded by (seed, k);
+    the canonical views come from :func:`a3d.core.cameras.canonical_cameras`. A batch is a function of
+    (seed, step) alone, so a resumed run sees the same data. ``augment``: each head gets a photo's colour
+    rendition and framing error before it is rendered (:func:`a3d.data.augment.augment_heads`, drawn by the
+    same generator after the views), so every view sees them; ``turn`` (max yaw, max pitch, degrees) turns
+    each head too and frames it again by its face; ``turn_power`` bends the turns' draw toward none
+    (:func:`a3d.data.augment.turn_angles`).
     """
 
     def __init__(self, size: int, batch: int, num_views: int, num_gaussians: int, seed: int, device: torch.device,
-                 pool: int = 0, refresh: int = 0, progress: bool = False, ahead: int = 1, augment: bool = False,
-                 turn: tuple[float, float] = (0.0, 0.0), turn_power: float = 1.0):
+                 ahead: int = 1, augment: bool = False, turn: tuple[float, float] = (0.0, 0.0),
+                 turn_power: float = 1.0, progress: bool = False):
         from ..data.synth import SyntheticHeads
 
-        if refresh and not pool:
-            raise ValueError("refresh: replacing pool entries needs a pool (pool > 0)")
         if not isinstance(ahead, int) or ahead < 1:
             raise ValueError(f"ahead: expected the number of steps (>= 1) whose heads one generator call makes, "
                              f"got {ahead!r}")
-        if ahead > 1 and pool:
-            raise ValueError("ahead: generating the heads of several steps at once is for fresh heads (pool = 0)")
-        self.batch, self.num_views, self.seed, self.device = batch, num_views, seed, device
-        self.pool_size, self.refresh, self.progress, self.ahead = pool, refresh, progress, ahead
-        self.augment, self.turn, self.turn_power = augment, turn, turn_power
         if any(turn) and not augment:
             raise ValueError("turn: the heads are turned by their augmentation (augment=True)")
+        self.batch, self.num_views, self.seed, self.device = batch, num_views, seed, device
+        self.progress, self.ahead = progress, ahead
+        self.augment, self.turn, self.turn_power = augment, turn, turn_power
         self.chunk = max(_SYNTH_CHUNK, ahead * batch) if ahead > 1 else _SYNTH_CHUNK  # a group is one call
         self.group: tuple[int, Gaussians, Cameras] | None = None  # with ahead > 1: (g, the heads of group g)
         self.group_seconds = 0.0  # the synchronised wall time of the call that made ``group``
         self.heads = SyntheticHeads(device, seed=seed, num_gaussians=num_gaussians, image_size=size)
         self.canonical = canonical_cameras(size).to(device)
         self.gen = torch.Generator(device=device)
-        self.pool: tuple[Gaussians, Cameras] | None = None
-        self.pool_step = 0  # the step whose pool ``self.pool`` holds
-        if pool > 0:
-            self.pool = self._generate(self.pool_ids(0))
-
-    def pool_ids(self, step: int) -> list[int]:
-        """Head ids in the pool's slots at the start of step ``step``."""
-        P, r = self.pool_size, self.refresh
-        end = P + step * r  # ids P .. end-1 have been added; id h sits in slot (h - P) mod P
-        return [j if end - P - j <= 0 else P + j + (end - P - j - 1) // P * P for j in range(P)]
 
     def _generate(self, ids: list[int]) -> tuple[Gaussians, Cameras]:
         from tqdm.auto import tqdm
@@ -152,17 +132,10 @@ class SyntheticBatches:
         return g, cams
 
     def _heads(self, step: int) -> tuple[Gaussians, Cameras]:
-        B = self.batch
-        if self.pool is None and self.ahead > 1:
+        if self.ahead > 1:
             return self._from_group(step)
-        if self.pool is None:
-            return self._generate(list(range(step * B, (step + 1) * B)))
-        if self.refresh and step != self.pool_step:  # a resumed run: rebuild the pool of this step
-            self.pool, self.pool_step = self._rebuild_pool(step), step
-        g, cams = self.pool
-        idx = torch.randint(len(g.means), (B,), generator=self.gen, device=self.device)
-        pick = Gaussians(**{k: getattr(g, k)[idx] for k in _FIELDS})
-        return pick, Cameras(cams.viewmats[idx], cams.Ks[idx], cams.width, cams.height)
+        B = self.batch
+        return self._generate(list(range(step * B, (step + 1) * B)))
 
     def _from_group(self, step: int) -> tuple[Gaussians, Cameras]:
         """The heads of ``step`` out of its group's call, made (and timed) when the step is the first of its
@@ -181,39 +154,8 @@ class SyntheticBatches:
         return (Gaussians(**{f: getattr(heads, f)[part] for f in _FIELDS}),
                 Cameras(cams.viewmats[part], cams.Ks[part], cams.width, cams.height))
 
-    def _rebuild_pool(self, step: int) -> tuple[Gaussians, Cameras]:
-        """The pool at the start of ``step`` for a resumed run, bit for bit: a head's last bits may depend
-        on the batch the generator made it in (SIMD rounding), so each head is made in the same call
-        as in an uninterrupted run: the first P in chunks of _SYNTH_CHUNK, then the r of each step."""
-        P, r, C = self.pool_size, self.refresh, self.chunk
-
-        def call(h: int) -> range:  # the ids of the generator call that made head h
-            first, end = (0, P) if h < P else (P + (h - P) // r * r, P + (h - P) // r * r + r)
-            lo = first + (h - first) // C * C
-            return range(lo, min(lo + C, end))
-
-        ids = self.pool_ids(step)
-        made = {c: self._generate(list(c)) for c in dict.fromkeys(call(h) for h in ids)}
-        picks = [(made[call(h)], call(h).index(h)) for h in ids]
-        g = Gaussians(**{k: torch.stack([getattr(m[0], k)[i] for m, i in picks]) for k in _FIELDS})
-        cams = Cameras(torch.stack([m[1].viewmats[i] for m, i in picks]), torch.stack([m[1].Ks[i] for m, i in picks]),
-                       picks[0][0][1].width, picks[0][0][1].height)
-        return g, cams
-
-    def _refresh(self, step: int) -> None:
-        """Replace the pool entries that step ``step`` hands over to the next heads of the stream."""
-        P, r = self.pool_size, self.refresh
-        ids = [P + step * r + i for i in range(r)]
-        slots = torch.tensor([(h - P) % P for h in ids], device=self.device)
-        new_g, new_c = self._generate(ids)
-        g, cams = self.pool
-        for k in _FIELDS:
-            getattr(g, k)[slots] = getattr(new_g, k)
-        cams.viewmats[slots] = new_c.viewmats
-        cams.Ks[slots] = new_c.Ks
-        self.pool_step = step + 1
-
     def get(self, step: int, clock: StageClock | None = None) -> Batch:
+        """The batch of optimizer step ``step``; ``clock`` (on logged steps) books generation and rendering."""
         B, V = self.batch, self.num_views
         self.gen.manual_seed(mix_seed(self.seed, step, bits=31))
         g, cams = self._heads(step)
@@ -234,10 +176,6 @@ class SyntheticBatches:
         batch = render_batch(g, self.canonical, Cameras(vm, K, cams.width, cams.height))
         if clock is not None:
             clock.mark("render_gt")
-        if self.refresh:
-            self._refresh(step)
-            if clock is not None:
-                clock.mark("generate")
         return batch
 
 

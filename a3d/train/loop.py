@@ -177,10 +177,9 @@ def _start(cfg: TrainConfig) -> _Run:
     source: SyntheticBatches | FolderBatches
     if cfg.data == "synthetic":
         source = SyntheticBatches(S, cfg.batch_size, cfg.num_views, cfg.synth_gaussians,
-                                  mix_seed(cfg.seed, 2000 + rank, bits=31), device, cfg.synth_pool,
-                                  cfg.synth_refresh, rank == 0 and cfg.progress, ahead=cfg.synth_ahead,
+                                  mix_seed(cfg.seed, 2000 + rank, bits=31), device, ahead=cfg.synth_ahead,
                                   augment=cfg.heads_augmented, turn=(cfg.head_yaw, cfg.head_pitch),
-                                  turn_power=cfg.head_turn_power)
+                                  turn_power=cfg.head_turn_power, progress=rank == 0 and cfg.progress)
     else:
         source = FolderBatches(cfg.data, S, cfg.batch_size, cfg.num_views, cfg.seed, rank, world,
                                cfg.num_workers, device)
@@ -192,7 +191,7 @@ def _start(cfg: TrainConfig) -> _Run:
         eval_turned = synthetic_eval_set(cfg.eval_heads, cfg.eval_views, S, device, cfg.eval_seed,
                                          cfg.synth_gaussians, turn=cfg.eval_turn)
     if rank == 0:
-        _log(log_path, {"step": step, "setup_s": time.time() - t_start})  # model, data source (head pool), eval set
+        _log(log_path, {"step": step, "setup_s": time.time() - t_start})  # model, data source, eval set
     return _Run(cfg, mcfg, device, rank, world, ddp, model, ema, optim, train_model, source, eval_set, step,
                 t_start, elapsed_before, rng_resumed, ckpt_path, log_path, eval_turned)
 
