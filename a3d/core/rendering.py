@@ -18,7 +18,7 @@ from .gaussians import Gaussians
 from .rasterize import rasterize
 from .sh import view_colors
 
-__all__ = ["RenderOutput", "render", "to_uint8"]
+__all__ = ["RenderOutput", "render", "channels_first", "to_uint8"]
 
 
 @dataclass
@@ -34,6 +34,12 @@ class RenderOutput:
     rgb: Tensor
     alpha: Tensor
     depth: Tensor
+
+
+def channels_first(images: Tensor) -> Tensor:
+    """Rendered images [..., H, W, C] (a :class:`RenderOutput` field) as [..., C, H, W], the layout of
+    networks and losses; a view, no copy."""
+    return images.movedim(-1, -3)
 
 
 def render(gaussians: Gaussians, cameras: Cameras, background: Tensor | Sequence[float] | None = None) -> RenderOutput:

@@ -23,11 +23,10 @@ from torch import Tensor
 from ..core import framing
 from ..data.batch import Batch
 from ..core.cameras import Cameras, canonical_cameras
-from ..eval.evaluate import _views_nchw
 from ..core.gaussians import Gaussians
 from ..perception.lpips import lpips
 from ..model.network import ModelConfig, images_to_state, interpolate, sample_t
-from ..core.rendering import render
+from ..core.rendering import channels_first, render
 from .config import TrainConfig
 
 __all__ = ["compute_loss"]
@@ -94,7 +93,7 @@ def compute_loss(model: torch.nn.Module, batch: Batch, cfg: TrainConfig, mcfg: M
         view_w = torch.cat([view_w, valid.float() * ok[:, None]], 1)
         V = V + 4
     rendered = render(g, cams, framing.BACKGROUND)
-    pred = _views_nchw(rendered.rgb)  # [B, V, 3, S, S]
+    pred = channels_first(rendered.rgb)  # [B, V, 3, S, S]
     l2 = ((pred - target) ** 2).mean(dim=(2, 3, 4))  # [B, V]
     lp = lpips(pred.reshape(B * V, 3, S, S), target.reshape(B * V, 3, S, S), cfg.lpips_net).view(B, V)
     l2, lp = _weighted_mean(l2.flatten(), view_w.flatten()), _weighted_mean(lp.flatten(), view_w.flatten())
@@ -105,7 +104,7 @@ def compute_loss(model: torch.nn.Module, batch: Batch, cfg: TrainConfig, mcfg: M
         alpha_w = view_w * batch.geometry_valid.float()[:, None]
         # the same views as ``target``: the supervision views, then (input decoder) the canonical ones
         true_alpha = torch.cat([batch.masks, batch.canonical_alpha], 1) if mcfg.input_decoder else batch.masks
-        a1 = (_views_nchw(rendered.alpha) - true_alpha).abs().mean(dim=(2, 3, 4))  # [B, V]
+        a1 = (channels_first(rendered.alpha) - true_alpha).abs().mean(dim=(2, 3, 4))  # [B, V]
         a1 = _weighted_mean(a1.flatten(), alpha_w.flatten())
         loss = loss + cfg.lambda_alpha * a1
         parts["alpha"] = a1.detach()
