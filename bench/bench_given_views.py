@@ -1,10 +1,10 @@
-"""The cost of the given views' construction (ModelConfig.given_exact) and of the carve, side by side.
+"""The cost of the given views' carve and colour fit, and of the two decoders, side by side.
 
     python bench/bench_given_views.py [--device cuda] [--preset tiny] [--repeats 20] [--warmup 5]
 
 Times one A3DModel.one_step call (front photo with its matte; bf16 autocast on CUDA, float32 on CPU) of
-the same random weights under three configs: round 3 (exact given views, carve_depth 0.1), the same
-with the carve off, and round 2's construction (learned residuals, no carve). Prints one JSON line each:
+the same random weights under four configs: the preset as it ships, the same with the carve off, with the
+colour fit off, and with the upsampler decoder (ModelConfig.decoder). Prints one JSON line each:
 median wall-clock milliseconds (synchronised) over --repeats calls after --warmup calls.
 """
 from __future__ import annotations
@@ -14,13 +14,15 @@ import json
 
 import torch
 
-from a3d.model.network import A3DModel, get_config
+from a3d.model.config import get_config
+from a3d.model.network import A3DModel
 from timing import wall_ms  # noqa: E402  (bench/timing.py)
 
 ARMS = {
-    "exact + carve 0.1": dict(given_exact=True, carve_depth=0.1),
-    "exact, no carve": dict(given_exact=True, carve_depth=0.0),
-    "round 2 (learned residuals)": dict(given_exact=False, given_footprint=0.6, carve_depth=0.0),
+    "as shipped": {},
+    "no carve": dict(carve_depth=0.0),
+    "no colour fit": dict(given_fit=0),
+    "upsampler decoder": dict(decoder="upsampler"),
 }
 
 

@@ -27,7 +27,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import a3d  # noqa: E402
-from a3d.model.network import A3DModel, get_config  # noqa: E402
+from a3d.model.config import get_config
+from a3d.model.network import A3DModel
 from a3d.inference.preprocess import has_face_models, preprocess  # noqa: E402
 from timing import device_ms, wall_ms  # noqa: E402  (bench/timing.py)
 

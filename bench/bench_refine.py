@@ -49,9 +49,8 @@ def heldout(model, dev: torch.device, heads: int, views: int, settings: RefineSe
     canon = canonical_cameras(S, radius=model.config.camera_radius, fov=model.config.camera_fov_deg).to(dev)
     photos_all = es["canonical"]  # [H, 4, 3, S, S], the front one is the input
     cams = Cameras(es["viewmats"], es["Ks"], S, S)
-    arms = {"feed-forward, front": (False, False), "refined, front": (True, False)}
-    if model.config.input_decoder:
-        arms.update({"feed-forward, 4 photos": (False, True), "refined, 4 photos": (True, True)})
+    arms = {"feed-forward, front": (False, False), "refined, front": (True, False),
+            "feed-forward, 4 photos": (False, True), "refined, 4 photos": (True, True)}
     out, times = {}, {}
     g0 = model.noise(heads, torch.Generator().manual_seed(0))
     for name, (do_refine, four) in arms.items():

@@ -38,7 +38,8 @@ import torch
 from a3d.core import framing, ops
 from a3d.api import NoWeightsError, load_model, reconstruct
 from a3d.core.cameras import save_cameras_json
-from a3d.model.network import A3DModel, get_config
+from a3d.model.config import get_config
+from a3d.model.network import A3DModel
 from a3d.inference.preprocess import TRAINED_TURN_DEG, TURNED_FACE_DEG, ImageError, NoFaceError
 from a3d.core.rendering import to_uint8
 

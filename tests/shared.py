@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 
 from a3d.core.gaussians import Gaussians
-from a3d.model.network import A3DModel, get_config
+from a3d.model.config import get_config
+from a3d.model.network import A3DModel
 
 
 def blob_head(n: int, seed: int) -> Gaussians:

@@ -13,7 +13,8 @@ from a3d import api
 from a3d.core.cameras import load_cameras_json, orbit_cameras
 from a3d.cli import main
 from a3d.io.ply import load_ply
-from a3d.model.network import A3DModel, get_config
+from a3d.model.config import get_config
+from a3d.model.network import A3DModel
 
 PORTRAIT = Path(__file__).parent / "fixtures" / "astronaut_256.jpg"
 SMALL = dict(image_size=32, width=64, depth=2, heads=2, decoder_width=8, avas_width=8)

@@ -77,7 +77,7 @@ def test_queue_bounds_concurrency_and_waiting(app, monkeypatch):
 
 def test_installed_weights_are_used_and_no_banner_shown(app, tmp_path, monkeypatch):
     folder = tmp_path / "tiny"
-    a3d.api.A3DModel(a3d.model.network.get_config("tiny")).save_pretrained(folder)
+    a3d.api.A3DModel(a3d.model.config.get_config("tiny")).save_pretrained(folder)
     monkeypatch.setattr(a3d.api, "DEFAULT_MODEL_DIR", folder)
     slot = app.ModelSlot(torch.device("cpu"), random_init=True)  # weights win over the test switch
     assert slot.status == "trained" and app._banner(slot) == ""

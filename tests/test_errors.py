@@ -23,7 +23,8 @@ from a3d.cli import main
 from a3d.data.dataset import CAMERA_FILE, find_captures
 from a3d.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_SETUP, InputError, SetupError, check_device, check_int
 from a3d.core.files import atomic_write, read_json
-from a3d.model.network import MAX_ACTIVATION_BYTES, MAX_PARAMETERS, A3DModel, get_config
+from a3d.model.config import MAX_ACTIVATION_BYTES, MAX_PARAMETERS, get_config
+from a3d.model.network import A3DModel
 from a3d.inference.preprocess import DRAFT_PIXELS, ImageError, NoFaceError, load_image, preprocess
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -241,14 +242,20 @@ def test_absurd_model_configs_are_refused_before_allocating(overrides, names):
     assert time.perf_counter() - start < 0.5
 
 
-def test_the_size_estimates_match_the_model():
+def test_the_size_estimate_is_close_to_the_built_model():
+    """ModelConfig's parameter estimate (what refuses a config before allocation) is within 3% of the built
+    model's count (toy sizes, whose biases weigh most) and 2% at real sizes, for both decoders and the
+    paper's scale (built on the meta device: no memory)."""
     for overrides in (SMALL, dict(SMALL, mlp_ratio=2.5, heads=4, patch_size=4, input_width=5),
-                      dict(SMALL, input_decoder=False), dict(SMALL, decoder_conv=2)):
+                      dict(SMALL, decoder="upsampler"), {}, dict(decoder="upsampler")):
         cfg = get_config("tiny", **overrides)
-        assert cfg.num_parameters() == A3DModel(cfg, with_avas=True).num_parameters(inference=False)
-        assert cfg.num_parameters(with_avas=False) == A3DModel(cfg).num_parameters()
+        built = A3DModel(cfg, with_avas=True).num_parameters(inference=False)
+        assert abs(cfg.estimated_parameters() / built - 1) < 0.03, overrides
     paper = get_config("paper")
-    assert paper.num_parameters() < MAX_PARAMETERS / 10 and paper.activation_bytes() < MAX_ACTIVATION_BYTES / 8
+    with torch.device("meta"):
+        built = A3DModel(paper, with_avas=True).num_parameters(inference=False)
+    assert abs(paper.estimated_parameters() / built - 1) < 0.02
+    assert paper.estimated_parameters() < MAX_PARAMETERS / 10 and paper.activation_bytes() < MAX_ACTIVATION_BYTES / 8
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
-"""The input decoder (a3d.model.network.InputDecoder): given photos are wired into the Gaussians, extra views
-enter as clean states, old configs keep the paper decoder, warm start keeps what a model computed,
-and the trainer's objective with view dropout runs on CPU."""
+"""The given photos in the Gaussians (a3d.model.given) and the decoders (a3d.model.decoder): given photos are
+wired into the Gaussians, extra views enter as clean states, config files migrate by version, warm start keeps
+what a model computed, the upsampler mixes neighbouring tokens, and the trainer's objective with view dropout
+runs on CPU."""
 import math
 
 import pytest
@@ -9,7 +10,8 @@ import torch
 from a3d.core import framing
 from a3d.core.cameras import canonical_cameras
 from a3d.errors import InputError
-from a3d.model.network import A3DModel, ModelConfig, get_config
+from a3d.model.config import CONFIG_VERSION, ModelConfig, get_config
+from a3d.model.network import A3DModel
 
 import shared
 
@@ -34,17 +36,16 @@ def test_given_views_take_their_pixels_at_initialisation(seed):
     assert torch.allclose(colors[0, 2], pix(photos[0, 2]), atol=1e-5)
     assert torch.allclose(colors[1, 3], pix(photos[1, 3]), atol=1e-5)
     assert not torch.allclose(colors[0, 1], pix(photos[0, 1]), atol=1e-2)  # not given: not copied
-    # a given view's Gaussians are about a pixel wide at their depth
+    # a given view's Gaussians are discs about a pixel wide at their depth, half as thick across the surface
     cfg = model.config
     dist = (g.means.view(2, 4, S * S, 3)[0, 0] - canonical_cameras(S).centers[0]).norm(dim=-1)
     pixel = dist * 2 * math.tan(math.radians(cfg.camera_fov_deg) / 2) / S
-    footprint = cfg.given_footprint * pixel[:, None].expand(-1, 3)
-    assert torch.allclose(g.scales.view(2, 4, S * S, 3)[0, 0], footprint, rtol=1e-4)
+    footprint = cfg.given_footprint * pixel[:, None] * torch.tensor([1.0, 1.0, 0.5])
+    assert torch.allclose(g.scales.view(2, 4, S * S, 3)[0, 0], footprint, rtol=1e-3)
 
 
-def test_given_exact_views_are_their_pixels_with_the_matte_as_opacity(seed):
-    model = random_model(seed)  # trained-looking weights: residuals are not zero
-    assert model.config.given_exact
+def test_given_views_are_their_pixels_with_the_matte_as_opacity(seed):
+    model = random_model(seed, given_erode=0, given_fit=0)  # random weights: residuals are not zero
     S = 32
     image, photos = torch.rand(1, 3, S, S), torch.rand(1, 4, 3, S, S)
     masks = torch.rand(1, 4, S, S)
@@ -70,13 +71,23 @@ def test_given_exact_views_are_their_pixels_with_the_matte_as_opacity(seed):
         model(image, model.noise(1), torch.zeros(1), masks=torch.rand(1, 4, S, S + 1))
 
 
-def test_round2_configs_keep_their_decoder():
-    d = get_config("tiny").to_dict()
-    old = {k: v for k, v in d.items() if k not in ("given_exact", "given_footprint", "carve_depth")}
-    cfg = ModelConfig.from_dict(old)  # a config.json written by round 2
-    assert (cfg.given_exact, cfg.given_footprint, cfg.carve_depth) == (False, 0.6, 0.0)
+def test_config_files_migrate_by_version():
+    shipped = get_config("tiny").to_dict()
+    assert shipped["config_version"] == CONFIG_VERSION
+    v1 = {k: v for k, v in shipped.items() if k not in ("config_version", "decoder", "upsampler_width")}
+    v1.update(input_decoder=True, given_exact=True, given_surfel=True)  # version 1: no version key
+    assert ModelConfig.from_dict(v1) == get_config("tiny")
+    for switch in ("input_decoder", "given_exact", "given_surfel"):
+        with pytest.raises(InputError, match=f"version-1 config sets {switch}=False"):
+            ModelConfig.from_dict({**v1, switch: False})
+    with pytest.raises(InputError, match="paper's literal decoder"):
+        ModelConfig.from_dict({k: v for k, v in v1.items() if k != "input_decoder"})
+    with pytest.raises(InputError, match="config_version 7"):
+        ModelConfig.from_dict({**shipped, "config_version": 7})
+    with pytest.raises(InputError, match="unknown: .'given_exact'"):
+        ModelConfig.from_dict({**shipped, "given_exact": True})  # version 2 has no such field
     with pytest.raises(InputError, match="carve_depth"):
-        ModelConfig.from_dict({**d, "carve_depth": -0.1})
+        ModelConfig.from_dict({**shipped, "carve_depth": -0.1})
 
 
 def test_carve_clears_what_covers_a_given_surface():
@@ -110,7 +121,7 @@ def test_carve_window_tests_against_the_farthest_surface_nearby():
     """A slanted surface: the front view sees it at 2.5 head units in the left half of the image and 2.8 in
     the right half. A Gaussian 0.1 behind the near half's surface, on the pixel column next to the step,
     passes a carve at its own pixel (it is behind the surface there) but lies in front of the surface one
-    pixel away: a 3-pixel window carves it, and the 1-pixel window (the default) keeps it. Background
+    pixel away: a 3-pixel window carves it, and a 1-pixel window keeps it. Background
     pixels lend no depth, and an even window is refused."""
     model = random_model(0)
     S = 32
@@ -135,8 +146,6 @@ def test_carve_window_tests_against_the_farthest_surface_nearby():
     assert masked[0, 1, inner, edge].min() > 0.9
     with pytest.raises(InputError, match="odd"):
         ModelConfig(carve_window=2)
-    assert ModelConfig.from_dict({k: v for k, v in get_config("tiny").to_dict().items()
-                                  if k != "carve_window"}).carve_window == 1  # config.json before it
 
 
 def test_photos_reach_every_view_through_the_gather(seed):
@@ -157,46 +166,52 @@ def test_photos_reach_every_view_through_the_gather(seed):
     assert torch.equal(a.colors, c.colors) and torch.equal(a.means, c.means)
 
 
-def test_checks_and_legacy_configs(seed):
+def test_inputs_are_checked(seed):
     model = random_model(seed)
     S = 32
     with pytest.raises(ValueError, match="given"):
         model(torch.rand(1, 3, S, S), model.noise(1), torch.zeros(1), given=torch.ones(1, 3, dtype=torch.bool))
     with pytest.raises(ValueError, match="photos"):
         model(torch.rand(1, 3, S, S), model.noise(1), torch.zeros(1), given=torch.ones(1, 4, dtype=torch.bool))
-    old = {k: v for k, v in get_config("tiny").to_dict().items() if k not in ("input_decoder", "input_width")}
-    cfg = ModelConfig.from_dict(old)  # a config.json written before the input decoder
-    assert cfg.input_decoder is False
-    legacy = A3DModel(ModelConfig.from_dict({**old, **SMALL, "input_decoder": False}))
-    assert legacy.input_decoder is None
-    with pytest.raises(ValueError, match="front photo only"):
-        legacy(torch.rand(1, 3, S, S), legacy.noise(1), torch.zeros(1), photos=torch.rand(1, 4, 3, S, S),
-               given=torch.ones(1, 4, dtype=torch.bool))
 
 
-def test_warm_start_from_the_paper_decoder_computes_the_same_first_pass(seed, tmp_path):
+def test_warm_start_into_the_upsampler_keeps_everything_but_the_token_to_pixel_step(seed, tmp_path):
     from a3d.train.checkpoint import warm_start
 
-    legacy = random_model(seed, input_decoder=False)
-    legacy.save_pretrained(tmp_path)
-    new = A3DModel(get_config("tiny", **SMALL))
+    old = random_model(seed)
+    old.save_pretrained(tmp_path)
+    new = A3DModel(get_config("tiny", **SMALL, decoder="upsampler"))
     counts = warm_start(new, tmp_path)
-    assert counts["extended"] == 1 and counts["copied"] >= len(legacy.state_dict()) - 1
-    S = 32
-    image = torch.rand(1, 3, S, S)
+    fresh = [k for k in new.state_dict() if k.startswith("decoder.upsampler.")]
+    assert counts["fresh"] == len(fresh) > 0 and counts["extended"] == 0
+    assert counts["copied"] == len(new.state_dict()) - len(fresh)
+    for name, p in new.state_dict().items():
+        if name in old.state_dict():
+            assert torch.equal(p, old.state_dict()[name]), name
+
+
+def test_upsampler_mixes_the_tokens_around_every_pixel_and_has_no_patch_grid(seed):
+    """A token's change reaches pixels beyond its own p × p block (bilinear stages), and a smooth token map
+    (every token the same) gives features with no p-pixel pattern: the same at every pixel away from the border."""
+    torch.manual_seed(seed)
+    model = random_model(seed, decoder="upsampler")
+    dec, cfg = model.decoder, model.config
+    S, p, D = cfg.image_size, cfg.patch_size, cfg.width
+    n = S // p
+    tokens = torch.randn(1, 4 * n * n, D)
+    temb = torch.randn(1, D)
+    moved = tokens.clone()
+    moved[0, n + 1] += torch.randn(D)  # front view, token row 1, column 1: pixels p..2p-1
     with torch.no_grad():
-        g_old = legacy(image, legacy.noise(1), torch.zeros(1)).gaussians
-        g_new = new(image, legacy.noise(1), torch.zeros(1)).gaussians
-    # the non-given views (left, right, back) decode as before; the front now enters clean and takes its pixels
-    # so its tokens differ, and through attention everything may; but with the new parts at zero the per-pixel
-    # MLP's extended input changes nothing: compare the decoder's first pass on the same tokens
-    tokens = torch.randn(1, 4 * (S // 8) ** 2, 64)
-    temb = torch.randn(1, 64)
-    feats = torch.randn(1, 4, S, S, 4)
-    raw_old, _ = legacy.decoder.raw(tokens, temb, legacy.rays)
-    raw_new, _ = new.decoder.raw(tokens, temb, new.rays, feats)
-    assert torch.allclose(raw_old, raw_new, atol=1e-6)
-    assert g_old.means.shape == g_new.means.shape
+        diff = (dec.features(moved, temb) - dec.features(tokens, temb)).abs()[0, 0].amax(-1)
+    changed = diff > 1e-6
+    assert changed[p:2 * p, p:2 * p].all()
+    assert changed[2 * p:2 * p + 3, p:2 * p].any() and changed[p:2 * p, p - 3:p].any()  # beyond its block
+    same = tokens[:, :1].expand(1, 4 * n * n, D)
+    with torch.no_grad():
+        f = dec.features(same, temb)[0, 0]  # [S, S, c]
+    inner = f[p:-p, p:-p]
+    assert (inner - inner[:1, :1]).abs().max() < 1e-4
 
 
 def test_objective_with_view_dropout_runs_and_reaches_every_part(seed):
@@ -257,15 +272,17 @@ def test_alpha_loss_adds_its_weighted_term_where_mattes_are_exact(seed):
         TrainConfig(lambda_alpha=-1.0)
 
 
-def _warm_started_computes_the_same(seed: int, folder, **overrides) -> tuple[A3DModel, dict[str, int]]:
+def _warm_started_computes_the_same(seed: int, folder, base: dict | None = None, **overrides
+                                    ) -> tuple[A3DModel, dict[str, int]]:
     """A random model saved to ``folder``, and a model with ``overrides`` warm-started from it; asserts that
     both compute the same Gaussians, then backpropagates the new model's colours once. Returns (the new model,
     warm_start's counts)."""
     from a3d.train.checkpoint import warm_start
 
-    old = random_model(seed)
+    base = base or {}
+    old = random_model(seed, **base)
     old.save_pretrained(folder)
-    new = A3DModel(get_config("tiny", **{**SMALL, **overrides}))
+    new = A3DModel(get_config("tiny", **{**SMALL, **base, **overrides}))
     counts = warm_start(new, folder)
     assert counts["copied"] == len(old.state_dict())
     image, g0 = torch.rand(2, 3, 32, 32), old.noise(2, torch.Generator().manual_seed(seed))
@@ -289,7 +306,7 @@ def test_warm_start_to_a_deeper_model_computes_the_same(seed, tmp_path):
 def test_decoder_conv_starts_as_nothing_and_mixes_neighbouring_tokens(seed, tmp_path):
     """decoder_conv: weights trained without it compute the same (its last layer starts at zero); it then
     learns, and once it is not zero a token's change reaches the pixels of the tokens beside it."""
-    new, counts = _warm_started_computes_the_same(seed, tmp_path, decoder_conv=2)
+    new, counts = _warm_started_computes_the_same(seed, tmp_path, {"decoder_conv": 0}, decoder_conv=2)
     assert counts["fresh"] == 4  # 2 convs: weight and bias
     assert new.decoder.conv[-1].weight.grad.abs().sum() > 0
 
@@ -322,7 +339,7 @@ def test_decoder_conv_starts_as_nothing_and_mixes_neighbouring_tokens(seed, tmp_
 
 
 def test_facing_weight_follows_the_angle_to_the_surface():
-    from a3d.model.network import _facing
+    from a3d.model.given import facing
 
     S = 16
     ys, xs = torch.meshgrid(torch.linspace(-0.3, 0.3, S), torch.linspace(-0.3, 0.3, S), indexing="ij")
@@ -331,19 +348,19 @@ def test_facing_weight_follows_the_angle_to_the_surface():
     for deg in (0, 30, 50, 75):  # a plane through the origin turned by deg about y, seen from +z
         t = math.radians(deg)
         plane = torch.stack([xs * math.cos(t), ys, -xs * math.sin(t)], -1)[None]
-        w[deg] = _facing(plane, origin)[0, 4:-4, 4:-4]  # away from the image border
+        w[deg] = facing(plane, origin)[0, 4:-4, 4:-4]  # away from the image border
     assert (w[0] == 1).all() and (w[30] > 0.8).all() and (w[75] == 0).all()
     assert (w[50] > 0).all() and (w[50] < 1).all()
     # a depth edge is not bridged: the pixels on either side of a step keep their own plane's normal
     step = torch.stack([xs, ys, torch.where(xs > 0, 0.5, 0.0)], -1)[None]
-    assert (_facing(step, origin)[0, 2:-2, 2:-2] == 1).all()
+    assert (facing(step, origin)[0, 2:-2, 2:-2] == 1).all()
 
 
-def _with_and_without(seed: int, box: tuple[int, int], **setting):
-    """One random 32² model without and with ``setting``, run on the same portrait, photos and noise with a
+def _with_and_without(seed: int, box: tuple[int, int], without: dict, **setting):
+    """One random 32² model with ``without`` and with ``setting``, run on the same portrait, photos and noise with a
     square matte over rows and columns ``box``: (the portrait, its inputs as keyword arguments, the model
     with the setting, the Gaussians without it, the Gaussians with it)."""
-    model, changed = random_model(seed), random_model(seed, **setting)
+    model, changed = random_model(seed, **without), random_model(seed, **setting)
     S = 32
     image = torch.rand(1, 3, S, S)
     masks = torch.zeros(1, 4, S, S)
@@ -358,7 +375,7 @@ def test_given_fit_gives_the_photo_back_and_leaves_other_views(seed):
     from a3d.core.rendering import render
 
     S = 32
-    image, inputs, fitted, a, b = _with_and_without(seed, (6, 26), given_fit=2)
+    image, inputs, fitted, a, b = _with_and_without(seed, (6, 26), {"given_fit": 0}, given_fit=2)
     front = canonical_cameras(S)[0:1]
     inside = inputs["masks"][0, 0] > 0.5
 
@@ -382,7 +399,7 @@ def test_given_fit_gives_the_photo_back_and_leaves_other_views(seed):
 
 def test_given_erode_shrinks_the_matte_used_as_opacity(seed):
     S = 32
-    _, inputs, _, a, b = _with_and_without(seed, (8, 24), given_erode=1)
+    _, inputs, _, a, b = _with_and_without(seed, (8, 24), {"given_erode": 0}, given_erode=1)
     a, b = a.opacities.view(4, S, S), b.opacities.view(4, S, S)
     expect = torch.zeros(S, S)
     expect[9:23, 9:23] = 0.99  # one pixel in from every edge, at the rasterizer's bound
@@ -392,7 +409,7 @@ def test_given_erode_shrinks_the_matte_used_as_opacity(seed):
 
 
 def test_surfels_lie_in_the_surface_and_stretch_where_it_turns_away():
-    from a3d.model.network import _surfels
+    from a3d.model.given import surfels
     from a3d.core.rotations import quat_to_rotmat
 
     S, step = 16, 0.6 / 15
@@ -401,22 +418,11 @@ def test_surfels_lie_in_the_surface_and_stretch_where_it_turns_away():
     for deg, stretch in ((0, 1.0), (60, 2.0), (85, 3.0)):  # 1/cos, capped at 3
         t = math.radians(deg)
         plane = torch.stack([xs / math.cos(t) * math.cos(t), ys, -xs / math.cos(t) * math.sin(t)], -1)
-        quats, scales = _surfels(plane, footprint, 0.45)
+        quats, scales = surfels(plane, footprint, 0.45)
         axes = quat_to_rotmat(quats[8, 8])
         normal = torch.tensor([math.sin(t), 0.0, math.cos(t)])
         assert torch.allclose(axes[:, 2].abs(), normal.abs(), atol=1e-4)  # flat across the surface
         assert torch.allclose(scales[8, 8], torch.tensor([stretch, 1.0, 0.5]) * 0.45 * step, rtol=1e-3), deg
     # a degenerate grid (all centres in one point) keeps the isotropic footprint
-    quats, scales = _surfels(torch.zeros(S, S, 3), footprint, 0.45)
+    quats, scales = surfels(torch.zeros(S, S, 3), footprint, 0.45)
     assert torch.equal(scales, footprint.expand(S, S, 3)) and torch.equal(quats[0, 0], torch.tensor([1.0, 0, 0, 0]))
-
-
-def test_given_surfels_change_only_the_given_views_shape(seed):
-    S = 32
-    *_, a, b = _with_and_without(seed, (0, S), given_surfel=True)
-    n = S * S
-    assert torch.equal(a.means, b.means) and torch.equal(a.colors, b.colors)
-    assert torch.equal(a.scales[0, n:], b.scales[0, n:]) and torch.equal(a.quats[0, n:], b.quats[0, n:])
-    flat = b.scales[0, :n].min(-1).values < 0.75 * b.scales[0, :n].max(-1).values
-    assert flat.float().mean() > 0.9  # the front set's Gaussians are discs now, not spheres
-    assert (b.scales[0, :n] >= 0.5 * a.scales[0, :n] - 1e-7).all()

@@ -8,8 +8,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from a3d.core.cameras import canonical_cameras
-from a3d.model.network import (PRESETS, A3DModel, ModelConfig, get_config, images_to_state, interpolate, sample_t,
-                       state_to_images, velocity)
+from a3d.model.config import ModelConfig, PRESETS, get_config
+from a3d.model.flow import images_to_state, interpolate, sample_t, state_to_images, velocity
+from a3d.model.network import A3DModel
 from shared import random_model
 
 
@@ -230,6 +231,28 @@ def test_loading_is_strict(seed, tmp_path):
 def test_config_validation(bad, match):
     with pytest.raises(ValueError, match=match):
         get_config("tiny", **bad)
+
+
+def test_every_bundled_model_is_its_preset():
+    """Presets are the shipped models: each model folder in a3d/assets/models has the config of the preset of
+    its name, field for field (its config.json is what get_config(name) builds)."""
+    from a3d.core.assets import ASSET_DIR
+
+    folders = sorted(p for p in (ASSET_DIR / "models").iterdir() if (p / "config.json").is_file())
+    assert folders
+    for folder in folders:
+        assert folder.name in PRESETS, folder
+        shipped = json.loads((folder / "config.json").read_text())
+        assert shipped == get_config(folder.name).to_dict(), folder
+
+
+def test_upsampler_config():
+    cfg = get_config("tiny", decoder="upsampler")
+    assert cfg.upsampler_channels() == [64, 32, 32]  # 16 → 32 → 64 → 128 pixels, the last at decoder_width
+    with pytest.raises(ValueError, match="power of two"):
+        get_config("tiny", decoder="upsampler", patch_size=12, image_size=120)
+    with pytest.raises(ValueError, match="decoder"):
+        get_config("tiny", decoder="unet")
 
 
 def test_presets_and_input_checks():

@@ -11,7 +11,8 @@ import yaml
 from safetensors import safe_open
 
 from a3d.api import DEFAULT_MODEL_DIR
-from a3d.model.network import A3DModel, get_config
+from a3d.model.config import get_config
+from a3d.model.network import A3DModel
 
 
 def _front_matter(text: str) -> dict:

@@ -7,7 +7,8 @@ from safetensors.torch import load_file, save_file
 
 from a3d.train.checkpoint import export
 from a3d.errors import InputError
-from a3d.model.network import A3DModel, load_weights
+from a3d.model.network import A3DModel
+from a3d.model.weights import load_weights
 from a3d.model.quantize import INT8_FORMAT, METADATA_KEY, SCALE_SUFFIX, dequantize_state, quantize_state
 from a3d.train.config import TrainConfig
 from shared import random_model

@@ -76,7 +76,8 @@ def test_settings_and_argument_checks(scene):
 
 
 def test_reconstruct_with_refinement_and_multiview(scene, tmp_path):
-    from a3d.model.network import A3DModel, get_config
+    from a3d.model.config import get_config
+    from a3d.model.network import A3DModel
 
     truth, noisy, cams, photos = scene
     torch.manual_seed(0)
