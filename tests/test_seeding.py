@@ -30,8 +30,8 @@ def test_narrower_seeds_are_the_low_bits():
 def test_the_generators_tensor_keys_are_the_same_mix():
     import torch
 
-    from a3d.data.synth import _head_keys
+    from a3d.data.synth.draws import head_keys
 
     seed, ids = 2**40 + 7, torch.tensor([0, 1, 123456, 2**31 - 1])
-    keys = _head_keys(seed, ids).tolist()
+    keys = head_keys(seed, ids).tolist()
     assert [k & (2**63 - 1) for k in keys] == [mix_seed(seed, int(i)) for i in ids]

@@ -326,9 +326,9 @@ def test_the_number_of_operations_does_not_grow_with_the_batch():
 
 
 def test_random_streams():
-    from a3d.data.synth import _head_keys, _Random
+    from a3d.data.synth.draws import HeadRandom, head_keys
 
-    rng = _Random(_head_keys(5, torch.arange(4)))
+    rng = HeadRandom(head_keys(5, torch.arange(4)))
     u = rng.uniform("a", 2000, 3)
     assert u.shape == (4, 2000, 3) and (u > 0).all() and (u < 1).all()
     assert abs(float(u.mean()) - 0.5) < 0.01 and abs(float(u.var()) - 1 / 12) < 0.005
@@ -339,7 +339,7 @@ def test_random_streams():
     z = rng.normal("z", 20000)
     assert abs(float(z.mean())) < 0.03 and abs(float(z.std()) - 1) < 0.03
     # the same head's numbers whatever the other heads of its batch
-    other = _Random(_head_keys(5, torch.tensor([7, 2])))
+    other = HeadRandom(head_keys(5, torch.tensor([7, 2])))
     assert torch.equal(other.uniform("a", 10, 3)[1], u[2, :10])
 
 

@@ -3,7 +3,7 @@
 Nearby seeds give correlated streams in torch's Mersenne twister, and the synthetic-head generator
 needs per-head keys that do not depend on batching, so every place that derives a seed from
 (seed, index) pairs, or a key from a constant, mixes it through splitmix64's finaliser here. The
-generator's tensor form of the same finaliser (:func:`a3d.data.synth._mix64`, int64 on any device) gives
+generator's tensor form of the same finaliser (:func:`a3d.data.synth.draws._mix64`, int64 on any device) gives
 the same bits; tests/test_seeding.py checks that.
 """
 from __future__ import annotations

@@ -23,6 +23,7 @@ from ..core import framing as framing_
 from ..core.cameras import Cameras
 from ..core.gaussians import Gaussians
 from ..core.rotations import rotmat_to_quat
+from .device_constants import on_device
 
 __all__ = ["augment_inputs", "augment_heads", "turn_heads", "uncomposite", "jpeg_compress", "gaussian_blur"]
 
@@ -149,9 +150,7 @@ def _reframe_after_turn(turn: Tensor, front: Cameras, dtype: torch.dtype) -> tup
     Returns (the turn's pivot [3], the similarity's roll [B] (radians, about the camera's forward axis),
     scale [B] and shift [B, 2] in half-widths of the view at the origin's depth, as ``augment_heads``
     applies its framing error)."""
-    from .synth import _on  # constants copied to the device once (a copy a step would stall the GPU queue)
-
-    anchors = _on(turn.device, tuple(framing_.FACE_ANCHORS_3D[n] for n in ("right_eye", "left_eye", "mouth")))
+    anchors = on_device(turn.device, tuple(framing_.FACE_ANCHORS_3D[n] for n in ("right_eye", "left_eye", "mouth")))
     anchors = anchors.to(dtype)
     pivot = anchors.mean(0)
     turned = (anchors - pivot) @ turn.transpose(1, 2) + pivot  # [B, 3, 3]
