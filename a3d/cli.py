@@ -303,7 +303,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
             outline = (f", silhouette IoU {a['silhouette_iou']:.3f} (PSNR {a['psnr_silhouette_right']:.2f} dB if it "
                        f"were right)" if "silhouette_iou" in a else "")
             grid = rep[key].get("grid")
-            grid = f", grid index mean {grid['mean']:.1f} max {grid['max']:.1f}" if grid else ""
+            truth = rep[key].get("grid_truth")
+            grid = (f", grid index mean {grid['mean']:.1f} max {grid['max']:.1f}" if grid else "") + (
+                f" (their truth's {truth['mean']:.1f}, {truth['max']:.1f})" if truth else "")
             print(f"{key}: PSNR {a['psnr']:.2f} dB, SSIM {a['ssim']:.3f}, LPIPS {a['lpips']:.3f}{outline}{grid} "
                   f"over {a['count']} views")
     for p in rep.get("photos", []):

@@ -115,6 +115,10 @@ def test_evaluate_synthetic(model):
     assert len(per_head) == 2 and all(math.isfinite(v) and v > 0 for v in per_head)
     assert grid["max"] == max(per_head) and grid["mean"] == pytest.approx(sum(per_head) / 2)
     assert grid["period_at_max"] == grid["per_head"][per_head.index(max(per_head))]["grid_period"]
+    # beside each head its ground truth's index (the generator's strands are axis-aligned too)
+    assert es["grid_truth"].shape == (2, 2) and (es["grid_truth"][:, 1] >= 4).all()
+    assert [h["truth_grid_index"] for h in grid["per_head"]] == es["grid_truth"][:, 0].tolist()
+    assert r["grid_truth"]["max"] == float(es["grid_truth"][:, 0].max())
 
 
 def test_silhouette_metrics():
@@ -265,7 +269,7 @@ def test_report_on_a_tiny_model(model, tmp_path, capsys):
     assert f"| {a['grid_index']:.1f} ({a['grid_period']:.1f}) |" in md and "Grid index of the back view" in md
     printed = capsys.readouterr().out
     assert "astronaut: identity distance" in printed and f"grid index {a['grid_index']:.1f}" in printed
-    assert f"grid index mean {rep['synthetic']['grid']['mean']:.1f}" in printed
+    assert f"grid index mean {rep['synthetic']['grid']['mean']:.1f}" in printed and "their truth's" in printed
     sil = rep["synthetic"]["all"]["silhouette_iou"]
     assert f"silhouette IoU {sil:.3f}" in printed  # the console summary names the outline's figures too
 

@@ -209,9 +209,12 @@ def synthetic_eval_set(heads: int, views: int, size: int, device: torch.device |
     that size shows), their viewmats [V, 4, 4] and Ks [V, 3, 3] (for R), azimuths [V], the 4 canonical
     views [H, 4, 3, S, S] (front, left, right, back: the photos of a multi-view reconstruction; the
     front one is ``input``), their mattes canonical_alpha [H, 4, S, S] and the views' alphas
-    views_alpha [H, V, R, R]. ``turn`` (degrees, default 0): the heads turned away from the camera, the
-    even ones by +turn of yaw and the odd ones by −turn, and framed again by their faces
-    (:func:`a3d.data.augment.turn_heads`): the generator's heads face the camera exactly, photos seldom do."""
+    views_alpha [H, V, R, R], and grid_truth [H, 2]: the grid index and its period of each head's own back view
+    (:func:`a3d.eval.grid.back_view_grid_index`; the generator's straight strands and hat brims are axis-aligned
+    too, so a reconstruction's index is read against its truth's). ``turn`` (degrees, default 0): the heads
+    turned away from the camera, the even ones by +turn of yaw and the odd ones by −turn, and framed again by
+    their faces (:func:`a3d.data.augment.turn_heads`): the generator's heads face the camera exactly, photos
+    seldom do."""
     from ..data.augment import turn_heads
     from ..data.synth import SyntheticHeads
 
@@ -230,10 +233,12 @@ def synthetic_eval_set(heads: int, views: int, size: int, device: torch.device |
     canonical = _views_nchw(canon_out.rgb).clamp(0, 1)
     views_out = render(g, cams, bg)
     gt = _views_nchw(views_out.rgb).clamp(0, 1)
+    grids = [back_view_grid_index(g.scene(i)) for i in range(heads)]
     return {"input": canonical[:, 0].contiguous(), "views": gt, "viewmats": cams.viewmats, "Ks": cams.Ks,
             "views_alpha": _views_nchw(views_out.alpha)[:, :, 0].clamp(0, 1).contiguous(),
             "azimuths": torch.tensor(az), "canonical": canonical,
-            "canonical_alpha": _views_nchw(canon_out.alpha)[:, :, 0].clamp(0, 1).contiguous()}
+            "canonical_alpha": _views_nchw(canon_out.alpha)[:, :, 0].clamp(0, 1).contiguous(),
+            "grid_truth": torch.tensor([[x.index, x.period] for x in grids], dtype=torch.float64)}
 
 
 def _refine_kwargs(refine: bool | int) -> dict[str, bool | int]:
@@ -289,7 +294,8 @@ def evaluate(model, eval_set: dict[str, Tensor], lpips_net: str = "alex", seed: 
         ``{"all"|"front"|"side"|"back": {"psnr", "ssim", "lpips", "count"}, "per_yaw": {bin: {...}},
         "heads": H, "views": V, "grid": {"mean", "max", "period_at_max", "per_head": [{"grid_index",
         "grid_period"}]}}`` (see :func:`summarize`; "grid": the back views' grid index, :mod:`a3d.eval.grid`); with
-        the set's ``views_alpha`` also "silhouette_iou" and "psnr_silhouette_right" (:func:`silhouette_metrics`).
+        the set's ``grid_truth`` also "grid_truth" (its summary) and each head's truth in "per_head"; with the
+        set's ``views_alpha`` also "silhouette_iou" and "psnr_silhouette_right" (:func:`silhouette_metrics`).
     """
     from tqdm.auto import tqdm
 
@@ -317,6 +323,10 @@ def evaluate(model, eval_set: dict[str, Tensor], lpips_net: str = "alex", seed: 
     metrics = {k: torch.cat(v) for k, v in rows.items()}  # [H, V]
     result: dict[str, Any] = {"heads": H, "views": V}
     result.update(summarize(metrics, [float(a) for a in eval_set["azimuths"]]))
+    if "grid_truth" in eval_set:  # each head's own back view: what its hair and hat score
+        truth = [{"grid_index": float(x), "grid_period": float(p)} for x, p in eval_set["grid_truth"].tolist()]
+        grids = [g | {"truth_" + k: v for k, v in t.items()} for g, t in zip(grids, truth)]
+        result["grid_truth"] = grid_summary(truth)
     result["grid"] = {**grid_summary(grids), "per_head": grids}
     model.train(was_training)
     return result
@@ -638,7 +648,10 @@ def write_report(report: dict[str, Any], out_dir: Path) -> Path:
         lines += [f"## Synthetic held-out heads ({s['heads']} heads × {s['views']} views, seed "
                   f"{report['settings']['synthetic_seed']}{turned})", ""] + _metric_table(s) + [""]
         if "grid" in s:
-            lines += [_grid_line(s["grid"], "heads"), ""]
+            truth = s.get("grid_truth")
+            lines += [_grid_line(s["grid"], "heads")
+                      + (f" Their ground truth's back views: mean {truth['mean']:.1f}, max {truth['max']:.1f} (the "
+                         "generator's straight strands and hat brims are axis-aligned too)." if truth else ""), ""]
     if "folder" in report:
         f = report["folder"]
         lines += [f"## Dataset folder `{report['settings']['data']}` ({f['captures']} captures, {f['views']} views)",
