@@ -18,7 +18,7 @@ import torch
 from a3d.core import framing
 from a3d.data.augment import turn_heads
 from a3d.core.cameras import canonical_cameras
-from a3d.inference.preprocess import _NOSE_OVER_EYES, detect_face
+from a3d.inference.faces import _NOSE_OVER_EYES, detect_face
 from a3d.core.rendering import render
 from a3d.data.synth import SyntheticHeads
 

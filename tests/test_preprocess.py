@@ -237,8 +237,6 @@ def test_turned_face_is_measured_and_warned_about(tmp_path):
     degrees and has the sign of the turn; preprocessing warns about a face turned past TURNED_FACE_DEG (the
     bundled model reconstructs those much worse), and not about the portrait, which faces the camera."""
     _face_models()
-    import warnings
-
     from a3d.data.augment import turn_heads
     from a3d.core.cameras import canonical_cameras
     from a3d.core.rendering import render
@@ -286,14 +284,22 @@ def test_no_face_says_what_to_do():
         preprocess(smooth, 64)
 
 
-def test_without_face_models_falls_back_once(monkeypatch, seed):
-    monkeypatch.setattr(pp, "has_face_models", lambda: False)
-    monkeypatch.setattr(pp, "_warned", False)
+def test_without_litert_framing_is_a_setup_error_and_framed_inputs_still_work(monkeypatch, seed):
+    """No silent centre crop: without ai-edge-litert preprocessing says what to install (SetupError, exit code 3 in
+    the CLI), and ``align=False`` (framed inputs) needs nothing; a missing model file names the file."""
+    import sys
+
+    from a3d.errors import SetupError
+    from a3d.inference import mediapipe
+
     a = _rgb(seed, 80, 64)
-    with pytest.warns(RuntimeWarning, match="ai-edge-litert"):
-        out = preprocess(a, 32)
-    assert out.mode == "centre-crop" and out.mask is None
-    assert torch.allclose(out.image, preprocess(a, 32, align=False).image)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        preprocess(a, 32)  # warned once only
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)  # find_spec then reports it missing
+    assert not pp.has_face_models()
+    with pytest.raises(SetupError, match="pip install ai-edge-litert.*preprocess=False"):
+        preprocess(a, 32)
+    out = preprocess(a, 32, align=False)
+    assert out.mode == "as-is" and out.image.shape == (3, 32, 32)
+    monkeypatch.delitem(sys.modules, "ai_edge_litert")
+    monkeypatch.setattr(mediapipe, "FULL_RANGE", mediapipe.FULL_RANGE.with_name("missing.tflite"))
+    with pytest.raises(SetupError, match="missing.tflite"):
+        preprocess(a, 32)

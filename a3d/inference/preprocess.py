@@ -10,38 +10,36 @@ Steps of :func:`preprocess` (``align=True``, the default of :func:`a3d.reconstru
    occupies more than :data:`DRAFT_PIXELS` in memory; JPEGs over :data:`MAX_JPEG_PIXELS` and other
    images over :data:`MAX_PIXELS` are refused (a decompression bomb). Float pixels follow the
    range rule of :func:`load_image`.
-2. The face is found with MediaPipe's short-range face detector (BlazeFace, a ``.tflite`` run by
-   ``ai-edge-litert``; zoomed in on its first guess so that small and very large faces are
-   located well, see :func:`detect_face`); its eyes and mouth are mapped by a least-squares
-   similarity transform (scale, rotation, shift) onto where :func:`a3d.core.framing.face_anchors_uv`
-   puts them in the front canonical view, and the photo is resampled into that square frame
-   (bicubic, pre-filtered when shrinking; outside the photo counts as background). No face:
-   :class:`NoFaceError`.
+2. The face is chosen by evidence (:func:`a3d.inference.faces.find_faces`): candidates from MediaPipe's
+   short- and full-range face detectors (BlazeFace, ``.tflite`` files run by ``ai-edge-litert``) over the
+   image and its half-size tiles, each zoomed on and judged by its score, the geometry of its keypoints and
+   the person matte around it; the largest plausible face is framed (``face=i`` picks another). Its eyes
+   and mouth are mapped by a least-squares similarity transform (scale, rotation, shift) onto where
+   :func:`a3d.core.framing.face_anchors_uv` puts them in the front canonical view, and the photo is
+   resampled into that square frame (bicubic, pre-filtered when shrinking; outside the photo counts as
+   background). No plausible face: :class:`NoFaceError`, listing what was found; a face under
+   :data:`MIN_FACE_SIDE` pixels: :class:`FaceTooSmallError`.
 3. The background: the image's own alpha channel if it has a non-trivial one, else MediaPipe's
-   selfie segmentation (256², coarse), upsampled and refined by a guided filter on the photo so the
-   edge follows the hair, then softly thresholded. Everything outside the person (and outside the
-   photo) becomes :data:`a3d.core.framing.BACKGROUND`.
+   selfie segmentation (:func:`a3d.inference.matte.segment_person`). A matte that is (nearly) empty around
+   the face is an :class:`EmptyMatteError`, never a blank input. Where the matte is partial, the person's
+   own colour is estimated (:func:`a3d.inference.matte.estimate_foreground`) so that the photo's background
+   does not stay in hair and shoulders; everything outside the person (and outside the photo) becomes
+   :data:`a3d.core.framing.BACKGROUND`.
 4. Resize to the model's resolution (area-averaged, no aliasing).
 
-Without ``ai-edge-litert`` (``pip install a3d[preprocess]``) step 2-3 cannot run: a warning says so
-once, and the documented fallback is used: the largest centred square, resized, alpha (if any)
-composited, no background removal. ``align=False`` (``preprocess=False``) is for images that are
-already framed like the model's input: the same centred square and resize, nothing else.
+Steps 2-3 need ``ai-edge-litert`` (a dependency of a3d where its wheels exist); without it they raise a
+:class:`a3d.errors.SetupError` saying so. ``align=False`` (``preprocess=False``) is for images that are
+already framed like the model's input: the centred square, resized, its alpha (if any) composited.
 """
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import io
 import math
 import os
-import sys
-import threading
 import time
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Sequence, Union
 
 import numpy as np
 import torch
@@ -50,12 +48,15 @@ from PIL import Image, ImageOps
 from torch import Tensor
 
 from ..core import framing
-from ..core.assets import ASSET_DIR
 from ..errors import InputError, check_int
+from .faces import TRAINED_TURN_DEG, TURNED_FACE_DEG, Face, detect_face, detect_faces, find_faces
+from .matte import SEGMENT_SIZE, estimate_foreground, segment_person
+from .mediapipe import has_face_models, require_face_models
 
-__all__ = ["ImageError", "NoFaceError", "FaceTooSmallError", "Face", "Preprocessed", "load_image", "detect_face",
-           "detect_faces", "segment_person", "preprocess", "frame_like", "has_face_models", "MAX_FILE_BYTES",
-           "MAX_PIXELS", "MAX_JPEG_PIXELS", "DRAFT_PIXELS", "MIN_SIDE", "MIN_FACE_SIDE", "FLOAT_TOLERANCE"]
+__all__ = ["ImageError", "NoFaceError", "FaceTooSmallError", "EmptyMatteError", "Face", "Preprocessed", "load_image",
+           "detect_face", "detect_faces", "find_faces", "segment_person", "preprocess", "frame_like",
+           "has_face_models", "MAX_FILE_BYTES", "MAX_PIXELS", "MAX_JPEG_PIXELS", "DRAFT_PIXELS", "MIN_SIDE",
+           "MIN_FACE_SIDE", "FLOAT_TOLERANCE", "TRAINED_TURN_DEG", "TURNED_FACE_DEG"]
 
 MAX_FILE_BYTES = 50 * 2**20
 """Largest image file accepted, bytes."""
@@ -69,13 +70,6 @@ FLOAT_TOLERANCE = 0.05
 """Float pixels this far outside [0, 1] (resampling overshoot) are clipped without a word."""
 MIN_SIDE = 32
 """Smallest image side accepted, pixels."""
-
-_ASSETS = ASSET_DIR / "mediapipe"
-_DETECTOR_FILE = _ASSETS / "face_detection_short_range.tflite"
-_SEGMENTER_FILE = _ASSETS / "selfie_segmentation.tflite"
-_DETECT_SIZE = 128  # BlazeFace short-range input
-_SEGMENT_SIZE = 256  # selfie segmentation input
-_MIN_SCORE = 0.5
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, Tensor]
 
@@ -245,283 +239,6 @@ def _float_pixels(a: np.ndarray, name: str) -> np.ndarray:
     return np.clip(a, 0.0, 1.0)
 
 
-# ---- MediaPipe models through ai-edge-litert --------------------------------------------------------
-
-_lock = threading.Lock()
-_interpreters: dict[Path, Any] = {}
-_warned = False
-
-
-def has_face_models() -> bool:
-    """Whether face detection and segmentation can run (ai-edge-litert installed, models present)."""
-    if importlib.util.find_spec("ai_edge_litert") is None:
-        return False
-    return _DETECTOR_FILE.is_file() and _SEGMENTER_FILE.is_file()
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """Send file descriptor 2 to /dev/null for a moment: LiteRT's C++ logs "INFO: Created TensorFlow
-    Lite XNNPACK delegate for CPU." there when an interpreter is built, which would leak into every
-    terminal and notebook (ipykernel forwards fd 2). Python exceptions still propagate."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def _run(model: Path, x: np.ndarray) -> list[np.ndarray]:
-    """Run a .tflite model on one float32 input; outputs in the model's order."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    with _lock:  # a LiteRT interpreter is not thread-safe
-        it = _interpreters.get(model)
-        if it is None:
-            with _native_stderr_silenced():
-                it = Interpreter(model_path=str(model), num_threads=max(1, min(4, os.cpu_count() or 1)))
-                it.allocate_tensors()
-            _interpreters[model] = it
-        it.set_tensor(it.get_input_details()[0]["index"], x.astype(np.float32))
-        it.invoke()
-        return [it.get_tensor(d["index"]).copy() for d in it.get_output_details()]
-
-
-def _blazeface_anchors() -> np.ndarray:
-    """[896, 2] anchor centres of BlazeFace short range (normalised): a 16×16 grid of stride 8 with
-    2 anchors a cell, then an 8×8 grid of stride 16 with 6 anchors a cell (MediaPipe's SSD anchor
-    options for this model, with fixed anchor size)."""
-    out = []
-    for grid, per_cell in ((16, 2), (8, 6)):
-        ys, xs = np.meshgrid(np.arange(grid), np.arange(grid), indexing="ij")
-        c = np.stack([(xs + 0.5) / grid, (ys + 0.5) / grid], -1).reshape(-1, 1, 2)
-        out.append(np.repeat(c, per_cell, 1).reshape(-1, 2))
-    return np.concatenate(out).astype(np.float32)
-
-
-_ANCHORS = _blazeface_anchors()
-
-
-@dataclass
-class Face:
-    """A detected face in source pixels (u right, v down).
-
-    score: detector confidence in (0, 1).
-    box: (u0, v0, u1, v1).
-    keypoints: [6, 2]: right eye, left eye (the subject's), nose tip, mouth, right ear, left ear.
-    """
-
-    score: float
-    box: tuple[float, float, float, float]
-    keypoints: np.ndarray = field(repr=False)
-
-    def to_dict(self) -> dict:
-        return {"score": round(self.score, 4), "box": [round(v, 2) for v in self.box],
-                "keypoints": np.round(self.keypoints, 2).tolist(), "yaw_deg": round(self.yaw_deg, 1)}
-
-    @property
-    def yaw_deg(self) -> float:
-        """How far the face is turned from the camera, degrees (positive: toward the image's right, the
-        subject's left), from the keypoints: the nose tip's horizontal offset from the eyes' midpoint over
-        the eyes' distance is tan(yaw) · _NOSE_OVER_EYES (the eyes come closer as cos(yaw), the nose moves
-        as sin(yaw)). Calibrated on synthetic heads turned by known yaws (a3d.data.augment.turn_heads, 256²,
-        12 heads a yaw; scripts/turn_calibration.py): the mean is within 3.5° of the truth up to ±45°, one
-        face's estimate spreads by 4–6° (standard deviation)."""
-        k = self.keypoints
-        eyes = float(np.linalg.norm(k[1] - k[0]))
-        offset = float(k[2, 0] - (k[0, 0] + k[1, 0]) / 2)
-        return math.degrees(math.atan2(offset, _NOSE_OVER_EYES * max(eyes, 1e-6)))
-
-
-_NOSE_OVER_EYES = 0.52  # the nose tip's depth in front of the eyes over their distance, as the detector sees it
-TRAINED_TURN_DEG = 30.0
-"""How far from the camera the bundled model's training faces were turned (rounds 6-7: `TrainConfig.head_yaw`)."""
-TURNED_FACE_DEG = 35.0
-"""Faces turned further than this from the camera get a warning: the bundled model (round 7) was trained on heads
-turned up to ±TRAINED_TURN_DEG (30°) and scores 18.8–19.1 dB on held-out heads from 0° to ±30°, 14.8 at ±45°
-(docs/eval.md, "Turned heads"); 35° leaves room for the estimate's spread (4–6°)."""
-
-
-def detect_face(rgb: np.ndarray) -> Face | None:
-    """The most prominent face in ``rgb`` [H, W, 3] (float in [0, 1]), or None.
-
-    BlazeFace short range (128² input) is run on the image letterboxed to a square. It is most
-    accurate when the face box is about a third of its input, so the first detection is refined by
-    running it again on a square window of 2.8 face boxes around it (padded where it leaves the
-    image), up to three times while the box keeps shrinking: this zooms in on faces of wide shots
-    and out of close-ups. When the whole image gives nothing, or a detection that the first zoom
-    loses, overlapping half-size tiles (3 × 3) are searched the same way; a face must hold up under
-    the zoom to count. In each run, among detections above 0.5 the largest is kept, averaged with
-    the detections that overlap it (weighted by score).
-    """
-    first = _detect_once(rgb)
-    face = _refine(rgb, first) if first is not None else None
-    if face is None:  # nothing, or nothing that holds up when zoomed in: search half-size tiles
-        for f in _tile_detections(rgb):
-            f = _refine(rgb, f)
-            if f is not None and (face is None or f.score > face.score):
-                face = f
-    return face
-
-
-def _refine(rgb: np.ndarray, face: Face) -> Face | None:
-    """Zoom on ``face`` (windows of 2.8 boxes) until its box settles; None if the zoom loses it."""
-    for i in range(3):
-        u0, v0, u1, v1 = face.box
-        box = max(u1 - u0, v1 - v0)
-        side = int(round(2.8 * box))
-        if side < MIN_SIDE:
-            return face
-        refined = _detect_window(rgb, int(round((u0 + u1 - side) / 2)), int(round((v0 + v1 - side) / 2)), side)
-        if refined is None:
-            return None if i == 0 else face
-        face = refined
-        if max(face.box[2] - face.box[0], face.box[3] - face.box[1]) > 0.8 * box:
-            break
-    return face
-
-
-def _detect_window(rgb: np.ndarray, u: int, v: int, side: int) -> Face | None:
-    """Detect in the square window [v, v + side) × [u, u + side) (zero outside the image)."""
-    H, W = rgb.shape[:2]
-    win = np.zeros((side, side, 3), np.float32)
-    su0, sv0, su1, sv1 = max(u, 0), max(v, 0), min(u + side, W), min(v + side, H)
-    if su1 <= su0 or sv1 <= sv0:
-        return None
-    win[sv0 - v:sv1 - v, su0 - u:su1 - u] = rgb[sv0:sv1, su0:su1]
-    f = _detect_once(win)
-    if f is None:
-        return None
-    b = f.box
-    return Face(f.score, (b[0] + u, b[1] + v, b[2] + u, b[3] + v), f.keypoints + np.array([u, v], np.float64))
-
-
-def _detect_once(rgb: np.ndarray) -> Face | None:
-    """The largest face of one detector run, or None."""
-    faces = _detect_all(rgb)
-    return faces[0] if faces else None
-
-
-def _detect_all(rgb: np.ndarray) -> list[Face]:
-    """Every face of one detector run on ``rgb`` letterboxed to a square, largest first: detections
-    above the score threshold are grouped greedily (largest first, IoU > 0.3) and each group averaged,
-    weighted by score."""
-    H, W = rgb.shape[:2]
-    side = max(H, W)
-    pad_u, pad_v = (side - W) / 2, (side - H) / 2
-    x = torch.from_numpy(rgb).permute(2, 0, 1)[None]
-    x = F.pad(x, (int(pad_u), side - W - int(pad_u), int(pad_v), side - H - int(pad_v)))
-    x = F.interpolate(x, size=(_DETECT_SIZE, _DETECT_SIZE), mode="bilinear", antialias=True, align_corners=False)
-    x = (x[0].permute(1, 2, 0).numpy() * 2 - 1)[None]  # [1, 128, 128, 3] in [-1, 1]
-    reg, cls = _run(_DETECTOR_FILE, x)
-    reg, scores = reg[0], 0.5 * (1 + np.tanh(np.clip(cls[0, :, 0], -100, 100) / 2))  # sigmoid, overflow-free
-    keep = np.nonzero(scores >= _MIN_SCORE)[0]
-    if len(keep) == 0:
-        return []
-    reg, scores, anchors = reg[keep] / _DETECT_SIZE, scores[keep], _ANCHORS[keep]
-    centre = reg[:, :2] + anchors
-    half = reg[:, 2:4] / 2
-    boxes = np.concatenate([centre - half, centre + half], 1)  # normalised (u0, v0, u1, v1)
-    kps = reg[:, 4:16].reshape(-1, 6, 2) + anchors[:, None]
-    to_px = lambda p: p * side - np.array([pad_u, pad_v])  # noqa: E731
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    left = np.ones(len(boxes), bool)
-    faces = []
-    while left.any():
-        best = int(np.argmax(np.where(left, area, -np.inf)))
-        group = (_iou(boxes[best], boxes) > 0.3) & left
-        left &= ~group
-        w = scores[group][:, None]
-        box = (boxes[group] * w).sum(0) / w.sum()
-        kp = (kps[group] * w[:, :, None]).sum(0) / w.sum()
-        box_px = np.concatenate([to_px(box[:2]), to_px(box[2:])])
-        faces.append(Face(float(scores[best]), tuple(float(v) for v in box_px), to_px(kp).astype(np.float64)))
-    return faces
-
-
-def detect_faces(rgb: np.ndarray) -> list[Face]:
-    """Every face in ``rgb`` [H, W, 3] (float in [0, 1]), largest box first; [] when there is none.
-
-    Candidates come from the whole-image detector run and from overlapping half-size tiles (3 × 3,
-    where small faces beside a large one become visible to the 128² detector); each is refined as in
-    :func:`detect_face`. Faces that the zoom loses, or that land on a face already found, are dropped.
-    """
-    faces: list[Face] = []
-
-    def known(f: Face) -> bool:
-        return any(_iou(np.array(f.box), np.array([g.box]))[0] > 0.3 for g in faces)
-
-    for f in [*_detect_all(rgb), *_tile_detections(rgb)]:
-        if known(f):  # a tile seeing a face already found: no need to zoom on it again
-            continue
-        r = _refine(rgb, f)
-        if r is not None and not known(r):
-            faces.append(r)
-    return sorted(faces, key=lambda f: -(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
-
-
-def _tile_detections(rgb: np.ndarray) -> list[Face]:
-    """Detections in overlapping half-size tiles (3 × 3) of ``rgb``, in source pixels, unrefined."""
-    H, W = rgb.shape[:2]
-    side = min(H, W) // 2
-    if side < MIN_SIDE:
-        return []
-    found = []
-    for v in np.linspace(0, H - side, 3).round().astype(int):
-        for u in np.linspace(0, W - side, 3).round().astype(int):
-            f = _detect_window(rgb, int(u), int(v), side)
-            if f is not None:
-                found.append(f)
-    return found
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lo, hi = np.maximum(a[:2], b[:, :2]), np.minimum(a[2:], b[:, 2:])
-    inter = np.prod(np.clip(hi - lo, 0, None), 1)
-    area = lambda x: np.prod(np.clip(x[..., 2:] - x[..., :2], 0, None), -1)  # noqa: E731
-    return inter / np.maximum(area(a) + area(b) - inter, 1e-12)
-
-
-def segment_person(rgb: np.ndarray) -> np.ndarray:
-    """Foreground (person) matte [H, W] in [0, 1] for ``rgb`` [H, W, 3] in [0, 1].
-
-    MediaPipe selfie segmentation at 256², upsampled, refined with a guided filter whose guide is
-    the photo (so the edge follows hair and shoulders rather than the 256² grid), then softly
-    thresholded (smoothstep over 0.3-0.7) to clean the fringe.
-    """
-    H, W = rgb.shape[:2]
-    x = torch.from_numpy(rgb).permute(2, 0, 1)[None]
-    small = F.interpolate(x, size=(_SEGMENT_SIZE, _SEGMENT_SIZE), mode="bilinear", antialias=True, align_corners=False)
-    (prob,) = _run(_SEGMENTER_FILE, small[0].permute(1, 2, 0).numpy()[None])  # input RGB in [0, 1]
-    p = torch.from_numpy(prob[0, :, :, 0]).clamp(0, 1)[None, None]
-    p = F.interpolate(p, size=(H, W), mode="bilinear", align_corners=False)[0, 0]
-    gray = x[0].mean(0)
-    q = _guided_filter(gray, p, radius=max(2, round(max(H, W) / 96)), eps=1e-3)
-    q = ((q - 0.3) / 0.4).clamp(0, 1)
-    return (q * q * (3 - 2 * q)).numpy()
-
-
-def _box_mean(x: Tensor, r: int) -> Tensor:
-    """Mean over a (2r+1)² window (clamped at the borders), x [H, W]."""
-    k = 2 * r + 1
-    pad = F.pad(x[None, None], (r, r, r, r), mode="replicate")
-    return F.avg_pool2d(pad, k, stride=1)[0, 0]
-
-
-def _guided_filter(guide: Tensor, src: Tensor, radius: int, eps: float) -> Tensor:
-    """He et al.'s guided filter with a grayscale guide: an edge-aware smoothing of ``src``."""
-    mean_i, mean_p = _box_mean(guide, radius), _box_mean(src, radius)
-    cov_ip = _box_mean(guide * src, radius) - mean_i * mean_p
-    var_i = _box_mean(guide * guide, radius) - mean_i * mean_i
-    a = cov_ip / (var_i + eps)
-    b = mean_p - a * mean_i
-    return _box_mean(a, radius) * guide + _box_mean(b, radius)
-
-
 # ---- framing ----------------------------------------------------------------------------------------
 
 def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -580,14 +297,16 @@ class Preprocessed:
 
     image: [3, S, S] RGB in [0, 1], background composited over :data:`a3d.core.framing.BACKGROUND`.
     mask: [S, S] foreground matte in [0, 1], or None where no matte was made or given.
-    mode: 'aligned' (face framed by the convention), 'centre-crop' (fallback without the face
-        models), or 'as-is' (``align=False``: centred square, resized).
-    face: the detection in source pixels, or None.
+    mode: 'aligned' (face framed by the convention), 'as-is' (``align=False``: centred square, resized),
+        'framed-like-front' or 'centre-crop' (side and back photos: :func:`frame_like`).
+    face: the framed face in source pixels, or None.
     seconds: wall time of the whole preprocessing.
-    faces: how many faces the photo holds (0 where no detection ran).
-    face_index: which of them (largest first) was framed, or None.
+    faces: how many plausible faces the photo holds (0 where no detection ran).
+    face_index: which candidate was framed (an index into ``candidates``), or None.
     scale: output pixels per source pixel of the framing (for framing other views of the same
         capture like this one: :func:`frame_like`), or None.
+    candidates: every face candidate, judged (:func:`a3d.inference.faces.find_faces`): the plausible ones
+        first (largest first, so index 0 is the default choice), then the others (largest first).
     """
 
     image: Tensor
@@ -598,22 +317,55 @@ class Preprocessed:
     faces: int = 0
     face_index: int | None = None
     scale: float | None = None
+    candidates: list[Face] = field(default_factory=list)
 
 
-def _warn_no_models() -> None:
-    global _warned
-    if not _warned:
-        _warned = True
-        warnings.warn("a3d: face detection is unavailable (install it with `pip install ai-edge-litert==2.3.0`, "
-                      "or `pip install a3d[preprocess]`); using a centred square crop without background "
-                      "removal, so frame the face yourself for best results", RuntimeWarning, stacklevel=3)
-
-
-MIN_FACE_SIDE = 24  # source pixels: a smaller face holds too little detail to frame and reconstruct
+MIN_FACE_SIDE = 24
+"""Source pixels: a smaller face holds too little detail to frame and reconstruct."""
+MIN_FACE_MATTE = 0.5
+"""The framed face's middle (its eyes-to-mouth region) must be at least this much person in the matte."""
+MIN_PERSON_AREA = 0.05
+"""The framed image must be at least this fraction person (a head fills about a third of it)."""
+_WHAT_TO_DO = (f"crop the photo around the face (at least {MIN_FACE_SIDE} pixels across; a portrait works "
+               f"best), or, for an image already framed like the model's input (a3d.core.framing), pass "
+               f"preprocess=False (CLI: --no-preprocess)")
 
 
 class FaceTooSmallError(NoFaceError):
     """The chosen face is below :data:`MIN_FACE_SIDE` pixels a side."""
+
+
+class EmptyMatteError(NoFaceError):
+    """The person matte of the framed face is (nearly) empty: reconstructing it would give a blank head."""
+
+
+def _describe(candidates: Sequence[Face], limit: int = 6) -> str:
+    """'[i] box ..., score ...: why' for the first ``limit`` candidates."""
+    parts = []
+    for i, f in enumerate(candidates[:limit]):
+        u0, v0, u1, v1 = (round(v) for v in f.box)
+        verdict = "a face" if f.plausible else (f.why or "not judged")
+        parts.append(f"[{i}] {u1 - u0}×{v1 - v0} px at ({u0}, {v0}), score {f.score:.2f}: {verdict}")
+    more = f"; and {len(candidates) - limit} more" if len(candidates) > limit else ""
+    return "; ".join(parts) + more
+
+
+def _choose(candidates: Sequence[Face], plausible: int, face: int | None) -> int:
+    """The index of the candidate to frame (see :func:`preprocess`'s ``face``), or raise NoFaceError."""
+    if face is not None:
+        if face >= len(candidates):
+            found = f"{len(candidates)} face candidate(s) ({plausible} plausible)" if candidates else "no face"
+            raise NoFaceError(f"face: index {face} asked for, but the image holds {found} "
+                              f"(0 = the largest plausible face)")
+        return face
+    if not candidates:
+        raise NoFaceError(f"no face was found in the image; a3d needs a portrait with the face clearly visible: "
+                          f"{_WHAT_TO_DO}")
+    if plausible == 0:
+        raise NoFaceError(f"no plausible face in the image; the detectors proposed {len(candidates)} candidate(s), "
+                          f"none of them a face: {_describe(candidates)}. Pass face=i (CLI: --face i) to frame "
+                          f"candidate i anyway, or {_WHAT_TO_DO}")
+    return 0
 
 
 def preprocess(image: ImageLike, size: int, *, align: bool = True,
@@ -624,13 +376,17 @@ def preprocess(image: ImageLike, size: int, *, align: bool = True,
         image: path, PIL image, numpy array or tensor (see :func:`load_image`).
         size: the model's resolution, pixels.
         align: find the face and frame it by the convention (``reconstruct(preprocess=True)``);
-            False keeps the centred square of an already framed image.
+            False keeps the centred square of an already framed image (no face models needed).
         background: RGB in [0, 1] composited behind the person.
-        face: which face to frame when the photo holds several (0 = the largest); None takes the
-            largest and warns when there are others.
+        face: which face candidate to frame, an index into :attr:`Preprocessed.candidates` (plausible faces
+            first, largest first: 0 is the largest plausible face; an implausible candidate is framed when
+            asked for, but its matte must still hold a person). None takes the largest plausible face and
+            warns when there are others.
     Raises:
-        ImageError for unusable input; NoFaceError when ``align`` and no face is found (or ``face``
-        is out of range); FaceTooSmallError when the chosen face is under MIN_FACE_SIDE pixels.
+        ImageError for unusable input; NoFaceError when ``align`` and no plausible face is found (the message
+        lists the candidates and why each was rejected), or ``face`` is out of range; FaceTooSmallError when
+        the chosen face is under MIN_FACE_SIDE pixels; EmptyMatteError when the matte around the framed face
+        is (nearly) empty; :class:`a3d.errors.SetupError` when ``align`` and ai-edge-litert is not installed.
     """
     if face is not None:
         check_int(face, "face", 0)
@@ -638,60 +394,71 @@ def preprocess(image: ImageLike, size: int, *, align: bool = True,
     start = time.perf_counter()
     rgb, alpha = load_image(image)
     bg = torch.tensor(background, dtype=torch.float32).reshape(3, 1, 1)
-    chosen, faces, index, scale = None, 0, None, None
-    if align and has_face_models():
-        found = detect_faces(rgb)
-        faces = len(found)
-        if not found:
-            raise NoFaceError("no face was found in the image; a3d needs a portrait with the face clearly visible. "
-                              "If the image is already framed like the model's input (see a3d.core.framing), "
-                              "pass preprocess=False (CLI: --no-preprocess)")
-        if face is not None and face >= len(found):
-            raise NoFaceError(f"face: index {face} asked for, but the image holds {len(found)} face(s) "
-                              f"(0 = the largest)")
-        index = 0 if face is None else face
-        if face is None and len(found) > 1:
-            warnings.warn(f"a3d: the image holds {len(found)} faces; reconstructing the largest (index 0). "
-                          f"Pass face=i (CLI: --face i) to choose another", RuntimeWarning, stacklevel=2)
-        chosen = found[index]
-        if abs(chosen.yaw_deg) > TURNED_FACE_DEG:
-            warnings.warn(f"a3d: the face is turned about {abs(chosen.yaw_deg):.0f}° from the camera; the bundled "
-                          f"model was trained on faces turned up to {TRAINED_TURN_DEG:.0f}° and reconstructs "
-                          f"faces turned further much worse (docs/eval.md, 'Turned heads'): a photo that looks "
-                          f"into the camera works best", RuntimeWarning, stacklevel=2)
-        side = max(chosen.box[2] - chosen.box[0], chosen.box[3] - chosen.box[1])
-        if side < MIN_FACE_SIDE:
-            raise FaceTooSmallError(f"the face is {side:.0f} pixels across; a3d needs at least {MIN_FACE_SIDE} "
-                                    f"(crop the photo around the face, or use a larger photo)")
-        work = max(size, _SEGMENT_SIZE)  # segment and refine at no less than the segmenter's resolution
-        anchors = framing.face_anchors_uv(work)
-        dst = np.array([anchors["right_eye"], anchors["left_eye"], anchors["mouth"]])
-        src = chosen.keypoints[[0, 1, 3]]
-        M = _similarity(src, dst)
-        scale = float(np.sqrt(abs(np.linalg.det(M[:2, :2])))) * size / work
-        planes = [torch.from_numpy(rgb).permute(2, 0, 1), torch.ones(1, *rgb.shape[:2])]
-        if alpha is not None:
-            planes.append(torch.from_numpy(alpha)[None])
-        warped = _warp(torch.cat(planes), M, work)
-        crop, inside = warped[:3].clamp(0, 1), warped[3:4].clamp(0, 1)
-        if alpha is not None:
-            matte = warped[4:5].clamp(0, 1)
-        else:
-            matte = torch.from_numpy(segment_person(crop.permute(1, 2, 0).contiguous().numpy()))[None]
-        matte = matte * inside
-        mode = "aligned"
-    else:
-        if align:
-            _warn_no_models()
+    if not align:
         crop, matte = _center_square(rgb, alpha)
-        work = crop.shape[-1]
-        mode = "centre-crop" if align else "as-is"
+        img, mask = _composite(crop, matte, size, bg)
+        return Preprocessed(img, mask, "as-is", None, time.perf_counter() - start)
+    require_face_models()
+    candidates = find_faces(rgb, alpha)
+    candidates.sort(key=lambda f: not f.plausible)  # stable: plausible faces first, each group largest first
+    plausible = sum(bool(f.plausible) for f in candidates)
+    index = _choose(candidates, plausible, face)
+    chosen = candidates[index]
+    if face is None and plausible > 1:
+        warnings.warn(f"a3d: the image holds {plausible} faces; reconstructing the largest (index 0). "
+                      f"Pass face=i (CLI: --face i) to choose another", RuntimeWarning, stacklevel=2)
+    if abs(chosen.yaw_deg) > TURNED_FACE_DEG:
+        warnings.warn(f"a3d: the face is turned about {abs(chosen.yaw_deg):.0f}° from the camera; the bundled "
+                      f"model was trained on faces turned up to {TRAINED_TURN_DEG:.0f}° and reconstructs "
+                      f"faces turned further much worse (docs/eval.md, 'Turned heads'): a photo that looks "
+                      f"into the camera works best", RuntimeWarning, stacklevel=2)
+    if chosen.side < MIN_FACE_SIDE:
+        raise FaceTooSmallError(f"the face is {chosen.side:.0f} pixels across; a3d needs at least {MIN_FACE_SIDE}: "
+                                f"use a larger photo, or crop the photo around the face and enlarge it")
+    work = max(size, SEGMENT_SIZE)  # segment and refine at no less than the segmenter's resolution
+    anchors = framing.face_anchors_uv(work)
+    dst = np.array([anchors["right_eye"], anchors["left_eye"], anchors["mouth"]])
+    M = _similarity(chosen.keypoints[[0, 1, 3]], dst)
+    scale = float(np.sqrt(abs(np.linalg.det(M[:2, :2])))) * size / work
+    planes = [torch.from_numpy(rgb).permute(2, 0, 1), torch.ones(1, *rgb.shape[:2])]
+    if alpha is not None:
+        planes.append(torch.from_numpy(alpha)[None])
+    warped = _warp(torch.cat(planes), M, work)
+    crop, inside = warped[:3].clamp(0, 1), warped[3:4].clamp(0, 1)
+    if alpha is not None:  # straight alpha: the colours are the person's own already
+        matte = warped[4:5].clamp(0, 1) * inside
+    else:
+        matte = torch.from_numpy(segment_person(crop.permute(1, 2, 0).contiguous().numpy()))[None] * inside
+        crop = estimate_foreground(crop, matte)
+    _check_matte(matte[0], dst, index, candidates)
+    img, mask = _composite(crop, matte, size, bg)
+    return Preprocessed(img, mask, "aligned", chosen, time.perf_counter() - start, plausible, index, scale,
+                        candidates)
+
+
+def _check_matte(matte: Tensor, features: np.ndarray, index: int, candidates: Sequence[Face]) -> None:
+    """Raise EmptyMatteError when the framed matte [S, S] is nearly empty overall or over the face's middle
+    (the box spanning ``features`` [3, 2], its eyes and mouth, in output pixels)."""
+    (u0, v0), (u1, v1) = features.min(0), features.max(0)
+    face_part = float(matte[int(v0):int(math.ceil(v1)) + 1, int(u0):int(math.ceil(u1)) + 1].mean())
+    area = float(matte.mean())
+    if face_part >= MIN_FACE_MATTE and area >= MIN_PERSON_AREA:
+        return
+    others = [f"face={i}" for i, f in enumerate(candidates) if f.plausible and i != index]
+    other = f" pass {' or '.join(others[:3])} for another face, or" if others else ""
+    raise EmptyMatteError(f"the person matte of face {index} is nearly empty ({face_part:.0%} of the face's middle, "
+                          f"{area:.0%} of the framed image are person): no person was found around what the "
+                          f"detector took for a face, and its reconstruction would be blank. "
+                          f"Found: {_describe(candidates)}.{other} {_WHAT_TO_DO}")
+
+
+def _composite(crop: Tensor, matte: Tensor | None, size: int, bg: Tensor) -> tuple[Tensor, Tensor | None]:
+    """Resize ``crop`` [3, h, w] (and ``matte`` [1, h, w]) to ``size``² and composite it over ``bg`` [3, 1, 1]."""
     planes = _resize(torch.cat([crop] + ([matte] if matte is not None else [])), size)
     img, mask = planes[:3], (planes[3].clamp(0, 1) if matte is not None else None)
     if mask is not None:
         img = img * mask + bg * (1 - mask)
-    return Preprocessed(img.clamp(0, 1).contiguous(), mask, mode, chosen, time.perf_counter() - start, faces, index,
-                        scale)
+    return img.clamp(0, 1).contiguous(), mask
 
 
 def frame_like(image: ImageLike, size: int, reference: Preprocessed, *,
@@ -703,22 +470,22 @@ def frame_like(image: ImageLike, size: int, reference: Preprocessed, *,
     matte's top (the crown) goes to the row of the front's crown (every canonical camera sits at the
     head's height), and the head (the matte in the top quarter of the frame below the crown) is
     centred. Without a front framing to copy (no scale or matte), the photo's centred square is used.
+    Raises EmptyMatteError when the photo's person matte is empty, SetupError without ai-edge-litert.
     """
     start = time.perf_counter()
     rgb, alpha = load_image(image)
     bg = torch.tensor(background, dtype=torch.float32).reshape(3, 1, 1)
-    if reference.scale is None or reference.mask is None or not has_face_models():
+    if reference.scale is None or reference.mask is None:
         crop, matte = _center_square(rgb, alpha)
-        planes = _resize(torch.cat([crop] + ([matte] if matte is not None else [])), size)
-        img, mask = planes[:3], (planes[3].clamp(0, 1) if matte is not None else None)
-        if mask is not None:
-            img = img * mask + bg * (1 - mask)
-        return Preprocessed(img.clamp(0, 1).contiguous(), mask, "centre-crop", None, time.perf_counter() - start)
+        img, mask = _composite(crop, matte, size, bg)
+        return Preprocessed(img, mask, "centre-crop", None, time.perf_counter() - start)
+    if alpha is None:
+        require_face_models()
     matte = alpha if alpha is not None else segment_person(rgb)
     rows = np.nonzero(matte.max(1) > 0.5)[0]
     ref_rows = np.nonzero(reference.mask.numpy().max(1) > 0.5)[0]
     if len(rows) == 0 or len(ref_rows) == 0:
-        raise NoFaceError("no person was found in the side/back photo (its matte is empty)")
+        raise EmptyMatteError("no person was found in the side/back photo (its matte is empty)")
     s = reference.scale
     v_top = float(rows[0])
     band = matte[int(v_top):int(v_top + 0.25 * size / s) + 1] > 0.5
@@ -729,6 +496,8 @@ def frame_like(image: ImageLike, size: int, reference: Preprocessed, *,
                         torch.from_numpy(np.ascontiguousarray(matte, np.float32))[None]])
     warped = _warp(planes, M, size)
     img, mask = warped[:3].clamp(0, 1), (warped[4] * warped[3]).clamp(0, 1)
+    if alpha is None:  # the segmenter's matte: take the photo's background out of the fringe
+        img = estimate_foreground(img, mask)
     img = img * mask + bg * (1 - mask)
     return Preprocessed(img.contiguous(), mask, "framed-like-front", None, time.perf_counter() - start,
                         scale=s)
