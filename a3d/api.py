@@ -28,6 +28,7 @@ from .core.assets import ASSET_DIR
 from .core.cameras import Cameras, canonical_cameras, orbit_cameras, save_cameras_json
 from .core.gaussians import Gaussians
 from .io.ply import DEFAULT_UP, save_ply, save_splat
+from . import limits
 from .errors import InputError, SetupError, check_device, check_int
 from .model.network import A3DModel
 from .inference.refinement import RefineSettings
@@ -151,12 +152,13 @@ class Avatar:
         from .io.display import avatar_html
         display(HTML(avatar_html(self, frames=frames, size=size)))
 
-    def save_ply(self, path: str | os.PathLike, sh_degree: int | None = None, up: str = "+y") -> None:
-        """Inria 3DGS PLY; ``sh_degree=3`` pads for Inria-style loaders, ``up="-y"`` suits gsplat.js and
-        gradio's Model3D (see :func:`a3d.io.ply.save_ply`)."""
+    def save_ply(self, path: str | os.PathLike, sh_degree: int | None = None, up: str = DEFAULT_UP) -> None:
+        """Inria 3DGS PLY; ``sh_degree=3`` pads for Inria-style loaders; ``up``: the default ``"-y"`` (the
+        3DGS convention) shows upright in SuperSplat, gsplat.js and gradio's Model3D, ``"+y"`` in Spark and
+        gaussian-splats-3d (see :func:`a3d.io.ply.save_ply`)."""
         save_ply(self.gaussians.detach().to("cpu"), path, sh_degree=sh_degree, up=up)
 
-    def save_splat(self, path: str | os.PathLike, up: str = "+y") -> None:
+    def save_splat(self, path: str | os.PathLike, up: str = DEFAULT_UP) -> None:
         """``.splat`` (32 bytes a splat) for web viewers; ``up`` as in :meth:`save_ply`."""
         save_splat(self.gaussians.detach().to("cpu"), path, up=up)
 
@@ -204,6 +206,8 @@ class Avatar:
 
         check_int(views, "views", 1, 64)
         check_int(columns, "columns", 1)
+        limits.check("video_size", size, "size")
+        limits.check("elevation", elevation, "elevation")
         cams = orbit_cameras(views, elevation=elevation, size=size)
         imgs = to_uint8(self.render(cams).rgb)  # [V, size, size, 3]
         cols = min(columns, views)
@@ -215,23 +219,35 @@ class Avatar:
 
     def save(self, folder: str | os.PathLike, *, ply: bool = True, splat: bool = True, video: bool = True,
              grid: bool = True, video_frames: int = 120, video_size: int = 512, grid_size: int = 256,
-             mesh: bool = False) -> dict[str, str]:
+             mesh: bool = False, up: str = DEFAULT_UP, sh_degree: int | None = None) -> dict[str, str]:
         """Write the outputs into ``folder`` (created): head.ply, head.splat, orbit.mp4, grid.png,
         input.png, cameras.json (the canonical cameras) and metadata.json, and with ``mesh`` head.glb
-        (:meth:`save_mesh`); ``grid_size`` is the side of each of the grid's 8 views. Returns name → path."""
+        (:meth:`save_mesh`); ``grid_size`` is the side of each of the grid's 8 views; ``up`` and
+        ``sh_degree`` as :meth:`save_ply` (``up`` for the .splat too). Returns name → path."""
+        from .core.files import atomic_path, atomic_write
         from .core.rendering import to_uint8
 
+        if video:  # every number is checked before the first file is written
+            limits.check("video_frames", video_frames, "video_frames")
+            limits.check("video_size", video_size, "video_size")
+            if video_size % 2:
+                raise InputError(f"video_size: an MP4 needs an even frame size, got {video_size}")
+        if grid:
+            limits.check("video_size", grid_size, "grid_size")
         folder = Path(folder)
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"folder: {folder} is a file; expected a folder (it is created if missing)")
         folder.mkdir(parents=True, exist_ok=True)
         out: dict[str, str] = {}
         if ply:
-            self.save_ply(folder / "head.ply")
+            self.save_ply(folder / "head.ply", sh_degree=sh_degree, up=up)
             out["ply"] = str(folder / "head.ply")
         if splat:
-            self.save_splat(folder / "head.splat")
+            self.save_splat(folder / "head.splat", up=up)
             out["splat"] = str(folder / "head.splat")
         if grid:
-            self.grid(size=grid_size).save(folder / "grid.png")
+            with atomic_path(folder / "grid.png") as tmp:
+                self.grid(size=grid_size).save(tmp, format="PNG")
             out["grid"] = str(folder / "grid.png")
         if video:
             out["video"] = self.orbit_video(folder / "orbit.mp4", frames=video_frames, size=video_size,
@@ -239,11 +255,13 @@ class Avatar:
         if mesh:
             self.save_mesh(folder / "head.glb")
             out["mesh"] = str(folder / "head.glb")
-        Image.fromarray(to_uint8(self.input_image.permute(1, 2, 0))).save(folder / "input.png")
+        with atomic_path(folder / "input.png") as tmp:
+            Image.fromarray(to_uint8(self.input_image.permute(1, 2, 0))).save(tmp, format="PNG")
         out["input"] = str(folder / "input.png")
         save_cameras_json(folder / "cameras.json", self.cameras.to("cpu"), names=list(framing.CANONICAL_VIEWS))
         out["cameras"] = str(folder / "cameras.json")
-        (folder / "metadata.json").write_text(json.dumps(self.metadata, indent=1))
+        with atomic_write(folder / "metadata.json", "w") as f:
+            f.write(json.dumps(self.metadata, indent=1))
         out["metadata"] = str(folder / "metadata.json")
         return out
 
@@ -286,7 +304,8 @@ def reconstruct(image: ViewsLike, model: ModelLike = None, *, steps: int = 1, se
             already framed like the model's input (see :mod:`a3d.core.framing`).
         refine: fit the Gaussians to the photos afterwards (:func:`refine`): True for the default
             settings, an int for that many steps, or a :class:`a3d.inference.refinement.RefineSettings`.
-        face: which face to reconstruct when the photo holds several (0 = the largest, the default).
+        face: which face to reconstruct when the photo holds several: an index into the metadata's
+            ``preprocess.candidates`` (plausible faces first, largest first: 0, the default, is the largest).
     Returns:
         An :class:`Avatar`. Inference runs under bf16 autocast on CUDA and in float32 on CPU.
     """
@@ -300,6 +319,14 @@ def refine(avatar: Avatar, settings: bool | int | RefineSettings = True, *, prog
     and a "refine" timing. ``settings``: True (defaults), a number of steps, or a RefineSettings."""
     from .inference.refinement import settings_from
 
+    if not isinstance(avatar, Avatar):
+        raise InputError(f"avatar: expected an a3d.Avatar, got {type(avatar).__name__}")
+    if not isinstance(avatar.input_image, Tensor) and avatar.photos is None:
+        raise InputError("avatar: it carries no photo to fit (input_image and photos are None, as for an Avatar "
+                         "built from a PLY); refine an Avatar that reconstruct() returned")
+    if len(avatar.cameras) != 4 or avatar.cameras.width != avatar.cameras.height:
+        raise InputError(f"avatar: refine needs the 4 square canonical cameras, got {len(avatar.cameras)} of "
+                         f"{avatar.cameras.width}x{avatar.cameras.height}")
     return _refine_avatar(avatar, settings_from(settings, avatar.gaussians.device), progress)
 
 
@@ -326,7 +353,7 @@ def _prepare(item: ViewsLike, size: int, align: bool, face: int | None, name: st
     views = dict(item) if isinstance(item, Mapping) else {"front": item}
     unknown = sorted(set(views) - set(framing.CANONICAL_VIEWS))
     if unknown or "front" not in views:
-        raise ValueError(f"{name}: expected photos keyed by {list(framing.CANONICAL_VIEWS)} with 'front' among them, "
+        raise InputError(f"{name}: expected photos keyed by {list(framing.CANONICAL_VIEWS)} with 'front' among them, "
                          f"got {sorted(views)}")
     try:
         front = _preprocess(views["front"], size, align=align, face=face)
@@ -364,12 +391,17 @@ def reconstruct_many(images: Sequence[ViewsLike], model: ModelLike = None, *, ba
 
     if isinstance(images, (str, os.PathLike, Image.Image, Tensor)) or not isinstance(images, Sequence):
         raise InputError("images: expected a list of images (use reconstruct() for one)")
-    check_int(batch_size, "batch_size", 1)
-    check_int(steps, "steps", 1, 1000)
+    limits.check("batch_size", batch_size, "batch_size")
+    limits.check("denoise_steps", steps, "steps")
+    if face is not None:
+        limits.check("face_index", face, "face")
     settings_from(refine)  # a bad value fails before any work
     if seed is None:
-        seed = int(torch.randint(0, 2**31 - 1, ()).item())
-    check_int(seed, "seed")
+        seed = int(torch.randint(0, limits.MAX_SEED - len(images), ()).item())
+    limits.check("seed", seed, "seed")
+    if len(images) and seed + len(images) - 1 > limits.MAX_SEED:
+        raise InputError(f"seed: image i uses seed + i, so seed must be at most {limits.MAX_SEED - len(images) + 1} "
+                         f"for {len(images)} images, got {seed}")
     net, dev, load_s = _resolve(model, device)
     refine_settings = settings_from(refine, dev)
     cfg = net.config
@@ -398,7 +430,7 @@ def reconstruct_many(images: Sequence[ViewsLike], model: ModelLike = None, *, ba
             photos = torch.stack([p[1] for p in prepared]).to(dev)
             given = torch.stack([p[3] for p in prepared]).to(dev)
             views = {"photos": photos, "given": given} if bool(given[:, 1:].any()) else {}
-            if all(p[4] for p in prepared):  # the mattes are the given views' opacities (ModelConfig.given_exact)
+            if all(p[4] for p in prepared):  # the mattes are the given views' opacities (a3d.model.given)
                 views["masks"] = torch.stack([p[2] for p in prepared]).to(dev)
             # noise drawn where the model runs (a 512² preset's noise would take ~15 ms on the CPU)
             g0 = torch.cat([net.noise(1, torch.Generator(dev).manual_seed(seed + start + i))
@@ -419,7 +451,8 @@ def reconstruct_many(images: Sequence[ViewsLike], model: ModelLike = None, *, ba
                     "source": os.fspath(src) if isinstance(src, (str, os.PathLike)) else type(src).__name__,
                     "seed": seed + start + i, "num_gaussians": g.num_gaussians,
                     "preprocess": {"mode": p.mode, "face": p.face.to_dict() if p.face is not None else None,
-                                   "faces_found": p.faces, "face_index": p.face_index},
+                                   "faces_found": p.faces, "face_index": p.face_index,
+                                   "candidates": [c.to_dict() for c in p.candidates]},
                     "views": [v for v, ok in zip(framing.CANONICAL_VIEWS, prepared[i][3].tolist()) if ok],
                     "timings_s": {"load_model": round(load_s if start == 0 and i == 0 else 0.0, 4),
                                   "preprocess": round(p.seconds, 4), "inference": round(infer_s, 4),
@@ -456,9 +489,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         items, names = [views], [views.get("front", "head")]
     if not items:
         raise InputError("no images given (IMAGE files or --view NAME=FILE)")
-    if args.refine < -1:
-        raise InputError(f"--refine: expected a number of steps >= 0, got {args.refine}")
-    refine_arg = True if args.refine == -1 else args.refine
+    refine_arg = args.refine  # True (--refine without a number) or a number of steps the parser checked
     model, dev, _ = _resolve(args.model, args.device)
     out = Path(args.output)
     if out.exists() and not out.is_dir():
@@ -474,8 +505,9 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
             name, k = f"{stem}_{k}", k + 1
         used.add(name)
         written = avatar.save(out / name, ply=args.ply or not chosen, splat=args.splat or not chosen,
-                              video=args.video, grid=not chosen, mesh=args.mesh)
+                              video=args.video, grid=not chosen, mesh=args.mesh, up=args.up, sh_degree=args.sh_degree)
         for fmt in args.format:
-            written[fmt] = avatar.export(out / name / f"head.{fmt}")
+            written[fmt] = avatar.export(out / name / f"head.{fmt}", up=args.up,
+                                         sh_degree=args.sh_degree if fmt in ("ply", "spz", "compressed.ply") else None)
         print(f"{path} -> {out / name} ({', '.join(sorted(written))})")
     return 0
