@@ -94,6 +94,15 @@ def version():
     raise RuntimeError("a3d/version.py has no __version__")
 
 
+# ai-edge-litert 2.3.0 has wheels (CPython 3.10-3.14) for Linux x86_64/aarch64 (glibc 2.27+), macOS on Apple silicon
+# (12+) and Windows x86_64, and no sdist: elsewhere it is left out, and framing a photo raises a SetupError that says
+# so (a3d.inference.mediapipe); preprocess=False still works.
+LITERT = ("ai-edge-litert==2.3.0; python_version < '3.15' and ("
+          "(sys_platform == 'linux' and (platform_machine == 'x86_64' or platform_machine == 'aarch64'))"
+          " or (sys_platform == 'darwin' and platform_machine == 'arm64')"
+          " or (sys_platform == 'win32' and platform_machine == 'AMD64'))")
+
+
 setup(
     version=version(),
     long_description=read("README.md"),
@@ -117,9 +126,10 @@ setup(
         "tqdm>=4.66",
         "ninja>=1.11",  # compiles the extension on first use where no prebuilt one is installed (a3d/core/_jit.py)
         "filelock>=3.12",  # one first-use build at a time across processes
+        LITERT,  # face detection and matting (a3d.inference.mediapipe) where its wheels exist
     ],
     extras_require={
-        "preprocess": ["ai-edge-litert==2.3.0"],
+        "preprocess": [LITERT],  # a core dependency now; the extra stays so that a3d[preprocess] still installs
         "demo": ["gradio==6.31.0"],  # the version the browser test runs against
         # identity metrics (a3d.perception.identity, `a3d eval` on photos): dlib's face-recognition weights, public domain
         "eval": ["face-recognition-models==0.3.0"],
