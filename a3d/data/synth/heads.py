@@ -470,7 +470,7 @@ def render_views(sample: HeadSample, views: Sequence[int] | Tensor | None = None
     Returns:
         :class:`a3d.core.rendering.RenderOutput` with rgb [B, C', H, W, 3], alpha and depth [B, C', H, W, 1].
     """
-    from ..core.rendering import render
+    from ...core.rendering import render
 
     cams = sample.cameras
     if views is not None:
