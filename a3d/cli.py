@@ -19,7 +19,8 @@ import platform
 import sys
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
-from .errors import EXIT_INTERNAL, InputError, check_device, check_int, check_number, exit_code, one_line
+from . import limits
+from .errors import EXIT_INTERNAL, InputError, check_device, exit_code, one_line
 
 if TYPE_CHECKING:
     from .train.config import TrainConfig
@@ -36,12 +37,13 @@ def _reconstruct_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--view", action="append", default=[], metavar="NAME=FILE",
                    help="photos of one head's canonical views, e.g. --view front=a.jpg --view left=b.jpg "
                         "(front required; left = the subject's left side); replaces IMAGE")
-    p.add_argument("--refine", nargs="?", type=int, const=-1, default=0, metavar="STEPS",
+    p.add_argument("--refine", nargs="?", type=limits.arg("refine_steps"), const=True, default=0, metavar="STEPS",
                    help="fit the Gaussians to the photo(s) after the network (default steps without a number)")
-    p.add_argument("--face", type=int, default=None, metavar="I",
-                   help="which face to reconstruct when a photo holds several (0 = the largest)")
+    p.add_argument("--face", type=limits.arg("face_index"), default=None, metavar="I",
+                   help="which face to reconstruct when a photo holds several (0 = the largest plausible face; the "
+                        "error or metadata lists the candidates)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (one subfolder per image)")
-    p.add_argument("--steps", type=int, default=1, help="denoising steps (default 1)")
+    p.add_argument("--steps", type=limits.arg("denoise_steps"), default=1, help="denoising steps (default 1)")
     p.add_argument("--video", action="store_true", help="write orbit.mp4 (a 512² turntable; slow without a GPU)")
     p.add_argument("--ply", action="store_true", help="write head.ply")
     p.add_argument("--splat", action="store_true", help="write head.splat")
@@ -51,28 +53,34 @@ def _reconstruct_flags(p: argparse.ArgumentParser) -> None:
                                        "spz, sog (the web formats leave out Gaussians under 1/255 opacity)")
     p.add_argument("--mesh", action="store_true",
                    help="write head.glb, a watertight coloured triangle mesh (100k faces; `a3d mesh` has the options)")
+    p.add_argument("--up", choices=("-y", "+y"), default="-y",
+                   help="the splat files' up axis: -y (default; the 3DGS convention: SuperSplat, gsplat.js, gradio "
+                        "show it upright) or +y (a3d's world: Spark, gaussian-splats-3d); write --up=+y")
+    p.add_argument("--sh-degree", type=int, choices=range(5), default=None, metavar="D",
+                   help="SH degree of head.ply, .spz and .compressed.ply: 3 pads to the 45 f_rest_* some Inria-style "
+                        "loaders require (default: the model's, 0)")
     p.epilog = ("Without --ply/--splat/--format/--video/--mesh each image's folder gets head.ply, head.splat and "
                 "grid.png; with any of them, just those. input.png, cameras.json and metadata.json are always written.")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--no-preprocess", action="store_true",
                    help="the images are already framed like the model's input: no face detection or masking")
-    p.add_argument("--batch-size", type=int, default=4, help="images per network call")
-    p.add_argument("--seed", type=int, default=0, help="noise seed (image i uses seed + i)")
+    p.add_argument("--batch-size", type=limits.arg("batch_size"), default=4, help="images per network call")
+    p.add_argument("--seed", type=limits.arg("seed"), default=0, help="noise seed (image i uses seed + i)")
     p.add_argument("--model", default=None, metavar="DIR", help="model folder (default: the bundled model)")
 
 
 def _render_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("ply", help="input PLY in the Inria 3DGS layout (SH degree 0 to 3, from a3d or any 3DGS tool)")
     p.add_argument("-o", "--output", default="orbit.mp4", help="output video path (.mp4, .webm or .gif)")
-    p.add_argument("--frames", type=int, default=120, help="frames for the full turn")
-    p.add_argument("--fps", type=int, default=30, help="frames per second (default: 30)")
-    p.add_argument("--size", type=int, default=512, help="square frame size in pixels")
-    p.add_argument("--elevation", type=float, default=10.0, help="camera elevation, degrees")
-    p.add_argument("--background", type=float, nargs=3, default=(1.0, 1.0, 1.0), metavar=("R", "G", "B"),
+    p.add_argument("--frames", type=limits.arg("video_frames"), default=120, help="frames for the full turn")
+    p.add_argument("--fps", type=limits.arg("video_fps"), default=30, help="frames per second (default: 30)")
+    p.add_argument("--size", type=limits.arg("video_size"), default=512, help="square frame size in pixels")
+    p.add_argument("--elevation", type=limits.arg("elevation"), default=10.0, help="camera elevation, degrees")
+    p.add_argument("--background", type=limits.arg("color"), nargs=3, default=(1.0, 1.0, 1.0), metavar=("R", "G", "B"),
                    help="background colour, each channel in [0, 1] (default: 1 1 1, white)")
-    p.add_argument("--up", choices=("+y", "-y"), default="+y",
-                   help="the file's up axis: +y for a3d heads, -y (written --up=-y) for scenes trained "
-                        "from COLMAP (y down)")
+    p.add_argument("--up", choices=("+y", "-y"), default=None,
+                   help="the file's up axis (default: what an a3d PLY's header says, else -y, the y-down world of "
+                        "COLMAP-trained scenes); +y (written --up=+y) for y-up files")
     p.add_argument("--fit", action="store_true",
                    help="orbit the scene's centre at a distance that frames it (for scenes other than a3d heads)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
@@ -82,13 +90,14 @@ def _synth_flags(p: argparse.ArgumentParser) -> None:
     from .data.synth import ACCESSORIES, EXPRESSIONS
 
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--heads", type=int, default=10, help="number of heads")
-    p.add_argument("--views", type=int, default=80, help="views per head (1-80; half ring views, half random)")
-    p.add_argument("--size", type=int, default=512, help="square image size in pixels")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--heads", type=limits.arg("synth_heads"), default=10, help="number of heads")
+    p.add_argument("--views", type=limits.arg("synth_views"), default=80,
+                   help="views per head (1-80; half ring views, half random)")
+    p.add_argument("--size", type=limits.arg("synth_size"), default=512, help="square image size in pixels")
+    p.add_argument("--seed", type=limits.arg("seed"), default=0,
                    help="generator seed: head i of a seed is always the same head (default: 0)")
-    p.add_argument("--gaussians", type=int, default=200_000, help="Gaussians per head")
-    p.add_argument("--batch", type=int, default=4, help="heads generated and rendered together")
+    p.add_argument("--gaussians", type=limits.arg("synth_gaussians"), default=200_000, help="Gaussians per head")
+    p.add_argument("--batch", type=limits.arg("synth_batch"), default=4, help="heads generated and rendered together")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     variants = p.add_mutually_exclusive_group()
     variants.add_argument("--expressions", nargs="+", choices=EXPRESSIONS, metavar="NAME",
@@ -136,24 +145,27 @@ def _eval_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DIR", help="a dataset folder in the AnyHead layout (docs/dataset.md)")
     p.add_argument("-o", "--out", default="out/eval", metavar="DIR", help="output folder (default: out/eval)")
     p.add_argument("--model", default=None, metavar="DIR", help="model folder (default: the bundled model)")
-    p.add_argument("--refine", nargs="?", type=int, const=-1, default=0, metavar="STEPS",
+    p.add_argument("--refine", nargs="?", type=limits.arg("refine_steps"), const=True, default=0, metavar="STEPS",
                    help="refine every reconstruction: reconstruct(refine=STEPS), the default steps without a number")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--heads", type=int, default=16, help="synthetic held-out heads (default 16)")
-    p.add_argument("--views", type=int, default=16, help="views a synthetic head (default 16)")
-    p.add_argument("--synth-gaussians", type=int, default=60_000,
+    p.add_argument("--heads", type=limits.arg("eval_heads"), default=16, help="synthetic held-out heads (default 16)")
+    p.add_argument("--views", type=limits.arg("eval_views"), default=16, help="views a synthetic head (default 16)")
+    p.add_argument("--synth-gaussians", type=limits.arg("synth_gaussians"), default=60_000,
                    help="Gaussians a synthetic head (default 60000, as the bundled model's training run)")
-    p.add_argument("--synthetic-seed", type=int, default=None,
+    p.add_argument("--synthetic-seed", type=limits.arg("seed"), default=None,
                    help="generator seed of the held-out heads (default: the trainer's eval_seed)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the reconstructions' noise (photos, folder)")
-    p.add_argument("--size", type=int, default=256, help="render size of the identity views (default 256)")
-    p.add_argument("--synthetic-size", type=int, default=None, metavar="PX",
+    p.add_argument("--seed", type=limits.arg("seed"), default=0,
+                   help="seed of the reconstructions' noise (photos, folder)")
+    p.add_argument("--size", type=limits.arg("eval_size"), default=256,
+                   help="render size of the identity views (default 256)")
+    p.add_argument("--synthetic-size", type=limits.arg("eval_size"), default=None, metavar="PX",
                    help="render size of the synthetic held-out views (default: the model's input size; a larger "
                         "size scores what a turntable at that size shows)")
-    p.add_argument("--synthetic-turn", type=float, default=0.0, metavar="DEG",
+    p.add_argument("--synthetic-turn", type=limits.arg("synthetic_turn"), default=0.0, metavar="DEG",
                    help="turn the synthetic held-out heads away from the camera by ±DEG of yaw (alternating), "
                         "framed again by their faces as photos are (default 0: facing the camera)")
-    p.add_argument("--max-captures", type=int, default=0, help="with --data: evaluate at most this many captures")
+    p.add_argument("--max-captures", type=limits.arg("max_captures"), default=0,
+                   help="with --data: evaluate at most this many captures")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -161,13 +173,16 @@ def _mesh_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("ply", help="input PLY in the Inria 3DGS layout (e.g. head.ply of `a3d reconstruct`)")
     p.add_argument("-o", "--output", default="head.glb",
                    help="output mesh; the extension picks the format: .glb (default), .obj (+ .mtl + .png), .ply")
-    p.add_argument("--resolution", type=int, default=256, help="voxels along the head's longest side (default 256)")
-    p.add_argument("--faces", type=int, default=100_000, help="target triangle count (default 100000)")
-    p.add_argument("--views", type=int, default=24, help="views rendered for fusion and colour (default 24)")
-    p.add_argument("--texture-size", type=int, default=None, metavar="TEXELS",
+    p.add_argument("--resolution", type=limits.arg("mesh_resolution"), default=256,
+                   help="voxels along the head's longest side (default 256)")
+    p.add_argument("--faces", type=limits.arg("mesh_faces"), default=100_000,
+                   help="target triangle count (default 100000)")
+    p.add_argument("--views", type=limits.arg("mesh_views"), default=24,
+                   help="views rendered for fusion and colour (default 24)")
+    p.add_argument("--texture-size", type=limits.arg("texture_size"), default=None, metavar="TEXELS",
                    help="bake a texture atlas of this size from the renders (GLB then carries it instead of vertex "
                         "colours; OBJ without it gets one baked from the vertex colours)")
-    p.add_argument("--scale", type=float, default=1.0,
+    p.add_argument("--scale", type=limits.arg("mesh_scale"), default=1.0,
                    help="multiply coordinates (1 = head units, about 21 cm; 0.21 for metres)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 
@@ -283,17 +298,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from .eval.evaluate import run_eval
 
-    for name in ("heads", "views", "synth_gaussians", "size"):
-        check_int(getattr(args, name), "--" + name.replace("_", "-"), 1)
-    if args.synthetic_size is not None:
-        check_int(args.synthetic_size, "--synthetic-size", 16, 2048)
-    check_int(args.max_captures, "--max-captures", 0)
-    check_number(args.synthetic_turn, "--synthetic-turn", 0.0, 90.0)
-    check_int(args.refine, "--refine", -1)
     device = str(check_device(args.device)) if args.device else None
     seed_kw = {} if args.synthetic_seed is None else {"synthetic_seed": args.synthetic_seed}
     rep = run_eval(args.out, photos=args.photos, synthetic=args.synthetic, data=args.data, model=args.model,
-                   refine=True if args.refine == -1 else args.refine, device=device, heads=args.heads,
+                   refine=args.refine, device=device, heads=args.heads,
                    views=args.views, synth_gaussians=args.synth_gaussians, seed=args.seed, size=args.size,
                    max_captures=args.max_captures, progress=not args.no_progress,
                    synthetic_size=args.synthetic_size, synthetic_turn=args.synthetic_turn, **seed_kw)

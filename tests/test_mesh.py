@@ -210,7 +210,7 @@ def test_extract_refuses_bad_input():
         extract(head, faces=0)
     with pytest.raises(ValueError, match="views"):
         extract(head, views=True)
-    with pytest.raises(TypeError, match="gaussians"):
+    with pytest.raises(a3d.InputError, match="gaussians"):
         extract(head.means)
     batch = a3d.Gaussians(*(t[None] for t in (head.means, head.quats, head.scales, head.opacities, head.colors)))
     with pytest.raises(ValueError, match="batch"):

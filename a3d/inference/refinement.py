@@ -11,6 +11,12 @@ The objective, for the given canonical views G and the others U:
   + λ_anchor · Σ_{u∈U} L2(render_u, initial_render_u)
   + λ_symmetry · L2(render_left, mirror(render_right))         (only when neither side is given)
   + λ_drift · mean over Gaussians of |Δ colour logit|² + |Δ opacity logit|²
+  + λ_identity · mean over yaw ∈ {±30°, ±60°} of d(render_yaw, photo_front)   (with the front photo)
+
+d is dlib's face-descriptor distance (:class:`a3d.perception.identity.ViewIdentity`: crops at the cameras'
+projected eyes and mouth, differentiable with respect to the renders), HQ-Head's identity guidance of the
+views the photo does not show; it needs the ``eval`` extra's weights and is skipped, with a warning, without
+them.
 
 L2_w weights the photo's foreground (its matte) fully and the background by ``background_weight``,
 so a rough matte edge does not pull hair into the background. The anchor keeps what no photo sees
@@ -27,7 +33,9 @@ random: the result is a function of the inputs (up to the float atomics of the C
 """
 from __future__ import annotations
 
+import dataclasses
 import time
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -35,12 +43,20 @@ from torch import Tensor
 
 from ..core import framing
 from ..core.cameras import Cameras
-from ..errors import check_int, check_number
+from .. import limits
+from ..errors import InputError
 from ..core.gaussians import Gaussians
 from ..perception.lpips import lpips
 from ..core.rendering import render
 
-__all__ = ["RefineSettings", "refine_gaussians"]
+__all__ = ["RefineSettings", "refine_gaussians", "IDENTITY_AZIMUTHS"]
+
+IDENTITY_AZIMUTHS: tuple[float, ...] = (30.0, -30.0, 60.0, -60.0)
+"""Yaws (degrees, elevation 0) of the renders the identity term compares with the front photo."""
+
+# RefineSettings fields with a range of their own in a3d.limits (other float fields are loss weights)
+_FIELD_LIMITS = {"steps": "refine_steps", "lr": "refine_lr", "background_weight": "refine_background_weight",
+                 "max_offset": "refine_max_offset", "anchor_every": "refine_anchor_every"}
 
 
 @dataclass
@@ -51,7 +67,9 @@ class RefineSettings:
     fractions of it). lambda_lpips, lambda_anchor, lambda_symmetry: weights of the objective's terms
     (module docstring). background_weight: weight of the photo's background pixels in the L2.
     max_offset: bound of each Gaussian's position offset, head units. anchor_every: render the anchor
-    views (and the symmetry prior) every this many steps (1: every step).
+    views (and the symmetry prior, and the identity views) every this many steps (1: every step).
+    lambda_identity: weight of the identity term (the mean dlib distance of the renders at
+    :data:`IDENTITY_AZIMUTHS` to the front photo; 0: off).
 
     LPIPS is off by default: on the held-out synthetic views it made refinement no better (λ 0.05 and 0.2
     against 0: 19.31 dB all three, LPIPS 0.078–0.079) and costs 0.6 s a step on a CPU.
@@ -68,15 +86,24 @@ class RefineSettings:
     background_weight: float = 0.25
     max_offset: float = 0.005
     anchor_every: int = 1
+    lambda_identity: float = 0.0
 
     def __post_init__(self) -> None:
-        check_int(self.steps, "steps", 0, 10_000)
-        check_int(self.anchor_every, "anchor_every", 1, 10_000)
-        for name in ("lr", "lambda_lpips", "lambda_anchor", "lambda_symmetry", "lambda_drift", "background_weight",
-                     "max_offset"):
-            check_number(getattr(self, name), name, 0.0)
-        if self.lr <= 0:
-            raise ValueError(f"lr: expected a positive number, got {self.lr!r}")
+        self.validate()
+
+    def validate(self) -> "RefineSettings":
+        """Check every field against :data:`a3d.limits.LIMITS` (an InputError naming the field); returns self.
+        :func:`refine_gaussians` calls it too, so a field changed after construction is checked where it is used.
+        Float fields without a row of their own are loss weights (finite, in [0, 1000]); bool fields must be bools."""
+        for f in dataclasses.fields(self):
+            value, name = getattr(self, f.name), f"RefineSettings.{f.name}"
+            kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+            if kind == "bool":
+                if not isinstance(value, bool):
+                    raise InputError(f"{name}: expected True or False, got {value!r}")
+            elif f.name in _FIELD_LIMITS or kind in ("int", "float"):
+                limits.check(_FIELD_LIMITS.get(f.name, "refine_weight"), value, name)
+        return self
 
 
     @classmethod
@@ -110,17 +137,19 @@ def refine_gaussians(gaussians: Gaussians, cameras: Cameras, photos: Tensor, giv
     """
     from tqdm.auto import tqdm
 
-    s = settings if settings is not None else RefineSettings()
+    if settings is not None and not isinstance(settings, RefineSettings):
+        raise InputError(f"settings: expected a RefineSettings, got {type(settings).__name__}")
+    s = (settings if settings is not None else RefineSettings()).validate()  # fields may have changed since
     if gaussians.means.dim() != 2:
-        raise ValueError(f"gaussians: expected one head [N], got batch shape {tuple(gaussians.batch_shape)}")
+        raise InputError(f"gaussians: expected one head [N], got batch shape {tuple(gaussians.batch_shape)}")
     if len(cameras) != 4:
-        raise ValueError(f"cameras: expected the 4 canonical cameras, got {len(cameras)}")
+        raise InputError(f"cameras: expected the 4 canonical cameras, got {len(cameras)}")
     S = cameras.width
     if photos.shape != (4, 3, S, S):
-        raise ValueError(f"photos: expected [4, 3, {S}, {S}], got {tuple(photos.shape)}")
+        raise InputError(f"photos: expected [4, 3, {S}, {S}], got {tuple(photos.shape)}")
     given = torch.as_tensor(given, dtype=torch.bool).cpu()
     if given.shape != (4,) or not bool(given.any()):
-        raise ValueError(f"given: expected [4] bools with at least one True, got {given.tolist()}")
+        raise InputError(f"given: expected [4] bools with at least one True, got {given.tolist()}")
     dev = gaussians.device
     g0 = gaussians.detach().float()
     photos = photos.to(dev, torch.float32)
@@ -135,6 +164,7 @@ def refine_gaussians(gaussians: Gaussians, cameras: Cameras, photos: Tensor, giv
     cams_unseen = cameras[unseen].to(dev) if unseen else None
     symmetric = not given[1] and not given[2] and s.lambda_symmetry > 0
     start = time.perf_counter()
+    identity, id_cams, id_report = _identity_term(s, cameras, photos, given) if s.lambda_identity > 0 else (None,) * 3
     with torch.no_grad():
         anchors = render(g0, cams_unseen, bg).rgb if unseen else None  # [U, S, S, 3]
 
@@ -162,6 +192,8 @@ def refine_gaussians(gaussians: Gaussians, cameras: Cameras, photos: Tensor, giv
 
     with torch.no_grad():
         l2_before, _ = photo_loss(render(g0, cams_seen, bg).rgb)
+        if identity is not None:
+            id_report["before"] = identity(_nchw(render(g0, id_cams, bg).rgb)).tolist()
     for step in tqdm(range(s.steps), desc="refine", unit="step", disable=not progress):
         g = current()
         rgb_seen = render(g, cams_seen, bg).rgb
@@ -173,6 +205,8 @@ def refine_gaussians(gaussians: Gaussians, cameras: Cameras, photos: Tensor, giv
             if symmetric:  # left (camera on +x) mirrored is the right view of a symmetric head
                 left, right = rgb_unseen[unseen.index(1)], rgb_unseen[unseen.index(2)]
                 loss = loss + s.lambda_symmetry * ((left - right.flip(1)) ** 2).mean()
+        if identity is not None and step % s.anchor_every == 0:
+            loss = loss + s.lambda_identity * identity(_nchw(render(g, id_cams, bg).rgb)).mean()
         if s.lambda_drift > 0:  # keeps what the photos barely see where it was (see the module docstring)
             drift = ((color - color0) ** 2).sum(-1) + (opacity - opacity0) ** 2
             loss = loss + s.lambda_drift * drift.mean()
@@ -182,13 +216,51 @@ def refine_gaussians(gaussians: Gaussians, cameras: Cameras, photos: Tensor, giv
     with torch.no_grad():
         out = current().detach()
         l2_after, _ = photo_loss(render(out, cams_seen, bg).rgb)
+        if identity is not None:
+            id_report["after"] = identity(_nchw(render(out, id_cams, bg).rgb)).tolist()
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     report = {"steps": s.steps, "seconds": round(time.perf_counter() - start, 4),
               "views": [framing.CANONICAL_VIEWS[v] for v in seen],
               "photo_l2_before": float(l2_before), "photo_l2_after": float(l2_after),
               "settings": {k: v for k, v in vars(s).items()}}
+    if id_report is not None:
+        report["identity"] = id_report
     return out, report
+
+
+def _nchw(rgb: Tensor) -> Tensor:
+    """Renders [V, H, W, 3] -> [V, 3, H, W] in [0, 1]."""
+    return rgb.permute(0, 3, 1, 2).clamp(0, 1)
+
+
+def _identity_term(s: RefineSettings, cameras: Cameras, photos: Tensor, given: Tensor):
+    """The identity term's pieces: (:class:`a3d.perception.identity.ViewIdentity` of the front photo at
+    :data:`IDENTITY_AZIMUTHS`, those cameras (the canonical cameras' radius, field of view and size), the report's
+    entry with the distances before refinement), or (None, None, {"skipped": why}) with a warning when there is
+    no front photo or the identity weights are not installed."""
+    from ..core.cameras import focal_to_fov, orbit_cameras
+    from ..perception import identity as ident
+
+    why = None
+    if not bool(given[0]):
+        why = "it compares the renders with the front photo, and none was given"
+    elif not ident.has_identity_model():
+        try:
+            ident.model_path()
+        except ident.IdentityModelMissing as e:
+            why = str(e)
+    if why is not None:
+        warnings.warn(f"refinement: the identity term (lambda_identity {s.lambda_identity:g}) is skipped: {why}",
+                      RuntimeWarning, stacklevel=3)
+        return None, None, {"skipped": why}
+    dev = photos.device
+    S = cameras.width
+    radius = float(torch.linalg.vector_norm(cameras.viewmats[0, :3, 3]))
+    fov = focal_to_fov(float(cameras.Ks[0, 1, 1]), S)
+    cams = orbit_cameras(len(IDENTITY_AZIMUTHS), radius=radius, fov=fov, size=S, azimuths=IDENTITY_AZIMUTHS)
+    term = ident.ViewIdentity(photos[0], cams.viewmats, cams.Ks, ident.cached_embedder(str(dev)))
+    return term, cams.to(dev), {"azimuths": list(IDENTITY_AZIMUTHS)}
 
 
 def settings_from(refine: bool | int | RefineSettings | None, device: torch.device | str = "cuda"
@@ -201,8 +273,8 @@ def settings_from(refine: bool | int | RefineSettings | None, device: torch.devi
     if refine is True:
         return RefineSettings.for_device(device)
     if isinstance(refine, RefineSettings):
-        return refine
+        return refine.validate()
     if isinstance(refine, int):
-        check_int(refine, "refine", 0, 10_000)
+        limits.check("refine_steps", refine, "refine")
         return None if refine == 0 else RefineSettings.for_device(device, steps=refine)
-    raise ValueError(f"refine: expected a bool, a number of steps or a RefineSettings, got {refine!r}")
+    raise InputError(f"refine: expected a bool, a number of steps or a RefineSettings, got {refine!r}")

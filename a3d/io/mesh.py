@@ -40,6 +40,8 @@ from torch import Tensor
 from ..core import framing
 from ..core.cameras import Cameras, intrinsics, look_at
 from ..core.gaussians import Gaussians
+from .. import limits
+from ..errors import InputError
 from .mesh_file import Mesh, atlas_texels, atlas_uv, is_watertight, vertex_normals
 
 __all__ = ["Mesh", "extract", "fusion_cameras", "vertex_normals", "is_watertight", "bake_texture", "fidelity"]
@@ -48,7 +50,6 @@ ALPHA_SOLID = 0.5  # a pixel (or a rendered mesh pixel) is covered when its alph
 _COARSE = 4  # the coarse grid's voxels are this many fine voxels wide
 _TRUNC = 0.08  # truncation of the signed distance, head units (at least 3 voxels)
 _FUSION_FOV_DEG = 40.0
-_MAX_RESOLUTION = 1024
 _CHUNK_ELEMENTS = 1 << 18  # points x views evaluated at once (memory, and few enough ops to keep threads busy)
 
 
@@ -154,11 +155,11 @@ def _bounds(gaussians: Gaussians, extent: float) -> tuple[Tensor, Tensor]:
     g = gaussians
     keep = g.opacities >= 0.05
     if not bool(keep.any()):
-        raise ValueError("gaussians: no Gaussian has an opacity of at least 0.05; there is no surface to extract")
+        raise InputError("gaussians: no Gaussian has an opacity of at least 0.05; there is no surface to extract")
     m, r = g.means[keep], 2.0 * g.scales[keep].max(-1).values[:, None]
     lo, hi = (m - r).amin(0).clamp(-extent, extent), (m + r).amax(0).clamp(-extent, extent)
     if bool((hi - lo <= 0).any()):
-        raise ValueError(f"gaussians: the visible Gaussians lie outside the box ±{extent}; raise extent")
+        raise InputError(f"gaussians: the visible Gaussians lie outside the box ±{extent}; raise extent")
     return lo, hi
 
 
@@ -344,7 +345,7 @@ def bake_texture(mesh: Mesh, gaussians: Gaussians, texture_size: int = 2048, vie
     ``texture`` set (the vertex colours are kept).
     """
     if isinstance(texture_size, bool) or not isinstance(texture_size, int) or not 64 <= texture_size <= 8192:
-        raise ValueError(f"texture_size: expected an int in [64, 8192], got {texture_size!r}")
+        raise InputError(f"texture_size: expected an int in [64, 8192], got {texture_size!r}")
     F = mesh.num_faces
     g = gaussians.detach().float()
     lo, hi = mesh.vertices.min(0), mesh.vertices.max(0)
@@ -385,19 +386,23 @@ def extract(gaussians: Gaussians, resolution: int = 256, faces: int = 100_000, v
         A watertight :class:`Mesh` with vertex colours (``metadata`` has settings, counts and timings).
     """
     if not isinstance(gaussians, Gaussians):
-        raise TypeError(f"gaussians: expected a3d.Gaussians, got {type(gaussians).__name__}")
+        raise InputError(f"gaussians: expected a3d.Gaussians, got {type(gaussians).__name__}")
     if gaussians.means.dim() != 2:
-        raise ValueError(f"gaussians: expected one scene without batch dims, got batch shape "
+        raise InputError(f"gaussians: expected one scene without batch dims, got batch shape "
                          f"{tuple(gaussians.batch_shape)}")
-    for name, v, lo, hi in (("resolution", resolution, 16, _MAX_RESOLUTION), ("faces", faces, 100, 10_000_000),
-                            ("views", views, 8, 256)):
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            raise ValueError(f"{name}: expected an int in [{lo}, {hi}], got {v!r}")
+    limits.check("mesh_resolution", resolution, "resolution")
+    limits.check("mesh_faces", faces, "faces")
+    limits.check("mesh_views", views, "views")
+    if texture_size is not None:
+        limits.check("texture_size", texture_size, "texture_size")
+    bad = [k for k in ("means", "scales", "opacities", "colors") if not torch.isfinite(getattr(gaussians, k)).all()]
+    if bad:
+        raise InputError(f"gaussians: {', '.join(bad)} hold NaN or inf; a mesh needs finite Gaussians")
     view_size = resolution if view_size is None else view_size
     if isinstance(view_size, bool) or not isinstance(view_size, int) or not 16 <= view_size <= 4096:
-        raise ValueError(f"view_size: expected an int in [16, 4096], got {view_size!r}")
+        raise InputError(f"view_size: expected an int in [16, 4096], got {view_size!r}")
     if not extent > 0:
-        raise ValueError(f"extent: expected a positive half-size in head units, got {extent!r}")
+        raise InputError(f"extent: expected a positive half-size in head units, got {extent!r}")
     import fast_simplification
     from skimage.measure import marching_cubes
 
@@ -421,7 +426,7 @@ def extract(gaussians: Gaussians, resolution: int = 256, faces: int = 100_000, v
     vol = vol.cpu().numpy()
     lap("fuse")
     if not vol.min() < 0:
-        raise ValueError("gaussians: no view sees a solid surface (alpha >= 0.5 nowhere, or only where other views "
+        raise InputError("gaussians: no view sees a solid surface (alpha >= 0.5 nowhere, or only where other views "
                          "see through it); there is no surface to extract")
     # scikit-image's "descent" (values fall toward the inside) winds faces counter-clockwise seen from outside
     verts, tris, _, _ = marching_cubes(vol, 0.0, spacing=(h, h, h), gradient_direction="descent")

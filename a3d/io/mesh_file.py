@@ -24,6 +24,9 @@ from typing import Iterator
 
 import numpy as np
 
+from ..core.files import atomic_path, atomic_write, check_writable
+from ..errors import InputError
+
 __all__ = ["Mesh", "save_mesh", "is_watertight", "vertex_normals", "atlas_layout", "atlas_texels", "atlas_uv",
            "bake_vertex_colors", "MESH_FORMATS"]
 
@@ -55,21 +58,21 @@ class Mesh:
     def __post_init__(self) -> None:
         v, f, c = self.vertices, self.faces, self.vertex_colors
         if not isinstance(v, np.ndarray) or v.ndim != 2 or v.shape[1] != 3:
-            raise ValueError(f"vertices: expected an array [V, 3], got {_desc(v)}")
+            raise InputError(f"vertices: expected an array [V, 3], got {_desc(v)}")
         if not isinstance(f, np.ndarray) or f.ndim != 2 or f.shape[1] != 3 or not np.issubdtype(f.dtype, np.integer):
-            raise ValueError(f"faces: expected an integer array [F, 3], got {_desc(f)}")
+            raise InputError(f"faces: expected an integer array [F, 3], got {_desc(f)}")
         if len(f) and (f.min() < 0 or f.max() >= len(v)):
-            raise ValueError(f"faces: indices must lie in [0, {len(v)}), got [{f.min()}, {f.max()}]")
+            raise InputError(f"faces: indices must lie in [0, {len(v)}), got [{f.min()}, {f.max()}]")
         if not isinstance(c, np.ndarray) or c.shape != v.shape:
-            raise ValueError(f"vertex_colors: expected an array {v.shape} like vertices, got {_desc(c)}")
+            raise InputError(f"vertex_colors: expected an array {v.shape} like vertices, got {_desc(c)}")
         if (self.uv is None) != (self.texture is None):
-            raise ValueError("uv and texture: give both or neither")
+            raise InputError("uv and texture: give both or neither")
         if self.uv is not None:
             if self.uv.shape != (len(f), 3, 2):
-                raise ValueError(f"uv: expected [{len(f)}, 3, 2] (one per face corner), got {_desc(self.uv)}")
+                raise InputError(f"uv: expected [{len(f)}, 3, 2] (one per face corner), got {_desc(self.uv)}")
             t = self.texture
             if not isinstance(t, np.ndarray) or t.ndim != 3 or t.shape[2] != 3 or t.dtype != np.uint8:
-                raise ValueError(f"texture: expected a uint8 array [T, T, 3], got {_desc(t)}")
+                raise InputError(f"texture: expected a uint8 array [T, T, 3], got {_desc(t)}")
 
     @property
     def num_faces(self) -> int:
@@ -127,7 +130,7 @@ def atlas_layout(num_faces: int, texture_size: int) -> tuple[np.ndarray, int, in
     per_row = math.ceil(math.sqrt(cells))
     cell = texture_size // per_row
     if cell < 4:
-        raise ValueError(f"texture_size: {texture_size} texels is too small for {num_faces} faces "
+        raise InputError(f"texture_size: {texture_size} texels is too small for {num_faces} faces "
                          f"(needs at least {4 * per_row})")
     k = np.arange(num_faces) // 2
     origin = np.stack([(k % per_row) * cell, (k // per_row) * cell], -1).astype(np.float64)
@@ -218,9 +221,15 @@ def save_mesh(mesh, path: str | os.PathLike, scale: float = 1.0) -> str:
     stem, ext = os.path.splitext(path)
     ext = ext.lower()
     if ext not in MESH_FORMATS:
-        raise ValueError(f"path: expected a file ending in {', '.join(MESH_FORMATS)}, got {path!r}")
-    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
-        raise ValueError(f"scale: expected a positive number, got {scale!r}")
+        raise InputError(f"path: expected a file ending in {', '.join(MESH_FORMATS)}, got {path!r}")
+    from .. import limits
+
+    limits.check("mesh_scale", scale, "scale")
+    targets = [path] if ext != ".obj" else [f"{stem}.obj", f"{stem}.mtl", f"{stem}.png"]
+    for target in targets:
+        check_writable(target)
+    if not np.isfinite(mesh.vertices).all():
+        raise InputError("mesh: its vertices hold NaN or inf; nothing was written")
     os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
     if ext == ".glb":
         data = _trimesh(mesh, mesh.texture is not None, scale).export(file_type="glb")
@@ -233,10 +242,8 @@ def save_mesh(mesh, path: str | os.PathLike, scale: float = 1.0) -> str:
 
 
 def _write(path: str, data: bytes | str) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
+    with atomic_write(path) as f:
         f.write(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
 
 
 def _write_ply(mesh, path: str, scale: float) -> None:
@@ -263,11 +270,6 @@ def _write_obj(mesh, stem: str, scale: float) -> None:
 
     name = os.path.basename(stem)
     png, mtl = f"{stem}.png", f"{stem}.mtl"
-    tmp = f"{png}.tmp"
-    Image.fromarray(mesh.texture).save(tmp, format="PNG")
-    os.replace(tmp, png)
-    _write(mtl, f"# a3d mesh material\nnewmtl a3d_head\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nillum 1\n"
-                f"map_Kd {name}.png\n")
     F = mesh.num_faces
     lines = [f"# a3d mesh: {mesh.num_vertices} vertices, {F} faces; y up, face toward +z\n",
              f"mtllib {name}.mtl\nusemtl a3d_head\n"]
@@ -275,7 +277,12 @@ def _write_obj(mesh, stem: str, scale: float) -> None:
     lines.append("".join(f"vt {u:.6f} {v:.6f}\n" for u, v in mesh.uv.reshape(-1, 2).tolist()))
     idx = np.concatenate([mesh.faces + 1, np.arange(3 * F).reshape(F, 3) + 1], 1)  # v and vt, 1-based
     lines.append("".join(f"f {a}/{d} {b}/{e} {c}/{f}\n" for a, b, c, d, e, f in idx.tolist()))
-    _write(f"{stem}.obj", "".join(lines))
+    # the three files are written to temporaries first and moved into place together at the end
+    with atomic_path(png) as png_tmp, atomic_write(mtl) as mtl_file, atomic_write(f"{stem}.obj") as obj_file:
+        Image.fromarray(mesh.texture).save(png_tmp, format="PNG")
+        mtl_file.write((f"# a3d mesh material\nnewmtl a3d_head\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nillum 1\n"
+                       f"map_Kd {name}.png\n").encode())
+        obj_file.write("".join(lines).encode())
 
 
 def _desc(x) -> str:

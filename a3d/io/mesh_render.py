@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from ..core.cameras import Cameras
+from ..errors import InputError
 
 __all__ = ["MeshRender", "rasterize_triangles", "render_mesh"]
 
@@ -137,9 +138,9 @@ def render_mesh(mesh, cameras: Cameras, background: Sequence[float] = (0.0, 0.0,
     vertex colours.
     """
     if cameras.viewmats.dim() != 3:
-        raise ValueError(f"cameras: expected viewmats [C, 4, 4], got {tuple(cameras.viewmats.shape)}")
+        raise InputError(f"cameras: expected viewmats [C, 4, 4], got {tuple(cameras.viewmats.shape)}")
     if use_texture and mesh.texture is None:
-        raise ValueError("use_texture: the mesh has no texture atlas (bake one with a3d.io.mesh.bake_texture)")
+        raise InputError("use_texture: the mesh has no texture atlas (bake one with a3d.io.mesh.bake_texture)")
     verts = torch.from_numpy(np.ascontiguousarray(mesh.vertices, dtype=np.float32))
     faces = torch.from_numpy(np.ascontiguousarray(mesh.faces, dtype=np.int64))
     colors = torch.from_numpy(np.ascontiguousarray(mesh.vertex_colors, dtype=np.float32))

@@ -7,6 +7,7 @@ current browser plays; GIF loops forever.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import struct
 from typing import Sequence
@@ -15,8 +16,10 @@ import torch
 
 from ..core import framing
 from ..core.cameras import orbit_cameras
-from ..errors import InputError, check_int
+from ..core.files import atomic_path, check_writable, writer_process
+from ..errors import InputError, check_int, check_number
 from ..core.gaussians import Gaussians
+from .. import limits
 from ..core.rendering import render, to_uint8
 
 __all__ = ["VIDEO_EXTS", "orbit_video", "orbit_frames", "fit_orbit", "mp4_box_order", "encode_frames"]
@@ -24,32 +27,61 @@ __all__ = ["VIDEO_EXTS", "orbit_video", "orbit_frames", "fit_orbit", "mp4_box_or
 VIDEO_EXTS = (".mp4", ".webm", ".gif")
 
 
-def _writer(path: str, ext: str, fps: int):
-    import imageio.v2 as imageio
+def _ffmpeg_args(ext: str, width: int, height: int, fps: int) -> list[str]:
+    """ffmpeg reading raw RGB frames from stdin and writing ``ext`` to the path appended last."""
+    from imageio_ffmpeg import get_ffmpeg_exe
 
+    args = [get_ffmpeg_exe(), "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
+            "-r", str(fps), "-i", "-", "-an", "-pix_fmt", "yuv420p"]
     if ext == ".mp4":  # +faststart: ffmpeg moves moov to the front after encoding
-        return imageio.get_writer(path, fps=fps, codec="libx264", quality=8, macro_block_size=1,
-                                  ffmpeg_log_level="error", output_params=["-movflags", "+faststart"])
-    if ext == ".webm":  # constant quality (-crf with -b:v 0); row-mt keeps small frames quick
-        return imageio.get_writer(path, format="FFMPEG", fps=fps, codec="libvpx-vp9", macro_block_size=1,
-                                  pixelformat="yuv420p", ffmpeg_log_level="error", bitrate=None,
-                                  output_params=["-crf", "32", "-b:v", "0", "-row-mt", "1", "-deadline", "good",
-                                                 "-cpu-used", "4"])
-    return imageio.get_writer(path, mode="I", duration=1000.0 / fps, loop=0)
+        return args + ["-vcodec", "libx264", "-crf", "10", "-movflags", "+faststart", "-f", "mp4"]
+    # WebM: constant quality (-crf with -b:v 0); row-mt keeps small frames quick
+    return args + ["-vcodec", "libvpx-vp9", "-crf", "32", "-b:v", "0", "-row-mt", "1", "-deadline", "good",
+                   "-cpu-used", "4", "-f", "webm"]
 
 
 def encode_frames(frames, path: str | os.PathLike, fps: int = 30) -> str:
-    """Write [H, W, 3] uint8 frames to ``path`` (.mp4, .webm or .gif, as :func:`orbit_video`); returns it."""
+    """Write [H, W, 3] uint8 frames (numpy arrays, all one size) to ``path`` (.mp4, .webm or .gif, as
+    :func:`orbit_video`); returns it.
+
+    The file follows a3d's writing rule (:mod:`a3d.core.files`): it appears under ``path`` only once
+    complete; an error or an interruption while frames are still coming leaves an existing file there
+    untouched and no temporary behind, and kills the encoder.
+    """
+    import numpy as np
+
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
     if ext not in VIDEO_EXTS:
-        raise ValueError(f"path: expected a file ending in {', '.join(VIDEO_EXTS)}, got {path!r}")
-    writer = _writer(path, ext, fps)
-    try:
-        for img in frames:
-            writer.append_data(img)
-    finally:
-        writer.close()
+        raise InputError(f"path: expected a file ending in {', '.join(VIDEO_EXTS)}, got {path!r}")
+    limits.check("video_fps", fps, "fps")
+    check_writable(path)
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        raise InputError("frames: a video needs at least one frame")
+    shape = np.shape(first)
+    if len(shape) != 3 or shape[2] != 3 or min(shape[:2]) < 1:
+        raise InputError(f"frames: expected [H, W, 3] uint8 images, got shape {shape}")
+
+    def checked():
+        for i, img in enumerate(itertools.chain([first], frames)):
+            img = np.ascontiguousarray(img)
+            if img.shape != shape or img.dtype != np.uint8:
+                raise InputError(f"frames: frame {i} is {img.dtype} {img.shape}; expected uint8 {shape} as frame 0")
+            yield img
+
+    with atomic_path(path) as tmp:
+        if ext == ".gif":
+            from PIL import Image
+
+            images = [Image.fromarray(img) for img in checked()]
+            images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                           duration=round(1000 / fps), loop=0)
+        else:
+            with writer_process(_ffmpeg_args(ext, shape[1], shape[0], fps) + [tmp]) as encoder:
+                for img in checked():
+                    encoder.stdin.write(img.tobytes())
     return path
 
 
@@ -83,25 +115,28 @@ def orbit_video(gaussians: Gaussians, path: str | os.PathLike, frames: int = 120
     if ext not in VIDEO_EXTS:
         raise InputError(f"path: expected a file ending in {', '.join(VIDEO_EXTS)}, got {path!r}")
     if not isinstance(gaussians, Gaussians):
-        raise ValueError(f"gaussians: expected a3d.Gaussians, got {type(gaussians).__name__}")
+        raise InputError(f"gaussians: expected a3d.Gaussians, got {type(gaussians).__name__}")
     if gaussians.means.dim() != 2:
-        raise ValueError(f"gaussians: expected one scene without batch dims, got batch shape "
+        raise InputError(f"gaussians: expected one scene without batch dims, got batch shape "
                          f"{tuple(gaussians.batch_shape)}")
-    for name, v, lo, hi in (("frames", frames, 1, 100_000), ("fps", fps, 1, 240), ("size", size, 16, 8192),
-                            ("batch_frames", batch_frames, 1, None)):
-        check_int(v, name, lo, hi)
-    if os.path.isdir(path):
-        raise InputError(f"path: {path} is a folder; expected a video file name")
+    limits.check("video_frames", frames, "frames")
+    limits.check("video_fps", fps, "fps")
+    limits.check("video_size", size, "size")
+    limits.check("elevation", elevation, "elevation")
+    background = limits.check_color(background, "background")
+    check_number(radius, "radius", positive=True)
+    check_number(fov, "fov", 1.0, 179.0)
+    check_int(batch_frames, "batch_frames", 1)
+    check_writable(path)
     if ext != ".gif" and size % 2:
         raise InputError(f"size: {ext} needs an even frame size, got {size}")
     center = torch.as_tensor(center, dtype=gaussians.means.dtype, device=gaussians.device)
     if center.shape != (3,) or not torch.isfinite(center).all():
-        raise ValueError(f"center: expected three finite numbers, got {center.tolist()}")
+        raise InputError(f"center: expected three finite numbers, got {center.tolist()}")
     if center.any():  # orbiting a point = moving the scene so that the point is the origin
         gaussians = Gaussians(gaussians.means - center, gaussians.quats, gaussians.scales, gaussians.opacities,
                               gaussians.colors, gaussians.sh_rest)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    open(path, "wb").close()  # an unwritable path fails here, before any frame is rendered
     with tqdm(total=frames, desc="orbit", unit="frame", disable=not progress) as bar:
         def frames_with_progress():
             for img in orbit_frames(gaussians, frames, size, elevation, background, radius, fov, batch_frames):
@@ -133,11 +168,11 @@ def fit_orbit(gaussians: Gaussians, fov: float = framing.CANONICAL_FOV_DEG,
     import math
 
     if not 0.0 < quantile <= 1.0:
-        raise ValueError(f"quantile: expected a number in (0, 1], got {quantile!r}")
+        raise InputError(f"quantile: expected a number in (0, 1], got {quantile!r}")
     means = gaussians.means.detach().reshape(-1, 3).float()
     means = means[::max(1, means.shape[0] // 1_000_000)]  # a subsample is plenty (and torch.quantile is bounded)
     if means.shape[0] == 0:
-        raise ValueError("gaussians: an empty scene has nothing to frame")
+        raise InputError("gaussians: an empty scene has nothing to frame")
     center = means.median(0).values
     extent = float(torch.quantile((means - center).norm(dim=-1), quantile)) if means.shape[0] > 1 else 1.0
     radius = 1.1 * max(extent, 1e-6) / math.sin(math.radians(fov) / 2)
@@ -156,16 +191,16 @@ def mp4_box_order(path: str | os.PathLike) -> list[str]:
             f.seek(pos)
             head = f.read(16)
             if len(head) < 8:
-                raise ValueError(f"{path}: truncated MP4 box header at byte {pos}")
+                raise InputError(f"{path}: truncated MP4 box header at byte {pos}")
             length, kind = struct.unpack(">I4s", head[:8])
             if length == 1:  # 64-bit size follows the type
                 if len(head) < 16:
-                    raise ValueError(f"{path}: truncated 64-bit MP4 box size at byte {pos}")
+                    raise InputError(f"{path}: truncated 64-bit MP4 box size at byte {pos}")
                 length = struct.unpack(">Q", head[8:16])[0]
             elif length == 0:  # the box runs to the end of the file
                 length = size - pos
             if length < 8 or pos + length > size:
-                raise ValueError(f"{path}: MP4 box {kind!r} at byte {pos} has a bad size {length}")
+                raise InputError(f"{path}: MP4 box {kind!r} at byte {pos} has a bad size {length}")
             kinds.append(kind.decode("latin-1"))
             pos += length
     return kinds

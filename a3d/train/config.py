@@ -24,11 +24,12 @@ import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .. import limits
 from ..errors import InputError, check_int, check_number
 from ..core.files import read_json
 
 if TYPE_CHECKING:
-    from ..model.network import ModelConfig
+    from ..model.config import ModelConfig
 
 __all__ = ["TrainConfig", "get_lr", "migrate", "field_help", "EXPORT_DTYPES", "CONFIG_VERSION", "RUN_FIELDS"]
 
@@ -44,7 +45,7 @@ class TrainConfig:
 
     # model
     preset: str = "tiny"
-    """network preset of a3d.model.network.get_config ('tiny': the bundled model's architecture; 'paper')"""
+    """network preset of a3d.model.config.get_config ('tiny': the bundled model's architecture; 'paper')"""
     model_overrides: dict = field(default_factory=dict)
     """ModelConfig fields that replace the preset's, a JSON object (e.g. {"depth": 16})"""
     init_from: str = ""
@@ -182,6 +183,8 @@ class TrainConfig:
         for name in ("head_yaw", "head_pitch", "eval_turn"):
             check_number(getattr(self, name), f"TrainConfig.{name}", 0.0, 90.0)
         check_number(self.head_turn_power, "TrainConfig.head_turn_power", 1.0, 8.0)
+        for name in ("seed", "eval_seed"):  # the range a3d gives every seed (a3d.limits)
+            limits.check("seed", getattr(self, name), f"TrainConfig.{name}")
         # Folder data has no heads to turn (the fields do not apply there); with synthetic data a turn
         # without the heads' augmentation would silently do nothing.
         if (self.head_yaw or self.head_pitch) and not (self.augment and self.augment_heads):
@@ -223,7 +226,7 @@ class TrainConfig:
         return cls(**d)
 
     def model_config(self) -> ModelConfig:
-        from ..model.network import get_config  # torch: only when a model is built, not when flags are parsed
+        from ..model.config import get_config  # only when a model is built, not when flags are parsed
 
         return get_config(self.preset, **self.model_overrides)
 
