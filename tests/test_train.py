@@ -285,7 +285,7 @@ def test_bundled_model_is_trained_tiny_fp16():
     from safetensors.torch import load_file
 
     from a3d.api import DEFAULT_MODEL_DIR
-    from a3d.model.network import get_config
+    from a3d.model.config import get_config
     from a3d.eval.evaluate import evaluate, synthetic_eval_set
 
     path = DEFAULT_MODEL_DIR / "model.safetensors"
@@ -293,9 +293,7 @@ def test_bundled_model_is_trained_tiny_fp16():
     weights = load_file(str(path))
     assert all(v.dtype == torch.float16 for v in weights.values()) and not any(k.startswith("avas.") for k in weights)
     model = A3DModel.from_pretrained(str(DEFAULT_MODEL_DIR))
-    # the tiny preset with the bundled inference settings and the decoder's convolutions (docs/training.md)
-    assert model.config == get_config("tiny", given_fit=1, given_erode=1, given_surfel=True, carve_window=3,
-                                        decoder_conv=2)
+    assert model.config == get_config("tiny")  # the preset is the bundled model
     eval_set = synthetic_eval_set(1, 4, model.config.image_size, torch.device("cpu"), seed=4242, num_gaussians=20_000)
     trained = evaluate(model, eval_set)["all"]
     torch.manual_seed(0)
