@@ -20,7 +20,7 @@ import sys
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from . import limits
-from .errors import EXIT_INTERNAL, InputError, check_device, exit_code, one_line
+from .errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_SETUP, InputError, check_device, exit_code, one_line
 
 if TYPE_CHECKING:
     from .train.config import TrainConfig
@@ -321,6 +321,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(f"{p['name']}: identity distance " + ", ".join(f"{k} {v:.2f}" for k, v in p["distances"].items())
                   + f"; grid index {p['grid_index']:.1f} (period {p['grid_period']:.1f} px)")
     print(f"wrote {Path(args.out) / 'eval.json'} and {Path(args.out) / 'report.md'} in {rep['seconds']:.1f} s")
+    # what could not be evaluated is said on stderr and in the exit status, not only inside eval.json
+    for p in rep.get("photos", []):
+        if "error" in p:
+            print(f"a3d eval: error: {p['path']}: {p['error']}", file=sys.stderr)
+    if rep.get("failed"):
+        print(f"a3d eval: error: {len(rep['failed'])} of {len(rep['photos'])} photos could not be evaluated "
+              f"(the others were; eval.json lists them)", file=sys.stderr)
+        return EXIT_INPUT
+    if "identity_skipped" in rep:
+        print(f"a3d eval: error: the photos were not evaluated: {rep['identity_skipped']}", file=sys.stderr)
+        return EXIT_SETUP
     return 0
 
 
@@ -365,7 +376,10 @@ def main(argv: list[str] | None = None) -> int:
     # The top-level parser's only options are --help and --debug, so the first word that is not an option
     # is the command.
     command = next((a for a in argv if not a.startswith("-")), None)
-    args = build_parser(command).parse_args(argv)
+    try:
+        args = build_parser(command).parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error argparse has printed (2): the status, as a return value
+        return e.code if isinstance(e.code, int) else EXIT_INPUT
     module, function = COMMANDS[args.command].run.split(":")
     try:
         run = getattr(importlib.import_module(module), function)

@@ -65,7 +65,7 @@ from ..core import framing
 from .batch import Batch
 from ..core.cameras import MAX_CAMERA_FILE_BYTES, Cameras, canonical_cameras, load_cameras_json, save_cameras_json
 from ..errors import InputError, check_int
-from ..core.files import atomic_write, read_json
+from ..core.files import atomic_path, atomic_write, read_json
 from ..inference.preprocess import load_image
 
 __all__ = ["CAMERA_FILE", "MAX_DEPTH", "Capture", "HeadDataset", "find_captures", "load_view", "export_dataset"]
@@ -344,6 +344,12 @@ def _select_views(views: int, num_fixed: int, num_random: int) -> list[int]:
     return fixed + list(range(num_fixed, num_fixed + views - len(fixed)))
 
 
+def _write_png(img, path: str) -> None:
+    """One view's PNG, by the writing rule (a3d.core.files): complete under its name or not there."""
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
+
+
 def export_dataset(root: str | os.PathLike, num_heads: int, views: int = 80, size: int = 512, seed: int = 0,
                    device: str | torch.device | None = None, num_gaussians: int = 200_000, batch: int = 4,
                    progress: bool = True, expressions: Sequence[str] | None = None,
@@ -422,7 +428,7 @@ def export_dataset(root: str | os.PathLike, num_heads: int, views: int = 80, siz
                     for bi, d in enumerate(dirs):
                         for ci, v in enumerate(vi):
                             img = Image.fromarray(rgba[bi, ci], "RGBA")
-                            pending.append(pool.submit(img.save, os.path.join(d, f"{sample.view_names[v]}.png")))
+                            pending.append(pool.submit(_write_png, img, os.path.join(d, f"{sample.view_names[v]}.png")))
                 for bi, (hid, d) in enumerate(zip(ids, dirs)):
                     cams = Cameras(sample.cameras.viewmats[bi, sel], sample.cameras.Ks[bi, sel], size, size)
                     cam_path = os.path.join(d, CAMERA_FILE)
@@ -469,5 +475,5 @@ AnyHead-style multi-view renders of procedural 3D Gaussian heads (Any3DAvatar §
   `a3d synth --out DIR --heads {num_heads} --views {views} --size {size} --seed {seed} \
 --gaussians {num_gaussians}{flag}`.
 """
-    with open(os.path.join(root, "README.md"), "w") as f:
+    with atomic_write(os.path.join(root, "README.md"), "w") as f:
         f.write(text)

@@ -49,7 +49,8 @@ from torch import Tensor
 
 from ..core import framing
 from ..core.cameras import Cameras, canonical_cameras, orbit_cameras
-from ..errors import InputError, check_number
+from ..core.files import atomic_path, atomic_write
+from ..errors import InputError, SetupError, check_number, one_line
 from ..core.gaussians import Gaussians
 from .grid import back_view_grid_index, grid_summary
 from ..perception.lpips import lpips
@@ -356,7 +357,8 @@ def save_gallery(model, eval_set: dict[str, Tensor], path: str | os.PathLike, he
     gt = torch.cat([eval_set["input"][heads][:, None], eval_set["views"][heads][:, idx]], 1)
     rows = torch.stack([gt, pred], 1).flatten(0, 1)  # [2·heads, 1 + len(idx), 3, S, S]
     grid = rows.permute(0, 3, 1, 4, 2).reshape(rows.shape[0] * S, rows.shape[1] * S, 3)
-    Image.fromarray((grid * 255 + 0.5).to(torch.uint8).cpu().numpy()).save(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray((grid * 255 + 0.5).to(torch.uint8).cpu().numpy()).save(tmp, format="PNG")
     return os.fspath(path)
 
 
@@ -414,7 +416,8 @@ def plot_log(log_path: str | os.PathLike, png_path: str | os.PathLike, size: tup
             p = p_lo + (p_hi - p_lo) * k / 2
             d.text((W - R + 6, py(p) - 6), f"{p:.1f}", fill=(200, 60, 30))
         d.text((W - 260, 8), "held-out PSNR dB (EMA, right axis)", fill=(200, 60, 30))
-    img.save(png_path)
+    with atomic_path(png_path) as tmp:
+        img.save(tmp, format="PNG")
     return os.fspath(png_path)
 
 
@@ -592,7 +595,8 @@ def photo_sheet(res: dict[str, Any], path: str | os.PathLike, cell: int = 128) -
             sheet.paste(Image.fromarray(to_uint8(t.permute(1, 2, 0).clamp(0, 1))), (j * cell, r * cell))
         text = names[j] if j == 0 else f"{names[j]} d={res['distances'][names[j]]:.2f}"
         draw.text((j * cell + 3, 2 * cell + 8), text, fill=(0, 0, 0))
-    sheet.save(path)
+    with atomic_path(path) as tmp:
+        sheet.save(tmp, format="PNG")
     return os.fspath(path)
 
 
@@ -696,7 +700,8 @@ def write_report(report: dict[str, Any], out_dir: Path) -> Path:
         lines += ["", f"Identity metrics skipped: {report['identity_skipped']}", ""]
     lines += [f"Total time {report['seconds']:.1f} s. Every number is in eval.json."]
     path = out_dir / "report.md"
-    path.write_text("\n".join(lines) + "\n")
+    with atomic_write(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
     return path
 
 
@@ -707,13 +712,32 @@ def run_eval(out_dir: str | os.PathLike, *, photos: Sequence[str | os.PathLike] 
              synthetic_size: int | None = None, synthetic_turn: float = 0.0) -> dict[str, Any]:
     """Everything ``a3d eval`` does (its parser is in :mod:`a3d.cli`): evaluate ``model`` on the chosen
     sets, write ``eval.json`` (every number), ``report.md`` and one PNG a photo into ``out_dir``;
-    returns the report dict."""
+    returns the report dict.
+
+    Every argument is checked (:mod:`a3d.limits`) before any work. A photo that cannot be evaluated (not
+    an image, no face) does not stop the others: its row in ``report["photos"]`` has an ``"error"``, and
+    ``report["failed"]`` lists those rows' paths (``a3d eval`` prints them and exits 2)."""
     from tqdm.auto import tqdm
 
+    from .. import limits
     from ..api import load_model
     from ..model.network import A3DModel
 
     start = time.perf_counter()
+    for quantity, value, name in (("eval_heads", heads, "heads"), ("eval_views", views, "views"),
+                                  ("synth_gaussians", synth_gaussians, "synth_gaussians"),
+                                  ("seed", synthetic_seed, "synthetic_seed"), ("seed", seed, "seed"),
+                                  ("eval_size", size, "size"), ("max_captures", max_captures, "max_captures"),
+                                  ("synthetic_turn", synthetic_turn, "synthetic_turn")):
+        limits.check(quantity, value, name)
+    if synthetic_size is not None:
+        limits.check("eval_size", synthetic_size, "synthetic_size")
+    if not isinstance(refine, bool):
+        limits.check("refine_steps", refine, "refine")
+    if data is not None and not Path(data).is_dir():
+        raise InputError(f"data: {data} is not a folder (expected a dataset folder, docs/dataset.md)")
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise InputError(f"out_dir: {out_dir} is a file; expected a folder (it is created if missing)")
     photo_paths = _list_photos(photos)
     if not (photo_paths or synthetic or data):
         raise InputError("nothing to evaluate: give photos (files or folders), --synthetic and/or --data DIR")
@@ -757,8 +781,10 @@ def run_eval(out_dir: str | os.PathLike, *, photos: Sequence[str | os.PathLike] 
                 name = p.stem
                 try:
                     res = evaluate_photo(p, net, size=size, seed=seed, refine=refine, device=dev)
-                except ValueError as e:  # no face, unreadable image
-                    rows.append({"name": name, "path": str(p), "error": str(e)})
+                except SetupError:  # the machine's fault, not the photo's: nothing else would go better
+                    raise
+                except (ValueError, OSError) as e:  # no face, not an image, unreadable
+                    rows.append({"name": name, "path": str(p), "error": one_line(e)})
                     continue
                 image = f"{k:02d}_{name}.png"
                 photo_sheet(res, out / image)
@@ -771,7 +797,9 @@ def run_eval(out_dir: str | os.PathLike, *, photos: Sequence[str | os.PathLike] 
             report["different_people"] = [
                 {"a": a, "b": b, "distance": float(torch.linalg.vector_norm(descriptors[a] - descriptors[b]))}
                 for i, a in enumerate(keys) for b in keys[i + 1:]]
+    report["failed"] = [row["path"] for row in report.get("photos", []) if "error" in row]
     report["seconds"] = time.perf_counter() - start
-    (out / "eval.json").write_text(json.dumps(report, indent=1))
+    with atomic_write(out / "eval.json", "w") as f:
+        f.write(json.dumps(report, indent=1))
     write_report(report, out)
     return report

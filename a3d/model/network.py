@@ -35,6 +35,7 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 
 from ..core.cameras import canonical_cameras
+from ..core.files import atomic_path, atomic_write
 from ..core.gaussians import Gaussians
 from ..core.ops import plucker_rays
 from ..errors import InputError, check_int
@@ -342,12 +343,17 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
         else:
             state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().contiguous().cpu()
                      for k, v in self.state_dict().items()}
-        save_file(state, str(Path(save_directory) / "model.safetensors"), metadata=metadata)
-        # written here, with its version, so that the Hub mixin does not write the dataclass without it
-        (Path(save_directory) / "config.json").write_text(json.dumps(self.config.to_dict(), sort_keys=True, indent=2))
+        folder = Path(save_directory)
+        # the writing rule (a3d.core.files): the weights and config.json move into place together, once both are
+        # complete; config.json is written here, with its version, so that the Hub mixin does not write the
+        # dataclass without it
+        with atomic_path(folder / "model.safetensors") as weights, atomic_write(folder / "config.json", "w") as f:
+            save_file(state, weights, metadata=metadata)
+            f.write(json.dumps(self.config.to_dict(), sort_keys=True, indent=2))
         if getattr(self, "evaluation", None) is not None:
             from .card import METRICS_FILE
-            (Path(save_directory) / METRICS_FILE).write_text(json.dumps(self.evaluation, indent=1))
+            with atomic_write(folder / METRICS_FILE, "w") as f:
+                f.write(json.dumps(self.evaluation, indent=1))
 
     def generate_model_card(self, *args, **kwargs):
         """The Hub model card: see :mod:`a3d.model.card`."""

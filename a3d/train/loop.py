@@ -56,7 +56,8 @@ from .checkpoint import ema_update, export, load_checkpoint, rng_state, save_che
 from ..errors import check_device
 from ..eval.evaluate import evaluate, save_gallery, synthetic_eval_set
 from ..core.files import atomic_write
-from ..model.network import A3DModel, ModelConfig
+from ..model.config import ModelConfig
+from ..model.network import A3DModel
 from .objective import compute_loss
 from ..core.seeding import mix_seed
 from .config import TrainConfig, get_lr
@@ -165,7 +166,7 @@ def _start(cfg: TrainConfig) -> _Run:
     ckpt_path, log_path = os.path.join(cfg.out_dir, CKPT_NAME), os.path.join(cfg.out_dir, LOG_NAME)
     step, elapsed_before, rng_resumed = _resume(cfg, model, ema, optim, rank, ckpt_path, log_path)
     if rank == 0:
-        with open(os.path.join(cfg.out_dir, "train_config.json"), "w") as f:
+        with atomic_write(os.path.join(cfg.out_dir, "train_config.json"), "w") as f:
             json.dump(asdict(cfg), f, indent=1)
     train_model: torch.nn.Module = model
     if ddp:
@@ -405,7 +406,7 @@ def _finish(run: _Run, stopped_by_clock: bool, skipped_total: int | Tensor) -> d
         result = _evaluate(run)
         summary = {"step": run.step, "stopped_by_clock": stopped_by_clock, "skipped_files": int(skipped_total),
                    "elapsed_s": run.elapsed(), "eval": result, "config": asdict(cfg)}
-        with open(os.path.join(cfg.out_dir, EVAL_NAME), "w") as f:
+        with atomic_write(os.path.join(cfg.out_dir, EVAL_NAME), "w") as f:
             json.dump(summary, f, indent=1)
         if cfg.export_dir:
             export(run.ema, cfg.export_dir, cfg.export_dtype)
