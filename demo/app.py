@@ -42,6 +42,8 @@ from a3d.model.config import get_config
 from a3d.model.network import A3DModel
 from a3d.inference.preprocess import TRAINED_TURN_DEG, TURNED_FACE_DEG, ImageError, NoFaceError
 from a3d.core.rendering import to_uint8
+from a3d.io.ply import save_splat
+from a3d.io.splat_codec import GSPLAT_CAMERA, turned_to_face
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = [HERE / "examples" / "astronaut.jpg"]
@@ -251,10 +253,10 @@ def make_handler(slot: ModelSlot):
             ply, splat = folder / "head.ply", folder / "head.splat"
             timed("save PLY", lambda: avatar.save_ply(ply))
             timed("save .splat", lambda: avatar.save_splat(splat))
-            # Model3D draws splats with gsplat.js, whose default camera assumes the y-down world of
-            # COLMAP scenes: give it the head turned into that world (a3d.io.ply.UP_CHOICES).
-            view = folder / "view_ydown.splat"
-            avatar.save_splat(view, up="-y")
+            # Model3D draws splats with gsplat.js and ignores camera_position: its default camera looks from
+            # above and aside, so the view gets the head turned to face that camera (the downloads do not).
+            view = folder / "view_facing.splat"
+            save_splat(turned_to_face(avatar.gaussians.detach().cpu(), GSPLAT_CAMERA, (0.0, -1.0, 0.0)), view, up="+y")
             cams = folder / "cameras.json"
             save_cameras_json(cams, avatar.cameras.to("cpu"), names=list(framing.CANONICAL_VIEWS))
             progress(0.45, desc="extracting the mesh")

@@ -84,7 +84,7 @@ def test_round_trip(tmp_path, k):
 def test_header_and_layout_exact(tmp_path):
     g = random_gaussians(5, 3)
     path = tmp_path / "g.ply"
-    save_ply(g, path)
+    save_ply(g, path, up="+y")  # a3d's world as it is: the bytes are the fields
     lines, end = read_header(path)
     assert lines[0] == "ply" and lines[1] == "format binary_little_endian 1.0"
     assert [line for line in lines if line.startswith("element")] == ["element vertex 5"]
@@ -111,7 +111,7 @@ def test_plyfile_reads_our_files(tmp_path):
     import plyfile  # an independent reader (the dev extra installs it)
 
     g = random_gaussians(7, 3)
-    save_ply(g, tmp_path / "g.ply")
+    save_ply(g, tmp_path / "g.ply", up="+y")
     ply = plyfile.PlyData.read(str(tmp_path / "g.ply"))
     assert [e.name for e in ply.elements] == ["vertex"]
     v = ply["vertex"]
@@ -147,7 +147,7 @@ def test_load_independent_inria_file(tmp_path, k):
     raw[:, 3:6] = 0.0
     path = tmp_path / "inria.ply"
     write_ply_by_hand(path, names, raw.tolist())
-    g = load_ply(path)
+    g = load_ply(path, up="+y")  # as stored (by default a foreign file is read as y-down, see test_default_up_*)
     col = {name: raw[:, i].astype(np.float64) for i, name in enumerate(names)}
     np.testing.assert_array_equal(g.means.numpy(), raw[:, 0:3])
     np.testing.assert_array_equal(g.quats.numpy(), np.stack([col[f"rot_{i}"] for i in range(4)], -1))
@@ -171,7 +171,7 @@ def test_load_accepts_other_order_and_no_normals(tmp_path):
     row = [0.0, 1.0, 0.0, 0.0, 0.0, 1.5, -2.0, 3.0, math.log(0.5), 0.0, math.log(2.0), 0.0, 1.0, -1.0]
     path = tmp_path / "other.ply"
     write_ply_by_hand(path, names, [row])
-    g = load_ply(path)
+    g = load_ply(path, up="+y")
     assert g.means.tolist() == [[1.5, -2.0, 3.0]]
     assert g.quats.tolist() == [[1.0, 0.0, 0.0, 0.0]]
     torch.testing.assert_close(g.opacities, torch.tensor([0.5]))
@@ -185,7 +185,7 @@ def test_crlf_header_and_float32_type_name(tmp_path):
               + "".join(f"property float32 {n}\r\n" for n in names) + "end_header\r\n")
     path = tmp_path / "crlf.ply"
     path.write_bytes(header.encode() + struct.pack("<17f", *range(17)))
-    g = load_ply(path)
+    g = load_ply(path, up="+y")
     assert g.means.tolist() == [[0.0, 1.0, 2.0]]
 
 
@@ -338,7 +338,7 @@ def test_splat_byte_layout(tmp_path):
         colors=torch.tensor([[1.2, 0.5, -0.1], [0.0, 1.0, 0.25], [0.1, 0.2, 0.3]]),
     )
     path = tmp_path / "g.splat"
-    save_splat(g, path)
+    save_splat(g, path, up="+y")
     data = path.read_bytes()
     assert len(data) == 3 * 32
     recs = [struct.unpack("<3f3f4B4B", data[32 * i: 32 * (i + 1)]) for i in range(3)]
@@ -440,15 +440,15 @@ def test_up_minus_y_turns_about_x_and_reads_back(tmp_path):
 
     g = random_gaussians(11, 8, seed=3)
     save_ply(g, tmp_path / "down.ply", up="-y")
-    raw = load_ply(tmp_path / "down.ply")  # as stored: y and z negated
+    raw = load_ply(tmp_path / "down.ply", up="+y")  # as stored: y and z negated
     torch.testing.assert_close(raw.means, g.means * torch.tensor([1.0, -1.0, -1.0]), rtol=0, atol=0)
     turn = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
     torch.testing.assert_close(quat_to_rotmat(raw.quats), turn @ quat_to_rotmat(g.quats), rtol=0, atol=1e-6)
     back = load_ply(tmp_path / "down.ply", up="-y")
     assert torch.equal(back.means, g.means) and torch.equal(back.sh_rest, g.sh_rest)
-    torch.testing.assert_close(quat_to_rotmat(back.quats), quat_to_rotmat(g.quats), rtol=0, atol=1e-6)
+    assert torch.equal(back.quats, g.quats)  # the reader turns back by -180°: bit for bit
     save_splat(g, tmp_path / "down.splat", up="-y")
-    s = load_splat(tmp_path / "down.splat")
+    s = load_splat(tmp_path / "down.splat", up="+y")
     assert sorted(s.means[:, 1].tolist()) == sorted((-g.means[:, 1]).tolist())  # y negated in the .splat too
     with pytest.raises(ValueError, match="up"):
         save_ply(g, tmp_path / "x.ply", up="z")
@@ -469,8 +469,37 @@ def test_plyfile_written_scene_of_any_degree_loads(tmp_path, degree):
         rec[p] = rng.normal(size=n)
     plyfile.PlyData([plyfile.PlyElement.describe(rec, "vertex")], byte_order="<",
                     comments=["written by plyfile"]).write(str(tmp_path / "scene.ply"))
-    g = load_ply(tmp_path / "scene.ply")
+    g = load_ply(tmp_path / "scene.ply", up="+y")
     assert g.sh_rest.shape == (n, k, 3)
     for c in range(3):
         assert np.array_equal(g.sh_rest[:, k - 1, c].numpy(), rec[f"f_rest_{c * k + k - 1}"])
     np.testing.assert_array_equal(g.means.numpy(), np.stack([rec["x"], rec["y"], rec["z"]], -1))
+
+
+def test_default_up_is_y_down_and_recorded(tmp_path):
+    """The default file is the y-down 3DGS world, says so in its header, and reads back into a3d's world."""
+    g = random_gaussians(9, 3, seed=5)
+    save_ply(g, tmp_path / "d.ply")
+    lines, _ = read_header(tmp_path / "d.ply")
+    assert "comment up -y" in lines
+    assert torch.equal(load_ply(tmp_path / "d.ply", up="+y").means, g.means * torch.tensor([1.0, -1.0, -1.0]))
+    back = load_ply(tmp_path / "d.ply")  # follows the comment
+    assert torch.equal(back.means, g.means) and torch.equal(back.quats, g.quats)
+    save_ply(g, tmp_path / "u.ply", up="+y")
+    assert "comment up +y" in read_header(tmp_path / "u.ply")[0]
+    assert torch.equal(load_ply(tmp_path / "u.ply").means, g.means)
+    save_splat(g, tmp_path / "d.splat")  # no header: the reader assumes the same default
+    assert torch.allclose(load_splat(tmp_path / "d.splat").means.sort(0).values, g.means.sort(0).values)
+
+
+def test_default_up_of_files_without_the_comment(tmp_path):
+    """A PLY of an older a3d (its comment, no axis) is a3d's world; any other PLY is the 3DGS convention."""
+    g = random_gaussians(4, 0, seed=6)
+    save_ply(g, tmp_path / "new.ply", up="+y")
+    data = (tmp_path / "new.ply").read_bytes()
+    (tmp_path / "old.ply").write_bytes(data.replace(b"comment up +y\n", b""))
+    assert torch.equal(load_ply(tmp_path / "old.ply").means, g.means)
+    (tmp_path / "foreign.ply").write_bytes(data.replace(b"comment up +y\n", b"").replace(b"comment written by a3d\n",
+                                                                                          b"comment trained\n"))
+    assert torch.equal(load_ply(tmp_path / "foreign.ply").means, g.means * torch.tensor([1.0, -1.0, -1.0]))
+    assert torch.equal(load_ply(tmp_path / "foreign.ply", up="+y").means, g.means)  # an explicit axis wins

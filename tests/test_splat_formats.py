@@ -41,10 +41,12 @@ def scene(n: int = 3000, sh_k: int = 0, seed: int = 0) -> Gaussians:
         sh_rest=(torch.rand(n, sh_k, 3, generator=g) - 0.5) * 0.6 if sh_k else None)
 
 
-def same_order(g: Gaussians, fmt: str) -> Gaussians:
-    """The original Gaussians in the order the format stores them (Morton order for the block formats)."""
+def same_order(g: Gaussians, fmt: str, up: str = "-y") -> Gaussians:
+    """The original Gaussians in the order the format stores them (the block formats: Morton order of the
+    means in the file's world)."""
     if fmt in ("compressed.ply", "sog"):
-        return g.index(torch.from_numpy(morton_order(g.means.double().numpy())))
+        stored = g.means * torch.tensor([1.0, -1.0, -1.0]) if up == "-y" else g.means
+        return g.index(torch.from_numpy(morton_order(stored.double().numpy())))
     return g
 
 

@@ -30,8 +30,8 @@ import torch
 from ..core.files import atomic_write
 from ..core.gaussians import Gaussians
 from ..errors import InputError, check_int
-from .splat_codec import (DEFAULT_UP, MAX_HEADER_BYTES, WEB_MIN_OPACITY, _oriented, from_smallest_three, morton_order,
-                          prepare, smallest_three)
+from .splat_codec import (DEFAULT_UP, MAX_HEADER_BYTES, UP_CHOICES, WEB_MIN_OPACITY, _oriented, from_smallest_three,
+                          morton_order, prepare, resolve_up, smallest_three)
 
 __all__ = ["save_compressed_ply", "load_compressed_ply", "is_compressed_ply", "BLOCK"]
 
@@ -132,16 +132,18 @@ def is_compressed_ply(head: bytes) -> bool:
     return b"\nelement chunk " in head and b"packed_position" in head
 
 
-def _header(path: str, head: bytes) -> tuple[dict[str, tuple[int, list[str]]], int]:
-    """Parse a compressed PLY's header -> ({element: (count, property names)}, data offset)."""
+def _header(path: str, head: bytes) -> tuple[dict[str, tuple[int, list[str]]], int, str | None]:
+    """Parse a compressed PLY's header -> ({element: (count, property names)}, data offset, declared up axis)."""
     m = re.search(rb"(?:^|\n)end_header\r?\n", head)
     if not head.startswith(b"ply") or m is None or m.end() > MAX_HEADER_BYTES:
         raise InputError(f"{path}: not a PLY with a header of at most {MAX_HEADER_BYTES} bytes")
     elements: dict[str, tuple[int, list[str]]] = {}
-    current = None
+    current, up = None, None
     expected_type = {"chunk": "float", "vertex": "uint", "sh": "uchar"}
     for line in head[:m.start()].decode("ascii", "replace").splitlines()[1:]:
         tok = line.split()
+        if tok[:2] == ["comment", "up"] and len(tok) == 3:
+            up = tok[2]
         if not tok or tok[0] in ("comment", "obj_info"):
             continue
         if tok[0] == "format":
@@ -156,23 +158,25 @@ def _header(path: str, head: bytes) -> tuple[dict[str, tuple[int, list[str]]], i
             elements[current][1].append(tok[2])
         else:
             raise InputError(f"{path}: unexpected line {line!r} in a compressed PLY header")
-    return elements, m.end()
+    return elements, m.end(), up if up in UP_CHOICES else None
 
 
-def load_compressed_ply(path: str | os.PathLike, max_vertices: int = 50_000_000, up: str = DEFAULT_UP) -> Gaussians:
+def load_compressed_ply(path: str | os.PathLike, max_vertices: int = 50_000_000, up: str | None = None) -> Gaussians:
     """Read a PlayCanvas compressed PLY (module docstring) into Gaussians (float32, CPU; sh_rest
-    [N, K, 3] when it has an ``sh`` element). ``up`` is the file's up axis.
+    [N, K, 3] when it has an ``sh`` element). ``up`` is the file's up axis (None: what its header's
+    ``comment up`` says, else :data:`a3d.io.splat_codec.DEFAULT_UP`).
 
     Raises InputError naming the file for another layout, more than ``max_vertices`` Gaussians, a size
     that does not match the header, or non-finite bounds."""
     check_int(max_vertices, "max_vertices", 0)
-    _oriented(None, up)
+    resolve_up(up)  # check the argument before reading
     path = os.fspath(path)
     if os.path.isdir(path):
         raise InputError(f"{path}: expected a compressed PLY file, found a folder")
     size = os.path.getsize(path)
     with open(path, "rb") as f:
-        elements, offset = _header(path, f.read(MAX_HEADER_BYTES + 1))
+        elements, offset, declared = _header(path, f.read(MAX_HEADER_BYTES + 1))
+        up = resolve_up(up, declared)
         if elements.get("chunk", (0, []))[1] != _CHUNK_PROPS or elements.get("vertex", (0, []))[1] != _VERTEX_PROPS:
             raise InputError(f"{path}: not PlayCanvas' compressed PLY layout (chunk bounds {_CHUNK_PROPS[:3]}..., "
                              f"vertex {_VERTEX_PROPS})")
@@ -216,4 +220,4 @@ def load_compressed_ply(path: str | os.PathLike, max_vertices: int = 50_000_000,
         quats=torch.from_numpy(quats.astype(np.float32)),
         scales=torch.from_numpy(np.exp(unpack(vertex[:, 2], 1)).astype(np.float32)),
         opacities=torch.from_numpy(((col & np.uint32(0xFF)) / 255.0).astype(np.float32)),
-        colors=torch.from_numpy(colors.astype(np.float32)), sh_rest=sh_rest), up)
+        colors=torch.from_numpy(colors.astype(np.float32)), sh_rest=sh_rest), up, from_file=True)

@@ -44,12 +44,13 @@ files, for loaders that require them. :func:`load_ply` reads degrees 0 to 4 and 
 :func:`a3d.render` shades degrees 1 to 3 per camera (:mod:`a3d.core.sh`).
 
 **Up axis** (``up=`` of the save and load functions, :data:`UP_CHOICES`). a3d's world is y up, face
-toward +z, and files keep it by default (``"+y"``). Tested with each viewer's default camera
-(tests/test_viewer_browser.py, headless Chromium): the default export shows the head upright and
-facing the viewer in @mkkellogg/gaussian-splats-3d and in Spark (three.js, y up); gsplat.js, and so
-gradio's Model3D, assumes the y-down world of COLMAP-trained scenes and shows it upside down, so
-give it ``up="-y"`` (the head turned 180° about x, :func:`flip_yz`). Other viewers built around
-COLMAP-trained scenes may want ``"-y"`` too; only the three above are tested.
+toward +z; files are written in the y-down world of COLMAP-trained scenes by default
+(:data:`DEFAULT_UP` = ``"-y"``, the head turned 180° about x, :func:`flip_yz`), which SuperSplat,
+gsplat.js (and gradio's Model3D) show upright with their default cameras; ``up="+y"`` writes a3d's
+world, which Spark and @mkkellogg/gaussian-splats-3d show upright (tests/test_viewer_browser.py).
+:func:`save_ply` records the axis in the header (``comment up -y``); :func:`load_ply` with ``up=None``
+follows that comment, reads a PLY of an older a3d (``comment written by a3d`` and no axis) as ``"+y"``,
+and any other PLY as ``"-y"``, the 3DGS convention; an explicit ``up`` overrides.
 """
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ from ..core.files import atomic_write
 from ..core.gaussians import SH_C0, Gaussians
 from ..errors import InputError, check_int
 from .splat_codec import (_MAX_SH_DEGREE, DEFAULT_UP, MAX_HEADER_BYTES, UP_CHOICES, _as_numpy, _oriented,
-                          _with_degree, flip_yz)
+                          _with_degree, flip_yz, resolve_up)
 
 __all__ = ["save_ply", "load_ply", "save_splat", "load_splat", "flip_yz", "UP_CHOICES", "DEFAULT_UP",
            "MAX_HEADER_BYTES", "OPACITY_EPS"]
@@ -85,7 +86,8 @@ def _vertex_names(k: int) -> list[str]:
             + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"])
 
 
-def save_ply(gaussians: Gaussians, path: str | os.PathLike, sh_degree: int | None = None, up: str = DEFAULT_UP) -> None:
+def save_ply(gaussians: Gaussians, path: str | os.PathLike, sh_degree: int | None = None,
+             up: str = DEFAULT_UP) -> None:
     """Write one scene of Gaussians (no batch dims: means [N, 3]) as an Inria 3DGS PLY.
 
     Args:
@@ -94,8 +96,9 @@ def save_ply(gaussians: Gaussians, path: str | os.PathLike, sh_degree: int | Non
         sh_degree: None writes the SH the Gaussians carry (a3d's model: degree 0); 0..4 writes that
             degree, padding the higher coefficients with zeros (``sh_degree=3`` gives the 45
             ``f_rest_*`` of the Inria layout, which some loaders require) or dropping extra ones.
-        up: ``"+y"`` keeps a3d's world (y up, face +z); ``"-y"`` writes the y-down world of
-            COLMAP-trained scenes (:func:`flip_yz`); see :data:`UP_CHOICES` for which viewer wants which.
+        up: ``"-y"`` (the default) writes the y-down world of COLMAP-trained scenes (:func:`flip_yz`);
+            ``"+y"`` keeps a3d's world (y up, face +z); see :data:`UP_CHOICES` for which viewer wants which.
+            The header records it (``comment up ...``).
 
     See the module docstring for the layout, the opacity clamp and what round-trips exactly.
     Raises ValueError for batched Gaussians, non-finite values or non-positive scales.
@@ -119,15 +122,25 @@ def save_ply(gaussians: Gaussians, path: str | os.PathLike, sh_degree: int | Non
         rec[f"scale_{i}"] = log_s[:, i]
     for i in range(4):
         rec[f"rot_{i}"] = g["quats"][:, i]
-    header = "".join(["ply\n", "format binary_little_endian 1.0\n", "comment written by a3d\n",
+    header = "".join(["ply\n", "format binary_little_endian 1.0\n", "comment written by a3d\n", f"comment up {up}\n",
                       f"element vertex {n}\n", *(f"property float {name}\n" for name in names), "end_header\n"])
     with atomic_write(path) as f:
         f.write(header.encode("ascii"))
         f.write(rec.view(np.uint8))
 
 
-def _parse_header(path: str, f) -> tuple[int, list[str], int]:
-    """Read and check the PLY header; returns (vertex count, property names, data offset)."""
+def declared_up(header_lines: list[str]) -> str | None:
+    """The up axis a PLY header declares: its ``comment up AXIS``; ``"+y"`` for a file of an older a3d
+    (``comment written by a3d`` and no axis, a3d's world); None when it says nothing."""
+    comments = [line.split()[1:] for line in header_lines if line.startswith("comment")]
+    for words in comments:
+        if len(words) == 2 and words[0] == "up" and words[1] in UP_CHOICES:
+            return words[1]
+    return "+y" if ["written", "by", "a3d"] in comments else None
+
+
+def _parse_header(path: str, f) -> tuple[int, list[str], int, str | None]:
+    """Read and check the PLY header; returns (vertex count, property names, data offset, declared up axis)."""
     head = f.read(MAX_HEADER_BYTES + 1)
     if not head.startswith(b"ply\n") and not head.startswith(b"ply\r\n"):
         raise InputError(f"{path}: not a PLY file (it does not start with 'ply')")
@@ -177,7 +190,7 @@ def _parse_header(path: str, f) -> tuple[int, list[str], int]:
         raise InputError(f"{path}: the PLY header has no 'format' line")
     if count is None:
         raise InputError(f"{path}: the PLY header has no 'element vertex N' line")
-    return count, props, m.end()
+    return count, props, m.end(), declared_up(lines)
 
 
 def _sh_rest_count(path: str, props: list[str]) -> int:
@@ -199,7 +212,7 @@ def _sh_rest_count(path: str, props: list[str]) -> int:
     return k
 
 
-def load_ply(path: str | os.PathLike, max_vertices: int = 50_000_000, up: str = DEFAULT_UP) -> Gaussians:
+def load_ply(path: str | os.PathLike, max_vertices: int = 50_000_000, up: str | None = None) -> Gaussians:
     """Read an Inria 3DGS PLY (from a3d, the Inria code, SuperSplat, ...) into activated Gaussians; a
     PlayCanvas compressed PLY goes to :func:`a3d.io.compressed_ply.load_compressed_ply`.
 
@@ -207,8 +220,9 @@ def load_ply(path: str | os.PathLike, max_vertices: int = 50_000_000, up: str = 
         path: the .ply file.
         max_vertices: refuse files with more Gaussians than this (checked from the header, before
             reading any data).
-        up: the file's up axis (:data:`UP_CHOICES`); ``"-y"`` (a COLMAP-trained scene, or a file
-            saved with ``up="-y"``) is turned into a3d's y-up world.
+        up: the file's up axis (:data:`UP_CHOICES`), turned into a3d's y-up world; None (the default)
+            follows the header's ``comment up``, else ``"+y"`` for a file of an older a3d and ``"-y"``
+            (the 3DGS convention) for any other.
 
     Returns:
         Gaussians with means [N, 3], quats [N, 4], scales [N, 3], opacities [N], colors [N, 3]
@@ -221,7 +235,7 @@ def load_ply(path: str | os.PathLike, max_vertices: int = 50_000_000, up: str = 
     from .compressed_ply import is_compressed_ply, load_compressed_ply
 
     check_int(max_vertices, "max_vertices", 0)
-    _oriented(None, up)  # check the argument before reading
+    resolve_up(up)  # check the argument before reading
     path = os.fspath(path)
     if os.path.isdir(path):
         raise InputError(f"{path}: expected a PLY file, found a folder")
@@ -230,7 +244,8 @@ def load_ply(path: str | os.PathLike, max_vertices: int = 50_000_000, up: str = 
         if is_compressed_ply(f.read(MAX_HEADER_BYTES + 1)):
             return load_compressed_ply(path, max_vertices=max_vertices, up=up)
         f.seek(0)
-        n, props, offset = _parse_header(path, f)
+        n, props, offset, declared = _parse_header(path, f)
+        up = resolve_up(up, declared)
         k = _sh_rest_count(path, props)
         if n > max_vertices:
             raise InputError(f"{path}: {n} vertices exceed max_vertices={max_vertices}")
@@ -272,7 +287,7 @@ def load_ply(path: str | os.PathLike, max_vertices: int = 50_000_000, up: str = 
         opacities=torch.from_numpy((0.5 * (1.0 + np.tanh(0.5 * logit))).astype(np.float32)),  # sigmoid, no overflow
         colors=torch.from_numpy((0.5 + SH_C0 * f_dc).astype(np.float32)),
         sh_rest=sh_rest,
-    ), up)
+    ), up, from_file=True)
 
 
 def save_splat(gaussians: Gaussians, path: str | os.PathLike, up: str = DEFAULT_UP) -> None:
@@ -295,11 +310,13 @@ def save_splat(gaussians: Gaussians, path: str | os.PathLike, up: str = DEFAULT_
         f.write(rec.view(np.uint8))
 
 
-def load_splat(path: str | os.PathLike, max_vertices: int = 50_000_000) -> Gaussians:
+def load_splat(path: str | os.PathLike, max_vertices: int = 50_000_000, up: str | None = None) -> Gaussians:
     """Read a ``.splat`` file into Gaussians (float32, CPU; colours and opacities quantised to 1/255,
-    quaternions to 1/128). Raises InputError for a size that is not a multiple of 32 bytes, more
-    than ``max_vertices`` splats, NaN/inf positions or sizes, or sizes that are not positive."""
+    quaternions to 1/128). ``up`` is the file's up axis (None: :data:`DEFAULT_UP`; the format has no
+    header to say). Raises InputError for a size that is not a multiple of 32 bytes, more than
+    ``max_vertices`` splats, NaN/inf positions or sizes, or sizes that are not positive."""
     check_int(max_vertices, "max_vertices", 0)
+    up = resolve_up(up)
     path = os.fspath(path)
     if os.path.isdir(path):
         raise InputError(f"{path}: expected a .splat file, found a folder")
@@ -317,10 +334,10 @@ def load_splat(path: str | os.PathLike, max_vertices: int = 50_000_000) -> Gauss
     if bad.any():
         raise InputError(f"{path}: scales must be positive (splat {int(np.flatnonzero(bad)[0])})")
     rgba = rec["rgba"].astype(np.float32) / 255.0
-    return Gaussians(
+    return _oriented(Gaussians(
         means=torch.from_numpy(rec["means"].copy()),
         quats=torch.from_numpy((rec["rot"].astype(np.float32) - 128.0) / 128.0),
         scales=torch.from_numpy(rec["scales"].copy()),
         opacities=torch.from_numpy(rgba[:, 3].copy()),
         colors=torch.from_numpy(rgba[:, :3].copy()),
-    )
+    ), up, from_file=True)

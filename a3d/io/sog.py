@@ -36,7 +36,7 @@ from ..core.files import atomic_write
 from ..core.gaussians import SH_C0, Gaussians
 from ..errors import InputError, check_int
 from .splat_codec import (DEFAULT_UP, WEB_MIN_OPACITY, _oriented, from_smallest_three, kmeans_1d, morton_order, prepare,
-                          smallest_three)
+                          resolve_up, smallest_three)
 
 __all__ = ["save_sog", "load_sog", "texture_size"]
 
@@ -127,7 +127,7 @@ def _read_image(path: str, z: zipfile.ZipFile, name: str, width: int, height: in
         raise InputError(f"{path}: {name} cannot be decoded ({e})") from None
 
 
-def load_sog(path: str | os.PathLike, max_vertices: int = 50_000_000, up: str = DEFAULT_UP) -> Gaussians:
+def load_sog(path: str | os.PathLike, max_vertices: int = 50_000_000, up: str | None = None) -> Gaussians:
     """Read a bundled ``.sog`` of version 2 (module docstring) into Gaussians (float32, CPU; the SH DC
     colour only). ``up`` is the file's up axis.
 
@@ -135,7 +135,7 @@ def load_sog(path: str | os.PathLike, max_vertices: int = 50_000_000, up: str = 
     count over ``max_vertices``, images too small or too large for the count, or codebooks of the wrong
     length."""
     check_int(max_vertices, "max_vertices", 0)
-    _oriented(None, up)
+    up = resolve_up(up)
     path = os.fspath(path)
     if os.path.isdir(path):
         raise InputError(f"{path}: expected a .sog file, found a folder")
@@ -183,4 +183,4 @@ def load_sog(path: str | os.PathLike, max_vertices: int = 50_000_000, up: str = 
         means=torch.from_numpy(means.astype(np.float32)), quats=torch.from_numpy(quats.astype(np.float32)),
         scales=torch.from_numpy(np.exp(scale_book[scales_px[:, :3]]).astype(np.float32)),
         opacities=torch.from_numpy((sh0_px[:, 3] / 255.0).astype(np.float32)),
-        colors=torch.from_numpy((0.5 + SH_C0 * color_book[sh0_px[:, :3]]).astype(np.float32))), up)
+        colors=torch.from_numpy((0.5 + SH_C0 * color_book[sh0_px[:, :3]]).astype(np.float32))), up, from_file=True)

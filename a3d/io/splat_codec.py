@@ -11,6 +11,9 @@ about a third. The Inria PLY and ``.splat`` writers keep every Gaussian.
 """
 from __future__ import annotations
 
+import math
+from typing import Sequence
+
 import numpy as np
 import torch
 
@@ -18,20 +21,24 @@ from ..core.contract import ALPHA_MIN
 from ..core.gaussians import Gaussians
 from ..errors import InputError
 
-__all__ = ["UP_CHOICES", "DEFAULT_UP", "MAX_HEADER_BYTES", "flip_yz", "WEB_MIN_OPACITY", "prepare", "morton_order",
-           "smallest_three", "from_smallest_three", "kmeans_1d"]
+__all__ = ["UP_CHOICES", "DEFAULT_UP", "MAX_HEADER_BYTES", "flip_yz", "turned_to_face", "GSPLAT_CAMERA", "resolve_up",
+           "WEB_MIN_OPACITY", "prepare", "morton_order", "smallest_three", "from_smallest_three", "kmeans_1d"]
 
 MAX_HEADER_BYTES = 64 * 1024
 """A PLY header longer than this is refused (real ones are a few hundred bytes)."""
 
 UP_CHOICES = ("+y", "-y")
-"""The world up axis of a file: ``"+y"`` is a3d's world (y up, face toward +z; three.js based viewers
-such as gaussian-splats-3d and Spark); ``"-y"`` is the y-down world of COLMAP-trained scenes (the same
-head turned 180° about x, see :func:`flip_yz`), which viewers tuned for such scenes expect. The module
-docstring lists which viewer shows which upright."""
+"""The world up axis of a file. ``"-y"`` (the default, :data:`DEFAULT_UP`) is the y-down world of
+COLMAP-trained 3DGS scenes, which the Inria code, SuperSplat/PlayCanvas, gsplat.js (and so gradio's
+Model3D) and nerfstudio's exports follow: a3d's head turned 180° about x (:func:`flip_yz`), face toward
+−z. ``"+y"`` is a3d's own world (y up, face toward +z), which three.js viewers without a scene-specific
+turn (Spark, @mkkellogg/gaussian-splats-3d) show upright. tests/test_viewer_browser.py checks each
+viewer with its default camera in headless Chromium."""
 
-DEFAULT_UP = "+y"
-"""The up axis every splat writer and reader of a3d uses unless told otherwise."""
+DEFAULT_UP = "-y"
+"""The up axis a3d's splat writers use unless told otherwise (:data:`UP_CHOICES`): the one that most
+3DGS viewers show upright. The PLY writers record it in a header comment (``comment up -y``), which
+the PLY readers follow; the other readers assume it."""
 
 _MAX_SH_DEGREE = 4
 
@@ -58,13 +65,15 @@ def _as_numpy(gaussians: Gaussians, what: str) -> dict[str, np.ndarray]:
     return out
 
 
-def flip_yz(gaussians: Gaussians) -> Gaussians:
+def flip_yz(gaussians: Gaussians, inverse: bool = False) -> Gaussians:
     """The same scene turned 180° about the x axis (y -> −y, z -> −z), any batch dims.
 
     This converts between a3d's world (y up, face toward +z) and the y-down world of COLMAP-trained
-    3DGS scenes that some viewers assume (see :data:`UP_CHOICES`); it is its own inverse. Means flip,
-    quaternions are premultiplied by the turn (w, x, y, z) -> (−x, w, −z, y), and the higher SH
-    coefficients change sign where their basis function is odd in (y, z) (:func:`a3d.core.sh.flip_signs`).
+    3DGS scenes (see :data:`UP_CHOICES`). Means flip, quaternions are premultiplied by the turn,
+    (w, x, y, z) -> (−x, w, −z, y), and the higher SH coefficients change sign where their basis
+    function is odd in (y, z) (:func:`a3d.core.sh.flip_signs`). Turning twice gives the same scene with
+    negated quaternions (the same rotations); ``inverse=True`` turns by −180°, (w, x, y, z) -> (x, −w, z, −y),
+    which undoes a flip bit for bit (the readers use it, so files round-trip exactly).
     """
     from ..core.sh import flip_signs
 
@@ -75,15 +84,52 @@ def flip_yz(gaussians: Gaussians) -> Gaussians:
     sh_rest = g.sh_rest
     if sh_rest is not None:
         sh_rest = sh_rest * flip_signs(sh_rest.shape[-2], sh_rest.dtype).to(sh_rest.device)[:, None]
-    return Gaussians(means=g.means * g.means.new_tensor([1.0, -1.0, -1.0]), quats=torch.stack([-x, w, -z, y], -1),
+    quats = torch.stack([x, -w, z, -y] if inverse else [-x, w, -z, y], -1)
+    return Gaussians(means=g.means * g.means.new_tensor([1.0, -1.0, -1.0]), quats=quats,
                      scales=g.scales, opacities=g.opacities, colors=g.colors, sh_rest=sh_rest)
 
 
-def _oriented(gaussians: Gaussians, up: str) -> Gaussians:
+GSPLAT_CAMERA = (math.sin(0.5) * math.cos(0.5), -math.sin(0.5), -math.cos(0.5) * math.cos(0.5))
+"""Where gsplat.js puts its camera by default, as a direction from the origin in the file's world: its
+OrbitControls start at yaw = pitch = 0.5 rad, radius 5, and gradio's Model3D (which ignores its
+``camera_position`` for splats) keeps them. ``turned_to_face(g, GSPLAT_CAMERA, (0, -1, 0))`` written
+with ``up="+y"`` shows the face straight on there (screen up is −y in gsplat.js)."""
+
+
+def turned_to_face(gaussians: Gaussians, direction: Sequence[float], up: Sequence[float]) -> Gaussians:
+    """The head turned so that its face (+z of a3d's world) points along ``direction`` and its crown (+y)
+    toward ``up`` (made perpendicular to ``direction``): for viewers whose default camera cannot be set,
+    such as gradio's Model3D, a file that shows the face straight on from where their camera stands.
+    One scene or any batch dims; higher SH are dropped (they would need turning too)."""
+    from ..core.rotations import rotmat_to_quat
+
+    d = torch.nn.functional.normalize(torch.as_tensor(direction, dtype=torch.float64), dim=0)
+    u = torch.as_tensor(up, dtype=torch.float64)
+    u = torch.nn.functional.normalize(u - (u @ d) * d, dim=0)
+    turn = torch.stack([torch.linalg.cross(u, d), u, d], -1)  # columns: where x, y and z go
+    g = gaussians
+    turn = turn.to(g.means.dtype)
+    w1, v1 = rotmat_to_quat(turn).to(g.quats)[0], rotmat_to_quat(turn).to(g.quats)[1:]
+    w2, v2 = g.quats[..., :1], g.quats[..., 1:]
+    quats = torch.cat([w1 * w2 - (v2 * v1).sum(-1, keepdim=True),
+                       w1 * v2 + w2 * v1 + torch.linalg.cross(v1.expand_as(v2), v2, dim=-1)], -1)  # turn ⊗ q
+    return Gaussians(means=g.means @ turn.T, quats=quats, scales=g.scales, opacities=g.opacities, colors=g.colors)
+
+
+def resolve_up(up: str | None, declared: str | None = None) -> str:
+    """The up axis a reader uses: ``up`` if given, else what the file declares, else :data:`DEFAULT_UP`."""
+    up = up if up is not None else declared if declared is not None else DEFAULT_UP
+    if up not in UP_CHOICES:
+        raise ValueError(f"up: expected one of {', '.join(map(repr, UP_CHOICES))} or None, got {up!r}")
+    return up
+
+
+def _oriented(gaussians: Gaussians, up: str, from_file: bool = False) -> Gaussians:
+    """a3d's world -> a file's ``up`` axis, or (``from_file``) back."""
     if up not in UP_CHOICES:
         raise ValueError(f"up: expected one of {', '.join(map(repr, UP_CHOICES))}, got {up!r}")
     if up == "-y" and isinstance(gaussians, Gaussians):
-        return flip_yz(gaussians)
+        return flip_yz(gaussians, inverse=from_file)
     return gaussians
 
 

@@ -18,7 +18,7 @@ import os
 from ..core.gaussians import Gaussians
 from ..errors import InputError
 from .ply import load_ply, load_splat, save_ply, save_splat
-from .splat_codec import DEFAULT_UP, WEB_MIN_OPACITY, _oriented
+from .splat_codec import DEFAULT_UP, WEB_MIN_OPACITY
 
 __all__ = ["SPLAT_FORMATS", "splat_format", "save_splats", "load_splats"]
 
@@ -73,14 +73,15 @@ def save_splats(gaussians: Gaussians, path: str | os.PathLike, *, up: str = DEFA
     return path
 
 
-def load_splats(path: str | os.PathLike, *, up: str = DEFAULT_UP, max_vertices: int = 50_000_000) -> Gaussians:
+def load_splats(path: str | os.PathLike, *, up: str | None = None, max_vertices: int = 50_000_000) -> Gaussians:
     """Read any format of :data:`SPLAT_FORMATS` into Gaussians (float32, CPU); a ``.ply`` may be either the
-    Inria layout or a compressed one, whatever its name. ``up`` is the file's up axis."""
+    Inria layout or a compressed one, whatever its name. ``up`` is the file's up axis (None: what a PLY
+    header declares, else :data:`a3d.io.splat_codec.DEFAULT_UP`)."""
     fmt = splat_format(path)
     if fmt in ("ply", "compressed.ply"):
         return load_ply(path, max_vertices=max_vertices, up=up)
     if fmt == "splat":
-        return _oriented(load_splat(path, max_vertices=max_vertices), up)
+        return load_splat(path, max_vertices=max_vertices, up=up)
     if fmt == "spz":
         from .spz import load_spz
         return load_spz(path, max_vertices=max_vertices, up=up)

@@ -35,7 +35,8 @@ import torch
 from ..core.files import atomic_write
 from ..core.gaussians import SH_C0, Gaussians
 from ..errors import InputError, check_int
-from .splat_codec import DEFAULT_UP, WEB_MIN_OPACITY, _oriented, from_smallest_three, prepare, smallest_three
+from .splat_codec import (DEFAULT_UP, WEB_MIN_OPACITY, _oriented, from_smallest_three, prepare, resolve_up,
+                          smallest_three)
 
 __all__ = ["save_spz", "load_spz", "SPZ_VERSION"]
 
@@ -110,7 +111,7 @@ def save_spz(gaussians: Gaussians, path: str | os.PathLike, up: str = DEFAULT_UP
     return n
 
 
-def load_spz(path: str | os.PathLike, max_vertices: int = 50_000_000, up: str = DEFAULT_UP) -> Gaussians:
+def load_spz(path: str | os.PathLike, max_vertices: int = 50_000_000, up: str | None = None) -> Gaussians:
     """Read a ``.spz`` file (versions 2 and 3, SH degree 0..3) into Gaussians (float32, CPU;
     sh_rest [N, K, 3] when the degree is above 0). ``up`` is the file's up axis.
 
@@ -118,7 +119,7 @@ def load_spz(path: str | os.PathLike, max_vertices: int = 50_000_000, up: str = 
     ``max_vertices`` Gaussians, or a payload shorter or longer than the header declares (it reads no
     more than the declared size, so a small file cannot inflate into gigabytes)."""
     check_int(max_vertices, "max_vertices", 0)
-    _oriented(None, up)
+    up = resolve_up(up)
     path = os.fspath(path)
     if os.path.isdir(path):
         raise InputError(f"{path}: expected a .spz file, found a folder")
@@ -181,4 +182,4 @@ def load_spz(path: str | os.PathLike, max_vertices: int = 50_000_000, up: str = 
     return _oriented(Gaussians(
         means=torch.from_numpy(means.astype(np.float32)), quats=torch.from_numpy(quats.astype(np.float32)),
         scales=torch.from_numpy(scales.astype(np.float32)), opacities=torch.from_numpy(alphas.astype(np.float32)),
-        colors=torch.from_numpy((0.5 + SH_C0 * f_dc).astype(np.float32)), sh_rest=sh_rest), up)
+        colors=torch.from_numpy((0.5 + SH_C0 * f_dc).astype(np.float32)), sh_rest=sh_rest), up, from_file=True)
