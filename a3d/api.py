@@ -32,7 +32,7 @@ from . import limits
 from .errors import InputError, SetupError, check_device, check_int
 from .model.network import A3DModel
 from .inference.refinement import RefineSettings
-from .inference.preprocess import ImageLike, NoFaceError, Preprocessed, frame_like, preprocess as _preprocess
+from .inference.preprocess import ImageLike, Preprocessed, frame_like, preprocess as _preprocess
 from .version import __version__
 
 __all__ = ["Avatar", "NoWeightsError", "load_model", "reconstruct", "reconstruct_many", "refine", "DEFAULT_MODEL_DIR"]
@@ -173,14 +173,14 @@ class Avatar:
                            min_opacity=min_opacity)
 
     def save_mesh(self, path: str | os.PathLike, resolution: int = 256, faces: int = 100_000,
-                  texture_size: int | None = None, scale: float = 1.0, views: int = 24):
+                  texture_size: int | None = None, scale: float = 1.0, views: int = 24, progress: bool = False):
         """Extract the head's surface as a watertight, coloured triangle mesh and write it (.glb, .obj +
-        .mtl + .png, or .ply; see :func:`a3d.io.mesh.extract` (``views``: how many renders are fused) and
-        :mod:`a3d.io.mesh_file`). Returns the :class:`a3d.io.mesh.Mesh`."""
+        .mtl + .png, or .ply; see :func:`a3d.io.mesh.extract` (``views``: how many renders are fused;
+        ``progress``: a bar over its stages) and :mod:`a3d.io.mesh_file`). Returns the :class:`a3d.io.mesh.Mesh`."""
         from .io.mesh import extract
 
         mesh = extract(self.gaussians.detach(), resolution=resolution, faces=faces, texture_size=texture_size,
-                       views=views)
+                       views=views, progress=progress)
         mesh.save(path, scale=scale)
         return mesh
 
@@ -219,11 +219,13 @@ class Avatar:
 
     def save(self, folder: str | os.PathLike, *, ply: bool = True, splat: bool = True, video: bool = True,
              grid: bool = True, video_frames: int = 120, video_size: int = 512, grid_size: int = 256,
-             mesh: bool = False, up: str = DEFAULT_UP, sh_degree: int | None = None) -> dict[str, str]:
+             mesh: bool = False, up: str = DEFAULT_UP, sh_degree: int | None = None,
+             progress: bool = False) -> dict[str, str]:
         """Write the outputs into ``folder`` (created): head.ply, head.splat, orbit.mp4, grid.png,
         input.png, cameras.json (the canonical cameras) and metadata.json, and with ``mesh`` head.glb
         (:meth:`save_mesh`); ``grid_size`` is the side of each of the grid's 8 views; ``up`` and
-        ``sh_degree`` as :meth:`save_ply` (``up`` for the .splat too). Returns name → path."""
+        ``sh_degree`` as :meth:`save_ply` (``up`` for the .splat too); ``progress``: bars for the video and
+        the mesh. Returns name → path."""
         from .core.files import atomic_path, atomic_write
         from .core.rendering import to_uint8
 
@@ -251,9 +253,9 @@ class Avatar:
             out["grid"] = str(folder / "grid.png")
         if video:
             out["video"] = self.orbit_video(folder / "orbit.mp4", frames=video_frames, size=video_size,
-                                            progress=False)
+                                            progress=progress)
         if mesh:
-            self.save_mesh(folder / "head.glb")
+            self.save_mesh(folder / "head.glb", progress=progress)
             out["mesh"] = str(folder / "head.glb")
         with atomic_path(folder / "input.png") as tmp:
             Image.fromarray(to_uint8(self.input_image.permute(1, 2, 0))).save(tmp, format="PNG")
@@ -349,33 +351,45 @@ def _refine_avatar(avatar: Avatar, s: RefineSettings | None, progress: bool) -> 
 def _prepare(item: ViewsLike, size: int, align: bool, face: int | None, name: str
              ) -> tuple[Preprocessed, Tensor, Tensor, Tensor, bool]:
     """Preprocess one head's photo(s) → (the front's Preprocessed, photos [4, 3, S, S], masks [4, S, S]
-    (ones where unknown), given [4] bool, whether every given photo has a matte)."""
+    (ones where unknown), given [4] bool, whether every given photo has a matte). Views that fail the
+    multi-view checks (:mod:`a3d.inference.view_checks`) are left out with a warning."""
+    from .inference.view_checks import describe, unusable_views
+
     views = dict(item) if isinstance(item, Mapping) else {"front": item}
-    unknown = sorted(set(views) - set(framing.CANONICAL_VIEWS))
+    unknown = [k for k in views if k not in framing.CANONICAL_VIEWS]
     if unknown or "front" not in views:
-        raise InputError(f"{name}: expected photos keyed by {list(framing.CANONICAL_VIEWS)} with 'front' among them, "
-                         f"got {sorted(views)}")
-    try:
-        front = _preprocess(views["front"], size, align=align, face=face)
-    except NoFaceError as e:  # name the image: it may be one of many
-        raise type(e)(f"{name}: {e}") from None
+        keys = ", ".join(repr(k) for k in views)[:200]
+        raise InputError(f"{name}: expected photos keyed by {', '.join(framing.CANONICAL_VIEWS)} with 'front' among "
+                         f"them, got the keys {keys or 'none'}")
+    views = {v: views[v] for v in framing.CANONICAL_VIEWS if v in views}  # front first
+    framed: dict[str, Preprocessed] = {}
+    for view, image in views.items():
+        try:
+            if view == "front":
+                framed[view] = _preprocess(image, size, align=align, face=face)
+            elif align:
+                framed[view] = frame_like(image, size, framed["front"])
+            else:
+                framed[view] = _preprocess(image, size, align=False)
+        except InputError as e:  # name the view and its file: the message may be about one photo of many
+            where = describe(view, image) if len(views) > 1 else name
+            message = str(e)
+            if isinstance(image, (str, os.PathLike)) and message.startswith(os.fspath(image)):
+                message = message[len(os.fspath(image)):].lstrip(": ")
+            raise type(e)(f"{where}: {message}") from None
+    dropped = unusable_views(views, framed, size, faces=align) if len(views) > 1 else {}
     photos, masks = torch.zeros(4, 3, size, size), torch.ones(4, size, size)
     given = torch.zeros(4, dtype=torch.bool)
     matted = True
     for v, view in enumerate(framing.CANONICAL_VIEWS):
-        if view not in views:
+        if view not in framed or view in dropped:
             continue
-        if view == "front":
-            p = front
-        elif align:
-            p = frame_like(views[view], size, front)
-        else:
-            p = _preprocess(views[view], size, align=False)
+        p = framed[view]
         photos[v], given[v] = p.image, True
         if p.mask is not None:
             masks[v] = p.mask
         matted = matted and p.mask is not None
-    return front, photos, masks, given, matted
+    return framed["front"], photos, masks, given, matted
 
 
 def reconstruct_many(images: Sequence[ViewsLike], model: ModelLike = None, *, batch_size: int = 4, steps: int = 1,
@@ -469,13 +483,27 @@ def reconstruct_many(images: Sequence[ViewsLike], model: ModelLike = None, *, ba
 # ---- the command line -------------------------------------------------------------------------------
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
-    """Without --ply/--splat/--video: write PLY, .splat and the grid; with any of them: just those.
-    cameras.json, metadata.json and input.png are always written. Errors reach :func:`a3d.cli.main`,
-    which prints them on one line with the exit code of docs/errors.md."""
+    """Without --ply/--splat/--format/--video/--mesh: write PLY, .splat and the grid; with any of them: just
+    those. cameras.json, metadata.json and input.png are always written.
+
+    IMAGE may be files, folders and glob patterns (:mod:`a3d.io.image_files`). A photo that cannot be
+    reconstructed (unreadable, no face, a name that matches nothing) is reported on stderr and skipped; the
+    others are saved as each batch is done, and the exit status is 2 when any failed. Other errors reach
+    :func:`a3d.cli.main`, which prints them on one line with the exit code of docs/errors.md."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    from .errors import EXIT_INPUT, one_line
+    from .io.image_files import expand_image_paths
+
     chosen = args.ply or args.splat or args.video or args.mesh or args.format
-    used: set[str] = set()
-    items: list = list(args.images)
-    names: list = list(args.images)
+    failed: list[str] = []
+
+    def fail(message: str) -> None:
+        failed.append(message)
+        tqdm.write(f"a3d reconstruct: error: {message} (skipped)", file=sys.stderr)
+
     if args.view:
         if args.images:
             raise InputError("give either IMAGE files or --view NAME=FILE photos of one head, not both")
@@ -485,29 +513,71 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
             if not sep or name not in framing.CANONICAL_VIEWS or name in views:
                 raise InputError(f"--view {spec!r}: expected NAME=FILE with NAME one of "
                                  f"{', '.join(framing.CANONICAL_VIEWS)}, each once")
+            if not path:
+                raise InputError(f"--view {spec!r}: no file after '='; expected NAME=FILE")
+            if not os.path.isfile(path):
+                raise InputError(f"--view {name}: {path} is {'a folder' if os.path.isdir(path) else 'not a file'}; "
+                                 f"expected an image file")
             views[name] = path
         items, names = [views], [views.get("front", "head")]
+    else:
+        files, missing = expand_image_paths(args.images)
+        items, names = list(files), list(files)
+        for spec, why in missing:
+            fail(f"{spec}: {why}")
     if not items:
-        raise InputError("no images given (IMAGE files or --view NAME=FILE)")
+        raise InputError("no images given (IMAGE files, folders or patterns, or --view NAME=FILE)" if not failed
+                         else "none of the given names is an image file")
     refine_arg = args.refine  # True (--refine without a number) or a number of steps the parser checked
     model, dev, _ = _resolve(args.model, args.device)
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise InputError(f"--output: {out} is a file; expected a folder (it is created if missing)")
     out.mkdir(parents=True, exist_ok=True)  # an unwritable place fails now, before the images are read
-    avatars = reconstruct_many(items, model, batch_size=args.batch_size, steps=args.steps, seed=args.seed,
-                               device=dev, preprocess=not args.no_preprocess, progress=True, refine=refine_arg,
-                               face=args.face)
-    for path, avatar in zip(names, avatars):
+    used: set[str] = set()
+
+    def run(chunk: list, first: int) -> list[Avatar]:  # image i keeps seed + i however the batch is cut
+        return reconstruct_many(chunk, model, batch_size=len(chunk), steps=args.steps, seed=args.seed + first,
+                                device=dev, preprocess=not args.no_preprocess, progress=False, refine=refine_arg,
+                                face=args.face)
+
+    def save(path: str, avatar: Avatar) -> None:
         stem = Path(path).stem or "image"
         name, k = stem, 1
         while name in used:
             name, k = f"{stem}_{k}", k + 1
         used.add(name)
         written = avatar.save(out / name, ply=args.ply or not chosen, splat=args.splat or not chosen,
-                              video=args.video, grid=not chosen, mesh=args.mesh, up=args.up, sh_degree=args.sh_degree)
+                              video=args.video, grid=not chosen, mesh=args.mesh, up=args.up, sh_degree=args.sh_degree,
+                              progress=True)
         for fmt in args.format:
             written[fmt] = avatar.export(out / name / f"head.{fmt}", up=args.up,
                                          sh_degree=args.sh_degree if fmt in ("ply", "spz", "compressed.ply") else None)
-        print(f"{path} -> {out / name} ({', '.join(sorted(written))})")
+        tqdm.write(f"{path} -> {out / name} ({', '.join(sorted(written))})")
+
+    with tqdm(total=len(items), desc="reconstruct", unit="image") as bar:
+        for start in range(0, len(items), args.batch_size):
+            chunk = items[start:start + args.batch_size]
+            try:
+                done = list(zip(names[start:], run(chunk, start)))
+            except (ValueError, OSError) as e:  # a bad photo (SetupError, the machine's, ends the command)
+                if isinstance(e, SetupError):
+                    raise
+                done = []
+                if len(chunk) == 1:
+                    fail(one_line(e))
+                for j, item in enumerate(chunk if len(chunk) > 1 else []):  # find it: one photo at a time
+                    try:
+                        done.append((names[start + j], run([item], start + j)[0]))
+                    except (ValueError, OSError) as e1:
+                        if isinstance(e1, SetupError):
+                            raise
+                        fail(one_line(e1))
+            for path, avatar in done:
+                save(path, avatar)
+            bar.update(len(chunk))
+    if failed:
+        print(f"a3d reconstruct: error: {len(failed)} of {len(failed) + len(used)} images failed (listed above); "
+              f"the other {len(used)} were saved in {out}", file=sys.stderr)
+        return EXIT_INPUT
     return 0
