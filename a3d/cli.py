@@ -17,6 +17,7 @@ import importlib
 import json
 import platform
 import sys
+import warnings
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from . import limits
@@ -381,9 +382,21 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # --help (0) or a usage error argparse has printed (2): the status, as a return value
         return e.code if isinstance(e.code, int) else EXIT_INPUT
     module, function = COMMANDS[args.command].run.split(":")
+
+    def warn_on_one_line(message, category, filename, lineno, file=None, line=None) -> None:
+        """Warnings as the errors are: one line naming the command, without file, line or source (written
+        through tqdm, which clears a progress bar first and redraws it below)."""
+        from tqdm import tqdm
+
+        text = one_line(message) if isinstance(message, Warning) else " ".join(str(message).split())
+        tqdm.write(f"a3d {args.command}: warning: {text}", file=sys.stderr)
+
     try:
         run = getattr(importlib.import_module(module), function)
-        return int(run(args) or 0)
+        with warnings.catch_warnings():  # restores the hook afterwards (main() is also called from tests)
+            if not args.debug:
+                warnings.showwarning = warn_on_one_line
+            return int(run(args) or 0)
     except (Exception, KeyboardInterrupt) as e:  # SystemExit passes: argparse and commands exit on purpose
         if args.debug:
             raise

@@ -369,7 +369,8 @@ def bake_texture(mesh: Mesh, gaussians: Gaussians, texture_size: int = 2048, vie
 # ---- extraction -------------------------------------------------------------------------------------------
 
 def extract(gaussians: Gaussians, resolution: int = 256, faces: int = 100_000, views: int = 24,
-            view_size: int | None = None, extent: float = 1.5, texture_size: int | None = None) -> Mesh:
+            view_size: int | None = None, extent: float = 1.5, texture_size: int | None = None,
+            progress: bool = False) -> Mesh:
     """The head's surface as a closed, coloured triangle mesh (see the module docstring for the method).
 
     Args:
@@ -382,6 +383,7 @@ def extract(gaussians: Gaussians, resolution: int = 256, faces: int = 100_000, v
         extent: the box ``± extent`` (head units) outside which Gaussians are ignored.
         texture_size: also bake a texture atlas of this many texels a side (see :func:`bake_texture`);
             None keeps vertex colours only. OBJ files always need one (:mod:`a3d.io.mesh_file` bakes a default).
+        progress: a progress bar over the stages (render, fuse, marching cubes, decimate, colour, texture).
     Returns:
         A watertight :class:`Mesh` with vertex colours (``metadata`` has settings, counts and timings).
     """
@@ -406,8 +408,11 @@ def extract(gaussians: Gaussians, resolution: int = 256, faces: int = 100_000, v
     import fast_simplification
     from skimage.measure import marching_cubes
 
+    from tqdm.auto import tqdm
+
     timings: dict[str, float] = {}
     clock = [time.perf_counter()]
+    bar = tqdm(total=5 + (texture_size is not None), desc="mesh", unit="stage", disable=not progress)
 
     def lap(name: str) -> None:
         if gaussians.device.type == "cuda":
@@ -415,6 +420,8 @@ def extract(gaussians: Gaussians, resolution: int = 256, faces: int = 100_000, v
         now = time.perf_counter()
         timings[name] = round(now - clock[0], 4)
         clock[0] = now
+        bar.set_postfix_str(f"{name} done")
+        bar.update(1)
 
     g = gaussians.detach().float()
     lo, hi = _bounds(g, extent)
@@ -452,6 +459,7 @@ def extract(gaussians: Gaussians, resolution: int = 256, faces: int = 100_000, v
         mesh = bake_texture(mesh, g, texture_size, views=views, view_size=max(view_size, 512))
         lap("texture")
     timings["total"] = round(sum(timings.values()), 4)
+    bar.close()
     return mesh
 
 
