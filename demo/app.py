@@ -40,7 +40,7 @@ from a3d.api import NoWeightsError, load_model, reconstruct
 from a3d.core.cameras import save_cameras_json
 from a3d.model.config import get_config
 from a3d.model.network import A3DModel
-from a3d.inference.preprocess import TRAINED_TURN_DEG, TURNED_FACE_DEG, ImageError, NoFaceError
+from a3d.inference.preprocess import TRAINED_TURN_DEG, TURNED_FACE_DEG, ImageError, NoFaceError, load_image
 from a3d.core.rendering import to_uint8
 from a3d.io.ply import save_splat
 from a3d.io.splat_codec import GSPLAT_CAMERA, turned_to_face
@@ -197,8 +197,44 @@ def photo_notes(metadata: dict) -> str:
                      f"turned up to {TRAINED_TURN_DEG:.0f}°, so expect a rougher head. A photo that looks into the "
                      f"camera works best.")
     if (pre.get("faces_found") or 0) > 1:
-        notes.append(f"The photo holds {pre['faces_found']} faces; this is the largest.")
+        index = pre.get("face_index") or 0
+        which = "the largest" if index == 0 else f"face {index + 1}"
+        notes.append(f"The photo holds {pre['faces_found']} faces; this is {which} (pick another under the photo).")
     return "".join(f"\n\n⚠ {n}" for n in notes)
+
+
+MAX_PICKER_SIDE = 480  # the numbered preview of a photo of several faces, pixels (its longer side)
+
+
+def numbered_faces(payload) -> tuple[dict, dict]:
+    """When the uploaded photo holds several plausible faces: the photo with each face's box and number drawn on
+    it, and the choice of which to reconstruct (number i is ``face=i - 1``, largest first, as the library
+    numbers them); otherwise both hidden. Gradio updates for the preview image and the radio buttons."""
+    from PIL import Image, ImageDraw
+
+    from a3d.inference.faces import find_faces
+
+    hidden = gr.update(value=None, visible=False), gr.update(choices=[], value=None, visible=False)
+    path, _ = _upload_path(payload)
+    if not path:
+        return hidden
+    try:
+        rgb, alpha = load_image(path)
+        faces = [f for f in find_faces(rgb, alpha) if f.plausible]
+    except (ValueError, OSError):  # not an image, or no face models: the Reconstruct button says why
+        return hidden
+    if len(faces) < 2:
+        return hidden
+    scale = min(1.0, MAX_PICKER_SIDE / max(rgb.shape[:2]))
+    img = Image.fromarray((rgb * 255).round().astype("uint8"))
+    img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
+    draw = ImageDraw.Draw(img)
+    for i, f in enumerate(faces):
+        box = [v * scale for v in f.box]
+        draw.rectangle(box, outline=(255, 200, 0), width=3)
+        draw.text((box[0] + 4, box[1] + 2), str(i + 1), fill=(255, 200, 0), font_size=max(14, (box[3] - box[1]) / 4))
+    choices = [(f"{i + 1}" + (" (largest)" if i == 0 else ""), i) for i in range(len(faces))]
+    return gr.update(value=img, visible=True), gr.update(choices=choices, value=0, visible=True)
 
 
 # The refine switch: on by default where a GPU runs it (about a second); on a CPU it costs seconds, so
@@ -212,7 +248,8 @@ def make_handler(slot: ModelSlot):
     video_settings, grid_settings, mesh_settings = _render_settings(slot.device, slot.status == "random")
 
     def run(image: dict | None, steps: float, elevation: float, refine: bool = False, left: dict | None = None,
-            right: dict | None = None, back: dict | None = None, progress=gr.Progress()):
+            right: dict | None = None, back: dict | None = None, face: int | str | None = None,
+            progress=gr.Progress()):
         image_path, name = _upload_path(image)
         if not image_path:
             raise gr.Error("Upload a portrait or click the example first.", title="No image")
@@ -228,11 +265,16 @@ def make_handler(slot: ModelSlot):
             raise gr.Error(f"Steps must be between 1 and {MAX_STEPS}.")
         if not -60.0 <= elevation <= 60.0:
             raise gr.Error("Elevation must be between -60 and 60 degrees.")
+        try:  # the face picker's value (None: the photo holds one face)
+            face = None if face in (None, "") else int(face)
+        except (TypeError, ValueError):
+            raise gr.Error("The face to reconstruct must be a number.") from None
         folder = new_request_folder()
         try:
             progress(0.05, desc="preprocessing and reconstruction")
             try:
-                avatar = reconstruct(source, model, steps=steps, seed=0, device=slot.device, refine=bool(refine))
+                avatar = reconstruct(source, model, steps=steps, seed=0, device=slot.device, refine=bool(refine),
+                                     face=face)
             except ImageError as e:
                 raise gr.Error(f"{NOT_AN_IMAGE} ({_readable(e, image_path, name)})", title="Not an image") from None
             except NoFaceError as e:
@@ -311,6 +353,10 @@ def build_demo(device: torch.device | str | None = None) -> gr.Blocks:
                 image = gr.Image(type="filepath", sources=["upload", "clipboard"], elem_id="portrait",
                                       label="Portrait (JPEG, PNG or WebP, ≤ 10 MB)", height=320)
                 gr.Examples([[str(p)] for p in EXAMPLES], inputs=[image], label="Example (public domain)")
+                faces_view = gr.Image(label="Faces found: which one to reconstruct?", interactive=False, visible=False,
+                                      height=240, elem_id="faces-found")
+                face_pick = gr.Radio(label="Face", visible=False, elem_id="face-pick")
+                image.change(numbered_faces, inputs=[image], outputs=[faces_view, face_pick], preprocess=False)
                 steps = gr.Slider(1, MAX_STEPS, value=1, step=1, label="Denoising steps (1 = the paper's one-step)")
                 elevation = gr.Slider(-30, 45, value=10, step=1, label="Orbit elevation (degrees)")
                 on_gpu = device.type == "cuda"
@@ -343,7 +389,7 @@ def build_demo(device: torch.device | str | None = None) -> gr.Blocks:
                                     interactive=False, elem_id="downloads")
                     timings = gr.Dataframe(headers=["stage", "seconds"], datatype=["str", "number"],
                                            label="Time per stage", interactive=False, elem_id="timings")
-        go.click(make_handler(slot), inputs=[image, steps, elevation, refine, left, right, back],
+        go.click(make_handler(slot), inputs=[image, steps, elevation, refine, left, right, back, face_pick],
                  outputs=[prepared, video, splat, mesh_view, grid, files, timings, summary], preprocess=False)
     default = 2 if device.type == "cuda" else 1
     demo.queue(default_concurrency_limit=int(os.environ.get("A3D_DEMO_CONCURRENCY", default)), max_size=QUEUE_SIZE)

@@ -209,3 +209,26 @@ def test_page_notes_a_turned_face_and_several_faces(app):
         warnings.simplefilter("ignore")
         pre = a3d.inference.preprocess.preprocess(REPO / "examples" / "photos" / "cameraman.jpg", 128)
     assert "turned about" in app.photo_notes({"preprocess": {"face": pre.face.to_dict(), "faces_found": pre.faces}})
+
+
+def test_several_faces_are_numbered_on_the_photo_for_the_user_to_pick(app, tmp_path):
+    """Two plausible faces: the preview shows the photo with numbered boxes and the radio offers both (value =
+    the library's face index); one face or no upload: both stay hidden; the handler passes the pick on."""
+    pytest.importorskip("ai_edge_litert", reason="needs ai-edge-litert")
+    import numpy as np
+    from PIL import Image
+
+    big = Image.open(REPO / "tests" / "fixtures" / "astronaut_256.jpg").convert("RGB")
+    canvas = Image.new("RGB", (256 + 180, 256), (255, 255, 255))
+    canvas.paste(big, (0, 0))
+    canvas.paste(big.resize((154, 154), Image.LANCZOS), (270, 60))
+    canvas.save(tmp_path / "two.png")
+    view, pick = app.numbered_faces({"path": str(tmp_path / "two.png")})
+    assert view["visible"] and pick["visible"]
+    assert [value for _, value in pick["choices"]] == [0, 1] and pick["value"] == 0
+    shown = np.asarray(view["value"], np.int16)
+    assert shown.shape[:2] == (256, 436)
+    assert (np.abs(shown - np.asarray(canvas, np.int16)).sum(-1) > 60).mean() > 0.005  # the boxes are drawn
+    for payload in ({"path": str(EXAMPLE)}, None):
+        view, pick = app.numbered_faces(payload)
+        assert not view["visible"] and not pick["visible"]
