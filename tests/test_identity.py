@@ -11,7 +11,7 @@ from a3d.core import framing
 from a3d.core.cameras import canonical_cameras
 from a3d.perception.identity import (CHIP_ANCHORS, CHIP_SIZE, LAYERS, FaceEmbedder, _Reader, crop_faces,
                                      face_crop_affines, has_identity_model, identity_distance, model_path,
-                                     read_dlib_resnet)
+                                     read_dlib_resnet, ViewIdentity)
 
 ROOT = Path(__file__).resolve().parent.parent
 PORTRAITS = [ROOT / "demo" / "examples" / "astronaut.jpg", ROOT / "examples" / "photos" / "grace_hopper.jpg"]
@@ -173,3 +173,8 @@ def test_identity_distance_is_a_loss(embedder):
     assert torch.isfinite(renders.grad).all() and renders.grad[1:].abs().sum() > 0
     with pytest.raises(ValueError, match="image, renders"):
         identity_distance(image[None], renders, cams.viewmats, cams.Ks, embedder)
+    # the same distances from the reusable term (the portrait's descriptor computed once)
+    term = ViewIdentity(image, cams.viewmats, cams.Ks, embedder)
+    torch.testing.assert_close(term(renders.detach()), d.detach())
+    with pytest.raises(ValueError, match="renders"):
+        term(renders[:2])

@@ -1,12 +1,14 @@
 """a3d.inference.refinement and a3d.refine: per-subject fitting lowers the photo loss, keeps unseen views close
-to the feed-forward prediction, is deterministic, and runs through reconstruct(refine=)."""
+to the feed-forward prediction, is deterministic, and runs through reconstruct(refine=); the identity term is
+differentiable down to the colours, lowers the identity distance, and is skipped with a reason."""
 import pytest
 import torch
 
 import a3d
-from a3d.core.cameras import canonical_cameras
+from a3d.core.cameras import canonical_cameras, orbit_cameras
 from a3d.core.gaussians import Gaussians
-from a3d.inference.refinement import RefineSettings, refine_gaussians, settings_from
+from a3d.inference.refinement import IDENTITY_AZIMUTHS, RefineSettings, refine_gaussians, settings_from
+from a3d.perception.identity import ViewIdentity, has_identity_model
 from a3d.core.rendering import render
 from a3d.data.synth import SyntheticHeads
 
@@ -95,3 +97,58 @@ def test_reconstruct_with_refinement_and_multiview(scene, tmp_path):
     assert torch.equal(again.gaussians.colors, refined.gaussians.colors)
     with pytest.raises(ValueError, match="front"):
         a3d.reconstruct({"left": photos[1]}, model, preprocess=False)
+
+
+needs_identity = pytest.mark.skipif(not has_identity_model(), reason="face-recognition-models is not installed "
+                                    "(pip install a3d[eval])")
+
+
+@needs_identity
+def test_identity_term_reaches_the_colours(scene):
+    """The identity distance of renders at the term's yaws back-propagates through the crops and the rasterizer
+    into every Gaussian colour that the views see."""
+    truth, noisy, cams, photos = scene
+    id_cams = orbit_cameras(len(IDENTITY_AZIMUTHS), size=S, azimuths=IDENTITY_AZIMUTHS)
+    term = ViewIdentity(photos[0], id_cams.viewmats, id_cams.Ks)
+    colors = noisy.colors.clone().requires_grad_(True)
+    g = Gaussians(means=noisy.means, quats=noisy.quats, scales=noisy.scales, opacities=noisy.opacities, colors=colors)
+    d = term(render(g, id_cams, (1, 1, 1)).rgb.permute(0, 3, 1, 2))
+    assert d.shape == (4,) and (d > 0).all()
+    d.mean().backward()
+    assert torch.isfinite(colors.grad).all() and (colors.grad.abs().sum(-1) > 0).float().mean() > 0.05
+
+
+@needs_identity
+def test_identity_term_lowers_the_identity_distance(scene):
+    truth, noisy, cams, photos = scene
+    given = torch.tensor([True, False, False, False])
+    s = RefineSettings(steps=3, lambda_identity=1.0, lambda_anchor=0.0, lambda_symmetry=0.0)
+    g, report = refine_gaussians(noisy, cams, photos, given, settings=s)
+    ident = report["identity"]
+    assert ident["azimuths"] == list(IDENTITY_AZIMUTHS) and len(ident["before"]) == len(ident["after"]) == 4
+    assert sum(ident["after"]) < sum(ident["before"]) - 0.01
+    assert report["settings"]["lambda_identity"] == 1.0
+    off = RefineSettings(steps=0, lambda_identity=0.0)
+    assert "identity" not in refine_gaussians(noisy, cams, photos, given, settings=off)[1]  # off: no term, no report
+
+
+def test_identity_term_skipped_with_a_reason(scene, monkeypatch):
+    import a3d.perception.identity as identity
+
+    truth, noisy, cams, photos = scene
+    s = RefineSettings(steps=1, lambda_identity=0.5)
+    with pytest.warns(RuntimeWarning, match="identity term .* skipped: .*front photo"):
+        _, report = refine_gaussians(noisy, cams, photos, torch.tensor([False, True, False, False]), settings=s)
+    assert "front photo" in report["identity"]["skipped"]
+
+    def missing():
+        raise identity.IdentityModelMissing("not installed here")
+
+    monkeypatch.setattr(identity, "has_identity_model", lambda: False)
+    monkeypatch.setattr(identity, "model_path", missing)
+    with pytest.warns(RuntimeWarning, match="skipped: not installed here"):
+        g, report = refine_gaussians(noisy, cams, photos, torch.tensor([True, False, False, False]), settings=s)
+    assert report["identity"] == {"skipped": "not installed here"} and report["photo_l2_after"] > 0
+    for bad in (-0.1, float("nan"), "x"):
+        with pytest.raises(ValueError, match="lambda_identity"):
+            RefineSettings(lambda_identity=bad)

@@ -10,7 +10,8 @@ format written here (no pickle, no dlib needed); the forward pass reproduces dli
 (tests/test_identity.py checks max |Δ| ≤ 1e-4 against dlib's own descriptors where ``dlib-bin`` is
 installed) and is differentiable, so an identity term can be a loss. Two descriptors of one person are
 usually within Euclidean distance 0.6 (dlib's threshold, 99.38% on LFW); see docs/eval.md for the
-calibration on a3d's photos.
+calibration on a3d's photos. :class:`ViewIdentity` holds one portrait's descriptor for a loop that compares
+renders with it many times (refinement's identity term, :mod:`a3d.inference.refinement`).
 
 Weights: the ``.dat`` file ships in the registry package ``face-recognition-models==0.3.0`` (the
 ``eval`` extra: ``pip install a3d[eval]``), models by Davis King released into the public domain (CC0);
@@ -44,8 +45,8 @@ from torch import Tensor, nn
 from ..errors import InputError, SetupError
 
 __all__ = ["IdentityModelMissing", "FaceEmbedder", "read_dlib_resnet", "model_path", "has_identity_model",
-           "face_crop_affines", "crop_faces", "identity_distance", "cached_embedder", "CHIP_SIZE", "CHIP_ANCHORS",
-           "SAME_PERSON_THRESHOLD"]
+           "face_crop_affines", "crop_faces", "identity_distance", "ViewIdentity", "cached_embedder", "CHIP_SIZE",
+           "CHIP_ANCHORS", "SAME_PERSON_THRESHOLD"]
 
 CHIP_SIZE = 150
 """Side of the aligned face crop the network reads, pixels."""
@@ -477,6 +478,37 @@ def crop_faces(images: Tensor, affines: Tensor, size: int = CHIP_SIZE) -> Tensor
     return F.grid_sample(images - 1.0, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + 1.0
 
 
+class ViewIdentity:
+    """Identity distances of renders from fixed cameras to one framed portrait, for a loop that asks many times
+    (refinement's identity term): the portrait's descriptor and the cameras' crop affines are computed once.
+
+    Args:
+        image: [3, H, W] RGB in [0, 1] framed like the model's input (the front canonical camera of H = W).
+        viewmats: [V, 4, 4], Ks: [V, 3, 3] the renders' cameras (OpenCV, intrinsics of the renders' size).
+        embedder: a :class:`FaceEmbedder` (default: one cached per device of ``image``).
+
+    ``view_identity(renders)``: renders [V, 3, h, w] RGB in [0, 1] -> [V] descriptor distances, differentiable
+    with respect to the renders (the crops are :func:`crop_faces`'s bilinear resampling through fixed affines).
+    """
+
+    def __init__(self, image: Tensor, viewmats: Tensor, Ks: Tensor, embedder: FaceEmbedder | None = None) -> None:
+        from ..core.cameras import canonical_cameras
+
+        if image.dim() != 3 or image.shape[0] != 3 or image.shape[1] != image.shape[2]:
+            raise InputError(f"image: expected a square [3, H, W] portrait, got {tuple(image.shape)}")
+        self.embedder = embedder if embedder is not None else cached_embedder(str(image.device))
+        front = canonical_cameras(image.shape[-1])[0:1]
+        self.reference = self.embedder(crop_faces(image[None], face_crop_affines(front.viewmats, front.Ks)))  # [1, 128]
+        self.affines = face_crop_affines(viewmats, Ks)  # [V, 2, 3], chip px -> render px
+
+    def __call__(self, renders: Tensor) -> Tensor:
+        if renders.dim() != 4 or len(renders) != len(self.affines):
+            raise InputError(f"renders: expected [{len(self.affines)}, 3, h, w] (one a camera), got "
+                             f"{tuple(renders.shape)}")
+        views = self.embedder(crop_faces(renders, self.affines))
+        return torch.linalg.vector_norm(views - self.reference.to(views.device), dim=-1)
+
+
 def identity_distance(image: Tensor, renders: Tensor, viewmats: Tensor, Ks: Tensor,
                       embedder: FaceEmbedder | None = None) -> Tensor:
     """Identity distance between a framed portrait and renders of its reconstruction.
@@ -491,13 +523,8 @@ def identity_distance(image: Tensor, renders: Tensor, viewmats: Tensor, Ks: Tens
         [V] Euclidean descriptor distances (< 0.6: dlib would call them one person), differentiable with
         respect to ``image`` and ``renders``: usable as a loss.
     """
-    from ..core.cameras import canonical_cameras
-
     if image.dim() != 3 or renders.dim() != 4 or len(renders) != len(viewmats):
         raise InputError(f"image, renders: expected [3, H, W] and [V, 3, h, w] with V cameras, got "
                          f"{tuple(image.shape)}, {tuple(renders.shape)} and {len(viewmats)} cameras")
     emb = embedder if embedder is not None else cached_embedder(str(renders.device))
-    front = canonical_cameras(image.shape[-1])[0:1]
-    ref = emb(crop_faces(image[None], face_crop_affines(front.viewmats, front.Ks)))
-    views = emb(crop_faces(renders, face_crop_affines(viewmats, Ks)))
-    return torch.linalg.vector_norm(views - ref, dim=-1)
+    return ViewIdentity(image, viewmats, Ks, emb)(renders)
