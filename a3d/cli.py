@@ -61,7 +61,8 @@ def _reconstruct_flags(p: argparse.ArgumentParser) -> None:
                    help="SH degree of head.ply, .spz and .compressed.ply: 3 pads to the 45 f_rest_* some Inria-style "
                         "loaders require (default: the model's, 0)")
     p.epilog = ("Without --ply/--splat/--format/--video/--mesh each image's folder gets head.ply, head.splat and "
-                "grid.png; with any of them, just those. input.png, cameras.json and metadata.json are always written.")
+                "grid.png; with any of them, just those. input.png, a3d_cameras.json and metadata.json are always "
+                "written.")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--no-preprocess", action="store_true",
                    help="the images are already framed like the model's input: no face detection or masking")
@@ -134,6 +135,7 @@ def _train_flags(p: argparse.ArgumentParser) -> None:
             p.add_argument(flag, type=json.loads, default=None, metavar="JSON", help=help_line)
         else:
             typ = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
+            typ = limits.arg("seed") if f.name in ("seed", "eval_seed") else typ  # a3d.limits: seeds as everywhere
             p.add_argument(flag, type=typ, default=None, help=help_line)
 
 
@@ -233,8 +235,11 @@ def cmd_mesh(args: argparse.Namespace) -> int:
     from .io.mesh import extract
     from .io.mesh_file import MESH_FORMATS
 
+    from .core.files import check_writable
+
     if not args.output.lower().endswith(MESH_FORMATS):
-        raise ValueError(f"-o/--output: expected a file ending in {', '.join(MESH_FORMATS)}, got {args.output!r}")
+        raise InputError(f"-o/--output: expected a file ending in {', '.join(MESH_FORMATS)}, got {args.output!r}")
+    check_writable(args.output, "-o/--output")  # before the extraction's minutes, not after
     device = check_device(args.device) if args.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     gaussians = load_ply(args.ply).to(device)
     mesh = extract(gaussians, resolution=args.resolution, faces=args.faces, views=args.views,
