@@ -246,7 +246,18 @@ _PAIRS = [
     ("eval", ["--synthetic", "--synthetic-turn"], "synthetic_turn", _api_eval("synthetic_turn")),
     ("eval", ["--synthetic", "--refine"], "refine_steps", _api_eval("refine")),
     ("train", ["--seed"], "seed", lambda v, t: a3d.train.config.TrainConfig(seed=v)),
+    ("synth", ["--out", "o", "--heads"], "synth_heads", lambda v, t: _synth(t, num_heads=v)),
+    ("synth", ["--out", "o", "--views"], "synth_views", lambda v, t: _synth(t, views=v)),
+    ("synth", ["--out", "o", "--size"], "synth_size", lambda v, t: _synth(t, size=v)),
+    ("synth", ["--out", "o", "--seed"], "seed", lambda v, t: _synth(t, seed=v)),
+    ("synth", ["--out", "o", "--gaussians"], "synth_gaussians", lambda v, t: _synth(t, num_gaussians=v)),
+    ("synth", ["--out", "o", "--batch"], "synth_batch", lambda v, t: _synth(t, batch=v)),
 ]
+
+
+def _synth(tmp: Path, **kw):
+    from a3d.data.dataset import export_dataset
+    return export_dataset(tmp / "o.gif", **{"num_heads": 1, **kw})  # a name the final check sees untouched
 
 
 def _extract(**kw):
@@ -501,3 +512,10 @@ def test_signal_handlers_are_restored_after_a_write(tmp_path):
         if threading.current_thread() is threading.main_thread() and before is signal.SIG_DFL:
             assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # the cleanup handler, while writing
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_docs_errors_md_lists_every_limit_as_the_table_has_it():
+    text = (ROOT / "docs" / "errors.md").read_text()
+    for quantity, lim in limits.LIMITS.items():
+        lo, hi = (f"{lim.lo:,}", f"{lim.hi:,}") if lim.kind is int else (f"{lim.lo:g}", f"{lim.hi:g}")
+        assert f"| `{quantity}` | {lim.kind.__name__} in [{lo}, {hi}] |" in text, quantity

@@ -65,6 +65,7 @@ from ..core import framing
 from .batch import Batch
 from ..core.cameras import MAX_CAMERA_FILE_BYTES, Cameras, canonical_cameras, load_cameras_json, save_cameras_json
 from ..errors import InputError, check_int
+from .. import limits
 from ..core.files import atomic_path, atomic_write, read_json
 from ..inference.preprocess import load_image
 
@@ -387,7 +388,10 @@ def export_dataset(root: str | os.PathLike, num_heads: int, views: int = 80, siz
 
     from .synth import ACCESSORIES, EXPRESSIONS, NUM_FIXED_VIEWS, SyntheticHeads, render_views
 
-    check_int(num_heads, "num_heads", 1, 1_000_000)
+    for quantity, value, name in (("synth_heads", num_heads, "num_heads"), ("synth_views", views, "views"),
+                                  ("synth_size", size, "size"), ("seed", seed, "seed"),
+                                  ("synth_gaussians", num_gaussians, "num_gaussians"), ("synth_batch", batch, "batch")):
+        limits.check(quantity, value, name)  # the table the CLI parses by (a3d.limits), before any work
     if expressions is not None and accessories is not None:
         raise ValueError("expressions, accessories: give at most one kind of variant")
     variants: list[tuple[str | None, dict | None]] = [(None, None)]
