@@ -3,7 +3,7 @@
 
     import a3d
     avatar = a3d.reconstruct("portrait.jpg")
-    avatar.save("out/")            # head.ply, head.splat, orbit.mp4, grid.png, input.png, cameras.json, metadata.json
+    avatar.save("out/")     # head.ply, head.splat, orbit.mp4, grid.png, input.png, a3d_cameras.json, metadata.json
 
 Outputs follow the conventions of :mod:`a3d.core.cameras` and :mod:`a3d.core.framing`: OpenCV cameras,
 world with the head at the origin, y up, face toward +z, lengths in head units (crown to chin ≈ 1.1).
@@ -172,6 +172,26 @@ class Avatar:
         return save_splats(self.gaussians.detach().to("cpu"), path, up=up, sh_degree=sh_degree,
                            min_opacity=min_opacity)
 
+    def export_cameras(self, folder: str | os.PathLike, format: str = "nerfstudio", views: int | str = 24,
+                       size: int = 512, elevation: float = 10.0, up: str = DEFAULT_UP) -> dict[str, str]:
+        """A project other 3DGS tools open as it is: renders from ``views`` cameras (a number for an orbit
+        at ``elevation`` degrees, or ``"canonical"`` for the four canonical views) as ``images/*.png``,
+        ``head.ply``, and the cameras as nerfstudio's ``transforms.json`` (``format="nerfstudio"``) or
+        COLMAP's text model in ``sparse/0/`` (``"colmap"``), all in the world of ``up``
+        (:mod:`a3d.io.camera_files`). Returns name → path."""
+        from .io.camera_files import export_camera_set
+
+        limits.check("video_size", size, "size")
+        if views == "canonical":
+            cams = canonical_cameras(size, radius=self.cameras.centers.norm(dim=-1).mean().item())
+            names = list(framing.CANONICAL_VIEWS)
+        else:
+            check_int(views, "views", 1, 1000)
+            cams = orbit_cameras(views, elevation=elevation, size=size)
+            names = [f"orbit_{i:03d}" for i in range(views)]
+        return export_camera_set(self.gaussians.detach(), cams, names, folder, format, up=up,
+                                 background=framing.BACKGROUND)
+
     def save_mesh(self, path: str | os.PathLike, resolution: int = 256, faces: int = 100_000,
                   texture_size: int | None = None, scale: float = 1.0, views: int = 24, progress: bool = False):
         """Extract the head's surface as a watertight, coloured triangle mesh and write it (.glb, .obj +
@@ -222,7 +242,8 @@ class Avatar:
              mesh: bool = False, up: str = DEFAULT_UP, sh_degree: int | None = None,
              progress: bool = False) -> dict[str, str]:
         """Write the outputs into ``folder`` (created): head.ply, head.splat, orbit.mp4, grid.png,
-        input.png, cameras.json (the canonical cameras) and metadata.json, and with ``mesh`` head.glb
+        input.png, a3d_cameras.json (the canonical cameras, a3d's camera file; not the Inria code's
+        cameras.json, see :meth:`export_cameras` for other tools) and metadata.json, and with ``mesh`` head.glb
         (:meth:`save_mesh`); ``grid_size`` is the side of each of the grid's 8 views; ``up`` and
         ``sh_degree`` as :meth:`save_ply` (``up`` for the .splat too); ``progress``: bars for the video and
         the mesh. Returns name → path."""
@@ -260,8 +281,8 @@ class Avatar:
         with atomic_path(folder / "input.png") as tmp:
             Image.fromarray(to_uint8(self.input_image.permute(1, 2, 0))).save(tmp, format="PNG")
         out["input"] = str(folder / "input.png")
-        save_cameras_json(folder / "cameras.json", self.cameras.to("cpu"), names=list(framing.CANONICAL_VIEWS))
-        out["cameras"] = str(folder / "cameras.json")
+        save_cameras_json(folder / "a3d_cameras.json", self.cameras.to("cpu"), names=list(framing.CANONICAL_VIEWS))
+        out["cameras"] = str(folder / "a3d_cameras.json")
         with atomic_write(folder / "metadata.json", "w") as f:
             f.write(json.dumps(self.metadata, indent=1))
         out["metadata"] = str(folder / "metadata.json")
@@ -484,7 +505,7 @@ def reconstruct_many(images: Sequence[ViewsLike], model: ModelLike = None, *, ba
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     """Without --ply/--splat/--format/--video/--mesh: write PLY, .splat and the grid; with any of them: just
-    those. cameras.json, metadata.json and input.png are always written.
+    those. a3d_cameras.json, metadata.json and input.png are always written.
 
     IMAGE may be files, folders and glob patterns (:mod:`a3d.io.image_files`). A photo that cannot be
     reconstructed (unreadable, no face, a name that matches nothing) is reported on stderr and skipped; the

@@ -298,8 +298,9 @@ def make_handler(slot: ModelSlot):
             # Model3D draws splats with gsplat.js and ignores camera_position: its default camera looks from
             # above and aside, so the view gets the head turned to face that camera (the downloads do not).
             view = folder / "view_facing.splat"
-            save_splat(turned_to_face(avatar.gaussians.detach().cpu(), GSPLAT_CAMERA, (0.0, -1.0, 0.0)), view, up="+y")
-            cams = folder / "cameras.json"
+            facing = turned_to_face(avatar.gaussians.detach().to("cpu"), GSPLAT_CAMERA, (0.0, -1.0, 0.0))
+            save_splat(facing, view, up="+y")
+            cams = folder / "a3d_cameras.json"
             save_cameras_json(cams, avatar.cameras.to("cpu"), names=list(framing.CANONICAL_VIEWS))
             progress(0.45, desc="extracting the mesh")
             glb = folder / "head.glb"

@@ -89,13 +89,13 @@ def test_avatar_outputs(model, tmp_path, seed):
     av = a3d.reconstruct(_framed(seed), model, seed=seed, preprocess=False)
     out = av.save(tmp_path / "av", video=True, video_frames=2, video_size=16, grid_size=16)
     for key, name in (("ply", "head.ply"), ("splat", "head.splat"), ("grid", "grid.png"), ("video", "orbit.mp4"),
-                      ("input", "input.png"), ("cameras", "cameras.json"), ("metadata", "metadata.json")):
+                      ("input", "input.png"), ("cameras", "a3d_cameras.json"), ("metadata", "metadata.json")):
         assert Path(out[key]).name == name and (tmp_path / "av" / name).stat().st_size > 0, name
     ply = load_ply(tmp_path / "av" / "head.ply")
     assert torch.allclose(ply.means, av.gaussians.means, atol=1e-6)
     assert torch.allclose(ply.opacities, av.gaussians.opacities, atol=1e-5)
     assert (tmp_path / "av" / "head.splat").stat().st_size == 32 * 4096
-    cams, names = load_cameras_json(tmp_path / "av" / "cameras.json")
+    cams, names = load_cameras_json(tmp_path / "av" / "a3d_cameras.json")
     assert names == ["front", "left", "right", "back"] and torch.allclose(cams.viewmats, av.cameras.viewmats, atol=1e-6)
     assert json.loads((tmp_path / "av" / "metadata.json").read_text())["seed"] == seed
     assert Image.open(tmp_path / "av" / "grid.png").size == (4 * 16, 2 * 16)
@@ -133,7 +133,7 @@ def test_cli_reconstruct(model_dir, tmp_path, monkeypatch, capsys, seed):
     assert rc == 0
     for sub in ("face", "face_1"):  # the same stem twice gets two folders
         files = sorted(p.name for p in (tmp_path / "out" / sub).iterdir())
-        assert files == ["cameras.json", "head.ply", "input.png", "metadata.json"], files
+        assert files == ["a3d_cameras.json", "head.ply", "input.png", "metadata.json"], files
     (tmp_path / "bad.png").write_text("not an image")
     rc = main(["reconstruct", str(tmp_path / "bad.png"), "-o", str(tmp_path / "out2"), "--model", str(model_dir)])
     assert rc == 2 and "not an image" in capsys.readouterr().err  # bad input (docs/errors.md)

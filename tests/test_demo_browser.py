@@ -197,7 +197,7 @@ def test_example_portrait_end_to_end(page, server, tmp_path):
     n = int(re.search(r"([\d,]+) Gaussians", page.locator("#summary").inner_text()).group(1).replace(",", ""))
     assert g.means.shape == (n, 3) and n > 0
     assert torch.isfinite(g.means).all() and (g.opacities > 0).all() and (g.scales > 0).all()
-    for name in ("head.splat", "cameras.json"):
+    for name in ("head.splat", "a3d_cameras.json"):
         expect(page.locator(f'#downloads a[download="{name}"]')).to_be_visible()
 
     # The mesh downloads as a GLB that an independent reader (trimesh) loads watertight.
