@@ -75,8 +75,8 @@ def luminance(rgb: Tensor) -> Tensor:
 
 @functools.lru_cache(maxsize=4)
 def _ring_masks(size: int, device: torch.device) -> tuple[list[int], Tensor, Tensor]:
-    """Frequencies k (bins) from size/32 to size/4, and for each the masks [K, size, size] (torch.fft.fft2's
-    bin order) of its four on-axis bins and of its ring's diagonal part."""
+    """Frequencies k (bins) from size/32 to size/4, and for each the averaging weights [K, size²] (torch.fft.fft2's
+    bin order, flattened; each row sums to 1) of its four on-axis bins and of its ring's diagonal part."""
     f = torch.fft.fftfreq(size, d=1.0 / size, device=device, dtype=torch.float64)  # integer bins, signed
     ky, kx = torch.meshgrid(f, f, indexing="ij")
     radius = torch.hypot(kx, ky)
@@ -86,7 +86,8 @@ def _ring_masks(size: int, device: torch.device) -> tuple[list[int], Tensor, Ten
     ks = list(range(math.ceil(size / MAX_PERIOD), size // MIN_PERIOD + 1))
     k = torch.tensor(ks, dtype=torch.float64, device=device).view(-1, 1, 1)
     ring = (radius - k).abs() <= RING_HALF_WIDTH
-    return ks, on_axis & (radius == k), ring & diagonal
+    axes, diag = (on_axis & (radius == k)).flatten(1).double(), (ring & diagonal).flatten(1).double()
+    return ks, axes / axes.sum(1, keepdim=True), diag / diag.sum(1, keepdim=True)
 
 
 def grid_index(rgb: Tensor, alpha: Tensor) -> GridIndex:
@@ -116,12 +117,11 @@ def grid_index(rgb: Tensor, alpha: Tensor) -> GridIndex:
         raise InputError("alpha: fewer than two pixels above 0.5; there is no head to measure")
     y = luminance(rgb.double())
     y = torch.where(inside, y - y[inside].mean(), torch.zeros_like(y))
-    power = torch.fft.fft2(y).abs().square()  # [S, S]
+    power = torch.fft.fft2(y).abs().square().flatten()  # [S²]
     ks, axes, diagonal = _ring_masks(S, y.device)
-    on_axis = (power * axes).sum((1, 2)) / axes.sum((1, 2))
     # a floor far below any real image's diagonal power keeps a pure pattern's ratio finite (eval.json is JSON)
     floor = 1e-12 * float(power.mean()) + torch.finfo(torch.float64).tiny
-    ratio = on_axis / ((power * diagonal).sum((1, 2)) / diagonal.sum((1, 2))).clamp_min(floor)
+    ratio = (axes @ power) / (diagonal @ power).clamp_min(floor)  # [K] mean powers' ratios
     ratios = {S / k: float(r) for k, r in zip(ks, ratio)}
     best = int(ratio.argmax())
     return GridIndex(index=float(ratio[best]), period=S / ks[best], ratios=ratios)
