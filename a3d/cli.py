@@ -360,10 +360,18 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with docs/errors.md's one-line errors: a usage error is ``a3d CMD: error: ...`` on one line
+    (no usage block), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The ``a3d`` parser. Only the subcommand named ``command`` gets its flags (adding them may import its
     module); the others carry just their help line, which is all ``a3d --help`` prints."""
-    parser = argparse.ArgumentParser(prog="a3d", description="a3d: one portrait in, a 3D Gaussian head out",
+    parser = _Parser(prog="a3d", description="a3d: one portrait in, a 3D Gaussian head out",
                                      epilog="Exit codes: 0 done, 1 internal error (a bug: please report it with "
                                             "the output of --debug), 2 bad input, 3 bad environment.")
     parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback")

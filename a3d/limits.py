@@ -111,8 +111,8 @@ def arg(quantity: str) -> Callable[[str], Any]:
                                              f"got {text!r}") from None
         try:
             return check(quantity, value, lim.what)
-        except InputError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
+        except InputError as e:  # argparse names the flag: keep "expected ..., got ..."
+            raise argparse.ArgumentTypeError(str(e).split(": ", 1)[-1]) from None
 
     parse.__name__ = lim.kind.__name__  # argparse names the type in its messages
     return parse

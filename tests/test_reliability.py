@@ -302,7 +302,7 @@ def test_refine_without_a_number_is_the_default_and_minus_one_is_refused(capsys)
     assert p.parse_args(["reconstruct", "x.jpg", "-o", "o", "--refine"]).refine is True
     assert p.parse_args(["reconstruct", "x.jpg", "-o", "o", "--refine", "7"]).refine == 7
     assert main(["reconstruct", "x.jpg", "-o", "o", "--refine", "-1"]) == EXIT_INPUT
-    assert "refinement steps" in capsys.readouterr().err
+    assert "argument --refine: expected an int in [0, 10000], got -1" in capsys.readouterr().err
 
 
 def test_settings_changed_after_construction_are_checked_where_used():
@@ -328,7 +328,7 @@ def test_eval_refuses_bad_arguments_before_any_work(tmp_path, capsys):
     with pytest.raises(InputError, match="out_dir"):
         run_eval(tmp_path / "file", synthetic=True)
     assert sorted(os.listdir(tmp_path)) == ["file"]
-    assert "refinement steps" in capsys.readouterr().err
+    assert "argument --refine: expected an int in [0, 10000], got 100000" in capsys.readouterr().err
 
 
 # ---- 4. errors name their object --------------------------------------------------------------------------
