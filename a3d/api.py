@@ -212,6 +212,32 @@ class Avatar:
         with torch.no_grad():
             return render(self.gaussians, self.cameras if cameras is None else cameras, background)
 
+    def rig(self):
+        """The head's animation rig (:class:`a3d.animation.drive.Rig`): the morphable head fitted to these
+        Gaussians, each Gaussian bound to its triangles, and the mouth's interior. Built on first use
+        (about a second or two on a CPU) and cached while ``gaussians`` stays the same object."""
+        from .animation.drive import build_rig
+
+        cached = self.__dict__.get("_rig")
+        if cached is None or cached[0] is not self.gaussians:
+            cached = (self.gaussians, build_rig(self.gaussians))
+            self.__dict__["_rig"] = cached
+        return cached[1]
+
+    def animate(self, expressions=None, head_pose=None) -> "Avatar | list[Avatar]":
+        """The head with an expression: ``expressions`` is a dict of ARKit blendshape weights
+        (``{"jawOpen": 0.6, "mouthSmileLeft": 0.8}``; names in :func:`a3d.animation.drive.arkit_names`), a
+        [52] tensor in that order, or [F, 52] for F frames; ``head_pose`` is (yaw, pitch, roll) in degrees,
+        [3] or [F, 3] (:mod:`a3d.animation.pose`). Returns a new Avatar (a list of F for frames) whose
+        Gaussians carry the mouth's interior too (transparent while the lips are closed)."""
+        moved = self.rig().deform(expressions, head_pose)
+        meta = {**self.metadata, "animation": {"frames": moved.means.shape[0]}}
+        out = [replace(self, gaussians=moved.scene(f), metadata=meta) for f in range(moved.means.shape[0])]
+        batched = (not isinstance(expressions, Mapping) and expressions is not None
+                   and torch.as_tensor(expressions).dim() == 2) or (head_pose is not None
+                                                                   and torch.as_tensor(head_pose).dim() == 2)
+        return out if batched else out[0]
+
     def orbit_video(self, path: str | os.PathLike, frames: int = 120, fps: int = 30, size: int = 512,
                     elevation: float = 10.0, progress: bool = True) -> str:
         """A 360° turntable (.mp4 or .gif) around the head; returns the path written."""
