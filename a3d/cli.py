@@ -190,6 +190,27 @@ def _mesh_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 
 
+def _animate_flags(p: argparse.ArgumentParser) -> None:
+    from .animation.drive import PRESETS
+
+    p.description = ("Reconstruct PHOTO, fit the morphable head to it and animate it: a preset expression over a slow "
+                     "orbit (OUT/NAME.mp4), or the expressions and head pose of a talking video (OUT/driven.mp4 "
+                     "beside the driver, with its audio; OUT/weights.json and weights.csv, ARKit names).")
+    p.add_argument("photo", metavar="PHOTO", help="portrait image file")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--preset", choices=tuple(PRESETS), help="an expression clip: " + ", ".join(PRESETS))
+    what.add_argument("--driver", metavar="CLIP", help="a video of a talking face (.mp4, .mov, .webm, ...)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--frames", type=int, default=90, help="frames of a preset clip (default 90)")
+    p.add_argument("--fps", type=int, default=30, help="frames per second of a preset clip (default 30)")
+    p.add_argument("--size", type=int, default=256, help="rendered frame size in pixels (default 256)")
+    p.add_argument("--refine", nargs="?", type=int, const=-1, default=0, metavar="STEPS",
+                   help="refine the reconstruction first (the default steps without a number)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed of the reconstruction")
+    p.add_argument("--model", default=None, metavar="DIR", help="model folder (default: the bundled model)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+
+
 def _no_flags(p: argparse.ArgumentParser) -> None:
     pass
 
@@ -207,6 +228,8 @@ COMMANDS: dict[str, Command] = {
                     _eval_flags, "a3d.cli:cmd_eval"),
     "mesh": Command("Gaussian-splat PLY -> watertight coloured triangle mesh (.glb, .obj, .ply)", _mesh_flags,
                     "a3d.cli:cmd_mesh"),
+    "animate": Command("animate a portrait's head: a preset expression, or the face of a talking video", _animate_flags,
+                       "a3d.animation.clips:cmd_animate"),
     "info": Command("print versions, the extension's state, the backend and devices", _no_flags, "a3d.cli:cmd_info"),
 }
 
