@@ -185,7 +185,7 @@ def augment_heads(heads: Gaussians, front: Cameras, generator: torch.Generator |
 
     :func:`augment_inputs` alone changes the network's input and leaves the supervision views clean;
     for a reconstruction model that is a contradiction where the input's pixels become Gaussians
-    (``ModelConfig.given_exact``): a darker or shifted photo, whose head must come back darker or
+    (:mod:`a3d.model.given`): a darker or shifted photo, whose head must come back darker or
     shifted in the photo's own view, is scored against a clean, centred one, and the model learns to
     distrust the photo's colours (a guessed back that does not match the photographed hair). Applied to
     the heads before rendering, the same changes are consistent in every view: per head (independently,

@@ -19,7 +19,9 @@ import torch
 
 from ..errors import InputError
 from ..core.files import atomic_write
-from ..model.network import A3DModel, ModelConfig, load_weights
+from ..model.config import ModelConfig
+from ..model.network import A3DModel
+from ..model.weights import load_weights
 from .config import EXPORT_DTYPES
 
 __all__ = ["warm_start", "rng_state", "set_rng_state", "load_checkpoint", "save_checkpoint", "ema_update", "export",

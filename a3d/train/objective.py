@@ -5,11 +5,11 @@
   ``one_step_prob`` of the samples gets t = 0, the one-step objective used at inference;
   g_t = (1 − t)·noise + t·(canonical views in [-1, 1]).
 * ``lambda_l2``·L2 + ``lambda_lpips``·LPIPS on the ``num_views`` rendered views of the predicted
-  Gaussians, plus the same on the 4 AVAS views (§3.4); λ2 = 1, λp = 0.5.
+  Gaussians, plus the same on the 4 AVAS views (§3.4); the paper's λ2 = 1, λp = 0.5 (the recipe's weights:
+  :class:`a3d.train.config.TrainConfig`).
 * ``lambda_alpha`` > 0 (synthetic heads): L1 between each rendered view's alpha and its true matte.
-* With the input decoder (``ModelConfig.input_decoder``): the canonical views join the rendered
-  views, and each given photo's own Gaussians alone must reproduce the photo and its matte and lie on
-  the visible surface (:func:`_own_view_loss`; synthetic data only: it has depth).
+* The canonical views join the rendered views, and each given photo's own Gaussians alone must reproduce the
+  photo and its matte and lie on the visible surface (:func:`_own_view_loss`; synthetic data only: it has depth).
 
 The network runs under bf16 autocast on CUDA when asked; the rasterizer and the losses run in float32.
 """
@@ -25,7 +25,8 @@ from ..data.batch import Batch
 from ..core.cameras import Cameras, canonical_cameras
 from ..core.gaussians import Gaussians
 from ..perception.lpips import lpips
-from ..model.network import ModelConfig, images_to_state, interpolate, sample_t
+from ..model.config import ModelConfig
+from ..model.flow import images_to_state, interpolate, sample_t
 from ..core.rendering import channels_first, render
 from .config import TrainConfig
 
@@ -57,16 +58,14 @@ def compute_loss(model: torch.nn.Module, batch: Batch, cfg: TrainConfig, mcfg: M
     t = torch.where(valid.all(1), t, torch.zeros_like(t))
     g0 = torch.randn(B, 4, 3, S, S, device=dev)
     g_t = interpolate(g0, images_to_state(batch.canonical), t)
-    kwargs = {}
-    if mcfg.input_decoder:
-        # view dropout: the front photo always, each other canonical view with multiview_prob (where
-        # its photo exists), so one model serves one to four photos
-        given = (torch.rand(B, 4, device=dev) < cfg.multiview_prob) & valid
-        given[:, 0] = True
-        kwargs = {"photos": batch.canonical, "given": given}
+    # view dropout: the front photo always, each other canonical view with multiview_prob (where its
+    # photo exists), so one model serves one to four photos
+    given = (torch.rand(B, 4, device=dev) < cfg.multiview_prob) & valid
+    given[:, 0] = True
+    kwargs = {"photos": batch.canonical, "given": given}
     # the mattes go in with the photos, as preprocessing hands them to reconstruct() (synthetic heads
     # have exact ones; a dataset's captures may have none, and their opacities stay learned)
-    masks = batch.canonical_alpha[:, :, 0] if mcfg.input_decoder and cfg.data == "synthetic" else None
+    masks = batch.canonical_alpha[:, :, 0] if cfg.data == "synthetic" else None
     if cfg.augment:
         from ..data.augment import augment_inputs
 
@@ -84,14 +83,13 @@ def compute_loss(model: torch.nn.Module, batch: Batch, cfg: TrainConfig, mcfg: M
     cams = Cameras(batch.viewmats, batch.Ks, S, S)
     target = batch.images
     view_w = ok[:, None].expand(B, V)
-    if mcfg.input_decoder:
-        # the canonical views are in the loss too, the input view among them (the photo must come back)
-        canon = _canonical(mcfg, dev)
-        cams = Cameras(torch.cat([cams.viewmats, canon.viewmats.expand(B, 4, 4, 4)], 1),
-                       torch.cat([cams.Ks, canon.Ks.expand(B, 4, 3, 3)], 1), S, S)
-        target = torch.cat([target, batch.canonical], 1)
-        view_w = torch.cat([view_w, valid.float() * ok[:, None]], 1)
-        V = V + 4
+    # the canonical views are in the loss too, the input view among them (the photo must come back)
+    canon = _canonical(mcfg, dev)
+    cams = Cameras(torch.cat([cams.viewmats, canon.viewmats.expand(B, 4, 4, 4)], 1),
+                   torch.cat([cams.Ks, canon.Ks.expand(B, 4, 3, 3)], 1), S, S)
+    target = torch.cat([target, batch.canonical], 1)
+    view_w = torch.cat([view_w, valid.float() * ok[:, None]], 1)
+    V = V + 4
     rendered = render(g, cams, framing.BACKGROUND)
     pred = channels_first(rendered.rgb)  # [B, V, 3, S, S]
     l2 = ((pred - target) ** 2).mean(dim=(2, 3, 4))  # [B, V]
@@ -102,16 +100,15 @@ def compute_loss(model: torch.nn.Module, batch: Batch, cfg: TrainConfig, mcfg: M
     if cfg.lambda_alpha > 0:
         # only where the mattes are exact (a dataset's may be all ones for photos without alpha)
         alpha_w = view_w * batch.geometry_valid.float()[:, None]
-        # the same views as ``target``: the supervision views, then (input decoder) the canonical ones
-        true_alpha = torch.cat([batch.masks, batch.canonical_alpha], 1) if mcfg.input_decoder else batch.masks
+        # the same views as ``target``: the supervision views, then the canonical ones
+        true_alpha = torch.cat([batch.masks, batch.canonical_alpha], 1)
         a1 = (channels_first(rendered.alpha) - true_alpha).abs().mean(dim=(2, 3, 4))  # [B, V]
         a1 = _weighted_mean(a1.flatten(), alpha_w.flatten())
         loss = loss + cfg.lambda_alpha * a1
         parts["alpha"] = a1.detach()
-    if mcfg.input_decoder:
-        own_loss, own_parts = _own_view_loss(g, batch, kwargs["given"] & valid, mcfg, cfg)
-        loss = loss + own_loss
-        parts.update(own_parts)
+    own_loss, own_parts = _own_view_loss(g, batch, given & valid, mcfg, cfg)
+    loss = loss + own_loss
+    parts.update(own_parts)
     if out.views is not None:
         views = out.views.float()  # [B, 4, 3, S, S]
         w = valid.float() * ok[:, None]  # [B, 4]
