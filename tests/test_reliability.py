@@ -519,3 +519,24 @@ def test_docs_errors_md_lists_every_limit_as_the_table_has_it():
     for quantity, lim in limits.LIMITS.items():
         lo, hi = (f"{lim.lo:,}", f"{lim.hi:,}") if lim.kind is int else (f"{lim.lo:g}", f"{lim.hi:g}")
         assert f"| `{quantity}` | {lim.kind.__name__} in [{lo}, {hi}] |" in text, quantity
+
+
+def test_a_failed_model_save_leaves_the_folder_as_it_was(tmp_path, monkeypatch):
+    import safetensors.torch
+
+    from a3d.model.config import get_config
+    from a3d.model.network import A3DModel
+
+    small = dict(image_size=16, patch_size=8, width=32, depth=1, heads=2, decoder_width=8, avas_width=8)
+    A3DModel(get_config("tiny", **small)).save_pretrained(tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert {"config.json", "model.safetensors"} <= set(before)
+
+    def full_disk(state, path, metadata=None):
+        Path(path).write_bytes(b"partial")
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+    with pytest.raises(OSError, match="no space"):
+        A3DModel(get_config("tiny", **{**small, "width": 64})).save_pretrained(tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # config.json too, and no temporary

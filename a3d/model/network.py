@@ -328,6 +328,22 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
             model.evaluation = read_metrics(model_id)
         return model
 
+    def save_pretrained(self, save_directory: str | Path, *, push_to_hub: bool = False, **kwargs):
+        """Write config.json, model.safetensors, metrics.json (with an evaluation) and README.md (the model card,
+        unless the folder has one) to ``save_directory`` by a3d's writing rule (:mod:`a3d.core.files`): an
+        interrupted or failed save leaves the files already there as they were. (The Hub mixin's own version
+        deletes config.json first.) ``push_to_hub`` goes through the mixin."""
+        if push_to_hub:
+            return super().save_pretrained(save_directory, push_to_hub=True, **kwargs)
+        folder = Path(save_directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        self._save_pretrained(folder)
+        if not (folder / "README.md").exists():
+            card = self.generate_model_card(**(kwargs.get("model_card_kwargs") or {}))
+            with atomic_write(folder / "README.md", "w") as f:
+                f.write(str(card))
+        return None
+
     def _save_pretrained(self, save_directory: Path) -> None:
         """The weights in the dtype they were loaded from (see :meth:`_from_pretrained`; ``stored_dtype``
         torch.int8: :mod:`a3d.model.quantize`'s int8 with per-channel scales), config.json and metrics.json."""
