@@ -152,11 +152,27 @@ class Avatar:
         from .io.display import avatar_html
         display(HTML(avatar_html(self, frames=frames, size=size)))
 
-    def save_ply(self, path: str | os.PathLike, sh_degree: int | None = None, up: str = DEFAULT_UP) -> None:
+    @property
+    def confidence(self) -> Tensor:
+        """[N] in [0, 1] per Gaussian: 1 where the given photos showed it, 0 where the network guessed it
+        (a depth test against the head's own render from each given camera, :mod:`a3d.inference.confidence`).
+        Computed on first use (about a second on a CPU) and cached while ``gaussians`` stays the same object."""
+        from .inference.confidence import gaussian_confidence
+
+        cached = self.__dict__.get("_confidence")
+        if cached is None or cached[0] is not self.gaussians:
+            cached = (self.gaussians, gaussian_confidence(self.gaussians, self.cameras, self.given, self.masks))
+            self.__dict__["_confidence"] = cached
+        return cached[1]
+
+    def save_ply(self, path: str | os.PathLike, sh_degree: int | None = None, up: str = DEFAULT_UP,
+                 confidence: bool = True) -> None:
         """Inria 3DGS PLY; ``sh_degree=3`` pads for Inria-style loaders; ``up``: the default ``"-y"`` (the
         3DGS convention) shows upright in SuperSplat, gsplat.js and gradio's Model3D, ``"+y"`` in Spark and
-        gaussian-splats-3d (see :func:`a3d.io.ply.save_ply`)."""
-        save_ply(self.gaussians.detach().to("cpu"), path, sh_degree=sh_degree, up=up)
+        gaussian-splats-3d (see :func:`a3d.io.ply.save_ply`); ``confidence`` adds :attr:`confidence` as an
+        extra vertex property (viewers ignore it; :func:`a3d.io.ply.load_confidence` reads it)."""
+        save_ply(self.gaussians.detach().to("cpu"), path, sh_degree=sh_degree, up=up,
+                 confidence=self.confidence if confidence else None)
 
     def save_splat(self, path: str | os.PathLike, up: str = DEFAULT_UP) -> None:
         """``.splat`` (32 bytes a splat) for web viewers; ``up`` as in :meth:`save_ply`."""

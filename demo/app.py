@@ -44,6 +44,7 @@ from a3d.inference.preprocess import TRAINED_TURN_DEG, TURNED_FACE_DEG, ImageErr
 from a3d.core.rendering import to_uint8
 from a3d.io.ply import save_splat
 from a3d.io.splat_codec import GSPLAT_CAMERA, turned_to_face
+from a3d.inference.confidence import tint_guessed
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = [HERE / "examples" / "astronaut.jpg"]
@@ -249,7 +250,7 @@ def make_handler(slot: ModelSlot):
 
     def run(image: dict | None, steps: float, elevation: float, refine: bool = False, left: dict | None = None,
             right: dict | None = None, back: dict | None = None, face: int | str | None = None,
-            progress=gr.Progress()):
+            tint: bool = False, progress=gr.Progress()):
         image_path, name = _upload_path(image)
         if not image_path:
             raise gr.Error("Upload a portrait or click the example first.", title="No image")
@@ -298,7 +299,10 @@ def make_handler(slot: ModelSlot):
             # Model3D draws splats with gsplat.js and ignores camera_position: its default camera looks from
             # above and aside, so the view gets the head turned to face that camera (the downloads do not).
             view = folder / "view_facing.splat"
-            facing = turned_to_face(avatar.gaussians.detach().to("cpu"), GSPLAT_CAMERA, (0.0, -1.0, 0.0))
+            shown = avatar.gaussians.detach().to("cpu")
+            if tint:  # what the photos did not show turns magenta (a3d.inference.confidence)
+                shown = tint_guessed(shown, avatar.confidence.to("cpu"))
+            facing = turned_to_face(shown, GSPLAT_CAMERA, (0.0, -1.0, 0.0))
             save_splat(facing, view, up="+y")
             cams = folder / "a3d_cameras.json"
             save_cameras_json(cams, avatar.cameras.to("cpu"), names=list(framing.CANONICAL_VIEWS))
@@ -362,6 +366,8 @@ def build_demo(device: torch.device | str | None = None) -> gr.Blocks:
                 elevation = gr.Slider(-30, 45, value=10, step=1, label="Orbit elevation (degrees)")
                 on_gpu = device.type == "cuda"
                 refine = gr.Checkbox(value=on_gpu, elem_id="refine", label=REFINE_LABEL[on_gpu])
+                tint = gr.Checkbox(value=False, elem_id="tint",
+                                   label="Tint in the 3D view what the photos did not show (guessed: magenta)")
                 with gr.Accordion("More photos of the same head (optional)", open=False):
                     gr.Markdown("Side and back photos taken from the same distance help the model and refinement. "
                                 "*Left* is the subject's left side.")
@@ -390,7 +396,7 @@ def build_demo(device: torch.device | str | None = None) -> gr.Blocks:
                                     interactive=False, elem_id="downloads")
                     timings = gr.Dataframe(headers=["stage", "seconds"], datatype=["str", "number"],
                                            label="Time per stage", interactive=False, elem_id="timings")
-        go.click(make_handler(slot), inputs=[image, steps, elevation, refine, left, right, back, face_pick],
+        go.click(make_handler(slot), inputs=[image, steps, elevation, refine, left, right, back, face_pick, tint],
                  outputs=[prepared, video, splat, mesh_view, grid, files, timings, summary], preprocess=False)
     default = 2 if device.type == "cuda" else 1
     demo.queue(default_concurrency_limit=int(os.environ.get("A3D_DEMO_CONCURRENCY", default)), max_size=QUEUE_SIZE)

@@ -11,9 +11,11 @@
     scale_0 scale_1 scale_2   log standard deviations     scales = exp(scale_i)
     rot_0 rot_1 rot_2 rot_3   quaternion w x y z (stored as given, not normalised)
 
-:func:`save_ply` writes exactly this order. :func:`load_ply` accepts the properties in any order,
-with or without ``nx ny nz``, and with 3K ``f_rest_*`` for K + 1 a square (K = 0, 3, 8, 15, 24 for
-SH degree 0..4); it refuses any other property (an error names them), any other element, any
+:func:`save_ply` writes exactly this order, then (with ``confidence=``) a3d's own extra property
+``confidence`` (per-Gaussian, :mod:`a3d.inference.confidence`; :func:`load_confidence` reads it).
+:func:`load_ply` accepts the properties in any order, with or without ``nx ny nz`` and
+``confidence``, and with 3K ``f_rest_*`` for K + 1 a square (K = 0, 3, 8, 15, 24 for SH degree
+0..4); it refuses any other property (an error names them), any other element, any
 non-float32 type, ASCII or big-endian files, a header over 64 KiB, a vertex count above
 ``max_vertices`` or larger than the file, trailing bytes, NaN/inf values and log scales outside
 [-80, 80] (whose exp is no positive float32); the error, an :class:`a3d.errors.InputError`, names
@@ -67,8 +69,11 @@ from ..errors import InputError, check_int
 from .splat_codec import (_MAX_SH_DEGREE, DEFAULT_UP, MAX_HEADER_BYTES, UP_CHOICES, _as_numpy, _oriented,
                           _with_degree, flip_yz, resolve_up)
 
-__all__ = ["save_ply", "load_ply", "save_splat", "load_splat", "flip_yz", "UP_CHOICES", "DEFAULT_UP",
-           "MAX_HEADER_BYTES", "OPACITY_EPS"]
+__all__ = ["save_ply", "load_ply", "load_confidence", "save_splat", "load_splat", "flip_yz", "UP_CHOICES",
+           "DEFAULT_UP", "MAX_HEADER_BYTES", "OPACITY_EPS", "CONFIDENCE"]
+
+CONFIDENCE = "confidence"
+"""The extra vertex property a3d writes and reads beside the Inria layout: per-Gaussian confidence in [0, 1]."""
 
 OPACITY_EPS = 1e-6
 """Opacities are clamped to [OPACITY_EPS, 1 - OPACITY_EPS] before the logit when saving."""
@@ -87,7 +92,7 @@ def _vertex_names(k: int) -> list[str]:
 
 
 def save_ply(gaussians: Gaussians, path: str | os.PathLike, sh_degree: int | None = None,
-             up: str = DEFAULT_UP) -> None:
+             up: str = DEFAULT_UP, confidence: torch.Tensor | None = None) -> None:
     """Write one scene of Gaussians (no batch dims: means [N, 3]) as an Inria 3DGS PLY.
 
     Args:
@@ -99,6 +104,9 @@ def save_ply(gaussians: Gaussians, path: str | os.PathLike, sh_degree: int | Non
         up: ``"-y"`` (the default) writes the y-down world of COLMAP-trained scenes (:func:`flip_yz`);
             ``"+y"`` keeps a3d's world (y up, face +z); see :data:`UP_CHOICES` for which viewer wants which.
             The header records it (``comment up ...``).
+        confidence: optional [N] values in [0, 1] stored as an extra vertex property ``confidence``
+            after ``rot_3`` (:mod:`a3d.inference.confidence`; viewers ignore properties they do not know,
+            :func:`load_confidence` reads it).
 
     See the module docstring for the layout, the opacity clamp and what round-trips exactly.
     Raises ValueError for batched Gaussians, non-finite values or non-positive scales.
@@ -107,6 +115,11 @@ def save_ply(gaussians: Gaussians, path: str | os.PathLike, sh_degree: int | Non
     n = g["means"].shape[0]
     k = 0 if g.get("sh_rest") is None else g["sh_rest"].shape[1]
     names = _vertex_names(k)
+    if confidence is not None:
+        conf = torch.as_tensor(confidence).detach().to("cpu", torch.float64).reshape(-1).numpy()
+        if conf.shape != (n,) or not np.isfinite(conf).all():
+            raise InputError(f"confidence: expected {n} finite values, got shape {conf.shape}")
+        names = names + [CONFIDENCE]
     rec = np.zeros(n, dtype=np.dtype([(name, "<f4") for name in names]))
     for i, axis in enumerate("xyz"):
         rec[axis] = g["means"][:, i]
@@ -122,6 +135,8 @@ def save_ply(gaussians: Gaussians, path: str | os.PathLike, sh_degree: int | Non
         rec[f"scale_{i}"] = log_s[:, i]
     for i in range(4):
         rec[f"rot_{i}"] = g["quats"][:, i]
+    if confidence is not None:
+        rec[CONFIDENCE] = conf
     header = "".join(["ply\n", "format binary_little_endian 1.0\n", "comment written by a3d\n", f"comment up {up}\n",
                       f"element vertex {n}\n", *(f"property float {name}\n" for name in names), "end_header\n"])
     with atomic_write(path) as f:
@@ -201,7 +216,7 @@ def _sh_rest_count(path: str, props: list[str]) -> int:
     if k3 % 3 or math.isqrt(k + 1) ** 2 != k + 1 or math.isqrt(k + 1) - 1 > _MAX_SH_DEGREE:
         raise InputError(f"{path}: {k3} f_rest_* properties; expected 3*((d+1)^2 - 1) for an SH degree d "
                          f"in 0..{_MAX_SH_DEGREE} (0, 9, 24, 45 or 72)")
-    known = set(_vertex_names(k))
+    known = set(_vertex_names(k)) | {CONFIDENCE}
     extra = [p for p in props if p not in known]
     if extra:
         raise InputError(f"{path}: unknown vertex properties {extra}; expected only those of the Inria 3DGS "
@@ -288,6 +303,27 @@ def load_ply(path: str | os.PathLike, max_vertices: int = 50_000_000, up: str | 
         colors=torch.from_numpy((0.5 + SH_C0 * f_dc).astype(np.float32)),
         sh_rest=sh_rest,
     ), up, from_file=True)
+
+
+def load_confidence(path: str | os.PathLike) -> torch.Tensor | None:
+    """The ``confidence`` vertex property of an a3d PLY ([N] float32 in [0, 1], in the file's vertex order,
+    which :func:`load_ply` keeps), or None when the file has none. The header and size are checked as by
+    :func:`load_ply`."""
+    path = os.fspath(path)
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        n, props, offset, _ = _parse_header(path, f)
+        if CONFIDENCE not in props:
+            return None
+        dtype = np.dtype([(p, "<f4") for p in props])
+        if offset + n * dtype.itemsize != size:
+            raise InputError(f"{path}: the header declares {offset + n * dtype.itemsize} bytes but the file has {size}")
+        f.seek(offset)
+        rec = np.frombuffer(f.read(n * dtype.itemsize), dtype=dtype)
+    conf = rec[CONFIDENCE].astype(np.float32)
+    if not np.isfinite(conf).all():
+        raise InputError(f"{path}: the confidence property holds NaN or inf")
+    return torch.from_numpy(conf.clip(0.0, 1.0))
 
 
 def save_splat(gaussians: Gaussians, path: str | os.PathLike, up: str = DEFAULT_UP) -> None:
