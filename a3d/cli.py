@@ -197,9 +197,11 @@ def _animate_flags(p: argparse.ArgumentParser) -> None:
                      "orbit (OUT/NAME.mp4), or the expressions and head pose of a talking video (OUT/driven.mp4 "
                      "beside the driver, with its audio; OUT/weights.json and weights.csv, ARKit names).")
     p.add_argument("photo", metavar="PHOTO", help="portrait image file")
-    what = p.add_mutually_exclusive_group(required=True)
+    what = p.add_mutually_exclusive_group()
     what.add_argument("--preset", choices=tuple(PRESETS), help="an expression clip: " + ", ".join(PRESETS))
     what.add_argument("--driver", metavar="CLIP", help="a video of a talking face (.mp4, .mov, .webm, ...)")
+    p.add_argument("--glb", action="store_true",
+                   help="also write OUT/head_arkit.glb: the head's mesh with the 52 ARKit morph targets")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
     p.add_argument("--frames", type=int, default=90, help="frames of a preset clip (default 90)")
     p.add_argument("--fps", type=int, default=30, help="frames per second of a preset clip (default 30)")

@@ -147,3 +147,32 @@ def test_avatar_rig_is_cached_and_animate_returns_avatars(head):
     assert isinstance(frames, list) and len(frames) == 3
     with pytest.raises(InputError, match="head_pose"):
         avatar.animate(None, head_pose=[1.0, 2.0])
+
+
+def test_arkit_glb_morph_targets(head, tmp_path):
+    import json
+    import struct
+
+    from a3d.animation.bind import bindable_faces
+    from a3d.animation.gltf import morph_targets, write_glb
+
+    basis, sample, g, rig = head
+    verts = rig.fit.vertices.numpy()
+    targets = morph_targets(rig, verts)
+    assert list(targets) == list(rig.names)
+    chin = basis.landmark_index[basis.landmark_names.index("chin"), 0]
+    assert targets["jawOpen"][chin, 1] < -0.02  # the jaw opens downward
+    crown = basis.landmark_index[basis.landmark_names.index("crown"), 0]
+    assert abs(targets["jawOpen"][crown]).max() < 1e-6  # the skull stays
+    path = write_glb(tmp_path / "head.glb", verts, basis.faces[bindable_faces(basis)].numpy(),
+                     0.5 + 0 * verts, targets, scale=0.21)
+    data = open(path, "rb").read()
+    magic, version, length = struct.unpack("<III", data[:12])
+    assert (magic, version, length) == (0x46546C67, 2, len(data))
+    size, kind = struct.unpack("<II", data[12:20])
+    doc = json.loads(data[20:20 + size])
+    mesh = doc["meshes"][0]
+    assert mesh["extras"]["targetNames"] == list(rig.names) and len(mesh["primitives"][0]["targets"]) == 52
+    jaw = doc["accessors"][mesh["primitives"][0]["targets"][list(rig.names).index("jawOpen")]["POSITION"]]
+    assert 0 < jaw["sparse"]["count"] < len(verts)  # only the vertices the jaw moves
+    assert doc["accessors"][0]["max"][1] == pytest.approx(float(verts[:, 1].max()) * 0.21, rel=1e-5)

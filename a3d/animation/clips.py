@@ -81,14 +81,14 @@ def write_weights(folder: str | os.PathLike, names: tuple[str, ...], weights: to
 
 
 def cmd_animate(args: argparse.Namespace) -> int:
-    """``a3d animate PHOTO (--preset NAME | --driver CLIP) -o OUT``: reconstruct, rig, animate, write."""
+    """``a3d animate PHOTO (--preset NAME | --driver CLIP) [--glb] -o OUT``: reconstruct, rig, animate, write."""
     from tqdm.auto import tqdm
 
     from ..api import reconstruct
     from ..io.video import encode_frames
 
-    if (args.preset is None) == (args.driver is None):
-        raise InputError("give one of --preset NAME or --driver CLIP")
+    if args.preset is None and args.driver is None and not args.glb:
+        raise InputError("give --preset NAME, --driver CLIP or --glb")
     check_int(args.size, "--size", 16, 2048)
     if args.size % 2:
         raise InputError(f"--size: an MP4 needs an even frame size, got {args.size}")
@@ -100,6 +100,10 @@ def cmd_animate(args: argparse.Namespace) -> int:
                          refine=True if args.refine == -1 else args.refine)
     rig = avatar.rig()
     print(f"rig: {rig.seconds:.2f} s (fit {rig.fit.report['seconds']:.2f} s, {rig.num_mouth:,} mouth Gaussians)")
+    if args.glb:
+        from .gltf import save_arkit_glb
+
+        print(f"wrote {save_arkit_glb(rig, out / 'head_arkit.glb')}")
     if args.preset is not None:
         check_int(args.frames, "--frames", 1, 10_000)
         path = out / f"{args.preset}.mp4"
@@ -111,6 +115,8 @@ def cmd_animate(args: argparse.Namespace) -> int:
 
             encode_frames(frames(), path, fps=args.fps)
         print(f"wrote {path}")
+        return 0
+    if args.driver is None:
         return 0
     from .driver import drive_from_video
 
