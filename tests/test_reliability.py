@@ -540,3 +540,41 @@ def test_a_failed_model_save_leaves_the_folder_as_it_was(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="no space"):
         A3DModel(get_config("tiny", **{**small, "width": 64})).save_pretrained(tmp_path)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # config.json too, and no temporary
+
+
+def test_property_eval_refuses_any_bad_argument_before_work(tmp_path, seed):
+    """One random argument of run_eval out of its range (or of the wrong type): an InputError naming it, and no
+    output folder."""
+    from a3d.eval.evaluate import run_eval
+
+    rng = np.random.default_rng(seed)
+    args = {"heads": "eval_heads", "views": "eval_views", "size": "eval_size", "synthetic_size": "eval_size",
+            "synth_gaussians": "synth_gaussians", "seed": "seed", "synthetic_seed": "seed",
+            "max_captures": "max_captures", "synthetic_turn": "synthetic_turn", "refine": "refine_steps"}
+    for case in range(CASES // 4):
+        name = list(args)[case % len(args)]
+        bad = _outside(args[name]) + ["3", 2.5 if limits.LIMITS[args[name]].kind is int else "x"]
+        bad += [] if name == "synthetic_size" else [None]  # None is synthetic_size's "the model's size"
+        value = bad[int(rng.integers(len(bad)))]
+        with pytest.raises(InputError, match=name.split("_")[-1]):
+            run_eval(tmp_path / "out", synthetic=True, **{name: value})
+        assert not (tmp_path / "out").exists()
+
+
+def test_property_repeated_photos_are_left_out_and_the_others_kept(seed):
+    """Views drawn at random from a few distinct photos: every view repeating an earlier one is warned about
+    and left out, every first occurrence kept."""
+    from a3d.api import _prepare
+
+    rng = np.random.default_rng(seed)
+    photos = [_rgba(0.3 + 0.02 * i, i) for i in range(3)]
+    names = ["front", "left", "right", "back"]
+    for case in range(12):
+        chosen = [names[0]] + [n for n in names[1:] if rng.random() < 0.7]
+        which = {n: int(rng.integers(len(photos))) for n in chosen}
+        firsts = {n for n in chosen if which[n] not in [which[m] for m in chosen[:chosen.index(n)]]}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            given = _prepare({n: photos[which[n]] for n in chosen}, 32, False, None, "head")[3].tolist()
+        assert {n for n, ok in zip(names, given) if ok} == firsts, case
+        assert len([w for w in caught if "same image" in str(w.message)]) == len(chosen) - len(firsts), case
