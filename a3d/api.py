@@ -145,12 +145,18 @@ class Avatar:
         from .io.display import avatar_html
         return avatar_html(self)
 
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """Notebooks: the HTML of :meth:`_repr_html_`, a PNG of the input and views for renderers without
+        HTML or video (GitHub), and the summary line; IPython uses this before ``_repr_html_``."""
+        from .io.display import avatar_mimebundle
+        return avatar_mimebundle(self)
+
     def show(self, frames: int = 36, size: int = 224) -> None:
         """Display the input, turntable and views inline in a notebook (needs IPython)."""
-        from IPython.display import HTML, display
+        from IPython.display import display
 
-        from .io.display import avatar_html
-        display(HTML(avatar_html(self, frames=frames, size=size)))
+        from .io.display import avatar_mimebundle
+        display(avatar_mimebundle(self, frames=frames, size=size), raw=True)
 
     @property
     def confidence(self) -> Tensor:
@@ -213,8 +219,14 @@ class Avatar:
         """Extract the head's surface as a watertight, coloured triangle mesh and write it (.glb, .obj +
         .mtl + .png, or .ply; see :func:`a3d.io.mesh.extract` (``views``: how many renders are fused;
         ``progress``: a bar over its stages) and :mod:`a3d.io.mesh_file`). Returns the :class:`a3d.io.mesh.Mesh`."""
+        from .core.files import check_writable
         from .io.mesh import extract
+        from .io.mesh_file import MESH_FORMATS
 
+        if not os.fspath(path).lower().endswith(MESH_FORMATS):  # the output is checked before minutes of work
+            raise InputError(f"path: expected a file ending in {', '.join(MESH_FORMATS)}, got {os.fspath(path)!r}")
+        check_writable(path)
+        limits.check("mesh_scale", scale, "scale")
         mesh = extract(self.gaussians.detach(), resolution=resolution, faces=faces, texture_size=texture_size,
                        views=views, progress=progress)
         mesh.save(path, scale=scale)
@@ -225,6 +237,8 @@ class Avatar:
         with rgb [C, H, W, 3], alpha and depth."""
         from .core.rendering import render
 
+        if not isinstance(background, Tensor):
+            background = limits.check_color(background, "background")
         with torch.no_grad():
             return render(self.gaussians, self.cameras if cameras is None else cameras, background)
 
@@ -462,8 +476,7 @@ def reconstruct_many(images: Sequence[ViewsLike], model: ModelLike = None, *, ba
     """:func:`reconstruct` for many images (each a portrait or a dict of views), ``batch_size`` at a
     time through the network, with a progress bar. Image i uses noise seed ``seed + i``, so results
     do not depend on the batching."""
-    from tqdm.auto import tqdm
-
+    from .core.progress import progress_bar
     from .inference.refinement import settings_from
 
     if isinstance(images, (str, os.PathLike, Image.Image, Tensor)) or not isinstance(images, Sequence):
@@ -495,7 +508,7 @@ def reconstruct_many(images: Sequence[ViewsLike], model: ModelLike = None, *, ba
         "steps": steps, "device": str(dev), "dtype": "bfloat16 autocast" if dev.type == "cuda" else "float32",
     }
     avatars: list[Avatar] = []
-    with tqdm(total=len(images), desc="reconstruct", unit="image", disable=not progress) as bar:
+    with progress_bar(total=len(images), desc="reconstruct", unit="image", disable=not progress) as bar:
         for start in range(0, len(images), batch_size):
             chunk = images[start:start + batch_size]
             prepared = []
@@ -555,8 +568,9 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
     :func:`a3d.cli.main`, which prints them on one line with the exit code of docs/errors.md."""
     import sys
 
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # tqdm.write: messages above the bar
 
+    from .core.progress import progress_bar
     from .errors import EXIT_INPUT, one_line
     from .io.image_files import expand_image_paths
 
@@ -618,7 +632,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
                                          sh_degree=args.sh_degree if fmt in ("ply", "spz", "compressed.ply") else None)
         tqdm.write(f"{path} -> {out / name} ({', '.join(sorted(written))})")
 
-    with tqdm(total=len(items), desc="reconstruct", unit="image") as bar:
+    with progress_bar(total=len(items), desc="reconstruct", unit="image") as bar:
         for start in range(0, len(items), args.batch_size):
             chunk = items[start:start + args.batch_size]
             try:
