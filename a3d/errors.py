@@ -129,7 +129,9 @@ def one_line(error: BaseException) -> str:
     """The error's message on one line (what the command line prints): its text with line breaks
     folded, or the class name when the message is empty. OSErrors keep their file name."""
     text = str(error).strip() or type(error).__name__
-    if isinstance(error, MemoryError):
+    if isinstance(error, KeyboardInterrupt):  # files being written were left as they were (a3d.core.files)
+        text = "interrupted; any file being written was left as it was before"
+    elif isinstance(error, MemoryError):
         text = f"out of memory{': ' + str(error) if str(error) else ''}"
     elif isinstance(error, ImportError) and not isinstance(error, SetupError):
         text = f"{text} (a package a3d needs is missing: see the README's install section)"
