@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, Sequence, Union
@@ -30,10 +31,16 @@ from .core.gaussians import Gaussians
 from .io.ply import DEFAULT_UP, save_ply, save_splat
 from . import limits
 from .errors import InputError, SetupError, check_device, check_int
-from .model.network import A3DModel
 from .inference.refinement import RefineSettings
 from .inference.preprocess import ImageLike, Preprocessed, frame_like, preprocess as _preprocess
 from .version import __version__
+
+with warnings.catch_warnings():
+    # The model imports huggingface_hub, which imports tqdm.auto: in a notebook without ipywidgets that prints a
+    # TqdmWarning ("IProgress not found") into the user's output. a3d's own bars fall back to text there
+    # (a3d.core.progress), so the warning tells the user nothing.
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    from .model.network import A3DModel
 
 __all__ = ["Avatar", "NoWeightsError", "load_model", "reconstruct", "reconstruct_many", "refine", "DEFAULT_MODEL_DIR"]
 
@@ -239,6 +246,8 @@ class Avatar:
 
         if not isinstance(background, Tensor):
             background = limits.check_color(background, "background")
+        if cameras is not None and not (torch.isfinite(cameras.viewmats).all() and torch.isfinite(cameras.Ks).all()):
+            raise InputError("cameras: viewmats or Ks hold NaN or inf")
         with torch.no_grad():
             return render(self.gaussians, self.cameras if cameras is None else cameras, background)
 

@@ -578,3 +578,18 @@ def test_property_repeated_photos_are_left_out_and_the_others_kept(seed):
             given = _prepare({n: photos[which[n]] for n in chosen}, 32, False, None, "head")[3].tolist()
         assert {n for n, ok in zip(names, given) if ok} == firsts, case
         assert len([w for w in caught if "same image" in str(w.message)]) == len(chosen) - len(firsts), case
+
+
+def test_cameras_with_nan_are_refused_at_the_api_and_never_written(tmp_path):
+    from a3d.core.cameras import save_cameras_json
+
+    cams = canonical_cameras(16)
+    cams.viewmats[1, 0, 3] = math.nan
+    target = tmp_path / "cameras.json"
+    target.write_bytes(OLD)
+    with pytest.raises(InputError, match="NaN"):
+        save_cameras_json(target, cams)
+    assert target.read_bytes() == OLD and os.listdir(tmp_path) == ["cameras.json"]
+    avatar = a3d.Avatar(blob_head(50, 0), canonical_cameras(16), torch.rand(3, 16, 16))
+    with pytest.raises(InputError, match="cameras"):
+        avatar.render(cams)

@@ -263,11 +263,13 @@ def save_cameras_json(path: str | os.PathLike, cameras: Cameras, names: Sequence
     if len(names) != C:
         raise InputError(f"names: expected {C} names, got {len(names)}")
     vm, K = cameras.viewmats.detach().double().cpu(), cameras.Ks.detach().double().cpu()
+    if not (torch.isfinite(vm).all() and torch.isfinite(K).all()):  # JSON has no NaN: the file would not read back
+        raise InputError(f"cameras: viewmats or Ks hold NaN or inf; {os.fspath(path)} was not written")
     frames = [{"name": str(n), "width": cameras.width, "height": cameras.height,
                "K": K[i].tolist(), "world_to_camera": vm[i].tolist()} for i, n in enumerate(names)]
     doc = {"format": "a3d-cameras", "version": 1, "convention": "opencv", "frames": frames}
     with atomic_write(path, "w") as f:
-        json.dump(doc, f, indent=1)
+        json.dump(doc, f, indent=1, allow_nan=False)
 
 
 def load_cameras_json(path: str | os.PathLike) -> tuple[Cameras, list[str]]:
