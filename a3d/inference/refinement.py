@@ -135,7 +135,7 @@ def refine_gaussians(gaussians: Gaussians, cameras: Cameras, photos: Tensor, giv
     Returns:
         (refined Gaussians [N], a report: steps, seconds, and the photo loss before and after).
     """
-    from tqdm.auto import tqdm
+    from ..core.progress import progress_bar
 
     if settings is not None and not isinstance(settings, RefineSettings):
         raise InputError(f"settings: expected a RefineSettings, got {type(settings).__name__}")
@@ -194,7 +194,7 @@ def refine_gaussians(gaussians: Gaussians, cameras: Cameras, photos: Tensor, giv
         l2_before, _ = photo_loss(render(g0, cams_seen, bg).rgb)
         if identity is not None:
             id_report["before"] = identity(_nchw(render(g0, id_cams, bg).rgb)).tolist()
-    for step in tqdm(range(s.steps), desc="refine", unit="step", disable=not progress):
+    for step in progress_bar(range(s.steps), desc="refine", unit="step", disable=not progress):
         g = current()
         rgb_seen = render(g, cams_seen, bg).rgb
         l2, lp = photo_loss(rgb_seen)

@@ -108,7 +108,7 @@ def orbit_video(gaussians: Gaussians, path: str | os.PathLike, frames: int = 120
     Returns:
         The path written, as a string.
     """
-    from tqdm.auto import tqdm
+    from ..core.progress import progress_bar
 
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
@@ -137,7 +137,7 @@ def orbit_video(gaussians: Gaussians, path: str | os.PathLike, frames: int = 120
         gaussians = Gaussians(gaussians.means - center, gaussians.quats, gaussians.scales, gaussians.opacities,
                               gaussians.colors, gaussians.sh_rest)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with tqdm(total=frames, desc="orbit", unit="frame", disable=not progress) as bar:
+    with progress_bar(total=frames, desc="orbit", unit="frame", disable=not progress) as bar:
         def frames_with_progress():
             for img in orbit_frames(gaussians, frames, size, elevation, background, radius, fov, batch_frames):
                 yield img
