@@ -100,6 +100,12 @@ _WRITERS = {
             "m = Mesh(np.eye(3, dtype=np.float32), np.array([[0, 1, 2]]), np.full((3, 3), .5, np.float32)); "
             "m.save(T)"),
     "pt": "from a3d.train.checkpoint import save_checkpoint; save_checkpoint({'w': torch.ones(1000)}, T)",
+    "obj": ("from a3d.io.mesh import Mesh; import numpy as np; "  # three files, moved into place together
+            "m = Mesh(np.eye(3, dtype=np.float32), np.array([[0, 1, 2]]), np.full((3, 3), .5, np.float32)); "
+            "m.save(T)"),
+    "spz": "from a3d.io.spz import save_spz; save_spz(head(), T)",
+    "sog": "from a3d.io.sog import save_sog; save_sog(head(), T)",
+    "compressed.ply": "from a3d.io.compressed_ply import save_compressed_ply; save_compressed_ply(head(), T)",
     "png": "from a3d.data.dataset import _write_png; from PIL import Image; _write_png(Image.new('RGB', (8, 8)), T)",
     # videos: interrupted while frames are still going to the encoder
     "mp4": ("from a3d.io.video import encode_frames; import numpy as np\n"
@@ -154,6 +160,8 @@ def _gone(pid: int, within: float = 5.0) -> bool:
 @pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 @pytest.mark.parametrize("kind,sig", [("ply", signal.SIGTERM), ("splat", signal.SIGINT), ("json", signal.SIGTERM),
                                       ("glb", signal.SIGINT), ("pt", signal.SIGTERM), ("png", signal.SIGINT),
+                                      ("obj", signal.SIGINT), ("spz", signal.SIGTERM), ("sog", signal.SIGINT),
+                                      ("compressed.ply", signal.SIGTERM),
                                       ("mp4", signal.SIGINT), ("mp4", signal.SIGTERM), ("webm", signal.SIGTERM),
                                       ("gif", signal.SIGINT)])
 def test_an_interrupted_writer_leaves_the_old_file_and_no_temporary(tmp_path, kind, sig):
