@@ -190,6 +190,8 @@ def test_refused_commands_leave_the_file_at_the_target(tmp_path, capsys):
     for bad in (["--elevation", "inf"], ["--background", "nan", "nan", "nan"], ["--frames", "0"]):
         assert main(["render", str(ply), "-o", str(gif), *bad]) == EXIT_INPUT
         assert gif.read_bytes() == OLD
+        lines = capsys.readouterr().err.strip().splitlines()  # docs/errors.md: one line, naming the flag
+        assert len(lines) == 1 and lines[0].startswith(f"a3d render: error: argument {bad[0]}: expected"), lines
     (tmp_path / "x.glb").mkdir()
     assert main(["mesh", str(ply), "-o", str(tmp_path / "x.glb")]) == EXIT_INPUT
     assert "folder" in capsys.readouterr().err
