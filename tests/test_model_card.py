@@ -48,8 +48,12 @@ def test_bundled_model_round_trips_in_fp16_with_its_card(tmp_path):
     assert metrics["psnr"] == pytest.approx(expect["psnr"], abs=1e-3)
     assert metrics["lpips"] == pytest.approx(expect["lpips"], abs=1e-3)
     assert "More Information Needed" not in card
-    for words in ("Intended use", "Limits", "Training data", "synthetic", "CC0", "float16", f"{expect['psnr']:.2f}"):
+    for words in ("Intended use", "Limitations", "Training data", "synthetic", "CC0", "float16",
+                  f"{expect['psnr']:.2f}", "## Citation", "arXiv:2604.13856",
+                  "3D Gaussian Splatting for Real-Time Radiance Field Rendering",
+                  "@software{a3d", "dlib", "0.6"):
         assert words in card, words
+    assert card.index("## Limitations") < card.index("## Citation") and card.rstrip().endswith("```")
     assert json.loads((tmp_path / "copy" / "metrics.json").read_text())["metrics"]["all"] == expect
 
 
@@ -84,3 +88,12 @@ def test_push_to_hub_uploads_weights_config_and_card(tmp_path, monkeypatch):
     assert {"model.safetensors", "config.json", "README.md", "metrics.json"} <= set(uploaded)
     assert b"someone/a3d-tiny" in uploaded["README.md"] and b"image-to-3d" in uploaded["README.md"]
     assert len(uploaded["model.safetensors"]) < 1.1 * (DEFAULT_MODEL_DIR / "model.safetensors").stat().st_size
+
+
+def test_card_shows_the_example_picture_its_evaluation_names():
+    from a3d.model.card import build_model_card
+
+    evaluation = {"metrics": {"all": {"psnr": 20.0, "ssim": 0.8, "lpips": 0.1, "count": 4}}, "example": "example.jpg"}
+    card = str(build_model_card({"image_size": 64}, 10, "float16", evaluation))
+    assert "## Example" in card and "](example.jpg)" in card
+    assert "## Example" not in str(build_model_card({"image_size": 64}, 10, "float16", {"metrics": {}}))
