@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["NECK_PIVOT", "axis_angle_matrix", "pose_matrix", "pose_axis_angle"]
+__all__ = ["NECK_PIVOT", "axis_angle_matrix", "pose_matrix", "pose_axis_angle", "pose_from_matrix"]
 
 NECK_PIVOT: tuple[float, float, float] = (0.0, -0.45, -0.05)
 """Head units: the top of the spine (atlas joint) of a framed head, the point a head pose turns about."""
@@ -55,3 +55,12 @@ def pose_matrix(head_pose: Tensor) -> Tensor:
     R_roll = axis_angle_matrix(torch.stack([zero, zero, -roll], -1))  # +roll: the top tilts toward +x
     return R_yaw @ R_pitch @ R_roll
 
+
+
+def pose_from_matrix(R: Tensor) -> Tensor:
+    """[..., 3, 3] rotations -> [..., 3] (yaw, pitch, roll) degrees, the inverse of :func:`pose_matrix`
+    (pitch within ±90°)."""
+    pitch = torch.asin((-R[..., 1, 2]).clamp(-1, 1))
+    yaw = torch.atan2(R[..., 0, 2], R[..., 2, 2])
+    roll = -torch.atan2(R[..., 1, 0], R[..., 1, 1])
+    return torch.rad2deg(torch.stack([yaw, pitch, roll], -1))
