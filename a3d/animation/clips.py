@@ -2,17 +2,14 @@
 
 * a preset (:data:`a3d.animation.drive.PRESETS`) over a slow orbit: the camera swings ±``sweep``
   degrees around the front while the expression rises, holds and falls;
-* a driving video (:mod:`a3d.animation.driver`): the head with the driver's expression and head pose
-  per frame, rendered from the front canonical camera, beside the driver's own frame; the driver's
-  audio is copied into the MP4, and the weights are written as JSON and CSV under ARKit's names.
+* a driving video: :func:`a3d.animation.driver.drive_from_video` (the head beside the driver, with its
+  audio, and the weights as JSON and CSV);
+* with ``--glb``, the head's mesh with the ARKit morph targets (:mod:`a3d.animation.gltf`).
 """
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import math
-import os
 from pathlib import Path
 from typing import Iterator
 
@@ -25,7 +22,7 @@ from ..core.rendering import render, to_uint8
 from ..errors import InputError, check_int, check_number
 from .drive import Rig, preset_weights
 
-__all__ = ["preset_frames", "driven_frames", "write_weights", "cmd_animate"]
+__all__ = ["preset_frames", "cmd_animate"]
 
 
 @torch.no_grad()
@@ -43,41 +40,6 @@ def preset_frames(rig: Rig, preset: str, frames: int = 90, size: int = 256, swee
         for i in range(moved.means.shape[0]):
             cam = orbit_cameras(1, elevation=elevation, size=size, azimuths=[az[s + i]]).to(rig.gaussians.device)
             yield to_uint8(render(moved.scene(i), cam, framing.BACKGROUND).rgb[0])
-
-
-@torch.no_grad()
-def driven_frames(rig: Rig, weights: torch.Tensor, poses: torch.Tensor, size: int = 256,
-                  batch: int = 4) -> Iterator[np.ndarray]:
-    """Yield the head rendered from the front canonical camera with [F, 52] ``weights`` and [F, 3] head
-    ``poses`` (yaw, pitch, roll degrees), [size, size, 3] uint8 each."""
-    cam = orbit_cameras(1, size=size, azimuths=[0.0]).to(rig.gaussians.device)
-    for s in range(0, len(weights), batch):
-        moved = rig.deform(weights[s:s + batch], poses[s:s + batch])
-        out = render(moved, cam, framing.BACKGROUND).rgb[:, 0]
-        yield from to_uint8(out)
-
-
-def write_weights(folder: str | os.PathLike, names: tuple[str, ...], weights: torch.Tensor, poses: torch.Tensor,
-                  fps: float) -> tuple[str, str]:
-    """Write per-frame ARKit weights and head poses as ``weights.json`` and ``weights.csv`` (columns: frame,
-    time_s, the 52 ARKit names, headYaw, headPitch, headRoll in degrees); returns both paths."""
-    folder = Path(folder)
-    w, p = weights.detach().cpu().numpy(), poses.detach().cpu().numpy()
-    frames = [{"frame": i, "time_s": round(i / fps, 4),
-               "blendshapes": {n: round(float(v), 4) for n, v in zip(names, w[i])},
-               "head_pose_deg": {"yaw": round(float(p[i, 0]), 3), "pitch": round(float(p[i, 1]), 3),
-                                 "roll": round(float(p[i, 2]), 3)}} for i in range(len(w))]
-    js = folder / "weights.json"
-    js.write_text(json.dumps({"fps": fps, "names": list(names), "convention": "ARKit blendshape weights in "
-                              "[0, 1]; head pose in degrees: yaw + turns the face to the subject's left, pitch + "
-                              "nods down, roll + tilts toward the subject's left shoulder", "frames": frames}))
-    cs = folder / "weights.csv"
-    with open(cs, "w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(["frame", "time_s", *names, "headYaw", "headPitch", "headRoll"])
-        for i in range(len(w)):
-            out.writerow([i, f"{i / fps:.4f}", *(f"{v:.4f}" for v in w[i]), *(f"{v:.3f}" for v in p[i])])
-    return str(js), str(cs)
 
 
 def cmd_animate(args: argparse.Namespace) -> int:

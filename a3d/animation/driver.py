@@ -15,22 +15,30 @@ audio, and the weights as JSON and CSV.
 """
 from __future__ import annotations
 
+import csv
+import json
 import os
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from ..core import framing
+from ..core.cameras import orbit_cameras
+from ..core.rendering import render, to_uint8
 from ..data.head_basis import HeadBasis
 from ..errors import InputError
+from .drive import Rig
 from .face_mesh import MESH_POINTS, FaceMesh, load_face_mesh_map, track
 from .pose import axis_angle_matrix, pose_from_matrix
 
-__all__ = ["ClipFit", "fit_clip", "read_video", "drive_from_video", "UNSEEN_ACTIONS", "MAX_FRAMES"]
+__all__ = ["ClipFit", "fit_clip", "read_video", "drive_from_video", "driven_frames", "write_weights", "UNSEEN_ACTIONS",
+           "MAX_FRAMES"]
 
 UNSEEN_ACTIONS = ("eyeLookDownLeft", "eyeLookDownRight", "eyeLookInLeft", "eyeLookInRight", "eyeLookOutLeft",
                   "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight", "tongueOut")
@@ -153,6 +161,41 @@ def fit_clip(meshes: list[FaceMesh | None], basis: HeadBasis, *, steps: int = 30
         return ClipFit((w * seen).detach(), poses, identity.detach(), found, report)
 
 
+@torch.no_grad()
+def driven_frames(rig: Rig, weights: torch.Tensor, poses: torch.Tensor, size: int = 256,
+                  batch: int = 4) -> Iterator[np.ndarray]:
+    """Yield the head rendered from the front canonical camera with [F, 52] ``weights`` and [F, 3] head
+    ``poses`` (yaw, pitch, roll degrees), [size, size, 3] uint8 each."""
+    cam = orbit_cameras(1, size=size, azimuths=[0.0]).to(rig.gaussians.device)
+    for s in range(0, len(weights), batch):
+        moved = rig.deform(weights[s:s + batch], poses[s:s + batch])
+        out = render(moved, cam, framing.BACKGROUND).rgb[:, 0]
+        yield from to_uint8(out)
+
+
+def write_weights(folder: str | os.PathLike, names: tuple[str, ...], weights: torch.Tensor, poses: torch.Tensor,
+                  fps: float) -> tuple[str, str]:
+    """Write per-frame ARKit weights and head poses as ``weights.json`` and ``weights.csv`` (columns: frame,
+    time_s, the 52 ARKit names, headYaw, headPitch, headRoll in degrees); returns both paths."""
+    folder = Path(folder)
+    w, p = weights.detach().cpu().numpy(), poses.detach().cpu().numpy()
+    frames = [{"frame": i, "time_s": round(i / fps, 4),
+               "blendshapes": {n: round(float(v), 4) for n, v in zip(names, w[i])},
+               "head_pose_deg": {"yaw": round(float(p[i, 0]), 3), "pitch": round(float(p[i, 1]), 3),
+                                 "roll": round(float(p[i, 2]), 3)}} for i in range(len(w))]
+    js = folder / "weights.json"
+    js.write_text(json.dumps({"fps": fps, "names": list(names), "convention": "ARKit blendshape weights in "
+                              "[0, 1]; head pose in degrees: yaw + turns the face to the subject's left, pitch + "
+                              "nods down, roll + tilts toward the subject's left shoulder", "frames": frames}))
+    cs = folder / "weights.csv"
+    with open(cs, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["frame", "time_s", *names, "headYaw", "headPitch", "headRoll"])
+        for i in range(len(w)):
+            out.writerow([i, f"{i / fps:.4f}", *(f"{v:.4f}" for v in w[i]), *(f"{v:.3f}" for v in p[i])])
+    return str(js), str(cs)
+
+
 def read_video(path: str | os.PathLike, max_frames: int = MAX_FRAMES) -> tuple[list[np.ndarray], float]:
     """Frames ([H, W, 3] uint8) and frames per second of a video file (at most ``max_frames``; each side at
     most 4096 pixels). Raises InputError for a missing or unreadable file."""
@@ -219,7 +262,6 @@ def drive_from_video(rig, driver: str | os.PathLike, out: str | os.PathLike, *, 
     from tqdm.auto import tqdm
 
     from ..io.video import encode_frames
-    from .clips import driven_frames, write_weights
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
