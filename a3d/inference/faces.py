@@ -232,15 +232,15 @@ def _tiles(rgb: np.ndarray) -> list[tuple[int, int, int]]:
     return [(int(u), int(v), side) for v in vs for u in us]
 
 
-def detect_faces(rgb: np.ndarray) -> list[Face]:
+def detect_faces(rgb: np.ndarray, tiles: bool = True) -> list[Face]:
     """Every face candidate in ``rgb`` [H, W, 3] (float in [0, 1]), refined, not judged, largest box first.
 
-    Both detectors run on the whole image and on its half-size tiles; each detection not already found
+    Both detectors run on the whole image and (``tiles``) on its half-size tiles; each detection not already found
     (IoU > 0.3 with a refined candidate) is refined by :func:`refine_face`. A detection that the zoom loses is
     kept with its unrefined box and ``plausible=False``, ``why='lost when zoomed in'``.
     """
     proposals = [*_detect_all(rgb, _SHORT), *_detect_all(rgb, _FULL)]
-    for u, v, side in _tiles(rgb):
+    for u, v, side in _tiles(rgb) if tiles else []:
         proposals += _detect_window(rgb, u, v, side, _SHORT) + _detect_window(rgb, u, v, side, _FULL)
     faces: list[Face] = []
 
@@ -260,8 +260,12 @@ def detect_faces(rgb: np.ndarray) -> list[Face]:
 
 def detect_face(rgb: np.ndarray) -> Face | None:
     """The largest plausible face in ``rgb`` [H, W, 3] (float in [0, 1]) judged without the matte (for framed
-    images, renders and calibration), or None."""
-    return next((f for f in find_faces(rgb, matte=False) if f.plausible), None)
+    images, renders and calibration), or None. The tiles are searched only when the whole image gives none."""
+    for tiles in (False, True):
+        face = next((f for f in find_faces(rgb, matte=False, tiles=tiles) if f.plausible), None)
+        if face is not None:
+            return face
+    return None
 
 
 def geometry_problem(face: Face) -> str:
@@ -294,7 +298,8 @@ def geometry_problem(face: Face) -> str:
     return ""
 
 
-def find_faces(rgb: np.ndarray, alpha: np.ndarray | None = None, *, matte: bool = True) -> list[Face]:
+def find_faces(rgb: np.ndarray, alpha: np.ndarray | None = None, *, matte: bool = True,
+               tiles: bool = True) -> list[Face]:
     """Every face candidate in ``rgb`` [H, W, 3] (float in [0, 1]), judged, largest box first.
 
     Each candidate of :func:`detect_faces` gets ``scores``, ``person``, ``plausible`` and ``why``. Plausible
@@ -302,9 +307,10 @@ def find_faces(rgb: np.ndarray, alpha: np.ndarray | None = None, *, matte: bool 
     :data:`PLAUSIBLE_SCORE` (the detectors err on different things: a false positive of one is rarely one of
     the other), its keypoints pass :func:`geometry_problem`, and the person matte (``alpha`` [H, W] in [0, 1]
     when the image has one, else the selfie segmenter on that window) averages at least :data:`MIN_PERSON`
-    over the middle of its box. ``matte=False`` skips the matte check (``person`` stays None).
+    over the middle of its box. ``matte=False`` skips the matte check (``person`` stays None); ``tiles=False``
+    proposes from the whole image only.
     """
-    faces = detect_faces(rgb)
+    faces = detect_faces(rgb, tiles)
     for f in faces:
         f.person = _person_at(rgb, alpha, f) if matte else None
         if f.plausible is False:  # lost in the zoom: already judged
