@@ -55,6 +55,8 @@ def test_rolled_head_is_straightened(roll):
     faces were judged chose it); the real face is framed with its eyes level."""
     pre = pp.preprocess(cases.rolled(roll), 128)
     assert pre.face.plausible and pre.faces == 1
+    if roll > 0:  # the case of the issue: a false candidate larger than the face, which the choice by size took
+        assert any(not c.plausible and c.side > pre.face.side for c in pre.candidates)
     face = pp.detect_face(pre.image.permute(1, 2, 0).contiguous().numpy())
     (ru, rv), (lu, lv) = face.keypoints[0], face.keypoints[1]
     assert abs(math.degrees(math.atan2(lv - rv, lu - ru))) < 8  # from 30°; BlazeFace's eyes err by a few degrees
