@@ -8,7 +8,8 @@
   foreground colour F is estimated instead, by the blur-fusion estimator of Forte and Pitié ("Approximate
   Fast Foreground Colour Estimation", ICIP 2021): local means of the foreground and background weighted by
   α and 1 − α, then each pixel's F corrected so that α F + (1 − α) B reproduces it; two passes, a wide
-  then a narrow window. Measured in BENCHMARKS.md ("Matte edges").
+  then a narrow window. Measured in BENCHMARKS.md ("Matte edges"). (pymatting's multilevel estimator would
+  bring numba and llvmlite, 64 MB of wheels and a compile at first use, for a 256² crop.)
 """
 from __future__ import annotations
 
