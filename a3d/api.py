@@ -32,7 +32,7 @@ from .io.ply import DEFAULT_UP, save_ply, save_splat
 from . import limits
 from .errors import InputError, SetupError, check_device, check_int
 from .inference.refinement import RefineSettings
-from .inference.preprocess import ImageLike, Preprocessed, frame_like, preprocess as _preprocess
+from .inference.preprocess import EmptyMatteError, ImageLike, Preprocessed, frame_like, preprocess as _preprocess
 from .version import __version__
 
 with warnings.catch_warnings():
@@ -458,12 +458,18 @@ def _prepare(item: ViewsLike, size: int, align: bool, face: int | None, name: st
             else:
                 framed[view] = _preprocess(image, size, align=False)
         except InputError as e:  # name the view and its file: the message may be about one photo of many
+            if isinstance(e, EmptyMatteError) and view != "front":
+                # a side or back photo with no person at all (a mug): like a view with little head, left out
+                warnings.warn(f"a3d: {describe(view, image)} shows no person (its person matte is empty); a3d leaves "
+                              f"this view out and reconstructs from the others", UserWarning, stacklevel=3)
+                continue
             where = describe(view, image) if len(views) > 1 else name
             message = str(e)
             if isinstance(image, (str, os.PathLike)) and message.startswith(os.fspath(image)):
                 message = message[len(os.fspath(image)):].lstrip(": ")
             raise type(e)(f"{where}: {message}") from None
-    dropped = unusable_views(views, framed, size, faces=align) if len(views) > 1 else {}
+    used = {v: views[v] for v in framed}
+    dropped = unusable_views(used, framed, size, faces=align) if len(used) > 1 else {}
     photos, masks = torch.zeros(4, 3, size, size), torch.ones(4, size, size)
     given = torch.zeros(4, dtype=torch.bool)
     matted = True

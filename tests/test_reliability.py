@@ -603,3 +603,24 @@ def test_cameras_with_nan_are_refused_at_the_api_and_never_written(tmp_path):
     avatar = a3d.Avatar(blob_head(50, 0), canonical_cameras(16), torch.rand(3, 16, 16))
     with pytest.raises(InputError, match="cameras"):
         avatar.render(cams)
+
+
+def test_a_side_photo_without_a_person_is_left_out_with_a_warning(monkeypatch):
+    import a3d.api as api
+    from a3d.inference import view_checks
+    from a3d.inference.preprocess import EmptyMatteError
+
+    def framed(image, size, *args, **kwargs):
+        if image == "mug.jpg":
+            raise EmptyMatteError("no person was found in the side/back photo (its matte is empty)")
+        return Preprocessed(torch.rand(3, size, size), torch.from_numpy(_rgba(0.35, 0)[::2, ::2, 3].copy()), "x",
+                            None, 0.0, scale=1.0)
+
+    monkeypatch.setattr(api, "_preprocess", framed)
+    monkeypatch.setattr(api, "frame_like", framed)
+    monkeypatch.setattr(view_checks, "side_face_distance", lambda *a: None)
+    with pytest.warns(UserWarning, match=r"the left view \(mug.jpg\) shows no person .* leaves this view out"):
+        given = api._prepare({"front": "me.jpg", "left": "mug.jpg", "back": "hair.jpg"}, 32, True, None, "x")[3]
+    assert given.tolist() == [True, False, False, True]
+    with pytest.raises(EmptyMatteError, match=r"^mug.jpg: no person"):  # the front: an error naming the file
+        api._prepare({"front": "mug.jpg"}, 32, True, None, "mug.jpg")

@@ -5,7 +5,9 @@ out; a front without a face is an error of :func:`a3d.inference.preprocess.prepr
 
 * **The same image twice**: two views whose files (or arrays) hold the same bytes. The later view in
   front, left, right, back order is left out: one photo cannot show the head from two sides.
-* **No head**: a side or back photo whose person matte, framed like the front, covers less than
+* **No head**: a side or back photo with no person at all (:func:`a3d.inference.preprocess.frame_like`'s
+  EmptyMatteError, which :func:`a3d.reconstruct` turns into this warning), or whose person matte, framed like
+  the front, covers less than
   :data:`MIN_HEAD_COVERAGE` of what the front's covers (a head seen from any side has about the
   front's silhouette at the same distance). A photo of a mug or a landscape lands here.
 * **Another person**: a left or right photo in which a face can be framed like a portrait (a three-
