@@ -7,9 +7,8 @@ out; a front without a face is an error of :func:`a3d.inference.preprocess.prepr
   front, left, right, back order is left out: one photo cannot show the head from two sides.
 * **No head**: a side or back photo with no person at all (:func:`a3d.inference.preprocess.frame_like`'s
   EmptyMatteError, which :func:`a3d.reconstruct` turns into this warning), or whose person matte, framed like
-  the front, covers less than
-  :data:`MIN_HEAD_COVERAGE` of what the front's covers (a head seen from any side has about the
-  front's silhouette at the same distance). A photo of a mug or a landscape lands here.
+  the front, covers less than :data:`MIN_HEAD_COVERAGE` of what the front's covers (a head seen from any
+  side has about the front's silhouette at the same distance). A photo of a mug or a landscape lands here.
 * **Another person**: a left or right photo in which a face can be framed like a portrait (a three-
   quarter view; a true profile has no frontal face and is not checked) and whose face descriptor
   (:mod:`a3d.perception.identity`, dlib's face-recognition network) lies farther than
