@@ -67,6 +67,11 @@ CPU_GRID = {"views": 8, "size": 192}
 # The mesh at 128³ from 12 views with 20k faces: 0.65 s on one core for the astronaut (192³/24 views/30k
 # faces took 3.4 s alone and ~21 s inside a request on the loaded machine; BENCHMARKS.md, "Demo").
 CPU_MESH = {"resolution": 128, "faces": 20_000, "views": 12}
+# The Animate tab: a preset's frames and size, and how many seconds of an uploaded clip drive the head (on 2 CPU
+# cores a frame of deform + render at 192² takes ~0.1 s, and the rig a few seconds: BENCHMARKS.md, "Head animation").
+ANIMATE_SETTINGS = {"cpu": {"frames": 36, "size": 192, "clip_s": 6.0},
+                    "cuda": {"frames": 90, "size": 512, "clip_s": 20.0}}
+ANIMATE_PRESETS = ("smile", "blink", "surprise", "talk")
 
 
 def _device() -> torch.device:
@@ -339,6 +344,61 @@ def make_handler(slot: ModelSlot):
     return run
 
 
+def make_animate_handler(slot: ModelSlot):
+    """The Animate button's function: (portrait, preset, optional clip) → (video, weight files, summary)."""
+    from a3d.animation.clips import preset_frames
+    from a3d.animation.driver import drive_from_video
+    from a3d.io.video import encode_frames
+
+    settings = ANIMATE_SETTINGS["cuda" if slot.device.type == "cuda" else "cpu"]
+
+    def run(image: dict | None, preset: str, clip: dict | None = None, progress=gr.Progress()):
+        image_path, name = _upload_path(image)
+        if not image_path:
+            raise gr.Error("Upload a portrait (above) or click the example first.", title="No image")
+        clip_path = _upload_path(clip.get("video") if isinstance(clip, dict) and "video" in clip else clip)[0]
+        if clip_path is None and preset not in ANIMATE_PRESETS:
+            raise gr.Error(f"Pick an expression ({', '.join(ANIMATE_PRESETS)}) or upload a clip.")
+        folder = new_request_folder()
+        try:
+            progress(0.05, desc="reconstruction")
+            t0 = time.perf_counter()
+            try:
+                avatar = reconstruct(image_path, slot.get(), seed=0, device=slot.device)
+            except (ImageError, NoFaceError, ValueError) as e:
+                raise gr.Error(_readable(e, image_path, name), title="Cannot use this photo") from None
+            progress(0.2, desc="fitting the face rig")
+            rig = avatar.rig()
+            progress(0.35, desc="animating")
+            if clip_path is None:
+                video = encode_frames(preset_frames(rig, preset, settings["frames"], settings["size"]),
+                                      folder / f"{preset}.mp4", fps=24)
+                files, what = [], f"the {preset} preset"
+            else:
+                from a3d.animation.driver import read_video
+
+                fps = read_video(clip_path, max_frames=1)[1]
+                try:
+                    video, js, cs = drive_from_video(rig, clip_path, folder, size=settings["size"], progress=False,
+                                                     max_frames=max(1, int(settings["clip_s"] * fps)))
+                except ValueError as e:  # not a video, no face in it
+                    raise gr.Error(_readable(e, clip_path, "the clip"), title="Cannot use this clip") from None
+                files, what = [cs, js], f"the clip's face (first {settings['clip_s']:.0f} s at most)"
+            summary = (f"Animated with {what} in {time.perf_counter() - t0:.1f} s (rig {rig.seconds:.1f} s) on "
+                       f"`{slot.device}`.")
+            return str(video), files, summary
+        except gr.Error:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        except Exception as e:  # noqa: BLE001 - one request's failure must not reach the server loop
+            shutil.rmtree(folder, ignore_errors=True)
+            traceback.print_exc()
+            raise gr.Error(f"Animation failed ({type(e).__name__}: {_readable(e, image_path, name)}).",
+                           title="Error") from None
+
+    return run
+
+
 # ---- the page ---------------------------------------------------------------------------------------------
 
 def build_demo(device: torch.device | str | None = None) -> gr.Blocks:
@@ -398,6 +458,24 @@ def build_demo(device: torch.device | str | None = None) -> gr.Blocks:
                                            label="Time per stage", interactive=False, elem_id="timings")
         go.click(make_handler(slot), inputs=[image, steps, elevation, refine, left, right, back, face_pick, tint],
                  outputs=[prepared, video, splat, mesh_view, grid, files, timings, summary], preprocess=False)
+        with gr.Tab("Animate", elem_id="animate-tab"):
+            gr.Markdown("Animate the portrait above: an expression, or the face of a short talking clip (its "
+                        "expressions and head turns, side by side with it, with its sound; the ARKit weights as CSV).")
+            with gr.Row():
+                with gr.Column(scale=1, min_width=300):
+                    preset = gr.Radio(list(ANIMATE_PRESETS), value="smile", label="Expression",
+                                      elem_id="animate-preset")
+                    clip = gr.Video(label="…or a talking clip (replaces the expression)", sources=["upload"],
+                                    height=200, elem_id="animate-clip")
+                    animate = gr.Button("Animate", variant="primary", interactive=slot.status != "missing")
+                    animate_note = gr.Markdown(elem_id="animate-summary")
+                with gr.Column(scale=2):
+                    animated = gr.Video(label="Animated head", interactive=False, autoplay=True, loop=True,
+                                        height=320, elem_id="animated")
+                    weights = gr.File(label="ARKit weights (CSV, JSON)", file_count="multiple", interactive=False,
+                                      elem_id="animate-weights")
+        animate.click(make_animate_handler(slot), inputs=[image, preset, clip],
+                      outputs=[animated, weights, animate_note], preprocess=False)
     default = 2 if device.type == "cuda" else 1
     demo.queue(default_concurrency_limit=int(os.environ.get("A3D_DEMO_CONCURRENCY", default)), max_size=QUEUE_SIZE)
     return demo

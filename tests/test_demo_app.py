@@ -232,3 +232,16 @@ def test_several_faces_are_numbered_on_the_photo_for_the_user_to_pick(app, tmp_p
     for payload in ({"path": str(EXAMPLE)}, None):
         view, pick = app.numbered_faces(payload)
         assert not view["visible"] and not pick["visible"]
+
+
+def test_animate_tab_makes_a_video_from_a_preset(app, tmp_path, monkeypatch):
+    monkeypatch.setattr(a3d.api, "DEFAULT_MODEL_DIR", tmp_path / "no_model_here")
+    monkeypatch.setattr(app, "RESULTS_ROOT", tmp_path / "results")
+    monkeypatch.setitem(app.ANIMATE_SETTINGS, "cpu", {"frames": 4, "size": 64, "clip_s": 1.0})
+    run = app.make_animate_handler(app.ModelSlot(torch.device("cpu"), random_init=True))
+    video, files, summary = run(_upload(EXAMPLE), "smile", None, progress=_no_progress)
+    assert Path(video).is_file() and video.endswith("smile.mp4") and files == [] and "smile" in summary
+    with pytest.raises(gr.Error):
+        run(None, "smile", None, progress=_no_progress)
+    demo = app.build_demo("cpu")
+    assert any(c.get("props", {}).get("elem_id") == "animated" for c in demo.config["components"])

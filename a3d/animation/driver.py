@@ -255,17 +255,17 @@ def _mux_audio(video: str, driver: str, out: str) -> bool:
 
 
 def drive_from_video(rig, driver: str | os.PathLike, out: str | os.PathLike, *, size: int = 256,
-                     progress: bool = True) -> list[str]:
-    """Animate ``rig`` (:class:`a3d.animation.drive.Rig`) with the face of the video ``driver``; write into the
-    folder ``out``: ``driven.mp4`` (the driver's face | the head, with the driver's audio), ``weights.json``
-    and ``weights.csv``. Returns the paths written."""
+                     progress: bool = True, max_frames: int = MAX_FRAMES) -> list[str]:
+    """Animate ``rig`` (:class:`a3d.animation.drive.Rig`) with the face of the video ``driver`` (its first
+    ``max_frames`` frames); write into the folder ``out``: ``driven.mp4`` (the driver's face | the head, with
+    the driver's audio), ``weights.json`` and ``weights.csv``. Returns the paths written."""
     from tqdm.auto import tqdm
 
     from ..io.video import encode_frames
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    frames, fps = read_video(driver)
+    frames, fps = read_video(driver, max_frames)
     meshes = track(frames, progress=progress, total=len(frames))
     clip = fit_clip(meshes, rig.basis)
     dev = rig.gaussians.device
