@@ -233,7 +233,8 @@ class Avatar:
         if not os.fspath(path).lower().endswith(MESH_FORMATS):  # the output is checked before minutes of work
             raise InputError(f"path: expected a file ending in {', '.join(MESH_FORMATS)}, got {os.fspath(path)!r}")
         check_writable(path)
-        limits.check("mesh_scale", scale, "scale")
+        if scale is not None:  # None: the format's own unit (a3d.io.mesh_file)
+            limits.check("mesh_scale", scale, "scale")
         mesh = extract(self.gaussians.detach(), resolution=resolution, faces=faces, texture_size=texture_size,
                        views=views, progress=progress)
         mesh.save(path, scale=scale)
