@@ -252,3 +252,16 @@ def test_drive_from_video_writes_clip_audio_and_weights(head, driver_clip, tmp_p
     assert len(rows) == len(frames) + 1
     with pytest.raises(InputError, match="no such file"):
         drive_from_video(rig, tmp_path / "missing.mp4", tmp_path / "out")
+
+
+def test_animate_command_refuses_bad_input_before_any_work(tmp_path, capsys):
+    from a3d.cli import main
+
+    assert main(["animate", str(tmp_path / "me.jpg"), "-o", str(tmp_path / "out")]) == 2
+    assert "give --preset NAME, --driver CLIP or --glb" in capsys.readouterr().err
+    assert main(["animate", str(tmp_path / "me.jpg"), "--driver", str(tmp_path / "clip.mp4"), "-o",
+                 str(tmp_path / "out")]) == 2
+    assert "--driver: no such file" in capsys.readouterr().err
+    assert main(["animate", str(tmp_path / "me.jpg"), "--preset", "smile", "--size", "255", "-o",
+                 str(tmp_path / "out")]) == 2
+    assert "even frame size" in capsys.readouterr().err

@@ -51,6 +51,8 @@ def cmd_animate(args: argparse.Namespace) -> int:
 
     if args.preset is None and args.driver is None and not args.glb:
         raise InputError("give --preset NAME, --driver CLIP or --glb")
+    if args.driver is not None and not Path(args.driver).is_file():  # before the reconstruction, not after
+        raise InputError(f"--driver: no such file: {args.driver}")
     check_int(args.size, "--size", 16, 2048)
     if args.size % 2:
         raise InputError(f"--size: an MP4 needs an even frame size, got {args.size}")
