@@ -69,7 +69,9 @@ class RefineSettings:
     max_offset: bound of each Gaussian's position offset, head units. anchor_every: render the anchor
     views (and the symmetry prior, and the identity views) every this many steps (1: every step).
     lambda_identity: weight of the identity term (the mean dlib distance of the renders at
-    :data:`IDENTITY_AZIMUTHS` to the front photo; 0: off).
+    :data:`IDENTITY_AZIMUTHS` to the front photo; 0: off). Off by default: on three photos λ 0.02 halves dlib's
+    distance at ±30°-±60° by painting faint colour flecks on the cheeks that the network reads as identity, and
+    costs about 4 s a step on a CPU (docs/faithful_heads.md, "Identity guidance").
 
     LPIPS is off by default: on the held-out synthetic views it made refinement no better (λ 0.05 and 0.2
     against 0: 19.31 dB all three, LPIPS 0.078–0.079) and costs 0.6 s a step on a CPU.
