@@ -4,9 +4,10 @@ A reconstruction from a photo with a closed mouth has nothing behind the lips; w
 gap would show the inside of the back of the head. The morphable head has a mouth cavity and a tongue
 (:mod:`a3d.data.head_basis` regions ``mouth`` and ``tongue``) that the jaw actions move, so Gaussians
 sampled on those triangles open with the jaw. Colours: a dark red cavity darkening with depth, a
-pink-red tongue, and teeth (off-white) on the cavity's front band above and below the lips' line, as
-the synthetic heads paint them. The colours are scaled by the brightness of the reconstruction's lips,
-so that a dim photo gets a dim mouth.
+pink-red tongue, and two narrow rows of teeth (off-white) at the cavity's front just above and below the
+lips' line. The colours are scaled channel by channel by the reconstruction's lip colour against a lip
+colour in good light, so that a dim photo gets a dim mouth and a black-and-white photo a grey one. (A
+dark cavity is also what MediaPipe's face mesh needs to find the inner lips of an open mouth.)
 
 Hidden behind closed lips, these Gaussians still must not change a neutral face: their opacity is
 scaled per frame by :func:`mouth_opening` (0 for a closed mouth).
@@ -24,9 +25,10 @@ from .bind import triangle_frames
 __all__ = ["mouth_gaussians", "mouth_opening", "MOUTH_COLORS"]
 
 MOUTH_COLORS: dict[str, tuple[float, float, float]] = {
-    "cavity": (0.33, 0.09, 0.09), "tongue": (0.72, 0.36, 0.36), "teeth": (0.9, 0.87, 0.78)}
-"""sRGB colours of the mouth's parts before the brightness of the reconstruction is applied."""
+    "cavity": (0.22, 0.06, 0.06), "tongue": (0.62, 0.3, 0.3), "teeth": (0.85, 0.82, 0.74)}
+"""sRGB colours of the mouth's parts before the reconstruction's lip colour scales them."""
 
+_TEETH_DEPTH, _TEETH_HEIGHT = 0.04, 0.025  # head units: how far behind the lips' line the teeth reach, and how high
 _OPENING = {"jawOpen": 1.0, "mouthLowerDownLeft": 0.25, "mouthLowerDownRight": 0.25, "mouthUpperUpLeft": 0.25,
             "mouthUpperUpRight": 0.25, "mouthFunnel": 0.3, "mouthClose": -1.0}
 
@@ -45,7 +47,7 @@ def mouth_gaussians(basis: HeadBasis, vertices: Tensor, lip_color: Tensor | None
     """Sample the mouth's Gaussians on the fitted head's ``vertices`` [V, 3] (neutral).
 
     Args:
-        lip_color: [3] the reconstruction's lip colour (its brightness scales the mouth's colours); None: 1.
+        lip_color: [3] the reconstruction's lip colour (scales the mouth's colours); None: as they are.
         per_triangle: Gaussians a triangle of the cavity, tongue and teeth.
         seed: seed of the sample positions (the mouth is a function of the fit and the seed).
     Returns:
@@ -60,9 +62,10 @@ def mouth_gaussians(basis: HeadBasis, vertices: Tensor, lip_color: Tensor | None
     centroid = vertices[faces].mean(1)
     cavity = tri_reg[:, r("mouth")] > 0.5
     tongue = tri_reg[:, r("tongue")] > 0.5
-    # teeth: the cavity's front band around the lips' line
-    teeth = cavity & (centroid[:, 2] > mouth_pt[2] - 0.07) & ((centroid[:, 1] - mouth_pt[1]).abs() < 0.06) \
-        & ((centroid[:, 0] - mouth_pt[0]).abs() < 0.13)
+    # teeth: two narrow rows of the cavity's front, just above and just below the lips' line (the lower row
+    # sits on the jaw's triangles, so it opens with the jaw); the rest of the cavity stays dark
+    teeth = cavity & (centroid[:, 2] > mouth_pt[2] - _TEETH_DEPTH) \
+        & ((centroid[:, 1] - mouth_pt[1]).abs() < _TEETH_HEIGHT) & ((centroid[:, 0] - mouth_pt[0]).abs() < 0.1)
     tris = torch.nonzero(cavity | tongue)[:, 0]
     gen = torch.Generator().manual_seed(seed)
     T = len(tris)
@@ -84,8 +87,8 @@ def mouth_gaussians(basis: HeadBasis, vertices: Tensor, lip_color: Tensor | None
     # deeper inside is darker (less light reaches it)
     depth = (mouth_pt[2] - means[:, 2]).clamp_min(0)
     colors = colors * (1 - (depth / 0.15).clamp(0, 0.7))[:, None]
-    if lip_color is not None:
+    if lip_color is not None:  # per channel: a dim photo gets a dim mouth, a black-and-white one a grey mouth
         reference = torch.tensor([0.75, 0.45, 0.42], device=dev)  # a lip colour in good light
-        colors = colors * (lip_color.to(dev).mean() / reference.mean()).clamp(0.3, 1.3)
+        colors = colors * (lip_color.to(dev) / reference).clamp(0.3, 1.3)
     opacities = torch.full((len(means),), 0.95, device=dev)
     return Gaussians(means, quats, scales, opacities, colors.clamp(0, 1)), tri, bary
