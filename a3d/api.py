@@ -255,7 +255,7 @@ class Avatar:
     def rig(self):
         """The head's animation rig (:class:`a3d.animation.drive.Rig`): the morphable head fitted to these
         Gaussians, each Gaussian bound to its triangles, and the mouth's interior. Built on first use
-        (about a second or two on a CPU) and cached while ``gaussians`` stays the same object."""
+        (3-6 s on one thread of a 2-core CPU) and cached while ``gaussians`` stays the same object."""
         from .animation.drive import build_rig
 
         cached = self.__dict__.get("_rig")
