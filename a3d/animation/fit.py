@@ -13,7 +13,8 @@ that place the morphable head ``s R (mean + c · shape_basis) + t`` on it, minim
   reconstruction's silhouette in any view;
 * a prior ``|c|²`` that keeps the identity near the population (coefficients are ~N(0, 1)).
 
-Everything runs on the reconstruction's device with Adam in float32; about a second on a CPU.
+Everything runs on the reconstruction's device with Adam in float32: 1.7-2.8 s for the bundled model's heads on
+one thread of the shared 2-core CPU (BENCHMARKS.md, "Head animation").
 """
 from __future__ import annotations
 
