@@ -222,10 +222,13 @@ class Avatar:
                                  background=framing.BACKGROUND)
 
     def save_mesh(self, path: str | os.PathLike, resolution: int = 256, faces: int = 100_000,
-                  texture_size: int | None = None, scale: float = 1.0, views: int = 24, progress: bool = False):
-        """Extract the head's surface as a watertight, coloured triangle mesh and write it (.glb, .obj +
-        .mtl + .png, or .ply; see :func:`a3d.io.mesh.extract` (``views``: how many renders are fused;
-        ``progress``: a bar over its stages) and :mod:`a3d.io.mesh_file`). Returns the :class:`a3d.io.mesh.Mesh`."""
+                  texture_size: int | None = 1024, scale: float | None = None, views: int = 24,
+                  progress: bool = False):
+        """Extract the head's surface as a watertight triangle mesh with a baked texture and write it (.glb in
+        metres with normals and a PBR material, .obj + .mtl + .png, or .ply; see :func:`a3d.io.mesh.extract`
+        (``views``: how many renders are fused; ``texture_size``: the atlas' texels a side, None for vertex
+        colours only; ``progress``: a bar over its stages) and :mod:`a3d.io.mesh_file` (``scale``: None for
+        the format's unit)). Returns the :class:`a3d.io.mesh.Mesh`."""
         from .core.files import check_writable
         from .io.mesh import extract
         from .io.mesh_file import MESH_FORMATS

@@ -182,11 +182,14 @@ def _mesh_flags(p: argparse.ArgumentParser) -> None:
                    help="target triangle count (default 100000)")
     p.add_argument("--views", type=limits.arg("mesh_views"), default=24,
                    help="views rendered for fusion and colour (default 24)")
-    p.add_argument("--texture-size", type=limits.arg("texture_size"), default=None, metavar="TEXELS",
-                   help="bake a texture atlas of this size from the renders (GLB then carries it instead of vertex "
-                        "colours; OBJ without it gets one baked from the vertex colours)")
-    p.add_argument("--scale", type=limits.arg("mesh_scale"), default=1.0,
-                   help="multiply coordinates (1 = head units, about 21 cm; 0.21 for metres)")
+    p.add_argument("--texture-size", type=limits.arg("texture_size"), default=1024, metavar="TEXELS",
+                   help="texels a side of the texture atlas baked from the renders, where the face's detail lives "
+                        "(default 1024)")
+    p.add_argument("--vertex-colors", action="store_true",
+                   help="no texture: vertex colours only (faster; the face blurs at game-engine face counts)")
+    p.add_argument("--scale", type=limits.arg("mesh_scale"), default=None,
+                   help="multiply the head-unit coordinates (a head unit is about 21 cm; default: metres for .glb, "
+                        "head units for .obj and .ply)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 
 
@@ -268,7 +271,7 @@ def cmd_mesh(args: argparse.Namespace) -> int:
     device = check_device(args.device) if args.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     gaussians = load_ply(args.ply).to(device)
     mesh = extract(gaussians, resolution=args.resolution, faces=args.faces, views=args.views,
-                   texture_size=args.texture_size)
+                   texture_size=None if args.vertex_colors else args.texture_size, progress=True)
     path = mesh.save(args.output, scale=args.scale)
     m = mesh.metadata
     print(f"wrote {path} ({m['faces']:,} faces, {m['vertices']:,} vertices, "

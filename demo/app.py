@@ -66,7 +66,7 @@ CPU_VIDEO = {"frames": 48, "fps": 24, "size": 256}
 CPU_GRID = {"views": 8, "size": 192}
 # The mesh at 128³ from 12 views with 20k faces: 0.65 s on one core for the astronaut (192³/24 views/30k
 # faces took 3.4 s alone and ~21 s inside a request on the loaded machine; BENCHMARKS.md, "Demo").
-CPU_MESH = {"resolution": 128, "faces": 20_000, "views": 12}
+CPU_MESH = {"resolution": 128, "faces": 20_000, "views": 12, "texture_size": 1024}  # the face lives in the texture
 # The Animate tab: a preset's frames and size, and how many seconds of an uploaded clip drive the head (on 2 CPU
 # cores a frame of deform + render at 192² takes ~0.1 s, and the rig a few seconds: BENCHMARKS.md, "Head animation").
 ANIMATE_SETTINGS = {"cpu": {"frames": 36, "size": 192, "clip_s": 6.0},
@@ -83,10 +83,11 @@ def _render_settings(device: torch.device, test_mode: bool) -> tuple[dict, dict,
     """(turntable, grid, mesh) settings: full quality on a GPU, lighter on a CPU (a free Space has 2
     cores), lightest in test mode (random weights: the pictures are noise, only the pipeline matters)."""
     if test_mode:
-        return {"frames": 12, "fps": 12, "size": 128}, {"views": 4, "size": 128}, {"resolution": 48, "faces": 3000}
+        return {"frames": 12, "fps": 12, "size": 128}, {"views": 4, "size": 128}, {"resolution": 48, "faces": 3000,
+                                                                                    "texture_size": 256}
     if device.type == "cuda":
         return ({"frames": 120, "fps": 30, "size": 512}, {"views": 8, "size": 256},
-                {"resolution": 256, "faces": 100_000})
+                {"resolution": 256, "faces": 100_000, "texture_size": 2048})
     return CPU_VIDEO, CPU_GRID, CPU_MESH
 
 

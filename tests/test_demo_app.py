@@ -183,6 +183,7 @@ def test_reconstruction_shows_and_offers_the_mesh(app, tmp_path, monkeypatch):
     else:
         assert glb.endswith("head.glb") and glb in files and "faces" in summary
         mesh = trimesh.load(glb, force="mesh", process=False)
+        mesh.merge_vertices(merge_tex=True, merge_norm=True)  # textured: a vertex per face corner in the file
         assert len(mesh.faces) > 0 and mesh.is_watertight
     assert Path(splat).is_file() and any(f.endswith("head.splat") for f in files) and Path(video).is_file()
     demo = app.build_demo("cpu")

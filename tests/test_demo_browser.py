@@ -203,6 +203,7 @@ def test_example_portrait_end_to_end(page, server, tmp_path):
     # The mesh downloads as a GLB that an independent reader (trimesh) loads watertight.
     import trimesh  # a runtime dependency of a3d: missing is a broken install, not a skip
     mesh = trimesh.load(_download(page, "head.glb", tmp_path), force="mesh", process=False)
+    mesh.merge_vertices(merge_tex=True, merge_norm=True)  # textured: a vertex per face corner in the file
     assert len(mesh.faces) > 1000 and mesh.is_watertight
 
     shot = _screenshot(page, tmp_path, "demo_result.png")

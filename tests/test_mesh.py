@@ -17,8 +17,8 @@ import trimesh  # a runtime dependency of a3d (GLB export): missing is a broken 
 import a3d
 from a3d.core.cameras import canonical_cameras, look_at
 from a3d.cli import main
-from a3d.io.mesh import Mesh, _close_surface, extract, fidelity, is_watertight, vertex_normals
-from a3d.io.mesh_file import atlas_layout, bake_vertex_colors
+from a3d.io.mesh import Mesh, _close_surface, clean_surface, extract, fidelity, is_watertight, vertex_normals
+from a3d.io.mesh_file import HEAD_UNIT_METRES, atlas_layout, bake_vertex_colors
 from a3d.io.mesh_render import rasterize_triangles, render_mesh
 from a3d.data.synth import SyntheticHeads
 
@@ -169,14 +169,16 @@ def test_example_head_meets_the_quality_bar(tmp_path):
     head = a3d.load_ply(EXAMPLE)
     mesh = extract(head)
     print(mesh.metadata, _check(mesh, head, 100_000))
-    # files: GLB with vertex colours, PLY, OBJ + MTL + PNG, each read back by trimesh
+    # files: GLB with vertex colours (in metres, linear COLOR_0), PLY, OBJ + MTL + PNG, each read back by trimesh
     glb = mesh.save(tmp_path / "head.glb")
     loaded = trimesh.load(glb, force="mesh", process=False)
     assert len(loaded.faces) == mesh.num_faces and len(loaded.vertices) == mesh.num_vertices
-    assert np.allclose(loaded.vertices, mesh.vertices, atol=1e-6)
+    assert np.allclose(loaded.vertices, HEAD_UNIT_METRES * mesh.vertices, atol=1e-6)
     assert loaded.is_watertight and loaded.is_winding_consistent and loaded.volume > 0
-    rgb = np.asarray(loaded.visual.vertex_colors)[:, :3] / 255.0
-    assert np.abs(rgb - mesh.vertex_colors).max() <= 1 / 255 + 1e-6
+    (geometry,) = trimesh.load(glb, process=False).geometry.values()  # COLOR_0 beside the material: a scene's
+    linear = np.asarray(geometry.visual.vertex_attributes["color"], np.float64)[:, :3]
+    srgb = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+    assert np.abs(srgb - mesh.vertex_colors).max() < 1e-4
     ply = trimesh.load(mesh.save(tmp_path / "head.ply"), process=False)
     assert np.array_equal(ply.faces, mesh.faces) and ply.is_watertight
     assert np.abs(np.asarray(ply.visual.vertex_colors)[:, :3] / 255.0 - mesh.vertex_colors).max() <= 1 / 255 + 1e-6
@@ -230,7 +232,8 @@ def test_extract_refuses_bad_input():
 
 def test_cli_mesh(tmp_path, capsys):
     out = tmp_path / "m" / "head.glb"
-    rc = main(["mesh", str(EXAMPLE), "-o", str(out), "--resolution", "64", "--faces", "4000", "--views", "8"])
+    rc = main(["mesh", str(EXAMPLE), "-o", str(out), "--resolution", "64", "--faces", "4000", "--views", "8",
+               "--vertex-colors"])
     assert rc == 0 and "watertight" in capsys.readouterr().out
     loaded = trimesh.load(out, force="mesh", process=False)
     assert 2000 <= len(loaded.faces) <= 4000 and loaded.is_watertight
@@ -259,9 +262,100 @@ def test_reconstruct_mesh_of_the_example_portrait(tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     out = tmp_path / "astronaut"
     assert {"head.glb", "head.ply"} <= {p.name for p in out.iterdir()}
-    glb = trimesh.load(out / "head.glb", force="mesh", process=False)
-    assert glb.is_watertight and glb.volume > 0
-    mesh = Mesh(np.asarray(glb.vertices, np.float32), np.asarray(glb.faces, np.int64),
-                np.asarray(glb.visual.vertex_colors, np.float32)[:, :3] / 255)
+    glb = trimesh.load(out / "head.glb", force="mesh", process=False)  # textured: a vertex per face corner
+    assert glb.visual.kind == "texture"
+    # the texture as the GLB carries it, rendered: trimesh's UVs have v up, as a3d's Mesh.uv
+    F = len(glb.faces)
+    mesh = Mesh(np.asarray(glb.vertices, np.float32) / HEAD_UNIT_METRES, np.asarray(glb.faces, np.int64),
+                np.full((len(glb.vertices), 3), 0.5, np.float32), np.asarray(glb.visual.uv, np.float32)[glb.faces],
+                np.asarray(glb.visual.material.baseColorTexture.convert("RGB")))
+    assert mesh.uv.shape == (F, 3, 2)
+    glb.merge_vertices(merge_tex=True, merge_norm=True)  # the corners merged back: one closed piece
+    assert glb.is_watertight and glb.volume > 0 and len(glb.split(only_watertight=False)) == 1
     q = fidelity(mesh, a3d.load_ply(out / "head.ply"), canonical_cameras(256))
     assert min(q["iou"]) >= IOU_MIN and q["psnr_all"] >= PSNR_MIN, q
+
+
+# ---- game-ready GLB ----------------------------------------------------------------------------------------
+
+def _glb_json(path) -> dict:
+    import json
+    import struct
+
+    data = Path(path).read_bytes()
+    magic, version, total = struct.unpack("<III", data[:12])
+    length, kind = struct.unpack("<II", data[12:20])
+    assert (magic, version, total, kind) == (0x46546C67, 2, len(data), 0x4E4F534A)
+    return json.loads(data[20:20 + length])
+
+
+def test_clean_surface_drops_slivers_and_keeps_pinches_closed():
+    cube = _cube()
+    far = cube.vertices + np.float32(3.0)  # a second cube, apart: a floating piece
+    v = np.concatenate([cube.vertices, far])
+    f = np.concatenate([cube.faces, cube.faces + 8, [[0, 1, 3], [0, 3, 1]]])  # plus a face pair, back to back
+    v2, f2 = clean_surface(v, f)
+    assert len(f2) == 12 and len(v2) == 8 and is_watertight(f2)  # the largest piece, no sliver
+    # two cubes touching at one corner (the same position, two vertices): merging them would pinch the surface
+    touching = np.concatenate([cube.vertices, cube.vertices + np.float32(1.0)])
+    v3, f3 = clean_surface(touching, np.concatenate([cube.faces, cube.faces + 8]))
+    assert len(f3) == 12  # edge-connected pieces only: the larger (here the first) cube
+    tm = trimesh.Trimesh(v3, f3, process=True)
+    assert tm.is_watertight and len(tm.split(only_watertight=False)) == 1
+
+
+def test_glb_is_game_ready(tmp_path):
+    """Normals, a PBR material with the baked texture, metres; trimesh merges the UV-seam corners back into
+    one closed piece whose normals point out."""
+    head = a3d.load_ply(EXAMPLE)
+    mesh = extract(head, resolution=64, faces=4000, views=8, texture_size=256)
+    doc = _glb_json(mesh.save(tmp_path / "head.glb"))
+    prim = doc["meshes"][0]["primitives"][0]
+    assert {"POSITION", "NORMAL", "TEXCOORD_0"} <= set(prim["attributes"])
+    pbr = doc["materials"][prim["material"]]["pbrMetallicRoughness"]
+    assert pbr["metallicFactor"] == 0 and 0.5 <= pbr["roughnessFactor"] <= 1 and "baseColorTexture" in pbr
+    assert doc["images"][0]["mimeType"] == "image/png"
+    lo, hi = (np.array(doc["accessors"][prim["attributes"]["POSITION"]][k]) for k in ("min", "max"))
+    assert 0.15 < (hi - lo).max() < 0.45  # a head in metres, not 1.5 "units"
+    loaded = trimesh.load(tmp_path / "head.glb", force="mesh")
+    loaded.merge_vertices(merge_tex=True, merge_norm=True)
+    assert len(loaded.vertices) == mesh.num_vertices and loaded.is_watertight and loaded.volume > 0
+    assert len(loaded.split(only_watertight=False)) == 1
+    n = np.asarray(loaded.vertex_normals)
+    out = np.asarray(loaded.vertices) - np.asarray(loaded.vertices).mean(0)
+    assert np.allclose(np.linalg.norm(n, axis=1), 1, atol=1e-4) and ((n * out).sum(1) > 0).mean() > 0.9
+    plain = _glb_json(extract(head, resolution=64, faces=4000, views=8).save(tmp_path / "plain.glb"))
+    attrs = plain["meshes"][0]["primitives"][0]["attributes"]
+    assert {"NORMAL", "COLOR_0"} <= set(attrs) and plain["materials"][0]["pbrMetallicRoughness"]["metallicFactor"] == 0
+
+
+def test_blender_imports_the_glb(tmp_path):
+    """Blender's glTF importer (Debian's blender package) reads the GLB: one mesh, its faces, a material with
+    an image texture, a head-sized object in metres."""
+    import shutil
+    import subprocess
+
+    blender = shutil.which("blender")
+    if blender is None:
+        pytest.skip("needs Blender (apt-get install blender)")
+    head = a3d.load_ply(EXAMPLE)
+    mesh = extract(head, resolution=64, faces=4000, views=8, texture_size=256)
+    glb = mesh.save(tmp_path / "head.glb")
+    script = tmp_path / "check.py"
+    script.write_text(
+        "import bpy, json, sys\n"
+        "bpy.ops.wm.read_factory_settings(use_empty=True)\n"
+        f"bpy.ops.import_scene.gltf(filepath={str(glb)!r})\n"
+        "obs = [o for o in bpy.context.scene.objects if o.type == 'MESH']\n"
+        "o = obs[0]\n"
+        "mats = [m for m in o.data.materials if m]\n"
+        "tex = any(n.type == 'TEX_IMAGE' for m in mats for n in m.node_tree.nodes)\n"
+        "print('A3D' + json.dumps({'meshes': len(obs), 'faces': len(o.data.polygons), 'texture': tex,\n"
+        "                          'size': max(o.dimensions)}))\n")
+    run = subprocess.run([blender, "--background", "--factory-startup", "--python", str(script)],
+                         capture_output=True, text=True, timeout=300)
+    line = next(x for x in run.stdout.splitlines() if x.startswith("A3D"))
+    import json
+    got = json.loads(line[3:])
+    assert got["meshes"] == 1 and got["faces"] == mesh.num_faces and got["texture"], got
+    assert 0.15 < got["size"] < 0.45, got

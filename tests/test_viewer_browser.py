@@ -85,6 +85,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 
 _Handler.extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".js": "text/javascript",
+                           ".glb": "model/gltf-binary",
                            ".wasm": "application/wasm", ".ply": "application/octet-stream",
                            ".splat": "application/octet-stream", ".spz": "application/octet-stream",
                            ".sog": "application/octet-stream"}
@@ -105,6 +106,16 @@ def exports(tmp_path_factory) -> Path:
         save_splats(head, out / f"head_yup.{fmt}", up="+y")
     save_splat(turned_to_face(head, GSPLAT_CAMERA, (0.0, -1.0, 0.0)), out / "head_model3d.splat", up="+y")
     return out
+
+
+@pytest.fixture(scope="module")
+def head_glb(exports) -> Path:
+    """The example head as the game-ready GLB a3d writes (textured, metres), small settings."""
+    from a3d.io.mesh import extract
+    from a3d.io.ply import load_ply
+
+    extract(load_ply(EXAMPLE_HEAD), resolution=64, faces=4000, views=8, texture_size=512).save(exports / "head.glb")
+    return exports / "head.glb"
 
 
 @pytest.fixture(scope="module")
@@ -145,10 +156,12 @@ def browser():
 READY = "window.viewerReady === true || window.viewerError !== undefined"  # set by our viewer pages
 
 
-def shoot(browser, url: str, path: Path, settle_s: float = 60.0, ready: str = READY) -> np.ndarray:
+def shoot(browser, url: str, path: Path, settle_s: float = 60.0, ready: str = READY,
+          probe: dict | None = None) -> np.ndarray:
     """Open a viewer page, wait until ``ready`` holds (our pages set window.viewerReady after a few frames),
     then until two screenshots a second apart agree and show something (the viewers sort splats in
-    workers, so early frames can be partial) -> [H, W, 3] uint8."""
+    workers, so early frames can be partial) -> [H, W, 3] uint8. ``probe``: {name: JS expression}, each
+    replaced by its value on the page."""
     from PIL import Image
 
     page = browser.new_page(viewport={"width": 480, "height": 480})
@@ -169,6 +182,8 @@ def shoot(browser, url: str, path: Path, settle_s: float = 60.0, ready: str = RE
             if np.abs(img - prev).mean() < 0.5 and np.abs(img - img[0, 0]).sum(-1).max() > 60:
                 break
             prev = img
+        for name, expression in (probe or {}).items():
+            probe[name] = page.evaluate(expression)
     finally:
         page.close()
     path.write_bytes(png)
@@ -254,3 +269,16 @@ def test_demo_model3d_view_faces_the_camera(browser, server, tmp_path):
     assert upright_and_facing(facing), facing
     assert facing["skin_mid"] > 0.8 and facing["hair_mid"] < 0.1, facing
     assert facing["skin_mid"] > default["skin_mid"] + 0.1, (facing, default)
+
+
+def test_glb_in_threejs_gltfloader(browser, server, head_glb, tmp_path):
+    """three.js's GLTFLoader builds a lit, textured, smooth-shaded PBR mesh of the right size, and the head
+    is drawn upright and facing the camera."""
+    probe = {"info": "window.gltfInfo"}
+    img = shoot(browser, f"{server}/gltf.html?src=/files/{head_glb.name}", tmp_path / "gltf_head.png", probe=probe)
+    info = probe["info"]
+    assert info["meshes"] == 1 and info["normals"] and info["uv"] and info["map"], info
+    assert info["material"] == "MeshStandardMaterial" and info["metalness"] == 0 and info["roughness"] >= 0.5, info
+    assert 0.15 < max(info["size"]) < 0.45, info  # metres
+    m = head_layout(img)  # lit, so the shaded neck and jaw are too dark for the skin test: hair on top, face inside
+    assert m["pixels"] > 4000 and m["hair_top"] > 0.5 and m["skin_mid"] > 0.5 > m["hair_mid"], m

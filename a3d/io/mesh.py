@@ -242,6 +242,60 @@ def _largest_component(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndar
     return vertices[used], remap[faces]
 
 
+def _edge_components(faces: np.ndarray) -> np.ndarray:
+    """[F] component label of each face, faces joined when they share an edge (not just a vertex)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    F = len(faces)
+    directed = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    n = int(faces.max()) + 1
+    key = np.minimum(directed[:, 0], directed[:, 1]) * n + np.maximum(directed[:, 0], directed[:, 1])
+    owner = np.tile(np.arange(F), 3)
+    order = np.argsort(key, kind="stable")
+    same = key[order][1:] == key[order][:-1]  # consecutive uses of one edge: their faces touch
+    a, b = owner[order][:-1][same], owner[order][1:][same]
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(F, F))
+    return connected_components(graph, directed=False)[1]
+
+
+def clean_surface(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A closed surface without the debris that loaders count as extra pieces: triangles with a repeated
+    vertex or no area go, so do triangles whose three vertices another triangle also uses (a zero-volume
+    sliver, two faces back to back), and everything not joined by edges to the largest piece; then vertices
+    at the same position are merged when the surface stays closed, and otherwise moved apart by a
+    thousandth of the mean edge length (a pinch where two sheets touch), so that a loader that merges
+    coincident vertices (trimesh, Blender) finds the same closed surface. Returns (vertices, faces)."""
+    v, f = np.asarray(vertices), np.asarray(faces, dtype=np.int64)
+    tri = v[f]
+    area2 = np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    ok = (f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2]) & (area2 > 1e-12)
+    _, inverse, counts = np.unique(np.sort(f, axis=1), axis=0, return_inverse=True, return_counts=True)
+    f = f[ok & (counts[inverse.ravel()] == 1)]
+    if len(f) == 0:
+        return v[:0], f
+    labels = _edge_components(f)
+    f = f[labels == np.argmax(np.bincount(labels))]
+    used = np.unique(f)
+    remap = np.full(len(v), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    v, f = v[used], remap[f]
+    pos, first, inverse = np.unique(v, axis=0, return_index=True, return_inverse=True)
+    if len(pos) < len(v):  # coincident vertices
+        merged = first[inverse.ravel()][f]
+        if is_watertight(merged) and not (np.sort(merged, 1)[:, :-1] == np.sort(merged, 1)[:, 1:]).any():
+            keep = np.unique(merged)
+            remap = np.full(len(v), -1, dtype=np.int64)
+            remap[keep] = np.arange(len(keep))
+            return v[keep], remap[merged]
+        edge = np.linalg.norm(v[f[:, 0]] - v[f[:, 1]], axis=1).mean()
+        moved = v.copy()
+        dup = first[inverse.ravel()] != np.arange(len(v))
+        moved[dup] += 1e-3 * edge * vertex_normals(v, f)[dup]
+        v = moved.astype(v.dtype)
+    return v, f
+
+
 def _edge_use(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Directed edges [3F, 2] of ``faces`` and, for each, how often its undirected edge is used."""
     directed = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
@@ -408,11 +462,11 @@ def extract(gaussians: Gaussians, resolution: int = 256, faces: int = 100_000, v
     import fast_simplification
     from skimage.measure import marching_cubes
 
-    from tqdm.auto import tqdm
+    from ..core.progress import progress_bar
 
     timings: dict[str, float] = {}
     clock = [time.perf_counter()]
-    bar = tqdm(total=5 + (texture_size is not None), desc="mesh", unit="stage", disable=not progress)
+    bar = progress_bar(total=5 + (texture_size is not None), desc="mesh", unit="stage", disable=not progress)
 
     def lap(name: str) -> None:
         if gaussians.device.type == "cuda":
@@ -444,7 +498,7 @@ def extract(gaussians: Gaussians, resolution: int = 256, faces: int = 100_000, v
     if len(tris) > faces:
         verts, tris = fast_simplification.simplify(verts, tris.astype(np.int32), target_count=faces)
         verts, tris = _close_surface(verts.astype(np.float32), tris.astype(np.int64))
-        verts, tris = _largest_component(verts, tris)
+    verts, tris = clean_surface(verts.astype(np.float32), tris)
     lap("decimate")
     normals = vertex_normals(verts, tris)
     colors = _colorize(verts, normals, rv, g, tol=3 * h)

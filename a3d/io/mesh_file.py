@@ -1,12 +1,13 @@
 """The triangle mesh container (:class:`Mesh`) and its files: GLB (binary glTF 2.0), OBJ + MTL + PNG, PLY;
 and the texture atlas layout that OBJ needs.
 
-Files are written through trimesh (MIT), whose exporters follow the formats' specifications. a3d's world
-(y up, face toward +z, head units) is glTF's frame (y up, front +z), so no axis change is made; lengths are
-head units (about 21 cm; ``scale`` converts, e.g. ``scale=0.21`` for metres).
+a3d's world (y up, face toward +z, head units) is glTF's frame (y up, front +z), so no axis change is made.
+Lengths: a GLB is in metres, glTF's unit (:data:`HEAD_UNIT_METRES` per head unit); OBJ and PLY have no
+unit and keep head units; ``scale`` (head units times ``scale``) overrides both.
 
-* GLB: vertex colours (``COLOR_0``) on shared vertices, or, when the mesh carries a texture atlas, the
-  atlas as the base colour texture (corners split per face, as UV seams require).
+* GLB (:func:`glb_bytes`, written by a3d): normals, a PBR material (dielectric, rough) and either the
+  texture atlas as its base colour texture (corners split per face, as UV seams require) or vertex
+  colours (``COLOR_0``).
 * OBJ: always textured (OBJ has no standard vertex colours): ``name.obj``, ``name.mtl`` and
   ``name.png`` side by side; a mesh without an atlas gets one baked from its vertex colours
   (:func:`bake_vertex_colors`), which shows the same colours.
@@ -17,8 +18,11 @@ texel, so every texel of a cell belongs to one triangle and bilinear filtering n
 """
 from __future__ import annotations
 
+import io
+import json
 import math
 import os
+import struct
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -28,7 +32,7 @@ from ..core.files import atomic_path, atomic_write, check_writable
 from ..errors import InputError
 
 __all__ = ["Mesh", "save_mesh", "is_watertight", "vertex_normals", "atlas_layout", "atlas_texels", "atlas_uv",
-           "bake_vertex_colors", "MESH_FORMATS"]
+           "bake_vertex_colors", "glb_bytes", "MESH_FORMATS", "HEAD_UNIT_METRES"]
 
 MESH_FORMATS = (".glb", ".obj", ".ply")
 DEFAULT_CELL = 6  # texels a side of an atlas cell (one pair of triangles) when no size is given
@@ -86,9 +90,9 @@ class Mesh:
         """True when every edge is shared by exactly two faces with opposite orientations."""
         return is_watertight(self.faces)
 
-    def save(self, path: str | os.PathLike, scale: float = 1.0) -> str:
-        """Write ``path``; its extension picks the format (.glb, .obj with .mtl and .png beside it, .ply);
-        ``scale`` multiplies the coordinates. See :func:`a3d.io.mesh_file.save_mesh`."""
+    def save(self, path: str | os.PathLike, scale: float | None = None) -> str:
+        """Write ``path``; its extension picks the format (.glb in metres, .obj with .mtl and .png beside it,
+        .ply); ``scale`` multiplies the head-unit coordinates instead. See :func:`a3d.io.mesh_file.save_mesh`."""
         return save_mesh(self, path, scale)
 
 
@@ -196,27 +200,11 @@ def bake_vertex_colors(mesh, texture_size: int | None = None):
                 dict(mesh.metadata, texture_size=size, texture_source="vertex colours"))
 
 
-def _trimesh(mesh, textured: bool, scale: float):
-    import trimesh
-    from PIL import Image
-
-    v = mesh.vertices.astype(np.float64) * scale
-    if not textured:
-        rgba = np.concatenate([(np.clip(mesh.vertex_colors, 0, 1) * 255 + 0.5).astype(np.uint8),
-                               np.full((mesh.num_vertices, 1), 255, np.uint8)], 1)
-        return trimesh.Trimesh(v, mesh.faces, vertex_colors=rgba, process=False)
-    # UV seams: every face corner becomes its own vertex
-    F = mesh.num_faces
-    material = trimesh.visual.material.PBRMaterial(name="a3d_head", baseColorTexture=Image.fromarray(mesh.texture),
-                                                   metallicFactor=0.0, roughnessFactor=1.0)
-    visual = trimesh.visual.TextureVisuals(uv=mesh.uv.reshape(-1, 2), material=material)
-    return trimesh.Trimesh(v[mesh.faces.reshape(-1)], np.arange(3 * F).reshape(F, 3), visual=visual, process=False)
-
-
-def save_mesh(mesh, path: str | os.PathLike, scale: float = 1.0) -> str:
+def save_mesh(mesh, path: str | os.PathLike, scale: float | None = None) -> str:
     """Write ``mesh`` (an :class:`a3d.io.mesh.Mesh`) to ``path``; the extension picks the format
-    (:data:`MESH_FORMATS`; see the module docstring). ``scale`` multiplies the coordinates (1 = head
-    units). The write is atomic per file. Returns the path written (for OBJ, the .obj file)."""
+    (:data:`MESH_FORMATS`; see the module docstring). ``scale`` multiplies the head-unit coordinates; None
+    writes a GLB in metres and OBJ/PLY in head units. The write is atomic per file. Returns the path
+    written (for OBJ, the .obj file)."""
     path = os.fspath(path)
     stem, ext = os.path.splitext(path)
     ext = ext.lower()
@@ -224,6 +212,8 @@ def save_mesh(mesh, path: str | os.PathLike, scale: float = 1.0) -> str:
         raise InputError(f"path: expected a file ending in {', '.join(MESH_FORMATS)}, got {path!r}")
     from .. import limits
 
+    if scale is None:
+        scale = HEAD_UNIT_METRES if ext == ".glb" else 1.0
     limits.check("mesh_scale", scale, "scale")
     targets = [path] if ext != ".obj" else [f"{stem}.obj", f"{stem}.mtl", f"{stem}.png"]
     for target in targets:
@@ -232,8 +222,7 @@ def save_mesh(mesh, path: str | os.PathLike, scale: float = 1.0) -> str:
         raise InputError("mesh: its vertices hold NaN or inf; nothing was written")
     os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
     if ext == ".glb":
-        data = _trimesh(mesh, mesh.texture is not None, scale).export(file_type="glb")
-        _write(path, data)
+        _write(path, glb_bytes(mesh, scale))
     elif ext == ".ply":
         _write_ply(mesh, path, scale)
     else:
@@ -287,3 +276,99 @@ def _write_obj(mesh, stem: str, scale: float) -> None:
 
 def _desc(x) -> str:
     return f"shape {tuple(x.shape)} {x.dtype}" if isinstance(x, np.ndarray) else type(x).__name__
+
+
+# ---- GLB --------------------------------------------------------------------------------------------------
+
+HEAD_UNIT_METRES = 0.21
+"""Metres per head unit: an adult head is about 23 cm from crown to chin, 1.1 head units
+(:mod:`a3d.core.framing`)."""
+
+_FLOAT, _UINT32 = 5126, 5125
+_ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
+
+
+def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    c = np.clip(c, 0.0, 1.0)
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def glb_bytes(mesh, scale: float = HEAD_UNIT_METRES) -> bytes:
+    """The ``.glb`` file of ``mesh`` (a :class:`Mesh`), coordinates multiplied by ``scale`` (head units to
+    metres by default): one mesh, one node, one PBR material, in glTF's frame (y up, front +z, a3d's world).
+
+    Per vertex: ``POSITION`` (float32, with glTF's min/max) and ``NORMAL`` (:func:`vertex_normals`: smooth
+    shading). With a texture atlas: ``TEXCOORD_0`` (v flipped to glTF's top-left origin) and the atlas as
+    the material's ``baseColorTexture`` (PNG, sRGB, linear filtering without mipmaps, which would mix
+    neighbouring atlas cells, clamped); UV seams need a vertex per face corner, and the corners of one
+    vertex keep its position and normal, so a loader that merges vertices by position finds the closed
+    surface again. Without an atlas: ``COLOR_0`` (float RGB, sRGB converted to the linear values glTF
+    specifies). The material is dielectric (metallic 0), roughness 0.8, single-sided: glTF's default
+    material is fully metallic, which renders a head almost black in physically based viewers."""
+    from PIL import Image
+
+    verts = mesh.vertices.astype(np.float64) * scale
+    normals = vertex_normals(mesh.vertices.astype(np.float64), mesh.faces)
+    textured = mesh.texture is not None and mesh.uv is not None
+    attributes: dict[str, np.ndarray] = {}
+    if textured:  # a vertex per face corner (UV seams)
+        corner = mesh.faces.reshape(-1)
+        attributes["POSITION"] = verts[corner].astype(np.float32)
+        attributes["NORMAL"] = normals[corner].astype(np.float32)
+        uv = mesh.uv.reshape(-1, 2).astype(np.float32).copy()
+        uv[:, 1] = 1.0 - uv[:, 1]  # mesh.uv has v up; glTF's origin is the image's top-left
+        attributes["TEXCOORD_0"] = uv
+        indices = np.arange(len(corner), dtype=np.uint32)
+    else:
+        attributes["POSITION"] = verts.astype(np.float32)
+        attributes["NORMAL"] = normals.astype(np.float32)
+        attributes["COLOR_0"] = _srgb_to_linear(mesh.vertex_colors.astype(np.float64)).astype(np.float32)
+        indices = mesh.faces.reshape(-1).astype(np.uint32)
+
+    blob = bytearray()
+    views, accessors = [], []
+
+    def add_view(data: bytes, target: int | None = None) -> int:
+        while len(blob) % 4:
+            blob.append(0)
+        view = {"buffer": 0, "byteOffset": len(blob), "byteLength": len(data)}
+        if target is not None:
+            view["target"] = target
+        views.append(view)
+        blob.extend(data)
+        return len(views) - 1
+
+    def add_accessor(array: np.ndarray, component: int, kind: str, target: int, bounds: bool = False) -> int:
+        acc = {"bufferView": add_view(array.tobytes(), target), "componentType": component, "count": len(array),
+               "type": kind}
+        if bounds:
+            acc["min"], acc["max"] = array.min(0).tolist(), array.max(0).tolist()
+        accessors.append(acc)
+        return len(accessors) - 1
+
+    index_acc = add_accessor(indices, _UINT32, "SCALAR", _ELEMENT_ARRAY_BUFFER)
+    kinds = {"POSITION": "VEC3", "NORMAL": "VEC3", "TEXCOORD_0": "VEC2", "COLOR_0": "VEC3"}
+    attr = {name: add_accessor(a, _FLOAT, kinds[name], _ARRAY_BUFFER, bounds=name == "POSITION")
+            for name, a in attributes.items()}
+    pbr: dict = {"baseColorFactor": [1.0, 1.0, 1.0, 1.0], "metallicFactor": 0.0, "roughnessFactor": 0.8}
+    doc: dict = {"asset": {"version": "2.0", "generator": "a3d"},
+                 "scene": 0, "scenes": [{"nodes": [0]}], "nodes": [{"mesh": 0, "name": "a3d_head"}],
+                 "meshes": [{"name": "a3d_head", "primitives": [{"attributes": attr, "indices": index_acc,
+                                                                 "material": 0, "mode": 4}]}],
+                 "materials": [{"name": "a3d_head", "pbrMetallicRoughness": pbr, "doubleSided": False}]}
+    if textured:
+        png = io.BytesIO()
+        Image.fromarray(mesh.texture).save(png, format="PNG")
+        doc["images"] = [{"bufferView": add_view(png.getvalue()), "mimeType": "image/png", "name": "a3d_head"}]
+        doc["samplers"] = [{"magFilter": 9729, "minFilter": 9729, "wrapS": 33071, "wrapT": 33071}]
+        doc["textures"] = [{"sampler": 0, "source": 0}]
+        pbr["baseColorTexture"] = {"index": 0, "texCoord": 0}
+    doc["accessors"], doc["bufferViews"] = accessors, views
+    while len(blob) % 4:
+        blob.append(0)
+    doc["buffers"] = [{"byteLength": len(blob)}]
+    text = json.dumps(doc, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 4)
+    total = 12 + 8 + len(text) + 8 + len(blob)
+    return (struct.pack("<III", 0x46546C67, 2, total) + struct.pack("<II", len(text), 0x4E4F534A) + text
+            + struct.pack("<II", len(blob), 0x004E4942) + bytes(blob))
