@@ -12,7 +12,8 @@ from the front, of hair Gaussians (more than 5 cm from the fitted skin, above th
 a synthetic head (a3d.data.synth) with known weights and head turns is read by the driver
 (a3d.animation.driver), the photo's head is animated with what it found and rendered, and MediaPipe's face mesh
 of those renders is compared with the driver's: Pearson correlation over the clip of mouth opening (inner lips),
-smile width (mouth corners) and eye opening (lids), each over the eyes' distance. --images DIR writes the
+smile width (mouth corners) and eye opening (lids); widths over the eyes' distance, heights over the nose tip's
+height below the eyes. --images DIR writes the
 pictures of docs/animation.md. Prints one JSON object (also written to --out).
 """
 from __future__ import annotations
@@ -26,7 +27,8 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-PHOTOS = [REPO / "examples" / "photos" / n for n in ("grace_hopper.jpg", "cameraman.jpg")]
+PHOTOS = [REPO / "examples" / "photos" / "grace_hopper.jpg", REPO / "demo" / "examples" / "astronaut.jpg",
+          REPO / "examples" / "photos" / "cameraman.jpg"]
 
 
 def sync(dev: torch.device) -> None:
@@ -136,7 +138,9 @@ def driver_clip(frames: int, size: int = 256):
 
 
 def face_measures(meshes) -> np.ndarray:
-    """[F, 3] mouth opening, smile width, eye opening (each over the eyes' distance; NaN without a face)."""
+    """[F, 3] mouth opening (inner lips), smile width (mouth corners) and eye opening (lids; both eyes' mean); NaN
+    without a face. Widths are over the eyes' distance; heights over the height of the nose tip below the eyes'
+    line (both rigid under expressions, and each foreshortened like what it divides when the head turns or nods)."""
     from a3d.animation.face_mesh import MESH_POINTS as P
 
     out = []
@@ -146,9 +150,10 @@ def face_measures(meshes) -> np.ndarray:
             continue
         p = m.points[:, :2]
         d = lambda a, b: float(np.linalg.norm(p[a] - p[b]))  # noqa: E731
-        eye = d(*P["eye_corners"])
-        out.append([d(*P["lips_inner"]) / eye, d(*P["mouth_corners"]) / eye,
-                    (d(*P["right_eye_lids"]) + d(*P["left_eye_lids"])) / (2 * eye)])
+        eyes = d(*P["eye_corners"])
+        nose = float(np.linalg.norm(p[P["nose_tip"][0]] - (p[P["eye_corners"][0]] + p[P["eye_corners"][1]]) / 2))
+        out.append([d(*P["lips_inner"]) / nose, d(*P["mouth_corners"]) / eyes,
+                    (d(*P["right_eye_lids"]) + d(*P["left_eye_lids"])) / (2 * nose)])
     return np.array(out)
 
 
