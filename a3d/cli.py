@@ -206,12 +206,14 @@ def _animate_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--glb", action="store_true",
                    help="also write OUT/head_arkit.glb: the head's mesh with the 52 ARKit morph targets")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--frames", type=int, default=90, help="frames of a preset clip (default 90)")
-    p.add_argument("--fps", type=int, default=30, help="frames per second of a preset clip (default 30)")
-    p.add_argument("--size", type=int, default=256, help="rendered frame size in pixels (default 256)")
-    p.add_argument("--refine", nargs="?", type=int, const=-1, default=0, metavar="STEPS",
+    p.add_argument("--frames", type=limits.arg("video_frames"), default=90, help="frames of a preset clip (default 90)")
+    p.add_argument("--fps", type=limits.arg("video_fps"), default=30,
+                   help="frames per second of a preset clip (default 30)")
+    p.add_argument("--size", type=limits.arg("video_size"), default=256,
+                   help="rendered frame size in pixels (default 256)")
+    p.add_argument("--refine", nargs="?", type=limits.arg("refine_steps"), const=True, default=0, metavar="STEPS",
                    help="refine the reconstruction first (the default steps without a number)")
-    p.add_argument("--seed", type=int, default=0, help="noise seed of the reconstruction")
+    p.add_argument("--seed", type=limits.arg("seed"), default=0, help="noise seed of the reconstruction")
     p.add_argument("--model", default=None, metavar="DIR", help="model folder (default: the bundled model)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 

@@ -53,15 +53,13 @@ def cmd_animate(args: argparse.Namespace) -> int:
         raise InputError("give --preset NAME, --driver CLIP or --glb")
     if args.driver is not None and not Path(args.driver).is_file():  # before the reconstruction, not after
         raise InputError(f"--driver: no such file: {args.driver}")
-    check_int(args.size, "--size", 16, 2048)
     if args.size % 2:
         raise InputError(f"--size: an MP4 needs an even frame size, got {args.size}")
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise InputError(f"-o/--output: {out} is a file; expected a folder (it is created if missing)")
     out.mkdir(parents=True, exist_ok=True)
-    avatar = reconstruct(args.photo, args.model, seed=args.seed, device=args.device,
-                         refine=True if args.refine == -1 else args.refine)
+    avatar = reconstruct(args.photo, args.model, seed=args.seed, device=args.device, refine=args.refine)
     rig = avatar.rig()
     print(f"rig: {rig.seconds:.2f} s (fit {rig.fit.report['seconds']:.2f} s, {rig.num_mouth:,} mouth Gaussians)")
     if args.glb:
@@ -69,7 +67,6 @@ def cmd_animate(args: argparse.Namespace) -> int:
 
         print(f"wrote {save_arkit_glb(rig, out / 'head_arkit.glb')}")
     if args.preset is not None:
-        check_int(args.frames, "--frames", 1, 10_000)
         path = out / f"{args.preset}.mp4"
         with tqdm(total=args.frames, desc="animate", unit="frame") as bar:
             def frames():
