@@ -19,7 +19,8 @@ import torch
 from ..core import framing
 from ..core.cameras import orbit_cameras
 from ..core.rendering import render, to_uint8
-from ..errors import InputError, check_int, check_number
+from .. import limits
+from ..errors import InputError, check_number
 from .drive import Rig, preset_weights
 
 __all__ = ["preset_frames", "cmd_animate"]
@@ -29,8 +30,8 @@ __all__ = ["preset_frames", "cmd_animate"]
 def preset_frames(rig: Rig, preset: str, frames: int = 90, size: int = 256, sweep: float = 30.0,
                   elevation: float = 5.0, batch: int = 4) -> Iterator[np.ndarray]:
     """Yield ``frames`` [size, size, 3] uint8 images of ``preset`` over an orbit swinging ±``sweep`` degrees."""
-    check_int(frames, "frames", 1, 10_000)
-    check_int(size, "size", 16, 4096)
+    limits.check("video_frames", frames, "frames")
+    limits.check("video_size", size, "size")
     check_number(sweep, "sweep", 0.0, 180.0)
     w = preset_weights(preset, frames, rig.names).to(rig.gaussians.device)
     t = torch.arange(frames, dtype=torch.float64) / max(frames, 1)
