@@ -97,6 +97,7 @@ def fit_clip(meshes: list[FaceMesh | None], basis: HeadBasis, *, steps: int = 30
     found = torch.tensor([m is not None for m in meshes])
     if not bool(found.any()):
         raise InputError("driver: no face was found in any frame")
+    basis = basis.to("cpu")  # a small problem: the CPU fits it as fast as a GPU would
     tri, bary, spread, rest = load_face_mesh_map()
     idx = basis.faces[tri]  # [468, 3]
 
