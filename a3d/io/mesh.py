@@ -347,12 +347,11 @@ def _close_surface(vertices: np.ndarray, faces: np.ndarray, rounds: int = 8) -> 
     return vertices, faces
 
 
-def _colors_at(points: Tensor, normals: Tensor, views: _Views, tol: float) -> tuple[Tensor, Tensor]:
-    """Colours [M, 3] seen at surface ``points`` [M, 3] with outward ``normals`` [M, 3], and whether any
-    view saw them [M]. A view sees a point when the rendered depth there is within ``tol`` of its depth."""
+def _color_sums(points: Tensor, normals: Tensor, views: _Views, tol: float) -> tuple[Tensor, Tensor]:
+    """The weighted sums behind :func:`_colors_at`: (sum of w·colour [M, 3], sum of w [M]) over ``views``."""
     V = views.P.shape[0]
-    out = torch.zeros(len(points), 3, dtype=torch.float32, device=points.device)
-    seen = torch.zeros(len(points), dtype=torch.bool, device=points.device)
+    num = torch.zeros(len(points), 3, dtype=torch.float32, device=points.device)
+    den = torch.zeros(len(points), dtype=torch.float32, device=points.device)
     step = max(1, _CHUNK_ELEMENTS // V)
     for s in range(0, len(points), step):
         p, n = points[s:s + step], normals[s:s + step]
@@ -363,19 +362,42 @@ def _colors_at(points: Tensor, normals: Tensor, views: _Views, tol: float) -> tu
         to_cam = torch.nn.functional.normalize(views.centers[:, None, :] - p[None], dim=-1)  # [V, m, 3]
         cos = (to_cam * n[None]).sum(-1).clamp_min(0)
         w = torch.where((d - z).abs() < tol, a * cos * cos, torch.zeros_like(a))
-        c = views.sample_rgb(u, v)  # [V, m, 3]
-        wsum = w.sum(0)
-        out[s:s + step] = (w[..., None] * c).sum(0) / wsum.clamp_min(1e-12)[:, None]
-        seen[s:s + step] = wsum > 1e-6
-    return out, seen
+        num[s:s + step] = (w[..., None] * views.sample_rgb(u, v)).sum(0)
+        den[s:s + step] = w.sum(0)
+    return num, den
+
+
+def _view(views: _Views, v: int) -> _Views:
+    """The one view ``v`` of ``views``."""
+    return _Views(views.P[v:v + 1], views.centers[v:v + 1], views.rgb[v:v + 1], views.alpha[v:v + 1],
+                  views.depth[v:v + 1], views.surface[v:v + 1], views.size)
+
+
+def _colors_at(points: Tensor, normals: Tensor, views: _Views, tol: float) -> tuple[Tensor, Tensor]:
+    """Colours [M, 3] seen at surface ``points`` [M, 3] with outward ``normals`` [M, 3], and whether any
+    view saw them [M]. A view sees a point when the rendered depth there is within ``tol`` of its depth."""
+    num, den = _color_sums(points, normals, views, tol)
+    return num / den.clamp_min(1e-12)[:, None], den > 1e-6
 
 
 def _colorize(points: np.ndarray, normals: np.ndarray, views: _Views, gaussians: Gaussians,
-              tol: float) -> np.ndarray:
-    """[M, 3] float32 colours; points no view sees take the colour of the nearest Gaussian."""
+              tol: float, best: np.ndarray | None = None) -> np.ndarray:
+    """[M, 3] float32 colours; points no view sees take the colour of the nearest Gaussian. ``best``: [M, K]
+    indices of the only views to average per point (the texture bake's views facing its triangle); None: all."""
     dev = views.P.device
-    col, seen = _colors_at(torch.from_numpy(points).to(dev, torch.float32),
-                           torch.from_numpy(normals).to(dev, torch.float32), views, tol)
+    p = torch.from_numpy(points).to(dev, torch.float32)
+    n = torch.from_numpy(normals).to(dev, torch.float32)
+    if best is None:
+        col, seen = _colors_at(p, n, views, tol)
+    else:  # view by view over the points that chose it: K views' work a point instead of all V
+        num, den = torch.zeros(len(p), 3, device=dev), torch.zeros(len(p), device=dev)
+        for v in range(views.P.shape[0]):
+            sel = torch.from_numpy(np.flatnonzero((best == v).any(1))).to(dev)
+            if len(sel):
+                wc, w = _color_sums(p[sel], n[sel], _view(views, v), tol)
+                num[sel] += wc
+                den[sel] += w
+        col, seen = num / den.clamp_min(1e-12)[:, None], den > 1e-6
     col, seen = col.cpu().numpy(), seen.cpu().numpy()
     if not seen.all():
         from scipy.spatial import cKDTree
@@ -388,6 +410,9 @@ def _colorize(points: np.ndarray, normals: np.ndarray, views: _Views, gaussians:
 
 
 # ---- texture atlas ----------------------------------------------------------------------------------------
+
+BAKE_VIEWS = 3
+"""Views a triangle's texels average: the ones facing it most."""
 
 def bake_texture(mesh: Mesh, gaussians: Gaussians, texture_size: int = 2048, views: int = 24,
                  view_size: int = 512) -> Mesh:
@@ -410,10 +435,15 @@ def bake_texture(mesh: Mesh, gaussians: Gaussians, texture_size: int = 2048, vie
     fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     fn /= np.maximum(np.linalg.norm(fn, axis=1, keepdims=True), 1e-12)
     tol = 3 * float(mesh.metadata.get("voxel_size", radius / 128))
+    # each triangle is coloured from the BAKE_VIEWS views that face it most (the others add little weight:
+    # the colour weight is cos² of the view angle), a third to a tenth of the work of averaging them all
+    to_cam = rv.centers.cpu().numpy()[None] - tri.mean(1)[:, None]  # [F, V, 3]
+    facing = (to_cam * fn[:, None]).sum(-1) / np.maximum(np.linalg.norm(to_cam, axis=-1), 1e-12)
+    best = np.argsort(-facing, axis=1)[:, :BAKE_VIEWS]  # [F, K]
     tex = np.zeros((texture_size, texture_size, 3), dtype=np.float32)
     for xy, face, bary in atlas_texels(F, texture_size):
         pts = (bary[:, :, None] * tri[face]).sum(1).astype(np.float32)
-        tex[xy[:, 1], xy[:, 0]] = _colorize(pts, fn[face].astype(np.float32), rv, g, tol)
+        tex[xy[:, 1], xy[:, 0]] = _colorize(pts, fn[face].astype(np.float32), rv, g, tol, best[face])
     meta = dict(mesh.metadata, texture_size=texture_size, texture_source="gaussian renders",
                 texture_views=views, texture_view_size=view_size)
     return Mesh(mesh.vertices, mesh.faces, mesh.vertex_colors, atlas_uv(F, texture_size),
