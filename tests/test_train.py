@@ -12,7 +12,8 @@ from a3d.train.batches import FolderBatches, SyntheticBatches
 from a3d.core.cameras import Cameras, canonical_cameras, orbit_cameras, save_cameras_json
 from a3d.cli import build_parser, config_from_args
 from a3d.data.dataset import CAMERA_FILE
-from a3d.eval.evaluate import bucket, eval_azimuths, plot_log, psnr, ssim
+from a3d.eval.evaluate import bucket, eval_azimuths, plot_log
+from a3d.eval.metrics import psnr, ssim
 from a3d.model.network import A3DModel
 from a3d.train.objective import compute_loss
 from a3d.core.rendering import render

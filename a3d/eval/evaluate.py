@@ -54,7 +54,8 @@ from ..errors import InputError, SetupError, check_number, one_line
 from ..core.gaussians import Gaussians
 from .grid import back_view_grid_index, grid_summary
 from ..perception.lpips import lpips
-from ..core.rendering import render
+from ..core.rendering import channels_first, render
+from .metrics import gaussian_blur, psnr, silhouette_metrics, ssim
 
 __all__ = ["ssim", "psnr", "silhouette_metrics", "eval_azimuths", "bucket", "yaw_bin", "synthetic_eval_set", "evaluate",
            "save_gallery", "plot_log", "evaluate_folder", "evaluate_photo", "IDENTITY_VIEWS", "run_eval"]
@@ -69,67 +70,6 @@ camera on the subject's left (:mod:`a3d.core.framing`), elevation +15 looks down
 
 SYNTH_EVAL_SEED = 987_654_321
 """Generator seed of the held-out heads (the trainer's ``eval_seed`` default)."""
-
-
-# ---- image metrics ------------------------------------------------------------------------------------
-
-def _gaussian_window(size: int, sigma: float, device, dtype) -> Tensor:
-    x = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
-    g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
-    return g / g.sum()
-
-
-def ssim(x: Tensor, y: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
-    """Structural similarity (Wang et al. 2004) of image pairs: Gaussian window ``window`` × ``window``
-    with std ``sigma``, constants (0.01·1)² and (0.03·1)² for a data range of 1, statistics over
-    the valid region (no padding), averaged over channels and pixels.
-
-    Args:
-        x, y: [B, 3, H, W] images in [0, 1], H, W >= ``window``.
-    Returns:
-        [B] SSIM values (1 for identical images), computed in float32.
-    """
-    if x.shape != y.shape or x.dim() != 4:
-        raise InputError(f"x, y: expected two [B, C, H, W] tensors of one shape, "
-                         f"got {tuple(x.shape)}, {tuple(y.shape)}")
-    if min(x.shape[-2:]) < window:
-        raise InputError(f"x: images of {tuple(x.shape[-2:])} are smaller than the {window}-pixel window")
-    x, y = x.float(), y.float()
-    C = x.shape[1]
-    g = _gaussian_window(window, sigma, x.device, x.dtype)
-
-    def blur(t: Tensor) -> Tensor:  # separable Gaussian filter, valid region
-        t = F.conv2d(t, g.view(1, 1, 1, -1).expand(C, 1, 1, window), groups=C)
-        return F.conv2d(t, g.view(1, 1, -1, 1).expand(C, 1, window, 1), groups=C)
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    mx, my = blur(x), blur(y)
-    sxx = blur(x * x) - mx * mx
-    syy = blur(y * y) - my * my
-    sxy = blur(x * y) - mx * my
-    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    return s.mean(dim=(1, 2, 3))
-
-
-def psnr(x: Tensor, y: Tensor) -> Tensor:
-    """PSNR in dB of [B, C, H, W] images in [0, 1] -> [B] (capped at 100 dB for identical images)."""
-    mse = ((x.float() - y.float()) ** 2).mean(dim=(1, 2, 3))
-    return (-10 * torch.log10(mse.clamp_min(1e-10))).clamp(max=100.0)
-
-
-def silhouette_metrics(pred: Tensor, pred_alpha: Tensor, gt: Tensor, gt_alpha: Tensor) -> dict[str, Tensor]:
-    """How right the outline of a render is: for [N, 3, H, W] images in [0, 1] and their alphas [N, H, W]
-    -> {"silhouette_iou": [N], "psnr_silhouette_right": [N]}.
-
-    The silhouettes are alpha > 0.5; their IoU is 1 where both are empty. ``psnr_silhouette_right`` is
-    :func:`psnr` with every pixel where the silhouettes disagree taken from ``gt``: never below the
-    plain PSNR, equal to it where the outlines agree.
-    """
-    p, g = pred_alpha > 0.5, gt_alpha > 0.5
-    inter = (p & g).flatten(1).sum(1).float()
-    union = (p | g).flatten(1).sum(1).float()
-    iou = torch.where(union > 0, inter / union.clamp_min(1.0), torch.ones_like(union))
-    fixed = torch.where((p != g)[:, None], gt, pred)
-    return {"silhouette_iou": iou.cpu(), "psnr_silhouette_right": psnr(fixed, gt).cpu()}
 
 
 # ---- view angles --------------------------------------------------------------------------------------
@@ -187,11 +127,6 @@ def summarize(metrics: dict[str, Tensor], azimuths: Sequence[float]) -> dict[str
     return out
 
 
-def _views_nchw(rgb: Tensor) -> Tensor:
-    """[..., H, W, 3] renders -> [..., 3, H, W]."""
-    return rgb.movedim(-1, -3)
-
-
 def _image_metrics(pred: Tensor, gt: Tensor, lpips_net: str) -> dict[str, Tensor]:
     """PSNR, SSIM, LPIPS of [N, 3, S, S] pairs -> {name: [N]} on the CPU."""
     return {"psnr": psnr(pred, gt).cpu(), "ssim": ssim(pred, gt).float().cpu(),
@@ -231,14 +166,14 @@ def synthetic_eval_set(heads: int, views: int, size: int, device: torch.device |
     cams = orbit_cameras(len(az), size=view_size or size, azimuths=az).to(device)
     bg = framing.BACKGROUND
     canon_out = render(g, canon, bg)
-    canonical = _views_nchw(canon_out.rgb).clamp(0, 1)
+    canonical = channels_first(canon_out.rgb).clamp(0, 1)
     views_out = render(g, cams, bg)
-    gt = _views_nchw(views_out.rgb).clamp(0, 1)
+    gt = channels_first(views_out.rgb).clamp(0, 1)
     grids = [back_view_grid_index(g.scene(i)) for i in range(heads)]
     return {"input": canonical[:, 0].contiguous(), "views": gt, "viewmats": cams.viewmats, "Ks": cams.Ks,
-            "views_alpha": _views_nchw(views_out.alpha)[:, :, 0].clamp(0, 1).contiguous(),
+            "views_alpha": channels_first(views_out.alpha)[:, :, 0].clamp(0, 1).contiguous(),
             "azimuths": torch.tensor(az), "canonical": canonical,
-            "canonical_alpha": _views_nchw(canon_out.alpha)[:, :, 0].clamp(0, 1).contiguous(),
+            "canonical_alpha": channels_first(canon_out.alpha)[:, :, 0].clamp(0, 1).contiguous(),
             "grid_truth": torch.tensor([[x.index, x.period] for x in grids], dtype=torch.float64)}
 
 
@@ -279,7 +214,7 @@ def _reconstruct_views(model, inputs: Tensor, g0: Tensor, cams: Cameras, refine:
     else:
         g = model.one_step(inputs, g0, masks=masks).float()
     out = render(g, cams, framing.BACKGROUND)
-    return _views_nchw(out.rgb).clamp(0, 1), out.alpha[..., 0].clamp(0, 1), g
+    return channels_first(out.rgb).clamp(0, 1), out.alpha[..., 0].clamp(0, 1), g
 
 
 @torch.no_grad()
@@ -353,7 +288,7 @@ def save_gallery(model, eval_set: dict[str, Tensor], path: str | os.PathLike, he
     masks = eval_set["canonical_alpha"][heads] if "canonical_alpha" in eval_set else None
     g = model.one_step(eval_set["input"][heads], g0, masks=masks).float()
     model.train(was_training)
-    pred = _views_nchw(render(g, Cameras.cat([front, cams]), framing.BACKGROUND).rgb).clamp(0, 1)
+    pred = channels_first(render(g, Cameras.cat([front, cams]), framing.BACKGROUND).rgb).clamp(0, 1)
     gt = torch.cat([eval_set["input"][heads][:, None], eval_set["views"][heads][:, idx]], 1)
     rows = torch.stack([gt, pred], 1).flatten(0, 1)  # [2·heads, 1 + len(idx), 3, S, S]
     grid = rows.permute(0, 3, 1, 4, 2).reshape(rows.shape[0] * S, rows.shape[1] * S, 3)
@@ -491,15 +426,6 @@ def _view_name(azimuth: float, elevation: float) -> str:
     return f"yaw{azimuth:+.0f}" + (f"_el{elevation:+.0f}" if elevation else "")
 
 
-def _gaussian_blur(x: Tensor, sigma: float) -> Tensor:
-    r = int(math.ceil(3 * sigma))
-    g = _gaussian_window(2 * r + 1, sigma, x.device, x.dtype)
-    C = x.shape[1]
-    x = F.pad(x, (r, r, r, r), mode="replicate")
-    x = F.conv2d(x, g.view(1, 1, 1, -1).expand(C, 1, 1, 2 * r + 1), groups=C)
-    return F.conv2d(x, g.view(1, 1, -1, 1).expand(C, 1, 2 * r + 1, 1), groups=C)
-
-
 def evaluate_photo(photo, model, *, size: int = 256, seed: int = 0, refine: bool | int = 0,
                    device: str | torch.device | None = None) -> dict[str, Any]:
     """Reconstruct one portrait and measure identity per view.
@@ -528,13 +454,13 @@ def evaluate_photo(photo, model, *, size: int = 256, seed: int = 0, refine: bool
     ref = preprocess(photo, size).image.to(dev)[None]  # [1, 3, size, size]
     cams = _identity_cameras(size).to(dev)
     with torch.no_grad():
-        renders = _views_nchw(render(avatar.gaussians.detach(), cams, framing.BACKGROUND).rgb).clamp(0, 1)
+        renders = channels_first(render(avatar.gaussians.detach(), cams, framing.BACKGROUND).rgb).clamp(0, 1)
         front = canonical_cameras(size)[0:1]
         A_ref = face_crop_affines(front.viewmats, front.Ks)
         A_views = face_crop_affines(cams.viewmats, cams.Ks)
         small = F.interpolate(F.interpolate(ref, size=(64, 64), mode="bilinear", antialias=True, align_corners=False),
                               size=(size, size), mode="bilinear", align_corners=False)
-        refs = torch.cat([ref, _gaussian_blur(ref, 2.0), small.clamp(0, 1)])
+        refs = torch.cat([ref, gaussian_blur(ref, 2.0), small.clamp(0, 1)])
         crops_ref = crop_faces(refs, A_ref.expand(3, 2, 3))
         crops_views = crop_faces(renders, A_views)
         emb = cached_embedder(str(dev))
