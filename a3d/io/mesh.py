@@ -19,7 +19,8 @@ volume (TSDF) whose zero level is cut out by marching cubes. Then the mesh is cl
 4. **Colour.** Each vertex takes the mean of the rendered colours (un-premultiplied, bilinear) of the
    views that see it, weighted by alpha and the squared cosine between its normal and the view direction;
    a vertex that no view sees takes the colour of the nearest Gaussian. Optionally a texture atlas is baked
-   the same way per texel (two triangles a cell; see :func:`bake_texture` and :mod:`a3d.io.mesh_file`).
+   the same way per texel, from the :data:`BAKE_VIEWS` views that face the texel's triangle most (two
+   triangles a cell; see :func:`bake_texture` and :mod:`a3d.io.mesh_file`).
 
 World conventions are a3d's (head at the origin, y up, face toward +z, head units), which are glTF's
 (y up, front +z); faces wind counter-clockwise seen from outside (normals point out).
