@@ -95,7 +95,9 @@ _Handler.extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map
 def exports(tmp_path_factory) -> Path:
     """The example head saved the way users get it: the default files, the up="+y" ones, and the file
     demo/app.py gives gradio's Model3D."""
-    from a3d.io.ply import load_ply, save_splat
+    import torch
+
+    from a3d.io.ply import load_ply, save_ply, save_splat
     from a3d.io.splat_codec import GSPLAT_CAMERA, turned_to_face
     from a3d.io.splat_files import save_splats
 
@@ -105,6 +107,8 @@ def exports(tmp_path_factory) -> Path:
         save_splats(head, out / f"head.{fmt}")
         save_splats(head, out / f"head_yup.{fmt}", up="+y")
     save_splat(turned_to_face(head, GSPLAT_CAMERA, (0.0, -1.0, 0.0)), out / "head_model3d.splat", up="+y")
+    # what Avatar.save writes: the PLY with a3d's extra per-Gaussian "confidence" property
+    save_ply(head, out / "head_confidence.ply", confidence=torch.rand(head.num_gaussians))
     return out
 
 
@@ -234,6 +238,8 @@ CASES = [
     ("spark", "head_yup.ply", True),
     ("spark", "head_yup.spz", True),
     ("mkkellogg", "head_yup.ply", True),
+    ("supersplat", "head_confidence.ply", True),  # an extra vertex property is ignored
+    ("gsplat", "head_confidence.ply", True),
     ("spark", "head.ply", False),
     ("gsplat", "head_yup.ply", False),
     ("supersplat", "head_yup.ply", False),
