@@ -66,7 +66,7 @@ def static_moves(rig, size: int = 512) -> dict[str, float]:
 
     cam = canonical_cameras(size)[0].to(rig.gaussians.device)
     b = rig.basis
-    n = rig.gaussians.num_gaussians - rig.num_mouth
+    n = rig.num_own
     g = rig.gaussians.index(slice(0, n))
     w = torch.cat([torch.zeros(1, 52), expression_tensor(PRESETS["smile"], rig.names)]).to(g.device)
     moved = rig.deform(w, mouth=False)
@@ -197,7 +197,8 @@ def main() -> None:
         rig = avatar.rig()
         sync(dev)
         entry = {"rig_s": round(time.perf_counter() - t0, 3), "fit": rig.fit.report,
-                 "gaussians": rig.gaussians.num_gaussians, "mouth_gaussians": rig.num_mouth}
+                 "gaussians": rig.gaussians.num_gaussians, "mouth_gaussians": rig.num_mouth,
+                 "lid_gaussians": rig.num_lids}
         entry["identity"] = identity(avatar, rig, photo)
         entry["static"] = static_moves(rig)
         entry["speed"] = speed(rig, args.size, args.speed_frames)

@@ -265,3 +265,26 @@ def test_animate_command_refuses_bad_input_before_any_work(tmp_path, capsys):
     assert main(["animate", str(tmp_path / "me.jpg"), "--preset", "smile", "--size", "255", "-o",
                  str(tmp_path / "out")]) == 2
     assert "even frame size" in capsys.readouterr().err
+
+
+def test_blink_closes_the_eyes_of_a_reconstruction_without_lids(head):
+    basis, sample, g, rig = head
+    # a portrait's eyes are open: take the synthetic head's lids away, as a photo's reconstruction lacks them
+    near = torch.cdist(g.means, rig.fit.vertices).argmin(1)
+    lids = basis.regions[:, basis.region("eyelids")][near] > 0.5
+    open_eyed = build_rig(g.index(~lids), basis, fit=rig.fit)
+    assert open_eyed.num_lids > 0
+    w = expression_tensor({"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0}, open_eyed.names)
+    cams = canonical_cameras(128)[0]
+    eyes = basis.landmarks(rig.fit.vertices)[[basis.landmark_names.index("right_eye"),
+                                              basis.landmark_names.index("left_eye")]]
+    uv = _pixels(eyes, 128).round().long()
+    closed, opened = (render(x.scene(0), cams, (1.0, 1.0, 1.0)).rgb[0] for x in
+                      (open_eyed.deform(w), open_eyed.deform(None)))
+    lid = open_eyed.gaussians.colors[-1]
+    for u, v in uv.tolist():
+        a, b = (img[v - 1:v + 2, u - 2:u + 3].reshape(-1, 3).mean(0) for img in (closed, opened))
+        assert (a - b).abs().max() > 0.05, (a, b)  # the eye changed
+        assert (a - lid).abs().max() < 0.1, (a, lid)  # to the lids' skin colour
+    neutral = open_eyed.deform(None)
+    assert (neutral.opacities[0, open_eyed.num_own:] == 0).all()  # open eyes: the lids' Gaussians do not show

@@ -62,7 +62,8 @@ def cmd_animate(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     avatar = reconstruct(args.photo, args.model, seed=args.seed, device=args.device, refine=args.refine)
     rig = avatar.rig()
-    print(f"rig: {rig.seconds:.2f} s (fit {rig.fit.report['seconds']:.2f} s, {rig.num_mouth:,} mouth Gaussians)")
+    print(f"rig: {rig.seconds:.2f} s (fit {rig.fit.report['seconds']:.2f} s; {rig.num_mouth:,} mouth and "
+          f"{rig.num_lids:,} lid Gaussians)")
     if args.glb:
         from .gltf import save_arkit_glb
 

@@ -25,6 +25,7 @@ from ..data.head_basis import HeadBasis, load_head_basis
 from ..errors import InputError, check_int
 from .bind import Binding, bind, move
 from .fit import HeadFit, fit_head
+from .eyelids import lid_fade, lid_gaussians
 from .mouth import mouth_gaussians, mouth_opening
 from .pose import pose_axis_angle
 
@@ -120,8 +121,9 @@ class Rig:
         binding: their :class:`a3d.animation.bind.Binding` [N + M].
         fit: the :class:`a3d.animation.fit.HeadFit`.
         basis: the morphable head.
-        num_mouth: M, the mouth's Gaussians (the last M).
-        seconds: time to build (fit, bind, mouth).
+        num_mouth: M, the mouth's Gaussians (after the reconstruction's N).
+        seconds: time to build (fit, bind, mouth, lids).
+        lid_side: [L] the closing lids' Gaussians (the last L, :mod:`a3d.animation.eyelids`): 0 right, 1 left.
     """
 
     gaussians: Gaussians
@@ -130,6 +132,16 @@ class Rig:
     basis: HeadBasis
     num_mouth: int
     seconds: float
+    lid_side: Tensor | None = None
+
+    @property
+    def num_lids(self) -> int:
+        return 0 if self.lid_side is None else len(self.lid_side)
+
+    @property
+    def num_own(self) -> int:
+        """N: the reconstruction's own Gaussians (the first N)."""
+        return self.gaussians.num_gaussians - self.num_mouth - self.num_lids
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -142,8 +154,9 @@ class Rig:
     def deform(self, expressions: Mapping[str, float] | Tensor | None = None,
                head_pose: Tensor | None = None, mouth: bool = True) -> Gaussians:
         """Frames of weights (see :func:`expression_tensor`) and head poses [F, 3] or [3] (yaw, pitch, roll,
-        degrees; :mod:`a3d.animation.pose`) -> Gaussians [F, N + M] (``mouth=False``: [F, N], the
-        reconstruction's own). A batch of one is broadcast against the other's frames."""
+        degrees; :mod:`a3d.animation.pose`) -> Gaussians [F, N + M + L] (``mouth=False``: [F, N], the
+        reconstruction's own, without the mouth's interior and the closing lids). A batch of one is broadcast
+        against the other's frames."""
         dev = self.gaussians.device
         w = expression_tensor(expressions, self.names, dev)
         rotvec = None
@@ -159,16 +172,18 @@ class Rig:
                 w = w.expand(len(hp), -1)
             rotvec = pose_axis_angle(hp).expand(len(w), 3)
         g, b = self.gaussians, self.binding
+        n = self.num_own
         if not mouth:
-            n = g.num_gaussians - self.num_mouth
             g, b = g.index(slice(0, n)), Binding(*(getattr(b, k)[:n] for k in Binding.__dataclass_fields__))
         with torch.no_grad():
             out = move(g, b, self.basis, self.fit.vertices, self.vertices(w), rotvec)
-            if mouth and self.num_mouth:  # the interior shows only as far as the lips part
-                open_ = mouth_opening(self.basis, w)
-                fade = ((open_ - 0.02) / 0.12).clamp(0, 1)
+            if mouth and (self.num_mouth or self.num_lids):
                 op = out.opacities.clone()
-                op[:, -self.num_mouth:] = op[:, -self.num_mouth:] * fade[:, None]
+                m = slice(n, n + self.num_mouth)  # the interior shows only as far as the lips part
+                op[:, m] = op[:, m] * ((mouth_opening(self.basis, w) - 0.02) / 0.12).clamp(0, 1)[:, None]
+                if self.num_lids:  # the lids' skin only as the eyes close
+                    lids = slice(n + self.num_mouth, None)
+                    op[:, lids] = op[:, lids] * lid_fade(self.basis, w)[:, self.lid_side]
                 out = Gaussians(out.means, out.quats, out.scales, op, out.colors, out.sh_rest)
         return out
 
@@ -183,8 +198,9 @@ def build_rig(gaussians: Gaussians, basis: HeadBasis | None = None, *, mouth: bo
     basis = (basis or load_head_basis()).to(g.device)
     fit = fit or fit_head(g, basis)
     binding = bind(g, basis, fit.vertices)
-    num_mouth = 0
+    num_mouth, lid_side = 0, None
     if mouth:
+        own = g
         lips = _lip_color(g, binding, basis)
         mg, tri, bary = mouth_gaussians(basis, fit.vertices, lips)
         if g.sh_rest is not None:
@@ -194,7 +210,35 @@ def build_rig(gaussians: Gaussians, basis: HeadBasis | None = None, *, mouth: bo
         mb = Binding(tri, bary, torch.zeros_like(mg.means), torch.eye(3, device=g.device).expand(len(tri), 3, 3)
                      .clone(), torch.ones(len(tri), device=g.device), torch.ones(len(tri), device=g.device))
         g, binding, num_mouth = Gaussians.cat([g, mg]), Binding.cat([binding, mb]), len(mg.means)
-    return Rig(g, binding, fit, basis, num_mouth, time.perf_counter() - start)
+        skin = _eye_skin(own, binding, basis)
+        offset = min(max(float(fit.report.get("depth_bias", 0.0)), 0.0), 0.03) + 0.002
+        lg, tri, bary, local, lid_side = lid_gaussians(basis, fit.vertices, skin, offset)
+        if g.sh_rest is not None:
+            lg = Gaussians(lg.means, lg.quats, lg.scales, lg.opacities, lg.colors,
+                           lg.colors.new_zeros(len(lg.means), g.sh_rest.shape[-2], 3))
+        lb = Binding(tri, bary, local, torch.eye(3, device=g.device).expand(len(tri), 3, 3).clone(),
+                     torch.ones(len(tri), device=g.device), torch.ones(len(tri), device=g.device))
+        g, binding = Gaussians.cat([g, lg]), Binding.cat([binding, lb])
+    return Rig(g, binding, fit, basis, num_mouth, time.perf_counter() - start, lid_side)
+
+
+def _eye_skin(g: Gaussians, binding: Binding, basis: HeadBasis) -> Tensor:
+    """[2, 3] the skin colour for the right and left lids: the median colour of the opaque Gaussians on the skin
+    just below the eyes (no brows or lashes there; the median passes over a glasses frame), the face's where
+    there are none (one colour for both sides)."""
+    r = basis.region
+    n = g.num_gaussians
+    skin = basis.regions[:, r("skin")][basis.faces[binding.triangle[:n]]].mean(1) > 0.5
+    ok = skin & (binding.offset[:n].norm(dim=-1) < 0.01) & (g.opacities > 0.5)
+    eyes = basis.landmarks(basis.mean)[[basis.landmark_names.index("right_eye"),
+                                        basis.landmark_names.index("left_eye")]]  # rest pose, framed
+    sel = torch.zeros_like(ok)
+    for e in eyes:  # both eyes' samples together: one side may be under a frame or in shadow
+        dx, dy = g.means[:, 0] - e[0], g.means[:, 1] - e[1]
+        sel |= ok & (dx.abs() < 0.05) & (dy < -0.04) & (dy > -0.1)
+    sel = sel if int(sel.sum()) >= 10 else ok
+    colour = g.colors[sel].median(0).values if bool(sel.any()) else g.colors.new_tensor([0.8, 0.6, 0.5])
+    return colour.expand(2, 3).clone()
 
 
 def _lip_color(g: Gaussians, binding: Binding, basis: HeadBasis) -> Tensor | None:

@@ -133,7 +133,7 @@ def save_arkit_glb(rig: Rig, path: str | os.PathLike, *, faces: int = 40_000, re
     write it with the 52 ARKit morph targets (see the module docstring). Returns the path."""
     from ..io.mesh import extract
 
-    n = rig.gaussians.num_gaussians - rig.num_mouth
+    n = rig.num_own
     mesh = extract(rig.gaussians.index(slice(0, n)), resolution=resolution, faces=faces, views=views)
     targets = morph_targets(rig, mesh.vertices)
     return write_glb(path, mesh.vertices, mesh.faces, mesh.vertex_colors, targets, scale=scale)
