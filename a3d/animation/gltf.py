@@ -22,6 +22,7 @@ import torch
 
 from ..core.gaussians import Gaussians
 from ..core.files import atomic_write
+from ..io.mesh_file import _srgb_to_linear
 from .bind import bind, move
 from .drive import Rig
 
@@ -61,14 +62,16 @@ def write_glb(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray, 
 
     Args:
         vertices: [V, 3] positions; faces: [F, 3] indices (counter-clockwise from outside); colors: [V, 3]
-            RGB in [0, 1]; targets: {name: [V, 3] displacement} in the order they should appear.
+            sRGB in [0, 1] (written linear, as glTF's COLOR_0 is); targets: {name: [V, 3] displacement} in the
+            order they should appear.
         scale: multiplies positions and displacements.
     Returns:
         The path written.
     """
     v = np.ascontiguousarray(vertices, dtype=np.float32) * np.float32(scale)
     f = np.ascontiguousarray(faces, dtype=np.uint32)
-    c = np.ascontiguousarray(np.clip(colors, 0, 1), dtype=np.float32)
+    # glTF's COLOR_0 is linear; a3d's colours are sRGB (as the splats' and a3d.io.mesh_file's GLB)
+    c = np.ascontiguousarray(_srgb_to_linear(np.clip(np.asarray(colors, dtype=np.float64), 0, 1)), dtype=np.float32)
     blob = bytearray()
     views: list[dict] = []
     accessors: list[dict] = []
