@@ -647,8 +647,9 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
                               video=args.video, grid=not chosen, mesh=args.mesh, up=args.up, sh_degree=args.sh_degree,
                               progress=True)
         for fmt in args.format:
-            written[fmt] = avatar.export(out / name / f"head.{fmt}", up=args.up,
-                                         sh_degree=args.sh_degree if fmt in ("ply", "spz", "compressed.ply") else None)
+            file = "head_splats.glb" if fmt == "glb" else f"head.{fmt}"  # head.glb is the mesh's
+            with_sh = fmt in ("ply", "spz", "compressed.ply", "glb")  # .splat and .sog hold the DC colour only
+            written[fmt] = avatar.export(out / name / file, up=args.up, sh_degree=args.sh_degree if with_sh else None)
         tqdm.write(f"{path} -> {out / name} ({', '.join(sorted(written))})")
 
     with progress_bar(total=len(items), desc="reconstruct", unit="image") as bar:

@@ -49,9 +49,11 @@ def _reconstruct_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ply", action="store_true", help="write head.ply")
     p.add_argument("--splat", action="store_true", help="write head.splat")
     # the names of a3d.io.splat_files.SPLAT_FORMATS (not imported: `a3d --help` loads no io code; a test compares)
-    p.add_argument("--format", nargs="+", default=[], choices=("ply", "compressed.ply", "splat", "spz", "sog"),
-                   metavar="FMT", help="write head.FMT in each of these splat formats: ply, compressed.ply, splat, "
-                                       "spz, sog (the web formats leave out Gaussians under 1/255 opacity)")
+    p.add_argument("--format", nargs="+", default=[],
+                   choices=("ply", "compressed.ply", "splat", "spz", "sog", "glb"), metavar="FMT",
+                   help="write head.FMT in each of these splat formats: ply, compressed.ply, splat, spz, sog, glb "
+                        "(glTF KHR_gaussian_splatting, written head_splats.glb; the web formats leave out Gaussians "
+                        "under 1/255 opacity)")
     p.add_argument("--mesh", action="store_true",
                    help="write head.glb, a watertight coloured triangle mesh (100k faces; `a3d mesh` has the options)")
     p.add_argument("--up", choices=("-y", "+y"), default="-y",

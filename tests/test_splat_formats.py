@@ -119,8 +119,9 @@ def test_file_name_picks_the_format(tmp_path):
     assert splat_format("a/HEAD.Compressed.PLY") == "compressed.ply"
     assert splat_format("x.ply") == "ply"
     assert splat_format(tmp_path / "x.sog") == "sog"
+    assert splat_format("head.glb") == "glb"
     with pytest.raises(InputError, match=r"\.spz"):
-        splat_format("head.glb")
+        splat_format("head.obj")
 
 
 def test_load_ply_reads_a_compressed_ply(tmp_path):
@@ -249,3 +250,37 @@ def test_a3d_reads_what_splat_transform_writes(tmp_path):
         assert h.num_gaussians == g.num_gaussians, fmt
         # the files keep their own order; compare the sets by their sorted coordinates
         assert np.allclose(np.sort(h.means.numpy(), 0), np.sort(g.means.numpy(), 0), atol=TOLERANCE[fmt][0] * 4), fmt
+
+
+# ---- glTF KHR_gaussian_splatting --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("k", [0, 8])
+def test_gltf_splats_round_trip_in_metres(tmp_path, k):
+    """The .glb holds the Gaussians activated, in glTF's frame (a3d's world) and metres; read back exactly."""
+    import struct
+
+    from a3d.io.gltf_splats import EXTENSION, load_gltf_splats
+    from a3d.io.mesh_file import HEAD_UNIT_METRES
+
+    g = scene(800, sh_k=k)
+    g.opacities[:100] = WEB_MIN_OPACITY / 2
+    path = save_splats(g, tmp_path / "head.glb")
+    data = Path(path).read_bytes()
+    length = struct.unpack("<I", data[12:16])[0]
+    doc = json.loads(data[20:20 + length])
+    prim = doc["meshes"][0]["primitives"][0]
+    assert doc["extensionsUsed"] == [EXTENSION] and prim["mode"] == 0 and EXTENSION in prim["extensions"]
+    assert doc["accessors"][prim["attributes"]["POSITION"]]["max"][0] == pytest.approx(
+        float(g.means[100:, 0].max()) * HEAD_UNIT_METRES, rel=1e-5)
+    h = load_gltf_splats(path)
+    keep = g.opacities >= WEB_MIN_OPACITY
+    assert h.num_gaussians == int(keep.sum())
+    ref = g.index(keep)
+    assert torch.allclose(h.means, ref.means, atol=1e-6) and torch.allclose(h.scales, ref.scales, rtol=1e-5)
+    assert torch.allclose(h.colors, ref.colors, atol=1e-6) and torch.allclose(h.opacities, ref.opacities)
+    assert quat_angle_deg(h.quats, ref.quats).max() < 0.1  # float32 acos near 1
+    if k:
+        assert torch.allclose(h.sh_rest, ref.sh_rest)
+    (tmp_path / "bad.glb").write_bytes(b"glTF" + data[4:40])
+    with pytest.raises(InputError):
+        load_gltf_splats(tmp_path / "bad.glb")

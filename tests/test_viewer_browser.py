@@ -38,7 +38,8 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--enable-unsafe-swiftshader", "--use-angle=swiftshader",
                  "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 EXAMPLE_HEAD = REPO / "a3d" / "assets" / "example_head.ply"
-PACKAGES = ("gsplat", "@mkkellogg/gaussian-splats-3d", "@sparkjsdev/spark", "three", "@playcanvas/splat-transform")
+PACKAGES = ("gsplat", "@mkkellogg/gaussian-splats-3d", "@sparkjsdev/spark", "three", "@playcanvas/splat-transform",
+            "playcanvas")
 SPLAT_TRANSFORM = VIEWERS / "node_modules" / "@playcanvas" / "splat-transform" / "bin" / "cli.mjs"
 
 
@@ -288,3 +289,18 @@ def test_glb_in_threejs_gltfloader(browser, server, head_glb, tmp_path):
     assert 0.15 < max(info["size"]) < 0.45, info  # metres
     m = head_layout(img)  # lit, so the shaded neck and jaw are too dark for the skin test: hair on top, face inside
     assert m["pixels"] > 4000 and m["hair_top"] > 0.5 and m["skin_mid"] > 0.5 > m["hair_mid"], m
+
+
+def test_gltf_splats_in_the_playcanvas_engine(browser, server, exports, tmp_path):
+    """The PlayCanvas engine (a dependency of the pinned splat-transform) reads a3d's KHR_gaussian_splatting
+    .glb as a container asset: the head, in glTF's y-up frame and metres, upright and facing a camera on +z."""
+    from a3d.io.ply import load_ply
+    from a3d.io.splat_files import save_splats
+
+    save_splats(load_ply(EXAMPLE_HEAD), exports / "head_splats.glb")
+    probe = {"info": "window.gltfInfo"}
+    img = shoot(browser, f"{server}/playcanvas_gltf.html?src=/files/head_splats.glb&distance=0.7",
+                tmp_path / "playcanvas_gltf.png", probe=probe)
+    assert probe["info"]["gsplats"] == 1, probe
+    m = head_layout(img)
+    assert m["pixels"] > 4000 and upright_and_facing(m), m

@@ -5,11 +5,12 @@
 - ``.splat``: 32 bytes a splat, the antimatter15 viewer's and its followers' (:mod:`a3d.io.ply`).
 - ``.spz``: Niantic's gzip-packed format (:mod:`a3d.io.spz`).
 - ``.sog``: PlayCanvas' WebP textures in a zip, the smallest (:mod:`a3d.io.sog`).
+- ``.glb``: glTF 2.0 with KHR_gaussian_splatting (:mod:`a3d.io.gltf_splats`; glTF's frame, a3d's world, in
+  metres: ``up`` does not apply). The triangle mesh is ``Avatar.save_mesh``'s, a separate GLB.
 
 Faint Gaussians, under 1/255 opacity (:data:`a3d.io.splat_codec.WEB_MIN_OPACITY`), show in no pixel;
-the web formats leave them out unless ``min_opacity=0``. Every format uses the same
-``up`` axis (:data:`a3d.io.ply.UP_CHOICES`). glTF's KHR_gaussian_splatting is not written: its
-specification is a draft and no reader to test against is pinned here.
+the web formats leave them out unless ``min_opacity=0``. Every format but glTF uses the same
+``up`` axis (:data:`a3d.io.ply.UP_CHOICES`).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from .splat_codec import DEFAULT_UP, WEB_MIN_OPACITY
 
 __all__ = ["SPLAT_FORMATS", "splat_format", "save_splats", "load_splats"]
 
-SPLAT_FORMATS = ("ply", "compressed.ply", "splat", "spz", "sog")
+SPLAT_FORMATS = ("ply", "compressed.ply", "splat", "spz", "sog", "glb")
 """The formats by the ending of their file names (without the dot)."""
 
 
@@ -67,9 +68,12 @@ def save_splats(gaussians: Gaussians, path: str | os.PathLike, *, up: str = DEFA
     elif fmt == "compressed.ply":
         from .compressed_ply import save_compressed_ply
         save_compressed_ply(gaussians, path, up=up, sh_degree=sh_degree, min_opacity=floor)
-    else:
+    elif fmt == "sog":
         from .sog import save_sog
         save_sog(gaussians, path, up=up, min_opacity=floor)
+    else:
+        from .gltf_splats import save_gltf_splats
+        save_gltf_splats(gaussians, path, sh_degree=sh_degree, min_opacity=floor)
     return path
 
 
@@ -85,6 +89,9 @@ def load_splats(path: str | os.PathLike, *, up: str | None = None, max_vertices:
     if fmt == "spz":
         from .spz import load_spz
         return load_spz(path, max_vertices=max_vertices, up=up)
+    if fmt == "glb":
+        from .gltf_splats import load_gltf_splats
+        return load_gltf_splats(path, max_vertices=max_vertices)
     from .sog import load_sog
     return load_sog(path, max_vertices=max_vertices, up=up)
 
