@@ -194,8 +194,9 @@ class Avatar:
     def export(self, path: str | os.PathLike, *, up: str = DEFAULT_UP, sh_degree: int | None = None,
                min_opacity: float | None = None) -> str:
         """Write the Gaussians in the format the file's name asks for: ``.ply``, ``.compressed.ply``,
-        ``.splat``, ``.spz`` or ``.sog`` (:func:`a3d.io.splat_files.save_splats`; the web formats leave out
-        Gaussians under 1/255 opacity unless ``min_opacity=0``). Returns the path written."""
+        ``.splat``, ``.spz``, ``.sog`` or ``.glb`` (glTF KHR_gaussian_splatting, in metres;
+        :func:`a3d.io.splat_files.save_splats`; the web formats leave out Gaussians under 1/255 opacity unless
+        ``min_opacity=0``). Returns the path written."""
         from .io.splat_files import save_splats
 
         return save_splats(self.gaussians.detach().to("cpu"), path, up=up, sh_degree=sh_degree,
