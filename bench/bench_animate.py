@@ -4,17 +4,17 @@
     python bench/bench_animate.py --device cuda --size 512 --speed-frames 240   # the GPU figures
 
 For each photo (reconstructed with the bundled model, not timed): the rig's time (fit + bind + mouth); identity
-(dlib's descriptor distance between the photo and the front render, 256², for neutral and each preset at its
-peak; < 0.6 = the same person); nothing moves that should not (the largest on-screen move, in pixels at 512²
-from the front, of hair Gaussians (more than 5 cm from the fitted skin, above the brows) and shoulder Gaussians
+(dlib's descriptor distance between the photo and the front render, 256², for neutral and each preset at its peak;
+< 0.6 = the same person); nothing moves that should not (the largest on-screen move, in pixels at 512² from the
+front, of hair Gaussians (more than 0.05 units, 1 cm, from the fitted skin, above the brows) and shoulder Gaussians
 (more than 0.3 units below the chin) between neutral and smile); speed (frames a second of deform + render at
---size, in batches of 8, after a warm-up; deform alone too). Expression transfer: a talking clip made by driving
-a synthetic head (a3d.data.synth) with known weights and head turns is read by the driver
-(a3d.animation.driver), the photo's head is animated with what it found and rendered, and MediaPipe's face mesh
-of those renders is compared with the driver's: Pearson correlation over the clip of mouth opening (inner lips),
-smile width (mouth corners) and eye opening (lids); widths over the eyes' distance, heights over the nose tip's
-height below the eyes. --images DIR writes the
-pictures of docs/animation.md. Prints one JSON object (also written to --out).
+--size, in batches of 8, after a warm-up; deform alone too). Expression transfer: a talking clip made by driving a
+synthetic head (a3d.data.synth) with known weights and head turns is read by the driver (a3d.animation.driver), the
+photo's head is animated with what it found and rendered, and MediaPipe's face mesh of those renders is compared
+with the driver's: Pearson correlation over the clip of mouth opening (inner lips), smile width (mouth corners) and
+eye opening (lids); widths over the eyes' distance, heights over the nose tip's height below the eyes. --images DIR
+writes the pictures of docs/animation.md.
+Prints one JSON object (also written to --out).
 """
 from __future__ import annotations
 

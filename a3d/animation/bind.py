@@ -10,8 +10,8 @@ turns with the frame, and its scales grow with the square root of the triangle's
 Two weights per Gaussian say how much of that it follows:
 
 * ``follow``: how much it follows the face surface's deformation (expressions). 1 on the face; it fades
-  to 0 (rigid) with the distance from the surface (hair, clothing: 2–5 cm) and over the regions that
-  expressions do not move (ears, neck).
+  to 0 (rigid) with the distance from the surface (hair, clothing: 0.02–0.05 head units, 4–10 mm) and over
+  the regions that expressions do not move (ears, neck).
 * ``head``: how much it follows the head's rotation (head pose) about the neck pivot. 1 above the chin,
   0 for the shoulders, a blend over the neck, so the neck twists rather than tears.
 """

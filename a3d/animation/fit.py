@@ -37,7 +37,7 @@ __all__ = ["HeadFit", "SurfaceViews", "surface_views", "fit_head", "face_vertex_
 _ANCHOR_NAMES = ("right_eye", "left_eye", "mouth")
 _VIEW_AZIMUTHS = (-70.0, -35.0, 0.0, 35.0, 70.0, 180.0)
 _VIEW_ELEVATIONS = (-15.0, 15.0)
-_MATCH_MAX = 0.04  # head units (~8 mm): a vertex whose nearest surface point is further is left out
+_MATCH_MAX = 0.04  # head units (~8 mm): a vertex further in front of or behind the surface is left out
 
 
 @dataclass
