@@ -8,8 +8,8 @@ accessors (only the vertices an action moves), named in ``mesh.extras.targetName
 (shape keys) and engines read. The material is unlit (``KHR_materials_unlit``): the colours come from
 the photo, lighting included.
 
-Coordinates: glTF's y up and the face toward +z, as a3d's world; ``scale`` multiplies lengths (1 = head
-units, about 21 cm; 0.21 for metres).
+Coordinates: glTF's y up and the face toward +z, as a3d's world; lengths in metres like a3d's other GLBs
+(:data:`a3d.io.mesh_file.HEAD_UNIT_METRES` a head unit) unless ``scale`` says otherwise.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import torch
 
 from ..core.gaussians import Gaussians
 from ..core.files import atomic_write
-from ..io.mesh_file import _srgb_to_linear
+from ..io.mesh_file import HEAD_UNIT_METRES, _srgb_to_linear
 from .bind import bind, move
 from .drive import Rig
 
@@ -131,9 +131,10 @@ def write_glb(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray, 
 
 
 def save_arkit_glb(rig: Rig, path: str | os.PathLike, *, faces: int = 40_000, resolution: int = 192,
-                   views: int = 16, scale: float = 1.0) -> str:
-    """Extract the rigged head's mesh (the reconstruction's own Gaussians, without the mouth's interior) and
-    write it with the 52 ARKit morph targets (see the module docstring). Returns the path."""
+                   views: int = 16, scale: float = HEAD_UNIT_METRES) -> str:
+    """Extract the rigged head's mesh (the reconstruction's own Gaussians, without the mouth's interior and lids)
+    and write it with the 52 ARKit morph targets (see the module docstring; ``scale``: metres a head unit).
+    Returns the path."""
     from ..io.mesh import extract
 
     n = rig.num_own
