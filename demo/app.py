@@ -353,7 +353,7 @@ def make_animate_handler(slot: ModelSlot):
 
     settings = ANIMATE_SETTINGS["cuda" if slot.device.type == "cuda" else "cpu"]
 
-    def run(image: dict | None, preset: str, clip: dict | None = None, progress=gr.Progress()):
+    def animate(image: dict | None, preset: str, clip: dict | None = None, progress=gr.Progress()):
         image_path, name = _upload_path(image)
         if not image_path:
             raise gr.Error("Upload a portrait (above) or click the example first.", title="No image")
@@ -397,7 +397,7 @@ def make_animate_handler(slot: ModelSlot):
             raise gr.Error(f"Animation failed ({type(e).__name__}: {_readable(e, image_path, name)}).",
                            title="Error") from None
 
-    return run
+    return animate
 
 
 # ---- the page ---------------------------------------------------------------------------------------------

@@ -346,7 +346,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(capsys, tmp_path, ply, model_dir):
     (model_dir / "model.safetensors").rename(tmp_path / "model.safetensors")  # a folder without config.json
     rc, err = _cli(capsys, "reconstruct", str(img), "-o", str(tmp_path / "o"), "--model", str(tmp_path))
     assert rc == EXIT_INPUT and "no config.json" in _one_line(err)
-    (tmp_path / "t.json").write_text('{"lr": "fast"}')
+    (tmp_path / "t.json").write_text('{"config_version": 2, "lr": "fast"}')
     rc, err = _cli(capsys, "train", "--config", str(tmp_path / "t.json"))
     assert rc == EXIT_INPUT and "t.json" in _one_line(err) and "TrainConfig.lr" in err
 
