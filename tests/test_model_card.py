@@ -97,3 +97,15 @@ def test_card_shows_the_example_picture_its_evaluation_names():
     card = str(build_model_card({"image_size": 64}, 10, "float16", evaluation))
     assert "## Example" in card and "](example.jpg)" in card
     assert "## Example" not in str(build_model_card({"image_size": 64}, 10, "float16", {"metrics": {}}))
+
+
+def test_the_cards_example_picture_travels_with_the_model(tmp_path):
+    """The bundled model's metrics.json names its example picture; a saved copy carries the file, so the card's
+    link resolves."""
+    from a3d.api import DEFAULT_MODEL_DIR
+
+    model = A3DModel.from_pretrained(DEFAULT_MODEL_DIR)
+    assert model.evaluation["example"] == "example.jpg"
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "example.jpg").read_bytes() == (DEFAULT_MODEL_DIR / "example.jpg").read_bytes()
+    assert "](example.jpg)" in (tmp_path / "README.md").read_text()

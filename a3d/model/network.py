@@ -326,6 +326,7 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
         if Path(model_id).is_dir():
             from .card import read_metrics
             model.evaluation = read_metrics(model_id)
+            model.source_dir = Path(model_id)  # where the card's example picture, if any, is copied from
         return model
 
     def save_pretrained(self, save_directory: str | Path, *, push_to_hub: bool = False, **kwargs):
@@ -370,6 +371,13 @@ class A3DModel(nn.Module, PyTorchModelHubMixin, library_name="a3d", license="apa
             from .card import METRICS_FILE
             with atomic_write(folder / METRICS_FILE, "w") as f:
                 f.write(json.dumps(self.evaluation, indent=1))
+            # the picture the card shows (metrics.json names it) travels with the folder it came from
+            example = self.evaluation.get("example")
+            source = getattr(self, "source_dir", None)
+            if isinstance(example, str) and source is not None and Path(example).name == example \
+                    and (source / example).is_file() and (source / example).resolve() != (folder / example).resolve():
+                with atomic_write(folder / example, "wb") as f:
+                    f.write((source / example).read_bytes())
 
     def generate_model_card(self, *args, **kwargs):
         """The Hub model card: see :mod:`a3d.model.card`."""
