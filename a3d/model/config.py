@@ -145,8 +145,8 @@ class ModelConfig:
     def estimated_parameters(self) -> int:
         """The parameter count (with AVAS) from the matrices of the tokenizers, the DiT blocks, the time
         embedding and the decoders, and the blocks' biases (the decoders' biases and norms left out). Within
-        a few percent of the built model's count (tests/test_errors.py); it exists to refuse a config before anything is allocated -- the exact
-        count is :meth:`a3d.model.network.A3DModel.num_parameters`."""
+        a few percent of the built model's count (tests/test_errors.py); it exists to refuse a config before
+        anything is allocated -- the exact count is :meth:`a3d.model.network.A3DModel.num_parameters`."""
         return sum(n for n, _ in self._parameter_parts().values())
 
     def _parameter_parts(self) -> dict[str, tuple[int, tuple[str, ...]]]:
