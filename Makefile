@@ -20,7 +20,7 @@ setup: $(BIN)/python
 
 run: setup
 	$(BIN)/a3d reconstruct demo/examples/astronaut.jpg -o out/ --ply --splat --video
-	@echo "wrote out/astronaut/: head.ply, head.splat, orbit.mp4, input.png, cameras.json, metadata.json"
+	@echo "wrote out/astronaut/: head.ply, head.splat, orbit.mp4, input.png, a3d_cameras.json, metadata.json"
 
 lint: setup
 	$(BIN)/ruff check a3d tests bench demo scripts
