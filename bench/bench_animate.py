@@ -1,4 +1,4 @@
-"""Head animation measured (issue 28, part 7; BENCHMARKS.md "Head animation", docs/animation.md).
+"""Head animation measured (BENCHMARKS.md "Head animation", docs/animation.md).
 
     python bench/bench_animate.py                         # the example photos, on the CPU, 256² frames
     python bench/bench_animate.py --device cuda --size 512 --speed-frames 240   # the GPU figures
