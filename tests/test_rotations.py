@@ -1,10 +1,11 @@
 """Quaternions and rotation matrices (a3d/core/rotations.py): the two conversions are inverses, every
-branch of Shepperd's method is reached, and the matrices are proper rotations in the stated convention."""
+branch of Shepperd's method is reached, the matrices are proper rotations in the stated convention, and the
+quaternion product composes rotations in the stated order."""
 import math
 
 import torch
 
-from a3d.core.rotations import quat_to_rotmat, rotmat_to_quat
+from a3d.core.rotations import quat_multiply, quat_to_rotmat, rotmat_to_quat
 
 
 def test_a_quarter_turn_about_z_takes_x_to_y():
@@ -33,3 +34,12 @@ def test_matrix_to_quaternion_round_trip(seed):
     assert (back[:, 0] >= 0).all()
     unit = torch.nn.functional.normalize(q[10:], dim=-1)  # the same rotation up to sign: q or -q
     assert torch.allclose(back[10:], unit * unit[:, :1].sign(), atol=1e-5)
+
+
+def test_the_product_composes_rotations_q_first(seed):
+    gen = torch.Generator().manual_seed(seed)
+    p, q = torch.randn(500, 4, generator=gen), torch.randn(500, 4, generator=gen)
+    assert torch.allclose(quat_to_rotmat(quat_multiply(p, q)), quat_to_rotmat(p) @ quat_to_rotmat(q), atol=1e-5)
+    unit = torch.tensor([1.0, 0.0, 0.0, 0.0])
+    assert torch.allclose(quat_multiply(unit, q), q) and torch.allclose(quat_multiply(q, unit), q)
+    assert quat_multiply(p[:1], q).shape == (500, 4)  # broadcast

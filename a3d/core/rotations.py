@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["quat_to_rotmat", "rotmat_to_quat"]
+__all__ = ["quat_to_rotmat", "rotmat_to_quat", "quat_multiply"]
 
 
 def quat_to_rotmat(quats: Tensor) -> Tensor:
@@ -40,3 +40,12 @@ def rotmat_to_quat(R: Tensor) -> Tensor:
     q = candidates.gather(-2, k[..., None, None].expand(*k.shape, 1, 4))[..., 0, :]
     q = torch.nn.functional.normalize(q, dim=-1)
     return torch.where(q[..., :1] < 0, -q, q)
+
+
+def quat_multiply(p: Tensor, q: Tensor) -> Tensor:
+    """Hamilton product ``p ⊗ q`` of quaternions (w, x, y, z) [..., 4], broadcast: the rotation ``q``, then ``p``
+    (``quat_to_rotmat(p ⊗ q) = quat_to_rotmat(p) @ quat_to_rotmat(q)``)."""
+    pw, px, py, pz = p.unbind(-1)
+    qw, qx, qy, qz = q.unbind(-1)
+    return torch.stack([pw * qw - px * qx - py * qy - pz * qz, pw * qx + px * qw + py * qz - pz * qy,
+                        pw * qy - px * qz + py * qw + pz * qx, pw * qz + px * qy - py * qx + pz * qw], -1)
