@@ -24,11 +24,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..core.gaussians import Gaussians
-from ..core.rotations import quat_to_rotmat, rotmat_to_quat
+from ..core.rotations import quat_multiply, quat_to_rotmat, rotmat_to_quat
 from ..data.head_basis import HeadBasis
 from .pose import NECK_PIVOT, axis_angle_matrix
 
-__all__ = ["Binding", "bind", "bindable_faces", "triangle_frames", "move", "quat_multiply"]
+__all__ = ["Binding", "bind", "bindable_faces", "triangle_frames", "move"]
 
 FOLLOW_NEAR, FOLLOW_FAR = 0.02, 0.05
 """Head units: Gaussians closer to the surface than FOLLOW_NEAR follow it fully, beyond FOLLOW_FAR not at all."""
@@ -155,14 +155,6 @@ def bind(gaussians: Gaussians, basis: HeadBasis, vertices: Tensor) -> Binding:
     chin_y = float(basis.landmarks(vertices)[basis.landmark_names.index("chin"), 1])
     head = _smoothstep(chin_y - NECK_BLEND[0], chin_y - NECK_BLEND[1], means[:, 1])
     return Binding(tri, bary, offset, local_rot, follow, head)
-
-
-def quat_multiply(q: Tensor, r: Tensor) -> Tensor:
-    """Hamilton product of [..., 4] quaternions (w, x, y, z): the rotation ``r`` then ``q``."""
-    w1, x1, y1, z1 = q.unbind(-1)
-    w2, x2, y2, z2 = r.unbind(-1)
-    return torch.stack([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-                        w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2], -1)
 
 
 def move(gaussians: Gaussians, binding: Binding, basis: HeadBasis, rest: Tensor, deformed: Tensor,

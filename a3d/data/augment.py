@@ -22,7 +22,7 @@ from torch import Tensor
 from ..core import framing as framing_
 from ..core.cameras import Cameras
 from ..core.gaussians import Gaussians
-from ..core.rotations import rotmat_to_quat
+from ..core.rotations import quat_multiply, rotmat_to_quat
 from .device_constants import on_device
 
 __all__ = ["augment_inputs", "augment_heads", "turn_heads", "uncomposite", "jpeg_compress", "gaussian_blur"]
@@ -262,7 +262,7 @@ def _front_similarity(heads: Gaussians, front: Cameras, roll: Tensor, scale: Ten
     new_means = scale[:, None, None] * (means @ rot.transpose(1, 2)) + shift[:, None]
     half = roll[:, None] / 2
     q_roll = torch.cat([torch.cos(half), torch.sin(half) * axis], 1)[:, None]  # [B, 1, 4] (w, x, y, z)
-    return Gaussians(means=new_means, quats=_quat_multiply(q_roll, heads.quats),
+    return Gaussians(means=new_means, quats=quat_multiply(q_roll, heads.quats),
                      scales=heads.scales * scale[:, None, None], opacities=heads.opacities,
                      colors=heads.colors, sh_rest=heads.sh_rest)
 
@@ -291,17 +291,9 @@ def turn_heads(heads: Gaussians, front: Cameras, yaw: Tensor | float, pitch: Ten
     R_turn = _turn_rotation(torch.deg2rad(yaw), torch.deg2rad(pitch))
     pivot, fit_roll, fit_scale, fit_shift = _reframe_after_turn(R_turn, front, means.dtype)
     turned = Gaussians(means=(means - pivot) @ R_turn.transpose(1, 2) + pivot,
-                       quats=_quat_multiply(rotmat_to_quat(R_turn)[:, None], heads.quats), scales=heads.scales,
+                       quats=quat_multiply(rotmat_to_quat(R_turn)[:, None], heads.quats), scales=heads.scales,
                        opacities=heads.opacities, colors=heads.colors, sh_rest=heads.sh_rest)
     return _front_similarity(turned, front, fit_roll, fit_scale, fit_shift)
-
-
-def _quat_multiply(p: Tensor, q: Tensor) -> Tensor:
-    """Hamilton product p ⊗ q of quaternions (w, x, y, z) [..., 4], broadcast: the rotation q, then p."""
-    pw, px, py, pz = p.unbind(-1)
-    qw, qx, qy, qz = q.unbind(-1)
-    return torch.stack([pw * qw - px * qx - py * qy - pz * qz, pw * qx + px * qw + py * qz - pz * qy,
-                        pw * qy - px * qz + py * qw + pz * qx, pw * qz + px * qy - py * qx + pz * qw], -1)
 
 
 def augment_inputs(images: Tensor, alpha: Tensor | None = None,
