@@ -20,7 +20,7 @@ from typing import Mapping
 import torch
 from torch import Tensor
 
-from ..core.gaussians import Gaussians
+from ..core.gaussians import Gaussians, require_scene
 from ..data.head_basis import HeadBasis, load_head_basis
 from ..errors import InputError, check_int
 from .bind import Binding, bind, move
@@ -192,8 +192,7 @@ def build_rig(gaussians: Gaussians, basis: HeadBasis | None = None, *, mouth: bo
               fit: HeadFit | None = None) -> Rig:
     """Fit the morphable head to one reconstruction [N], bind its Gaussians and add the mouth's interior."""
     start = time.perf_counter()
-    if gaussians.means.dim() != 2:
-        raise InputError(f"gaussians: expected one scene [N, ...], got batch shape {tuple(gaussians.batch_shape)}")
+    require_scene(gaussians)
     g = gaussians.detach()
     basis = (basis or load_head_basis()).to(g.device)
     fit = fit or fit_head(g, basis)

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from ..core import framing
 from ..core.cameras import Cameras, orbit_cameras
-from ..core.gaussians import Gaussians
+from ..core.gaussians import Gaussians, require_scene
 from ..core.rendering import render
 from ..data.head_basis import HeadBasis, load_head_basis
 from .pose import axis_angle_matrix
@@ -137,8 +137,7 @@ def fit_head(gaussians: Gaussians, basis: HeadBasis | None = None, *, steps: int
         :class:`HeadFit`; ``report`` has the final mean anchor error, the median face-vertex distance to the
         surface, the fraction of outer vertices outside the silhouettes, and the seconds taken.
     """
-    if gaussians.means.dim() != 2:
-        raise ValueError(f"gaussians: expected one scene [N, ...], got batch shape {tuple(gaussians.batch_shape)}")
+    require_scene(gaussians)
     start = time.perf_counter()
     dev = gaussians.device
     basis = (basis or load_head_basis()).to(dev)

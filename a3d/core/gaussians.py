@@ -13,6 +13,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from ..errors import InputError
 from .contract import ALPHA_MIN
 
 SH_C0 = 0.28209479177387814
@@ -142,3 +143,14 @@ class Gaussians:
 
 def _desc(x) -> str:
     return f"shape {tuple(x.shape)}" if isinstance(x, Tensor) else type(x).__name__
+
+
+def require_scene(gaussians: object, what: str = "gaussians") -> Gaussians:
+    """``gaussians`` itself if it is one scene of :class:`Gaussians` (means [N, 3], no batch dims); an
+    InputError naming ``what`` otherwise. The check every function that takes a single head makes first."""
+    if not isinstance(gaussians, Gaussians):
+        raise InputError(f"{what}: expected a3d.Gaussians, got {type(gaussians).__name__}")
+    if gaussians.means.dim() != 2:
+        raise InputError(f"{what}: expected one scene without batch dims, got batch shape "
+                         f"{tuple(gaussians.batch_shape)}")
+    return gaussians

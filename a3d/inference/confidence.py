@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from ..core.cameras import Cameras
-from ..core.gaussians import Gaussians
+from ..core.gaussians import Gaussians, require_scene
 from ..errors import InputError
 
 __all__ = ["gaussian_confidence", "tint_guessed", "SURFACE_TOLERANCE"]
@@ -45,8 +45,7 @@ def gaussian_confidence(gaussians: Gaussians, cameras: Cameras, given: Tensor | 
     """
     from ..core.rendering import render
 
-    if gaussians.means.dim() != 2:
-        raise InputError(f"gaussians: expected one scene [N, ...], got batch shape {tuple(gaussians.batch_shape)}")
+    require_scene(gaussians)
     V = len(cameras)
     if given is None:
         given = torch.zeros(V, dtype=torch.bool)

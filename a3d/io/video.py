@@ -18,7 +18,7 @@ from ..core import framing
 from ..core.cameras import orbit_cameras
 from ..core.files import atomic_path, check_writable, writer_process
 from ..errors import InputError, check_int, check_number
-from ..core.gaussians import Gaussians
+from ..core.gaussians import Gaussians, require_scene
 from .. import limits
 from ..core.rendering import render, to_uint8
 
@@ -114,11 +114,7 @@ def orbit_video(gaussians: Gaussians, path: str | os.PathLike, frames: int = 120
     ext = os.path.splitext(path)[1].lower()
     if ext not in VIDEO_EXTS:
         raise InputError(f"path: expected a file ending in {', '.join(VIDEO_EXTS)}, got {path!r}")
-    if not isinstance(gaussians, Gaussians):
-        raise InputError(f"gaussians: expected a3d.Gaussians, got {type(gaussians).__name__}")
-    if gaussians.means.dim() != 2:
-        raise InputError(f"gaussians: expected one scene without batch dims, got batch shape "
-                         f"{tuple(gaussians.batch_shape)}")
+    require_scene(gaussians)
     limits.check("video_frames", frames, "frames")
     limits.check("video_fps", fps, "fps")
     limits.check("video_size", size, "size")
