@@ -40,7 +40,7 @@ from torch import Tensor
 
 from ..core import framing
 from ..core.cameras import Cameras, intrinsics, look_at
-from ..core.gaussians import Gaussians
+from ..core.gaussians import Gaussians, require_scene
 from .. import limits
 from ..errors import InputError
 from .mesh_file import Mesh, atlas_texels, atlas_uv, is_watertight, vertex_normals
@@ -262,15 +262,14 @@ def _edge_components(faces: np.ndarray) -> np.ndarray:
 
 def clean_surface(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A closed surface without the debris that loaders count as extra pieces: triangles with a repeated
-    vertex or no area go, so do triangles whose three vertices another triangle also uses (a zero-volume
-    sliver, two faces back to back), and everything not joined by edges to the largest piece; then vertices
+    vertex go, so do triangles whose three vertices another triangle also uses (a zero-volume sliver, two
+    faces back to back), and everything not joined by edges to the largest piece; then vertices
     at the same position are merged when the surface stays closed, and otherwise moved apart by a
     thousandth of the mean edge length (a pinch where two sheets touch), so that a loader that merges
     coincident vertices (trimesh, Blender) finds the same closed surface. Returns (vertices, faces)."""
     v, f = np.asarray(vertices), np.asarray(faces, dtype=np.int64)
-    tri = v[f]
-    area2 = np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-    ok = (f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2]) & (area2 > 1e-12)
+    # a triangle of no area but three distinct vertices stays: its edges close the surface around it
+    ok = (f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])
     _, inverse, counts = np.unique(np.sort(f, axis=1), axis=0, return_inverse=True, return_counts=True)
     f = f[ok & (counts[inverse.ravel()] == 1)]
     if len(f) == 0:
@@ -472,11 +471,7 @@ def extract(gaussians: Gaussians, resolution: int = 256, faces: int = 100_000, v
     Returns:
         A watertight :class:`Mesh` with vertex colours (``metadata`` has settings, counts and timings).
     """
-    if not isinstance(gaussians, Gaussians):
-        raise InputError(f"gaussians: expected a3d.Gaussians, got {type(gaussians).__name__}")
-    if gaussians.means.dim() != 2:
-        raise InputError(f"gaussians: expected one scene without batch dims, got batch shape "
-                         f"{tuple(gaussians.batch_shape)}")
+    require_scene(gaussians)
     limits.check("mesh_resolution", resolution, "resolution")
     limits.check("mesh_faces", faces, "faces")
     limits.check("mesh_views", views, "views")
