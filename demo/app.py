@@ -24,6 +24,7 @@ Environment:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import html
 import os
 import shutil
@@ -170,6 +171,22 @@ def new_request_folder(root: Path | None = None, ttl_s: float = RESULTS_TTL_S) -
     return Path(tempfile.mkdtemp(prefix="req-", dir=root))
 
 
+@contextlib.contextmanager
+def request_errors(folder: Path, what: str, image_path: str | None, name: str):
+    """One request's work in ``folder``: any failure removes the folder, a gr.Error passes as it is, and any
+    other exception is logged and shown as "``what`` failed (...)" -- it must not reach the server loop."""
+    try:
+        yield
+    except gr.Error:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    except Exception as e:  # noqa: BLE001 - one request's failure must not reach the server loop
+        shutil.rmtree(folder, ignore_errors=True)
+        traceback.print_exc()
+        raise gr.Error(f"{what} failed ({type(e).__name__}: {_readable(e, image_path, name)}).",
+                       title="Error") from None
+
+
 # ---- the request ------------------------------------------------------------------------------------------
 
 def _upload_path(payload) -> tuple[str | None, str]:
@@ -277,7 +294,7 @@ def make_handler(slot: ModelSlot):
         except (TypeError, ValueError):
             raise gr.Error("The face to reconstruct must be a number.") from None
         folder = new_request_folder()
-        try:
+        with request_errors(folder, "Reconstruction", image_path, name):
             progress(0.05, desc="preprocessing and reconstruction")
             try:
                 avatar = reconstruct(source, model, steps=steps, seed=0, device=slot.device, refine=bool(refine),
@@ -333,14 +350,6 @@ def make_handler(slot: ModelSlot):
                        + f"; rendered by {renderer(slot.device)}." + mesh_note + photo_notes(meta))
             downloads = [str(ply), str(splat)] + ([str(glb)] if glb else []) + [str(cams)]
             return inp, video, str(view), str(glb) if glb else None, grid, downloads, stages, summary
-        except gr.Error:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
-        except Exception as e:  # noqa: BLE001 - one request's failure must not reach the server loop
-            shutil.rmtree(folder, ignore_errors=True)
-            traceback.print_exc()
-            raise gr.Error(f"Reconstruction failed ({type(e).__name__}: {_readable(e, image_path, name)}).",
-                           title="Error") from None
 
     return run
 
@@ -361,7 +370,7 @@ def make_animate_handler(slot: ModelSlot):
         if clip_path is None and preset not in ANIMATE_PRESETS:
             raise gr.Error(f"Pick an expression ({', '.join(ANIMATE_PRESETS)}) or upload a clip.")
         folder = new_request_folder()
-        try:
+        with request_errors(folder, "Animation", image_path, name):
             progress(0.05, desc="reconstruction")
             t0 = time.perf_counter()
             try:
@@ -388,14 +397,6 @@ def make_animate_handler(slot: ModelSlot):
             summary = (f"Animated with {what} in {time.perf_counter() - t0:.1f} s (rig {rig.seconds:.1f} s) on "
                        f"`{slot.device}`.")
             return str(video), files, summary
-        except gr.Error:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
-        except Exception as e:  # noqa: BLE001 - one request's failure must not reach the server loop
-            shutil.rmtree(folder, ignore_errors=True)
-            traceback.print_exc()
-            raise gr.Error(f"Animation failed ({type(e).__name__}: {_readable(e, image_path, name)}).",
-                           title="Error") from None
 
     return animate
 
