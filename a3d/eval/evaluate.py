@@ -53,6 +53,7 @@ from ..core.files import atomic_path, atomic_write
 from ..errors import InputError, SetupError, check_number, one_line
 from ..core.gaussians import Gaussians
 from .grid import back_view_grid_index, grid_summary
+from ..io.image_files import expand_image_paths
 from ..perception.lpips import lpips
 from ..core.rendering import channels_first, render
 from .metrics import gaussian_blur, psnr, silhouette_metrics, ssim
@@ -528,20 +529,17 @@ def photo_sheet(res: dict[str, Any], path: str | os.PathLike, cell: int = 128) -
 
 # ---- the report -------------------------------------------------------------------------------------------
 
-PHOTO_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 GRID_DOC = "on-axis / diagonal spectral power, a3d.eval.grid"
 
 
 def _list_photos(paths: Sequence[str | os.PathLike]) -> list[Path]:
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out.extend(sorted(q for q in p.iterdir() if q.suffix.lower() in PHOTO_EXTS and q.is_file()))
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise FileNotFoundError(f"photos: {p} is neither an image file nor a folder")
-    return out
+    """The photos named by ``paths`` (files, folders, glob patterns: :mod:`a3d.io.image_files`); a name that
+    is neither is an error, a folder without images adds none."""
+    files, problems = expand_image_paths(paths)
+    missing = [spec for spec, why in problems if not os.path.isdir(spec)]
+    if missing:
+        raise FileNotFoundError(f"photos: {missing[0]} is neither an image file nor a folder")
+    return [Path(f) for f in files]
 
 
 def _fmt(v: float, digits: int = 3) -> str:
