@@ -139,8 +139,8 @@ class ModelConfig:
         """Output channels of the upsampler's stages, one ×2 stage per halving of the patch (the last is
         ``decoder_width``)."""
         stages = self.patch_size.bit_length() - 1
-        return [max(self.decoder_width, self.upsampler_width >> (i + 1)) for i in range(stages - 1)] + \
-            [self.decoder_width] if stages else []
+        halved = [max(self.decoder_width, self.upsampler_width >> (i + 1)) for i in range(stages - 1)]
+        return halved + [self.decoder_width] if stages else []
 
     def estimated_parameters(self) -> int:
         """The parameter count (with AVAS) from the matrices of the tokenizers, the DiT blocks, the time
