@@ -182,6 +182,10 @@ def main() -> None:
     ap.add_argument("--clip-frames", type=int, default=48, help="frames of the talking clip")
     ap.add_argument("--out", default="out/bench_animate.json")
     ap.add_argument("--images", default=None, metavar="DIR", help="write docs/animation.md's pictures here")
+    ap.add_argument("--speed-only", action="store_true",
+                    help="rig time, static check and speed only (no face models, dlib or driver clip needed)")
+    ap.add_argument("--no-preprocess", action="store_true",
+                    help="the photos are framed already (a3d.inference.preprocess's output): reconstruct them as they are")
     args = ap.parse_args()
     import a3d
     from a3d.core.ops import backend
@@ -189,9 +193,10 @@ def main() -> None:
     dev = torch.device(args.device)
     report: dict = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
                     "threads": torch.get_num_threads(), "backend": str(backend(dev)), "photos": {}}
-    clip_frames, truth, poses = driver_clip(args.clip_frames)
+    if not args.speed_only:
+        clip_frames, truth, poses = driver_clip(args.clip_frames)
     for photo in args.photos:
-        avatar = a3d.reconstruct(photo, device=dev, seed=0)
+        avatar = a3d.reconstruct(photo, device=dev, seed=0, preprocess=not args.no_preprocess)
         sync(dev)
         t0 = time.perf_counter()
         rig = avatar.rig()
@@ -199,13 +204,15 @@ def main() -> None:
         entry = {"rig_s": round(time.perf_counter() - t0, 3), "fit": rig.fit.report,
                  "gaussians": rig.gaussians.num_gaussians, "mouth_gaussians": rig.num_mouth,
                  "lid_gaussians": rig.num_lids}
-        entry["identity"] = identity(avatar, rig, photo)
+        if not args.speed_only:
+            entry["identity"] = identity(avatar, rig, photo)
         entry["static"] = static_moves(rig)
         entry["speed"] = speed(rig, args.size, args.speed_frames)
-        entry["transfer"], rendered, clip = transfer(rig, clip_frames)
+        if not args.speed_only:
+            entry["transfer"], rendered, clip = transfer(rig, clip_frames)
         report["photos"][Path(photo).name] = entry
         print(json.dumps({Path(photo).name: entry}), flush=True)
-        if args.images and photo == args.photos[0]:
+        if args.images and not args.speed_only and photo == args.photos[0]:
             pictures(avatar, rig, clip_frames, rendered, Path(args.images))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1))
