@@ -185,7 +185,7 @@ def main() -> None:
     ap.add_argument("--speed-only", action="store_true",
                     help="rig time, static check and speed only (no face models, dlib or driver clip needed)")
     ap.add_argument("--no-preprocess", action="store_true",
-                    help="the photos are framed already (a3d.inference.preprocess's output): reconstruct them as they are")
+                    help="the photos are framed already (a3d.inference.preprocess's output): reconstruct them as is")
     args = ap.parse_args()
     import a3d
     from a3d.core.ops import backend
