@@ -4,8 +4,11 @@
     python bench/bench_reconstruct.py --presets tiny --device cpu
     python bench/bench_reconstruct.py --compile             # also time torch.compile (GPU)
     python bench/bench_reconstruct.py --presets tiny --overrides '{"depth": 12}' --device cpu   # a candidate
+    python bench/bench_reconstruct.py --presets tiny --models candidates/gen2b   # trained weights beside it
 
-Weights are random (timing does not depend on them). "network" is one A3DModel.one_step call
+Preset weights are random; --models times model folders with their trained weights in the same
+process (the given views' colour fit renders Gaussians whose sizes depend on the weights).
+"network" is one A3DModel.one_step call
 (bf16 autocast on CUDA, float32 on CPU), timed with CUDA events (GPU) or perf_counter (CPU);
 "reconstruct" is the whole a3d.reconstruct(image, preprocess=False) call from a numpy image (noise,
 transfers, the network, splitting into an Avatar); "preprocess" is face detection + framing +
@@ -36,10 +39,17 @@ PORTRAIT = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "astrona
 
 
 def bench_preset(name: str, device: torch.device, iters: int, warmup: int, compile_: bool,
-                 profile: bool = False, overrides: dict | None = None, matte: bool = False) -> dict:
-    cfg = get_config(name, **(overrides or {}))
-    with torch.device(device):
-        model = A3DModel(cfg).eval().requires_grad_(False)
+                 profile: bool = False, overrides: dict | None = None, matte: bool = False,
+                 folder: str | None = None) -> dict:
+    """One row: the preset ``name`` with random weights, or the model folder ``folder`` (then ``name`` is its
+    label and ``overrides`` are not applied)."""
+    if folder is not None:
+        model = a3d.load_model(folder, device=device).eval().requires_grad_(False)
+        cfg, overrides = model.config, None
+    else:
+        cfg = get_config(name, **(overrides or {}))
+        with torch.device(device):
+            model = A3DModel(cfg).eval().requires_grad_(False)
     S = cfg.image_size
     image = torch.rand(1, 3, S, S, device=device)
     g0 = model.noise(1, torch.Generator().manual_seed(0))
@@ -73,7 +83,7 @@ def bench_preset(name: str, device: torch.device, iters: int, warmup: int, compi
         # timing only). paper: each DiT block compiled (one code shared by the 24 blocks).
         try:
             t0 = time.perf_counter()
-            if name == "tiny":
+            if name == "tiny" or (folder is not None and cfg.image_size <= 128):  # a tiny-scale model folder
                 model.compile(mode="reduce-overhead")
             else:
                 model.compile_blocks()
@@ -125,6 +135,8 @@ def main() -> int:
                     help="ModelConfig fields to change in every preset, as JSON (a candidate architecture)")
     ap.add_argument("--matte", action="store_true",
                     help="reconstruct() gets an RGBA cut-out: the matte-dependent steps run (given_fit, given_erode)")
+    ap.add_argument("--models", nargs="*", default=[], metavar="DIR",
+                    help="model folders to time with their trained weights, after the presets")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args()
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -137,7 +149,9 @@ def main() -> int:
               "device": name, "torch": torch.__version__, "a3d": a3d.__version__,
               "command": "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])}
     rows = [bench_preset(p, device, args.iters, args.warmup, args.compile, args.profile, args.overrides, args.matte)
-            for p in presets]
+            for p in presets if p]
+    rows += [bench_preset(m, device, args.iters, args.warmup, args.compile, args.profile, None, args.matte, folder=m)
+             for m in args.models]
     pre = bench_preprocess(5)
     print(f"\n{header['date']} · {header['device']} · torch {header['torch']} · `{header['command']}`\n")
     print("| preset | params (M) | Gaussians | tokens | network ms | reconstruct() ms | peak GiB "
