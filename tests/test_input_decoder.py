@@ -74,14 +74,17 @@ def test_given_views_are_their_pixels_with_the_matte_as_opacity(seed):
 def test_config_files_migrate_by_version():
     shipped = get_config("tiny").to_dict()
     assert shipped["config_version"] == CONFIG_VERSION
-    v1 = {k: v for k, v in shipped.items() if k not in ("config_version", "decoder", "upsampler_width")}
+    v1 = {k: v for k, v in shipped.items() if k not in ("config_version", "decoder", "upsampler_width",
+                                                         "given_grazing")}
     v1.update(input_decoder=True, given_exact=True, given_surfel=True)  # version 1: no version key
-    assert ModelConfig.from_dict(v1) == get_config("tiny")
+    assert ModelConfig.from_dict(v1) == get_config("tiny", given_grazing=0.0)
     for switch in ("input_decoder", "given_exact", "given_surfel"):
         with pytest.raises(InputError, match=f"version-1 config sets {switch}=False"):
             ModelConfig.from_dict({**v1, switch: False})
     with pytest.raises(InputError, match="paper's literal decoder"):
         ModelConfig.from_dict({k: v for k, v in v1.items() if k != "input_decoder"})
+    v2 = {k: v for k, v in shipped.items() if k != "given_grazing"} | {"config_version": 2}
+    assert ModelConfig.from_dict(v2) == get_config("tiny", given_grazing=0.0)  # version 2 kept every given pixel
     with pytest.raises(InputError, match="config_version 7"):
         ModelConfig.from_dict({**shipped, "config_version": 7})
     with pytest.raises(InputError, match="unknown: .'given_exact'"):
@@ -406,6 +409,24 @@ def test_given_erode_shrinks_the_matte_used_as_opacity(seed):
     assert torch.allclose(a[0], inputs["masks"][0, 0].clamp(max=0.99)) and torch.allclose(b[0], expect)
     with pytest.raises(InputError, match="given_erode"):
         get_config("tiny", given_erode=9)
+
+
+def test_given_grazing_leaves_what_the_photo_sees_edge_on_to_the_other_sets(seed):
+    from a3d.model.given import facing
+
+    S = 32
+    _, inputs, model, a, b = _with_and_without(seed, (4, 28), {"given_grazing": 0.0}, given_grazing=0.3)
+    assert torch.equal(a.means, b.means)  # the setting moves nothing
+    means = b.means.view(1, 4, S, S, 3)
+    a, b = a.opacities.view(4, S, S), b.opacities.view(4, S, S)
+    # the front set: its matte times the facing weight of its own surface, 0 at cos 0.3 and 1 from cos 0.6
+    weight = facing(means[:, 0], model.ray_origins[0], 0.3, 0.6)[0]
+    assert torch.allclose(b[0], a[0] * weight, atol=1e-6)
+    assert (weight < 1).any()  # a random model's surface turns away somewhere: the test sees the fade
+    # the other sets are carved less (the photo's faded pixels no longer claim their surface), never more
+    assert (b[1:] >= a[1:] - 1e-6).all() and (b[1:] > a[1:] + 1e-4).any()
+    with pytest.raises(InputError, match="given_grazing"):
+        get_config("tiny", given_grazing=0.7)
 
 
 def test_surfels_lie_in_the_surface_and_stretch_where_it_turns_away():

@@ -21,7 +21,7 @@ __all__ = ["ModelConfig", "PRESETS", "get_config", "migrate", "CONFIG_VERSION", 
 
 NUM_VIEWS = len(framing.CANONICAL_VIEWS)
 RAW_CHANNELS = 12  # per Gaussian: depth 1, scales 3, quaternion 4, opacity 1, colour 3
-CONFIG_VERSION = 2
+CONFIG_VERSION = 3
 """The version of the config layout this a3d writes and reads (see :func:`migrate`)."""
 DECODERS = ("patch", "upsampler")
 """How the Gaussian decoder turns a view's tokens into per-pixel features (:class:`ModelConfig`.decoder)."""
@@ -76,6 +76,11 @@ class ModelConfig:
         given_erode: pixels by which the matte used as a given view's opacity is eroded: the photo's
             Gaussians on the silhouette's edge have the least certain depth and colour, and the other
             sets draw the edge. 0: off.
+        given_grazing: a given pixel whose surface the photo sees at a cosine (between the surface's normal
+            and the pixel's ray) below this is transparent, fading in to its matte at twice this cosine; the
+            carve leaves the other sets there, so they draw that surface. What a photo shows edge-on is
+            squeezed into a pixel's width: from the side its discs stand apart as dashes where they meet the
+            guessed sets (:func:`a3d.model.given.facing`). 0: off, every pixel keeps its matte.
     """
 
     image_size: int = 128
@@ -100,12 +105,14 @@ class ModelConfig:
     carve_window: int = 3
     given_fit: int = 1
     given_erode: int = 1
+    given_grazing: float = 0.0
 
     def __post_init__(self) -> None:
         if self.decoder not in DECODERS:
             raise InputError(f"ModelConfig.decoder: expected one of {DECODERS}, got {self.decoder!r}")
         self.given_footprint = check_number(self.given_footprint, "ModelConfig.given_footprint", hi=4.0, positive=True)
         self.carve_depth = check_number(self.carve_depth, "ModelConfig.carve_depth", lo=0.0, hi=1.0)
+        self.given_grazing = check_number(self.given_grazing, "ModelConfig.given_grazing", lo=0.0, hi=0.5)
         for name in ("image_size", "patch_size", "width", "depth", "heads", "decoder_width", "avas_width",
                      "input_width", "upsampler_width"):
             check_int(getattr(self, name), f"ModelConfig.{name}", 1)
@@ -227,7 +234,8 @@ class ModelConfig:
 
 
 # Version 1 (no "config_version" key) named three switches that a3d now always takes, and had no
-# "decoder" / "upsampler_width" fields (every version-1 model has the patch decoder).
+# "decoder" / "upsampler_width" fields (every version-1 model has the patch decoder). Version 2 had no
+# "given_grazing" (its models keep every given pixel: 0).
 _V1_FIXED = {"input_decoder": True, "given_exact": True, "given_surfel": True}
 
 
@@ -253,6 +261,9 @@ def migrate(d: dict) -> dict:
         d.setdefault("decoder", "patch")
         d.setdefault("upsampler_width", ModelConfig.upsampler_width)
         version = 2
+    if version == 2:
+        d.setdefault("given_grazing", 0.0)
+        version = 3
     if version != CONFIG_VERSION or isinstance(version, bool):
         raise InputError(f"config: config_version {version!r} is not one this a3d reads "
                          f"(1 to {CONFIG_VERSION})")

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from ..core import framing
 from ..core.gaussians import Gaussians
 from .config import NUM_VIEWS, RAW_CHANNELS, ModelConfig
-from .given import MAX_OPACITY, MIN_MATTE, surfels
+from .given import MAX_OPACITY, MIN_MATTE, facing, surfels
 from .layers import modulate
 
 __all__ = ["GaussianDecoder", "TokenUpsampler", "AVASDecoder"]
@@ -162,6 +162,11 @@ class GaussianDecoder(nn.Module):
             # which its Gaussian (opacity = the matte) must not carry to other views
             bg = pixel.new_tensor(framing.BACKGROUND)
             pixel = ((pixel - bg * (1 - matte)) / matte.clamp_min(MIN_MATTE)).clamp(0, 1)
+        if cfg.given_grazing > 0:  # what the photo sees edge-on is left to the other sets (ModelConfig)
+            low = cfg.given_grazing
+            squarely = torch.stack([facing(means[:, v].detach(), origins[v], low, 2 * low)
+                                    for v in range(means.shape[1])], 1)  # [B, 4, H, W]
+            opacities = torch.where(g[..., 0], opacities * squarely, opacities)
         colors = torch.where(g, pixel, torch.sigmoid(color_logit))
         flat = lambda x: x.reshape(raw.shape[0], -1, *x.shape[4:])  # noqa: E731  [B, 4·H·W, ...]
         return Gaussians(means=flat(means), quats=flat(quats), scales=flat(scales), opacities=flat(opacities),
