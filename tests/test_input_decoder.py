@@ -193,6 +193,43 @@ def test_warm_start_into_the_upsampler_keeps_everything_but_the_token_to_pixel_s
             assert torch.equal(p, old.state_dict()[name]), name
 
 
+def test_warm_start_to_a_finer_model_gives_the_same_tokens_and_upsampled_features(seed, tmp_path):
+    """patch_size and image_size doubled (the same 4 × 4 tokens, 4× the Gaussians): the tokenizers give an image
+    twice as fine (every pixel repeated 2 × 2) the tokens the old model gave the image, the new upsampler stage
+    starts as a plain bilinear step, and the patch expansions give each old pixel's value to its 2 × 2 pixels."""
+    import torch.nn.functional as F
+
+    from a3d.train.checkpoint import warm_start
+
+    up = dict(decoder="upsampler", upsampler_width=32)  # stages 16, 8, 8 channels, then one more of 8 (as tiny's)
+    old = random_model(seed, **up)  # 32², p = 8
+    old.save_pretrained(tmp_path)
+    new = A3DModel(get_config("tiny", **{**SMALL, **up, "image_size": 64, "patch_size": 16}))
+    counts = warm_start(new, tmp_path)
+    assert counts["refined"] == 2 and counts["bilinear_stages"] == 1  # the two tokenizers; one stage more
+    x = torch.rand(2, 4, 9, 32, 32)
+    fine = x.repeat_interleave(2, -1).repeat_interleave(2, -2)
+    with torch.no_grad():
+        for name in ("image_tokenizer", "gaussian_tokenizer"):
+            torch.testing.assert_close(getattr(new, name)(fine), getattr(old, name)(x), atol=1e-5, rtol=1e-5)
+        tokens, temb = torch.randn(1, 4 * 16, 64), torch.randn(1, 64)
+        a = old.decoder.features(tokens, temb).flatten(0, 1).permute(0, 3, 1, 2)  # [4, c, 32, 32]
+        b = new.decoder.features(tokens, temb).flatten(0, 1).permute(0, 3, 1, 2)  # [4, c, 64, 64]
+    torch.testing.assert_close(b, F.interpolate(a, scale_factor=2, mode="bilinear", align_corners=False),
+                               atol=1e-5, rtol=1e-5)
+    # the patch decoder's expansion (and AVAS's, laid out the same way): old pixel (i, j) → new (2i.., 2j..)
+    old_patch = random_model(seed, with_avas=True)
+    old_patch.save_pretrained(tmp_path / "patch")
+    new_patch = A3DModel(get_config("tiny", **{**SMALL, "image_size": 64, "patch_size": 16}), with_avas=True)
+    assert warm_start(new_patch, tmp_path / "patch")["refined"] == 6  # tokenizers, decoder and AVAS expansions
+    with torch.no_grad():
+        for mod in ("decoder", "avas"):
+            c = getattr(old_patch, mod).upsample.out_features // 64
+            a = getattr(old_patch, mod).upsample(tokens[0]).reshape(-1, 8, 8, c)
+            b = getattr(new_patch, mod).upsample(tokens[0]).reshape(-1, 16, 16, c)
+            torch.testing.assert_close(b, a.repeat_interleave(2, 1).repeat_interleave(2, 2))
+
+
 def test_upsampler_mixes_the_tokens_around_every_pixel_and_has_no_patch_grid(seed):
     """A token's change reaches pixels beyond its own p × p block (bilinear stages), and a smooth token map
     (every token the same) gives features with no p-pixel pattern: the same at every pixel away from the border."""

@@ -28,6 +28,30 @@ __all__ = ["warm_start", "rng_state", "set_rng_state", "load_checkpoint", "save_
            "export_checkpoint"]
 
 
+# Layers whose tensors are laid out by the patch's pixels: the tokenizers' first layer reads a patch as
+# (channels, row, column); the patch decoder's and AVAS's expansion write one as (row, column, channels).
+_PATCH_INPUTS = ("image_tokenizer.mlp.0.weight", "gaussian_tokenizer.mlp.0.weight")
+_PATCH_OUTPUTS = ("decoder.upsample.weight", "decoder.upsample.bias", "avas.upsample.weight", "avas.upsample.bias")
+
+
+def _finer_patch(name: str, src: torch.Tensor, old_p: int, new_p: int) -> torch.Tensor | None:
+    """``src``, a tensor of a patch of ``old_p`` pixels, for patches of ``new_p`` = k · ``old_p`` pixels, each
+    new pixel taking the old pixel it lies in: a tokenizer then gives the same token for an image k times
+    finer (each old pixel repeated k × k: its weights are divided by k²), and a patch expansion gives each old
+    pixel's value to its k × k new pixels. None when ``name`` is not laid out by pixels or k is no integer."""
+    if new_p == old_p or new_p % old_p:
+        return None
+    k = new_p // old_p
+    idx = torch.arange(new_p) // k  # the old row (column) that each new one lies in
+    if name in _PATCH_INPUTS:
+        w = src.reshape(src.shape[0], -1, old_p, old_p)  # [D, C, p, p]
+        return (w[:, :, idx][:, :, :, idx] / k**2).reshape(src.shape[0], -1)
+    if name in _PATCH_OUTPUTS:
+        w = src.reshape(old_p, old_p, -1, *src.shape[1:])  # [p, p, c, (D)]
+        return w[idx][:, idx].reshape(-1, *src.shape[1:])
+    return None
+
+
 def warm_start(model: A3DModel, folder: str | os.PathLike) -> dict[str, int]:
     """Copy the weights of the model in ``folder`` (config.json + model.safetensors) into ``model``
     wherever they fit, so a changed architecture starts from a trained one.
@@ -39,17 +63,29 @@ def warm_start(model: A3DModel, folder: str | os.PathLike) -> dict[str, int]:
     block that the old weights lack (a deeper model: ``ModelConfig.depth`` raised) starts as the
     identity, its attention and MLP output layers zero (their gradients are not: it learns from the
     first step), so the deeper model computes what the old one did.
-    Returns counts of copied, extended and fresh tensors, and of the blocks that start as the identity.
+
+    A finer model (``patch_size`` and ``image_size`` both k times the old ones: the same tokens, k² times
+    the Gaussians) takes the patch-laid-out layers pixel by pixel (:func:`_finer_patch`), and the
+    upsampler's stages that the old model lacks start as plain bilinear ×2 steps (the 1 × 1 skip the
+    identity, the residual zero), so its features are the old model's, upsampled.
+    Returns counts of copied, extended, refined (finer patch) and fresh tensors, and of the blocks that
+    start as the identity and the upsampler stages that start as bilinear steps.
     """
     path = os.path.join(os.fspath(folder), "model.safetensors")
     if not os.path.isfile(path):
         raise InputError(f"init_from: no model.safetensors in {folder}")
     old = load_weights(path)
-    counts = {"copied": 0, "extended": 0, "fresh": 0}
+    config_path = os.path.join(os.fspath(folder), "config.json")
+    old_p = ModelConfig.from_json(config_path).patch_size if os.path.isfile(config_path) else model.config.patch_size
+    counts = {"copied": 0, "extended": 0, "refined": 0, "fresh": 0}
     with torch.no_grad():
         for name, p in model.state_dict().items():
             src = old.get(name)
-            if src is not None and src.shape == p.shape:
+            finer = _finer_patch(name, src, old_p, model.config.patch_size) if src is not None else None
+            if finer is not None and finer.shape == p.shape:
+                p.copy_(finer.to(p.dtype))
+                counts["refined"] += 1
+            elif src is not None and src.shape == p.shape:
                 p.copy_(src.to(p.dtype))
                 counts["copied"] += 1
             elif src is not None and p.dim() == 2 and src.dim() == 2 and src.shape[0] == p.shape[0] \
@@ -65,7 +101,19 @@ def warm_start(model: A3DModel, folder: str | os.PathLike) -> dict[str, int]:
             for layer in (model.blocks[i].proj, model.blocks[i].mlp[-1]):
                 layer.weight.zero_()
                 layer.bias.zero_()
+        new_stages, old_stages = [], set()
+        if model.config.decoder == "upsampler":
+            old_stages = {name.split(".")[3] for name in old if name.startswith("decoder.upsampler.stages.")}
+            new_stages = [i for i, st in enumerate(model.decoder.upsampler.stages) if str(i) not in old_stages]
+            for i in (new_stages if old_stages else []):  # a wholly new upsampler keeps its initialisation
+                stage = model.decoder.upsampler.stages[i]
+                if stage.skip.in_channels == stage.skip.out_channels:
+                    stage.skip.weight.copy_(torch.eye(stage.skip.in_channels)[:, :, None, None])
+                    stage.skip.bias.zero_()
+                    stage.conv2.weight.zero_()
+                    stage.conv2.bias.zero_()
     counts["identity_blocks"] = len(new_blocks)
+    counts["bilinear_stages"] = len(new_stages) if old_stages else 0
     return counts
 
 
