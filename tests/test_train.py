@@ -17,6 +17,7 @@ from a3d.eval.metrics import psnr, ssim
 from a3d.model.network import A3DModel
 from a3d.train.objective import compute_loss
 from a3d.core.rendering import render
+from a3d.errors import InputError
 from a3d.train.loop import CKPT_NAME, LOG_NAME, train
 from a3d.train.config import TrainConfig, get_lr
 from shared import assert_same_checkpoints, blob_head
@@ -57,6 +58,30 @@ def test_get_lr_warmup_and_cosine():
     assert all(a >= b for a, b in zip(lrs[10:110], lrs[11:110]))  # cosine decay
     assert lrs[60] == pytest.approx(0.5 * (1e-3 + 1e-4))  # half way down the cosine
     assert lrs[110] == lrs[119] == pytest.approx(1e-4)
+
+
+def test_get_lr_over_a_budget_of_minutes_follows_the_clock_not_the_steps():
+    cfg = TrainConfig(lr=1e-3, min_lr=1e-4, warmup_steps=10, max_steps=110, budget_minutes=2.0)
+    assert get_lr(4, cfg, 100.0) == pytest.approx(5e-4)  # the warmup still counts steps
+    assert get_lr(50, cfg, 0.0) == pytest.approx(1e-3)  # the cosine starts at the peak
+    for step in (20, 500):  # whatever the step: half way through the 120 s, half way down
+        assert get_lr(step, cfg, 60.0) == pytest.approx(0.5 * (1e-3 + 1e-4))
+    assert get_lr(30, cfg, 120.0) == get_lr(30, cfg, 500.0) == pytest.approx(1e-4)
+    with pytest.raises(InputError, match="budget_minutes"):
+        TrainConfig(budget_minutes=-1.0)
+
+
+def test_a_run_with_a_budget_ends_when_it_is_spent_and_a_resumed_call_adds_nothing(tmp_path):
+    cfg = _cfg("synthetic", tmp_path, synth_gaussians=2000, max_steps=10_000, budget_minutes=3 / 60,
+               ckpt_every=10_000)
+    train(cfg)
+    done = json.loads((tmp_path / "eval.json").read_text())
+    log = [r for r in map(json.loads, open(tmp_path / LOG_NAME)) if "loss" in r]
+    assert 0 < done["step"] < 10_000 and not done["stopped_by_clock"]  # the schedule's end, not max_minutes
+    assert done["elapsed_s"] >= 3.0 and len(log) == done["step"]
+    assert log[-1]["lr"] < 3e-3 and log[-1]["lr"] == min(r["lr"] for r in log[cfg.warmup_steps:])
+    train(cfg)  # the checkpoint carries the spent minutes: nothing is left to train
+    assert json.loads((tmp_path / "eval.json").read_text())["step"] == done["step"]
 
 
 def _ssim_direct(x, y, win=11, sigma=1.5):

@@ -72,6 +72,9 @@ class TrainConfig:
     max_minutes: float = 0.0
     """wall-clock stop: after this many minutes the run checkpoints, evaluates and exports, whatever the
     step (0: none)"""
+    budget_minutes: float = 0.0
+    """training minutes over which the cosine runs, summed over resumed calls (checkpoints carry them); the
+    run ends when they are spent, and max_steps only caps it. 0: the cosine runs over max_steps"""
     lr: float = 3e-4
     """peak learning rate (AdamW), reached after the warmup"""
     min_lr: float = 3e-5
@@ -176,7 +179,7 @@ class TrainConfig:
             low = 1 if name in ("num_views", "batch_size", "max_steps", "log_every", "ckpt_every", "synth_ahead") else 0
             check_int(v, f"TrainConfig.{name}", low)
         for name in ("lr", "min_lr", "weight_decay", "grad_clip", "lambda_l2", "lambda_lpips", "max_minutes",
-                     "lambda_own", "lambda_depth", "lambda_alpha"):
+                     "budget_minutes", "lambda_own", "lambda_depth", "lambda_alpha"):
             check_number(getattr(self, name), f"TrainConfig.{name}", 0.0)
         for name in ("ema_decay", "beta1", "beta2", "one_step_prob", "multiview_prob"):
             check_number(getattr(self, name), f"TrainConfig.{name}", 0.0, 1.0)
@@ -293,13 +296,17 @@ def field_help() -> dict[str, str]:
     return docs
 
 
-def get_lr(step: int, cfg: TrainConfig) -> float:
-    """Learning rate of optimizer step ``step`` (0-based): linear warmup over ``warmup_steps``, then a
-    cosine from ``lr`` down to ``min_lr`` at ``max_steps``."""
+def get_lr(step: int, cfg: TrainConfig, elapsed_s: float = 0.0) -> float:
+    """Learning rate of optimizer step ``step`` (0-based), ``elapsed_s`` training seconds into the run: linear
+    warmup over ``warmup_steps``, then a cosine from ``lr`` down to ``min_lr`` at ``max_steps`` or, with
+    ``budget_minutes``, when they are spent."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
-    if step >= cfg.max_steps:
+    if cfg.budget_minutes > 0:
+        ratio = min(1.0, elapsed_s / (60.0 * cfg.budget_minutes))
+    elif step >= cfg.max_steps:
         return cfg.min_lr
-    ratio = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+    else:
+        ratio = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
     coeff = 0.5 * (1.0 + math.cos(math.pi * ratio))  # 1 -> 0
     return cfg.min_lr + coeff * (cfg.lr - cfg.min_lr)

@@ -87,6 +87,10 @@ def train(cfg: TrainConfig, on_step: Callable[[int], None] | None = None) -> dic
         set_rng_state(run.rng_resumed)
     stopped_by_clock = False
     while run.step < cfg.max_steps:
+        if cfg.budget_minutes > 0:
+            run.spent = _agreed_elapsed(run)
+            if run.spent >= 60.0 * cfg.budget_minutes:
+                break  # the schedule's end, as max_steps without a budget
         clock = StageClock(run.device) if run.master and (run.step + 1) % cfg.log_every == 0 else None
         done = _train_step(run, clock)
         log.add(done, clock)
@@ -130,6 +134,7 @@ class _Run:
     ckpt_path: str
     log_path: str
     eval_turned: dict[str, Tensor] | None = None  # rank 0, with eval_turn: the held-out heads turned
+    spent: float = 0.0  # training seconds (all ranks agree) when the step began: budget_minutes' schedule
 
     @property
     def master(self) -> bool:
@@ -273,7 +278,7 @@ def _train_step(run: _Run, clock: StageClock | None) -> _StepDone:
     ``clock`` (on logged steps) books the stages."""
     cfg = run.cfg
     batch = run.source.get(run.step, clock)
-    lr = get_lr(run.step, cfg)
+    lr = get_lr(run.step, cfg, run.spent)
     for group in run.optim.param_groups:
         group["lr"] = lr
     loss, parts = compute_loss(run.train_model, batch, cfg, run.mcfg, run.autocast)
@@ -291,6 +296,19 @@ def _train_step(run: _Run, clock: StageClock | None) -> _StepDone:
         clock.mark("optimizer_ema")
     run.step += 1
     return _StepDone(lr, parts, grad_norm, batch.skipped.sum())
+
+
+def _agreed_elapsed(run: _Run) -> float:
+    """The run's training seconds so far (resumed calls included); all ranks agree (rank 0's clock), so
+    that every rank's schedule gives the same learning rate."""
+    spent = run.elapsed()
+    if run.ddp:
+        import torch.distributed as dist
+
+        value = torch.tensor([spent], dtype=torch.float64, device=run.device)
+        dist.broadcast(value, 0)
+        spent = float(value.item())
+    return spent
 
 
 def _out_of_time(run: _Run, deadline: float) -> bool:
