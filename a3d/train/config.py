@@ -74,7 +74,8 @@ class TrainConfig:
     step (0: none)"""
     budget_minutes: float = 0.0
     """training minutes over which the cosine runs, summed over resumed calls (checkpoints carry them); the
-    run ends when they are spent, and max_steps only caps it. 0: the cosine runs over max_steps"""
+    run ends when they are spent, and max_steps only caps it (the learning rate then follows the clock, so
+    such a run does not repeat bit for bit). 0: the cosine runs over max_steps"""
     lr: float = 3e-4
     """peak learning rate (AdamW), reached after the warmup"""
     min_lr: float = 3e-5
