@@ -281,7 +281,10 @@ def test_blink_closes_the_eyes_of_a_reconstruction_without_lids(head):
     uv = _pixels(eyes, 128).round().long()
     closed, opened = (render(x.scene(0), cams, (1.0, 1.0, 1.0)).rgb[0] for x in
                       (open_eyed.deform(w), open_eyed.deform(None)))
-    lid = open_eyed.gaussians.colors[-1]
+    lid_colors = open_eyed.gaussians.colors[-open_eyed.num_lids:]
+    lid = lid_colors.max(0).values  # the lids' skin (the lash line along their edge is darker)
+    lash = (lid_colors.sum(-1) < 0.5 * lid.sum()).float().mean()
+    assert 0.05 < lash < 0.5, float(lash)  # a dark line along the closed lids' edge, not the whole lid
     for u, v in uv.tolist():
         a, b = (img[v - 1:v + 2, u - 2:u + 3].reshape(-1, 3).mean(0) for img in (closed, opened))
         assert (a - b).abs().max() > 0.05, (a, b)  # the eye changed
