@@ -47,6 +47,11 @@ MAX_FRAMES = 3600
 """The longest driver read: two minutes at 30 frames/s."""
 MAX_SIDE = 4096
 _DEPTH_WEIGHT = 0.3  # MediaPipe's depth is less certain than its image positions
+RESPONSE_GAINS: dict[str, float] = {"eyeBlinkLeft": 0.095, "eyeBlinkRight": 0.095}
+"""The size at which :func:`fit_clip` finds an action, against the truth, where MediaPipe's face mesh reads it
+much smaller than it is: the fitted weights are divided by it. Blinks: the face mesh's lid points follow a
+closing lid about a tenth of the way on rendered heads. Measured by
+:func:`a3d.animation.synthetic.measure_gains` on the synthetic clips of seeds 11-13 (docs/animation.md)."""
 _FEATURE_WEIGHT = 3.0  # lips and eyelids carry the expression
 
 
@@ -78,7 +83,8 @@ def _point_weights(spread: Tensor) -> Tensor:
 
 
 def fit_clip(meshes: list[FaceMesh | None], basis: HeadBasis, *, steps: int = 300, smooth: float = 0.1,
-             sparsity: float = 0.003, identity_prior: float = 0.1, pose_prior: float = 1.0) -> ClipFit:
+             sparsity: float = 0.003, identity_prior: float = 0.1, pose_prior: float = 1.0,
+             gains: dict[str, float] | None = None) -> ClipFit:
     """Fit weights and head pose to the face meshes of F frames (see the module docstring).
 
     Args:
@@ -159,7 +165,10 @@ def fit_clip(meshes: list[FaceMesh | None], basis: HeadBasis, *, steps: int = 30
         report = {"frames": F_, "frames_with_face": int(found.sum()),
                   "mean_residual_eye_distances": round(float(resid), 4),
                   "seconds": round(time.perf_counter() - start, 3)}
-        return ClipFit((w * seen).detach(), poses, identity.detach(), found, report)
+        weights = w * seen
+        gains = RESPONSE_GAINS if gains is None else gains
+        g = torch.tensor([float(gains.get(n, 1.0)) for n in basis.expressions])
+        return ClipFit((weights / g).clamp(0, 1).detach(), poses, identity.detach(), found, report)
 
 
 @torch.no_grad()
