@@ -142,7 +142,7 @@ def transfer(rig, frames, size: int = 256) -> tuple[dict, list, list]:
     from a3d.animation.face_mesh import track
 
     meshes = track(frames)
-    clip = fit_clip(meshes, rig.basis)
+    clip = fit_clip(meshes, rig.basis, frames=frames)
     dev = rig.gaussians.device
     rendered = list(driven_frames(rig, clip.weights.to(dev), clip.poses.to(dev), size=size))
     a, b = face_measures(meshes), face_measures(track(rendered))

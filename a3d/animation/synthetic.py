@@ -3,13 +3,9 @@
 :func:`talking_clip` drives a synthetic head (:mod:`a3d.data.synth`, no accessories) with known ARKit weights
 and head turns and renders it from the front: the jaw opening and closing twice, a smile rising and falling,
 both eyes blinking, the inner brows raised, ±15° of yaw and ±5° of pitch. ``bench/bench_animate.py`` measures
-expression transfer on the clip of seed 3; :func:`measure_gains` calibrates the driver on clips of other seeds.
-
-:func:`measure_gains`: MediaPipe's face mesh reads some actions on rendered heads at a fraction of their size
-(its lid points follow a closing lid a little of the way), so :func:`a3d.animation.driver.fit_clip` finds those
-weights with the right timing but too small. The fraction is the least-squares slope of the fitted weights
-against the truth over a few clips; the driver divides its weights by it
-(:data:`a3d.animation.driver.RESPONSE_GAINS`).
+expression transfer on the clip of seed 3; :func:`eye_closure_levels` measures, on clips of other seeds
+(:data:`CALIBRATION_SEEDS`), how closed open and closed eyes read, which sets the driver's
+:data:`a3d.animation.driver.EYE_CLOSED`.
 """
 from __future__ import annotations
 
@@ -17,10 +13,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["talking_clip", "measure_gains", "CALIBRATION_SEEDS"]
+__all__ = ["talking_clip", "eye_closure_levels", "CALIBRATION_SEEDS"]
 
 CALIBRATION_SEEDS = (11, 12, 13)
-"""The synthetic heads :data:`a3d.animation.driver.RESPONSE_GAINS` was measured on (not the bench's seed 3)."""
+"""The synthetic heads :data:`a3d.animation.driver.EYE_CLOSED` was measured on (not the bench's seed 3)."""
 
 
 def talking_clip(frames: int = 48, seed: int = 3, size: int = 256,
@@ -57,24 +53,27 @@ def talking_clip(frames: int = 48, seed: int = 3, size: int = 256,
     return out, w, poses
 
 
-def measure_gains(seeds: tuple[int, ...] = CALIBRATION_SEEDS, frames: int = 48,
-                  groups: tuple[tuple[str, ...], ...] = (("eyeBlinkLeft", "eyeBlinkRight"),)) -> dict[str, float]:
-    """Per group of actions, the slope of :func:`a3d.animation.driver.fit_clip`'s weights (without gains)
-    against the truth over the :func:`talking_clip` of each seed (sums over frames, seeds and the group's
-    actions): {action: slope}. A few minutes on one CPU thread for three seeds."""
+def eye_closure_levels(seeds: tuple[int, ...] = CALIBRATION_SEEDS, frames: int = 48) -> dict[str, float]:
+    """How closed the eyes read (:func:`a3d.animation.driver.blink_weights` before :data:`EYE_CLOSED` maps it:
+    0 for the clip's usual open eye, 1 for skin-bright) over the :func:`talking_clip` of each seed: the 95th
+    percentile and the largest value over open-eyed frames, the smallest over closed-eyed ones (both eyes).
+    About half a minute on one CPU thread for three seeds."""
     from ..data.head_basis import load_head_basis
-    from .driver import fit_clip
+    from .driver import BLINK_ACTIONS, eye_closure
     from .face_mesh import track
 
-    basis = load_head_basis()
-    num = dict.fromkeys(groups, 0.0)
-    den = dict.fromkeys(groups, 0.0)
+    names = load_head_basis().expressions
+    opened, closed = [], []
     for seed in seeds:
         images, truth, _ = talking_clip(frames, seed)
-        fitted = fit_clip(track(images), basis, gains={}).weights
-        for group in groups:
-            for name in group:
-                i = basis.expressions.index(name)
-                num[group] += float((fitted[:, i] * truth[:, i]).sum())
-                den[group] += float((truth[:, i] ** 2).sum())
-    return {name: round(num[g] / den[g], 3) for g in groups for name in g}
+        meshes = track(images)
+        raw = np.array([eye_closure(f, m) if m is not None else [np.nan, np.nan] for f, m in zip(images, meshes)])
+        usual = np.nanmedian(raw, 0)
+        rel = (raw - usual) / np.maximum(1 - usual, 0.05)
+        shut = truth[:, [names.index(n) for n in BLINK_ACTIONS]].numpy() > 0.5
+        opened.append(rel[~shut])
+        closed.append(rel[shut])
+    o, c = np.concatenate(opened), np.concatenate(closed)
+    o, c = o[np.isfinite(o)], c[np.isfinite(c)]
+    return {"open_p95": round(float(np.percentile(o, 95)), 3), "open_max": round(float(o.max()), 3),
+            "closed_min": round(float(c.min()), 3)}
