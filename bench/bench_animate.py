@@ -137,12 +137,12 @@ def face_measures(meshes) -> np.ndarray:
     return np.array(out)
 
 
-def transfer(rig, frames, size: int = 256) -> tuple[dict, list, list]:
+def transfer(rig, frames, size: int = 256, pixel_blinks: bool = True) -> tuple[dict, list, list]:
     from a3d.animation.driver import driven_frames, fit_clip
     from a3d.animation.face_mesh import track
 
     meshes = track(frames)
-    clip = fit_clip(meshes, rig.basis, frames=frames)
+    clip = fit_clip(meshes, rig.basis, frames=frames if pixel_blinks else None)
     dev = rig.gaussians.device
     rendered = list(driven_frames(rig, clip.weights.to(dev), clip.poses.to(dev), size=size))
     a, b = face_measures(meshes), face_measures(track(rendered))
@@ -167,6 +167,8 @@ def main() -> None:
     ap.add_argument("--no-preprocess", action="store_true",
                     help="the photos are framed already (a3d.inference.preprocess's output): "
                          "reconstruct them as they are")
+    ap.add_argument("--landmark-blinks", action="store_true",
+                    help="the driver fits the blinks to the face mesh's lid points instead of reading the pixels")
     args = ap.parse_args()
     import a3d
     from a3d.core.ops import backend
@@ -190,7 +192,7 @@ def main() -> None:
         entry["static"] = static_moves(rig)
         entry["speed"] = speed(rig, args.size, args.speed_frames)
         if not args.speed_only:
-            entry["transfer"], rendered, clip = transfer(rig, clip_frames)
+            entry["transfer"], rendered, clip = transfer(rig, clip_frames, pixel_blinks=not args.landmark_blinks)
         report["photos"][Path(photo).name] = entry
         print(json.dumps({Path(photo).name: entry}), flush=True)
         if args.images and not args.speed_only and photo == args.photos[0]:
