@@ -41,7 +41,7 @@ from .drive import Rig
 from .face_mesh import MESH_POINTS, FaceMesh, load_face_mesh_map, track
 from .pose import axis_angle_matrix, pose_from_matrix
 
-__all__ = ["ClipFit", "fit_clip", "eye_closure", "blink_weights", "read_video", "drive_from_video",
+__all__ = ["ClipFit", "fit_clip", "eye_closure", "relative_closure", "blink_weights", "read_video", "drive_from_video",
            "driven_frames", "write_weights", "UNSEEN_ACTIONS", "MAX_FRAMES"]
 
 UNSEEN_ACTIONS = ("eyeLookDownLeft", "eyeLookDownRight", "eyeLookInLeft", "eyeLookInRight", "eyeLookOutLeft",
@@ -55,7 +55,7 @@ EYE_OUTLINES = ((33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145,
                 (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249))
 """The face mesh's outline of each eye (the subject's right, then left), in order around the eye."""
 EYE_CLOSED = (0.2, 0.6)
-"""How closed an eye reads (:func:`eye_closure`, 0 for the clip's usual open eye, 1 for skin-bright) where its
+"""How closed an eye reads (:func:`relative_closure`: 0 for the clip's usual open eye, 1 for skin-bright) where its
 blink weight starts to rise above 0 and where it reaches 1. On the synthetic clips of seeds 11-13
 (:func:`a3d.animation.synthetic.eye_closure_levels`), 95% of the open-eyed frames read below 0.14 and every
 closed-eyed frame above 0.66."""
@@ -209,13 +209,18 @@ def eye_closure(frame: np.ndarray, mesh: FaceMesh) -> np.ndarray:
     return out
 
 
-def blink_weights(frames: list[np.ndarray], meshes: list[FaceMesh | None]) -> Tensor:
-    """[F, 2] blink weights (the subject's right eye, then left) from the frames' pixels: :func:`eye_closure`
-    relative to the clip's own open eye (its median over the clip: eyes are open most of the time), 0 at the
-    median, 1 at skin brightness, mapped to weights by :data:`EYE_CLOSED`. Frames without a face read 0."""
+def relative_closure(frames: list[np.ndarray], meshes: list[FaceMesh | None]) -> np.ndarray:
+    """[F, 2] :func:`eye_closure` relative to the clip's own open eye (its median over the clip: eyes are open
+    most of the time): 0 at the median, 1 at skin brightness; NaN for frames without a face."""
     raw = np.array([eye_closure(f, m) if m is not None else [np.nan, np.nan] for f, m in zip(frames, meshes)])
     usual = np.nanmedian(raw, 0) if np.isfinite(raw).any() else np.zeros(2)
-    rel = (raw - usual) / np.maximum(1 - usual, 0.05)
+    return (raw - usual) / np.maximum(1 - usual, 0.05)
+
+
+def blink_weights(frames: list[np.ndarray], meshes: list[FaceMesh | None]) -> Tensor:
+    """[F, 2] blink weights (the subject's right eye, then left) from the frames' pixels: :func:`relative_closure`
+    mapped to weights by :data:`EYE_CLOSED`. Frames without a face read 0."""
+    rel = relative_closure(frames, meshes)
     lo, hi = EYE_CLOSED
     return torch.as_tensor(np.nan_to_num((rel - lo) / (hi - lo), nan=0.0).clip(0, 1), dtype=torch.float32)
 

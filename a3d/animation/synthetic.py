@@ -1,4 +1,4 @@
-"""Synthetic talking clips with known weights, and the driver's amplitude calibration measured on them.
+"""Synthetic talking clips with known weights, and the driver's blink calibration measured on them.
 
 :func:`talking_clip` drives a synthetic head (:mod:`a3d.data.synth`, no accessories) with known ARKit weights
 and head turns and renders it from the front: the jaw opening and closing twice, a smile rising and falling,
@@ -54,22 +54,19 @@ def talking_clip(frames: int = 48, seed: int = 3, size: int = 256,
 
 
 def eye_closure_levels(seeds: tuple[int, ...] = CALIBRATION_SEEDS, frames: int = 48) -> dict[str, float]:
-    """How closed the eyes read (:func:`a3d.animation.driver.blink_weights` before :data:`EYE_CLOSED` maps it:
-    0 for the clip's usual open eye, 1 for skin-bright) over the :func:`talking_clip` of each seed: the 95th
-    percentile and the largest value over open-eyed frames, the smallest over closed-eyed ones (both eyes).
-    About half a minute on one CPU thread for three seeds."""
+    """How closed the eyes read (:func:`a3d.animation.driver.relative_closure`: 0 for the clip's usual open eye,
+    1 for skin-bright) over the :func:`talking_clip` of each seed: the 95th percentile and the largest value over
+    open-eyed frames, the smallest over closed-eyed ones (both eyes). Half a minute on one CPU thread for three
+    seeds."""
     from ..data.head_basis import load_head_basis
-    from .driver import BLINK_ACTIONS, eye_closure
+    from .driver import BLINK_ACTIONS, relative_closure
     from .face_mesh import track
 
     names = load_head_basis().expressions
     opened, closed = [], []
     for seed in seeds:
         images, truth, _ = talking_clip(frames, seed)
-        meshes = track(images)
-        raw = np.array([eye_closure(f, m) if m is not None else [np.nan, np.nan] for f, m in zip(images, meshes)])
-        usual = np.nanmedian(raw, 0)
-        rel = (raw - usual) / np.maximum(1 - usual, 0.05)
+        rel = relative_closure(images, track(images))
         shut = truth[:, [names.index(n) for n in BLINK_ACTIONS]].numpy() > 0.5
         opened.append(rel[~shut])
         closed.append(rel[shut])
