@@ -112,29 +112,9 @@ def speed(rig, size: int, frames: int) -> dict[str, float]:
 
 def driver_clip(frames: int, size: int = 256):
     """A synthetic head driven with known weights and head turns: (frames [F] uint8, weights [F, 52], poses)."""
-    from a3d.animation.drive import build_rig
-    from a3d.core.cameras import canonical_cameras
-    from a3d.core.rendering import render, to_uint8
-    from a3d.data.synth import ACCESSORIES, SyntheticHeads
+    from a3d.animation.synthetic import talking_clip
 
-    gen = SyntheticHeads("cpu", seed=3, num_gaussians=60_000, image_size=64, num_random_views=0)
-    g = gen.sample(1, overrides={**ACCESSORIES["none"], "expression": "neutral"}).gaussians.scene(0)
-    rig = build_rig(g, gen.basis)
-    names = rig.names
-    t = torch.arange(frames) / frames
-    w = torch.zeros(frames, 52)
-    w[:, names.index("jawOpen")] = 0.5 * (1 - torch.cos(6 * torch.pi * t)) * (t < 0.66)
-    for side in ("Left", "Right"):
-        w[:, names.index("mouthSmile" + side)] = 0.9 * torch.sin(torch.pi * t) ** 2
-        w[:, names.index("eyeBlink" + side)] = ((t > 0.7) & (t < 0.8)).float()
-    w[:, names.index("browInnerUp")] = 0.7 * torch.sin(torch.pi * t / 0.3) * (t < 0.3)
-    poses = torch.stack([15 * torch.sin(2 * torch.pi * t), 5 * torch.sin(4 * torch.pi * t), torch.zeros(frames)], -1)
-    cam = canonical_cameras(size)[0]
-    out = []
-    for s in range(0, frames, 8):
-        moved = rig.deform(w[s:s + 8], poses[s:s + 8])
-        out += list(to_uint8(render(moved, cam, (1.0, 1.0, 1.0)).rgb[:, 0]))
-    return out, w, poses
+    return talking_clip(frames, seed=3, size=size)
 
 
 def face_measures(meshes) -> np.ndarray:
@@ -157,12 +137,12 @@ def face_measures(meshes) -> np.ndarray:
     return np.array(out)
 
 
-def transfer(rig, frames, size: int = 256) -> tuple[dict, list, list]:
+def transfer(rig, frames, size: int = 256, pixel_blinks: bool = True) -> tuple[dict, list, list]:
     from a3d.animation.driver import driven_frames, fit_clip
     from a3d.animation.face_mesh import track
 
     meshes = track(frames)
-    clip = fit_clip(meshes, rig.basis)
+    clip = fit_clip(meshes, rig.basis, frames=frames if pixel_blinks else None)
     dev = rig.gaussians.device
     rendered = list(driven_frames(rig, clip.weights.to(dev), clip.poses.to(dev), size=size))
     a, b = face_measures(meshes), face_measures(track(rendered))
@@ -185,7 +165,10 @@ def main() -> None:
     ap.add_argument("--speed-only", action="store_true",
                     help="rig time, static check and speed only (no face models, dlib or driver clip needed)")
     ap.add_argument("--no-preprocess", action="store_true",
-                    help="the photos are framed already (a3d.inference.preprocess's output): reconstruct them as is")
+                    help="the photos are framed already (a3d.inference.preprocess's output): "
+                         "reconstruct them as they are")
+    ap.add_argument("--landmark-blinks", action="store_true",
+                    help="the driver fits the blinks to the face mesh's lid points instead of reading the pixels")
     args = ap.parse_args()
     import a3d
     from a3d.core.ops import backend
@@ -209,7 +192,7 @@ def main() -> None:
         entry["static"] = static_moves(rig)
         entry["speed"] = speed(rig, args.size, args.speed_frames)
         if not args.speed_only:
-            entry["transfer"], rendered, clip = transfer(rig, clip_frames)
+            entry["transfer"], rendered, clip = transfer(rig, clip_frames, pixel_blinks=not args.landmark_blinks)
         report["photos"][Path(photo).name] = entry
         print(json.dumps({Path(photo).name: entry}), flush=True)
         if args.images and not args.speed_only and photo == args.photos[0]:

@@ -9,6 +9,7 @@ from a3d.animation.fit import face_vertex_mask
 from a3d.animation.pose import axis_angle_matrix, pose_matrix
 from a3d.core.cameras import canonical_cameras, orbit_cameras
 from a3d.core.rendering import render
+from a3d.data.head_basis import load_head_basis
 from a3d.data.synth import ACCESSORIES, SyntheticHeads
 from a3d.errors import InputError
 
@@ -224,6 +225,25 @@ def test_driver_fit_recovers_known_weights(head, driver_clip):
     assert (clip.weights[:, unseen] == 0).all()
 
 
+def test_driver_reads_blinks_from_the_frames():
+    from a3d.animation.driver import fit_clip
+    from a3d.animation.face_mesh import track
+    from a3d.animation.synthetic import CALIBRATION_SEEDS, talking_clip
+
+    seed = 5  # neither the bench's clip (3) nor those EYE_CLOSED was measured on
+    assert seed not in CALIBRATION_SEEDS
+    frames, truth, _ = talking_clip(48, seed=seed, num_gaussians=30_000)
+    basis = load_head_basis()
+    clip = fit_clip(track(frames), basis, frames=frames)
+    for name in ("eyeBlinkLeft", "eyeBlinkRight"):
+        i = basis.expressions.index(name)
+        fitted, true = clip.weights[:, i], truth[:, i]
+        corr = float(torch.corrcoef(torch.stack([fitted, true]))[0, 1])
+        # measured on this clip (2-core CPU, 2026-12-07): correlation 0.89 / 0.93, 1.0 on the blink's frames
+        assert corr > 0.7, (name, corr)
+        assert float(fitted[true > 0].mean()) > 0.7, name
+
+
 def test_drive_from_video_writes_clip_audio_and_weights(head, driver_clip, tmp_path):
     import csv
     import json
@@ -281,7 +301,10 @@ def test_blink_closes_the_eyes_of_a_reconstruction_without_lids(head):
     uv = _pixels(eyes, 128).round().long()
     closed, opened = (render(x.scene(0), cams, (1.0, 1.0, 1.0)).rgb[0] for x in
                       (open_eyed.deform(w), open_eyed.deform(None)))
-    lid = open_eyed.gaussians.colors[-1]
+    lid_colors = open_eyed.gaussians.colors[-open_eyed.num_lids:]
+    lid = lid_colors.max(0).values  # the lids' skin (the lash line along their edge is darker)
+    lash = (lid_colors.sum(-1) < 0.5 * lid.sum()).float().mean()
+    assert 0.05 < lash < 0.5, float(lash)  # a dark line along the closed lids' edge, not the whole lid
     for u, v in uv.tolist():
         a, b = (img[v - 1:v + 2, u - 2:u + 3].reshape(-1, 3).mean(0) for img in (closed, opened))
         assert (a - b).abs().max() > 0.05, (a, b)  # the eye changed

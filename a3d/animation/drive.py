@@ -25,7 +25,7 @@ from ..data.head_basis import HeadBasis, load_head_basis
 from ..errors import InputError, check_int
 from .bind import Binding, bind, move
 from .fit import HeadFit, fit_head
-from .eyelids import lid_fade, lid_gaussians
+from .eyelids import BLINKS, lid_fade, lid_gaussians
 from .mouth import mouth_gaussians, mouth_opening
 from .pose import pose_axis_angle
 
@@ -211,7 +211,10 @@ def build_rig(gaussians: Gaussians, basis: HeadBasis | None = None, *, mouth: bo
         g, binding, num_mouth = Gaussians.cat([g, mg]), Binding.cat([binding, mb]), len(mg.means)
         skin = _eye_skin(own, binding, basis)
         offset = min(max(float(fit.report.get("depth_bias", 0.0)), 0.0), 0.03) + 0.002
-        lg, tri, bary, local, lid_side = lid_gaussians(basis, fit.vertices, skin, offset)
+        shut = torch.zeros(1, len(basis.expressions), device=g.device)
+        shut[0, [basis.expressions.index(n) for n in BLINKS]] = 1.0
+        lg, tri, bary, local, lid_side = lid_gaussians(basis, fit.vertices, skin, offset,
+                                                       closed=fit.vertices + fit.expression_offsets(basis, shut)[0])
         if g.sh_rest is not None:
             lg = Gaussians(lg.means, lg.quats, lg.scales, lg.opacities, lg.colors,
                            lg.colors.new_zeros(len(lg.means), g.sh_rest.shape[-2], 3))
@@ -223,8 +226,8 @@ def build_rig(gaussians: Gaussians, basis: HeadBasis | None = None, *, mouth: bo
 
 def _eye_skin(g: Gaussians, binding: Binding, basis: HeadBasis) -> Tensor:
     """[2, 3] the skin colour for the right and left lids: the median colour of the opaque Gaussians on the skin
-    just below the eyes (no brows or lashes there; the median passes over a glasses frame), the face's where
-    there are none (one colour for both sides)."""
+    just below the eyes, on the face's side of the head (no brows or lashes there; the median passes over a
+    glasses frame), the face's where there are none (one colour for both sides)."""
     r = basis.region
     n = g.num_gaussians
     skin = basis.regions[:, r("skin")][basis.faces[binding.triangle[:n]]].mean(1) > 0.5
@@ -233,8 +236,9 @@ def _eye_skin(g: Gaussians, binding: Binding, basis: HeadBasis) -> Tensor:
                                         basis.landmark_names.index("left_eye")]]  # rest pose, framed
     sel = torch.zeros_like(ok)
     for e in eyes:  # both eyes' samples together: one side may be under a frame or in shadow
-        dx, dy = g.means[:, 0] - e[0], g.means[:, 1] - e[1]
-        sel |= ok & (dx.abs() < 0.05) & (dy < -0.04) & (dy > -0.1)
+        dx, dy, dz = g.means[:, 0] - e[0], g.means[:, 1] - e[1], g.means[:, 2] - e[2]
+        # on the face only: the back of the head has skin (under the hair) at the same height and width
+        sel |= ok & (dx.abs() < 0.05) & (dy < -0.04) & (dy > -0.1) & (dz > -0.1)
     sel = sel if int(sel.sum()) >= 10 else ok
     colour = g.colors[sel].median(0).values if bool(sel.any()) else g.colors.new_tensor([0.8, 0.6, 0.5])
     return colour.expand(2, 3).clone()

@@ -9,6 +9,10 @@ fit with Adam; temporal smoothing is part of it: the differences of weights and 
 frames are penalised, so jitter of the landmarks does not become jitter of the face. Frames without a face
 take their neighbours' values. Actions that the face mesh cannot see (the eyes' gaze, the tongue) stay 0.
 
+Blinks come from the frames' pixels when the frames are given (:func:`eye_closure`): the face mesh's lid points
+follow a closing lid only a little of the way, but a closed eye has none of an open eye's dark pixels (pupil,
+iris, lashes' shadow) inside its outline.
+
 :func:`drive_from_video` runs it all for ``a3d animate --driver``: the rigged head with the driver's weights
 and pose, rendered from the front camera beside the driver's frame (cropped to the face), with the driver's
 audio, and the weights as JSON and CSV.
@@ -37,8 +41,8 @@ from .drive import Rig
 from .face_mesh import MESH_POINTS, FaceMesh, load_face_mesh_map, track
 from .pose import axis_angle_matrix, pose_from_matrix
 
-__all__ = ["ClipFit", "fit_clip", "read_video", "drive_from_video", "driven_frames", "write_weights", "UNSEEN_ACTIONS",
-           "MAX_FRAMES"]
+__all__ = ["ClipFit", "fit_clip", "eye_closure", "relative_closure", "blink_weights", "read_video", "drive_from_video",
+           "driven_frames", "write_weights", "UNSEEN_ACTIONS", "MAX_FRAMES"]
 
 UNSEEN_ACTIONS = ("eyeLookDownLeft", "eyeLookDownRight", "eyeLookInLeft", "eyeLookInRight", "eyeLookOutLeft",
                   "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight", "tongueOut")
@@ -47,6 +51,14 @@ MAX_FRAMES = 3600
 """The longest driver read: two minutes at 30 frames/s."""
 MAX_SIDE = 4096
 _DEPTH_WEIGHT = 0.3  # MediaPipe's depth is less certain than its image positions
+EYE_OUTLINES = ((33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7),
+                (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249))
+"""The face mesh's outline of each eye (the subject's right, then left), in order around the eye."""
+EYE_CLOSED = (0.2, 0.6)
+"""How closed an eye reads (:func:`relative_closure`: 0 for the clip's usual open eye, 1 for skin-bright) where its
+blink weight starts to rise above 0 and where it reaches 1. On the synthetic clips of seeds 11-13
+(:func:`a3d.animation.synthetic.eye_closure_levels`), 95% of the open-eyed frames read below 0.14 and every
+closed-eyed frame above 0.66."""
 _FEATURE_WEIGHT = 3.0  # lips and eyelids carry the expression
 
 
@@ -78,7 +90,8 @@ def _point_weights(spread: Tensor) -> Tensor:
 
 
 def fit_clip(meshes: list[FaceMesh | None], basis: HeadBasis, *, steps: int = 300, smooth: float = 0.1,
-             sparsity: float = 0.003, identity_prior: float = 0.1, pose_prior: float = 1.0) -> ClipFit:
+             sparsity: float = 0.003, identity_prior: float = 0.1, pose_prior: float = 1.0,
+             frames: list[np.ndarray] | None = None) -> ClipFit:
     """Fit weights and head pose to the face meshes of F frames (see the module docstring).
 
     Args:
@@ -89,6 +102,8 @@ def fit_clip(meshes: list[FaceMesh | None], basis: HeadBasis, *, steps: int = 30
         sparsity: weight of the sum of the weights (prefers few actions where several explain the same motion).
         identity_prior: weight of the identity coefficients' mean square.
         pose_prior: weight of the squared rotation angle (radians²): pulls an uncertain pose toward facing the camera.
+        frames: the F frames ([H, W, 3] uint8) the meshes were read in: the blinks are then read from their
+            pixels (:func:`blink_weights`) instead of fitted to the lid points.
     Raises:
         InputError when no frame has a face.
     """
@@ -116,7 +131,8 @@ def fit_clip(meshes: list[FaceMesh | None], basis: HeadBasis, *, steps: int = 30
     model_eyes = float((mean_pts[corners[0]] - mean_pts[corners[1]]).norm())
     centre = obs.mean(1)  # [F, 3]
     pw = _point_weights(spread)
-    seen = torch.tensor([n not in UNSEEN_ACTIONS for n in basis.expressions], dtype=torch.float32)
+    unseen = UNSEEN_ACTIONS + (BLINK_ACTIONS if frames is not None else ())
+    seen = torch.tensor([n not in unseen for n in basis.expressions], dtype=torch.float32)
     K, E = shape_pts.shape[0], expr_pts.shape[0]
     identity = torch.zeros(K, requires_grad=True)
     w = torch.zeros(F_, E, requires_grad=True)
@@ -159,7 +175,54 @@ def fit_clip(meshes: list[FaceMesh | None], basis: HeadBasis, *, steps: int = 30
         report = {"frames": F_, "frames_with_face": int(found.sum()),
                   "mean_residual_eye_distances": round(float(resid), 4),
                   "seconds": round(time.perf_counter() - start, 3)}
-        return ClipFit((w * seen).detach(), poses, identity.detach(), found, report)
+        weights = (w * seen).detach()
+        if frames is not None:
+            blinks = blink_weights(frames, meshes)[nearest]
+            weights[:, [basis.expressions.index(n) for n in BLINK_ACTIONS]] = blinks
+        return ClipFit(weights, poses, identity.detach(), found, report)
+
+
+BLINK_ACTIONS = ("eyeBlinkRight", "eyeBlinkLeft")
+"""The blink of the subject's right and left eye (the order of :data:`EYE_OUTLINES`)."""
+
+
+def eye_closure(frame: np.ndarray, mesh: FaceMesh) -> np.ndarray:
+    """[2] how bright the darkest fifth of each eye's pixels (inside its face-mesh outline) is against the median
+    of the skin around it (the outline scaled 2×, the eye left out): low for an open eye (pupil, iris, lashes),
+    about 1 for a closed one. The subject's right eye first."""
+    from PIL import Image, ImageDraw
+
+    grey = np.asarray(frame[..., :3], dtype=np.float32).mean(-1)
+    h, w = grey.shape
+    out = np.full(2, np.nan)
+    for k, ring in enumerate(EYE_OUTLINES):
+        poly = mesh.points[list(ring), :2]
+        centre = poly.mean(0)
+        masks = []
+        for p in (poly, centre + 2 * (poly - centre)):
+            m = Image.new("L", (w, h))
+            ImageDraw.Draw(m).polygon([tuple(map(float, q)) for q in p], fill=1)
+            masks.append(np.asarray(m, dtype=bool))
+        eye, around = masks[0], masks[1] & ~masks[0]
+        if eye.sum() >= 4 and around.sum() >= 4:
+            out[k] = np.percentile(grey[eye], 20) / max(float(np.median(grey[around])), 1.0)
+    return out
+
+
+def relative_closure(frames: list[np.ndarray], meshes: list[FaceMesh | None]) -> np.ndarray:
+    """[F, 2] :func:`eye_closure` relative to the clip's own open eye (its median over the clip: eyes are open
+    most of the time): 0 at the median, 1 at skin brightness; NaN for frames without a face."""
+    raw = np.array([eye_closure(f, m) if m is not None else [np.nan, np.nan] for f, m in zip(frames, meshes)])
+    usual = np.nanmedian(raw, 0) if np.isfinite(raw).any() else np.zeros(2)
+    return (raw - usual) / np.maximum(1 - usual, 0.05)
+
+
+def blink_weights(frames: list[np.ndarray], meshes: list[FaceMesh | None]) -> Tensor:
+    """[F, 2] blink weights (the subject's right eye, then left) from the frames' pixels: :func:`relative_closure`
+    mapped to weights by :data:`EYE_CLOSED`. Frames without a face read 0."""
+    rel = relative_closure(frames, meshes)
+    lo, hi = EYE_CLOSED
+    return torch.as_tensor(np.nan_to_num((rel - lo) / (hi - lo), nan=0.0).clip(0, 1), dtype=torch.float32)
 
 
 @torch.no_grad()
@@ -268,7 +331,7 @@ def drive_from_video(rig, driver: str | os.PathLike, out: str | os.PathLike, *, 
     out.mkdir(parents=True, exist_ok=True)
     frames, fps = read_video(driver, max_frames)
     meshes = track(frames, progress=progress, total=len(frames))
-    clip = fit_clip(meshes, rig.basis)
+    clip = fit_clip(meshes, rig.basis, frames=frames)
     dev = rig.gaussians.device
     rendered = driven_frames(rig, clip.weights.to(dev), clip.poses.to(dev), size=size)
     silent = out / "driven.silent.mp4"

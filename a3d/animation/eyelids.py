@@ -9,6 +9,11 @@ surface pushed out by the fit's depth offset (:class:`a3d.animation.fit.HeadFit`
 fitted mesh the reconstruction's surface shows), so that a closed lid lies over the reconstruction's eye,
 not behind it. Their opacity follows the side's blink weight (:func:`lid_fade`: 0 for open eyes, so a
 neutral head renders as reconstructed).
+
+Where the closed lid meets the lower lid, a closed eye shows a dark line (lashes, the lids' seam); those of
+the lid's Gaussians that end up within ``LASH_BAND`` of the closed lid's lower edge take the skin colour darkened
+to ``LASH_SHADE``. Without that line a closed lid is an even patch of skin, which MediaPipe's face mesh reads
+as an open eye (its lid points stay where the eye was); with it the face mesh follows the lid down.
 """
 from __future__ import annotations
 
@@ -25,6 +30,10 @@ __all__ = ["lid_gaussians", "lid_fade", "BLINKS"]
 BLINKS = ("eyeBlinkRight", "eyeBlinkLeft")
 """The blink action of each side, in the order of the side index (0: the subject's right eye, at -x)."""
 _MOVES = 0.01  # head units (2 mm): an upper triangle that the blink moves down by more is part of the closing lid
+LASH_BAND = 0.008
+"""Head units (1.7 mm): how far above the closed lid's lower edge the dark lash line reaches."""
+LASH_SHADE = 0.25
+"""The lash line's colour as a fraction of the lid's skin colour (dark, in the photo's own hue and light)."""
 
 
 def lid_fade(basis: HeadBasis, expressions: Tensor) -> Tensor:
@@ -35,12 +44,14 @@ def lid_fade(basis: HeadBasis, expressions: Tensor) -> Tensor:
 
 
 def lid_gaussians(basis: HeadBasis, vertices: Tensor, skin: Tensor, offset: float, per_triangle: int = 6,
-                  seed: int = 1) -> tuple[Gaussians, Tensor, Tensor, Tensor, Tensor]:
+                  seed: int = 1, closed: Tensor | None = None) -> tuple[Gaussians, Tensor, Tensor, Tensor, Tensor]:
     """Sample the lids' Gaussians on the fitted head's neutral ``vertices`` [V, 3].
 
     Args:
         skin: [2, 3] the skin colour of the right and left eye's lids.
         offset: head units along each triangle's normal (the fit's depth offset).
+        closed: [V, 3] the fitted head with both eyes closed (both blinks at 1), where the lash line is found;
+            None: ``vertices`` plus the basis's blink offsets.
     Returns:
         (Gaussians [M] at full opacity, [M] triangle, [M, 3] barycentric coordinates, [M, 3] offset in the
         triangle's frame, [M] side: 0 right, 1 left).
@@ -69,5 +80,25 @@ def lid_gaussians(basis: HeadBasis, vertices: Tensor, skin: Tensor, offset: floa
     spacing = (2 * area / per_triangle).sqrt().clamp(0.001, 0.01)
     scales = torch.stack([spacing, spacing, spacing * 0.2], -1)
     colors = skin.to(dev)[side]
+    if closed is None:
+        blink = sum(basis.expr_basis[basis.expressions.index(n)] for n in BLINKS).to(dev)
+        closed = vertices + blink
+    at = (bary[:, :, None] * closed[faces[tri]]).sum(1)  # each Gaussian's place on the closed lid
+    colors = torch.where(_lash_line(at, side)[:, None], colors * LASH_SHADE, colors)
     g = Gaussians(means, rotmat_to_quat(frames), scales, torch.full((len(tri),), 0.95, device=dev), colors)
     return g, tri, bary, local, side
+
+
+def _lash_line(points: Tensor, side: Tensor, bins: int = 12) -> Tensor:
+    """[M] bool: the points [M, 3] (on the closed lids) within :data:`LASH_BAND` above their lid's lower edge,
+    the edge taken as the lowest point in each of ``bins`` slices across the eye's width."""
+    out = torch.zeros(len(points), dtype=torch.bool, device=points.device)
+    for s in (0, 1):
+        m = torch.nonzero(side == s)[:, 0]
+        if len(m) == 0:
+            continue
+        x, y = points[m, 0], points[m, 1]
+        k = ((x - x.min()) / (x.max() - x.min()).clamp_min(1e-9) * (bins - 1)).round().long()
+        low = torch.full((bins,), float("inf"), device=points.device).scatter_reduce(0, k, y, "amin")
+        out[m] = y < low[k] + LASH_BAND
+    return out
