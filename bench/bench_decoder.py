@@ -12,9 +12,7 @@ of five upsampler calls.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -22,21 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from a3d.model.config import NUM_VIEWS, get_config  # noqa: E402
 from a3d.model.decoder import GaussianDecoder  # noqa: E402
-
-
-def median_ms(fn, iters: int, warmup: int, device: torch.device) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+from timing import wall_ms  # noqa: E402  (bench/timing.py)
 
 
 def main() -> None:
@@ -57,7 +41,7 @@ def main() -> None:
 
     def run(decoder: GaussianDecoder) -> float:
         with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
-            return median_ms(lambda: decoder.features(tokens, temb), args.iters, args.warmup, dev)
+            return wall_ms(lambda: decoder.features(tokens, temb), args.iters, args.warmup, dev)
 
     for kind in ("patch", "upsampler"):
         decoder = GaussianDecoder(get_config("tiny", decoder=kind)).to(dev).eval()

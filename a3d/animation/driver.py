@@ -38,6 +38,7 @@ from ..core.rendering import render, to_uint8
 from ..data.head_basis import HeadBasis
 from ..errors import InputError
 from .drive import Rig
+from .eyelids import BLINKS
 from .face_mesh import MESH_POINTS, FaceMesh, load_face_mesh_map, track
 from .pose import axis_angle_matrix, pose_from_matrix
 
@@ -53,7 +54,8 @@ MAX_SIDE = 4096
 _DEPTH_WEIGHT = 0.3  # MediaPipe's depth is less certain than its image positions
 EYE_OUTLINES = ((33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7),
                 (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249))
-"""The face mesh's outline of each eye (the subject's right, then left), in order around the eye."""
+"""The face mesh's outline of each eye (the subject's right, then left: the order of
+:data:`a3d.animation.eyelids.BLINKS`), in order around the eye."""
 EYE_CLOSED = (0.2, 0.6)
 """How closed an eye reads (:func:`relative_closure`: 0 for the clip's usual open eye, 1 for skin-bright) where its
 blink weight starts to rise above 0 and where it reaches 1. On the synthetic clips of seeds 11-13
@@ -131,7 +133,7 @@ def fit_clip(meshes: list[FaceMesh | None], basis: HeadBasis, *, steps: int = 30
     model_eyes = float((mean_pts[corners[0]] - mean_pts[corners[1]]).norm())
     centre = obs.mean(1)  # [F, 3]
     pw = _point_weights(spread)
-    unseen = UNSEEN_ACTIONS + (BLINK_ACTIONS if frames is not None else ())
+    unseen = UNSEEN_ACTIONS + (BLINKS if frames is not None else ())
     seen = torch.tensor([n not in unseen for n in basis.expressions], dtype=torch.float32)
     K, E = shape_pts.shape[0], expr_pts.shape[0]
     identity = torch.zeros(K, requires_grad=True)
@@ -178,12 +180,8 @@ def fit_clip(meshes: list[FaceMesh | None], basis: HeadBasis, *, steps: int = 30
         weights = (w * seen).detach()
         if frames is not None:
             blinks = blink_weights(frames, meshes)[nearest]
-            weights[:, [basis.expressions.index(n) for n in BLINK_ACTIONS]] = blinks
+            weights[:, [basis.expressions.index(n) for n in BLINKS]] = blinks
         return ClipFit(weights, poses, identity.detach(), found, report)
-
-
-BLINK_ACTIONS = ("eyeBlinkRight", "eyeBlinkLeft")
-"""The blink of the subject's right and left eye (the order of :data:`EYE_OUTLINES`)."""
 
 
 def eye_closure(frame: np.ndarray, mesh: FaceMesh) -> np.ndarray:

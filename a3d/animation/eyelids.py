@@ -43,15 +43,14 @@ def lid_fade(basis: HeadBasis, expressions: Tensor) -> Tensor:
     return ((w - 0.15) / 0.35).clamp(0, 1)
 
 
-def lid_gaussians(basis: HeadBasis, vertices: Tensor, skin: Tensor, offset: float, per_triangle: int = 6,
-                  seed: int = 1, closed: Tensor | None = None) -> tuple[Gaussians, Tensor, Tensor, Tensor, Tensor]:
+def lid_gaussians(basis: HeadBasis, vertices: Tensor, skin: Tensor, offset: float, *, closed: Tensor,
+                  per_triangle: int = 6, seed: int = 1) -> tuple[Gaussians, Tensor, Tensor, Tensor, Tensor]:
     """Sample the lids' Gaussians on the fitted head's neutral ``vertices`` [V, 3].
 
     Args:
         skin: [2, 3] the skin colour of the right and left eye's lids.
         offset: head units along each triangle's normal (the fit's depth offset).
-        closed: [V, 3] the fitted head with both eyes closed (both blinks at 1), where the lash line is found;
-            None: ``vertices`` plus the basis's blink offsets.
+        closed: [V, 3] the fitted head with both eyes closed (both blinks at 1), where the lash line is found.
     Returns:
         (Gaussians [M] at full opacity, [M] triangle, [M, 3] barycentric coordinates, [M, 3] offset in the
         triangle's frame, [M] side: 0 right, 1 left).
@@ -80,9 +79,6 @@ def lid_gaussians(basis: HeadBasis, vertices: Tensor, skin: Tensor, offset: floa
     spacing = (2 * area / per_triangle).sqrt().clamp(0.001, 0.01)
     scales = torch.stack([spacing, spacing, spacing * 0.2], -1)
     colors = skin.to(dev)[side]
-    if closed is None:
-        blink = sum(basis.expr_basis[basis.expressions.index(n)] for n in BLINKS).to(dev)
-        closed = vertices + blink
     at = (bary[:, :, None] * closed[faces[tri]]).sum(1)  # each Gaussian's place on the closed lid
     colors = torch.where(_lash_line(at, side)[:, None], colors * LASH_SHADE, colors)
     g = Gaussians(means, rotmat_to_quat(frames), scales, torch.full((len(tri),), 0.95, device=dev), colors)

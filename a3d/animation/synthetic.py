@@ -59,7 +59,8 @@ def eye_closure_levels(seeds: tuple[int, ...] = CALIBRATION_SEEDS, frames: int =
     open-eyed frames, the smallest over closed-eyed ones (both eyes). Half a minute on one CPU thread for three
     seeds."""
     from ..data.head_basis import load_head_basis
-    from .driver import BLINK_ACTIONS, relative_closure
+    from .driver import relative_closure
+    from .eyelids import BLINKS
     from .face_mesh import track
 
     names = load_head_basis().expressions
@@ -67,7 +68,7 @@ def eye_closure_levels(seeds: tuple[int, ...] = CALIBRATION_SEEDS, frames: int =
     for seed in seeds:
         images, truth, _ = talking_clip(frames, seed)
         rel = relative_closure(images, track(images))
-        shut = truth[:, [names.index(n) for n in BLINK_ACTIONS]].numpy() > 0.5
+        shut = truth[:, [names.index(n) for n in BLINKS]].numpy() > 0.5
         opened.append(rel[~shut])
         closed.append(rel[shut])
     o, c = np.concatenate(opened), np.concatenate(closed)

@@ -164,8 +164,7 @@ class GaussianDecoder(nn.Module):
             pixel = ((pixel - bg * (1 - matte)) / matte.clamp_min(MIN_MATTE)).clamp(0, 1)
         if cfg.given_grazing > 0:  # what the photo sees edge-on is left to the other sets (ModelConfig)
             low = cfg.given_grazing
-            squarely = torch.stack([facing(means[:, v].detach(), origins[v], low, 2 * low)
-                                    for v in range(means.shape[1])], 1)  # [B, 4, H, W]
+            squarely = facing(means.detach(), origins[:, None, None, :], low, 2 * low)  # [B, 4, H, W]
             opacities = torch.where(g[..., 0], opacities * squarely, opacities)
         colors = torch.where(g, pixel, torch.sigmoid(color_logit))
         flat = lambda x: x.reshape(raw.shape[0], -1, *x.shape[4:])  # noqa: E731  [B, 4·H·W, ...]

@@ -74,12 +74,13 @@ def surfels(means: Tensor, footprint: Tensor, fraction: float, max_stretch: floa
 
 
 def facing(means: Tensor, origin: Tensor, low: float = 0.5, high: float = 0.8) -> Tensor:
-    """How squarely a view sees the surface through each pixel: [B, H, W, 3] Gaussian centres of a view's
-    pixels and its camera centre [3] -> [B, H, W] in [0, 1], linear in the cosine between the surface's
-    normal (from the smaller one-sided difference to a neighbour in each image direction, so that a depth
-    edge is not bridged) and the ray: 1 from ``high`` (by default within 37° of the ray), 0 at ``low`` and
-    below (by default beyond 60°: the surface is seen edge-on there, what the photo shows of it is squeezed
-    into a pixel, and another view sees those Gaussians spread apart)."""
+    """How squarely a view sees the surface through each pixel: [..., H, W, 3] Gaussian centres of a view's
+    pixels and its camera centre (broadcast against them: [3], or [V, 1, 1, 3] for V views) -> [..., H, W] in
+    [0, 1], linear in the cosine between the surface's normal (from the smaller one-sided difference to a
+    neighbour in each image direction, so that a depth edge is not bridged) and the ray: 1 from ``high`` (by
+    default within 37° of the ray), 0 at ``low`` and below (by default beyond 60°: the surface is seen edge-on
+    there, what the photo shows of it is squeezed into a pixel, and another view sees those Gaussians spread
+    apart)."""
     du, dv = _surface_steps(means)
     normal = F.normalize(torch.cross(du, dv, dim=-1), dim=-1)
     ray = F.normalize(means - origin, dim=-1)

@@ -101,19 +101,18 @@ def warm_start(model: A3DModel, folder: str | os.PathLike) -> dict[str, int]:
             for layer in (model.blocks[i].proj, model.blocks[i].mlp[-1]):
                 layer.weight.zero_()
                 layer.bias.zero_()
-        new_stages, old_stages = [], set()
-        if model.config.decoder == "upsampler":
-            old_stages = {name.split(".")[3] for name in old if name.startswith("decoder.upsampler.stages.")}
-            new_stages = [i for i, st in enumerate(model.decoder.upsampler.stages) if str(i) not in old_stages]
-            for i in (new_stages if old_stages else []):  # a wholly new upsampler keeps its initialisation
-                stage = model.decoder.upsampler.stages[i]
-                if stage.skip.in_channels == stage.skip.out_channels:
-                    stage.skip.weight.copy_(torch.eye(stage.skip.in_channels)[:, :, None, None])
-                    stage.skip.bias.zero_()
-                    stage.conv2.weight.zero_()
-                    stage.conv2.bias.zero_()
+        # stages added to a trained upsampler (a wholly new upsampler keeps its initialisation)
+        old_stages = {name.split(".")[3] for name in old if name.startswith("decoder.upsampler.stages.")}
+        added = [st for i, st in enumerate(model.decoder.upsampler.stages) if str(i) not in old_stages] \
+            if old_stages and model.config.decoder == "upsampler" else []
+        for stage in added:
+            if stage.skip.in_channels == stage.skip.out_channels:
+                stage.skip.weight.copy_(torch.eye(stage.skip.in_channels)[:, :, None, None])
+                stage.skip.bias.zero_()
+                stage.conv2.weight.zero_()
+                stage.conv2.bias.zero_()
     counts["identity_blocks"] = len(new_blocks)
-    counts["bilinear_stages"] = len(new_stages) if old_stages else 0
+    counts["bilinear_stages"] = len(added)
     return counts
 
 
