@@ -4,7 +4,7 @@
     python bench/bench_reconstruct.py --presets tiny --device cpu
     python bench/bench_reconstruct.py --compile             # also time torch.compile (GPU)
     python bench/bench_reconstruct.py --presets tiny --overrides '{"depth": 12}' --device cpu   # a candidate
-    python bench/bench_reconstruct.py --presets tiny --models candidates/gen2c   # trained weights beside it
+    python bench/bench_reconstruct.py --presets tiny --models runs/mine/export   # trained weights beside it
 
 Preset weights are random; --models times model folders with their trained weights in the same
 process (the given views' colour fit renders Gaussians whose sizes depend on the weights).
