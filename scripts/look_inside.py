@@ -20,10 +20,8 @@ import argparse
 import torch
 
 import a3d
-from a3d.core import framing
 from a3d.core.cameras import Cameras, canonical_cameras
-from a3d.core.rendering import render
-from a3d.eval.evaluate import synthetic_eval_set
+from a3d.eval.evaluate import _reconstruct_views, synthetic_eval_set
 from a3d.model.given import facing
 
 
@@ -40,8 +38,8 @@ def outline(args: argparse.Namespace) -> None:
     rows_missed = torch.zeros(R)
     rows_added = torch.zeros(R)
     for i in range(0, args.heads, 4):
-        g = model.one_step(es["input"][i:i + 4], g0[i:i + 4], masks=es["canonical_alpha"][i:i + 4]).float()
-        alpha = render(g, cams, framing.BACKGROUND).alpha[..., 0]  # [h, V, R, R]
+        _, alpha, _ = _reconstruct_views(model, es["input"][i:i + 4], g0[i:i + 4], cams, 0, i,
+                                         es["canonical_alpha"][i:i + 4])  # alpha [h, V, R, R], as a3d eval's
         pred, true = alpha > 0.5, es["views_alpha"][i:i + 4] > 0.5
         miss, extra = (~pred & true).float(), (pred & ~true).float()
         missed += miss.sum((0, 2, 3))
@@ -64,7 +62,7 @@ def grazing(args: argparse.Namespace) -> None:
         print(f"note: this model fades grazing pixels itself (given_grazing {model.config.given_grazing}); the "
               "opacities read here are already faded")
     S = model.config.image_size
-    origin = torch.linalg.inv(canonical_cameras(S).viewmats[0])[:3, 3]  # the front canonical camera's centre
+    origin = canonical_cameras(S).centers[0]  # the front canonical camera's centre
     print("| photo | faded | gone | mean weight |\n|---|---|---|---|")
     for photo in args.photos:
         g = a3d.reconstruct(photo, model, seed=0, device="cpu").gaussians
